@@ -1,0 +1,18 @@
+"""Stage 0: the run config (typed, validated, overridable from the command line)."""
+
+from tunesmith.config.loading import apply_overrides, load_config, save_config, validate_config
+from tunesmith.config.schema import (
+    DataConfig,
+    EvaluateConfig,
+    LoraConfig,
+    ModelConfig,
+    OutputConfig,
+    RunConfig,
+    SplitConfig,
+    TrainConfig,
+)
+
+__all__ = [
+    "DataConfig", "EvaluateConfig", "LoraConfig", "ModelConfig", "OutputConfig", "RunConfig", "SplitConfig",
+    "TrainConfig", "apply_overrides", "load_config", "save_config", "validate_config",
+]

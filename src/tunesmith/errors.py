@@ -1,0 +1,50 @@
+"""User-facing errors: one type per kind of user mistake.
+
+The CLI prints ``str(error)`` on one line and exits non-zero; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+
+class TunesmithError(Exception):
+    """Base class of every error tunesmith raises for a user mistake or an unusable input."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None):
+        self.message = message
+        self.hint = hint
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        text = " ".join(self.message.split())  # always one line
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class ConfigError(TunesmithError):
+    """A config key is unknown or holds a bad value. ``key`` is the dotted path, e.g. ``train.learning_rate``."""
+
+    def __init__(self, key: str, problem: str, hint: str | None = None):
+        self.key = key
+        self.problem = problem
+        super().__init__(f"config: {key}: {problem}" if key else f"config: {problem}", hint)
+
+
+class DataError(TunesmithError):
+    """A data file or one of its rows cannot be used. ``line`` is 1-based (a CSV row number for CSV, the array
+    index + 1 for JSON arrays, the row index + 1 for Parquet); ``None`` when the problem is the whole file."""
+
+    def __init__(self, file: str, line: int | None, problem: str, hint: str | None = None):
+        self.file = str(file)
+        self.line = line
+        self.problem = problem
+        where = f"{self.file}:{line}" if line is not None else self.file
+        super().__init__(f"{where}: {problem}", hint)
+
+
+class ModelError(TunesmithError):
+    """A model cannot be found or loaded (e.g. a hub id that is not on disk: tunesmith runs offline)."""
+
+
+class RunError(TunesmithError):
+    """A run directory is missing or lacks what a command needs (e.g. ``eval`` before ``train``)."""
