@@ -83,8 +83,9 @@ class LoraConfig(_Section):
     """Rank of the low-rank update."""
     alpha: float = Field(32.0, gt=0)
     """Scaling numerator: the update is scaled by alpha / r."""
-    dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    """Dropout on the LoRA input."""
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Dropout on the LoRA input. Off by default: it copies every adapted activation, which measured ~25%
+    slower steps on CPU, and short SFT runs rarely need it."""
     target_modules: list[str] = Field(default_factory=lambda: list(DEFAULT_LORA_TARGETS))
     """Names of the linear layers that get adapters (`all-linear` selects every linear layer but the head)."""
 

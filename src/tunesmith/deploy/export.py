@@ -1,0 +1,182 @@
+"""Export a run for use outside tunesmith.
+
+``adapter/`` (LoRA runs) is the PEFT adapter plus the tokenizer and a model card, so it says what it is and
+how to load it. ``merged/`` is a plain Hugging Face model folder (LoRA merged into the base weights, or the
+full fine-tune's weights) that ``transformers`` alone loads: no peft, no tunesmith. Each folder is written
+beside its final place and renamed over it at the end, so an interrupted export never leaves half a model
+where a previous good one was.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from tunesmith import __version__
+from tunesmith.config.schema import RunConfig
+from tunesmith.deploy.chat import stop_token_ids
+from tunesmith.errors import RunError
+from tunesmith.models import load_base_model, load_tokenizer, model_folder
+from tunesmith.report.build import (
+    METRIC_HEADER,
+    NOT_AVAILABLE,
+    Code,
+    Report,
+    Section,
+    Table,
+    Text,
+    config_section,
+    metric_rows,
+    read_json,
+    render_markdown,
+)
+from tunesmith.run_dir import RunDir
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+"""What a PEFT adapter checkpoint needs; anything else in the checkpoint folder (e.g. training state) is not
+exported."""
+CARD_FILE = "README.md"
+
+
+def export_run(run_dir: str | Path) -> dict[str, Path]:
+    """Write ``adapter/`` (LoRA runs only) and ``merged/`` into the run folder; return ``{kind: folder}``."""
+    run = RunDir(run_dir)
+    config = run.config()
+    best = run.require(run.best, "train")
+    eval_data = read_json(run.eval_json)
+    run_name = run.root.resolve().name
+    tokenizer = load_tokenizer(config.model)
+    exported: dict[str, Path] = {}
+    if config.method == "lora":
+        check_adapter_folder(best)
+        with staged_folder(run.adapter) as staging:
+            for name in ADAPTER_FILES:
+                shutil.copy2(best / name, staging / name)
+            tokenizer.save_pretrained(staging)
+            card = model_card(run_name, config, eval_data, kind="adapter", folder=run.adapter)
+            (staging / CARD_FILE).write_text(card, encoding="utf-8")
+        exported["adapter"] = run.adapter
+        model = merged_lora_model(config, best)
+    else:
+        model = full_checkpoint_model(config, best)
+    with staged_folder(run.merged) as staging:
+        save_standalone(model, tokenizer, staging)
+        card = model_card(run_name, config, eval_data, kind="merged", folder=run.merged)
+        (staging / CARD_FILE).write_text(card, encoding="utf-8")
+    exported["merged"] = run.merged
+    return exported
+
+
+def check_adapter_folder(folder: Path) -> None:
+    missing = [name for name in ADAPTER_FILES if not (folder / name).is_file()]
+    if missing:
+        raise RunError(
+            f"{folder} is not a LoRA adapter checkpoint (missing {', '.join(missing)})",
+            "re-run `tunesmith train`; the config says method: lora",
+        )
+
+
+def merged_lora_model(config: RunConfig, adapter_folder: Path):
+    """The base model with the adapter folded into its weights, computed in fp32 on CPU.
+
+    fp32 because merging adds a low-rank product to every target weight: in bf16 that sum rounds away much
+    of a small update. CPU because the merge is a one-off that must not need (or fight for) a GPU.
+    """
+    from peft import PeftModel
+
+    fp32 = config.model.model_copy(update={"dtype": "float32"})
+    base, _ = load_base_model(fp32, device=torch.device("cpu"))
+    # safe_merge checks the merged weights for NaNs before replacing the originals.
+    return PeftModel.from_pretrained(base, adapter_folder).merge_and_unload(safe_merge=True)
+
+
+def full_checkpoint_model(config: RunConfig, checkpoint: Path):
+    """The full fine-tune's weights, in the dtype they were saved in."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        checkpoint, dtype="auto", use_safetensors=True, trust_remote_code=config.model.trust_remote_code,
+    )
+
+
+def save_standalone(model, tokenizer, folder: Path) -> None:
+    """Save a model so that ``AutoModelForCausalLM.from_pretrained(folder)`` gives a ready-to-generate model."""
+    # Training turns the KV cache off (it only costs memory there); generation needs it back on.
+    model.config.use_cache = True
+    # A base converted from a quantized GGUF can still carry the quantization config though its weights are
+    # plain floats now; left in config.json, it would make transformers try to quantize again on load.
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
+    stop_ids = stop_token_ids(model, tokenizer)
+    model.generation_config.eos_token_id = stop_ids[0] if len(stop_ids) == 1 else stop_ids
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder)  # safetensors, transformers' default format
+    tokenizer.save_pretrained(folder)
+
+
+@contextmanager
+def staged_folder(final: Path) -> Iterator[Path]:
+    """Yield an empty folder beside ``final``; when the block succeeds, it replaces ``final`` (and any older
+    export there). On failure the staging folder is removed and ``final`` is left as it was."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-staging-", dir=final.parent))
+    try:
+        yield staging
+        replace_folder(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already after a successful rename
+
+
+def replace_folder(new: Path, final: Path) -> None:
+    """Move ``new`` to ``final``. A folder cannot be renamed over a non-empty one, so an existing ``final`` is
+    first renamed aside, which keeps the moment with no ``final`` down to two renames."""
+    if not final.exists():
+        new.rename(final)
+        return
+    graveyard = Path(tempfile.mkdtemp(prefix=f".{final.name}-old-", dir=final.parent))
+    final.rename(graveyard / final.name)
+    new.rename(final)
+    shutil.rmtree(graveyard)
+
+
+def model_card(run_name: str, config: RunConfig, eval_data: dict | None, kind: str, folder: Path) -> str:
+    """The README.md of an exported folder: what the model is, how to load it, how it scored, how it was made."""
+    base = config.model.name
+    resolved = str(model_folder(config.model))
+    base_text = base if resolved == base else f"{base} ({resolved})"
+    how = f"LoRA r={config.lora.r}, alpha={config.lora.alpha:g}, targets {', '.join(config.lora.target_modules)}"
+    method = how if config.method == "lora" else "full fine-tune"
+    if kind == "adapter":
+        title = f"{run_name}: LoRA adapter"
+        usage = (
+            "from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer\n\n"
+            f"model = AutoPeftModelForCausalLM.from_pretrained({str(folder)!r})\n"
+            f"tokenizer = AutoTokenizer.from_pretrained({str(folder)!r})\n"
+        )
+    else:
+        title = f"{run_name}: merged model"
+        usage = (
+            "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+            f"model = AutoModelForCausalLM.from_pretrained({str(folder)!r})\n"
+            f"tokenizer = AutoTokenizer.from_pretrained({str(folder)!r})\n"
+        )
+    if eval_data is None:
+        evaluation = [Text(f"{NOT_AVAILABLE} (the run was not evaluated before export)")]
+    else:
+        task = eval_data.get("task", "unknown task")
+        evaluation = [Table(METRIC_HEADER, metric_rows(eval_data), caption=f"Test split, {task}")]
+    card = Report(
+        title=title,
+        subtitle=f"Fine-tuned from {base_text} with tunesmith {__version__} ({method}).",
+        sections=[
+            Section("Usage", [Code(usage, "python")]),
+            Section("Evaluation", evaluation),
+            config_section(config),
+        ],
+    )
+    return render_markdown(card)

@@ -1,0 +1,63 @@
+"""The report's figures, returned as PNG bytes so the HTML can inline them and the Markdown can link them.
+
+Figures are built with matplotlib's object API on the Agg canvas, never through ``pyplot``: pyplot keeps global
+state and picks a GUI backend, which a library must not do to its caller.
+"""
+
+from __future__ import annotations
+
+import io
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+Point = tuple[float, float]
+
+
+def loss_curve_png(train: list[Point], validation: list[Point], best_step: float | None = None) -> bytes:
+    """Training loss and validation loss against the optimizer step, with the best step marked."""
+    figure = Figure(figsize=(7.0, 3.6), dpi=100)
+    axes = figure.add_subplot()
+    if train:
+        axes.plot(*zip(*train), label="train loss", color="#4c72b0", linewidth=1.2)
+    if validation:
+        axes.plot(*zip(*validation), label="validation loss", color="#dd8452", marker="o", markersize=4)
+    if best_step is not None:
+        axes.axvline(best_step, color="#55a868", linestyle="--", linewidth=1, label=f"best step ({best_step:g})")
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best")
+    figure.tight_layout()
+    return _to_png(figure)
+
+
+def confusion_matrices_png(panels: list[tuple[str, list[str], list[list[int]]]]) -> bytes:
+    """One heatmap per ``(title, labels, matrix)`` panel, side by side; rows are true labels, columns predicted."""
+    size = max(len(labels) for _, labels, _ in panels)
+    side = 1.6 + 0.55 * size
+    figure = Figure(figsize=(side * len(panels), side), dpi=100)
+    for index, (title, labels, matrix) in enumerate(panels, start=1):
+        axes = figure.add_subplot(1, len(panels), index)
+        axes.imshow(matrix, cmap="Blues")
+        axes.set_title(title)
+        axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+        axes.set_yticks(range(len(labels)), labels)
+        axes.set_xlabel("predicted")
+        axes.set_ylabel("true")
+        peak = max((value for row in matrix for value in row), default=0)
+        for row_index, row in enumerate(matrix):
+            for column_index, value in enumerate(row):
+                # White text on dark cells, black on light ones, so every count stays readable.
+                color = "white" if peak and value > peak / 2 else "black"
+                axes.text(column_index, row_index, str(value), ha="center", va="center", color=color, fontsize=9)
+    figure.tight_layout()
+    return _to_png(figure)
+
+
+def _to_png(figure: Figure) -> bytes:
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    # No metadata: the same run gives byte-identical images, so re-built reports diff cleanly.
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()

@@ -1,0 +1,123 @@
+"""Atomic checkpoints: a crash while writing never damages the previous one.
+
+A checkpoint is written into a hidden temp folder next to its final place and renamed into place; a
+rename within one filesystem is atomic, so `step-*` folders are always complete. Optimizer, scheduler and
+RNG states are plain tensors/containers saved with torch.save and read back with `weights_only=True`
+(no arbitrary unpickling); model weights are safetensors.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+STEP_PREFIX = "step-"
+STATE_FILE = "trainer_state.json"
+
+
+def write_weights(model, folder: Path) -> None:
+    """A PEFT adapter folder for LoRA models, a full safetensors model folder otherwise."""
+    model.save_pretrained(folder, safe_serialization=True)
+
+
+def save_checkpoint(checkpoints: Path, step: int, model, optimizer, scheduler, state: dict) -> Path:
+    """Write ``checkpoints/step-NNNNNN`` atomically and return it."""
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    final = checkpoints / f"{STEP_PREFIX}{step:06d}"
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=checkpoints))
+    try:
+        write_weights(model, staging / "weights")
+        torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+        torch.save(scheduler.state_dict(), staging / "scheduler.pt")
+        torch.save(_rng_state(), staging / "rng.pt")
+        (staging / STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def publish_best(checkpoints: Path, model) -> Path:
+    """Replace ``checkpoints/best`` with the current weights; at every instant a complete `best` (or its
+    predecessor `best.old`, picked up by `best_folder`) exists."""
+    best = checkpoints / "best"
+    staging = Path(tempfile.mkdtemp(prefix=".best-", dir=checkpoints))
+    try:
+        write_weights(model, staging)
+        old = checkpoints / "best.old"
+        if old.exists():
+            shutil.rmtree(old)
+        if best.exists():
+            best.rename(old)
+        staging.rename(best)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return best
+
+
+def recover_best(checkpoints: Path) -> None:
+    """Finish a `publish_best` that was interrupted between its two renames."""
+    best, old = checkpoints / "best", checkpoints / "best.old"
+    if not best.exists() and old.exists():
+        old.rename(best)
+
+
+def latest_checkpoint(checkpoints: Path) -> Path | None:
+    steps = sorted(p for p in checkpoints.glob(f"{STEP_PREFIX}*") if (p / STATE_FILE).is_file())
+    return steps[-1] if steps else None
+
+
+def prune_checkpoints(checkpoints: Path, keep: int) -> None:
+    """Keep the ``keep`` newest step folders (`best` is a separate folder and is never pruned)."""
+    steps = sorted(checkpoints.glob(f"{STEP_PREFIX}*"))
+    for old in steps[:-keep]:
+        shutil.rmtree(old)
+
+
+def load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
+    """Restore weights, optimizer, scheduler and RNG from a checkpoint; return its trainer state."""
+    from safetensors.torch import load_file
+
+    weights = folder / "weights"
+    if (weights / "adapter_model.safetensors").is_file():
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(weights / "adapter_model.safetensors"))
+    else:  # strict=False: tied weights (lm_head = embeddings) are stored once
+        for shard in sorted(weights.glob("*.safetensors")):
+            model.load_state_dict(load_file(shard), strict=False)
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
+    _set_rng_state(torch.load(folder / "rng.pt", weights_only=True))
+    return json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+
+
+def _rng_state() -> dict:
+    # numpy's key array is stored as a tensor so the file loads with weights_only=True
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,145 @@
+"""export_run: the merged model equals base+adapter, loads with plain transformers, and is written atomically."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tunesmith.deploy import export_run
+from tunesmith.deploy.export import staged_folder
+from tunesmith.errors import RunError
+from tunesmith.run_dir import RunDir
+
+TOKENS = torch.tensor([[1, 40, 77, 150, 9, 300, 2, 64]])
+
+# Runs in a fresh interpreter that never imports tunesmith or peft: proof that merged/ stands alone.
+STANDALONE_LOGITS = """
+import sys, torch
+from transformers import AutoModelForCausalLM
+assert "peft" not in sys.modules and "tunesmith" not in sys.modules
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1]).eval()
+with torch.no_grad():
+    logits = model(torch.load(sys.argv[2])).logits
+assert "peft" not in sys.modules and "tunesmith" not in sys.modules
+torch.save(logits, sys.argv[3])
+"""
+
+
+def logits_of(model) -> torch.Tensor:
+    with torch.no_grad():
+        return model.eval()(TOKENS).logits
+
+
+def peft_logits(model_dir: Path, adapter: Path) -> torch.Tensor:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    return logits_of(PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), adapter))
+
+
+def test_lora_merged_model_matches_base_plus_adapter_in_plain_transformers(lora_run, tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    run = RunDir(lora_run)
+    expected = peft_logits(tiny_model_dir, run.best)
+    base = logits_of(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
+    assert (expected - base).abs().max() > 1e-2  # the adapter really changes the model, so the check below bites
+
+    assert export_run(lora_run) == {"adapter": run.adapter, "merged": run.merged}
+
+    tokens, out = tmp_path / "tokens.pt", tmp_path / "out.pt"
+    torch.save(TOKENS, tokens)
+    command = [sys.executable, "-c", STANDALONE_LOGITS, str(run.merged), str(tokens), str(out)]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    merged = torch.load(out)
+    assert merged.shape == expected.shape
+    assert (merged - expected).abs().max().item() < 1e-5
+
+
+def test_merged_folder_is_ready_for_generation(lora_run):
+    merged = export_run(lora_run)["merged"]
+    config = json.loads((merged / "config.json").read_text())
+    generation = json.loads((merged / "generation_config.json").read_text())
+    assert "quantization_config" not in config
+    assert config["use_cache"] is True
+    assert generation["eos_token_id"] == 2  # <|im_end|> of the tiny ChatML tokenizer
+    assert generation["pad_token_id"] == 2
+    assert (merged / "model.safetensors").is_file() and (merged / "tokenizer.json").is_file()
+    assert not (merged / "adapter_config.json").exists()
+
+
+def test_adapter_folder_loads_with_peft_and_describes_itself(lora_run, tiny_model_dir, tiny_tokenizer):
+    from transformers import AutoTokenizer
+
+    run = RunDir(lora_run)
+    eval_data = {"task": "classification", "base": {"accuracy": 0.5, "f1": 0.4}, "tuned": {"accuracy": 0.75, "f1": 0.7}}
+    run.eval_json.write_text(json.dumps(eval_data))
+    adapter = export_run(lora_run)["adapter"]
+
+    assert torch.equal(peft_logits(tiny_model_dir, adapter), peft_logits(tiny_model_dir, run.best))
+    text = "Classify the message as ham or spam."
+    assert AutoTokenizer.from_pretrained(adapter)(text)["input_ids"] == tiny_tokenizer(text)["input_ids"]
+    card = (adapter / "README.md").read_text()
+    assert str(tiny_model_dir) in card
+    assert "LoRA r=4, alpha=8, targets q_proj, v_proj, o_proj, down_proj" in card
+    assert "| accuracy | 0.5000 | 0.7500 | +0.2500 |" in card
+    assert "| f1 | 0.4000 | 0.7000 | +0.3000 |" in card
+    assert "method: lora" in card  # the config block
+
+
+def test_export_replaces_an_older_export_and_leaves_no_staging_folders(lora_run):
+    run = RunDir(lora_run)
+    for folder in (run.adapter, run.merged):
+        folder.mkdir()
+        (folder / "stale.txt").write_text("from an older export")
+    export_run(lora_run)
+    assert not (run.adapter / "stale.txt").exists() and not (run.merged / "stale.txt").exists()
+    assert (run.adapter / "adapter_model.safetensors").is_file()
+    assert sorted(path.name for path in run.root.iterdir()) == ["adapter", "checkpoints", "config.yaml", "merged"]
+
+
+def test_staged_folder_replaces_only_on_success(tmp_path):
+    final = tmp_path / "merged"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+    with pytest.raises(ValueError), staged_folder(final) as staging:
+        (staging / "new.txt").write_text("new")
+        raise ValueError("interrupted half-way")
+    assert [path.name for path in tmp_path.iterdir()] == ["merged"]
+    assert [path.name for path in final.iterdir()] == ["old.txt"]
+
+    with staged_folder(final) as staging:
+        (staging / "new.txt").write_text("new")
+    assert [path.name for path in tmp_path.iterdir()] == ["merged"]
+    assert [path.name for path in final.iterdir()] == ["new.txt"]
+
+
+def test_full_run_exports_the_checkpoint_weights_and_no_adapter(full_run, tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    run = RunDir(full_run)
+    assert export_run(full_run) == {"merged": run.merged}
+    assert not run.adapter.exists()
+    merged = logits_of(AutoModelForCausalLM.from_pretrained(run.merged))
+    assert torch.equal(merged, logits_of(AutoModelForCausalLM.from_pretrained(run.best)))
+    assert not torch.equal(merged, logits_of(AutoModelForCausalLM.from_pretrained(tiny_model_dir)))
+    assert (run.merged / "tokenizer.json").is_file() and (run.merged / "README.md").is_file()
+
+
+def test_lora_run_without_adapter_weights_is_a_run_error(lora_run):
+    (RunDir(lora_run).best / "adapter_model.safetensors").unlink()
+    with pytest.raises(RunError, match="missing adapter_model.safetensors"):
+        export_run(lora_run)
+
+
+def test_run_without_checkpoint_is_a_run_error(lora_run):
+    import shutil
+
+    shutil.rmtree(RunDir(lora_run).checkpoints)
+    with pytest.raises(RunError, match="run `tunesmith train` first"):
+        export_run(lora_run)

@@ -1,0 +1,226 @@
+"""build_report on a realistic fake run: exact metric rows, self-contained escaped HTML, graceful gaps."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tunesmith.config import save_config, validate_config
+from tunesmith.errors import RunError
+from tunesmith.report import build_report
+from tunesmith.report.build import format_duration, format_number, pick_examples, read_jsonl, shorten
+from tunesmith.run_dir import RunDir
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+EVIL = "<script>alert('x')</script>"
+
+EVAL = {
+    "task": "classification",
+    "labels": ["ham", "spam"],
+    "num_examples": 1000,
+    "base": {
+        "accuracy": 0.85, "f1": 0.5, "loss": 2.5, "perplexity": 12.1825,
+        "per_class": {"ham": {"precision": 0.87, "recall": 0.97, "f1": 0.92, "support": 866},
+                      "spam": {"precision": 0.3, "recall": 0.1, "f1": 0.15, "support": 134}},
+        "confusion_matrix": {"labels": ["ham", "spam"], "matrix": [[840, 26], [124, 10]]},
+    },
+    "tuned": {
+        "accuracy": 0.97, "f1": 0.93, "loss": 0.31, "perplexity": 1.3634,
+        "per_class": {"ham": {"precision": 0.98, "recall": 0.99, "f1": 0.985, "support": 866},
+                      "spam": {"precision": 0.94, "recall": 0.88, "f1": 0.909, "support": 134}},
+        "confusion_matrix": {"labels": ["ham", "spam"], "matrix": [[860, 6], [16, 118]]},
+    },
+    "delta": {"accuracy": 0.12, "f1": 0.43, "loss": -2.19, "perplexity": -10.8191},
+}
+
+
+def prediction(index: int, tuned_correct: bool, base_correct: bool, prompt: str = "Classify: hello") -> dict:
+    return {
+        "source": f"sms.jsonl:{index}", "prompt": prompt, "reference": "ham",
+        "base_prediction": "ham" if base_correct else "spam", "tuned_prediction": "ham" if tuned_correct else "spam",
+        "base_correct": base_correct, "tuned_correct": tuned_correct,
+    }
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def make_run(root: Path, num_examples: int = 3) -> RunDir:
+    run = RunDir(root)
+    root.mkdir()
+    config = validate_config({
+        "model": {"name": "default"}, "data": {"train": "sms.jsonl", "system_prompt": EVIL},
+        "evaluate": {"num_examples": num_examples},
+    })
+    save_config(config, run.config_path)
+    return run
+
+
+@pytest.fixture()
+def finished_run(tmp_path) -> RunDir:
+    run = make_run(tmp_path / "sms-lora")
+    train = [{"step": s, "epoch": s / 100, "loss": 2.0 / s, "lr": 2e-4, "grad_norm": 0.9, "tokens_per_s": 310.5,
+              "supervised_tokens": 40, "elapsed_s": s * 0.5} for s in range(10, 130, 10)]
+    validation = [{"step": 50, "val_loss": 0.4}, {"step": 100, "val_loss": 0.12}, {"step": 120, "val_loss": 0.13}]
+    write_jsonl(run.metrics, train[:5] + validation[:1] + train[5:10] + validation[1:2] + train[10:] + validation[2:])
+    run.train_summary.write_text(json.dumps({
+        "steps": 120, "best_step": 100, "best_val_loss": 0.12, "stopped_early": False, "train_rows": 1800,
+        "train_tokens": 90000, "elapsed_s": 300.0, "tokens_per_s": 300.0, "trainable_params": 4884480,
+        "total_params": 139400000,
+        "truncation": {
+            "rows": 1800, "truncated_rows": 12, "supervised_tokens_lost": 340, "rows_without_supervision": 0,
+        },
+    }))
+    run.data_summary.write_text(json.dumps({
+        "format": "classification", "labels": ["ham", "spam"],
+        "splits": {"train": {"rows": 1800, "file": "sms.jsonl"}, "validation": {"rows": 200, "file": "sms.jsonl"}},
+        "label_balance": {"ham": 0.866, "spam": 0.134},
+    }))
+    run.eval_json.write_text(json.dumps(EVAL))
+    write_jsonl(run.predictions, [
+        prediction(1, tuned_correct=True, base_correct=True),
+        prediction(2, tuned_correct=True, base_correct=False, prompt=EVIL + " WIN a prize " + "x" * 300),
+        prediction(3, tuned_correct=False, base_correct=True),
+        prediction(4, tuned_correct=True, base_correct=False),
+        prediction(5, tuned_correct=True, base_correct=False),
+    ])
+    return run
+
+
+def test_markdown_has_every_section_with_exact_values(finished_run):
+    markdown_path, _ = build_report(finished_run.root)
+    markdown = markdown_path.read_text()
+
+    assert re.match(r"# tunesmith report: sms-lora \(\d{4}-\d{2}-\d{2}\)\n", markdown)
+    # Base vs tuned: scalars only (per_class and confusion_matrix are shown separately), delta = tuned - base.
+    assert (
+        "| metric | base | tuned | delta |\n|---|---:|---:|---:|\n"
+        "| accuracy | 0.8500 | 0.9700 | +0.1200 |\n"
+        "| f1 | 0.5000 | 0.9300 | +0.4300 |\n"
+        "| loss | 2.5000 | 0.3100 | -2.1900 |\n"
+        "| perplexity | 12.1825 | 1.3634 | -10.8191 |\n"
+    ) in markdown
+    assert "| ham | 866 | 0.9200 | 0.9850 | 0.9800 | 0.9900 |" in markdown  # per-class: support, base F1, tuned...
+    assert "| spam | 16 | 118 |" in markdown and "| spam | 124 | 10 |" in markdown  # tuned and base confusion
+    # Data: facts, rows per split, label balance, truncation (taken from the training summary).
+    assert "- **format:** classification" in markdown and "- **labels:** ham, spam" in markdown
+    assert (  # the file column is text, so left-aligned
+        "| split | rows | file |\n|---|---:|---|\n| train | 1,800 | sms.jsonl |\n| validation | 200 | sms.jsonl |"
+    ) in markdown
+    assert "| label | value |\n|---|---:|\n| ham | 0.8660 |\n| spam | 0.1340 |" in markdown
+    assert "| truncated_rows | 12 |" in markdown and "| supervised_tokens_lost | 340 |" in markdown
+    # Training summary.
+    assert "- **best step:** 100" in markdown and "- **training time:** 5m 00s" in markdown
+    assert "- **throughput (tokens/s):** 300.0" in markdown
+    assert "- **trainable parameters:** 4,884,480 of 139,400,000 (3.50%)" in markdown
+    # The resolved config as a YAML block (a fenced block shows its text literally, so it needs no escaping).
+    assert "```yaml\nmodel:\n  name: default\n" in markdown
+
+
+def test_markdown_links_pngs_written_beside_it(finished_run):
+    markdown_path, _ = build_report(finished_run.root)
+    markdown = markdown_path.read_text()
+    for name in ("loss_curve.png", "confusion_matrix.png"):
+        assert f"]({name})" in markdown
+        assert (finished_run.root / name).read_bytes().startswith(PNG_MAGIC)
+
+
+def test_examples_mix_fixed_rows_and_tuned_mistakes_and_truncate_prompts(finished_run):
+    markdown = build_report(finished_run.root)[0].read_text()
+    captions = re.findall(r"\*\*Example \d \((sms.jsonl:\d)\): tuned (\w+), base (\w+)\*\*", markdown)
+    # num_examples = 3: two rows the tuned model fixed (in file order), then its one mistake.
+    assert captions == [("sms.jsonl:2", "right", "wrong"), ("sms.jsonl:4", "right", "wrong"),
+                        ("sms.jsonl:3", "wrong", "right")]
+    prompt_line = next(line for line in markdown.splitlines() if "WIN a prize" in line)
+    shown = prompt_line.removeprefix("- **prompt:** ")
+    assert shown.endswith("x\u2026")
+    assert shown.startswith("&lt;script&gt;alert('x')&lt;/script&gt; WIN a prize xxx")
+
+
+def test_html_is_self_contained_and_escapes_user_text(finished_run):
+    _, html_path = build_report(finished_run.root)
+    html = html_path.read_text()
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) == 2  # loss curve and confusion heatmaps
+    assert all(base64.b64decode(data).startswith(PNG_MAGIC) for data in images)
+    assert 'src="http' not in html and "<link" not in html and "url(" not in html
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html  # in the config and in a prompt
+    cells = '<td class="num">0.8500</td><td class="num">0.9700</td><td class="num">+0.1200</td>'
+    assert f"<tr><td>accuracy</td>{cells}</tr>" in html
+
+
+def test_user_text_is_escaped_in_markdown_too(finished_run):
+    markdown = build_report(finished_run.root)[0].read_text()
+    outside_code = re.sub(r"```yaml\n.*?\n```", "", markdown, flags=re.S)
+    assert "<script" not in outside_code
+    assert "&lt;script&gt;" in outside_code
+
+
+def test_run_with_only_a_config_reports_what_is_missing(tmp_path):
+    run = make_run(tmp_path / "fresh")
+    markdown_path, html_path = build_report(run.root)
+    markdown, html = markdown_path.read_text(), html_path.read_text()
+    for section in ("Data", "Training", "Evaluation", "Example predictions"):
+        body = markdown.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+        assert "not available" in body, section
+    assert "data:image/png" not in html and not (run.root / "loss_curve.png").exists()
+
+
+def test_missing_base_model_shows_not_available_cells(finished_run):
+    finished_run.eval_json.write_text(json.dumps({**EVAL, "base": None, "delta": None}))
+    markdown = build_report(finished_run.root)[0].read_text()
+    assert "| accuracy | not available | 0.9700 | not available |" in markdown
+    assert "| spam | 134 | not available | 0.9090 | 0.9400 | 0.8800 |" in markdown
+    assert "Confusion matrix, base model" not in markdown and "Confusion matrix, tuned model" in markdown
+
+
+def test_pipes_in_labels_cannot_break_a_markdown_table(finished_run):
+    confusion = {"labels": ["a|b", "c"], "matrix": [[1, 2], [3, 4]]}
+    finished_run.eval_json.write_text(json.dumps({"task": "classification", "base": None,
+                                              "tuned": {"accuracy": 0.5, "confusion_matrix": confusion}}))
+    markdown = build_report(finished_run.root)[0].read_text()
+    assert "| a\\|b | 1 | 2 |" in markdown
+
+
+def test_pick_examples_fills_from_the_other_kind_then_from_unscored_rows():
+    fixed = [{"id": i, "tuned_correct": True, "base_correct": False} for i in range(3)]
+    mistakes = [{"id": 10 + i, "tuned_correct": False, "base_correct": True} for i in range(2)]
+    unscored = [{"id": 20 + i, "tuned_correct": None} for i in range(3)]
+    both_right = {"id": 30, "tuned_correct": True, "base_correct": True}
+    rows = [unscored[0], fixed[0], mistakes[0], both_right, fixed[1], unscored[1], mistakes[1], fixed[2], unscored[2]]
+
+    def ids(count):
+        return [row["id"] for row in pick_examples(rows, count)]
+
+    assert ids(4) == [0, 1, 10, 11]  # half fixed, half mistakes
+    assert ids(3) == [0, 1, 10]  # the odd one goes to the fixed rows
+    assert ids(6) == [0, 1, 2, 10, 11, 20]  # only 2 mistakes: fixed rows fill in, then others in file order
+    assert ids(0) == []
+    assert [row["id"] for row in pick_examples(unscored, 2)] == [20, 21]
+
+
+def test_number_and_duration_formatting():
+    assert format_number(0.12345) == "0.1235"
+    assert format_number(1234.56) == "1,234.6"
+    assert format_number(4884480) == "4,884,480"
+    assert format_number(-0.5, signed=True) == "-0.5000"
+    assert format_number(0.25, signed=True) == "+0.2500"
+    assert format_number(3, signed=True) == "+3"
+    assert [format_duration(s) for s in (12.34, 300.0, 3725.0)] == ["12.3s", "5m 00s", "1h 02m"]
+    assert shorten("a  b\n c", 10) == "a b c"
+    assert shorten("abcdefghijkl", 5) == "abcd\u2026"
+
+
+def test_jsonl_tolerates_a_half_written_last_line_only(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo')
+    assert read_jsonl(path) == [{"step": 1, "loss": 2.0}]
+    path.write_text('{"step": 1, "lo\n{"step": 2, "loss": 2.0}\n')
+    with pytest.raises(RunError, match="metrics.jsonl:1 is not valid JSON"):
+        read_jsonl(path)

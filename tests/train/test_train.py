@@ -1,0 +1,144 @@
+import json
+import math
+import shutil
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from tunesmith.config import validate_config
+from tunesmith.data.example import Example, Splits
+from tunesmith.data.tokenize import tokenize_examples
+from tunesmith.run_dir import RunDir
+from tunesmith.train import TrainingError, supervised_loss_sum, train
+from tunesmith.train.batching import collate, epoch_batches
+
+
+def make_examples(n: int, offset: int = 0) -> list[Example]:
+    rows = []
+    for i in range(offset, offset + n):
+        label = "spam" if i % 3 == 0 else "ham"
+        text = ("win a free prize now " * (1 + i % 4)) if label == "spam" else ("see you at lunch " * (1 + i % 3))
+        rows.append(Example(
+            messages=({"role": "user", "content": f"Classify: {text}"}, {"role": "assistant", "content": label}),
+            source=f"mem.jsonl:{i + 1}", label=label,
+        ))
+    return rows
+
+
+def tiny_splits(n_train=16, n_val=4) -> Splits:
+    return Splits(train=make_examples(n_train), validation=make_examples(n_val, 100), test=make_examples(4, 200),
+                  format="classification", labels=["ham", "spam"])
+
+
+def tiny_config(model_dir, **train):
+    settings = {"batch_size": 4, "learning_rate": 1e-2, "eval_every": 2, "save_every": 2, "group_by_length": False,
+                "warmup_ratio": 0.0}
+    settings.update(train)
+    return validate_config({"model": {"name": str(model_dir)}, "data": {"train": "unused.jsonl", "max_length": 160},
+                            "lora": {"r": 4, "alpha": 8, "dropout": 0.1}, "train": settings})
+
+
+def adapter_weights(folder):
+    return load_file(folder / "adapter_model.safetensors")
+
+
+def test_supervised_loss_equals_full_logits(tiny_model, tiny_tokenizer):
+    rows, _ = tokenize_examples(make_examples(5), tiny_tokenizer, max_length=64)
+    batch = collate(rows, tiny_tokenizer.pad_token_id)
+    loss_sum, count = supervised_loss_sum(tiny_model, batch)
+    grads = torch.autograd.grad(loss_sum / count, list(tiny_model.parameters()), allow_unused=True)
+
+    logits = tiny_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    reference = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), batch["labels"][:, 1:].reshape(-1),
+                                ignore_index=-100)
+    reference_grads = torch.autograd.grad(reference, list(tiny_model.parameters()), allow_unused=True)
+    assert count == int((batch["labels"][:, 1:] != -100).sum())
+    assert abs(float(loss_sum.detach() / count) - float(reference)) < 1e-5
+    for got, want in zip(grads, reference_grads):
+        if want is not None:
+            assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_epoch_batches_deterministic_and_complete():
+    lengths = [5, 9, 3, 7, 1, 8, 2, 6, 4, 10]
+    first = epoch_batches(lengths, 3, seed=1, epoch=0, group_by_length=True)
+    assert first == epoch_batches(lengths, 3, seed=1, epoch=0, group_by_length=True)
+    assert sorted(i for batch in first for i in batch) == list(range(10))
+    assert first != epoch_batches(lengths, 3, seed=1, epoch=1, group_by_length=True)
+
+
+def test_train_writes_run_files(tiny_model_dir, tmp_path):
+    run = RunDir(tmp_path / "run")
+    summary = train(tiny_config(tiny_model_dir, max_steps=4), run, tiny_splits())
+    assert summary["steps"] == 4 and summary["best_step"] in (2, 4)
+    lines = [json.loads(line) for line in run.metrics.read_text().splitlines()]
+    assert [line["step"] for line in lines if "loss" in line] == [1, 2, 3, 4]
+    assert [line["step"] for line in lines if "val_loss" in line] == [2, 4]
+    assert all(math.isfinite(line["loss"]) and line["tokens_per_s"] > 0 for line in lines if "loss" in line)
+    assert (run.best / "adapter_model.safetensors").is_file()
+    assert sorted(p.name for p in run.checkpoints.glob("step-*")) == ["step-000002", "step-000004"]
+    assert any(run.tensorboard.iterdir())
+    assert json.loads(run.train_summary.read_text())["train_rows"] == 16
+
+
+def test_grad_accumulation_equals_large_batch(tiny_model_dir, tmp_path):
+    big = RunDir(tmp_path / "big")
+    small = RunDir(tmp_path / "small")
+    config = dict(max_steps=1, eval_every=10, learning_rate=1e-2)
+    # dropout off: the two runs draw random masks in different shapes
+    big_config = tiny_config(tiny_model_dir, batch_size=8, **config)
+    small_config = tiny_config(tiny_model_dir, batch_size=2, grad_accumulation=4, **config)
+    for c in (big_config, small_config):
+        c.lora.dropout = 0.0
+    train(big_config, big, tiny_splits(n_train=8, n_val=0))
+    train(small_config, small, tiny_splits(n_train=8, n_val=0))
+    a, b = adapter_weights(big.best), adapter_weights(small.best)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+    base = load_file(next(tiny_model_dir.glob("*.safetensors")))  # the update is real, not a no-op
+    assert any(float(t.abs().max()) > 0 for k, t in a.items() if "lora_B" in k)
+    assert base
+
+
+def test_resume_equals_uninterrupted(tiny_model_dir, tmp_path):
+    config = tiny_config(tiny_model_dir, max_steps=6, save_every=3, eval_every=100, keep_checkpoints=5)
+    full = RunDir(tmp_path / "full")
+    train(config, full, tiny_splits())
+    reference = adapter_weights(full.checkpoints / "step-000006" / "weights")
+
+    resumed = RunDir(tmp_path / "resumed")
+    shutil.copytree(full.root, resumed.root)
+    shutil.rmtree(resumed.checkpoints / "step-000006")  # as if killed after the step-3 checkpoint
+    shutil.rmtree(resumed.best)
+    summary = train(config, resumed, tiny_splits(), resume=True)
+    assert summary["steps"] == 6
+    got = adapter_weights(resumed.checkpoints / "step-000006" / "weights")
+    for key in reference:
+        assert torch.allclose(got[key], reference[key], atol=1e-6), key
+    steps = [json.loads(line)["step"] for line in resumed.metrics.read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6, 6]  # each step once (+ the final validation), none duplicated
+
+
+def test_full_fine_tuning_saves_full_weights(tiny_model_dir, tmp_path):
+    config = tiny_config(tiny_model_dir, max_steps=2, learning_rate=1e-3)
+    config.method = "full"
+    run = RunDir(tmp_path / "run")
+    train(config, run, tiny_splits())
+    assert (run.best / "model.safetensors").is_file() and (run.best / "config.json").is_file()
+
+
+def test_non_finite_loss_names_step_and_rows(tiny_model_dir, tmp_path, monkeypatch):
+    import tunesmith.train.loop as loop
+
+    real = loop.supervised_loss_sum
+
+    def poisoned(model, batch):
+        loss, count = real(model, batch)
+        return loss * float("nan"), count
+
+    monkeypatch.setattr(loop, "supervised_loss_sum", poisoned)
+    with pytest.raises(TrainingError, match=r"non-finite loss at step 1 on rows mem.jsonl:\d+"):
+        train(tiny_config(tiny_model_dir, max_steps=2), RunDir(tmp_path / "run"), tiny_splits())
