@@ -126,10 +126,9 @@ def _dispatch(args: argparse.Namespace) -> int | None:
     if args.command in ("eval", "compare", "export", "report"):
         _apply_run_overrides(args.run_dir, args.overrides)
     if args.command == "eval":
-        from tunesmith.evaluate import compare_run, evaluate_run
+        from tunesmith.evaluate import evaluate_run, format_comparison
 
-        evaluate_run(args.run_dir, include_base=False if args.no_base else None)
-        print(compare_run(args.run_dir))
+        print(format_comparison(evaluate_run(args.run_dir, include_base=False if args.no_base else None)))
     elif args.command == "compare":
         from tunesmith.evaluate import compare_run
 

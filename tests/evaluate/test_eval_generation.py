@@ -31,7 +31,9 @@ def manual_greedy(model, tokenizer, prompt, steps: int) -> str:
 
 def test_batched_generation_equals_one_at_a_time(chatty_model, tiny_tokenizer):
     batched = generate(chatty_model, tiny_tokenizer, PROMPTS, max_new_tokens=10, batch_size=3)
-    single = [generate(chatty_model, tiny_tokenizer, [prompt], max_new_tokens=10, batch_size=1)[0] for prompt in PROMPTS]
+    single = [
+        generate(chatty_model, tiny_tokenizer, [prompt], max_new_tokens=10, batch_size=1)[0] for prompt in PROMPTS
+    ]
     assert batched == single
     assert len(set(batched)) == len(PROMPTS) and all(batched)  # varied, non-empty replies: the check has teeth
     assert tiny_tokenizer.padding_side == "right"  # restored after generating with left padding

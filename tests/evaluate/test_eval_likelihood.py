@@ -9,7 +9,13 @@ import torch
 
 from tunesmith.data.example import Example
 from tunesmith.data.tokenize import IGNORE_INDEX, prompt_token_ids, tokenize_example
-from tunesmith.evaluate.likelihood import label_token_ids, loss_and_perplexity, predict_labels, score_labels
+from tunesmith.evaluate.likelihood import (
+    label_token_ids,
+    loss_and_perplexity,
+    loss_from_label_scores,
+    predict_labels,
+    score_labels,
+)
 
 PROMPTS = [
     [{"role": "user", "content": "Classify: WINNER!! You have won a free prize, call now."}],
@@ -117,3 +123,29 @@ def test_loss_skips_rows_whose_answer_was_truncated_away(chatty_model, tiny_toke
     assert loss_and_perplexity(chatty_model, tiny_tokenizer, [example], max_length=8, batch_size=4) == {
         "loss": None, "perplexity": None, "tokens": 0,
     }
+
+
+def test_loss_read_off_label_scores_equals_the_loss_pass(chatty_model, tiny_tokenizer):
+    examples = [
+        Example(messages=(*prompt, {"role": "assistant", "content": label}), source=f"t:{i}", label=label)
+        for i, (prompt, label) in enumerate(zip(PROMPTS[:3] + PROMPTS[4:], ["spam", "ham", "Sci/Tech news", "ham"]))
+    ]
+    scores = score_labels(chatty_model, tiny_tokenizer, [e.prompt_messages for e in examples], LABELS, batch_size=2)
+    derived = loss_from_label_scores(tiny_tokenizer, examples, LABELS, scores, max_length=512)
+    direct = loss_and_perplexity(chatty_model, tiny_tokenizer, examples, max_length=512, batch_size=2)
+    label_tokens = sum(len(tiny_tokenizer(e.reference, add_special_tokens=False)["input_ids"]) + 1 for e in examples)
+    assert derived["tokens"] == direct["tokens"] == label_tokens  # each label's tokens plus its EOS
+    assert derived["loss"] == pytest.approx(direct["loss"], abs=1e-4)
+    assert derived["perplexity"] == pytest.approx(direct["perplexity"], rel=1e-4)
+
+
+def test_loss_is_not_read_off_label_scores_when_they_do_not_cover_the_supervision(chatty_model, tiny_tokenizer):
+    multi_turn = Example(messages=(*PROMPTS[3], {"role": "assistant", "content": "spam"}), source="t:1", label="spam")
+    single = Example(messages=(*PROMPTS[1], {"role": "assistant", "content": "ham"}), source="t:2", label="ham")
+    scores = [[-1.0, -2.0, -3.0, -4.0]]
+    # the earlier "ham" reply is supervised too
+    assert loss_from_label_scores(tiny_tokenizer, [multi_turn], LABELS, scores, 512) is None
+    # truncation would cut the reply
+    assert loss_from_label_scores(tiny_tokenizer, [single], LABELS, scores, 8) is None
+    # the reply is not one of the scored labels
+    assert loss_from_label_scores(tiny_tokenizer, [single], ["spam"], [[-1.0]], 512) is None

@@ -8,8 +8,9 @@ import pytest
 
 from tunesmith.config import DataConfig, EvaluateConfig, ModelConfig, RunConfig, save_config
 from tunesmith.data.example import Example
-from tunesmith.errors import ConfigError, RunError
+from tunesmith.errors import ConfigError, DataError, RunError
 from tunesmith.evaluate import runner
+from tunesmith.evaluate.likelihood import loss_and_perplexity
 from tunesmith.evaluate.runner import (
     compare_run,
     evaluate_model,
@@ -73,14 +74,17 @@ def test_likelihood_classification_end_to_end(chatty_model, tiny_tokenizer):
         "accuracy", "precision", "recall", "f1", "per_class", "confusion_matrix", "loss", "perplexity",
     }
     assert [record["source"] for record in records] == ["test.jsonl:1", "test.jsonl:2", "test.jsonl:3"]
-    assert records[1]["prompt"] == "Classify the message as ham or spam.\n\nHey, are we still meeting for lunch tomorrow?"
+    assert records[1]["prompt"] == EXAMPLES[1].messages[0]["content"]
+    assert records[1]["prompt"].endswith("Hey, are we still meeting for lunch tomorrow?")
     assert [record["reference"] for record in records] == ["spam", "ham", "spam"]
     for record in records:
         assert set(record["scores"]) == set(LABELS)
         assert record["prediction"] == max(record["scores"], key=record["scores"].get)
         assert record["correct"] == (record["prediction"] == record["reference"])
     assert metrics["accuracy"] == pytest.approx(sum(record["correct"] for record in records) / 3)
-    assert metrics["perplexity"] > 1.0
+    direct = loss_and_perplexity(chatty_model, tiny_tokenizer, EXAMPLES, 256, batch_size=2)
+    assert metrics["loss"] == pytest.approx(direct["loss"], abs=1e-4)  # read off the label scores
+    assert metrics["perplexity"] == pytest.approx(direct["perplexity"], rel=1e-4)
 
 
 def test_generate_mode_matches_labels_case_insensitively(chatty_model, tiny_tokenizer, fixed_replies):
@@ -133,6 +137,14 @@ def test_regression_parses_numbers_from_replies(chatty_model, tiny_tokenizer, fi
     assert all(record["correct"] is None for record in records)
 
 
+def test_regression_on_rows_without_a_number_is_a_data_error(chatty_model, tiny_tokenizer, fixed_replies):
+    fixed_replies(["3"])
+    with pytest.raises(DataError, match="test.jsonl:1: regression needs a numeric answer, got 'soon'"):
+        evaluate_model(
+            chatty_model, tiny_tokenizer, [answered("When?", "soon", 1)], "regression", EvaluateConfig(), None, 256
+        )
+
+
 def test_generation_uses_every_reference(chatty_model, tiny_tokenizer, fixed_replies):
     fixed_replies(["Paris", "a dog runs"])
     examples = [
@@ -153,12 +165,14 @@ def test_format_comparison_is_an_aligned_table():
         "tuned": {"accuracy": 0.75, "loss": 1.25, "per_class": {}},
         "delta": {"accuracy": 0.25, "loss": -0.75},
     }
+    result["base"]["f1"], result["tuned"]["f1"], result["delta"]["f1"] = 0.5, 0.5, -1e-9
     assert format_comparison(result) == "\n".join([
         "classification on 3 test rows",
         "metric   |   base |  tuned |   delta",
         "---------+--------+--------+--------",
         "accuracy | 0.5000 | 0.7500 | +0.2500",
         "loss     | 2.0000 | 1.2500 | -0.7500",
+        "f1       | 0.5000 | 0.5000 | +0.0000",
     ])
 
 

@@ -38,6 +38,31 @@ EVAL = {
 }
 
 
+def split_summary(rows: int, ham: int, truncated: int) -> dict:
+    """One split as `DataReport.to_dict` writes it."""
+    return {
+        "rows": rows, "file": "sms.jsonl",
+        "tokens": {"min": 9.0, "mean": 41.25, "median": 38.0, "p95": 97.0, "max": 180.0},
+        "truncated_rows": truncated, "supervised_tokens_lost": 3 * truncated, "rows_without_supervision": 0,
+        "label_counts": {"ham": ham, "spam": rows - ham},
+        "label_fractions": {"ham": ham / rows, "spam": 1 - ham / rows},
+    }
+
+
+DATA_SUMMARY = {
+    "format": "classification", "labels": ["ham", "spam"], "max_length": 128, "loss_on": "assistant",
+    "splits": {
+        "train": split_summary(1800, 1559, 12),
+        "validation": split_summary(200, 173, 1),
+        "test": {"rows": 0, "file": "sms.jsonl", "tokens": None, "truncated_rows": 0, "supervised_tokens_lost": 0,
+                 "rows_without_supervision": 0, "label_counts": None, "label_fractions": None},
+    },
+    "findings": [{"kind": "duplicate", "split": "train", "count": 4, "message": "4 rows repeat an earlier row",
+                  "locations": ["sms.jsonl:10", "sms.jsonl:99"]}],
+    "has_problems": True,
+}
+
+
 def prediction(index: int, tuned_correct: bool, base_correct: bool, prompt: str = "Classify: hello") -> dict:
     return {
         "source": f"sms.jsonl:{index}", "prompt": prompt, "reference": "ham",
@@ -76,11 +101,7 @@ def finished_run(tmp_path) -> RunDir:
             "rows": 1800, "truncated_rows": 12, "supervised_tokens_lost": 340, "rows_without_supervision": 0,
         },
     }))
-    run.data_summary.write_text(json.dumps({
-        "format": "classification", "labels": ["ham", "spam"],
-        "splits": {"train": {"rows": 1800, "file": "sms.jsonl"}, "validation": {"rows": 200, "file": "sms.jsonl"}},
-        "label_balance": {"ham": 0.866, "spam": 0.134},
-    }))
+    run.data_summary.write_text(json.dumps(DATA_SUMMARY))
     run.eval_json.write_text(json.dumps(EVAL))
     write_jsonl(run.predictions, [
         prediction(1, tuned_correct=True, base_correct=True),
@@ -107,16 +128,23 @@ def test_markdown_has_every_section_with_exact_values(finished_run):
     ) in markdown
     assert "| ham | 866 | 0.9200 | 0.9850 | 0.9800 | 0.9900 |" in markdown  # per-class: support, base F1, tuned...
     assert "| spam | 16 | 118 |" in markdown and "| spam | 124 | 10 |" in markdown  # tuned and base confusion
-    # Data: facts, rows per split, label balance, truncation (taken from the training summary).
-    assert "- **format:** classification" in markdown and "- **labels:** ham, spam" in markdown
+    # Data: facts, one row per split (the empty test split too), token lengths, label balance, findings.
+    assert "- **format:** classification\n- **labels:** ham, spam\n- **max length:** 128\n" in markdown
+    assert "- **truncation while training:** 12 of 1,800 rows truncated; 340 supervised tokens lost\n" in markdown
     assert (  # the file column is text, so left-aligned
-        "| split | rows | file |\n|---|---:|---|\n| train | 1,800 | sms.jsonl |\n| validation | 200 | sms.jsonl |"
+        "| split | rows | file | truncated rows | supervised tokens lost | rows without supervision |\n"
+        "|---|---:|---|---:|---:|---:|\n"
+        "| train | 1,800 | sms.jsonl | 12 | 36 | 0 |\n| validation | 200 | sms.jsonl | 1 | 3 | 0 |\n"
+        "| test | 0 | sms.jsonl | 0 | 0 | 0 |\n"
     ) in markdown
-    assert "| label | value |\n|---|---:|\n| ham | 0.8660 |\n| spam | 0.1340 |" in markdown
-    assert "| truncated_rows | 12 |" in markdown and "| supervised_tokens_lost | 340 |" in markdown
+    assert "| train | 9 | 41.2 | 38 | 97 | 180 |" in markdown
+    assert "| test | not available | not available | not available | not available | not available |" in markdown
+    assert "| split | ham | spam |\n|---|---|---|\n| train | 1,559 (86.6%) | 241 (13.4%) |" in markdown
+    assert "| duplicate | train | 4 | 4 rows repeat an earlier row |" in markdown
+    assert "- **findings:**" not in markdown  # a table of their own, not a fact
     # Training summary.
     assert "- **best step:** 100" in markdown and "- **training time:** 5m 00s" in markdown
-    assert "- **throughput (tokens/s):** 300.0" in markdown
+    assert "- **throughput (tokens/s):** 300" in markdown
     assert "- **trainable parameters:** 4,884,480 of 139,400,000 (3.50%)" in markdown
     # The resolved config as a YAML block (a fenced block shows its text literally, so it needs no escaping).
     assert "```yaml\nmodel:\n  name: default\n" in markdown
@@ -221,6 +249,6 @@ def test_jsonl_tolerates_a_half_written_last_line_only(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo')
     assert read_jsonl(path) == [{"step": 1, "loss": 2.0}]
-    path.write_text('{"step": 1, "lo\n{"step": 2, "loss": 2.0}\n')
-    with pytest.raises(RunError, match="metrics.jsonl:1 is not valid JSON"):
+    path.write_text('\n{"step": 1, "lo\n{"step": 2, "loss": 2.0}\n\n')
+    with pytest.raises(RunError, match="metrics.jsonl:2 is not valid JSON"):
         read_jsonl(path)

@@ -112,9 +112,14 @@ def check_data(splits: Splits, tokenizer, max_length: int, loss_on: str = "assis
 def check_file(path: str | Path, tokenizer, max_length: int, config: DataConfig) -> DataReport:
     """Check one data file as it is (not split), as a split named after the file. ``config`` says how to read
     its rows (format, columns, label names, instruction, system prompt)."""
+    return build_report(*read_file_as_split(path, config), tokenizer, max_length, config.loss_on)
+
+
+def read_file_as_split(path: str | Path, config: DataConfig):
+    """``(examples by split name, format, labels, files)`` for one unsplit file; read errors raise here."""
     name = Path(path).name
     examples, fmt, labels = convert_rows({name: read_rows(path)}, config)
-    return build_report(examples, fmt, labels, {name: str(path)}, tokenizer, max_length, config.loss_on)
+    return examples, fmt, labels, {name: str(path)}
 
 
 def build_report(
@@ -262,7 +267,9 @@ def run_check(target: str, overrides: list[str], as_json: bool) -> tuple[str, in
         report = check_data(splits, tokenizer, config.data.max_length, config.data.loss_on)
     else:
         config = validate_config(apply_overrides({"data": {"path": target}}, overrides))
-        tokenizer = load_tokenizer(config.model)
-        report = check_file(target, tokenizer, config.data.max_length, config.data)
+        # Rows are read before the model is loaded: a broken file is reported at once.
+        named, fmt, labels, files = read_file_as_split(target, config.data)
+        report = build_report(named, fmt, labels, files, load_tokenizer(config.model), config.data.max_length,
+                              config.data.loss_on)
     text = json.dumps(report.to_dict(), indent=2) if as_json else report.render()
     return text, 1 if report.has_problems else 0

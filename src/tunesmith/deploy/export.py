@@ -54,6 +54,7 @@ def export_run(run_dir: str | Path) -> dict[str, Path]:
     exported: dict[str, Path] = {}
     if config.method == "lora":
         check_adapter_folder(best)
+        model = merged_lora_model(config, best)  # first: if the adapter is unusable, nothing is replaced
         with staged_folder(run.adapter) as staging:
             for name in ADAPTER_FILES:
                 shutil.copy2(best / name, staging / name)
@@ -61,7 +62,6 @@ def export_run(run_dir: str | Path) -> dict[str, Path]:
             card = model_card(run_name, config, eval_data, kind="adapter", folder=run.adapter)
             (staging / CARD_FILE).write_text(card, encoding="utf-8")
         exported["adapter"] = run.adapter
-        model = merged_lora_model(config, best)
     else:
         model = full_checkpoint_model(config, best)
     with staged_folder(run.merged) as staging:

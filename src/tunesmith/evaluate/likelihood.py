@@ -68,6 +68,34 @@ def loss_and_perplexity(model, tokenizer, examples: list[Example], max_length: i
         batch_loss, batch_tokens = _summed_cross_entropy(model, input_ids, attention_mask, labels)
         total_loss += batch_loss
         total_tokens += batch_tokens
+    return _mean_loss(total_loss, total_tokens)
+
+
+def loss_from_label_scores(
+    tokenizer, examples: list[Example], labels: list[str], scores: list[list[float]], max_length: int
+) -> dict | None:
+    """`loss_and_perplexity` of classification examples, read off their `score_labels` scores.
+
+    The supervised tokens of a one-reply example whose reply is a label are exactly that label's scored tokens,
+    so the test loss needs no second pass over the test set (which would double a likelihood evaluation).
+    ``None`` when that does not hold for every example (an earlier assistant turn is also supervised, the reply
+    is not a label, or truncation would cut the reply): use `loss_and_perplexity` then.
+    """
+    total_loss = 0.0
+    total_tokens = 0
+    for example, row in zip(examples, scores, strict=True):
+        replies = sum(1 for message in example.messages if message["role"] == "assistant")
+        if replies != 1 or example.reference not in labels:
+            return None
+        supervised = len(label_token_ids(tokenizer, example.prompt_messages, example.reference))
+        if len(prompt_token_ids(tokenizer, example.prompt_messages)) + supervised > max_length:
+            return None
+        total_loss -= row[labels.index(example.reference)]
+        total_tokens += supervised
+    return _mean_loss(total_loss, total_tokens)
+
+
+def _mean_loss(total_loss: float, total_tokens: int) -> dict:
     if total_tokens == 0:
         return {"loss": None, "perplexity": None, "tokens": 0}
     loss = total_loss / total_tokens

@@ -19,7 +19,12 @@ from tunesmith.data.splits import load_splits
 from tunesmith.data.example import Example
 from tunesmith.errors import ConfigError, DataError
 from tunesmith.evaluate.generation import generate
-from tunesmith.evaluate.likelihood import loss_and_perplexity, predict_labels, score_labels
+from tunesmith.evaluate.likelihood import (
+    loss_and_perplexity,
+    loss_from_label_scores,
+    predict_labels,
+    score_labels,
+)
 from tunesmith.evaluate.metrics import (
     CLASSIFICATION_METRICS,
     GENERATION_METRICS,
@@ -73,15 +78,18 @@ def evaluate_model(
     if task == "classification":
         if not labels:
             raise ValueError("classification needs the label set")
-        metrics, predictions = _classify(model, tokenizer, examples, eval_config, labels)
+        metrics, predictions, loss = _classify(model, tokenizer, examples, eval_config, labels, max_length)
     elif task == "regression":
         metrics, predictions = _regress(model, tokenizer, examples, eval_config)
+        loss = None
     elif task == "generation":
         metrics, predictions = _generate_text(model, tokenizer, examples, eval_config)
+        loss = None
     else:
         raise ValueError(f"unknown task {task!r}")
     metrics = select_metrics(metrics, task, eval_config.metrics)
-    loss = loss_and_perplexity(model, tokenizer, examples, max_length, eval_config.batch_size)
+    if loss is None:
+        loss = loss_and_perplexity(model, tokenizer, examples, max_length, eval_config.batch_size)
     metrics.update({name: loss[name] for name in ALWAYS_REPORTED})
     records = [
         {"source": example.source, "prompt": last_user_message(example), "reference": example.reference, **row}
@@ -122,33 +130,45 @@ def match_label(text: str, labels: list[str]) -> str:
     return next((label for label in labels if label.strip().casefold() == wanted), text.strip())
 
 
-def _classify(model, tokenizer, examples, eval_config: EvaluateConfig, labels: list[str]):
+def _classify(model, tokenizer, examples, eval_config: EvaluateConfig, labels: list[str], max_length: int):
+    """Metrics, per-row predictions, and the test loss when the label scores already give it (else ``None``)."""
     prompts = [example.prompt_messages for example in examples]
     truth = [example.label if example.label is not None else example.reference for example in examples]
     if eval_config.classification_mode == "likelihood":
         scores = score_labels(model, tokenizer, prompts, labels, eval_config.batch_size)
         predicted = predict_labels(scores, labels)
         extras = [{"scores": dict(zip(labels, row))} for row in scores]
+        loss = loss_from_label_scores(tokenizer, examples, labels, scores, max_length)
     else:
         outputs = generate(model, tokenizer, prompts, eval_config.max_new_tokens, eval_config.batch_size)
         predicted = [match_label(output, labels) for output in outputs]
         extras = [{} for _ in examples]
+        loss = None
     predictions = [
         {"prediction": pred, "correct": pred == true, **extra} for pred, true, extra in zip(predicted, truth, extras)
     ]
-    return classification_metrics(truth, predicted, labels), predictions
+    return classification_metrics(truth, predicted, labels), predictions, loss
 
 
 def _regress(model, tokenizer, examples, eval_config: EvaluateConfig):
+    targets = [regression_target(example) for example in examples]  # before generating: fail fast on bad rows
     prompts = [example.prompt_messages for example in examples]
     outputs = generate(model, tokenizer, prompts, eval_config.max_new_tokens, eval_config.batch_size)
-    values = [parse_number(output) for output in outputs]
-    targets = [example.target if example.target is not None else parse_number(example.reference) for example in examples]
-    if any(target is None for target in targets):
-        bad = next(example for example, target in zip(examples, targets) if target is None)
-        raise DataError(bad.source, None, f"regression needs a numeric answer, got {bad.reference!r}")
     predictions = [{"prediction": output, "correct": None} for output in outputs]
-    return regression_metrics(targets, values), predictions
+    return regression_metrics(targets, [parse_number(output) for output in outputs]), predictions
+
+
+def regression_target(example: Example) -> float:
+    """The row's number: its ``target``, else the number its reference answer writes (``evaluate.task`` forced)."""
+    if example.target is not None:
+        return example.target
+    value = parse_number(example.reference)
+    if value is None:
+        raise DataError(
+            example.source, None, f"regression needs a numeric answer, got {example.reference!r}",
+            "use regression rows or another evaluate.task",
+        )
+    return value
 
 
 def _generate_text(model, tokenizer, examples, eval_config: EvaluateConfig):
@@ -264,6 +284,8 @@ def _cell(value, signed: bool = False) -> str:
         return "-"
     if isinstance(value, int):
         return f"{value:+d}" if signed else str(value)
+    if signed and round(value, 4) == 0:
+        value = 0.0  # a float-noise change of -1e-7 would otherwise print as "-0.0000"
     return f"{value:+.4f}" if signed else f"{value:.4f}"
 
 

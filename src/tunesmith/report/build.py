@@ -30,6 +30,7 @@ ANSWER_CHARS = 300
 METRIC_HEADER = ["metric", "base", "tuned", "delta"]
 LOSS_CURVE_FILE = "loss_curve.png"
 CONFUSION_FILE = "confusion_matrix.png"
+SPLIT_DETAIL_CAPTIONS = {"tokens": "Tokens per row (before truncation)"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -133,20 +134,72 @@ def config_section(config) -> Section:
 
 
 def data_section(data_summary: dict | None, train_summary: dict | None) -> Section:
-    """Format and labels as facts, then one table per nested mapping (splits first), then truncation."""
-    truncation = (data_summary or {}).get("truncation") or (train_summary or {}).get("truncation")
+    """The data check's summary (``DataReport.to_dict``): scalar entries as facts, the splits as tables (one row
+    per split), any other mapping as its own table, and the check's findings. Truncation of the rows actually
+    trained on comes from the training summary."""
+    truncation = (train_summary or {}).get("truncation")
     if data_summary is None and not truncation:
-        return Section("Data", [Text(f"{NOT_AVAILABLE} (no data_summary.json: run `tunesmith data` or `train`)")])
-    summary = dict(data_summary or {})
-    if truncation:
-        summary["truncation"] = truncation
-    facts = [(_humanize(key), plain(value)) for key, value in summary.items() if not isinstance(value, dict)]
-    nested = sorted((key for key, value in summary.items() if isinstance(value, dict)), key=lambda k: k != "splits")
+        return Section("Data", [Text(f"{NOT_AVAILABLE} (no data_summary.json yet: training writes it)")])
+    summary = data_summary or {}
+    facts = [(_humanize(key), plain(value)) for key, value in summary.items() if key != "findings" and _is_flat(value)]
+    if isinstance(truncation, dict):
+        facts.append(("truncation while training", truncation_text(truncation)))
     blocks: list[Block] = [Facts(facts)] if facts else []
-    for key in nested:
-        key_header = {"splits": "split", "label_balance": "label"}.get(key, "")
-        blocks.append(mapping_table(summary[key], key_header=key_header, caption=_humanize(key)))
+    splits = summary.get("splits")
+    if isinstance(splits, dict) and splits:
+        blocks += split_tables(splits)
+    for key, value in summary.items():
+        if isinstance(value, dict) and key != "splits":
+            blocks.append(mapping_table(value, key_header="", caption=_humanize(key)))
+    findings = [finding for finding in summary.get("findings") or [] if isinstance(finding, dict)]
+    if findings:
+        rows = [[plain(f.get("kind")), plain(f.get("split")), plain(f.get("count")), plain(f.get("message"))]
+                for f in findings]
+        blocks.append(Table(["finding", "split", "rows", "message"], rows, caption="Data check findings"))
     return Section("Data", blocks)
+
+
+def split_tables(splits: dict) -> list[Block]:
+    """A table of each split's scalar entries (rows, file, truncation counts), then one table per nested entry
+    (token length statistics, label balance), each with a row per split."""
+    summaries = {name: value for name, value in splits.items() if isinstance(value, dict)}
+    keys = list(dict.fromkeys(key for summary in summaries.values() for key in summary))
+    nested = [key for key in keys if any(isinstance(s.get(key), dict) for s in summaries.values())]
+    flat = [key for key in keys if key not in nested]
+    rows = [[name, *(plain(summary.get(key)) for key in flat)] for name, summary in summaries.items()]
+    tables: list[Block] = [Table(["split", *map(_humanize, flat)], rows, caption="Splits")]
+    if "label_counts" in nested and "label_fractions" in nested:
+        tables.append(label_balance_table(summaries))
+        nested = [key for key in nested if key not in ("label_counts", "label_fractions")]
+    for key in nested:
+        columns = list(dict.fromkeys(inner for s in summaries.values() for inner in (s.get(key) or {})))
+        show = format_length if key == "tokens" else plain
+        rows = [[name, *(show((s.get(key) or {}).get(c)) for c in columns)] for name, s in summaries.items()]
+        tables.append(Table(["split", *columns], rows, caption=SPLIT_DETAIL_CAPTIONS.get(key, _humanize(key))))
+    return tables
+
+
+def label_balance_table(summaries: dict[str, dict]) -> Table:
+    """Rows per label in each split, as ``count (share)``."""
+    labels = list(dict.fromkeys(label for s in summaries.values() for label in (s.get("label_counts") or {})))
+    rows = []
+    for name, summary in summaries.items():
+        counts, fractions = summary.get("label_counts") or {}, summary.get("label_fractions") or {}
+        cells = []
+        for label in labels:
+            count, fraction = counts.get(label), fractions.get(label)
+            cells.append(f"{plain(count)} ({fraction:.1%})" if _is_number(fraction) else plain(count))
+        rows.append([name, *cells])
+    return Table(["split", *labels], rows, caption="Label balance")
+
+
+def truncation_text(truncation: dict) -> str:
+    """One line from `TruncationStats` fields, e.g. ``12 of 1,800 rows truncated; 340 supervised tokens lost``."""
+    text = f"{plain(truncation.get('truncated_rows'))} of {plain(truncation.get('rows'))} rows truncated"
+    text += f"; {plain(truncation.get('supervised_tokens_lost'))} supervised tokens lost"
+    if truncation.get("rows_without_supervision"):
+        text += f"; {plain(truncation['rows_without_supervision'])} rows left with no supervised token"
+    return text
 
 
 def training_section(summary: dict | None, metrics: list[dict]) -> Section:
@@ -168,13 +221,18 @@ def training_section(summary: dict | None, metrics: list[dict]) -> Section:
 def training_facts(summary: dict) -> list[tuple[str, str]]:
     described = [
         ("steps", "optimizer steps", plain),
+        ("planned_steps", "planned steps", plain),
         ("best_step", "best step", plain),
         ("best_val_loss", "best validation loss", plain),
         ("stopped_early", "stopped early", plain),
         ("train_rows", "training rows", plain),
+        ("validation_rows", "validation rows", plain),
         ("train_tokens", "training tokens", plain),
         ("elapsed_s", "training time", format_duration),
-        ("tokens_per_s", "throughput (tokens/s)", plain),
+        ("tokens_per_s", "throughput (tokens/s)", format_length),
+        ("device", "device", plain),
+        ("dtype", "dtype", plain),
+        ("threads", "CPU threads", plain),
     ]
     facts = [(label, show(summary[key])) for key, label, show in described if summary.get(key) is not None]
     trainable, total = summary.get("trainable_params"), summary.get("total_params")
@@ -211,9 +269,8 @@ def evaluation_section(eval_data: dict | None) -> Section:
 def metric_rows(eval_data: dict) -> list[list[str]]:
     """``[metric, base, tuned, delta]`` for every scalar metric (nested ones such as per_class are left out)."""
     base, tuned = eval_data.get("base") or {}, eval_data.get("tuned") or {}
-    names = [
-        name for name in dict.fromkeys([*tuned, *base]) if _is_number(tuned.get(name)) or _is_number(base.get(name))
-    ]
+    # None stays in: a metric that could not be computed (e.g. no test rows) shows as "not available".
+    names = [name for name in dict.fromkeys([*tuned, *base]) if _is_scalar_metric(tuned.get(name), base.get(name))]
     rows = []
     for name in names:
         base_value, tuned_value = base.get(name), tuned.get(name)
@@ -225,13 +282,13 @@ def metric_rows(eval_data: dict) -> list[list[str]]:
 
 def classification_blocks(eval_data: dict) -> list[Block]:
     """Per-class F1 and confusion matrices (tables, plus one heatmap image) when the metrics have them."""
-    models = [(name, eval_data.get(name) or {}) for name in ("tuned", "base")]
+    tuned, base = eval_data.get("tuned") or {}, eval_data.get("base") or {}
     blocks: list[Block] = []
-    per_class_table = per_class_f1_table(models[0][1].get("per_class"), models[1][1].get("per_class"))
+    per_class_table = per_class_f1_table(tuned.get("per_class"), base.get("per_class"))
     if per_class_table:
         blocks.append(per_class_table)
     panels = []
-    for name, metrics in models:
+    for name, metrics in (("tuned", tuned), ("base", base)):
         confusion = metrics.get("confusion_matrix")
         if not (isinstance(confusion, dict) and confusion.get("labels") and confusion.get("matrix")):
             continue
@@ -321,13 +378,16 @@ def read_jsonl(path: Path) -> list[dict]:
     metrics.jsonl while it runs, so a report built mid-run can catch a line half-written."""
     if not path.is_file():
         return []
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    last = max((number for number, line in enumerate(lines, start=1) if line.strip()), default=0)
     rows = []
     for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
-            if number == len(lines):
+            if number == last:
                 break
             raise RunError(f"{path}:{number} is not valid JSON", "re-run the stage that writes it") from None
     return rows
@@ -345,6 +405,13 @@ def format_number(value: float, signed: bool = False) -> str:
     if abs(value) >= 100:
         return f"{value:{sign},.1f}"
     return f"{value:{sign}.4f}"
+
+
+def format_length(value: Any) -> str:
+    """A count that may be a statistic (mean, percentile): no decimals when whole, else one."""
+    if not _is_number(value):
+        return plain(value)
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
 def format_duration(seconds: float) -> str:
@@ -368,7 +435,7 @@ def plain(value: Any) -> str:
     if _is_number(value):
         return format_number(value)
     if isinstance(value, list):
-        return ", ".join(plain(item) for item in value)
+        return ", ".join(plain(item) for item in value) if value else "none"
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
@@ -395,8 +462,19 @@ def _verdict(correct: bool | None) -> str:
     return {True: "right", False: "wrong"}.get(correct, "unscored")
 
 
+def _is_flat(value: Any) -> bool:
+    """A scalar or a list of scalars: fits on one line of a facts list."""
+    items = value if isinstance(value, list) else [value]
+    return not any(isinstance(item, (dict, list)) for item in items)
+
+
 def _humanize(key: str) -> str:
     return key.replace("_", " ")
+
+
+def _is_scalar_metric(*values: Any) -> bool:
+    """No value is nested detail (per_class, confusion_matrix); missing or uncomputed (None) ones are fine."""
+    return all(value is None or _is_number(value) for value in values)
 
 
 def _is_number(value: Any) -> bool:

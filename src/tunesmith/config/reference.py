@@ -1,0 +1,46 @@
+"""Generate the README's config reference from the config models: `python -m tunesmith.config.reference`."""
+
+from __future__ import annotations
+
+import typing
+
+from pydantic import BaseModel
+
+from tunesmith.config.schema import RunConfig
+
+
+def _type_name(annotation) -> str:
+    if typing.get_origin(annotation) is typing.Literal:
+        return " \\| ".join(f"`{value}`" for value in typing.get_args(annotation))
+    text = getattr(annotation, "__name__", None) or str(annotation)
+    return text.replace("typing.", "").replace("NoneType", "null")
+
+
+def _default(field) -> str:
+    if field.default_factory is not None:
+        value = field.default_factory()
+        return "" if isinstance(value, BaseModel) else f"`{value}`"
+    if field.is_required():
+        return "required"
+    return f"`{'null' if field.default is None else field.default}`"
+
+
+def reference_rows(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
+    rows = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows += reference_rows(annotation, f"{key}.")
+            continue
+        doc = " ".join((field.description or "").split()).replace("|", "\\|")
+        rows.append(f"| `{key}` | {_type_name(annotation)} | {_default(field)} | {doc} |")
+    return rows
+
+
+def reference_markdown() -> str:
+    return "\n".join(["| key | type | default | meaning |", "|---|---|---|---|", *reference_rows()])
+
+
+if __name__ == "__main__":
+    print(reference_markdown())
