@@ -82,3 +82,11 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
 
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real datasets beside the checkout (`../shared/data`, see its README for sources and licences)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is not present")
+    return SHARED_DATA

@@ -42,7 +42,21 @@ class RunDir:
             raise RunError(f"{self.root} is not a tunesmith run folder (no config.yaml)")
         return validate_config(yaml.safe_load(self.config_path.read_text(encoding="utf-8")))
 
+    def best_weights(self) -> Path:
+        """`best`, after finishing an interrupted publish (see `recover_best`); an error if training never
+        produced one."""
+        recover_best(self.checkpoints)
+        return self.require(self.best, "train")
+
     def require(self, path: Path, produced_by: str) -> Path:
         if not path.exists():
             raise RunError(f"{path} does not exist", f"run `tunesmith {produced_by}` first")
         return path
+
+
+def recover_best(checkpoints: Path) -> None:
+    """Finish a best-weights publish that was interrupted between its two renames (`best` → `best.old`,
+    staging → `best`): the previous best is put back."""
+    best, old = checkpoints / "best", checkpoints / "best.old"
+    if not best.exists() and old.exists():
+        old.rename(best)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SHARED_DATA
 
 from tunesmith.config.schema import DataConfig
 from tunesmith.data.splits import load_splits
@@ -112,8 +111,8 @@ def test_label_set_covers_every_split_and_label_names_fix_the_order(tmp_path):
     )
 
 
-def test_real_sms_spam_int_labels_and_mapped_label_text():
-    path = str(SHARED_DATA / "sms_spam_train.jsonl")
+def test_real_sms_spam_int_labels_and_mapped_label_text(shared_data):
+    path = str(shared_data / "sms_spam_train.jsonl")
     splits = load_splits(DataConfig(path=path))
     assert (splits.format, splits.labels) == ("classification", ["0", "1"])
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (3660, 457, 457)

@@ -131,7 +131,7 @@ def test_loss_read_off_label_scores_equals_the_loss_pass(chatty_model, tiny_toke
         for i, (prompt, label) in enumerate(zip(PROMPTS[:3] + PROMPTS[4:], ["spam", "ham", "Sci/Tech news", "ham"]))
     ]
     scores = score_labels(chatty_model, tiny_tokenizer, [e.prompt_messages for e in examples], LABELS, batch_size=2)
-    derived = loss_from_label_scores(tiny_tokenizer, examples, LABELS, scores, max_length=512)
+    derived = loss_from_label_scores(tiny_tokenizer, examples, LABELS, scores)
     direct = loss_and_perplexity(chatty_model, tiny_tokenizer, examples, max_length=512, batch_size=2)
     label_tokens = sum(len(tiny_tokenizer(e.reference, add_special_tokens=False)["input_ids"]) + 1 for e in examples)
     assert derived["tokens"] == direct["tokens"] == label_tokens  # each label's tokens plus its EOS
@@ -144,8 +144,6 @@ def test_loss_is_not_read_off_label_scores_when_they_do_not_cover_the_supervisio
     single = Example(messages=(*PROMPTS[1], {"role": "assistant", "content": "ham"}), source="t:2", label="ham")
     scores = [[-1.0, -2.0, -3.0, -4.0]]
     # the earlier "ham" reply is supervised too
-    assert loss_from_label_scores(tiny_tokenizer, [multi_turn], LABELS, scores, 512) is None
-    # truncation would cut the reply
-    assert loss_from_label_scores(tiny_tokenizer, [single], LABELS, scores, 8) is None
+    assert loss_from_label_scores(tiny_tokenizer, [multi_turn], LABELS, scores) is None
     # the reply is not one of the scored labels
-    assert loss_from_label_scores(tiny_tokenizer, [single], ["spam"], [[-1.0]], 512) is None
+    assert loss_from_label_scores(tiny_tokenizer, [single], ["spam"], [[-1.0]]) is None

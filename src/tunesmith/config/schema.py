@@ -57,7 +57,7 @@ class DataConfig(_Section):
     """Names of integer labels in order (label 0 is the first name). Also fixes the label set and its order."""
     instruction: str | None = None
     """Instruction put before the text of classification and regression rows (a default naming the labels
-    is used when absent)."""
+    is used when absent; `{labels}` is replaced by the label names; an empty string sends the text alone)."""
     system_prompt: str | None = None
     """System message added to every conversation that has none."""
     max_length: int = Field(512, ge=8)

@@ -230,14 +230,13 @@ def to_example(row: Row, fmt: str, config: DataConfig, labels: list[str] | None)
         label = label_of(row, config)
         if label not in labels:
             raise DataError(row.file, row.line, f"label {label!r} is not one of the labels: {', '.join(labels)}")
-        instruction = config.instruction or DEFAULT_CLASSIFICATION_INSTRUCTION
+        instruction = _instruction(config, DEFAULT_CLASSIFICATION_INSTRUCTION)
         # str.replace, not str.format: a user instruction may contain other braces (JSON examples, code).
-        instruction = instruction.replace("{labels}", ", ".join(labels))
-        user = f"{instruction}\n\n{_text_of(row, columns, fmt)}"
+        user = _with_instruction(instruction.replace("{labels}", ", ".join(labels)), _text_of(row, columns, fmt))
         return _conversation(row, config, user, label, label=label)
     if fmt == "regression":
         target = target_of(row, config)
-        user = f"{config.instruction or DEFAULT_REGRESSION_INSTRUCTION}\n\n{_text_of(row, columns, fmt)}"
+        user = _with_instruction(_instruction(config, DEFAULT_REGRESSION_INSTRUCTION), _text_of(row, columns, fmt))
         return _conversation(row, config, user, format_number(target), target=target)
     if fmt == "alpaca":
         user = _string(row, "instruction", columns, fmt)
@@ -340,3 +339,13 @@ def convert_rows(
         split: [to_example(row, fmt, config, labels) for row in rows] for split, rows in rows_by_split.items()
     }
     return examples, fmt, labels
+
+
+def _instruction(config: DataConfig, default: str) -> str:
+    """`data.instruction`, the default when unset; an empty string means "the text alone" (the system
+    prompt can carry the task, which keeps every row shorter)."""
+    return default if config.instruction is None else config.instruction
+
+
+def _with_instruction(instruction: str, text: str) -> str:
+    return f"{instruction}\n\n{text}" if instruction else text

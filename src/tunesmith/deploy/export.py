@@ -47,7 +47,7 @@ def export_run(run_dir: str | Path) -> dict[str, Path]:
     """Write ``adapter/`` (LoRA runs only) and ``merged/`` into the run folder; return ``{kind: folder}``."""
     run = RunDir(run_dir)
     config = run.config()
-    best = run.require(run.best, "train")
+    best = run.best_weights()
     eval_data = read_json(run.eval_json)
     run_name = run.root.resolve().name
     tokenizer = load_tokenizer(config.model)

@@ -60,26 +60,21 @@ def loss_and_perplexity(model, tokenizer, examples: list[Example], max_length: i
 
     ``loss`` and ``perplexity`` are ``None`` when no example has a supervised token left after truncation.
     """
+    from tunesmith.train.loss import mean_supervised_loss  # the training loop's own validation loss
+
     tokenized, _ = tokenize_examples(examples, tokenizer, max_length)
-    total_loss = 0.0
-    total_tokens = 0
-    for batch in length_sorted_batches([len(item.input_ids) for item in tokenized], batch_size):
-        input_ids, attention_mask, labels = _right_padded([tokenized[i] for i in batch], tokenizer.pad_token_id)
-        batch_loss, batch_tokens = _summed_cross_entropy(model, input_ids, attention_mask, labels)
-        total_loss += batch_loss
-        total_tokens += batch_tokens
-    return _mean_loss(total_loss, total_tokens)
+    loss, tokens = mean_supervised_loss(model, tokenized, batch_size, tokenizer.pad_token_id)
+    return _mean_loss(loss * tokens if tokens else 0.0, tokens)
 
 
-def loss_from_label_scores(
-    tokenizer, examples: list[Example], labels: list[str], scores: list[list[float]], max_length: int
-) -> dict | None:
+def loss_from_label_scores(tokenizer, examples: list[Example], labels: list[str], scores: list[list[float]]) -> dict | None:
     """`loss_and_perplexity` of classification examples, read off their `score_labels` scores.
 
     The supervised tokens of a one-reply example whose reply is a label are exactly that label's scored tokens,
     so the test loss needs no second pass over the test set (which would double a likelihood evaluation).
-    ``None`` when that does not hold for every example (an earlier assistant turn is also supervised, the reply
-    is not a label, or truncation would cut the reply): use `loss_and_perplexity` then.
+    ``None`` when that does not hold for every example (an earlier assistant turn is also supervised, or the
+    reply is not a label): use `loss_and_perplexity` then. Like the scores, it is the loss of whole prompts:
+    scoring never truncates, so one over-long test row does not force a second pass over the whole test set.
     """
     total_loss = 0.0
     total_tokens = 0
@@ -88,8 +83,6 @@ def loss_from_label_scores(
         if replies != 1 or example.reference not in labels:
             return None
         supervised = len(label_token_ids(tokenizer, example.prompt_messages, example.reference))
-        if len(prompt_token_ids(tokenizer, example.prompt_messages)) + supervised > max_length:
-            return None
         total_loss -= row[labels.index(example.reference)]
         total_tokens += supervised
     return _mean_loss(total_loss, total_tokens)
@@ -145,35 +138,3 @@ def _score_batch(model, tokenizer, prompt_ids: list[list[int]], replies: list[li
                 cache.crop(-fed)  # negative: drop this label's tokens, back to the prompt-only cache
             scores[:, column] = total.double().cpu()
     return scores.tolist()
-
-
-def _right_padded(items, pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    width = max(len(item.input_ids) for item in items)
-    input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(items), width), IGNORE_INDEX, dtype=torch.long)
-    attention_mask = torch.zeros((len(items), width), dtype=torch.long)
-    for row, item in enumerate(items):
-        length = len(item.input_ids)
-        input_ids[row, :length] = torch.tensor(item.input_ids)
-        labels[row, :length] = torch.tensor(item.labels)
-        attention_mask[row, :length] = 1
-    return input_ids, attention_mask, labels
-
-
-def _summed_cross_entropy(model, input_ids, attention_mask, labels) -> tuple[float, int]:
-    device = model_device(model)
-    targets = labels[:, 1:]
-    # Only positions that predict a supervised token get logits: a full (batch, length, vocab) tensor would be
-    # gigabytes for long rows with a 50k vocabulary.
-    predicting = torch.cat([targets != IGNORE_INDEX, torch.zeros_like(targets[:, :1], dtype=torch.bool)], dim=1)
-    count = int(predicting.sum())
-    if count == 0:
-        return 0.0, 0
-    with torch.inference_mode():
-        logits = model(
-            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-            logits_to_keep=predicting.to(device),
-        ).logits
-        wanted = targets[targets != IGNORE_INDEX].to(device)
-        loss = torch.nn.functional.cross_entropy(logits.float(), wanted, reduction="sum")
-    return float(loss), count

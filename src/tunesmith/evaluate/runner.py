@@ -138,7 +138,7 @@ def _classify(model, tokenizer, examples, eval_config: EvaluateConfig, labels: l
         scores = score_labels(model, tokenizer, prompts, labels, eval_config.batch_size)
         predicted = predict_labels(scores, labels)
         extras = [{"scores": dict(zip(labels, row))} for row in scores]
-        loss = loss_from_label_scores(tokenizer, examples, labels, scores, max_length)
+        loss = loss_from_label_scores(tokenizer, examples, labels, scores)
     else:
         outputs = generate(model, tokenizer, prompts, eval_config.max_new_tokens, eval_config.batch_size)
         predicted = [match_label(output, labels) for output in outputs]
@@ -205,7 +205,7 @@ def evaluate_run(run_dir, include_base: bool | None = None) -> dict:
         base_metrics, base_rows = _timed_evaluation("base", model, tokenizer, splits.test, task, labels, config)
         del model
         _free_memory()  # the tuned model (on top of its own copy of the base) is loaded next
-    model, tokenizer = load_tuned_model(run.root)
+    model, tokenizer = load_tuned_model(run.root, merge=True)
     tuned_metrics, tuned_rows = _timed_evaluation("tuned", model, tokenizer, splits.test, task, labels, config)
     del model
     _free_memory()

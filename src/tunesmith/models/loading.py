@@ -47,21 +47,27 @@ def load_base_model(model_config: ModelConfig, device: torch.device | None = Non
     return model.to(device).eval(), load_tokenizer(model_config)
 
 
-def load_tuned_model(run_dir, device: torch.device | None = None):
-    """The fine-tuned model of a run (its best checkpoint) and the tokenizer, in eval mode."""
+def load_tuned_model(run_dir, device: torch.device | None = None, merge: bool = False):
+    """The fine-tuned model of a run (its best checkpoint) and the tokenizer, in eval mode.
+
+    ``merge=True`` folds a LoRA adapter into the base weights: the same function, but inference no longer
+    pays for the adapter's extra matmuls (measured ~15% of a forward pass on SmolLM2 on CPU).
+    """
     from transformers import AutoModelForCausalLM
 
     from tunesmith.run_dir import RunDir
 
     run = RunDir(run_dir)
     config = run.config()
-    best = run.require(run.best, "train")
+    best = run.best_weights()
     device = device or pick_device()
     if config.method == "lora":
         from peft import PeftModel
 
         base, tokenizer = load_base_model(config.model, device)
         model = PeftModel.from_pretrained(base, best)
+        if merge:
+            model = model.merge_and_unload()
     else:
         model = AutoModelForCausalLM.from_pretrained(
             best, dtype=pick_dtype(config.model.dtype, device), use_safetensors=True,

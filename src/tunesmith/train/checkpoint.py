@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tunesmith.run_dir import recover_best  # noqa: F401 - re-exported for the training loop
+
 STEP_PREFIX = "step-"
 STATE_FILE = "trainer_state.json"
 
@@ -47,7 +49,7 @@ def save_checkpoint(checkpoints: Path, step: int, model, optimizer, scheduler, s
 
 def publish_best(checkpoints: Path, model) -> Path:
     """Replace ``checkpoints/best`` with the current weights; at every instant a complete `best` (or its
-    predecessor `best.old`, picked up by `best_folder`) exists."""
+    predecessor `best.old`, put back by `recover_best`) exists."""
     best = checkpoints / "best"
     staging = Path(tempfile.mkdtemp(prefix=".best-", dir=checkpoints))
     try:
@@ -62,13 +64,6 @@ def publish_best(checkpoints: Path, model) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return best
-
-
-def recover_best(checkpoints: Path) -> None:
-    """Finish a `publish_best` that was interrupted between its two renames."""
-    best, old = checkpoints / "best", checkpoints / "best.old"
-    if not best.exists() and old.exists():
-        old.rename(best)
 
 
 def latest_checkpoint(checkpoints: Path) -> Path | None:
