@@ -65,12 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--system", help="system prompt")
     p.add_argument("--max-new-tokens", type=int, default=256)
+    _add_set(p)
 
     p = commands.add_parser("generate", help="answer one prompt with the tuned model")
     p.add_argument("run_dir")
     p.add_argument("--prompt", required=True)
     p.add_argument("--system", help="system prompt")
     p.add_argument("--max-new-tokens", type=int, default=128)
+    _add_set(p)
     return parser
 
 
@@ -123,8 +125,7 @@ def _dispatch(args: argparse.Namespace) -> int | None:
             train(config, run, check_run_data(config, run), resume=args.resume)
         print(f"run folder: {run.root}")
         return 0
-    if args.command in ("eval", "compare", "export", "report"):
-        _apply_run_overrides(args.run_dir, args.overrides)
+    _apply_run_overrides(args.run_dir, args.overrides)
     if args.command == "eval":
         from tunesmith.evaluate import evaluate_run, format_comparison
 

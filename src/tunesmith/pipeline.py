@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -48,7 +49,9 @@ def check_run_data(config: RunConfig, run: RunDir):
     sizes = ", ".join(f"{name} {len(getattr(splits, name))}" for name in ("train", "validation", "test"))
     log.info("data: %s format, %s rows", splits.format, sizes)
     if report.has_problems:
-        log.warning("data check found problems (see %s):\n%s", run.data_summary, report.render())
+        # Printed as is: the report is a table, which a log handler would re-wrap.
+        log.warning("data check found problems (details in %s):", run.data_summary)
+        print(report.render(), file=sys.stderr)
     return splits
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunesmith.atomic import recover_folder
 from tunesmith.errors import RunError
 
 
@@ -43,9 +44,9 @@ class RunDir:
         return validate_config(yaml.safe_load(self.config_path.read_text(encoding="utf-8")))
 
     def best_weights(self) -> Path:
-        """`best`, after finishing an interrupted publish (see `recover_best`); an error if training never
-        produced one."""
-        recover_best(self.checkpoints)
+        """`best`, after finishing an interrupted replacement (see `tunesmith.atomic`); an error if training
+        never produced one."""
+        recover_folder(self.best)
         return self.require(self.best, "train")
 
     def require(self, path: Path, produced_by: str) -> Path:
@@ -53,10 +54,3 @@ class RunDir:
             raise RunError(f"{path} does not exist", f"run `tunesmith {produced_by}` first")
         return path
 
-
-def recover_best(checkpoints: Path) -> None:
-    """Finish a best-weights publish that was interrupted between its two renames (`best` → `best.old`,
-    staging → `best`): the previous best is put back."""
-    best, old = checkpoints / "best", checkpoints / "best.old"
-    if not best.exists() and old.exists():
-        old.rename(best)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tunesmith.deploy import export_run
-from tunesmith.deploy.export import staged_folder
+from tunesmith.atomic import staged_folder
 from tunesmith.errors import RunError
 from tunesmith.run_dir import RunDir
 

@@ -142,3 +142,16 @@ def test_non_finite_loss_names_step_and_rows(tiny_model_dir, tmp_path, monkeypat
     monkeypatch.setattr(loop, "supervised_loss_sum", poisoned)
     with pytest.raises(TrainingError, match=r"non-finite loss at step 1 on rows mem.jsonl:\d+"):
         train(tiny_config(tiny_model_dir, max_steps=2), RunDir(tmp_path / "run"), tiny_splits())
+
+
+def test_early_stopping_keeps_the_best(tiny_model_dir, tmp_path, monkeypatch):
+    import tunesmith.train.loop as loop
+
+    rising = iter([1.0, 2.0, 3.0, 4.0])
+    monkeypatch.setattr(loop, "mean_supervised_loss", lambda *args: (next(rising), 10))
+    run = RunDir(tmp_path / "run")
+    summary = train(tiny_config(tiny_model_dir, max_steps=8, eval_every=2, early_stopping_patience=1), run,
+                    tiny_splits())
+    assert summary["stopped_early"] and summary["steps"] == 4
+    assert summary["best_step"] == 2 and summary["best_val_loss"] == 1.0
+    assert (run.checkpoints / "step-000004").is_dir()  # the stopping step is checkpointed too

@@ -10,14 +10,12 @@ where a previous good one was.
 from __future__ import annotations
 
 import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
 from tunesmith import __version__
+from tunesmith.atomic import staged_folder
 from tunesmith.config.schema import RunConfig
 from tunesmith.deploy.chat import stop_token_ids
 from tunesmith.errors import RunError
@@ -117,31 +115,6 @@ def save_standalone(model, tokenizer, folder: Path) -> None:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(folder)  # safetensors, transformers' default format
     tokenizer.save_pretrained(folder)
-
-
-@contextmanager
-def staged_folder(final: Path) -> Iterator[Path]:
-    """Yield an empty folder beside ``final``; when the block succeeds, it replaces ``final`` (and any older
-    export there). On failure the staging folder is removed and ``final`` is left as it was."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-staging-", dir=final.parent))
-    try:
-        yield staging
-        replace_folder(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone already after a successful rename
-
-
-def replace_folder(new: Path, final: Path) -> None:
-    """Move ``new`` to ``final``. A folder cannot be renamed over a non-empty one, so an existing ``final`` is
-    first renamed aside, which keeps the moment with no ``final`` down to two renames."""
-    if not final.exists():
-        new.rename(final)
-        return
-    graveyard = Path(tempfile.mkdtemp(prefix=f".{final.name}-old-", dir=final.parent))
-    final.rename(graveyard / final.name)
-    new.rename(final)
-    shutil.rmtree(graveyard)
 
 
 def model_card(run_name: str, config: RunConfig, eval_data: dict | None, kind: str, folder: Path) -> str:

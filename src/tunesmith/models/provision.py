@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from tunesmith.atomic import staged_folder
 from tunesmith.errors import ModelError
 
 DEFAULT_MODEL = "default"
@@ -87,14 +86,7 @@ def _converted_gguf(gguf: Path, cache_name: str) -> Path:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    # Written to a temp folder and renamed, so an interrupted conversion never leaves a half-written cache.
-    staging = Path(tempfile.mkdtemp(prefix=f".{cache_name}-", dir=target.parent))
-    try:
+    with staged_folder(target) as staging:  # an interrupted conversion never leaves a half-written cache
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target

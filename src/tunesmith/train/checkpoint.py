@@ -1,7 +1,7 @@
 """Atomic checkpoints: a crash while writing never damages the previous one.
 
-A checkpoint is written into a hidden temp folder next to its final place and renamed into place; a
-rename within one filesystem is atomic, so `step-*` folders are always complete. Optimizer, scheduler and
+Every folder is written with `tunesmith.atomic.staged_folder`, so `step-*` and `best` folders are always
+complete. Optimizer, scheduler and
 RNG states are plain tensors/containers saved with torch.save and read back with `weights_only=True`
 (no arbitrary unpickling); model weights are safetensors.
 """
@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tunesmith.run_dir import recover_best  # noqa: F401 - re-exported for the training loop
+from tunesmith.atomic import staged_folder
 
 STEP_PREFIX = "step-"
 STATE_FILE = "trainer_state.json"
@@ -30,39 +29,21 @@ def write_weights(model, folder: Path) -> None:
 
 def save_checkpoint(checkpoints: Path, step: int, model, optimizer, scheduler, state: dict) -> Path:
     """Write ``checkpoints/step-NNNNNN`` atomically and return it."""
-    checkpoints.mkdir(parents=True, exist_ok=True)
     final = checkpoints / f"{STEP_PREFIX}{step:06d}"
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=checkpoints))
-    try:
+    with staged_folder(final) as staging:
         write_weights(model, staging / "weights")
         torch.save(optimizer.state_dict(), staging / "optimizer.pt")
         torch.save(scheduler.state_dict(), staging / "scheduler.pt")
         torch.save(_rng_state(), staging / "rng.pt")
         (staging / STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return final
 
 
 def publish_best(checkpoints: Path, model) -> Path:
-    """Replace ``checkpoints/best`` with the current weights; at every instant a complete `best` (or its
-    predecessor `best.old`, put back by `recover_best`) exists."""
+    """Replace ``checkpoints/best`` with the current weights (atomically; see `tunesmith.atomic`)."""
     best = checkpoints / "best"
-    staging = Path(tempfile.mkdtemp(prefix=".best-", dir=checkpoints))
-    try:
+    with staged_folder(best) as staging:
         write_weights(model, staging)
-        old = checkpoints / "best.old"
-        if old.exists():
-            shutil.rmtree(old)
-        if best.exists():
-            best.rename(old)
-        staging.rename(best)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return best
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from tunesmith.atomic import recover_folder
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.example import Splits
 from tunesmith.data.tokenize import tokenize_examples
@@ -24,7 +25,6 @@ from tunesmith.train.checkpoint import (
     load_checkpoint,
     prune_checkpoints,
     publish_best,
-    recover_best,
     save_checkpoint,
 )
 from tunesmith.train.loss import mean_supervised_loss, supervised_loss_sum
@@ -114,7 +114,7 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
     state = {"step": 0, "cursor": [0, 0], "best_val_loss": None, "best_step": None, "evals_without_gain": 0,
              "tokens": 0, "elapsed_s": 0.0}
     run.checkpoints.mkdir(parents=True, exist_ok=True)
-    recover_best(run.checkpoints)
+    recover_folder(run.best)
     if resume:
         last = latest_checkpoint(run.checkpoints)
         if last is None:

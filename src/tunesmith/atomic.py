@@ -1,0 +1,50 @@
+"""Folders that appear whole or not at all (checkpoints, best weights, exports, the converted model cache).
+
+A folder is written under a hidden temp name beside its final place and renamed into place: a rename
+within one filesystem is atomic, so a crash mid-write leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _aside(final: Path) -> Path:
+    return final.with_name(final.name + ".old")
+
+
+@contextmanager
+def staged_folder(final: Path) -> Iterator[Path]:
+    """Yield an empty folder beside ``final``; when the block succeeds, it replaces ``final``. On failure the
+    staging folder is removed and ``final`` is left as it was."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-staging-", dir=final.parent))
+    try:
+        yield staging
+        replace_folder(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already after a successful rename
+
+
+def replace_folder(new: Path, final: Path) -> None:
+    """Move ``new`` to ``final``. A folder cannot be renamed over a non-empty one, so an existing ``final`` is
+    first renamed to ``<final>.old``; `recover_folder` puts it back if we die between the two renames."""
+    recover_folder(final)
+    old = _aside(final)
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        final.rename(old)
+    new.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_folder(final: Path) -> None:
+    """Finish a `replace_folder` interrupted between its two renames: the previous version is put back."""
+    old = _aside(final)
+    if not final.exists() and old.exists():
+        old.rename(final)

@@ -1,0 +1,36 @@
+import pytest
+
+from tunesmith.atomic import recover_folder, replace_folder, staged_folder
+
+
+def test_staged_folder_replaces_whole_folder(tmp_path):
+    final = tmp_path / "best"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+    with staged_folder(final) as staging:
+        (staging / "new.txt").write_text("new")
+    assert sorted(p.name for p in final.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]  # no staging or .old left behind
+
+
+def test_failed_write_keeps_previous(tmp_path):
+    final = tmp_path / "best"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), staged_folder(final) as staging:
+        (staging / "half.txt").write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert [p.name for p in final.iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+
+
+def test_crash_between_renames_is_recovered(tmp_path):
+    final = tmp_path / "best"
+    (tmp_path / "best.old").mkdir()  # what a crash after `final -> final.old` leaves
+    (tmp_path / "best.old" / "weights").write_text("previous")
+    recover_folder(final)
+    assert (final / "weights").read_text() == "previous"
+    new = tmp_path / "new"
+    new.mkdir()
+    replace_folder(new, final)
+    assert not (final / "weights").exists() and not (tmp_path / "best.old").exists()
