@@ -34,3 +34,16 @@ def test_crash_between_renames_is_recovered(tmp_path):
     new.mkdir()
     replace_folder(new, final)
     assert not (final / "weights").exists() and not (tmp_path / "best.old").exists()
+
+
+def test_result_has_ordinary_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        final = tmp_path / "merged"
+        with staged_folder(final):
+            pass
+    finally:
+        os.umask(mask)
+    assert final.stat().st_mode & 0o777 == 0o755  # not mkdtemp's private 0700: exports are meant to be shared

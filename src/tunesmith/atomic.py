@@ -6,11 +6,18 @@ within one filesystem is atomic, so a crash mid-write leaves the previous versio
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _aside(final: Path) -> Path:
@@ -23,6 +30,7 @@ def staged_folder(final: Path) -> Iterator[Path]:
     staging folder is removed and ``final`` is left as it was."""
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-staging-", dir=final.parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0700); the result is an ordinary folder
     try:
         yield staging
         replace_folder(staging, final)
