@@ -121,8 +121,16 @@ class TrainConfig(_Section):
     """Stop after this many validations without a better validation loss; null never stops early."""
     group_by_length: bool = True
     """Batch rows of similar length together to cut padding (order is still seeded and shuffled)."""
+    packing: bool = False
+    """Concatenate rows into sequences of up to `data.max_length` tokens (best-fit decreasing) instead of
+    padding each; rows in a sequence cannot attend to each other, so the loss is unchanged. `batch_size` then
+    counts packed sequences and `group_by_length` is not used."""
     threads: int | None = Field(None, ge=1)
     """CPU threads for torch; null uses every core."""
+    on_nonfinite: Literal["stop", "skip"] = "stop"
+    """What to do when a step's loss or gradient norm is NaN or infinite. `stop` ends training with an error
+    naming the step and its rows (the last good checkpoint is kept); `skip` logs a warning, drops that step's
+    update (weights, optimizer and learning-rate schedule stay as they were) and goes on with the next batch."""
 
 
 class EvaluateConfig(_Section):

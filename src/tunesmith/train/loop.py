@@ -28,6 +28,7 @@ from tunesmith.train.checkpoint import (
     save_checkpoint,
 )
 from tunesmith.train.loss import mean_supervised_loss, supervised_loss_sum
+from tunesmith.train.packing import collate_packed, epoch_packed_batches
 
 log = logging.getLogger("tunesmith")
 
@@ -101,7 +102,21 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
             truncation.supervised_tokens_lost, truncation.rows_without_supervision,
         )
     lengths = [len(row.input_ids) for row in train_rows]
-    batches_of = lambda epoch: epoch_batches(lengths, tc.batch_size, tc.seed, epoch, tc.group_by_length)  # noqa: E731
+    pad = tokenizer.pad_token_id
+    # A batch is a list of packs: the row indices concatenated into one sequence (a single row unless packing).
+    if tc.packing:
+        def batches_of(epoch: int) -> list[list[list[int]]]:
+            return epoch_packed_batches(lengths, config.data.max_length, tc.batch_size, tc.seed, epoch)
+
+        def collate_batch(packs: list[list[int]]) -> dict[str, torch.Tensor]:
+            return collate_packed([[train_rows[i] for i in pack] for pack in packs], pad)
+    else:
+        def batches_of(epoch: int) -> list[list[list[int]]]:
+            return [[[i] for i in rows] for rows in epoch_batches(lengths, tc.batch_size, tc.seed, epoch,
+                                                                   tc.group_by_length)]
+
+        def collate_batch(packs: list[list[int]]) -> dict[str, torch.Tensor]:
+            return collate([train_rows[i] for (i,) in packs], pad)
     total_steps = plan_steps(len(batches_of(0)), config)
     optimizer = build_optimizer(model, config)
     scheduler = get_scheduler(
@@ -112,7 +127,7 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
     model, optimizer = accelerator.prepare(model, optimizer)
 
     state = {"step": 0, "cursor": [0, 0], "best_val_loss": None, "best_step": None, "evals_without_gain": 0,
-             "tokens": 0, "elapsed_s": 0.0}
+             "tokens": 0, "elapsed_s": 0.0, "skipped_steps": []}
     run.checkpoints.mkdir(parents=True, exist_ok=True)
     recover_folder(run.best)
     if resume:
@@ -120,12 +135,13 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
         if last is None:
             raise RunError(f"nothing to resume: {run.checkpoints} holds no checkpoint")
         state = load_checkpoint(last, accelerator.unwrap_model(model), optimizer, scheduler)
+        state.setdefault("skipped_steps", [])  # checkpoints written before `train.on_nonfinite` existed
         _truncate_metrics(run, state["step"])
         log.info("resumed from %s (step %d of %d)", last.name, state["step"], total_steps)
     cursor = _Cursor(*state["cursor"])
     epoch_plan = batches_of(cursor.epoch)
 
-    def next_batch() -> list[int]:
+    def next_batch() -> list[list[int]]:
         nonlocal epoch_plan
         if cursor.batch >= len(epoch_plan):
             cursor.epoch, cursor.batch = cursor.epoch + 1, 0
@@ -135,7 +151,8 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
 
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(str(run.tensorboard))
+    # Like `_truncate_metrics`: TensorBoard hides the events a killed run logged after its last checkpoint.
+    writer = SummaryWriter(str(run.tensorboard), purge_step=state["step"] + 1 if resume else None)
     metrics_file = run.metrics.open("a", encoding="utf-8")
     progress = _progress_bar(total_steps, state["step"])
     started = time.perf_counter() - state["elapsed_s"]
@@ -144,7 +161,7 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
         while state["step"] < total_steps:
             step_started = time.perf_counter()
             indices = [next_batch() for _ in range(tc.grad_accumulation)]
-            micro_batches = [collate([train_rows[i] for i in rows], tokenizer.pad_token_id) for rows in indices]
+            micro_batches = [collate_batch(packs) for packs in indices]
             # One normalizer for the whole step: accumulating 4 x 2 rows gives exactly the loss of 8 rows.
             supervised = sum(count_supervised(batch) for batch in micro_batches)
             loss_sum = 0.0
@@ -154,15 +171,24 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
                 accelerator.backward(micro_loss / supervised)
                 loss_sum += float(micro_loss.detach())
             loss = loss_sum / supervised
-            if not math.isfinite(loss):
-                sources = [train_rows[i].source for rows in indices for i in rows]
-                raise TrainingError(
-                    f"non-finite loss at step {state['step'] + 1} on rows {', '.join(sources[:8])}",
-                    "lower train.learning_rate; the last good checkpoint is kept",
-                )
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm) if tc.max_grad_norm else None
-            optimizer.step()
-            scheduler.step()
+            grad_norm = float(
+                accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm) if tc.max_grad_norm
+                # measured even without clipping: a NaN gradient can hide behind a finite loss
+                else torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+            )
+            problem = nonfinite_problem(loss, grad_norm)
+            if problem is None:
+                optimizer.step()
+                scheduler.step()
+            else:
+                sources = [train_rows[i].source for packs in indices for pack in packs for i in pack]
+                where = f"{problem} at step {state['step'] + 1} on rows {', '.join(sources[:8])}"
+                if tc.on_nonfinite == "stop":
+                    raise TrainingError(where, "lower train.learning_rate or set train.on_nonfinite: skip; "
+                                               "the last good checkpoint is kept")
+                # The step still counts and its batches stay consumed, so a resumed run replays the same data.
+                log.warning("skipped the update: %s", where)
+                state["skipped_steps"].append(state["step"] + 1)
             optimizer.zero_grad(set_to_none=True)
 
             state["step"] += 1
@@ -172,11 +198,14 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
             state["elapsed_s"] = time.perf_counter() - started
             record = {
                 "step": state["step"], "epoch": round(cursor.epoch + cursor.batch / len(epoch_plan), 4),
-                "loss": loss, "lr": scheduler.get_last_lr()[0],
-                "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                "loss": _finite_or_none(loss), "lr": scheduler.get_last_lr()[0],
+                "grad_norm": _finite_or_none(grad_norm),
                 "tokens_per_s": real_tokens / (time.perf_counter() - step_started),
+                "tokens": real_tokens, "padded_tokens": sum(batch["input_ids"].numel() for batch in micro_batches),
                 "supervised_tokens": supervised, "elapsed_s": round(state["elapsed_s"], 2),
             }
+            if problem:
+                record.update(skipped=True, reason=problem)
             _write_metrics(metrics_file, writer, record)
             progress.update(1)
             progress.set_postfix(loss=f"{loss:.4f}", lr=f"{record['lr']:.2e}",
@@ -213,7 +242,8 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
 
     summary = {
         "steps": state["step"], "planned_steps": total_steps, "best_step": state["best_step"],
-        "best_val_loss": state["best_val_loss"], "stopped_early": stopped_early, "train_rows": len(train_rows),
+        "best_val_loss": state["best_val_loss"], "stopped_early": stopped_early,
+        "skipped_steps": state["skipped_steps"], "train_rows": len(train_rows),
         "validation_rows": len(val_rows), "train_tokens": state["tokens"], "elapsed_s": round(state["elapsed_s"], 2),
         "tokens_per_s": state["tokens"] / state["elapsed_s"] if state["elapsed_s"] else None,
         "trainable_params": trainable, "total_params": total_params, "device": str(device),
@@ -222,6 +252,20 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
     }
     run.train_summary.write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return summary
+
+
+def nonfinite_problem(loss: float, grad_norm: float) -> str | None:
+    """What makes a step unusable (a NaN/inf loss or gradient norm), or None when it is fine."""
+    if not math.isfinite(loss):
+        return "non-finite loss"
+    if not math.isfinite(grad_norm):
+        return "non-finite gradient norm"
+    return None
+
+
+def _finite_or_none(value: float) -> float | None:
+    # JSON has no NaN/inf (json.dumps would write bare `NaN`, which strict readers reject)
+    return value if math.isfinite(value) else None
 
 
 def _write_metrics(file, writer, record: dict) -> None:

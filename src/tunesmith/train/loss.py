@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from tunesmith.data.tokenize import IGNORE_INDEX
+from tunesmith.train.packing import block_causal_mask
 
 _HEAD_CHUNK_ROWS = 2048
 
@@ -25,9 +26,12 @@ def supervised_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Te
     """Sum of token cross-entropies over supervised positions, and how many there are."""
     lm = _causal_lm(model)
     decoder = getattr(lm, lm.base_model_prefix)
-    hidden = decoder(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
-    ).last_hidden_state
+    if "position_ids" in batch:  # packed rows (see `tunesmith.train.packing`)
+        attention_inputs = {"position_ids": batch["position_ids"],
+                            "attention_mask": block_causal_mask(batch["position_ids"], lm.dtype)}
+    else:
+        attention_inputs = {"attention_mask": batch["attention_mask"]}
+    hidden = decoder(input_ids=batch["input_ids"], use_cache=False, **attention_inputs).last_hidden_state
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE_INDEX
     selected = hidden[:, :-1][keep]

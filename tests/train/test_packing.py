@@ -1,0 +1,159 @@
+import json
+import math
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tunesmith.config import validate_config
+from tunesmith.config.schema import LoraConfig
+from tunesmith.data.example import Example, Splits
+from tunesmith.data.tokenize import IGNORE_INDEX, TokenizedExample, tokenize_examples
+from tunesmith.models import add_lora
+from tunesmith.run_dir import RunDir
+from tunesmith.train import supervised_loss_sum, train
+from tunesmith.train.batching import collate, count_supervised
+from tunesmith.train.packing import best_fit_decreasing, block_causal_mask, collate_packed, epoch_packed_batches
+
+
+def make_examples(n: int, offset: int = 0) -> list[Example]:
+    rows = []
+    for i in range(offset, offset + n):
+        label = "spam" if i % 3 == 0 else "ham"
+        text = ("win a free prize now " * (1 + i % 4)) if label == "spam" else ("see you at lunch " * (1 + i % 3))
+        rows.append(Example(
+            messages=({"role": "user", "content": f"Classify: {text}"}, {"role": "assistant", "content": label}),
+            source=f"mem.jsonl:{i + 1}", label=label,
+        ))
+    return rows
+
+
+def test_best_fit_decreasing_by_hand():
+    # 5 opens pack 0 (room 3); 4 does not fit: pack 1 (room 4); the first 3 fits pack 0 exactly; the second
+    # 3 goes to pack 1 (room 1); 2 fits nowhere: pack 2; 1 goes to the fullest pack it fits, pack 1.
+    assert best_fit_decreasing([5, 4, 3, 3, 2, 1], capacity=8) == [[0, 2], [1, 3, 5], [4]]
+
+
+def test_best_fit_decreasing_rejects_a_row_longer_than_a_pack():
+    with pytest.raises(ValueError, match="row 1 has 9 tokens"):
+        best_fit_decreasing([3, 9], capacity=8)
+
+
+def test_epoch_packed_batches_deterministic_bounded_and_complete():
+    lengths = [17, 3, 40, 25, 8, 33, 12, 5, 29, 21, 9, 38, 2, 14, 30]
+    plan = epoch_packed_batches(lengths, max_length=48, batch_size=2, seed=7, epoch=0)
+    assert plan == epoch_packed_batches(lengths, max_length=48, batch_size=2, seed=7, epoch=0)
+    packs = [pack for batch in plan for pack in batch]
+    assert sorted(i for pack in packs for i in pack) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in pack) <= 48 for pack in packs)
+    assert all(len(batch) == 2 for batch in plan[:-1]) and 1 <= len(plan[-1]) <= 2
+    # A pack is opened only for a row that fits in no earlier pack, so no two packs could have been one.
+    loads = [sum(lengths[i] for i in pack) for pack in packs]
+    assert all(loads[i] + loads[j] > 48 for i in range(len(loads)) for j in range(i))
+    assert plan != epoch_packed_batches(lengths, max_length=48, batch_size=2, seed=7, epoch=1)
+
+
+def test_collate_packed_token_by_token():
+    a = TokenizedExample(input_ids=[11, 12, 13], labels=[IGNORE_INDEX, 12, 13], source="a")
+    b = TokenizedExample(input_ids=[21, 22], labels=[21, 22], source="b")  # as with `loss_on: all`
+    c = TokenizedExample(input_ids=[31, 32, 33], labels=[IGNORE_INDEX, IGNORE_INDEX, 33], source="c")
+    batch = collate_packed([[a, b], [c]], pad_token_id=0)
+    x = IGNORE_INDEX
+    assert batch["input_ids"].tolist() == [[11, 12, 13, 21, 22], [31, 32, 33, 0, 0]]
+    assert batch["labels"].tolist() == [[x, 12, 13, x, 22], [x, x, 33, x, x]]  # 21 is not learned from 13
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 1], [0, 1, 2, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
+    assert count_supervised(batch) == 4
+
+
+def test_block_causal_mask_by_hand():
+    mask = block_causal_mask(torch.tensor([[0, 1, 2, 0, 1, 0]]), torch.float32)
+    allowed = [
+        [1, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0],
+        [0, 0, 0, 1, 0, 0],
+        [0, 0, 0, 1, 1, 0],
+        [0, 0, 0, 0, 0, 1],
+    ]
+    assert mask.shape == (1, 1, 6, 6) and mask.dtype == torch.float32
+    assert (mask[0, 0] == 0).int().tolist() == allowed
+    assert float(mask.min()) == torch.finfo(torch.float32).min
+
+
+def lora_model(model):
+    model = add_lora(model, LoraConfig(r=4, alpha=8, dropout=0.0))
+    torch.manual_seed(1)
+    for name, param in model.named_parameters():
+        if "lora_B" in name:  # B starts at zero, which would leave every A gradient zero and untested
+            torch.nn.init.normal_(param, std=0.1)
+    return model
+
+
+@pytest.mark.parametrize("loss_on", ["assistant", "all"])
+@pytest.mark.parametrize("use_lora", [False, True])
+def test_packed_loss_and_gradients_equal_rows_run_alone(tiny_model, tiny_tokenizer, loss_on, use_lora):
+    model = lora_model(tiny_model) if use_lora else tiny_model
+    params = [p for p in model.parameters() if p.requires_grad]
+    rows, _ = tokenize_examples(make_examples(5), tiny_tokenizer, max_length=128, loss_on=loss_on)
+    assert len({len(row.input_ids) for row in rows}) > 1
+
+    alone = [supervised_loss_sum(model, collate([row], tiny_tokenizer.pad_token_id)) for row in rows]
+    count = sum(n for _, n in alone)
+    reference = sum(loss for loss, _ in alone) / count
+    reference_grads = torch.autograd.grad(reference, params)
+
+    # Two packed rows of different lengths, so the shorter one ends in padding.
+    batch = collate_packed([[rows[0], rows[1], rows[2]], [rows[3], rows[4]]], tiny_tokenizer.pad_token_id)
+    assert int((batch["attention_mask"] == 0).sum()) > 0
+    loss_sum, packed_count = supervised_loss_sum(model, batch)
+    assert packed_count == count == count_supervised(batch)
+    packed = loss_sum / packed_count
+    grads = torch.autograd.grad(packed, params)
+
+    assert abs(float(packed.detach()) - float(reference.detach())) < 1e-5
+    for got, want in zip(grads, reference_grads):
+        assert float(want.abs().max()) > 0
+        assert torch.allclose(got, want, atol=1e-5)
+
+
+def tiny_splits(n_train=16) -> Splits:
+    return Splits(train=make_examples(n_train), validation=make_examples(4, 100), test=make_examples(4, 200),
+                  format="classification", labels=["ham", "spam"])
+
+
+def packing_config(model_dir, **train_settings):
+    settings = {"batch_size": 2, "learning_rate": 1e-2, "eval_every": 100, "save_every": 3, "warmup_ratio": 0.0,
+                "keep_checkpoints": 5, "packing": True}
+    settings.update(train_settings)
+    return validate_config({"model": {"name": str(model_dir)}, "data": {"train": "unused.jsonl", "max_length": 256},
+                            "lora": {"r": 4, "alpha": 8}, "train": settings})
+
+
+def test_packed_training_writes_run_files_and_resumes_exactly(tiny_model_dir, tiny_tokenizer, tmp_path):
+    config = packing_config(tiny_model_dir, max_steps=6)
+    rows, _ = tokenize_examples(tiny_splits().train, tiny_tokenizer, max_length=256)
+    # 16 rows of 48-81 tokens fill 5 packs: 3 batches of at most 2 packs per epoch, so 6 steps are 2 epochs.
+    assert len(best_fit_decreasing([len(row.input_ids) for row in rows], 256)) == 5
+
+    full = RunDir(tmp_path / "full")
+    summary = train(config, full, tiny_splits())
+    assert summary["steps"] == 6 and summary["train_rows"] == 16
+    assert summary["train_tokens"] == 2 * sum(len(row.input_ids) for row in rows)  # real tokens, no padding
+    lines = [json.loads(line) for line in full.metrics.read_text().splitlines()]
+    assert [line["step"] for line in lines if "loss" in line] == [1, 2, 3, 4, 5, 6]
+    assert all(math.isfinite(line["loss"]) for line in lines if "loss" in line)
+    assert (full.best / "adapter_model.safetensors").is_file()
+    reference = load_file(full.checkpoints / "step-000006" / "weights" / "adapter_model.safetensors")
+
+    resumed = RunDir(tmp_path / "resumed")
+    shutil.copytree(full.root, resumed.root)
+    shutil.rmtree(resumed.checkpoints / "step-000006")  # as if killed after the step-3 checkpoint
+    shutil.rmtree(resumed.best)
+    assert train(config, resumed, tiny_splits(), resume=True)["steps"] == 6
+    got = load_file(resumed.checkpoints / "step-000006" / "weights" / "adapter_model.safetensors")
+    for key in reference:
+        assert torch.allclose(got[key], reference[key], atol=1e-6), key
+    steps = [json.loads(line)["step"] for line in resumed.metrics.read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6, 6]
