@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from tunesmith.deploy import export_run
-from tunesmith.atomic import staged_folder
 from tunesmith.errors import RunError
 from tunesmith.run_dir import RunDir
 
@@ -101,22 +100,6 @@ def test_export_replaces_an_older_export_and_leaves_no_staging_folders(lora_run)
     assert not (run.adapter / "stale.txt").exists() and not (run.merged / "stale.txt").exists()
     assert (run.adapter / "adapter_model.safetensors").is_file()
     assert sorted(path.name for path in run.root.iterdir()) == ["adapter", "checkpoints", "config.yaml", "merged"]
-
-
-def test_staged_folder_replaces_only_on_success(tmp_path):
-    final = tmp_path / "merged"
-    final.mkdir()
-    (final / "old.txt").write_text("old")
-    with pytest.raises(ValueError), staged_folder(final) as staging:
-        (staging / "new.txt").write_text("new")
-        raise ValueError("interrupted half-way")
-    assert [path.name for path in tmp_path.iterdir()] == ["merged"]
-    assert [path.name for path in final.iterdir()] == ["old.txt"]
-
-    with staged_folder(final) as staging:
-        (staging / "new.txt").write_text("new")
-    assert [path.name for path in tmp_path.iterdir()] == ["merged"]
-    assert [path.name for path in final.iterdir()] == ["new.txt"]
 
 
 def test_full_run_exports_the_checkpoint_weights_and_no_adapter(full_run, tiny_model_dir):

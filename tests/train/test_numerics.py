@@ -12,25 +12,14 @@ from safetensors.torch import load_file
 
 import tunesmith.train.loop as loop
 from tunesmith.config import validate_config
-from tunesmith.data.example import Example, Splits
+from tunesmith.data.example import Splits
 from tunesmith.run_dir import RunDir
 from tunesmith.train import TrainingError, train
 from tunesmith.train.batching import epoch_batches
 from tunesmith.train.loop import nonfinite_problem
+from spam_rows import make_examples as spam_examples
 
 SEED, BATCH, ROWS, STEPS = 42, 4, 16, 5
-
-
-def spam_examples(n: int) -> list[Example]:
-    rows = []
-    for i in range(n):
-        label = "spam" if i % 3 == 0 else "ham"
-        text = ("win a free prize now " * (1 + i % 4)) if label == "spam" else ("see you at lunch " * (1 + i % 3))
-        rows.append(Example(
-            messages=({"role": "user", "content": f"Classify: {text}"}, {"role": "assistant", "content": label}),
-            source=f"mem.jsonl:{i + 1}", label=label,
-        ))
-    return rows
 
 
 def splits() -> Splits:

@@ -8,25 +8,14 @@ from safetensors.torch import load_file
 
 from tunesmith.config import validate_config
 from tunesmith.config.schema import LoraConfig
-from tunesmith.data.example import Example, Splits
+from tunesmith.data.example import Splits
 from tunesmith.data.tokenize import IGNORE_INDEX, TokenizedExample, tokenize_examples
 from tunesmith.models import add_lora
 from tunesmith.run_dir import RunDir
 from tunesmith.train import supervised_loss_sum, train
 from tunesmith.train.batching import collate, count_supervised
 from tunesmith.train.packing import best_fit_decreasing, block_causal_mask, collate_packed, epoch_packed_batches
-
-
-def make_examples(n: int, offset: int = 0) -> list[Example]:
-    rows = []
-    for i in range(offset, offset + n):
-        label = "spam" if i % 3 == 0 else "ham"
-        text = ("win a free prize now " * (1 + i % 4)) if label == "spam" else ("see you at lunch " * (1 + i % 3))
-        rows.append(Example(
-            messages=({"role": "user", "content": f"Classify: {text}"}, {"role": "assistant", "content": label}),
-            source=f"mem.jsonl:{i + 1}", label=label,
-        ))
-    return rows
+from spam_rows import make_examples
 
 
 def test_best_fit_decreasing_by_hand():

@@ -8,23 +8,12 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from tunesmith.config import validate_config
-from tunesmith.data.example import Example, Splits
+from tunesmith.data.example import Splits
 from tunesmith.data.tokenize import tokenize_examples
 from tunesmith.run_dir import RunDir
 from tunesmith.train import TrainingError, supervised_loss_sum, train
 from tunesmith.train.batching import collate, epoch_batches
-
-
-def make_examples(n: int, offset: int = 0) -> list[Example]:
-    rows = []
-    for i in range(offset, offset + n):
-        label = "spam" if i % 3 == 0 else "ham"
-        text = ("win a free prize now " * (1 + i % 4)) if label == "spam" else ("see you at lunch " * (1 + i % 3))
-        rows.append(Example(
-            messages=({"role": "user", "content": f"Classify: {text}"}, {"role": "assistant", "content": label}),
-            source=f"mem.jsonl:{i + 1}", label=label,
-        ))
-    return rows
+from spam_rows import make_examples
 
 
 def tiny_splits(n_train=16, n_val=4) -> Splits:
@@ -155,3 +144,15 @@ def test_early_stopping_keeps_the_best(tiny_model_dir, tmp_path, monkeypatch):
     assert summary["stopped_early"] and summary["steps"] == 4
     assert summary["best_step"] == 2 and summary["best_val_loss"] == 1.0
     assert (run.checkpoints / "step-000004").is_dir()  # the stopping step is checkpointed too
+
+
+def test_compiled_training_matches_eager(tiny_model_dir, tmp_path):
+    eager, compiled = RunDir(tmp_path / "eager"), RunDir(tmp_path / "compiled")
+    config = tiny_config(tiny_model_dir, max_steps=2, eval_every=10)
+    config.lora.dropout = 0.0
+    train(config, eager, tiny_splits(n_val=0))
+    config.train.compile = True
+    train(config, compiled, tiny_splits(n_val=0))
+    a, b = adapter_weights(eager.best), adapter_weights(compiled.best)
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-5), key

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import time
 from pathlib import Path
 
 import torch
@@ -21,6 +23,24 @@ def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32
+
+
+@functools.cache
+def cpu_bf16_speedup() -> float:
+    """fp32 time / bf16 time of a 1024x1024 matmul on this CPU (median of 3, after a warm-up): logged so a
+    user can see whether `model.dtype: bfloat16` would pay off here."""
+    timings = {}
+    own_rng = torch.Generator().manual_seed(0)  # never touch the global RNG: training seeds it just before
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = (torch.randn(1024, 1024, generator=own_rng).to(dtype) for _ in range(2))
+        a @ b
+        runs = []
+        for _ in range(3):
+            start = time.perf_counter()
+            a @ b
+            runs.append(time.perf_counter() - start)
+        timings[dtype] = sorted(runs)[1]
+    return timings[torch.float32] / timings[torch.bfloat16]
 
 
 def load_tokenizer(model_config: ModelConfig):

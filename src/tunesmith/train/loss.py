@@ -22,10 +22,16 @@ def _causal_lm(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
+def decoder_of(model):
+    """The transformer body (embeddings + blocks + final norm) under the LM head."""
+    lm = _causal_lm(model)
+    return getattr(lm, lm.base_model_prefix)
+
+
 def supervised_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Sum of token cross-entropies over supervised positions, and how many there are."""
     lm = _causal_lm(model)
-    decoder = getattr(lm, lm.base_model_prefix)
+    decoder = decoder_of(model)
     if "position_ids" in batch:  # packed rows (see `tunesmith.train.packing`)
         attention_inputs = {"position_ids": batch["position_ids"],
                             "attention_mask": block_causal_mask(batch["position_ids"], lm.dtype)}
