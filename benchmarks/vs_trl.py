@@ -194,16 +194,9 @@ def summarize(run: dict) -> dict:
 
 
 def matmul_gflops() -> float:
-    import torch
+    from tunesmith.models.loading import matmul_seconds
 
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    a @ b
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    return 2 * 2048**3 / statistics.median(times) / 1e9
+    return 2 * 2048**3 / matmul_seconds(size=2048, repeats=5) / 1e9
 
 
 def mean_tokens(config: dict, max_length: int) -> float:

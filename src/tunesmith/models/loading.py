@@ -25,22 +25,25 @@ def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+def matmul_seconds(size: int = 1024, dtype: torch.dtype = torch.float32, repeats: int = 3) -> float:
+    """Median time of one ``size``x``size`` matmul on the CPU, after a warm-up; inputs come from a private
+    generator, so the global RNG (seeded for training) is never touched."""
+    own_rng = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(size, size, generator=own_rng).to(dtype) for _ in range(2))
+    a @ b
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        runs.append(time.perf_counter() - start)
+    return sorted(runs)[len(runs) // 2]
+
+
 @functools.cache
 def cpu_bf16_speedup() -> float:
-    """fp32 time / bf16 time of a 1024x1024 matmul on this CPU (median of 3, after a warm-up): logged so a
-    user can see whether `model.dtype: bfloat16` would pay off here."""
-    timings = {}
-    own_rng = torch.Generator().manual_seed(0)  # never touch the global RNG: training seeds it just before
-    for dtype in (torch.float32, torch.bfloat16):
-        a, b = (torch.randn(1024, 1024, generator=own_rng).to(dtype) for _ in range(2))
-        a @ b
-        runs = []
-        for _ in range(3):
-            start = time.perf_counter()
-            a @ b
-            runs.append(time.perf_counter() - start)
-        timings[dtype] = sorted(runs)[1]
-    return timings[torch.float32] / timings[torch.bfloat16]
+    """fp32 time / bf16 time of a 1024x1024 matmul on this CPU: logged so a user can see whether
+    `model.dtype: bfloat16` would pay off here."""
+    return matmul_seconds(dtype=torch.float32) / matmul_seconds(dtype=torch.bfloat16)
 
 
 def load_tokenizer(model_config: ModelConfig):
