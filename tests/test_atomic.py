@@ -47,3 +47,14 @@ def test_result_has_ordinary_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert final.stat().st_mode & 0o777 == 0o755  # not mkdtemp's private 0700: exports are meant to be shared
+
+
+def test_stale_staging_folders_are_removed(tmp_path):
+    from tunesmith.atomic import remove_stale_staging
+
+    (tmp_path / ".step-000004-staging-abc").mkdir()
+    (tmp_path / ".best-staging-xyz").mkdir()
+    (tmp_path / "step-000002").mkdir()
+    removed = remove_stale_staging(tmp_path)
+    assert [p.name for p in removed] == [".best-staging-xyz", ".step-000004-staging-abc"]
+    assert [p.name for p in tmp_path.iterdir()] == ["step-000002"]

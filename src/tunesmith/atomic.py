@@ -56,3 +56,12 @@ def recover_folder(final: Path) -> None:
     old = _aside(final)
     if not final.exists() and old.exists():
         old.rename(final)
+
+
+def remove_stale_staging(parent: Path) -> list[Path]:
+    """Delete staging folders a killed writer left in ``parent`` (never picked up as results, but for full
+    fine-tuning each one is a whole model's worth of disk). Call only when no writer is running there."""
+    stale = sorted(p for p in parent.glob(".*-staging-*") if p.is_dir())
+    for folder in stale:
+        shutil.rmtree(folder)
+    return stale

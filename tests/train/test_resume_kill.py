@@ -172,4 +172,5 @@ def test_kill_while_writing_a_checkpoint_resumes_from_the_previous_one(project, 
     finally:
         torch.set_num_threads(threads)  # the config's `threads: 1` must not slow the rest of the session
     assert not run.best.with_name("best.old").exists()
+    assert not list(run.checkpoints.glob(".*-staging-*"))  # the killed writers' leftovers are cleaned up
     assert_same_training(run, uninterrupted)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tunesmith.atomic import recover_folder
+from tunesmith.atomic import recover_folder, remove_stale_staging
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.example import Splits
 from tunesmith.data.tokenize import tokenize_examples
@@ -143,6 +143,8 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
              "tokens": 0, "elapsed_s": 0.0, "skipped_steps": []}
     run.checkpoints.mkdir(parents=True, exist_ok=True)
     recover_folder(run.best)
+    for stale in remove_stale_staging(run.checkpoints):
+        log.info("removed %s, left by an interrupted checkpoint write", stale.name)
     if resume:
         last = latest_checkpoint(run.checkpoints)
         if last is None:
