@@ -63,14 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("chat", help="interactive chat with the tuned model (streams tokens)")
     p.add_argument("run_dir")
-    p.add_argument("--system", help="system prompt")
+    p.add_argument("--system", help="system prompt (default: the run's data.system_prompt)")
     p.add_argument("--max-new-tokens", type=int, default=256)
     _add_set(p)
 
     p = commands.add_parser("generate", help="answer one prompt with the tuned model")
     p.add_argument("run_dir")
     p.add_argument("--prompt", required=True)
-    p.add_argument("--system", help="system prompt")
+    p.add_argument("--system", help="system prompt (default: the run's data.system_prompt)")
     p.add_argument("--max-new-tokens", type=int, default=128)
     _add_set(p)
     return parser

@@ -135,3 +135,18 @@ def test_stream_reply_reraises_a_generation_error_instead_of_hanging(lora_run):
     model.generate = broken_generate
     with pytest.raises(RuntimeError, match="out of memory"):
         chat.stream_reply(model, tokenizer, [{"role": "user", "content": "hi"}], NEW_TOKENS, io.StringIO())
+
+
+def test_generation_defaults_to_the_trained_system_prompt(lora_run):
+    import yaml
+
+    from tunesmith.deploy.chat import trained_system_prompt
+
+    config_path = lora_run / "config.yaml"
+    assert trained_system_prompt(lora_run) is None
+    raw = yaml.safe_load(config_path.read_text())
+    raw["data"]["system_prompt"] = "Classify each SMS message as ham or spam."
+    config_path.write_text(yaml.safe_dump(raw))
+    assert trained_system_prompt(lora_run) == "Classify each SMS message as ham or spam."
+    assert generate_text(lora_run, "hello", max_new_tokens=4) == generate_text(
+        lora_run, "hello", max_new_tokens=4, system="Classify each SMS message as ham or spam.")

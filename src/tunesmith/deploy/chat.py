@@ -27,8 +27,10 @@ USER_PROMPT = "you> "
 def generate_text(
     run_dir: str | Path, prompt: str, max_new_tokens: int = 128, system: str | None = None, use_merged: bool = True
 ) -> str:
-    """The run's greedy answer to ``prompt``, sent as one user message (after ``system``, if given)."""
+    """The run's greedy answer to ``prompt``, sent as one user message (after ``system``; by default the
+    system prompt the run was trained with)."""
     model, tokenizer = load_for_generation(run_dir, use_merged)
+    system = trained_system_prompt(run_dir) if system is None else system
     inputs = generation_inputs(model, tokenizer, build_messages([], prompt, system), max_new_tokens)
     with torch.inference_mode():
         output = model.generate(**inputs)
@@ -48,6 +50,7 @@ def chat_loop(
     Every turn sends the whole conversation, so the model sees earlier exchanges. Returns the final history.
     """
     model, tokenizer = load_for_generation(run_dir)
+    system = trained_system_prompt(run_dir) if system is None else system
     output.write(f"Chatting with {RunDir(run_dir).root.resolve().name}. "
                  f"{RESET_COMMAND} clears the history; /exit, Ctrl-D or Ctrl-C ends.\n")
     history: list[Message] = []
@@ -72,6 +75,11 @@ def chat_loop(
             break
         history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
     return history
+
+
+def trained_system_prompt(run_dir: str | Path) -> str | None:
+    """`data.system_prompt` of the run: a model tuned under a system prompt answers best when it sees it again."""
+    return RunDir(run_dir).config().data.system_prompt
 
 
 def build_messages(history: list[Message], user_text: str, system: str | None = None) -> list[Message]:
