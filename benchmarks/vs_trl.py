@@ -76,14 +76,23 @@ def run_tunesmith(config: dict, out: Path) -> dict:
             "seconds": [s["tokens"] / s["tokens_per_s"] for s in steps]}
 
 
-def trl_dataset(config: dict):
+def trl_dataset(config: dict, mode: str):
     from datasets import Dataset
 
-    rows = [{"prompt": list(e.prompt_messages), "completion": [e.messages[-1]]} for e in load_examples(config)]
-    return Dataset.from_list(rows)
+    if mode == "padded":
+        rows = [{"prompt": list(e.prompt_messages), "completion": [e.messages[-1]]} for e in load_examples(config)]
+        return Dataset.from_list(rows)
+    # TRL's padding-free mode does not truncate (it refuses max_length), so it gets rows already tokenized and
+    # truncated by the same rules: identical tokens and labels in both arms.
+    from tunesmith.config import ModelConfig
+    from tunesmith.data.tokenize import tokenize_examples
+    from tunesmith.models import load_tokenizer
+
+    rows, _ = tokenize_examples(load_examples(config), load_tokenizer(ModelConfig()), config["data"]["max_length"])
+    return Dataset.from_list([{"input_ids": r.input_ids, "labels": r.labels} for r in rows])
 
 
-def build_trl_trainer(config: dict, out: Path, steps: int, callbacks=()):
+def build_trl_trainer(config: dict, out: Path, steps: int, mode: str, callbacks=()):
     import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -99,18 +108,19 @@ def build_trl_trainer(config: dict, out: Path, steps: int, callbacks=()):
         output_dir=str(out / "trl"), max_steps=steps, per_device_train_batch_size=t["batch_size"],
         gradient_accumulation_steps=1, learning_rate=t["learning_rate"], lr_scheduler_type="constant",
         warmup_steps=0, max_grad_norm=t["max_grad_norm"], weight_decay=0.0, seed=SEED, data_seed=SEED,
-        max_length=config["data"]["max_length"], packing=False, padding_free=False, completion_only_loss=True,
-        train_sampling_strategy="group_by_length", gradient_checkpointing=False, bf16=False, fp16=False, use_cpu=True,
+        max_length=config["data"]["max_length"] if mode == "padded" else None, packing=False,
+        padding_free=mode == "padding_free", completion_only_loss=True,
+        train_sampling_strategy="group_by_length" if mode == "padded" else "random", gradient_checkpointing=False, bf16=False, fp16=False, use_cpu=True,
         logging_steps=1, save_strategy="no", eval_strategy="no", report_to=[], dataloader_num_workers=0,
         disable_tqdm=True,
     )
     peft_config = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
                              target_modules=LORA["target_modules"], task_type="CAUSAL_LM")
-    return SFTTrainer(model=model, args=args, train_dataset=trl_dataset(config), processing_class=tokenizer,
+    return SFTTrainer(model=model, args=args, train_dataset=trl_dataset(config, mode), processing_class=tokenizer,
                       peft_config=peft_config, callbacks=list(callbacks))
 
 
-def run_trl(config: dict, out: Path, steps: int) -> dict:
+def run_trl(config: dict, out: Path, steps: int, mode: str) -> dict:
     from transformers import TrainerCallback
 
     record = {"losses": [], "tokens": [], "padded": [], "seconds": []}
@@ -126,12 +136,13 @@ def run_trl(config: dict, out: Path, steps: int) -> dict:
             if logs and "loss" in logs:
                 record["losses"].append(logs["loss"])
 
-    trainer = build_trl_trainer(config, out, steps, [Timer()])
+    trainer = build_trl_trainer(config, out, steps, mode, [Timer()])
     collator = trainer.data_collator
 
     def counting_collator(features):
         batch = collator(features)
-        record["tokens"].append(int(batch["attention_mask"].sum()))
+        real = batch["attention_mask"].sum() if "attention_mask" in batch else batch["input_ids"].numel()
+        record["tokens"].append(int(real))
         record["padded"].append(int(batch["input_ids"].numel()))
         return batch
 
@@ -140,14 +151,14 @@ def run_trl(config: dict, out: Path, steps: int) -> dict:
     return record
 
 
-def same_batch_loss(config: dict, out: Path) -> dict:
+def same_batch_loss(config: dict, out: Path, mode: str) -> dict:
     """Step-1 loss of both on TRL's first batch with the same (freshly initialized, seeded) LoRA weights."""
     import torch
 
     from tunesmith.train.loss import supervised_loss_sum
 
     torch.manual_seed(SEED)
-    trainer = build_trl_trainer(config, out, steps=1)
+    trainer = build_trl_trainer(config, out, steps=1, mode=mode)
     batch = next(iter(trainer.get_train_dataloader()))
     model = trainer.model
     model.train()
@@ -164,17 +175,18 @@ def child(args) -> None:
     if args.arm == "tunesmith":
         result = run_tunesmith(config, out)
     elif args.arm == "trl":
-        result = run_trl(config, out, config["train"]["max_steps"])
+        result = run_trl(config, out, config["train"]["max_steps"], args.trl_mode)
     else:
-        result = same_batch_loss(config, out)
+        result = same_batch_loss(config, out, args.trl_mode)
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result))
 
 
-def spawn(arm: str, config: dict) -> dict:
+def spawn(arm: str, config: dict, trl_mode: str) -> dict:
     with tempfile.TemporaryDirectory() as out:
         proc = subprocess.run(
-            [sys.executable, __file__, "--child", arm, "--config", json.dumps(config), "--out", out],
+            [sys.executable, __file__, "--child", arm, "--config", json.dumps(config), "--out", out,
+             "--trl-mode", trl_mode],
             capture_output=True, text=True, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"},
         )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -225,6 +237,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--datasets", default="sms_spam,alpaca_2k")
+    parser.add_argument("--trl-mode", choices=["padded", "padding_free"], default="padding_free",
+                        help="TRL's batching: padded and grouped by length, or padding-free (flattened rows with "
+                             "per-row position ids; transformers builds the block-diagonal SDPA mask from them)")
     parser.add_argument("--child", choices=["tunesmith", "trl", "loss"], help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -245,11 +260,11 @@ def main() -> None:
         for repeat in range(args.repeats):
             order = ["tunesmith", "trl"] if repeat % 2 == 0 else ["trl", "tunesmith"]  # alternate who goes first
             for arm in order:
-                runs[arm].append(summarize(spawn(arm, config)))
+                runs[arm].append(summarize(spawn(arm, config, args.trl_mode)))
                 print(f"{name} {arm} #{repeat + 1}: {runs[arm][-1]}", file=sys.stderr)
         medians = {arm: {key: statistics.median(r[key] for r in results) for key in results[0]}
                    for arm, results in runs.items()}
-        loss_check = spawn("loss", config)
+        loss_check = spawn("loss", config, args.trl_mode)
         entry = {
             "arms": medians, "runs": runs, "same_batch_step1_loss": loss_check,
             "tokens_per_s_ratio": medians["tunesmith"]["tokens_per_s"] / medians["trl"]["tokens_per_s"],

@@ -25,6 +25,16 @@ def _default(field) -> str:
     return f"`{'null' if field.default is None else field.default}`"
 
 
+def _list_item_model(annotation) -> type[BaseModel] | None:
+    """The section type of ``list[Section]`` or ``list[Section] | None``, else None."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(candidate) is list:
+            (item,) = typing.get_args(candidate)
+            if isinstance(item, type) and issubclass(item, BaseModel):
+                return item
+    return None
+
+
 def reference_rows(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
     rows = []
     for name, field in model.model_fields.items():
@@ -34,6 +44,11 @@ def reference_rows(model: type[BaseModel] = RunConfig, prefix: str = "") -> list
             rows += reference_rows(annotation, f"{key}.")
             continue
         doc = " ".join((field.description or "").split()).replace("|", "\\|")
+        item = _list_item_model(annotation)
+        if item is not None:  # a list of sections: the list, then each item's keys as `key[].field`
+            rows.append(f"| `{key}` | list \\| null | {_default(field)} | {doc} |")
+            rows += reference_rows(item, f"{key}[].")
+            continue
         rows.append(f"| `{key}` | {_type_name(annotation)} | {_default(field)} | {doc} |")
     return rows
 

@@ -26,6 +26,10 @@ class ModelConfig(_Section):
     that support it."""
     trust_remote_code: bool = False
     """Run Python code shipped inside a model folder. Off unless you trust the folder."""
+    chat_template: str = "model"
+    """How conversations are rendered: `model` (the tokenizer's own template), a built-in (`chatml`, `llama-3`,
+    `alpaca`, `plain`) for models without one, or the path of a Jinja template file (relative to the config
+    file). Training, evaluation, chat and export all use the same template."""
 
 
 class SplitConfig(_Section):
@@ -37,19 +41,59 @@ class SplitConfig(_Section):
     """Seed of the shuffle that assigns rows to splits."""
 
 
+class CheckConfig(_Section):
+    max_errors: int = Field(20, ge=1)
+    """Unreadable rows listed by `data check` (the rest are counted); a run stops at the first one."""
+    near_duplicate_threshold: float = Field(0.85, gt=0.0, le=1.0)
+    """Word 3-gram Jaccard similarity (estimated with MinHash) at or above which two rows are near duplicates."""
+    length_outlier_factor: float = Field(3.0, gt=0.0)
+    """A row is a length outlier when its token count lies beyond this many interquartile ranges outside the
+    quartiles of its split."""
+    imbalance_ratio: float = Field(10.0, gt=1.0)
+    """Report label imbalance when the most common label has this many times the rows of the rarest."""
+    drop: list[Literal["empty_output", "duplicate", "near_duplicate", "conflicting_label", "copied_input",
+                       "length_outlier", "truncated", "non_printable", "leakage", "unreadable"]] = Field(
+        default_factory=lambda: ["empty_output", "duplicate", "conflicting_label", "copied_input", "unreadable"])
+    """Finding kinds that `tunesmith data clean` removes (the first row of each duplicate group is kept)."""
+
+
+class SourceConfig(_Section):
+    path: str
+    """A file, a glob of files (`data/*.jsonl.gz`), or a folder written by `datasets.save_to_disk`."""
+    weight: float = Field(1.0, ge=0.0)
+    """Share of this source in the training mix: its training rows are sampled `weight` times (0.5 keeps a
+    seeded half, 2 repeats every row twice, 2.5 adds a seeded half on top). Held-out rows are not weighted."""
+    format: Literal["auto", "alpaca", "messages", "sharegpt", "prompt_completion", "classification", "regression",
+                    "text"] = "auto"
+    """Row format of this source (`auto` detects it from the keys of its first row)."""
+    columns: dict[str, str] = Field(default_factory=dict)
+    """Column mapping of this source (see `data.columns`)."""
+    system_prompt: str | None = None
+    """System message for this source's conversations that have none (default: `data.system_prompt`)."""
+    instruction: str | None = None
+    """Instruction for this source's classification/regression rows (default: `data.instruction`)."""
+
+
 class DataConfig(_Section):
     train: str | None = None
-    """Training file (JSONL, JSON array, CSV or Parquet). Relative paths are relative to the config file."""
+    """Training data: a file (JSONL, optionally `.gz`/`.zst` compressed, JSON array, CSV or Parquet), a glob of
+    files, or a `datasets.save_to_disk` folder. Relative paths are relative to the config file."""
     validation: str | None = None
     """Validation file. If absent, a `split.validation` fraction of the training rows is held out."""
     test: str | None = None
     """Test file, never seen in training. If absent, a `split.test` fraction of the training rows is held out."""
     path: str | None = None
     """One file to split into train/validation/test with `split` (instead of `train`/`validation`/`test`)."""
+    sources: list[SourceConfig] | None = None
+    """Several datasets mixed in one run, each with its own format, columns and weight; each is split by
+    `split` (instead of `path` or `train`)."""
     split: SplitConfig = Field(default_factory=SplitConfig)
     """Seeded split of `path` (or of `train` when `validation`/`test` files are missing)."""
-    format: Literal["auto", "alpaca", "messages", "prompt_completion", "classification", "regression", "text"] = "auto"
-    """Row format. `auto` detects it from the keys of the first row."""
+    format: Literal["auto", "alpaca", "messages", "sharegpt", "prompt_completion", "classification", "regression",
+                    "text"] = "auto"
+    """Row format. `auto` detects it from the keys of the first row. `messages` also reads OpenAI fine-tuning
+    JSONL (an assistant turn with `weight: 0` is context, not learned); `sharegpt` reads `conversations` of
+    `{from, value}` turns."""
     columns: dict[str, str] = Field(default_factory=dict)
     """Map tunesmith's field names to yours, e.g. `{text: sms, label: category}`. Fields: instruction, input,
     output, messages, prompt, completion, text, label, target, system."""
@@ -68,13 +112,29 @@ class DataConfig(_Section):
     """Use at most this many training rows (a seeded sample), e.g. to fit a time budget."""
     max_eval_rows: int | None = Field(None, ge=1)
     """Use at most this many validation and test rows each (the first ones in file order)."""
+    cache: bool = True
+    """Keep tokenized datasets (Arrow files under the tunesmith cache) keyed on the data files' contents, the
+    tokenizer, the chat template and these data settings; a second run with the same key skips tokenization."""
+    num_proc: int | None = Field(None, ge=1)
+    """Processes that tokenize; null uses every core (small datasets are tokenized in-process)."""
+    streaming: bool = False
+    """Read and tokenize the training data in bounded memory (rows are streamed to an on-disk Arrow cache and
+    read back memory-mapped), for datasets larger than RAM. The data check then keeps only bounded statistics."""
+    check: CheckConfig = Field(default_factory=CheckConfig)
+    """What `tunesmith data check` and `tunesmith data clean` look for."""
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataConfig":
-        if self.path is None and self.train is None:
-            raise ValueError("set `train` (and optionally `validation`, `test`) or `path`")
-        if self.path is not None and (self.train or self.validation or self.test):
-            raise ValueError("`path` cannot be combined with `train`/`validation`/`test`")
+        given = [name for name, value in (("path", self.path), ("train", self.train), ("sources", self.sources))
+                 if value is not None]
+        if not given:
+            raise ValueError("set `train` (and optionally `validation`, `test`), `path`, or `sources`")
+        if len(given) > 1:
+            raise ValueError(f"`{given[0]}` cannot be combined with `{given[1]}`")
+        if self.path is not None and (self.validation or self.test):
+            raise ValueError("`path` cannot be combined with `validation`/`test`")
+        if self.sources is not None and not self.sources:
+            raise ValueError("`sources` needs at least one source")
         return self
 
 
