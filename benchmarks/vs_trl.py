@@ -6,8 +6,10 @@ masking; each arm in a fresh subprocess, arms alternating, medians over repeats.
 Per arm and dataset: real (non-padding) tokens/s after warm-up, peak RSS, padding fraction, step-1 loss and
 the loss after N steps. Then the ratios (tunesmith / TRL), the step-1 loss of both on the same batch with the
 same weights, and achieved GFLOP/s as a fraction of this machine's measured fp32 matmul GFLOP/s.
-TRL runs in its fastest correct fp32 CPU mode: padded batches grouped by length (its padding-free mode
-needs FlashAttention, which CPUs lack), no gradient checkpointing, no bf16.
+TRL runs in its fastest correct fp32 CPU mode, padding-free (`--trl-mode padded` runs its padded,
+length-grouped mode instead): each batch's rows are flattened into one sequence with per-row position ids, and
+transformers (>= 4.56) turns those into a block-diagonal SDPA mask, so rows never see each other. No gradient
+checkpointing, no bf16. Both arms train on the whole dataset file and run the same number of steps.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ LEARNING_RATE = 2e-4
 SEED = 0
 
 
-def arm_config(dataset: str, steps: int, max_length: int, batch: int, rows: int, out: Path) -> dict:
+def arm_config(dataset: str, steps: int, max_length: int, batch: int, rows: int | None, out: Path) -> dict:
     path, data, _ = DATASETS[dataset]
     return {
         "model": {"name": "default"},
@@ -252,10 +254,11 @@ def main() -> None:
     max_length = 256 if args.quick else 512
     gflops = matmul_gflops()
     report: dict = {"machine": {"cpus": os.cpu_count(), "fp32_matmul_gflops": gflops}, "steps": steps,
+                    "trl_mode": args.trl_mode,
                     "warmup_steps": WARMUP_STEPS, "repeats": args.repeats, "max_length": max_length, "datasets": {}}
     for name in args.datasets.split(","):
         batch = DATASETS[name][2] if not args.quick or name == "sms_spam" else 4
-        config = arm_config(name, steps, max_length, batch, rows=batch * steps, out=Path("unused"))
+        config = arm_config(name, steps, max_length, batch, rows=None, out=Path("unused"))
         runs = {"tunesmith": [], "trl": []}
         for repeat in range(args.repeats):
             order = ["tunesmith", "trl"] if repeat % 2 == 0 else ["trl", "tunesmith"]  # alternate who goes first
