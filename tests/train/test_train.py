@@ -156,3 +156,21 @@ def test_compiled_training_matches_eager(tiny_model_dir, tmp_path):
     a, b = adapter_weights(eager.best), adapter_weights(compiled.best)
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-5), key
+
+
+@pytest.mark.parametrize("train_head", [False, True])
+def test_fused_head_cross_entropy_equals_autograd_across_chunks(monkeypatch, train_head):
+    from tunesmith.train import loss as loss_module
+
+    monkeypatch.setattr(loss_module, "_HEAD_CHUNK_ROWS", 7)  # 30 rows: several chunks and a ragged last one
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(30, 16, generator=generator, requires_grad=True)
+    weight = (torch.randn(50, 16, generator=generator) * 0.5).requires_grad_(train_head)
+    targets = torch.randint(0, 50, (30,), generator=generator)
+    reference = F.cross_entropy(F.linear(hidden, weight), targets, reduction="sum")
+    wanted = torch.autograd.grad(reference * 0.3, [hidden, weight] if train_head else [hidden])
+    fused = loss_module._LinearCrossEntropySum.apply(hidden, weight, targets)
+    got = torch.autograd.grad(fused * 0.3, [hidden, weight] if train_head else [hidden])
+    assert abs(float(fused) - float(reference)) < 1e-4
+    for g, w in zip(got, wanted):
+        assert torch.allclose(g, w, atol=1e-6)
