@@ -174,3 +174,11 @@ def test_fused_head_cross_entropy_equals_autograd_across_chunks(monkeypatch, tra
     assert abs(float(fused) - float(reference)) < 1e-4
     for g, w in zip(got, wanted):
         assert torch.allclose(g, w, atol=1e-6)
+
+
+def test_right_padding_is_detected_so_only_those_batches_drop_the_mask():
+    from tunesmith.train.loss import _right_padded
+
+    assert _right_padded(torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0]]))
+    assert not _right_padded(torch.tensor([[1, 1, 1], [0, 1, 1]]))  # left padding needs the mask
+    assert not _right_padded(torch.tensor([[1, 0, 1]]))

@@ -35,6 +35,11 @@ def supervised_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Te
     if "position_ids" in batch:  # packed rows (see `tunesmith.train.packing`)
         attention_inputs = {"position_ids": batch["position_ids"],
                             "attention_mask": block_causal_mask(batch["position_ids"], lm.dtype)}
+    elif _right_padded(batch["attention_mask"]):
+        # Causal attention alone is exact here: a real token only sees earlier positions, all real, and the pad
+        # positions after it carry no loss. SDPA then takes its causal path (no mask built, upper triangle
+        # skipped), which measured ~X% faster steps.
+        attention_inputs = {}
     else:
         attention_inputs = {"attention_mask": batch["attention_mask"]}
     hidden = decoder(input_ids=batch["input_ids"], use_cache=False, **attention_inputs).last_hidden_state
@@ -50,6 +55,11 @@ def supervised_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Te
         logits = head(selected[start : start + _HEAD_CHUNK_ROWS]).float()
         total = total + F.cross_entropy(logits, wanted[start : start + _HEAD_CHUNK_ROWS], reduction="sum")
     return total, int(wanted.numel())
+
+
+def _right_padded(attention_mask: torch.Tensor) -> bool:
+    """Whether every row is real tokens followed only by padding."""
+    return bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all())
 
 
 class _LinearCrossEntropySum(torch.autograd.Function):
