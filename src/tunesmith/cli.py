@@ -1,7 +1,7 @@
 """The `tunesmith` command: a thin layer that parses arguments and calls the library.
 
 Every user mistake surfaces as a `TunesmithError`, printed on one line (no traceback), exit code 2
-(`data check` exits 1 when it found problems in readable data).
+(`data check` exits 1 when it found problems in readable data, 2 when it listed unreadable rows).
 """
 
 from __future__ import annotations
@@ -42,9 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("data", help="inspect data")
     data_commands = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
-    q = data_commands.add_parser("check", help="report rows, lengths, truncation, duplicates, overlap, labels")
+    q = data_commands.add_parser(
+        "check", help="quality report: unreadable rows, duplicates, leakage, labels, lengths, template round trip "
+        "(exit 0 clean, 1 findings, 2 unreadable rows)")
     q.add_argument("target", help="a run config (YAML) or a data file")
     q.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_set(q)
+    q = data_commands.add_parser("clean", help="write a copy of a data file without the rows the check flags")
+    q.add_argument("source", metavar="IN", help="data file, glob or dataset folder to read (never modified)")
+    q.add_argument("target", metavar="OUT", help="file to write, in the input's format family")
+    q.add_argument("--config", help="run config whose data settings (format, columns, check) to use")
+    q.add_argument("--drop", metavar="KIND,KIND", help="finding kinds to remove (default: data.check.drop)")
     _add_set(q)
 
     p = commands.add_parser("config", help="print a config with defaults and overrides resolved")
@@ -92,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int | None:
     from tunesmith.config import load_config
 
+    if args.command == "data" and args.data_command == "clean":
+        from tunesmith.data.clean import run_clean
+
+        print(run_clean(args.source, args.target, args.config, args.drop, args.overrides))
+        return 0
     if args.command == "data":
         from tunesmith.data import run_check
 

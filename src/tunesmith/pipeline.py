@@ -43,8 +43,16 @@ def check_run_data(config: RunConfig, run: RunDir):
     from tunesmith.data import check_data, load_splits
     from tunesmith.models import load_tokenizer
 
-    splits = load_splits(config.data)
-    report = check_data(splits, load_tokenizer(config.model), config.data.max_length, config.data.loss_on)
+    if config.data.streaming:
+        from tunesmith.data.stream import load_heldout_splits
+
+        # The training file may not fit in memory: only the held-out files are checked here; training counts
+        # the truncation of every streamed row (train_summary.json).
+        splits = load_heldout_splits(config.data)
+    else:
+        splits = load_splits(config.data)
+    report = check_data(splits, load_tokenizer(config.model), config.data.max_length, config.data.loss_on,
+                        config.data.check)
     run.data_summary.write_text(json.dumps(report.to_dict(), indent=1), encoding="utf-8")
     sizes = ", ".join(f"{name} {len(getattr(splits, name))}" for name in ("train", "validation", "test"))
     log.info("data: %s format, %s rows", splits.format, sizes)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tunesmith.config.schema import DataConfig
 from tunesmith.data.check import check_data, check_file, run_check
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.tokenize import prompt_token_ids, tokenize_example
-from tunesmith.errors import DataError
 
 LONG_PROMPT = "The quick brown fox jumps over the lazy dog. " * 6
 
@@ -49,17 +46,17 @@ def test_planted_problems_are_found(tiny_tokenizer):
 
     findings = {(f.kind, f.split): f for f in report.findings}
     assert sorted(findings) == [
-        ("duplicate", "train"), ("empty_output", "train"), ("overlap", "train/test"), ("truncated", "train"),
+        ("duplicate", "train"), ("empty_output", "train"), ("leakage", "train/test"), ("truncated", "train"),
     ]
     assert findings["duplicate", "train"].locations == ["t.jsonl:3 (same as t.jsonl:1)"]
     assert findings["empty_output", "train"].locations == ["t.jsonl:4"]
-    assert findings["overlap", "train/test"].locations == ["s.jsonl:1 (same prompt as t.jsonl:2)"]
-    assert findings["truncated", "train"].locations == ["t.jsonl:5"]
+    assert findings["leakage", "train/test"].locations == ["s.jsonl:1 (same prompt as t.jsonl:2)"]
+    answer_tokens = len(tiny_tokenizer("Ein Mann fährt Fahrrad.", add_special_tokens=False)["input_ids"])
+    assert findings["truncated", "train"].locations == [f"t.jsonl:5 ({answer_tokens + 1} supervised tokens lost)"]
     assert all(f.count == 1 for f in report.findings)
     assert report.has_problems
 
     train = report.splits[0]
-    answer_tokens = len(tiny_tokenizer("Ein Mann fährt Fahrrad.", add_special_tokens=False)["input_ids"])
     assert (train.name, train.rows, train.truncated_rows, train.rows_without_supervision) == ("train", 6, 1, 1)
     assert train.supervised_tokens_lost == answer_tokens + 1  # the whole answer and its EOS
     full_length = len(tokenize_example(long_row, tiny_tokenizer, 10_000).input_ids)
@@ -101,7 +98,8 @@ def test_label_balance_and_a_clean_report(tiny_tokenizer):
     assert list(summary["splits"]) == ["train", "validation", "test"]
     text = report.render()
     assert "No problems found." in text
-    balance = {line.split()[0]: line.split()[1:] for line in text.split("Label balance:")[1].splitlines()[1:] if line}
+    table = text.split("Label balance:\n")[1].split("\n\n")[0]
+    balance = {line.split()[0]: line.split()[1:] for line in table.splitlines()[1:]}
     assert balance["train"] == ["3", "(75.0%)", "1", "(25.0%)"]
     assert balance["test"] == ["0", "(0.0%)", "1", "(100.0%)"]
 
@@ -113,7 +111,7 @@ def test_text_rows_overlap_on_their_whole_text(tiny_tokenizer):
 
     splits = Splits(train=[text_row("t:1", "one"), text_row("t:2", "two")], validation=[],
                     test=[text_row("s:1", "two"), text_row("s:2", "three")], format="text")
-    overlaps = [f for f in check_data(splits, tiny_tokenizer, 512).findings if f.kind == "overlap"]
+    overlaps = [f for f in check_data(splits, tiny_tokenizer, 512).findings if f.kind == "leakage"]
     assert [f.locations for f in overlaps] == [["s:1 (same prompt as t:2)"]]
 
 
@@ -162,8 +160,8 @@ def test_run_check_on_a_config_and_on_unreadable_input(tmp_path, tiny_model_dir)
 
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"prompt": "a", "completion": "b"}\n{oops\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"broken\.jsonl:2: malformed JSON"):
-        run_check(str(broken), [f"model.name={tiny_model_dir}"], as_json=False)
+    text, code = run_check(str(broken), [f"model.name={tiny_model_dir}"], as_json=False)
+    assert code == 2 and f"  {broken}:2: malformed JSON" in text  # listed; the readable row is still checked
 
 
 def test_findings_name_at_most_20_rows_but_count_all(tiny_tokenizer):

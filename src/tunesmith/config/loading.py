@@ -13,6 +13,8 @@ from tunesmith.config.schema import RunConfig
 from tunesmith.errors import ConfigError
 
 _PATH_KEYS = ("train", "validation", "test", "path")
+_NAMED_TEMPLATES = ("model", "chatml", "llama-3", "alpaca", "plain")
+"""`model.chat_template` values that name a template rather than a file (see `tunesmith.data.templates`)."""
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
@@ -33,10 +35,26 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     data = raw.get("data")
     if isinstance(data, dict):
         for key in _PATH_KEYS:
-            value = data.get(key)
-            if isinstance(value, str) and value and not Path(value).is_absolute():
-                data[key] = str((path.parent / value).resolve())
+            data[key] = _relative_to(path, data.get(key))
+        sources = data.get("sources")
+        if isinstance(sources, list):
+            data["sources"] = [
+                {**source, "path": _relative_to(path, source.get("path"))} if isinstance(source, dict) else source
+                for source in sources
+            ]
+    model = raw.get("model")
+    if isinstance(model, dict):
+        template = model.get("chat_template")
+        if isinstance(template, str) and template not in _NAMED_TEMPLATES:
+            model["chat_template"] = _relative_to(path, template)
     return validate_config(raw)
+
+
+def _relative_to(config_path: Path, value: Any) -> Any:
+    """A relative path string resolved against the config file's folder; anything else as it is."""
+    if isinstance(value, str) and value and not Path(value).is_absolute():
+        return str((config_path.parent / value).resolve())
+    return value
 
 
 def validate_config(raw: dict[str, Any]) -> RunConfig:

@@ -96,7 +96,7 @@ class DataConfig(_Section):
     `{from, value}` turns."""
     columns: dict[str, str] = Field(default_factory=dict)
     """Map tunesmith's field names to yours, e.g. `{text: sms, label: category}`. Fields: instruction, input,
-    output, messages, prompt, completion, text, label, target, system."""
+    output, messages, conversations, prompt, completion, text, label, target, system."""
     label_names: list[str] | None = None
     """Names of integer labels in order (label 0 is the first name). Also fixes the label set and its order."""
     instruction: str | None = None

@@ -1,9 +1,16 @@
 """`tunesmith data check`: what the data looks like to the model, and what is wrong with it, before training.
 
-The report counts rows and tokens per split and finds rows that would silently hurt a run: truncated rows,
-empty answers, exact duplicates within a split, and validation/test rows whose prompt is also in train.
-Every finding points at its rows as ``FILE:LINE``. A row that cannot be read at all stops the check with its
-`DataError` instead (exit 2); findings give exit 1; clean data gives exit 0.
+The report counts rows and tokens per split (with a token-length histogram for the run report) and runs the
+finders of `tunesmith.data.quality`: rows truncated at ``max_length`` (and the supervised tokens lost), empty
+answers, exact and near duplicates, validation/test rows leaked from train (exact or near), conflicting labels,
+label imbalance, answers that copy the input, length outliers and non-printable characters. It also renders one
+sample with the chat template, marks its supervised tokens, and checks the template round trip
+(`tunesmith.data.template_check`). Every finding points at its rows as ``FILE:LINE``.
+
+Unreadable rows (bad JSON, missing keys, wrong types) are listed as ``FILE:LINE: problem`` (up to
+``data.check.max_errors``, the rest counted) and the readable rows are still checked. Exit codes of
+`run_check`: 2 when some row could not be read (or the input cannot be used at all: then it raises), 1 when the
+readable rows have findings, 0 when clean. A `tunesmith run` still stops at the first unreadable row.
 """
 
 from __future__ import annotations
@@ -16,17 +23,26 @@ from pathlib import Path
 
 import numpy as np
 
-from tunesmith.config.schema import DataConfig
+from tunesmith.config.schema import CheckConfig, DataConfig
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.formats import convert_rows
+from tunesmith.data.quality import (
+    MAX_LOCATIONS, Finding, conflicting_labels, copied_inputs, duplicates, empty_outputs, finding, label_imbalance,
+    leakage, length_outliers, near_duplicate_rows, non_printable, rows, shared_instruction,
+)
 from tunesmith.data.readers import read_rows
 from tunesmith.data.splits import load_splits
+from tunesmith.data.template_check import template_sample
 from tunesmith.data.tokenize import tokenize_examples
+from tunesmith.errors import DataError
 
-MAX_LOCATIONS = 20
-"""Rows named per finding; the count always covers all of them."""
+__all__ = ["MAX_LOCATIONS", "DataReport", "Finding", "SplitSummary", "check_data", "check_file", "run_check"]
 
 CONFIG_SUFFIXES = (".yaml", ".yml")
+HELD_OUT = ("validation", "test")
+HISTOGRAM_BINS = 30
+SAMPLE_CHARS = 3_000
+"""The text report shows at most this much of the rendered sample (the JSON has all of it)."""
 
 
 @dataclass
@@ -42,18 +58,21 @@ class SplitSummary:
     """Rows whose whole answer lies past ``max_length``: they teach nothing."""
     label_counts: dict[str, int] | None = None
     label_fractions: dict[str, float] | None = None
+    length_histogram: dict[str, list] | None = None
+    """Tokens per row before truncation as ``{"edges": [...], "counts": [...]}``; every split shares the edges."""
 
 
-@dataclass
-class Finding:
-    kind: str
-    """``truncated``, ``empty_output``, ``duplicate`` or ``overlap``."""
-    split: str
-    """The split it is in, or ``train/test``-style for overlaps."""
-    count: int
-    message: str
-    locations: list[str] = field(default_factory=list)
-    """Up to `MAX_LOCATIONS` rows, each starting with ``FILE:LINE``."""
+class UnreadableRows:
+    """An ``on_error`` callback for lenient reading: keeps every bad row's ``FILE:LINE`` and problem."""
+
+    def __init__(self) -> None:
+        self.errors: list[DataError] = []
+
+    def __call__(self, error: DataError) -> None:
+        self.errors.append(error)
+
+    def sources(self) -> list[str]:
+        return [f"{e.file}:{e.line}" if e.line is not None else e.file for e in self.errors]
 
 
 @dataclass
@@ -64,85 +83,159 @@ class DataReport:
     loss_on: str
     splits: list[SplitSummary]
     findings: list[Finding]
+    unreadable: list[str] = field(default_factory=list)
+    """Unreadable rows as ``FILE:LINE: problem``, up to ``data.check.max_errors``."""
+    unreadable_count: int = 0
+    """All unreadable rows, listed or not."""
+    sample: dict | None = None
+    """One rendered row with its supervised spans marked (see `template_check.template_sample`)."""
 
     @property
     def has_problems(self) -> bool:
-        return bool(self.findings)
+        return bool(self.findings) or self.unreadable_count > 0
+
+    @property
+    def exit_code(self) -> int:
+        """2: some rows are unreadable; 1: the readable rows have findings; 0: clean."""
+        return 2 if self.unreadable_count else 1 if self.findings else 0
 
     def to_dict(self) -> dict:
         """A JSON-able summary (the run writes it to ``data_summary.json``); ``splits`` maps each split's name to
         its summary, so a report can show one table row per split."""
-        data = asdict(self)
+        data = {key: value for key, value in asdict(self).items() if key not in ("findings", "sample")}
         data["splits"] = {summary.pop("name"): summary for summary in data["splits"]}
+        data["findings"] = [f.to_dict() for f in self.findings]
+        data["sample"] = self.sample
         return {**data, "has_problems": self.has_problems}
 
     def render(self) -> str:
         """A plain-text report for a terminal or a log file."""
         labels = f", labels: {', '.join(self.labels)}" if self.labels else ""
-        lines = [
-            f"Data check: format {self.format}{labels}; max_length {self.max_length}, loss on {self.loss_on} tokens",
-            "",
-            *_table(
-                ["split", "rows", "tokens min/mean/median/p95/max", "truncated", "file"],
-                [[s.name, str(s.rows), _format_tokens(s.tokens), str(s.truncated_rows), s.file or ""]
-                 for s in self.splits],
-            ),
-        ]
+        lines = [f"Data check: format {self.format}{labels}; max_length {self.max_length}, loss on {self.loss_on} "
+                 "tokens", ""]
+        if self.unreadable_count:
+            lines += [f"Unreadable rows ({self.unreadable_count}, skipped; the rest is checked):",
+                      *(f"  {error}" for error in self.unreadable)]
+            if self.unreadable_count > len(self.unreadable):
+                lines.append(f"  ... and {self.unreadable_count - len(self.unreadable)} more")
+            lines.append("")
+        lines += _table(
+            ["split", "rows", "tokens min/mean/median/p95/max", "truncated", "file"],
+            [[s.name, str(s.rows), _format_tokens(s.tokens), str(s.truncated_rows), s.file or ""]
+             for s in self.splits],
+        )
         if self.labels:
             lines += ["", "Label balance:", *_table(
                 ["split", *self.labels],
                 [[s.name, *(f"{s.label_counts[label]} ({s.label_fractions[label]:.1%})" for label in self.labels)]
                  for s in self.splits if s.label_counts is not None],
             )]
-        lines += ["", f"Problems ({len(self.findings)}):" if self.findings else "No problems found."]
-        for finding in self.findings:
-            lines.append(f"- {finding.kind} in {finding.split}: {finding.message}")
-            lines += [f"    {location}" for location in finding.locations]
-            if finding.count > len(finding.locations):
-                lines.append(f"    ... and {finding.count - len(finding.locations)} more")
+        if self.sample:
+            lines += ["", *_render_sample(self.sample)]
+        if self.findings:
+            lines += ["", f"Problems ({len(self.findings)}):"]
+        else:
+            lines += ["", "No problems found in the readable rows." if self.unreadable_count else "No problems found."]
+        for item in self.findings:
+            lines.append(f"- {item.kind} in {item.split}: {item.message}")
+            lines += [f"    {location}" for location in item.locations]
+            if item.more > 0:
+                lines.append(f"    ... and {item.more} more")
         return "\n".join(lines)
 
 
-def check_data(splits: Splits, tokenizer, max_length: int, loss_on: str = "assistant") -> DataReport:
-    """Check the train/validation/test splits of a run."""
-    named = {"train": splits.train, "validation": splits.validation, "test": splits.test}
-    return build_report(named, splits.format, splits.labels, splits.files, tokenizer, max_length, loss_on)
+def check_data(
+    splits: Splits, tokenizer, max_length: int, loss_on: str = "assistant", settings: CheckConfig | None = None,
+    unreadable: UnreadableRows | None = None,
+) -> DataReport:
+    """Check the train/validation/test splits of a run (``settings``: ``data.check``, defaults when None;
+    ``unreadable``: the rows a lenient `load_splits` left out).
+
+    Repeats made by a source's `weight` are left out: the report is about the rows in the files, and a
+    deliberate repeat is not a duplicate (`Splits.sources` has the weighted counts)."""
+    named = {name: [e for e in examples if not e.meta.get("mix_copy")]
+             for name, examples in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))}
+    return build_report(named, splits.format, splits.labels, splits.files, tokenizer, max_length, loss_on, settings,
+                        unreadable)
 
 
 def check_file(path: str | Path, tokenizer, max_length: int, config: DataConfig) -> DataReport:
     """Check one data file as it is (not split), as a split named after the file. ``config`` says how to read
-    its rows (format, columns, label names, instruction, system prompt)."""
-    return build_report(*read_file_as_split(path, config), tokenizer, max_length, config.loss_on)
+    its rows (format, columns, label names, instruction, system prompt) and what to look for (``check``);
+    unreadable rows are listed in the report and skipped."""
+    unreadable = UnreadableRows()
+    read = read_file_as_split(path, config, unreadable)
+    return build_report(*read, tokenizer, max_length, config.loss_on, config.check, unreadable)
 
 
-def read_file_as_split(path: str | Path, config: DataConfig):
-    """``(examples by split name, format, labels, files)`` for one unsplit file; read errors raise here."""
+def read_file_as_split(path: str | Path, config: DataConfig, unreadable: UnreadableRows | None = None):
+    """``(examples by split name, format, labels, files)`` for one unsplit file. Without ``unreadable`` the
+    first bad row raises its `DataError`; with it, bad rows are collected there and skipped. A file that cannot
+    be used at all (missing, unknown type, not one readable row) always raises."""
     name = Path(path).name
-    examples, fmt, labels = convert_rows({name: read_rows(path)}, config)
+    if unreadable is None:
+        examples, fmt, labels = convert_rows({name: read_rows(path)}, config)
+        return examples, fmt, labels, {name: str(path)}
+    rows_read = read_rows(path, on_error=unreadable)
+    examples, fmt, labels = {}, "", None
+    if rows_read:
+        examples, fmt, labels = convert_rows({name: rows_read}, config, on_error=unreadable)
+    if not any(examples.values()):
+        if not unreadable.errors:
+            raise DataError(str(path), None, "no rows to check")
+        first = min(unreadable.errors, key=lambda e: e.line or 0)
+        raise DataError(first.file, first.line, first.problem,
+                        f"no row of the file is readable; {len(unreadable.errors)} rows have problems")
     return examples, fmt, labels, {name: str(path)}
 
 
 def build_report(
     named: dict[str, list[Example]], fmt: str, labels: list[str] | None, files: dict[str, str], tokenizer,
-    max_length: int, loss_on: str,
+    max_length: int, loss_on: str, settings: CheckConfig | None = None, unreadable: UnreadableRows | None = None,
 ) -> DataReport:
-    summaries, findings = [], []
+    settings = settings or CheckConfig()
+    instruction = shared_instruction([e for examples in named.values() for e in examples], fmt)
+    summaries, findings, lengths_by_split = [], [], {}
     for name, examples in named.items():
-        summary, truncation = _summarize(name, examples, files.get(name), labels, tokenizer, max_length, loss_on)
+        summary, lengths, truncation = _summarize(
+            name, examples, files.get(name), labels, tokenizer, max_length, loss_on)
         summaries.append(summary)
-        findings += [f for f in (truncation, _empty_outputs(name, examples), _duplicates(name, examples)) if f]
-    if "train" in named:
-        for name in ("validation", "test"):
+        lengths_by_split[name] = lengths
+        findings += [f for f in (
+            truncation,
+            empty_outputs(name, examples),
+            duplicates(name, examples),
+            near_duplicate_rows(name, examples, instruction, settings.near_duplicate_threshold),
+            conflicting_labels(name, examples, fmt),
+            # Imbalance matters where the model learns; held-out splits just measure what they hold.
+            None if name in HELD_OUT else label_imbalance(name, examples, labels, settings.imbalance_ratio),
+            copied_inputs(name, examples, fmt),
+            length_outliers(name, examples, lengths, settings.length_outlier_factor),
+            non_printable(name, examples),
+        ) if f]
+    if named.get("train"):
+        for name in HELD_OUT:
             if named.get(name):
-                overlap = _overlap(named["train"], name, named[name], fmt)
-                findings += [overlap] if overlap else []
-    return DataReport(fmt, labels, max_length, loss_on, summaries, findings)
+                leaked = leakage(named["train"], name, named[name], fmt, instruction, settings.near_duplicate_threshold)
+                findings += [leaked] if leaked else []
+    _add_histograms(summaries, lengths_by_split)
+    sample = None
+    first = next(((name, examples[0]) for name, examples in named.items() if examples), None)
+    if first is not None:
+        sample, template_finding = template_sample(first[1], first[0], tokenizer, loss_on)
+        findings += [template_finding] if template_finding else []
+    errors = sorted(unreadable.errors, key=lambda e: (e.file, e.line or 0)) if unreadable else []
+    return DataReport(
+        fmt, labels, max_length, loss_on, summaries, findings,
+        unreadable=[str(error) for error in errors[: settings.max_errors]], unreadable_count=len(errors),
+        sample=sample,
+    )
 
 
 def _summarize(
     name: str, examples: list[Example], file: str | None, labels: list[str] | None, tokenizer, max_length: int,
     loss_on: str,
-) -> tuple[SplitSummary, Finding | None]:
+) -> tuple[SplitSummary, list[int], Finding | None]:
     tokenized, stats = tokenize_examples(examples, tokenizer, max_length, loss_on)
     lengths = [len(item.input_ids) for item in tokenized]
     truncated = [index for index, item in enumerate(tokenized) if item.truncated]
@@ -161,17 +254,32 @@ def _summarize(
         summary.label_fractions = {
             label: round(counts[label] / len(examples), 4) if examples else 0.0 for label in labels
         }
-    finding = None
+    truncation = None
     if stats.truncated_rows:
-        finding = Finding(
-            "truncated", name, stats.truncated_rows,
-            f"{_rows(stats.truncated_rows)} longer than max_length {max_length}: {stats.supervised_tokens_lost} "
+        truncation = finding(
+            "truncated", name,
+            f"{rows(stats.truncated_rows)} longer than max_length {max_length}: {stats.supervised_tokens_lost} "
             "supervised tokens cut"
-            + (f" ({_rows(stats.rows_without_supervision)} left with none)" if stats.rows_without_supervision else "")
+            + (f" ({rows(stats.rows_without_supervision)} left with none)" if stats.rows_without_supervision else "")
             + "; raise data.max_length or shorten these rows",
-            [examples[index].source for index in truncated[:MAX_LOCATIONS]],
+            [(examples[i].source, f"{tokenized[i].supervised_lost} supervised tokens lost")
+             if tokenized[i].supervised_lost else (examples[i].source, "") for i in truncated],
         )
-    return summary, finding
+    return summary, lengths, truncation
+
+
+def _add_histograms(summaries: list[SplitSummary], lengths_by_split: dict[str, list[int]]) -> None:
+    """Shared bin edges over every split, so the run report can draw the splits on one axis."""
+    everything = [length for lengths in lengths_by_split.values() for length in lengths]
+    if not everything:
+        return
+    low, high = min(everything), max(everything) + 1
+    edges = np.linspace(low, high, min(HISTOGRAM_BINS, high - low) + 1)
+    for summary in summaries:
+        lengths = lengths_by_split[summary.name]
+        if lengths:
+            counts, _ = np.histogram(lengths, bins=edges)
+            summary.length_histogram = {"edges": [round(float(e), 2) for e in edges], "counts": counts.tolist()}
 
 
 def _length_stats(lengths: list[int]) -> dict[str, float] | None:
@@ -184,60 +292,15 @@ def _length_stats(lengths: list[int]) -> dict[str, float] | None:
     }
 
 
-def _empty_outputs(name: str, examples: list[Example]) -> Finding | None:
-    empty = [example.source for example in examples if not example.reference.strip()]
-    if not empty:
-        return None
-    return Finding(
-        "empty_output", name, len(empty), f"{_rows(len(empty))} with an empty or whitespace-only answer",
-        empty[:MAX_LOCATIONS],
-    )
-
-
-def _messages_key(messages) -> tuple[tuple[str, str], ...]:
-    return tuple((message["role"], message["content"]) for message in messages)
-
-
-def _duplicates(name: str, examples: list[Example]) -> Finding | None:
-    first_seen: dict[tuple, str] = {}
-    repeats = []
-    for example in examples:
-        key = _messages_key(example.messages)
-        if key in first_seen:
-            repeats.append(f"{example.source} (same as {first_seen[key]})")
-        else:
-            first_seen[key] = example.source
-    if not repeats:
-        return None
-    return Finding(
-        "duplicate", name, len(repeats), f"{_rows(len(repeats))} repeating an earlier row exactly",
-        repeats[:MAX_LOCATIONS],
-    )
-
-
-def _overlap(train: list[Example], name: str, held_out: list[Example], fmt: str) -> Finding | None:
-    def prompt_key(example: Example) -> tuple:
-        # A plain-text row has no prompt (every prompt is the same empty turn), so compare the whole text.
-        return _messages_key(example.messages if fmt == "text" else example.prompt_messages)
-
-    train_sources: dict[tuple, str] = {}
-    for example in train:
-        train_sources.setdefault(prompt_key(example), example.source)
-    leaked = [
-        f"{example.source} (same prompt as {train_sources[prompt_key(example)]})"
-        for example in held_out if prompt_key(example) in train_sources
+def _render_sample(sample: dict) -> list[str]:
+    text = sample["text"].rstrip("\n")
+    if len(text) > SAMPLE_CHARS:
+        text = text[:SAMPLE_CHARS] + f"... ({len(sample['text']) - SAMPLE_CHARS} more characters)"
+    return [
+        f"Sample ({sample['split']}, {sample['source']}): {sample['supervised_tokens']} of {sample['total_tokens']} "
+        f"tokens supervised, marked [[...]]; template round trip: {sample['round_trip']}",
+        *(f"    {line}".rstrip() for line in text.split("\n")),
     ]
-    if not leaked:
-        return None
-    return Finding(
-        "overlap", f"train/{name}", len(leaked),
-        f"{_rows(len(leaked))} of {name} with a prompt that is also in train (their scores overstate the model)",
-        leaked[:MAX_LOCATIONS],
-    )
-
-
-def _rows(count: int) -> str:
-    return f"{count} row" if count == 1 else f"{count} rows"
 
 
 def _format_tokens(tokens: dict[str, float] | None) -> str:
@@ -252,24 +315,29 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def run_check(target: str, overrides: list[str], as_json: bool) -> tuple[str, int]:
-    """`tunesmith data check TARGET`: ``(output text, exit code)``, exit 1 when the report has problems.
+    """`tunesmith data check TARGET`: ``(output text, exit code)`` with `DataReport.exit_code` (2 unreadable
+    rows, 1 findings, 0 clean).
 
     ``TARGET`` is a run config (`.yaml`/`.yml`: its splits are checked) or one data file (checked as it is,
-    read with the default config plus ``overrides``). Unreadable input raises its `TunesmithError` (exit 2).
+    read with the default config plus ``overrides``). Either way unreadable rows are listed and skipped. Input that cannot be used at all raises its
+    `TunesmithError` (the CLI exits 2).
     """
     from tunesmith.config import apply_overrides, load_config, validate_config
     from tunesmith.models import load_tokenizer
 
     if Path(target).suffix.lower() in CONFIG_SUFFIXES:
         config = load_config(target, overrides)
-        splits = load_splits(config.data)
+        unreadable = UnreadableRows()
+        splits = load_splits(config.data, on_error=unreadable)
         tokenizer = load_tokenizer(config.model)
-        report = check_data(splits, tokenizer, config.data.max_length, config.data.loss_on)
+        report = check_data(splits, tokenizer, config.data.max_length, config.data.loss_on, config.data.check,
+                            unreadable)
     else:
         config = validate_config(apply_overrides({"data": {"path": target}}, overrides))
-        # Rows are read before the model is loaded: a broken file is reported at once.
-        named, fmt, labels, files = read_file_as_split(target, config.data)
+        # Rows are read before the model is loaded: a file that cannot be used is reported at once.
+        unreadable = UnreadableRows()
+        named, fmt, labels, files = read_file_as_split(target, config.data, unreadable)
         report = build_report(named, fmt, labels, files, load_tokenizer(config.model), config.data.max_length,
-                              config.data.loss_on)
-    text = json.dumps(report.to_dict(), indent=2) if as_json else report.render()
-    return text, 1 if report.has_problems else 0
+                              config.data.loss_on, config.data.check, unreadable)
+    text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if as_json else report.render()
+    return text, report.exit_code

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}; "weight": 0 marks an
+# assistant turn that is context only (OpenAI fine-tuning JSONL): no loss on it
 
 
 @dataclass(frozen=True)
@@ -46,3 +47,6 @@ class Splits:
     """Classification label names in a fixed order (``data.label_names`` or sorted as found)."""
     files: dict[str, str] = field(default_factory=dict)
     """Split name → file it was read from (the same file for seeded splits)."""
+    sources: dict[str, dict] | None = None
+    """With `data.sources`: source path → its format, weight and row counts (read, train before and after
+    weighting, validation, test), for the data report."""

@@ -3,13 +3,18 @@
 Formats and the fields they read (``data.columns`` maps a field to the user's key, e.g. ``{label: label_text}``):
 
 - ``alpaca``: instruction, input (optional), output
-- ``messages``: messages (a list of {role, content}, ending with an assistant turn)
+- ``messages``: messages (a list of {role, content}, ending with an assistant turn). This is also OpenAI's
+  fine-tuning JSONL: an assistant turn may carry ``weight`` 0 or 1; a turn with weight 0 is kept as context
+  (its message dict keeps ``"weight": 0``) and gets no loss.
+- ``sharegpt``: conversations (a list of {from, value} turns, from = human/user, gpt/assistant/model or
+  system; {role, content} turns are read too)
 - ``prompt_completion``: prompt, completion
 - ``classification``: text, label (a name, or an int index into ``data.label_names``)
 - ``regression``: text, target (a number; also read from ``score``, ``value`` or a float ``label``)
 - ``text``: text (plain text to learn in full)
 
-Every format also reads an optional per-row ``system`` field. SST-2's ``sentence`` and STS-B's
+Conversations may have many turns: every assistant turn is kept and learned (except weight-0 ones); the last
+turn must be an assistant turn to learn. Every format also reads an optional per-row ``system`` field. SST-2's ``sentence`` and STS-B's
 ``sentence1``/``sentence2`` are understood as the text without a mapping.
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from tunesmith.config.schema import DataConfig
@@ -24,8 +30,13 @@ from tunesmith.data.example import Example, Message
 from tunesmith.data.readers import Row
 from tunesmith.errors import DataError
 
-FORMATS = ("alpaca", "messages", "prompt_completion", "classification", "regression", "text")
+FORMATS = ("alpaca", "messages", "sharegpt", "prompt_completion", "classification", "regression", "text")
 ROLES = ("system", "user", "assistant")
+SHAREGPT_ROLES = {
+    "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
+    "system": "system",
+}
+"""ShareGPT's `from` values and the role each one is."""
 TARGET_KEYS = ("target", "score", "value")
 """Keys read as a regression target when ``data.columns`` does not map ``target``."""
 
@@ -104,6 +115,8 @@ def detect_format(row: Row, columns: dict[str, str]) -> str:
     """The format of a file, guessed from the keys of its first row (after the ``data.columns`` mapping)."""
     if _has(row, "messages", columns):
         return "messages"
+    if _has(row, "conversations", columns):
+        return "sharegpt"
     if _has(row, "instruction", columns) and _has(row, "output", columns):
         return "alpaca"
     if _has(row, "prompt", columns) and _has(row, "completion", columns):
@@ -222,8 +235,8 @@ def to_example(row: Row, fmt: str, config: DataConfig, labels: list[str] | None)
     """Turn one row into an `Example`. ``labels`` is the label set of a classification task (required there:
     the default instruction names every label); other formats ignore it."""
     columns = config.columns
-    if fmt == "messages":
-        return _with_system(_messages_example(row, columns), _system_prompt(row, config))
+    if fmt in ("messages", "sharegpt"):
+        return _with_system(_messages_example(row, columns, fmt), _system_prompt(row, config))
     if fmt == "classification":
         if labels is None:
             raise ValueError("to_example needs the label set of a classification task (see convert_rows)")
@@ -280,65 +293,131 @@ def _with_system(example: Example, system: str | None) -> Example:
     return Example(messages=messages, source=example.source, label=example.label, target=example.target)
 
 
-def _messages_example(row: Row, columns: dict[str, str]) -> Example:
-    key = _key("messages", columns)
-    turns = _value(row, "messages", columns, "messages")
+def _messages_example(row: Row, columns: dict[str, str], fmt: str = "messages") -> Example:
+    field = "conversations" if fmt == "sharegpt" else "messages"
+    key = _key(field, columns)
+    turns = _value(row, field, columns, fmt)
     if not isinstance(turns, list) or not turns:
+        shape = "{from, value}" if fmt == "sharegpt" else "{role, content}"
         raise DataError(
-            row.file, row.line,
-            f"key {key!r} must be a non-empty list of {{role, content}} objects, got {_preview(turns)}",
+            row.file, row.line, f"key {key!r} must be a non-empty list of {shape} objects, got {_preview(turns)}",
         )
-    messages = tuple(_message(row, key, index, turn) for index, turn in enumerate(turns))
-    if messages[-1]["role"] != "assistant":
+    messages = tuple(_message(row, key, index, turn, fmt) for index, turn in enumerate(turns))
+    last = messages[-1]
+    if last["role"] != "assistant":
         raise DataError(
             row.file, row.line,
-            f"conversation ends with a {messages[-1]['role']} turn; it must end with the assistant turn to learn",
+            f"conversation ends with a {last['role']} turn; it must end with the assistant turn to learn",
             "drop the trailing turn or add the assistant reply",
+        )
+    if last.get("weight") == 0:
+        raise DataError(
+            row.file, row.line, f"the last turn of {key!r} has weight 0, so the row has nothing to learn at its end",
+            "give the last assistant turn weight 1, or drop the row",
         )
     return Example(messages=messages, source=row.source)
 
 
-def _message(row: Row, key: str, index: int, turn: Any) -> Message:
+def _message(row: Row, key: str, index: int, turn: Any, fmt: str = "messages") -> Message:
+    """One turn as ``{role, content}`` (plus ``"weight": 0`` for an assistant turn that is context only)."""
     where = f"{key}[{index}]"
     if not isinstance(turn, dict):
         raise DataError(
             row.file, row.line, f"{where} must be an object with role and content, got {_preview(turn)}"
         )
-    role, content = turn.get("role"), turn.get("content")
-    if role not in ROLES:
-        keys = ", ".join(map(str, turn)) or "(none)"
-        raise DataError(
-            row.file, row.line,
-            f"{where} has role {_preview(role)}; allowed roles: {', '.join(ROLES)} (its keys: {keys})",
-        )
+    if fmt == "sharegpt" and "role" not in turn:  # ShareGPT's {from, value}
+        speaker, content = turn.get("from"), turn.get("value")
+        role = SHAREGPT_ROLES.get(speaker) if isinstance(speaker, str) else None
+        if role is None:
+            raise DataError(
+                row.file, row.line,
+                f"{where} has from {_preview(speaker)}; allowed: {', '.join(SHAREGPT_ROLES)}",
+            )
+        text_key = "value"
+    else:
+        role, content, text_key = turn.get("role"), turn.get("content"), "content"
+        if role not in ROLES:
+            keys = ", ".join(map(str, turn)) or "(none)"
+            raise DataError(
+                row.file, row.line,
+                f"{where} has role {_preview(role)}; allowed roles: {', '.join(ROLES)} (its keys: {keys})",
+            )
     if not isinstance(content, str):
-        raise DataError(row.file, row.line, f"{where}.content must be a string, got {type(content).__name__}")
-    return {"role": role, "content": content}
+        raise DataError(row.file, row.line, f"{where}.{text_key} must be a string, got {type(content).__name__}")
+    message: Message = {"role": role, "content": content}
+    if "weight" in turn:
+        weight = turn["weight"]
+        if role != "assistant":
+            raise DataError(row.file, row.line, f"{where} is a {role} turn with a weight; only assistant turns "
+                            "carry one", "remove the weight: only assistant turns are learned")
+        if isinstance(weight, bool) or weight not in (0, 1):
+            raise DataError(row.file, row.line, f"{where}.weight must be 0 or 1, got {_preview(weight)}",
+                            "0 keeps the turn as context without loss, 1 (the default) learns it")
+        if weight == 0:
+            message["weight"] = 0
+    return message
 
 
 # ---- many rows → examples -------------------------------------------------------------------------------------
 
 
 def convert_rows(
-    rows_by_split: dict[str, list[Row]], config: DataConfig
+    rows_by_split: dict[str, list[Row]], config: DataConfig, on_error: Callable[[DataError], None] | None = None,
+    labels: list[str] | None = None,
 ) -> tuple[dict[str, list[Example]], str, list[str] | None]:
     """Convert every split with one format and one label set: ``(examples by split, format, labels)``.
 
     The format is ``data.format``, or detected from the first row of the first split. The label set is
-    ``data.label_names``, else the sorted labels found in all the rows given.
+    ``labels`` when given (mixed sources share one), else ``data.label_names``, else the sorted labels found
+    in all the rows given.
+
+    Without ``on_error`` the first bad row raises its `DataError`. With it, a bad row is passed to it and left
+    out (reported once, even when both its label and its conversion are bad); the format is then detected from
+    the first row it can be detected from, and only when none can is that an error.
     """
-    first = next((rows[0] for rows in rows_by_split.values() if rows), None)
-    if first is None:
+    all_rows = [row for rows in rows_by_split.values() for row in rows]
+    if not all_rows:
         raise DataError("<data>", None, "no rows to read")
-    fmt = detect_format(first, config.columns) if config.format == "auto" else config.format
-    labels = None
-    if fmt == "classification":
-        found = {label_of(row, config) for rows in rows_by_split.values() for row in rows}
+    fmt = _detect_format(all_rows, config.columns, on_error) if config.format == "auto" else config.format
+    bad: set[int] = set()
+
+    def lenient(convert: Callable[[Row], Any], row: Row) -> Any:
+        try:
+            return convert(row)
+        except DataError as error:
+            if on_error is None:
+                raise
+            bad.add(id(row))
+            on_error(error)
+            return None
+
+    if fmt != "classification":
+        labels = None
+    elif labels is None:
+        found = {lenient(lambda row: label_of(row, config), row) for row in all_rows}
+        found.discard(None)
         labels = list(config.label_names) if config.label_names else sort_labels(found)
-    examples = {
-        split: [to_example(row, fmt, config, labels) for row in rows] for split, rows in rows_by_split.items()
-    }
+    examples = {}
+    for split, rows in rows_by_split.items():
+        converted = (lenient(lambda row: to_example(row, fmt, config, labels), row)
+                     for row in rows if id(row) not in bad)
+        examples[split] = [example for example in converted if example is not None]
     return examples, fmt, labels
+
+
+def _detect_format(rows: list[Row], columns: dict[str, str], on_error) -> str:
+    """The format of the first row; leniently, of the first row whose format can be told."""
+    try:
+        return detect_format(rows[0], columns)
+    except DataError as first_error:
+        if on_error is None:
+            raise
+        for row in rows[1:]:
+            try:
+                return detect_format(row, columns)
+            except DataError:
+                continue
+        raise first_error from None
 
 
 def _instruction(config: DataConfig, default: str) -> str:

@@ -1,32 +1,56 @@
-"""Read a data file into rows, each remembering the file and line it came from.
+"""Read data into rows, each remembering the file and line it came from.
 
 Supported: JSON Lines (`.jsonl`, `.ndjson`), JSON (`.json`: an array of objects, or one object per line), CSV
-(`.csv`, with a header) and Parquet (`.parquet`). Every problem becomes a `DataError` that names the file and
-line, so the user can open the file at the right place; no parser traceback reaches them.
+(`.csv`, with a header) and Parquet (`.parquet`); JSON Lines, JSON and CSV also gzip- (`.gz`) or
+zstd-compressed (`.zst`). A path may also be a glob (`data/*.jsonl`: the files in sorted order, each row keeps
+its own file and line) or a folder written by `datasets.save_to_disk` (a `DatasetDict` folder reads its
+`train` split; name another split as `folder/validation`; a row's line is its index + 1).
+
+`iter_rows` yields rows lazily: JSON Lines line by line (also compressed), Parquet and saved datasets batch by
+batch, so streaming a file bigger than memory holds one row (or batch) at a time; JSON arrays and CSV are
+read whole. `read_rows` returns them all.
+
+Every problem becomes a `DataError` that names the file and line, so the user can open the file at the right
+place; no parser traceback reaches them. By default the first bad row raises. With ``on_error`` (a callable
+taking the `DataError`), a bad row is passed to it and skipped, so `data check` can list many bad rows; a
+problem with the whole file (missing, unknown type, not UTF-8 text, not JSON at all, undecompressable) still
+raises.
 """
 
 from __future__ import annotations
 
 import csv
+import glob
+import gzip
 import io
 import json
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tunesmith.errors import DataError
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 SUFFIXES = (*JSONL_SUFFIXES, ".json", ".csv", ".parquet")
+COMPRESSED_SUFFIXES = (".gz", ".zst")
+"""Compression around a JSON Lines, JSON or CSV file (`train.jsonl.gz`, `train.jsonl.zst`)."""
+
+OnError = Callable[[DataError], None]
 
 _UTF8_BOM = b"\xef\xbb\xbf"
+_UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff")  # also the start of the UTF-32 BOMs
 _JSON_WHITESPACE = " \t\r\n"
+_GLOB_CHARACTERS = "*?["
+_BATCH_ROWS = 1_000
+_SNIFF_BYTES = 4_096
 
 
 @dataclass(frozen=True)
 class Row:
     """One record of a data file. ``line`` is where it starts: the physical line for JSONL, JSON and CSV (the
-    header is line 1), the row index + 1 for Parquet."""
+    header is line 1), the row index + 1 for Parquet and saved datasets."""
 
     file: str
     line: int
@@ -37,34 +61,133 @@ class Row:
         return f"{self.file}:{self.line}"
 
 
-def read_rows(path: str | Path) -> list[Row]:
-    """All rows of a data file, in file order. Raises `DataError` for a missing, empty or malformed file."""
-    path = Path(path)
+def read_rows(path: str | Path, on_error: OnError | None = None) -> list[Row]:
+    """All rows of a data file (or glob, or saved dataset folder), in file order.
+
+    Raises `DataError` for a missing, empty or malformed file. With ``on_error``, bad rows go to it and are
+    skipped (the list may then be empty when every row was bad); file-level problems still raise.
+    """
+    return list(iter_rows(path, on_error))
+
+
+def iter_rows(path: str | Path, on_error: OnError | None = None) -> Iterator[Row]:
+    """The rows of `read_rows`, one at a time, without holding the whole file in memory where the format
+    allows it (see the module docstring)."""
+    text = str(path)
+    if is_glob(text) and not Path(text).exists():
+        files = sorted(glob.glob(text, recursive=True))
+        if not files:
+            raise DataError(text, None, "no file matches this pattern", "check the folder and the pattern")
+        for file in files:
+            yield from _iter_path(Path(file), on_error)
+    else:
+        yield from _iter_path(Path(text), on_error)
+
+
+def is_glob(path: str) -> bool:
+    return any(character in path for character in _GLOB_CHARACTERS)
+
+
+def data_suffix(path: str | Path) -> tuple[str, str]:
+    """``(file type, compression)`` of a path: ``("jsonl", ".gz")`` for `a.jsonl.gz`, ``(".csv", "")`` for
+    `a.csv`. The file type is ``""`` when not supported."""
+    suffixes = [suffix.lower() for suffix in Path(path).suffixes]
+    compression = suffixes.pop() if suffixes and suffixes[-1] in COMPRESSED_SUFFIXES else ""
+    kind = suffixes[-1] if suffixes else ""
+    if kind not in SUFFIXES or (compression and kind == ".parquet"):
+        return "", compression
+    return kind, compression
+
+
+def _iter_path(path: Path, on_error: OnError | None) -> Iterator[Row]:
+    """One file or saved-dataset folder; an empty one (no rows and no bad rows) is an error."""
+    report = _Reporter(on_error)
+    if path.is_dir():
+        rows = _iter_saved_dataset(path)
+    else:
+        rows = _iter_file(path, report)
+    found = False
+    for row in rows:
+        found = True
+        yield row
+    if not found and not report.count:
+        raise DataError(str(path), 1, "file is empty (no rows)")
+
+
+class _Reporter:
+    """Raises a row's `DataError` (strict reading) or hands it to ``on_error`` and counts it (lenient)."""
+
+    def __init__(self, on_error: OnError | None):
+        self.on_error = on_error
+        self.count = 0
+
+    def __call__(self, error: DataError) -> None:
+        if self.on_error is None:
+            raise error
+        self.count += 1
+        self.on_error(error)
+
+
+def _iter_file(path: Path, report: _Reporter) -> Iterator[Row]:
     file = str(path)
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
+    kind, compression = data_suffix(path)
+    if not kind:
+        shown = "".join(path.suffixes[-2:]) if compression else path.suffix
         raise DataError(
-            file, None, f"unknown file type {suffix or '(no extension)'!r}",
-            f"use one of {', '.join(SUFFIXES)}",
+            file, None, f"unknown file type {shown or '(no extension)'!r}",
+            f"use one of {', '.join(SUFFIXES)} (JSON Lines, JSON and CSV may end in .gz or .zst), a glob of "
+            "such files, or a folder written by datasets.save_to_disk",
         )
     if not path.is_file():
         raise DataError(file, None, "file not found")
-    if suffix == ".parquet":
-        rows = _read_parquet(path)
+    if kind == ".parquet":
+        yield from _iter_parquet(path)
+    elif kind in JSONL_SUFFIXES:
+        with _open_binary(path, compression) as stream:
+            yield from _jsonl_rows(file, _guarded(file, stream, compression), report)
     else:
-        text = _decode_utf8(file, path.read_bytes())
-        if suffix in JSONL_SUFFIXES:
-            rows = _read_jsonl(file, text)
-        elif suffix == ".json":
-            rows = _read_json(file, text)
+        with _open_binary(path, compression) as stream:
+            raw = b"".join(_guarded(file, [stream], compression, whole=True))
+        if kind == ".json":
+            yield from _json_rows(file, raw, report)
         else:
-            rows = _read_csv(file, text)
-    if not rows:
-        raise DataError(file, 1, "file is empty (no rows)")
-    return rows
+            yield from _csv_rows(file, _decode_utf8(file, raw), report)
+
+
+# ---- bytes in: plain, gzip, zstd ------------------------------------------------------------------------------
+
+
+def _open_binary(path: Path, compression: str) -> IO[bytes]:
+    if compression == ".gz":
+        return gzip.open(path, "rb")
+    if compression == ".zst":
+        import zstandard
+
+        # A buffered reader around the decompressing stream: iterating it splits lines as a plain file does.
+        raw = path.open("rb")
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
+    return path.open("rb")
+
+
+def _guarded(file: str, stream: Iterable, compression: str, whole: bool = False) -> Iterator[bytes]:
+    """Lines of ``stream`` (or its whole content with ``whole``); a corrupt compressed file becomes one
+    file-level `DataError` instead of a zlib/zstd traceback in the middle of reading."""
+    import zstandard
+
+    try:
+        if whole:
+            for handle in stream:
+                yield handle.read()
+        else:
+            yield from stream
+    except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+        what = {".gz": "gzip", ".zst": "zstd"}.get(compression, "")
+        raise DataError(file, None, f"cannot read the {what} file: {exc}".replace("the  file", "the file"),
+                        "check that the file is complete" if what else None) from None
 
 
 def _decode_utf8(file: str, raw: bytes) -> str:
+    _reject_non_utf8_text(file, raw)
     start = len(_UTF8_BOM) if raw.startswith(_UTF8_BOM) else 0  # Excel writes a BOM in front of UTF-8 CSVs
     try:
         return raw[start:].decode("utf-8")
@@ -72,72 +195,119 @@ def _decode_utf8(file: str, raw: bytes) -> str:
         offset = start + exc.start
         line = raw.count(b"\n", 0, offset) + 1
         column = offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
+        raise _utf8_error(file, line, raw[offset], offset, column) from None
+
+
+def _utf8_error(file: str, line: int, byte: int, offset: int, column: int) -> DataError:
+    return DataError(
+        file, line, f"not valid UTF-8: byte 0x{byte:02x} at byte offset {offset} (column {column} of the line)",
+        "save the file as UTF-8",
+    )
+
+
+def _reject_non_utf8_text(file: str, head: bytes) -> None:
+    """A UTF-16/32 file (Windows "Unicode" exports) or a binary file is wrong as a whole, not line by line:
+    one file-level error instead of an error for every line."""
+    head = head[:_SNIFF_BYTES]
+    if head.startswith(_UTF16_32_BOMS) or b"\x00" in head:
         raise DataError(
-            file, line,
-            f"not valid UTF-8: byte 0x{raw[offset]:02x} at byte offset {offset} (column {column} of the line)",
-            "save the file as UTF-8",
-        ) from None
+            file, None, "not UTF-8 text (it looks like UTF-16/UTF-32 or a binary file)", "save the file as UTF-8"
+        )
 
 
-def _read_jsonl(file: str, text: str) -> list[Row]:
-    rows = []
-    # Split on "\n" only: str.splitlines would also split on U+2028 and friends, which are legal inside JSON strings.
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
+# ---- JSON Lines and JSON --------------------------------------------------------------------------------------
+
+
+def _jsonl_rows(
+    file: str, lines: Iterable[bytes], report: _Reporter, hint: str | None = None
+) -> Iterator[Row]:
+    """Decode and parse line by line, so a bad line (bad UTF-8 or bad JSON) is reported alone.
+
+    Lines are split on b"\\n" only: str.splitlines would also split on U+2028 and friends, which are legal
+    inside JSON strings. ``hint`` replaces the hint of JSON errors (a `.json` file read as JSON Lines).
+    """
+    offset = 0
+    seen_content = False
+    for number, raw in enumerate(lines, start=1):
+        line_offset, offset = offset, offset + len(raw)
+        if number == 1:
+            _reject_non_utf8_text(file, raw)
+        start = len(_UTF8_BOM) if number == 1 and raw.startswith(_UTF8_BOM) else 0
+        end = len(raw) - 1 if raw.endswith(b"\n") else len(raw)  # JSON error columns as the user sees the line
+        try:
+            text = raw[start:end].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            position = start + exc.start
+            report(_utf8_error(file, number, raw[position], line_offset + position, position + 1))
             continue
+        if not text.strip():
+            continue
+        first_content, seen_content = not seen_content, True
         try:
-            value = json.loads(line)
+            value = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise DataError(file, number, f"malformed JSON: {exc.msg} (column {exc.colno})") from None
-        rows.append(Row(file, number, _require_object(file, number, value)))
-    return rows
+            error = DataError(file, number, f"malformed JSON: {exc.msg} (column {exc.colno})", hint)
+            if first_content and not text.lstrip().startswith(("{", "[")):
+                raise error from None  # not JSON Lines at all (CSV or prose under a .jsonl name): file-level
+            report(error)
+            continue
+        if not isinstance(value, dict):
+            report(_not_an_object(file, number, value, hint))
+            continue
+        yield Row(file, number, value)
 
 
-def _read_json(file: str, text: str) -> list[Row]:
-    start = _skip_whitespace(text, 0)
-    if start == len(text):
-        return []
-    if text[start] != "[":
+def _json_rows(file: str, raw: bytes, report: _Reporter) -> Iterator[Row]:
+    start = len(_UTF8_BOM) if raw.startswith(_UTF8_BOM) else 0
+    first = raw[start:].lstrip(_JSON_WHITESPACE.encode())[:1]
+    if first != b"[":
         # `datasets.Dataset.to_json` and many exporters write JSON Lines under a `.json` name.
-        try:
-            return _read_jsonl(file, text)
-        except DataError as exc:
-            raise DataError(
-                file, exc.line, exc.problem, "a .json file must hold one array of objects, or one object per line"
-            ) from None
-    return _read_json_array(file, text, start)
+        hint = "a .json file must hold one array of objects, or one object per line"
+        yield from _jsonl_rows(file, io.BytesIO(raw), report, hint)
+        return
+    text = _decode_utf8(file, raw)
+    yield from _json_array_rows(file, text, _skip_whitespace(text, 0), report)
 
 
-def _read_json_array(file: str, text: str, start: int) -> list[Row]:
-    """Decode the array one element at a time so each row knows the line its object starts on."""
+def _json_array_rows(file: str, text: str, start: int, report: _Reporter) -> Iterator[Row]:
+    """Decode the array one element at a time so each row knows the line its object starts on. After a syntax
+    error the rest of the array cannot be located, so reading stops there (reported, or raised)."""
     decoder = json.JSONDecoder()
-    rows: list[Row] = []
     line, counted_to = 1, 0
     position = _skip_whitespace(text, start + 1)
     if position < len(text) and text[position] == "]":
-        return _expect_end(file, text, position + 1, rows)
+        _expect_end(file, text, position + 1)
+        return
     while True:
         line += text.count("\n", counted_to, position)
         counted_to = position
         try:
             value, position = decoder.raw_decode(text, position)
         except json.JSONDecodeError as exc:
-            raise DataError(file, exc.lineno, f"malformed JSON: {exc.msg} (column {exc.colno})") from None
-        rows.append(Row(file, line, _require_object(file, line, value)))
+            report(DataError(file, exc.lineno, f"malformed JSON: {exc.msg} (column {exc.colno})"))
+            return
+        if isinstance(value, dict):
+            yield Row(file, line, value)
+        else:
+            report(_not_an_object(file, line, value))
         position = _skip_whitespace(text, position)
         if position < len(text) and text[position] == "]":
-            return _expect_end(file, text, position + 1, rows)
+            _expect_end(file, text, position + 1, report)
+            return
         if position >= len(text) or text[position] != ",":
             error_line = line + text.count("\n", counted_to, position)
-            raise DataError(file, error_line, "malformed JSON: expected ',' or ']' after an array element")
+            report(DataError(file, error_line, "malformed JSON: expected ',' or ']' after an array element"))
+            return
         position = _skip_whitespace(text, position + 1)
 
 
-def _expect_end(file: str, text: str, position: int, rows: list[Row]) -> list[Row]:
+def _expect_end(file: str, text: str, position: int, report: _Reporter | None = None) -> None:
     end = _skip_whitespace(text, position)
     if end != len(text):
-        raise DataError(file, text.count("\n", 0, end) + 1, "malformed JSON: extra data after the closing ']'")
-    return rows
+        error = DataError(file, text.count("\n", 0, end) + 1, "malformed JSON: extra data after the closing ']'")
+        if report is None:
+            raise error
+        report(error)
 
 
 def _skip_whitespace(text: str, position: int) -> int:
@@ -146,10 +316,10 @@ def _skip_whitespace(text: str, position: int) -> int:
     return position
 
 
-def _require_object(file: str, line: int, value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise DataError(file, line, f"expected a JSON object ({{\"key\": value, ...}}), got {_json_type(value)}")
-    return value
+def _not_an_object(file: str, line: int, value: Any, hint: str | None = None) -> DataError:
+    return DataError(
+        file, line, f"expected a JSON object ({{\"key\": value, ...}}), got {_json_type(value)}", hint
+    )
 
 
 def _json_type(value: Any) -> str:
@@ -157,12 +327,14 @@ def _json_type(value: Any) -> str:
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
-def _read_csv(file: str, text: str) -> list[Row]:
+# ---- CSV ------------------------------------------------------------------------------------------------------
+
+
+def _csv_rows(file: str, text: str, report: _Reporter) -> Iterator[Row]:
     # newline="" keeps line breaks inside quoted fields, as the csv module requires; strict=True turns a broken
     # quote into an error instead of a silently mangled field.
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header: list[str] | None = None
-    rows = []
     row_start = 1
     while True:
         try:
@@ -170,18 +342,22 @@ def _read_csv(file: str, text: str) -> list[Row]:
         except StopIteration:
             break
         except csv.Error as exc:
-            raise DataError(file, row_start, f"broken CSV quoting in the row starting here: {exc}") from None
+            if header is None:
+                raise DataError(file, row_start, f"broken CSV quoting in the header: {exc}") from None
+            report(DataError(file, row_start, f"broken CSV quoting in the row starting here: {exc}"))
+            row_start = reader.line_num + 1
+            continue
         if header is None:
             header = _csv_header(file, fields)
         elif fields:  # a blank line reads as [] and holds no row
             if len(fields) != len(header):
-                raise DataError(
+                report(DataError(
                     file, row_start, f"row has {len(fields)} fields but the header has {len(header)}",
                     "quote fields that contain commas",
-                )
-            rows.append(Row(file, row_start, dict(zip(header, fields))))
+                ))
+            else:
+                yield Row(file, row_start, dict(zip(header, fields)))
         row_start = reader.line_num + 1
-    return rows
 
 
 def _csv_header(file: str, fields: list[str]) -> list[str]:
@@ -195,12 +371,56 @@ def _csv_header(file: str, fields: list[str]) -> list[str]:
     return fields
 
 
-def _read_parquet(path: Path) -> list[Row]:
+# ---- Parquet and saved datasets: columnar, read batch by batch --------------------------------------------------
+
+
+def _iter_parquet(path: Path) -> Iterator[Row]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    file = str(path)
     try:
-        table = pq.read_table(path)
+        parquet = pq.ParquetFile(path)
+        batches = parquet.iter_batches(batch_size=_BATCH_ROWS)
+        index = 0
+        for batch in batches:
+            for record in batch.to_pylist():
+                index += 1
+                yield Row(file, index, record)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(str(path), None, f"not a readable Parquet file: {exc}") from None
-    return [Row(str(path), index + 1, record) for index, record in enumerate(table.to_pylist())]
+        raise DataError(file, None, f"not a readable Parquet file: {exc}") from None
+
+
+def _iter_saved_dataset(folder: Path) -> Iterator[Row]:
+    dataset = load_saved_dataset(folder)
+    file = str(folder)
+    index = 0
+    for batch in dataset.iter(batch_size=_BATCH_ROWS):
+        columns = list(batch)
+        for values in zip(*(batch[name] for name in columns)):
+            index += 1
+            yield Row(file, index, dict(zip(columns, values)))
+
+
+def load_saved_dataset(folder: Path):
+    """The `datasets.Dataset` in a `save_to_disk` folder: the folder's dataset, or the `train` split of a
+    saved `DatasetDict` (its other splits are subfolders: `folder/validation`)."""
+    import datasets
+
+    file = str(folder)
+    try:
+        loaded = datasets.load_from_disk(file)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise DataError(
+            file, None, f"is a folder but not one written by datasets.save_to_disk ({' '.join(str(exc).split())})",
+            "give a data file, a glob such as folder/*.jsonl, or a save_to_disk folder",
+        ) from None
+    if isinstance(loaded, datasets.DatasetDict):
+        if "train" not in loaded:
+            splits = ", ".join(loaded) or "(none)"
+            raise DataError(
+                file, None, f"this saved DatasetDict has no `train` split (its splits: {splits})",
+                f"name the split in the path, e.g. {folder / next(iter(loaded), 'train')}",
+            )
+        return loaded["train"]
+    return loaded

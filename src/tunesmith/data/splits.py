@@ -1,4 +1,5 @@
-"""Files → train/validation/test `Splits`: read, carve missing splits with a seeded shuffle, convert, cap."""
+"""Files → train/validation/test `Splits`: read, carve missing splits with a seeded shuffle, convert, cap (and
+mix `data.sources`, see `tunesmith.data.sources`)."""
 
 from __future__ import annotations
 
@@ -8,21 +9,34 @@ from tunesmith.config.schema import DataConfig, SplitConfig
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.formats import convert_rows
 from tunesmith.data.readers import Row, read_rows
+from tunesmith.data.sources import load_source_splits
 from tunesmith.errors import ConfigError
 
 SPLITS = ("train", "validation", "test")
 
 
-def load_splits(config: DataConfig) -> Splits:
+def load_splits(config: DataConfig, on_error=None) -> Splits:
     """Read the data files of ``config`` into examples.
 
     With ``data.path``, its rows are shuffled with ``split.seed`` and cut into test, validation and train by the
     ``split`` fractions. With ``data.train``, a missing validation or test file is carved out of the training
     rows the same way. Each carved split keeps file order. The label set comes from all rows read, before
     ``max_train_rows``/``max_eval_rows`` take their share, so it does not depend on the sample.
+
+    With ``data.sources``, each source is read and split on its own and the training rows are mixed by weight
+    (`tunesmith.data.sources`); the caps then apply to the mix.
+
+    ``on_error`` (a callable taking a `DataError`) makes reading lenient, as in `read_rows`: each unreadable
+    row is passed to it and left out instead of stopping the load (`tunesmith data check` lists them).
     """
-    rows, files = _rows_by_split(config)
-    examples, fmt, labels = convert_rows(rows, config)
+    if config.sources is not None:
+        mixed = load_source_splits(config, on_error)
+        mixed.train = _sample(mixed.train, config.max_train_rows, config.split.seed)
+        mixed.validation = mixed.validation[: config.max_eval_rows]
+        mixed.test = mixed.test[: config.max_eval_rows]
+        return mixed
+    rows, files = _rows_by_split(config, on_error)
+    examples, fmt, labels = convert_rows(rows, config, on_error=on_error)
     return Splits(
         train=_sample(examples["train"], config.max_train_rows, config.split.seed),
         validation=examples["validation"][: config.max_eval_rows],
@@ -33,13 +47,13 @@ def load_splits(config: DataConfig) -> Splits:
     )
 
 
-def _rows_by_split(config: DataConfig) -> tuple[dict[str, list[Row]], dict[str, str]]:
+def _rows_by_split(config: DataConfig, on_error=None) -> tuple[dict[str, list[Row]], dict[str, str]]:
     if config.path is not None:
-        rows, carved = carve(read_rows(config.path), config.split, ["validation", "test"], source="data.path")
+        rows, carved = carve(read_rows(config.path, on_error=on_error), config.split, ["validation", "test"], source="data.path")
         return {"train": rows, **carved}, dict.fromkeys(SPLITS, config.path)
     given = {"train": config.train, "validation": config.validation, "test": config.test}
     files = {name: path for name, path in given.items() if path is not None}
-    rows = {name: read_rows(path) for name, path in files.items()}
+    rows = {name: read_rows(path, on_error=on_error) for name, path in files.items()}
     missing = [name for name in SPLITS if name not in rows]
     if missing:
         rows["train"], carved = carve(rows["train"], config.split, missing, source="data.train")

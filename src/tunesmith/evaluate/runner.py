@@ -190,7 +190,12 @@ def evaluate_run(run_dir, include_base: bool | None = None) -> dict:
     config = run.config()
     run.require(run.best, "train")  # fail before spending minutes on the base model
     include_base = config.evaluate.compare_base if include_base is None else include_base
-    splits = load_splits(config.data)
+    if config.data.streaming:  # the training file may not fit in memory; evaluation needs only the test file
+        from tunesmith.data.stream import load_heldout_splits
+
+        splits = load_heldout_splits(config.data)
+    else:
+        splits = load_splits(config.data)
     if not splits.test:
         raise DataError(
             splits.files.get("test", "data"), None, "the test split has no rows",

@@ -47,13 +47,17 @@ def cpu_bf16_speedup() -> float:
 
 
 def load_tokenizer(model_config: ModelConfig):
+    """The model's tokenizer with the chat template `model.chat_template` chooses, so training, evaluation,
+    chat and export (which saves this tokenizer) all render conversations the same way."""
     from transformers import AutoTokenizer
+
+    from tunesmith.data.templates import apply_chat_template_choice
 
     folder = resolve_model(model_config.name)
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=model_config.trust_remote_code)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+    return apply_chat_template_choice(tokenizer, model_config.chat_template)
 
 
 def load_base_model(model_config: ModelConfig, device: torch.device | None = None):

@@ -21,7 +21,7 @@ from typing import Any, Union
 import yaml
 
 from tunesmith.errors import RunError
-from tunesmith.report.plots import confusion_matrices_png, loss_curve_png
+from tunesmith.report.plots import confusion_matrices_png, loss_curve_png, token_length_histogram_png
 from tunesmith.run_dir import RunDir
 
 NOT_AVAILABLE = "not available"
@@ -30,6 +30,7 @@ ANSWER_CHARS = 300
 METRIC_HEADER = ["metric", "base", "tuned", "delta"]
 LOSS_CURVE_FILE = "loss_curve.png"
 CONFUSION_FILE = "confusion_matrix.png"
+LENGTH_HISTOGRAM_FILE = "token_lengths.png"
 SPLIT_DETAIL_CAPTIONS = {"tokens": "Tokens per row (before truncation)"}
 
 
@@ -148,8 +149,18 @@ def data_section(data_summary: dict | None, train_summary: dict | None) -> Secti
     splits = summary.get("splits")
     if isinstance(splits, dict) and splits:
         blocks += split_tables(splits)
+        histograms = {name: s["length_histogram"] for name, s in splits.items()
+                      if isinstance(s, dict) and isinstance(s.get("length_histogram"), dict)}
+        if histograms:
+            png = token_length_histogram_png(histograms, summary.get("max_length"))
+            blocks.append(Image(LENGTH_HISTOGRAM_FILE, png, "token length histogram per split"))
+    sample = summary.get("sample")
+    if isinstance(sample, dict) and isinstance(sample.get("text"), str):
+        facts = [(_humanize(key), plain(value)) for key, value in sample.items() if key != "text"]
+        blocks += [Facts(facts, caption="Sample row as the model sees it (supervised tokens in [[...]])"),
+                   Code(sample["text"])]
     for key, value in summary.items():
-        if isinstance(value, dict) and key != "splits":
+        if isinstance(value, dict) and key not in ("splits", "sample"):
             blocks.append(mapping_table(value, key_header="", caption=_humanize(key)))
     findings = [finding for finding in summary.get("findings") or [] if isinstance(finding, dict)]
     if findings:
@@ -163,7 +174,8 @@ def split_tables(splits: dict) -> list[Block]:
     """A table of each split's scalar entries (rows, file, truncation counts), then one table per nested entry
     (token length statistics, label balance), each with a row per split."""
     summaries = {name: value for name, value in splits.items() if isinstance(value, dict)}
-    keys = list(dict.fromkeys(key for summary in summaries.values() for key in summary))
+    keys = [key for key in dict.fromkeys(key for summary in summaries.values() for key in summary)
+            if key != "length_histogram"]  # drawn as a figure
     nested = [key for key in keys if any(isinstance(s.get(key), dict) for s in summaries.values())]
     flat = [key for key in keys if key not in nested]
     rows = [[name, *(plain(summary.get(key)) for key in flat)] for name, summary in summaries.items()]

@@ -55,6 +55,29 @@ def confusion_matrices_png(panels: list[tuple[str, list[str], list[list[int]]]])
     return _to_png(figure)
 
 
+def token_length_histogram_png(histograms: dict[str, dict], max_length: int | None = None) -> bytes:
+    """Share of each split's rows per token-length bin (``{split: {"edges", "counts"}}``, edges shared), so
+    splits of different sizes compare by shape; ``max_length`` is marked when it lies near the data."""
+    figure = Figure(figsize=(7.0, 3.6), dpi=100)
+    axes = figure.add_subplot()
+    last_edge = 0.0
+    for name, histogram in histograms.items():
+        edges, counts = histogram["edges"], histogram["counts"]
+        total = sum(counts)
+        if total:
+            axes.stairs([count / total for count in counts], edges, label=f"{name} ({total:,} rows)", linewidth=1.4)
+            last_edge = max(last_edge, edges[-1])
+    # Beyond the data the line would only squash the histogram into the left of the plot.
+    if max_length is not None and last_edge and max_length <= 1.25 * last_edge:
+        axes.axvline(max_length, color="#c44e52", linestyle="--", linewidth=1, label=f"max_length ({max_length})")
+    axes.set_xlabel("tokens per row (before truncation)")
+    axes.set_ylabel("share of rows")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best")
+    figure.tight_layout()
+    return _to_png(figure)
+
+
 def _to_png(figure: Figure) -> bytes:
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()

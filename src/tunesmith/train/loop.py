@@ -15,7 +15,8 @@ import torch
 from tunesmith.atomic import recover_folder, remove_stale_staging
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.example import Splits
-from tunesmith.data.tokenize import tokenize_examples
+from tunesmith.data.cache import keep_supervised, row_lengths, tokenized_split
+from tunesmith.data.stream import stream_train_rows
 from tunesmith.errors import RunError
 from tunesmith.models import add_lora, load_base_model, pick_device, pick_dtype
 from tunesmith.models.loading import cpu_bf16_speedup
@@ -103,9 +104,12 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
     total_params = sum(p.numel() for p in model.parameters())
     log.info("method %s: %s of %s parameters trainable", config.method, f"{trainable:,}", f"{total_params:,}")
 
-    train_rows, truncation = tokenize_examples(splits.train, tokenizer, config.data.max_length, config.data.loss_on)
-    val_rows, _ = tokenize_examples(splits.validation, tokenizer, config.data.max_length, config.data.loss_on)
-    train_rows = [row for row in train_rows if row.num_supervised > 0]
+    if config.data.streaming:  # `splits.train` is empty: the training file is streamed into the cache
+        train_rows, truncation = stream_train_rows(config.data, tokenizer)
+    else:
+        train_rows, truncation = tokenized_split(config.data, "train", splits.train, tokenizer)
+    val_rows, _ = tokenized_split(config.data, "validation", splits.validation, tokenizer)
+    train_rows = keep_supervised(train_rows)
     if not train_rows:
         raise RunError("no training row has a supervised token left", "raise data.max_length")
     if truncation.truncated_rows:
@@ -114,7 +118,7 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
             truncation.truncated_rows, truncation.rows, config.data.max_length,
             truncation.supervised_tokens_lost, truncation.rows_without_supervision,
         )
-    lengths = [len(row.input_ids) for row in train_rows]
+    lengths = row_lengths(train_rows)
     pad = tokenizer.pad_token_id
     # A batch is a list of packs: the row indices concatenated into one sequence (a single row unless packing).
     if tc.packing:
