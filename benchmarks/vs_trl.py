@@ -1,14 +1,15 @@
 """tunesmith vs TRL's SFTTrainer: the same model, data, LoRA, optimizer, schedule, max_length, batch and loss
 masking; each arm in a fresh subprocess, arms alternating, medians over repeats.
 
-    python benchmarks/vs_trl.py [--quick] [--json] [--repeats 3] [--steps 12]
+    python benchmarks/vs_trl.py [--quick] [--json] [--repeats 3] [--steps 20] [--trl-mode fastest]
 
 Per arm and dataset: real (non-padding) tokens/s after warm-up, peak RSS, padding fraction, step-1 loss and
 the loss after N steps. Then the ratios (tunesmith / TRL), the step-1 loss of both on the same batch with the
 same weights, and achieved GFLOP/s as a fraction of this machine's measured fp32 matmul GFLOP/s.
-TRL runs in its fastest correct fp32 CPU mode, padding-free (`--trl-mode padded` runs its padded,
-length-grouped mode instead): each batch's rows are flattened into one sequence with per-row position ids, and
-transformers (>= 4.56) turns those into a block-diagonal SDPA mask, so rows never see each other. No gradient
+TRL runs in both of its correct fp32 CPU batching modes and tunesmith is compared with the faster one per
+dataset: padded batches grouped by length (`train_sampling_strategy="group_by_length"`), and padding-free
+(`padding_free=True`: each batch's rows flattened into one sequence with per-row position ids, which
+transformers >= 4.56 turns into a block-diagonal SDPA mask, so rows never see each other). No gradient
 checkpointing, no bf16. Both arms train on the whole dataset file and run the same number of steps.
 """
 
@@ -232,6 +233,44 @@ def lora_flops_per_token(mean_length: float) -> float:
     return 4 * n + 3 * 4 * layers * mean_length * width
 
 
+# TRL's faster mode per dataset in the full run of 2026-11-24 (BENCHMARKS.md): `--quick` runs only that one, to
+# stay under 10 minutes; the full run measures both modes every time and compares with the faster.
+FASTEST_TRL_MODE = {"sms_spam": "padded", "alpaca_2k": "padded"}
+TRL_MODES = ("padded", "padding_free")
+
+
+def trl_modes(args, dataset: str) -> list[str]:
+    if args.trl_mode != "fastest":
+        return [args.trl_mode]
+    return [FASTEST_TRL_MODE[dataset]] if args.quick else list(TRL_MODES)
+
+
+def compare_on(name: str, config: dict, modes: list[str], repeats: int, gflops: float, max_length: int) -> dict:
+    """Every arm ``repeats`` times in fresh subprocesses, rotating who goes first; ratios against TRL's faster mode."""
+    arms = ["tunesmith", *(f"trl-{mode}" for mode in modes)]
+    runs: dict[str, list] = {arm: [] for arm in arms}
+    for repeat in range(repeats):
+        order = arms[repeat % len(arms):] + arms[: repeat % len(arms)]
+        for arm in order:
+            kind, _, mode = arm.partition("-")
+            runs[arm].append(summarize(spawn(kind, config, mode or modes[0])))
+            print(f"{name} {arm} #{repeat + 1}: {runs[arm][-1]}", file=sys.stderr)
+    medians = {arm: {key: statistics.median(r[key] for r in results) for key in results[0]}
+               for arm, results in runs.items()}
+    fastest = max(arms[1:], key=lambda arm: medians[arm]["tokens_per_s"])
+    mean_length = mean_tokens(config, max_length)
+    for arm in arms:
+        achieved = lora_flops_per_token(mean_length) * medians[arm]["tokens_per_s"] / 1e9
+        medians[arm]["achieved_gflops"] = achieved
+        medians[arm]["fraction_of_matmul_peak"] = achieved / gflops
+    return {
+        "arms": medians, "runs": runs, "fastest_trl": fastest,
+        "same_batch_step1_loss": spawn("loss", config, fastest.partition("-")[2]),
+        "tokens_per_s_ratio": medians["tunesmith"]["tokens_per_s"] / medians[fastest]["tokens_per_s"],
+        "peak_rss_ratio": medians["tunesmith"]["peak_rss_mib"] / medians[fastest]["peak_rss_mib"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer steps and rows (< 10 minutes on 2 cores)")
@@ -239,9 +278,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--datasets", default="sms_spam,alpaca_2k")
-    parser.add_argument("--trl-mode", choices=["padded", "padding_free"], default="padding_free",
+    parser.add_argument("--trl-mode", choices=["fastest", *TRL_MODES], default="fastest",
                         help="TRL's batching: padded and grouped by length, or padding-free (flattened rows with "
-                             "per-row position ids; transformers builds the block-diagonal SDPA mask from them)")
+                             "per-row position ids; transformers builds the block-diagonal SDPA mask from them). "
+                             "`fastest` (default) runs both and compares with the faster (with --quick: the mode "
+                             "that was faster on that dataset in the full run)")
     parser.add_argument("--child", choices=["tunesmith", "trl", "loss"], help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -254,41 +295,23 @@ def main() -> None:
     max_length = 256 if args.quick else 512
     gflops = matmul_gflops()
     report: dict = {"machine": {"cpus": os.cpu_count(), "fp32_matmul_gflops": gflops}, "steps": steps,
-                    "trl_mode": args.trl_mode,
-                    "warmup_steps": WARMUP_STEPS, "repeats": args.repeats, "max_length": max_length, "datasets": {}}
+                    "trl_mode": args.trl_mode, "warmup_steps": WARMUP_STEPS, "repeats": args.repeats,
+                    "max_length": max_length, "datasets": {}}
     for name in args.datasets.split(","):
         batch = DATASETS[name][2] if not args.quick or name == "sms_spam" else 4
         config = arm_config(name, steps, max_length, batch, rows=None, out=Path("unused"))
-        runs = {"tunesmith": [], "trl": []}
-        for repeat in range(args.repeats):
-            order = ["tunesmith", "trl"] if repeat % 2 == 0 else ["trl", "tunesmith"]  # alternate who goes first
-            for arm in order:
-                runs[arm].append(summarize(spawn(arm, config, args.trl_mode)))
-                print(f"{name} {arm} #{repeat + 1}: {runs[arm][-1]}", file=sys.stderr)
-        medians = {arm: {key: statistics.median(r[key] for r in results) for key in results[0]}
-                   for arm, results in runs.items()}
-        loss_check = spawn("loss", config, args.trl_mode)
-        entry = {
-            "arms": medians, "runs": runs, "same_batch_step1_loss": loss_check,
-            "tokens_per_s_ratio": medians["tunesmith"]["tokens_per_s"] / medians["trl"]["tokens_per_s"],
-            "peak_rss_ratio": medians["tunesmith"]["peak_rss_mib"] / medians["trl"]["peak_rss_mib"],
-        }
-        mean_length = mean_tokens(config, max_length)
-        for arm in ("tunesmith", "trl"):
-            achieved = lora_flops_per_token(mean_length) * medians[arm]["tokens_per_s"] / 1e9
-            medians[arm]["achieved_gflops"] = achieved
-            medians[arm]["fraction_of_matmul_peak"] = achieved / gflops
-        report["datasets"][name] = entry
+        report["datasets"][name] = compare_on(name, config, trl_modes(args, name), args.repeats, gflops, max_length)
     names = list(report["datasets"])
     report["tokens_per_s_ratio"] = statistics.median(report["datasets"][n]["tokens_per_s_ratio"] for n in names)
     report["peak_rss_ratio"] = statistics.median(report["datasets"][n]["peak_rss_ratio"] for n in names)
     report["step1_loss_rel_diff"] = max(report["datasets"][n]["same_batch_step1_loss"]["rel_diff"] for n in names)
     for name in names:
         entry = report["datasets"][name]
-        print(f"{name}: tokens/s tunesmith {entry['arms']['tunesmith']['tokens_per_s']:.0f} vs TRL "
-              f"{entry['arms']['trl']['tokens_per_s']:.0f} (x{entry['tokens_per_s_ratio']:.2f}); peak RSS "
-              f"{entry['arms']['tunesmith']['peak_rss_mib']:.0f} vs {entry['arms']['trl']['peak_rss_mib']:.0f} MiB "
-              f"(x{entry['peak_rss_ratio']:.2f}); step-1 loss rel diff {entry['same_batch_step1_loss']['rel_diff']:.2e}")
+        ours, theirs = entry["arms"]["tunesmith"], entry["arms"][entry["fastest_trl"]]
+        print(f"{name}: tokens/s tunesmith {ours['tokens_per_s']:.0f} vs {entry['fastest_trl']} "
+              f"{theirs['tokens_per_s']:.0f} (x{entry['tokens_per_s_ratio']:.2f}); peak RSS "
+              f"{ours['peak_rss_mib']:.0f} vs {theirs['peak_rss_mib']:.0f} MiB (x{entry['peak_rss_ratio']:.2f}); "
+              f"step-1 loss rel diff {entry['same_batch_step1_loss']['rel_diff']:.2e}")
     if args.json:
         print(json.dumps(report))
 
