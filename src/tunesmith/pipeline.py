@@ -40,17 +40,13 @@ def find_resumable_run(config: RunConfig, config_path: str | Path) -> RunDir:
 
 def check_run_data(config: RunConfig, run: RunDir):
     """Load the splits, write `data_summary.json`, log the findings; return the splits."""
-    from tunesmith.data import check_data, load_splits
+    from tunesmith.data import check_data
+    from tunesmith.data.stream import load_run_splits
     from tunesmith.models import load_tokenizer
 
-    if config.data.streaming:
-        from tunesmith.data.stream import load_heldout_splits
-
-        # The training file may not fit in memory: only the held-out files are checked here; training counts
-        # the truncation of every streamed row (train_summary.json).
-        splits = load_heldout_splits(config.data)
-    else:
-        splits = load_splits(config.data)
+    # With data.streaming only the held-out files are checked here; training counts the truncation of every
+    # streamed row (train_summary.json).
+    splits = load_run_splits(config.data)
     report = check_data(splits, load_tokenizer(config.model), config.data.max_length, config.data.loss_on,
                         config.data.check)
     run.data_summary.write_text(json.dumps(report.to_dict(), indent=1), encoding="utf-8")

@@ -114,6 +114,16 @@ def format_and_labels(config: DataConfig) -> tuple[str, list[str] | None]:
     return fmt, sort_labels(found)
 
 
+def load_run_splits(config: DataConfig) -> Splits:
+    """The splits a run holds in memory: all of them, or with ``data.streaming`` only the held-out ones (the
+    training file may not fit in memory; `stream_train_rows` streams it)."""
+    if config.streaming:
+        return load_heldout_splits(config)
+    from tunesmith.data.splits import load_splits
+
+    return load_splits(config)
+
+
 def load_heldout_splits(config: DataConfig) -> Splits:
     """Validation and test examples (read whole) and the task's format and labels; ``train`` stays empty:
     its rows are streamed by `stream_train_rows`."""

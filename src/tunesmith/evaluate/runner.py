@@ -15,7 +15,7 @@ import torch
 from rich.console import Console
 
 from tunesmith.config.schema import EvaluateConfig, RunConfig
-from tunesmith.data.splits import load_splits
+from tunesmith.data.stream import load_run_splits
 from tunesmith.data.example import Example
 from tunesmith.errors import ConfigError, DataError
 from tunesmith.evaluate.generation import generate
@@ -190,12 +190,7 @@ def evaluate_run(run_dir, include_base: bool | None = None) -> dict:
     config = run.config()
     run.require(run.best, "train")  # fail before spending minutes on the base model
     include_base = config.evaluate.compare_base if include_base is None else include_base
-    if config.data.streaming:  # the training file may not fit in memory; evaluation needs only the test file
-        from tunesmith.data.stream import load_heldout_splits
-
-        splits = load_heldout_splits(config.data)
-    else:
-        splits = load_splits(config.data)
+    splits = load_run_splits(config.data)
     if not splits.test:
         raise DataError(
             splits.files.get("test", "data"), None, "the test split has no rows",
