@@ -122,7 +122,7 @@ def child_tunesmith(data: Path, cache: Path, streaming: bool = False, num_proc: 
                             encoding="utf-8")
         config = DataConfig(train=str(data), validation=str(held_out), test=str(held_out), format="alpaca",
                             max_length=MAX_LENGTH, streaming=True)
-        rows, _ = stream_train_rows(config, tokenizer)
+        rows, _ = stream_train_rows(config, "alpaca", None, tokenizer)
     else:
         config = DataConfig(train=str(data), split={"validation": 0, "test": 0}, format="alpaca",
                             max_length=MAX_LENGTH, num_proc=num_proc or _cores())

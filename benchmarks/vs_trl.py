@@ -113,7 +113,8 @@ def build_trl_trainer(config: dict, out: Path, steps: int, mode: str, callbacks=
         warmup_steps=0, max_grad_norm=t["max_grad_norm"], weight_decay=0.0, seed=SEED, data_seed=SEED,
         max_length=config["data"]["max_length"] if mode == "padded" else None, packing=False,
         padding_free=mode == "padding_free", completion_only_loss=True,
-        train_sampling_strategy="group_by_length" if mode == "padded" else "random", gradient_checkpointing=False, bf16=False, fp16=False, use_cpu=True,
+        train_sampling_strategy="group_by_length" if mode == "padded" else "random", gradient_checkpointing=False,
+        bf16=False, fp16=False, use_cpu=True,
         logging_steps=1, save_strategy="no", eval_strategy="no", report_to=[], dataloader_num_workers=0,
         disable_tqdm=True,
     )

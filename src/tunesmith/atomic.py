@@ -1,7 +1,8 @@
-"""Folders that appear whole or not at all (checkpoints, best weights, exports, the converted model cache).
+"""Files and folders that appear whole or not at all (checkpoints, best weights, exports, the model cache, run
+summaries, `data clean` output).
 
-A folder is written under a hidden temp name beside its final place and renamed into place: a rename
-within one filesystem is atomic, so a crash mid-write leaves the previous version intact.
+Everything is written under a hidden temp name beside its final place and renamed into place: a rename within
+one filesystem is atomic, so a crash mid-write leaves the previous version intact.
 """
 
 from __future__ import annotations
@@ -22,6 +23,29 @@ def _umask() -> int:
 
 def _aside(final: Path) -> Path:
     return final.with_name(final.name + ".old")
+
+
+@contextmanager
+def staged_file(final: Path) -> Iterator[Path]:
+    """Yield a temp path beside ``final``; when the block succeeds, the file written there replaces ``final``.
+    On failure the temp file is removed and ``final`` is left as it was."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{final.name}-", dir=final.parent)
+    os.close(handle)
+    staging = Path(name)
+    try:
+        yield staging
+        staging.chmod(0o666 & ~_umask())  # mkstemp makes it private (0600); the result is an ordinary file
+        os.replace(staging, final)
+    finally:
+        staging.unlink(missing_ok=True)  # gone already after a successful replace
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write ``data`` (text as UTF-8) to ``path`` through `staged_file`."""
+    with staged_file(Path(path)) as staging:
+        staging.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 @contextmanager

@@ -1,7 +1,9 @@
 """The `tunesmith` command: a thin layer that parses arguments and calls the library.
 
-Every user mistake surfaces as a `TunesmithError`, printed on one line (no traceback), exit code 2
-(`data check` exits 1 when it found problems in readable data, 2 when it listed unreadable rows).
+`HANDLERS` maps each command to a function that calls the same library functions a Python user calls. Every user
+mistake surfaces as a `TunesmithError`, printed on one line (no traceback), exit code 2 (`data check` exits 1
+when it found problems in readable data, 2 when it listed unreadable rows). Handlers import the stages they run
+when they run: importing every stage (torch, transformers, peft) would cost `tunesmith --help` seconds.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import argparse
 import logging
 import sys
 import warnings
-from pathlib import Path
+from collections.abc import Callable
 
+from tunesmith.config import RunConfig, apply_overrides, dump_config, load_config, save_config, validate_config
 from tunesmith.errors import TunesmithError
+from tunesmith.run_dir import RunDir
 
 log = logging.getLogger("tunesmith")
 
@@ -31,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("run", help="data check, train, evaluate vs base, export and report, in one run folder")
     p.add_argument("config")
-    p.add_argument("--resume", action="store_true", help="continue the newest run of this config from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the newest run of this config from its last checkpoint")
     _add_set(p)
 
     p = commands.add_parser("train", help="fine-tune only (writes checkpoints and the best weights)")
@@ -49,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print the report as JSON")
     _add_set(q)
     q = data_commands.add_parser("clean", help="write a copy of a data file without the rows the check flags")
-    q.add_argument("source", metavar="IN", help="data file, glob or dataset folder to read (never modified)")
-    q.add_argument("target", metavar="OUT", help="file to write, in the input's format family")
+    q.add_argument("input_path", metavar="IN", help="data file, glob or dataset folder to read (never modified)")
+    q.add_argument("output_path", metavar="OUT", help="file to write, in the input's format family")
     q.add_argument("--config", help="run config whose data settings (format, columns, check) to use")
     q.add_argument("--drop", metavar="KIND,KIND", help="finding kinds to remove (default: data.check.drop)")
     _add_set(q)
@@ -87,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
+    command = f"data {args.data_command}" if args.command == "data" else args.command
     try:
-        return _dispatch(args) or 0
+        return HANDLERS[command](args)
     except TunesmithError as error:
         print(f"tunesmith: error: {error}", file=sys.stderr)
         return error.exit_code
@@ -97,90 +103,127 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _dispatch(args: argparse.Namespace) -> int | None:
-    from tunesmith.config import load_config
+# ---- handlers: parsed arguments in, exit code out ---------------------------------------------------------------
 
-    if args.command == "data" and args.data_command == "clean":
-        from tunesmith.data.clean import run_clean
 
-        print(run_clean(args.source, args.target, args.config, args.drop, args.overrides))
-        return 0
-    if args.command == "data":
-        from tunesmith.data import run_check
+def _run(args: argparse.Namespace) -> int:
+    from tunesmith.pipeline import run_pipeline
 
-        text, code = run_check(args.target, args.overrides, args.json)
-        print(text)
-        return code
-    if args.command == "config":
-        import yaml
-
-        print(yaml.safe_dump(load_config(args.config, args.overrides).model_dump(mode="json"), sort_keys=False))
-        return 0
-    if args.command in ("run", "train"):
-        from tunesmith.pipeline import create_run, find_resumable_run, run_pipeline
-        from tunesmith.run_dir import RunDir
-
-        config = load_config(args.config, args.overrides)
-        if getattr(args, "run_dir", None):
-            run = RunDir(args.run_dir)
-            if not args.resume:
-                run = create_run(config.model_copy(update={"output": config.output.model_copy(
-                    update={"dir": str(run.root.parent), "name": run.root.name})}), args.config)
-        else:
-            run = find_resumable_run(config, args.config) if args.resume else create_run(config, args.config)
-        if args.command == "run":
-            run_pipeline(config, run, resume=args.resume)
-            print(f"report: {run.report_html}")
-        else:
-            from tunesmith.pipeline import check_run_data
-            from tunesmith.train import train
-
-            train(config, run, check_run_data(config, run), resume=args.resume)
-        print(f"run folder: {run.root}")
-        return 0
-    _apply_run_overrides(args.run_dir, args.overrides)
-    if args.command == "eval":
-        from tunesmith.evaluate import evaluate_run, format_comparison
-
-        print(format_comparison(evaluate_run(args.run_dir, include_base=False if args.no_base else None)))
-    elif args.command == "compare":
-        from tunesmith.evaluate import compare_run
-
-        print(compare_run(args.run_dir))
-    elif args.command == "export":
-        from tunesmith.deploy import export_run
-
-        for name, path in export_run(args.run_dir).items():
-            print(f"{name}: {path}")
-    elif args.command == "report":
-        from tunesmith.report import build_report
-
-        for path in build_report(args.run_dir):
-            print(path)
-    elif args.command == "chat":
-        from tunesmith.deploy import chat_loop
-
-        chat_loop(args.run_dir, max_new_tokens=args.max_new_tokens, system=args.system)
-    elif args.command == "generate":
-        from tunesmith.deploy import generate_text
-
-        print(generate_text(args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens, system=args.system))
+    config, run = _new_or_resumed_run(args)
+    run_pipeline(config, run, resume=args.resume)
+    print(f"report: {run.report_html}")
+    print(f"run folder: {run.root}")
     return 0
 
 
-def _apply_run_overrides(run_dir: str, overrides: list[str]) -> None:
-    """`--set` on a run folder updates its saved config, so the folder keeps recording what was done."""
-    if not overrides:
-        return
-    import yaml
+def _train(args: argparse.Namespace) -> int:
+    from tunesmith.data import check_run_data
+    from tunesmith.train import train_run
 
-    from tunesmith.config import apply_overrides, save_config, validate_config
-    from tunesmith.run_dir import RunDir
+    config, run = _new_or_resumed_run(args)
+    check_run_data(config, run)
+    train_run(config, run, resume=args.resume)
+    print(f"run folder: {run.root}")
+    return 0
 
-    run = RunDir(run_dir)
-    run.config()  # fails clearly when this is not a run folder
-    raw = yaml.safe_load(run.config_path.read_text(encoding="utf-8"))
-    save_config(validate_config(apply_overrides(raw, overrides)), run.config_path)
+
+def _data_check(args: argparse.Namespace) -> int:
+    from tunesmith.data import run_check
+
+    text, code = run_check(args.target, args.overrides, args.json)
+    print(text)
+    return code
+
+
+def _data_clean(args: argparse.Namespace) -> int:
+    from tunesmith.data.clean import run_clean
+
+    print(run_clean(args.input_path, args.output_path, args.config, args.drop, args.overrides))
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    print(dump_config(load_config(args.config, args.overrides)), end="")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from tunesmith.evaluate import evaluate_run, format_comparison
+
+    config, run = _existing_run(args)
+    print(format_comparison(evaluate_run(config, run, include_base=False if args.no_base else None)))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from tunesmith.evaluate import compare_run
+
+    print(compare_run(*_existing_run(args)))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from tunesmith.deploy import export_run
+
+    for name, path in export_run(*_existing_run(args)).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from tunesmith.report import build_report
+
+    for path in build_report(*_existing_run(args)).values():
+        print(path)
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from tunesmith.deploy import chat_loop
+
+    _existing_run(args)
+    chat_loop(args.run_dir, max_new_tokens=args.max_new_tokens, system=args.system)
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from tunesmith.deploy import generate_text
+
+    _existing_run(args)
+    print(generate_text(args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens, system=args.system))
+    return 0
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _run, "train": _train, "data check": _data_check, "data clean": _data_clean, "config": _config,
+    "eval": _eval, "compare": _compare, "export": _export, "report": _report, "chat": _chat, "generate": _generate,
+}
+
+
+def _new_or_resumed_run(args: argparse.Namespace) -> tuple[RunConfig, RunDir]:
+    """The config of `run`/`train` and its run folder: ``--run-dir`` (created, or resumed with ``--resume``),
+    else a new folder under ``output.dir``, or with ``--resume`` the newest one of this config."""
+    from tunesmith.pipeline import create_run, find_resumable_run
+
+    config = load_config(args.config, args.overrides)
+    if getattr(args, "run_dir", None):
+        run = RunDir(args.run_dir)
+        if not args.resume:
+            run = create_run(config.model_copy(update={"output": config.output.model_copy(
+                update={"dir": str(run.root.parent), "name": run.root.name})}), args.config)
+        return config, run
+    return config, find_resumable_run(config, args.config) if args.resume else create_run(config, args.config)
+
+
+def _existing_run(args: argparse.Namespace) -> tuple[RunConfig, RunDir]:
+    """The run folder a command names and its config. ``--set`` updates the saved config, so the folder keeps
+    recording what was done."""
+    run = RunDir(args.run_dir)
+    config = run.config()  # fails clearly when this is not a run folder
+    if args.overrides:
+        config = validate_config(apply_overrides(config.model_dump(mode="json"), args.overrides))
+        save_config(config, run.config_path)
+    return config, run
 
 
 def _configure_logging(verbose: bool) -> None:

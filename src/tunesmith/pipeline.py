@@ -1,19 +1,56 @@
-"""The whole job in order: data check → train → evaluate (base vs tuned) → export → report."""
+"""The whole job in order: data check → train → evaluate (base vs tuned) → export → report.
+
+Every stage has one signature, ``stage(config, run) -> summary``, so the pipeline is a list of stages run in a
+loop, each timed the same way. The stages of one run share one load of the data splits (`load_run_splits`).
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from tunesmith.config import RunConfig, save_config
+from tunesmith.data import check_run_data
+from tunesmith.deploy import export_run
 from tunesmith.errors import RunError
+from tunesmith.evaluate import evaluate_run
+from tunesmith.json_files import write_json
+from tunesmith.report import build_report
 from tunesmith.run_dir import RunDir
+from tunesmith.train import train_run
 
 log = logging.getLogger("tunesmith")
+
+Stage = Callable[[RunConfig, RunDir], dict]
+
+
+def stages(resume: bool = False) -> list[tuple[str, Stage]]:
+    """The stages of `tunesmith run`, in order (``resume`` continues training from the last checkpoint)."""
+    return [
+        ("data", check_run_data),
+        ("train", partial(train_run, resume=resume)),
+        ("evaluate", evaluate_run),
+        ("export", export_run),
+        ("report", build_report),
+    ]
+
+
+def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False) -> RunDir:
+    """Everything `tunesmith run` does, in order, in one run folder. ``timings.json`` holds the seconds of each
+    stage done so far and the total, rewritten after every stage (so the report, last, shows the others)."""
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+    for name, stage in stages(resume):
+        stage_started = time.perf_counter()
+        stage(config, run)
+        seconds[name] = round(time.perf_counter() - stage_started, 1)
+        write_json(run.timings, {**seconds, "total": round(time.perf_counter() - started, 1)})
+    log.info("stage times (s): %s", {**seconds, "total": round(time.perf_counter() - started, 1)})
+    return run
 
 
 def create_run(config: RunConfig, config_path: str | Path | None = None) -> RunDir:
@@ -32,57 +69,8 @@ def find_resumable_run(config: RunConfig, config_path: str | Path) -> RunDir:
     """The newest run folder of this config (by `output.name`, else `<stem>-*`) that holds a checkpoint."""
     base = Path(config.output.dir)
     pattern = config.output.name or f"{Path(config_path).stem}-*"
-    candidates = sorted((p for p in base.glob(pattern) if (p / "checkpoints").is_dir()), key=lambda p: p.stat().st_mtime)
+    candidates = sorted((p for p in base.glob(pattern) if (p / "checkpoints").is_dir()),
+                        key=lambda p: p.stat().st_mtime)
     if not candidates:
         raise RunError(f"nothing to resume: no run folder matching {base / pattern} has checkpoints")
     return RunDir(candidates[-1])
-
-
-def check_run_data(config: RunConfig, run: RunDir):
-    """Load the splits, write `data_summary.json`, log the findings; return the splits."""
-    from tunesmith.data import check_data
-    from tunesmith.data.stream import load_run_splits
-    from tunesmith.models import load_tokenizer
-
-    # With data.streaming only the held-out files are checked here; training counts the truncation of every
-    # streamed row (train_summary.json).
-    splits = load_run_splits(config.data)
-    report = check_data(splits, load_tokenizer(config.model), config.data.max_length, config.data.loss_on,
-                        config.data.check)
-    run.data_summary.write_text(json.dumps(report.to_dict(), indent=1), encoding="utf-8")
-    sizes = ", ".join(f"{name} {len(getattr(splits, name))}" for name in ("train", "validation", "test"))
-    log.info("data: %s format, %s rows", splits.format, sizes)
-    if report.has_problems:
-        # Printed as is: the report is a table, which a log handler would re-wrap.
-        log.warning("data check found problems (details in %s):", run.data_summary)
-        print(report.render(), file=sys.stderr)
-    return splits
-
-
-def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False) -> RunDir:
-    """Everything `tunesmith run` does, in order, in one run folder."""
-    from tunesmith.deploy import export_run
-    from tunesmith.evaluate import evaluate_run
-    from tunesmith.report import build_report
-    from tunesmith.train import train
-
-    started = time.perf_counter()
-    stages = {}
-    t = time.perf_counter()
-    splits = check_run_data(config, run)
-    stages["data"] = time.perf_counter() - t
-    t = time.perf_counter()
-    train(config, run, splits, resume=resume)
-    stages["train"] = time.perf_counter() - t
-    t = time.perf_counter()
-    evaluate_run(run.root)
-    stages["evaluate"] = time.perf_counter() - t
-    t = time.perf_counter()
-    export_run(run.root)
-    stages["export"] = time.perf_counter() - t
-    timings = {name: round(seconds, 1) for name, seconds in stages.items()}
-    timings["total"] = round(time.perf_counter() - started, 1)
-    (run.root / "timings.json").write_text(json.dumps(timings, indent=1), encoding="utf-8")
-    build_report(run.root)
-    log.info("stage times (s): %s", timings)
-    return run

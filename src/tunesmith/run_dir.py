@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from tunesmith.atomic import recover_folder
+from tunesmith.config import RunConfig, validate_config
 from tunesmith.errors import RunError
 
 
@@ -31,14 +34,13 @@ class RunDir:
     predictions = property(lambda self: self.root / "predictions.jsonl")
     adapter = property(lambda self: self.root / "adapter")
     merged = property(lambda self: self.root / "merged")
+    timings = property(lambda self: self.root / "timings.json")
+    """Seconds each pipeline stage took, and the total."""
     report_md = property(lambda self: self.root / "report.md")
     report_html = property(lambda self: self.root / "report.html")
 
-    def config(self):
+    def config(self) -> RunConfig:
         """The run's resolved `RunConfig`."""
-        from tunesmith.config import validate_config
-        import yaml
-
         if not self.config_path.is_file():
             raise RunError(f"{self.root} is not a tunesmith run folder (no config.yaml)")
         return validate_config(yaml.safe_load(self.config_path.read_text(encoding="utf-8")))

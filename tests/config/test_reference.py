@@ -1,13 +1,18 @@
+"""The README's reference tables are generated from the code and kept current."""
+
 from pathlib import Path
 
-from tunesmith.config.reference import reference_markdown
+import pytest
+
+from tunesmith.config.reference import TABLES, reference_markdown
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_readme_config_reference_is_generated_from_the_models():
-    assert reference_markdown() in README.read_text(encoding="utf-8"), (
-        "README's config reference is stale: paste the output of `python -m tunesmith.config.reference`"
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_readme_tables_are_generated_from_the_code(name):
+    assert TABLES[name]() in README.read_text(encoding="utf-8"), (
+        f"README's {name} table is stale: paste the output of `python -m tunesmith.config.reference {name}`"
     )
 
 

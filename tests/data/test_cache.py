@@ -51,8 +51,8 @@ def test_second_run_loads_from_cache_with_the_same_rows_and_stats(data_file, tin
     assert "tokenized 40 train rows in" in caplog.text
     expected, expected_stats = tokenize_examples(load_splits(DataConfig(
         train=str(data_file), split={"validation": 0, "test": 0})).train, tiny_tokenizer, 24)
-    assert [(r.input_ids, r.labels, r.source, r.truncated, r.supervised_lost) for r in second] == \
-        [(r.input_ids, r.labels, r.source, r.truncated, r.supervised_lost) for r in expected]
+    assert [(r.input_ids, r.labels, r.location, r.truncated, r.supervised_lost) for r in second] == \
+        [(r.input_ids, r.labels, r.location, r.truncated, r.supervised_lost) for r in expected]
     # truncation counts survive the cache (they cannot be recomputed from the truncated rows)
     assert second_stats == first_stats == expected_stats
     assert expected_stats.truncated_rows > 0 and expected_stats.supervised_tokens_lost > 0

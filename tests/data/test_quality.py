@@ -14,11 +14,11 @@ from tunesmith.data.quality import copied_inputs, describe_character, length_out
 ANIMALS = ["cat", "dog", "owl", "fox", "bee", "elk", "yak", "emu", "ant", "bat", "cow", "pig"]
 
 
-def qa(source: str, question: str, answer: str, label: str | None = None, system: str | None = None) -> Example:
+def qa(location: str, question: str, answer: str, label: str | None = None, system: str | None = None) -> Example:
     messages = ({"role": "user", "content": question}, {"role": "assistant", "content": answer})
     if system:
         messages = ({"role": "system", "content": system}, *messages)
-    return Example(messages=messages, source=source, label=label)
+    return Example(messages=messages, location=location, label=label)
 
 
 def clean_rows(prefix: str = "t", count: int = 12) -> list[Example]:
@@ -48,7 +48,7 @@ def test_near_duplicates_keep_the_first_row_and_skip_exact_copies(tiny_tokenizer
     rows = clean_rows()
     rows[3] = qa("t.jsonl:4", "Describe the CAT in one short sentence, please!!",
                  "The cat is an animal number 0 that lives somewhere.")  # row 1 up to case and punctuation
-    rows[5] = rows[0].__class__(messages=rows[0].messages, source="t.jsonl:6")  # an exact copy of row 1
+    rows[5] = rows[0].__class__(messages=rows[0].messages, location="t.jsonl:6")  # an exact copy of row 1
     report = report_of(tiny_tokenizer, rows)
     found = kinds(report)
     assert found["near_duplicate", "train"].locations == ["t.jsonl:4 (near t.jsonl:1, similarity 1.00)"]
@@ -140,7 +140,7 @@ def test_empty_answers_in_any_learned_turn(tiny_tokenizer):
     rows = clean_rows()
     turns = ({"role": "user", "content": "Hi"}, {"role": "assistant", "content": " \n"},
              {"role": "user", "content": "Still there?"}, {"role": "assistant", "content": "Yes."})
-    rows[4] = Example(messages=turns, source="t.jsonl:5")
+    rows[4] = Example(messages=turns, location="t.jsonl:5")
     found = kinds(report_of(tiny_tokenizer, rows))
     assert found["empty_output", "train"].locations == ["t.jsonl:5"]
 

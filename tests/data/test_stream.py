@@ -1,23 +1,19 @@
 """Streaming mode: the same tokenized rows as the in-memory path, read back memory-mapped; config guards."""
 
-import json
-
 import pytest
 
 from tunesmith.config.schema import DataConfig
 from tunesmith.data.cache import TokenizedRows, tokenized_split
-from tunesmith.data.splits import load_splits
-from tunesmith.data.stream import iter_rows, load_heldout_splits, stream_train_rows
+from tunesmith.data.readers import iter_rows
+from tunesmith.data.splits import load_heldout_splits, load_splits
+from tunesmith.data.stream import stream_train_rows
 from tunesmith.errors import ConfigError, DataError
 
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return str(path)
+TASK = ("classification", ["eggs", "ham", "spam"])
 
 
 @pytest.fixture()
-def files(tmp_path, monkeypatch):
+def files(tmp_path, monkeypatch, write_jsonl):
     monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
     labels = ["ham", "spam", "eggs"]
 
@@ -30,14 +26,14 @@ def files(tmp_path, monkeypatch):
 
 def test_streamed_rows_equal_the_in_memory_path(files, tiny_tokenizer):
     config = DataConfig(**files, streaming=True, max_length=40)
-    streamed, stats = stream_train_rows(config, tiny_tokenizer)
+    streamed, stats = stream_train_rows(config, *TASK, tiny_tokenizer)
     in_memory_config = DataConfig(**files, max_length=40, cache=False)
     expected, expected_stats = tokenized_split(in_memory_config, "train", load_splits(in_memory_config).train,
                                                tiny_tokenizer)
     assert isinstance(streamed, TokenizedRows) and len(streamed) == 2_500
     for index in (0, 1, 999, 1_000, 2_499):  # across the streamed batches
-        assert (streamed[index].input_ids, streamed[index].labels, streamed[index].source) == \
-            (expected[index].input_ids, expected[index].labels, expected[index].source)
+        assert (streamed[index].input_ids, streamed[index].labels, streamed[index].location) == \
+            (expected[index].input_ids, expected[index].labels, expected[index].location)
     assert list(streamed.lengths) == [len(row.input_ids) for row in expected]
     assert stats == expected_stats
 
@@ -45,22 +41,16 @@ def test_streamed_rows_equal_the_in_memory_path(files, tiny_tokenizer):
 def test_second_streaming_run_loads_the_cache(files, tiny_tokenizer, caplog):
     caplog.set_level("INFO", logger="tunesmith")
     config = DataConfig(**files, streaming=True)
-    stream_train_rows(config, tiny_tokenizer)
-    rows, _ = stream_train_rows(config, tiny_tokenizer)
+    stream_train_rows(config, *TASK, tiny_tokenizer)
+    rows, _ = stream_train_rows(config, *TASK, tiny_tokenizer)
     assert "loaded 2500 tokenized train rows from cache" in caplog.text and len(rows) == 2_500
-
-
-def test_heldout_splits_and_labels_from_all_files(files):
-    splits = load_heldout_splits(DataConfig(**files, streaming=True))
-    assert splits.train == [] and len(splits.validation) == 20 and len(splits.test) == 30
-    assert splits.labels == ["eggs", "ham", "spam"] and splits.format == "classification"
 
 
 @pytest.mark.parametrize("settings", [{"validation": None}, {"test": None}, {"max_train_rows": 10}])
 def test_streaming_refuses_what_needs_every_row(files, tiny_tokenizer, settings):
     config = DataConfig(**{**files, **settings}, streaming=True)
     with pytest.raises(ConfigError) as error:
-        stream_train_rows(config, tiny_tokenizer)
+        stream_train_rows(config, *TASK, tiny_tokenizer)
     assert error.value.key == "data.streaming"
 
 
@@ -77,7 +67,7 @@ def test_a_bad_row_mid_stream_is_a_data_error(files, tiny_tokenizer, tmp_path):
     bad.write_text(open(files["train"], encoding="utf-8").read() + '{"text": "x", "label": ["no"]}\n',
                    encoding="utf-8")
     with pytest.raises(DataError) as error:
-        stream_train_rows(DataConfig(**{**files, "train": str(bad)}, streaming=True), tiny_tokenizer)
+        stream_train_rows(DataConfig(**{**files, "train": str(bad)}, streaming=True), *TASK, tiny_tokenizer)
     assert error.value.line == 2_501
 
 

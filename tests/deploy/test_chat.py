@@ -10,6 +10,7 @@ import torch
 from tunesmith.data.tokenize import prompt_token_ids, render_prompt
 from tunesmith.deploy import chat, chat_loop, export_run, generate_text
 from tunesmith.models import load_tuned_model
+from tunesmith.run_dir import RunDir
 
 NEW_TOKENS = 8
 
@@ -72,7 +73,7 @@ def test_generate_text_is_greedy_and_the_same_from_adapter_or_merged(lora_run):
     assert expected  # the tiny model says something, so equality below is a real check
 
     from_adapter = generate_text(lora_run, "Is this spam?", max_new_tokens=NEW_TOKENS, system="Be brief.")
-    export_run(lora_run)
+    export_run(RunDir(lora_run).config(), RunDir(lora_run))
     from_merged = generate_text(lora_run, "Is this spam?", max_new_tokens=NEW_TOKENS, system="Be brief.")
     assert from_adapter == expected
     assert from_merged == expected

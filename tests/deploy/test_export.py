@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
+from tunesmith.config import save_config, validate_config
 from tunesmith.deploy import export_run
 from tunesmith.errors import RunError
 from tunesmith.run_dir import RunDir
@@ -27,6 +29,11 @@ with torch.no_grad():
 assert "peft" not in sys.modules and "tunesmith" not in sys.modules
 torch.save(logits, sys.argv[3])
 """
+
+
+def export(root: Path) -> dict[str, Path]:
+    run = RunDir(root)
+    return {kind: Path(folder) for kind, folder in export_run(run.config(), run).items()}
 
 
 def logits_of(model) -> torch.Tensor:
@@ -49,7 +56,7 @@ def test_lora_merged_model_matches_base_plus_adapter_in_plain_transformers(lora_
     base = logits_of(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
     assert (expected - base).abs().max() > 1e-2  # the adapter really changes the model, so the check below bites
 
-    assert export_run(lora_run) == {"adapter": run.adapter, "merged": run.merged}
+    assert export(lora_run) == {"adapter": run.adapter, "merged": run.merged}
 
     tokens, out = tmp_path / "tokens.pt", tmp_path / "out.pt"
     torch.save(TOKENS, tokens)
@@ -61,7 +68,7 @@ def test_lora_merged_model_matches_base_plus_adapter_in_plain_transformers(lora_
 
 
 def test_merged_folder_is_ready_for_generation(lora_run):
-    merged = export_run(lora_run)["merged"]
+    merged = export(lora_run)["merged"]
     config = json.loads((merged / "config.json").read_text())
     generation = json.loads((merged / "generation_config.json").read_text())
     assert "quantization_config" not in config
@@ -78,7 +85,7 @@ def test_adapter_folder_loads_with_peft_and_describes_itself(lora_run, tiny_mode
     run = RunDir(lora_run)
     eval_data = {"task": "classification", "base": {"accuracy": 0.5, "f1": 0.4}, "tuned": {"accuracy": 0.75, "f1": 0.7}}
     run.eval_json.write_text(json.dumps(eval_data))
-    adapter = export_run(lora_run)["adapter"]
+    adapter = export(lora_run)["adapter"]
 
     assert torch.equal(peft_logits(tiny_model_dir, adapter), peft_logits(tiny_model_dir, run.best))
     text = "Classify the message as ham or spam."
@@ -96,7 +103,7 @@ def test_export_replaces_an_older_export_and_leaves_no_staging_folders(lora_run)
     for folder in (run.adapter, run.merged):
         folder.mkdir()
         (folder / "stale.txt").write_text("from an older export")
-    export_run(lora_run)
+    export(lora_run)
     assert not (run.adapter / "stale.txt").exists() and not (run.merged / "stale.txt").exists()
     assert (run.adapter / "adapter_model.safetensors").is_file()
     assert sorted(path.name for path in run.root.iterdir()) == ["adapter", "checkpoints", "config.yaml", "merged"]
@@ -106,7 +113,7 @@ def test_full_run_exports_the_checkpoint_weights_and_no_adapter(full_run, tiny_m
     from transformers import AutoModelForCausalLM
 
     run = RunDir(full_run)
-    assert export_run(full_run) == {"merged": run.merged}
+    assert export(full_run) == {"merged": run.merged}
     assert not run.adapter.exists()
     merged = logits_of(AutoModelForCausalLM.from_pretrained(run.merged))
     assert torch.equal(merged, logits_of(AutoModelForCausalLM.from_pretrained(run.best)))
@@ -117,7 +124,7 @@ def test_full_run_exports_the_checkpoint_weights_and_no_adapter(full_run, tiny_m
 def test_lora_run_without_adapter_weights_is_a_run_error(lora_run):
     (RunDir(lora_run).best / "adapter_model.safetensors").unlink()
     with pytest.raises(RunError, match="missing adapter_model.safetensors"):
-        export_run(lora_run)
+        export(lora_run)
 
 
 def test_run_without_checkpoint_is_a_run_error(lora_run):
@@ -125,4 +132,22 @@ def test_run_without_checkpoint_is_a_run_error(lora_run):
 
     shutil.rmtree(RunDir(lora_run).checkpoints)
     with pytest.raises(RunError, match="run `tunesmith train` first"):
-        export_run(lora_run)
+        export(lora_run)
+
+
+def test_export_saves_the_chosen_template(tmp_path, tiny_model_dir):
+    """Chat and any downstream user load the exported tokenizer: it must render with the trained template."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunesmith.models.templates import BUILTIN_TEMPLATES
+
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    config = validate_config({"model": {"name": str(tiny_model_dir), "chat_template": "llama-3"},
+                              "data": {"train": "train.jsonl"}, "method": "full"})
+    save_config(config, run.config_path)
+    assert yaml.safe_load(run.config_path.read_text())["model"]["chat_template"] == "llama-3"
+    AutoModelForCausalLM.from_pretrained(tiny_model_dir).save_pretrained(run.best)
+    merged = export_run(config, run)["merged"]
+    exported = AutoTokenizer.from_pretrained(merged)
+    assert exported.chat_template == BUILTIN_TEMPLATES["llama-3"]

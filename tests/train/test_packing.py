@@ -8,14 +8,12 @@ from safetensors.torch import load_file
 
 from tunesmith.config import validate_config
 from tunesmith.config.schema import LoraConfig
-from tunesmith.data.example import Splits
 from tunesmith.data.tokenize import IGNORE_INDEX, TokenizedExample, tokenize_examples
 from tunesmith.models import add_lora
 from tunesmith.run_dir import RunDir
 from tunesmith.train import supervised_loss_sum, train
 from tunesmith.train.batching import collate, count_supervised
 from tunesmith.train.packing import best_fit_decreasing, block_causal_mask, collate_packed, epoch_packed_batches
-from spam_rows import make_examples
 
 
 def test_best_fit_decreasing_by_hand():
@@ -44,9 +42,9 @@ def test_epoch_packed_batches_deterministic_bounded_and_complete():
 
 
 def test_collate_packed_token_by_token():
-    a = TokenizedExample(input_ids=[11, 12, 13], labels=[IGNORE_INDEX, 12, 13], source="a")
-    b = TokenizedExample(input_ids=[21, 22], labels=[21, 22], source="b")  # as with `loss_on: all`
-    c = TokenizedExample(input_ids=[31, 32, 33], labels=[IGNORE_INDEX, IGNORE_INDEX, 33], source="c")
+    a = TokenizedExample(input_ids=[11, 12, 13], labels=[IGNORE_INDEX, 12, 13], location="a")
+    b = TokenizedExample(input_ids=[21, 22], labels=[21, 22], location="b")  # as with `loss_on: all`
+    c = TokenizedExample(input_ids=[31, 32, 33], labels=[IGNORE_INDEX, IGNORE_INDEX, 33], location="c")
     batch = collate_packed([[a, b], [c]], pad_token_id=0)
     x = IGNORE_INDEX
     assert batch["input_ids"].tolist() == [[11, 12, 13, 21, 22], [31, 32, 33, 0, 0]]
@@ -82,10 +80,10 @@ def lora_model(model):
 
 @pytest.mark.parametrize("loss_on", ["assistant", "all"])
 @pytest.mark.parametrize("use_lora", [False, True])
-def test_packed_loss_and_gradients_equal_rows_run_alone(tiny_model, tiny_tokenizer, loss_on, use_lora):
+def test_packed_loss_and_gradients_equal_rows_run_alone(tiny_model, tiny_tokenizer, loss_on, use_lora, spam_examples):
     model = lora_model(tiny_model) if use_lora else tiny_model
     params = [p for p in model.parameters() if p.requires_grad]
-    rows, _ = tokenize_examples(make_examples(5), tiny_tokenizer, max_length=128, loss_on=loss_on)
+    rows, _ = tokenize_examples(spam_examples(5), tiny_tokenizer, max_length=128, loss_on=loss_on)
     assert len({len(row.input_ids) for row in rows}) > 1
 
     alone = [supervised_loss_sum(model, collate([row], tiny_tokenizer.pad_token_id)) for row in rows]
@@ -107,11 +105,6 @@ def test_packed_loss_and_gradients_equal_rows_run_alone(tiny_model, tiny_tokeniz
         assert torch.allclose(got, want, atol=1e-5)
 
 
-def tiny_splits(n_train=16) -> Splits:
-    return Splits(train=make_examples(n_train), validation=make_examples(4, 100), test=make_examples(4, 200),
-                  format="classification", labels=["ham", "spam"])
-
-
 def packing_config(model_dir, **train_settings):
     settings = {"batch_size": 2, "learning_rate": 1e-2, "eval_every": 100, "save_every": 3, "warmup_ratio": 0.0,
                 "keep_checkpoints": 5, "packing": True}
@@ -120,7 +113,7 @@ def packing_config(model_dir, **train_settings):
                             "lora": {"r": 4, "alpha": 8}, "train": settings})
 
 
-def test_packed_training_writes_run_files_and_resumes_exactly(tiny_model_dir, tiny_tokenizer, tmp_path):
+def test_packed_training_writes_run_files_and_resumes_exactly(tiny_model_dir, tiny_tokenizer, tmp_path, tiny_splits):
     config = packing_config(tiny_model_dir, max_steps=6)
     rows, _ = tokenize_examples(tiny_splits().train, tiny_tokenizer, max_length=256)
     # 16 rows of 48-81 tokens fill 5 packs: 3 batches of at most 2 packs per epoch, so 6 steps are 2 epochs.

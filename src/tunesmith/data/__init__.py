@@ -1,14 +1,17 @@
-"""Stage: data. Read files (`read_rows`), turn rows into conversations (`detect_format`, `to_example`), split them
-(`load_splits`), tokenize them with assistant-only labels, and check them (`check_data`)."""
+"""Stage: data. Read files into rows (`readers`), turn rows into conversations (`formats`, with the format and
+labels from `fields`), split them (`load_run_splits`), tokenize them with assistant-only labels (`tokenize`,
+cached by `cache`, streamed by `stream`), and check them (`check_data`, `tunesmith data check`/`clean`)."""
 
-from tunesmith.data.check import DataReport, check_data, check_file, run_check
+from tunesmith.data.check import DataReport, check_data, check_file, check_run_data, run_check
 from tunesmith.data.example import Example, Splits
-from tunesmith.data.formats import detect_format, to_example
+from tunesmith.data.fields import detect_format, infer_format_and_labels
+from tunesmith.data.formats import to_example
 from tunesmith.data.readers import read_rows
-from tunesmith.data.splits import load_splits
+from tunesmith.data.splits import load_run_splits, load_splits
 from tunesmith.data.tokenize import render_prompt, tokenize_example, tokenize_examples
 
 __all__ = [
-    "DataReport", "Example", "Splits", "check_data", "check_file", "detect_format", "load_splits", "read_rows",
-    "render_prompt", "run_check", "to_example", "tokenize_example", "tokenize_examples",
+    "DataReport", "Example", "Splits", "check_data", "check_file", "check_run_data", "detect_format",
+    "infer_format_and_labels", "load_run_splits", "load_splits", "read_rows", "render_prompt", "run_check",
+    "to_example", "tokenize_example", "tokenize_examples",
 ]

@@ -15,7 +15,6 @@ with the row lengths as an int array: batching needs only the lengths, and a bat
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import logging
@@ -29,17 +28,19 @@ import numpy as np
 from tunesmith.atomic import recover_folder, staged_folder
 from tunesmith.config.schema import DataConfig
 from tunesmith.data.example import Example
+from tunesmith.data.readers import data_files
 from tunesmith.data.tokenize import (
     TokenizedExample,
     TruncationStats,
-    tokenize_examples,
     no_progress_bars,
+    tokenize_examples,
     tokenize_to_dataset,
 )
+from tunesmith.models.provision import cache_dir
 
 log = logging.getLogger("tunesmith")
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2
 """Raise when the stored columns or the tokenization rules change: old entries then stop matching."""
 
 ROW_SHAPING_FIELDS = (
@@ -52,8 +53,6 @@ _HASH_CHUNK = 1 << 20
 
 
 def tokenized_cache_root() -> Path:
-    from tunesmith.models.provision import cache_dir
-
     return cache_dir() / "tokenized"
 
 
@@ -61,16 +60,9 @@ def tokenized_cache_root() -> Path:
 
 
 def data_file_paths(config: DataConfig) -> list[Path]:
-    """Every file the data settings read, in a fixed order: globs expanded, a folder as its files."""
-    patterns = [config.train, config.validation, config.test, config.path]
-    patterns += [source.path for source in config.sources or []]
-    files: list[Path] = []
-    for pattern in filter(None, patterns):
-        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
-        for match in map(Path, matches):
-            # A `save_to_disk` folder: its Arrow shards and the small JSON files that describe them.
-            files += sorted(p for p in match.rglob("*") if p.is_file()) if match.is_dir() else [match]
-    return files
+    """Every file the data settings read, in a fixed order (see `readers.data_files`)."""
+    return data_files([config.train, config.validation, config.test, config.path,
+                       *(source.path for source in config.sources or [])])
 
 
 def _hash_file(digest, path: Path) -> None:
@@ -100,12 +92,12 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 
 def examples_fingerprint(examples: list[Example]) -> str:
-    """sha256 of the conversations and their sources. Why besides the files: a caller can hand `train` any
+    """sha256 of the conversations and their locations. Why besides the files: a caller can hand `train` any
     `Splits` (tests, notebooks), and rows that do not come from the configured files must not hit an entry
     made from them. Measured 0.56 s per 100,000 alpaca rows (2-core machine, under load)."""
     digest = hashlib.sha256()
     for start in range(0, len(examples), 10_000):
-        chunk = [[example.source, example.messages] for example in examples[start : start + 10_000]]
+        chunk = [[example.location, example.messages] for example in examples[start : start + 10_000]]
         digest.update(json.dumps(chunk, ensure_ascii=False, default=str).encode())
     return digest.hexdigest()
 
@@ -143,7 +135,7 @@ class TokenizedRows(Sequence):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         row = self.dataset[int(index)]
-        return TokenizedExample(input_ids=row["input_ids"], labels=row["labels"], source=row["source"],
+        return TokenizedExample(input_ids=row["input_ids"], labels=row["labels"], location=row["location"],
                                 truncated=row["truncated"], supervised_lost=row["supervised_lost"])
 
     def with_supervision(self) -> "TokenizedRows":

@@ -10,12 +10,14 @@ sample with the chat template, marks its supervised tokens, and checks the templ
 Unreadable rows (bad JSON, missing keys, wrong types) are listed as ``FILE:LINE: problem`` (up to
 ``data.check.max_errors``, the rest counted) and the readable rows are still checked. Exit codes of
 `run_check`: 2 when some row could not be read (or the input cannot be used at all: then it raises), 1 when the
-readable rows have findings, 0 when clean. A `tunesmith run` still stops at the first unreadable row.
+readable rows have findings, 0 when clean. A `tunesmith run` still stops at the first unreadable row; its data
+stage is `check_run_data`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -23,20 +25,40 @@ from pathlib import Path
 
 import numpy as np
 
+from tunesmith.config import RunConfig, apply_overrides, load_config, validate_config
 from tunesmith.config.schema import CheckConfig, DataConfig
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.formats import convert_rows
 from tunesmith.data.quality import (
-    MAX_LOCATIONS, Finding, conflicting_labels, copied_inputs, duplicates, empty_outputs, finding, label_imbalance,
-    leakage, length_outliers, near_duplicate_rows, non_printable, rows, shared_instruction,
+    MAX_LOCATIONS,
+    Finding,
+    conflicting_labels,
+    copied_inputs,
+    duplicates,
+    empty_outputs,
+    finding,
+    label_imbalance,
+    leakage,
+    length_outliers,
+    near_duplicate_rows,
+    non_printable,
+    shared_instruction,
 )
-from tunesmith.data.readers import read_rows
-from tunesmith.data.splits import load_splits
+from tunesmith.data.readers import RowErrors, read_rows
+from tunesmith.data.splits import SPLITS, load_run_splits, load_splits
 from tunesmith.data.template_check import template_sample
 from tunesmith.data.tokenize import tokenize_examples
+from tunesmith.document import Table, text_table
 from tunesmith.errors import DataError
+from tunesmith.json_files import write_json
+from tunesmith.models import load_tokenizer
+from tunesmith.run_dir import RunDir
+from tunesmith.text import count_of
 
-__all__ = ["MAX_LOCATIONS", "DataReport", "Finding", "SplitSummary", "check_data", "check_file", "run_check"]
+__all__ = ["MAX_LOCATIONS", "DataReport", "Finding", "SplitSummary", "check_data", "check_file", "check_run_data",
+           "run_check"]
+
+log = logging.getLogger("tunesmith")
 
 CONFIG_SUFFIXES = (".yaml", ".yml")
 HELD_OUT = ("validation", "test")
@@ -60,19 +82,6 @@ class SplitSummary:
     label_fractions: dict[str, float] | None = None
     length_histogram: dict[str, list] | None = None
     """Tokens per row before truncation as ``{"edges": [...], "counts": [...]}``; every split shares the edges."""
-
-
-class UnreadableRows:
-    """An ``on_error`` callback for lenient reading: keeps every bad row's ``FILE:LINE`` and problem."""
-
-    def __init__(self) -> None:
-        self.errors: list[DataError] = []
-
-    def __call__(self, error: DataError) -> None:
-        self.errors.append(error)
-
-    def sources(self) -> list[str]:
-        return [f"{e.file}:{e.line}" if e.line is not None else e.file for e in self.errors]
 
 
 @dataclass
@@ -119,17 +128,18 @@ class DataReport:
             if self.unreadable_count > len(self.unreadable):
                 lines.append(f"  ... and {self.unreadable_count - len(self.unreadable)} more")
             lines.append("")
-        lines += _table(
+        lines += text_table(Table(
             ["split", "rows", "tokens min/mean/median/p95/max", "truncated", "file"],
             [[s.name, str(s.rows), _format_tokens(s.tokens), str(s.truncated_rows), s.file or ""]
              for s in self.splits],
-        )
+        ))
         if self.labels:
-            lines += ["", "Label balance:", *_table(
+            lines += ["", *text_table(Table(
                 ["split", *self.labels],
                 [[s.name, *(f"{s.label_counts[label]} ({s.label_fractions[label]:.1%})" for label in self.labels)]
                  for s in self.splits if s.label_counts is not None],
-            )]
+                caption="Label balance:",
+            ))]
         if self.sample:
             lines += ["", *_render_sample(self.sample)]
         if self.findings:
@@ -146,53 +156,60 @@ class DataReport:
 
 def check_data(
     splits: Splits, tokenizer, max_length: int, loss_on: str = "assistant", settings: CheckConfig | None = None,
-    unreadable: UnreadableRows | None = None,
+    unreadable: RowErrors | None = None,
 ) -> DataReport:
     """Check the train/validation/test splits of a run (``settings``: ``data.check``, defaults when None;
     ``unreadable``: the rows a lenient `load_splits` left out).
 
     Repeats made by a source's `weight` are left out: the report is about the rows in the files, and a
     deliberate repeat is not a duplicate (`Splits.sources` has the weighted counts)."""
-    named = {name: [e for e in examples if not e.meta.get("mix_copy")]
-             for name, examples in (("train", splits.train), ("validation", splits.validation), ("test", splits.test))}
-    return build_report(named, splits.format, splits.labels, splits.files, tokenizer, max_length, loss_on, settings,
-                        unreadable)
+    return check_examples(_rows_in_files(splits), splits.format, splits.labels, splits.files, tokenizer, max_length,
+                          loss_on, settings, unreadable)
+
+
+def _rows_in_files(splits: Splits) -> dict[str, list[Example]]:
+    """Each split without the repeats a source's `weight` made."""
+    return {name: [e for e in getattr(splits, name) if not e.meta.get("mix_copy")] for name in SPLITS}
+
+
+def leaked_rows(splits: Splits, split: str, threshold: float) -> set[str] | None:
+    """Locations of the rows of ``split`` that the data check reports as leaked from train (the ``leakage``
+    finding, all of them); None when train is not in memory (``data.streaming``)."""
+    if not splits.train:
+        return None
+    named = _rows_in_files(splits)
+    instruction = shared_instruction([e for examples in named.values() for e in examples], splits.format)
+    found = leakage(named["train"], split, named[split], splits.format, instruction, threshold)
+    return {location for location, _ in found.flagged} if found else set()
 
 
 def check_file(path: str | Path, tokenizer, max_length: int, config: DataConfig) -> DataReport:
     """Check one data file as it is (not split), as a split named after the file. ``config`` says how to read
     its rows (format, columns, label names, instruction, system prompt) and what to look for (``check``);
     unreadable rows are listed in the report and skipped."""
-    unreadable = UnreadableRows()
+    unreadable = RowErrors()
     read = read_file_as_split(path, config, unreadable)
-    return build_report(*read, tokenizer, max_length, config.loss_on, config.check, unreadable)
+    return check_examples(*read, tokenizer, max_length, config.loss_on, config.check, unreadable)
 
 
-def read_file_as_split(path: str | Path, config: DataConfig, unreadable: UnreadableRows | None = None):
+def read_file_as_split(path: str | Path, config: DataConfig, unreadable: RowErrors | None = None):
     """``(examples by split name, format, labels, files)`` for one unsplit file. Without ``unreadable`` the
     first bad row raises its `DataError`; with it, bad rows are collected there and skipped. A file that cannot
-    be used at all (missing, unknown type, not one readable row) always raises."""
+    be used at all (missing, unknown type, not one usable row) always raises."""
     name = Path(path).name
-    if unreadable is None:
-        examples, fmt, labels = convert_rows({name: read_rows(path)}, config)
-        return examples, fmt, labels, {name: str(path)}
-    rows_read = read_rows(path, on_error=unreadable)
-    examples, fmt, labels = {}, "", None
-    if rows_read:
-        examples, fmt, labels = convert_rows({name: rows_read}, config, on_error=unreadable)
-    if not any(examples.values()):
-        if not unreadable.errors:
-            raise DataError(str(path), None, "no rows to check")
+    examples, fmt, labels = convert_rows({name: read_rows(path, unreadable)}, config, on_error=unreadable)
+    if not examples[name]:  # rows were read, but none of them converts (`read_rows` raises when none is read)
         first = min(unreadable.errors, key=lambda e: e.line or 0)
         raise DataError(first.file, first.line, first.problem,
-                        f"no row of the file is readable; {len(unreadable.errors)} rows have problems")
+                        f"no row of {path} is usable: {count_of(len(unreadable.errors), 'bad row')}")
     return examples, fmt, labels, {name: str(path)}
 
 
-def build_report(
+def check_examples(
     named: dict[str, list[Example]], fmt: str, labels: list[str] | None, files: dict[str, str], tokenizer,
-    max_length: int, loss_on: str, settings: CheckConfig | None = None, unreadable: UnreadableRows | None = None,
+    max_length: int, loss_on: str, settings: CheckConfig | None = None, unreadable: RowErrors | None = None,
 ) -> DataReport:
+    """The data report of examples grouped by split (or by file): summaries, findings, the template sample."""
     settings = settings or CheckConfig()
     instruction = shared_instruction([e for examples in named.values() for e in examples], fmt)
     summaries, findings, lengths_by_split = [], [], {}
@@ -258,12 +275,13 @@ def _summarize(
     if stats.truncated_rows:
         truncation = finding(
             "truncated", name,
-            f"{rows(stats.truncated_rows)} longer than max_length {max_length}: {stats.supervised_tokens_lost} "
-            "supervised tokens cut"
-            + (f" ({rows(stats.rows_without_supervision)} left with none)" if stats.rows_without_supervision else "")
+            f"{count_of(stats.truncated_rows, 'row')} longer than max_length {max_length}: "
+            f"{stats.supervised_tokens_lost} supervised tokens cut"
+            + (f" ({count_of(stats.rows_without_supervision, 'row')} left with none)"
+               if stats.rows_without_supervision else "")
             + "; raise data.max_length or shorten these rows",
-            [(examples[i].source, f"{tokenized[i].supervised_lost} supervised tokens lost")
-             if tokenized[i].supervised_lost else (examples[i].source, "") for i in truncated],
+            [(examples[i].location, f"{tokenized[i].supervised_lost} supervised tokens lost")
+             if tokenized[i].supervised_lost else (examples[i].location, "") for i in truncated],
         )
     return summary, lengths, truncation
 
@@ -297,7 +315,7 @@ def _render_sample(sample: dict) -> list[str]:
     if len(text) > SAMPLE_CHARS:
         text = text[:SAMPLE_CHARS] + f"... ({len(sample['text']) - SAMPLE_CHARS} more characters)"
     return [
-        f"Sample ({sample['split']}, {sample['source']}): {sample['supervised_tokens']} of {sample['total_tokens']} "
+        f"Sample ({sample['split']}, {sample['location']}): {sample['supervised_tokens']} of {sample['total_tokens']} "
         f"tokens supervised, marked [[...]]; template round trip: {sample['round_trip']}",
         *(f"    {line}".rstrip() for line in text.split("\n")),
     ]
@@ -309,35 +327,45 @@ def _format_tokens(tokens: dict[str, float] | None) -> str:
     return " / ".join(f"{tokens[key]:g}" for key in ("min", "mean", "median", "p95", "max"))
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in [header, *rows]]
-
-
 def run_check(target: str, overrides: list[str], as_json: bool) -> tuple[str, int]:
     """`tunesmith data check TARGET`: ``(output text, exit code)`` with `DataReport.exit_code` (2 unreadable
     rows, 1 findings, 0 clean).
 
     ``TARGET`` is a run config (`.yaml`/`.yml`: its splits are checked) or one data file (checked as it is,
-    read with the default config plus ``overrides``). Either way unreadable rows are listed and skipped. Input that cannot be used at all raises its
-    `TunesmithError` (the CLI exits 2).
+    read with the default config plus ``overrides``). Either way unreadable rows are listed and skipped; input
+    that cannot be used at all raises its `TunesmithError` (the CLI exits 2). Rows are read before the model is
+    loaded, so a file that cannot be used is reported at once.
     """
-    from tunesmith.config import apply_overrides, load_config, validate_config
-    from tunesmith.models import load_tokenizer
-
+    unreadable = RowErrors()
     if Path(target).suffix.lower() in CONFIG_SUFFIXES:
         config = load_config(target, overrides)
-        unreadable = UnreadableRows()
         splits = load_splits(config.data, on_error=unreadable)
-        tokenizer = load_tokenizer(config.model)
-        report = check_data(splits, tokenizer, config.data.max_length, config.data.loss_on, config.data.check,
-                            unreadable)
+        report = check_data(splits, load_tokenizer(config.model), config.data.max_length, config.data.loss_on,
+                            config.data.check, unreadable)
     else:
         config = validate_config(apply_overrides({"data": {"path": target}}, overrides))
-        # Rows are read before the model is loaded: a file that cannot be used is reported at once.
-        unreadable = UnreadableRows()
-        named, fmt, labels, files = read_file_as_split(target, config.data, unreadable)
-        report = build_report(named, fmt, labels, files, load_tokenizer(config.model), config.data.max_length,
-                              config.data.loss_on, config.data.check, unreadable)
+        checked = read_file_as_split(target, config.data, unreadable)
+        report = check_examples(*checked, load_tokenizer(config.model), config.data.max_length,
+                                config.data.loss_on, config.data.check, unreadable)
     text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if as_json else report.render()
     return text, report.exit_code
+
+
+def check_run_data(config: RunConfig, run: RunDir) -> dict:
+    """The pipeline's data stage: check the run's splits, write ``data_summary.json`` and show the findings.
+
+    With ``data.streaming`` only the held-out files are checked here; training counts the truncation of every
+    streamed row (``train_summary.json``).
+    """
+    splits = load_run_splits(config.data)
+    report = check_data(splits, load_tokenizer(config.model), config.data.max_length, config.data.loss_on,
+                        config.data.check)
+    summary = report.to_dict()
+    write_json(run.data_summary, summary)
+    sizes = ", ".join(f"{name} {len(getattr(splits, name))}" for name in SPLITS)
+    log.info("data: %s format, %s rows", splits.format, sizes)
+    if report.has_problems:
+        # Printed as is: the report is a table, which a log handler would re-wrap.
+        log.warning("data check found problems (details in %s):", run.data_summary)
+        print(report.render(), file=sys.stderr)
+    return summary

@@ -8,17 +8,23 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content":
 # assistant turn that is context only (OpenAI fine-tuning JSONL): no loss on it
 
 
+def location_order(location: str) -> tuple[str, int]:
+    """A ``FILE:LINE`` location as ``(file, line)``, so locations sort by file, then numerically by line."""
+    file, _, line = location.rpartition(":")
+    return (file, int(line)) if line.isdigit() else (location, 0)
+
+
 @dataclass(frozen=True)
 class Example:
     """One labeled row, normalized to a conversation that ends with the assistant turn to learn.
 
-    ``source`` is ``FILE:LINE`` of the row it came from, so every later finding can point at the input.
+    ``location`` is ``FILE:LINE`` of the row it came from, so every later finding can point at the input.
     ``label`` is set for classification rows (the label name, equal to the last assistant content);
     ``target`` for regression rows (the number, whose text is the last assistant content).
     """
 
     messages: tuple[Message, ...]
-    source: str
+    location: str
     label: str | None = None
     target: float | None = None
     meta: dict = field(default_factory=dict, compare=False, hash=False)
@@ -42,7 +48,8 @@ class Splits:
     validation: list[Example]
     test: list[Example]
     format: str
-    """The detected (or configured) row format, e.g. ``classification``."""
+    """The detected (or configured) row format, e.g. ``classification``, or `MIXED_FORMAT` for sources of
+    different formats."""
     labels: list[str] | None = None
     """Classification label names in a fixed order (``data.label_names`` or sorted as found)."""
     files: dict[str, str] = field(default_factory=dict)
@@ -50,3 +57,7 @@ class Splits:
     sources: dict[str, dict] | None = None
     """With `data.sources`: source path → its format, weight and row counts (read, train before and after
     weighting, validation, test), for the data report."""
+
+
+MIXED_FORMAT = "mixed"
+"""`Splits.format` when the sources of `data.sources` have different formats (evaluated as generation)."""

@@ -1,6 +1,7 @@
 """Near-duplicate texts: word 3-gram Jaccard similarity, found with MinHash + LSH banding, confirmed exactly.
 
-Texts are normalized (lowercase, punctuation removed, whitespace collapsed) and cut into word 3-gram shingles
+Texts are normalized (`tunesmith.text.normalize_text` without punctuation: case-folded, punctuation removed,
+whitespace collapsed) and cut into word 3-gram shingles
 (a text of one or two words is one shingle). Two texts are near duplicates when the Jaccard similarity of their
 shingle sets is at least the threshold (``data.check.near_duplicate_threshold``).
 
@@ -20,10 +21,11 @@ of their text, so ~800,000 candidates need the exact check) in 18-20 s. Signatur
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
+
+from tunesmith.text import normalize_text
 
 SHINGLE_WORDS = 3
 NUM_PERMUTATIONS = 128
@@ -31,12 +33,11 @@ MIN_RECALL = 0.999
 """Probability that a pair whose similarity equals the threshold becomes a candidate (higher above it)."""
 
 _SEED = 20240601
-_NON_WORD = re.compile(r"[^\w\s]+")
 
 
 def normalize(text: str) -> str:
-    """Lowercase, punctuation replaced by spaces, whitespace runs collapsed to one space."""
-    return " ".join(_NON_WORD.sub(" ", text.lower()).split())
+    """What shingles are cut from: `normalize_text` with punctuation replaced by spaces."""
+    return normalize_text(text, keep_punctuation=False)
 
 
 def shingles(text: str) -> set[tuple[str, ...]]:

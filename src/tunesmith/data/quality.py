@@ -3,7 +3,7 @@ returns a `Finding` naming the rows, or None when there is nothing to say.
 
 Decisions a reader may want to know:
 
-- Texts are compared after `near_duplicates.normalize` (lowercase, punctuation removed, whitespace collapsed),
+- Texts are compared after `near_duplicates.normalize` (case-folded, punctuation removed, whitespace collapsed),
   without system turns, and, for classification and regression rows, without the instruction every row shares:
   a long shared preamble would make every pair of rows look alike.
 - ``conflicting_label`` is reported for classification and regression only: the same input with two labels
@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tunesmith.data.example import Example
+from tunesmith.config.vocabulary import FindingKind
+from tunesmith.data.example import Example, location_order
 from tunesmith.data.near_duplicates import near_duplicates, near_matches, normalize
 from tunesmith.data.tokenize import is_supervised_turn
+from tunesmith.text import count_of, normalize_text
 
 MAX_LOCATIONS = 20
 """Rows named per finding; the count always covers all of them."""
@@ -45,10 +47,7 @@ a bad decode); zero-width and direction marks (invisible, yet tokens)."""
 
 @dataclass
 class Finding:
-    kind: str
-    """``truncated``, ``empty_output``, ``duplicate``, ``near_duplicate``,
-    ``leakage``, ``conflicting_label``, ``label_imbalance``, ``copied_input``, ``length_outlier``,
-    ``non_printable`` or ``template``."""
+    kind: FindingKind
     split: str
     """The split it is in, or ``train/test``-style for leakage."""
     count: int
@@ -68,13 +67,10 @@ class Finding:
                 "locations": self.locations, "more": self.more}
 
 
-def finding(kind: str, split: str, message: str, flagged: list[tuple[str, str]], count: int | None = None) -> Finding:
-    locations = [f"{source} ({why})" if why else source for source, why in flagged[:MAX_LOCATIONS]]
+def finding(kind: FindingKind, split: str, message: str, flagged: list[tuple[str, str]],
+            count: int | None = None) -> Finding:
+    locations = [f"{location} ({why})" if why else location for location, why in flagged[:MAX_LOCATIONS]]
     return Finding(kind, split, len(flagged) if count is None else count, message, locations, flagged)
-
-
-def rows(count: int) -> str:
-    return f"{count} row" if count == 1 else f"{count} rows"
 
 
 # ---- texts compared ------------------------------------------------------------------------------------------
@@ -116,13 +112,14 @@ def messages_key(messages) -> tuple[tuple[str, str], ...]:
 
 def empty_outputs(name: str, examples: list[Example]) -> Finding | None:
     flagged = [
-        (example.source, "")
+        (example.location, "")
         for example in examples
         if any(is_supervised_turn(m) and not m["content"].strip() for m in example.messages)
     ]
     if not flagged:
         return None
-    return finding("empty_output", name, f"{rows(len(flagged))} with an empty or whitespace-only answer", flagged)
+    return finding("empty_output", name, f"{count_of(len(flagged), 'row')} with an empty or whitespace-only answer",
+                   flagged)
 
 
 def duplicates(name: str, examples: list[Example]) -> Finding | None:
@@ -132,12 +129,12 @@ def duplicates(name: str, examples: list[Example]) -> Finding | None:
     for example in examples:
         key = messages_key(example.messages)
         if key in first_seen:
-            flagged.append((example.source, f"same as {first_seen[key]}"))
+            flagged.append((example.location, f"same as {first_seen[key]}"))
         else:
-            first_seen[key] = example.source
+            first_seen[key] = example.location
     if not flagged:
         return None
-    return finding("duplicate", name, f"{rows(len(flagged))} repeating an earlier row exactly", flagged)
+    return finding("duplicate", name, f"{count_of(len(flagged), 'row')} repeating an earlier row exactly", flagged)
 
 
 def near_duplicate_rows(name: str, examples: list[Example], instruction: str, threshold: float) -> Finding | None:
@@ -151,14 +148,15 @@ def near_duplicate_rows(name: str, examples: list[Example], instruction: str, th
         seen.add(key)
     found = near_duplicates([row_text(example, instruction) for example in examples], threshold)
     flagged = [
-        (examples[j].source, f"near {examples[i].source}, similarity {similarity:.2f}")
+        (examples[j].location, f"near {examples[i].location}, similarity {similarity:.2f}")
         for j, (i, similarity) in sorted(found.items()) if j not in exact
     ]
     if not flagged:
         return None
     return finding(
         "near_duplicate", name,
-        f"{rows(len(flagged))} nearly the same as an earlier row (word 3-gram Jaccard ≥ {threshold:g})", flagged,
+        f"{count_of(len(flagged), 'row')} nearly the same as an earlier row (word 3-gram Jaccard ≥ {threshold:g})",
+        flagged,
     )
 
 
@@ -169,30 +167,30 @@ def leakage(train: list[Example], name: str, held_out: list[Example], fmt: str, 
         # A plain-text row has no prompt (every prompt is the same empty turn), so compare the whole text.
         return messages_key(example.messages if fmt == "text" else example.prompt_messages)
 
-    train_sources: dict[tuple, str] = {}
+    train_locations: dict[tuple, str] = {}
     for example in train:
-        train_sources.setdefault(prompt_key(example), example.source)
+        train_locations.setdefault(prompt_key(example), example.location)
     notes: dict[int, str] = {}
     for index, example in enumerate(held_out):
-        if prompt_key(example) in train_sources:
-            notes[index] = f"same prompt as {train_sources[prompt_key(example)]}"
+        if prompt_key(example) in train_locations:
+            notes[index] = f"same prompt as {train_locations[prompt_key(example)]}"
     exact = len(notes)
     if fmt != "text":
         near_prompts = near_matches([prompt_text(e, instruction) for e in held_out],
                                     [prompt_text(e, instruction) for e in train], threshold)
         for index, (match, similarity) in near_prompts.items():
-            notes.setdefault(index, f"prompt near {train[match].source}, similarity {similarity:.2f}")
+            notes.setdefault(index, f"prompt near {train[match].location}, similarity {similarity:.2f}")
     near_rows = near_matches([row_text(e, instruction) for e in held_out],
                              [row_text(e, instruction) for e in train], threshold)
     for index, (match, similarity) in near_rows.items():
-        notes.setdefault(index, f"near {train[match].source}, similarity {similarity:.2f}")
+        notes.setdefault(index, f"near {train[match].location}, similarity {similarity:.2f}")
     if not notes:
         return None
-    flagged = [(held_out[index].source, notes[index]) for index in sorted(notes)]
+    flagged = [(held_out[index].location, notes[index]) for index in sorted(notes)]
     return finding(
         "leakage", f"train/{name}",
-        f"{rows(len(flagged))} of {name} also in train ({exact} with the same prompt, {len(flagged) - exact} near "
-        "a train row): their scores overstate the model", flagged,
+        f"{count_of(len(flagged), 'row')} of {name} also in train ({exact} with the same prompt, "
+        f"{len(flagged) - exact} near a train row): their scores overstate the model", flagged,
     )
 
 
@@ -215,14 +213,14 @@ def conflicting_labels(name: str, examples: list[Example], fmt: str) -> Finding 
         summary = ", ".join(f"{answer!r} ×{count}" for answer, count in answers.most_common())
         for example in group:
             if example.reference != majority:
-                flagged.append((example.source, f"{example.reference!r}; this input has {summary}"))
+                flagged.append((example.location, f"{example.reference!r}; this input has {summary}"))
     if not flagged:
         return None
-    flagged.sort(key=lambda item: _source_order(item[0]))
+    flagged.sort(key=lambda item: location_order(item[0]))
     return finding(
         "conflicting_label", name,
-        f"{rows(len(flagged))} of {inputs} inputs that appear with different labels: a row that disagrees with "
-        "its input's most common label (every row when there is none)", flagged,
+        f"{count_of(len(flagged), 'row')} of {inputs} inputs that appear with different labels: a row that "
+        "disagrees with its input's most common label (every row when there is none)", flagged,
     )
 
 
@@ -257,17 +255,18 @@ def copied_inputs(name: str, examples: list[Example], fmt: str) -> Finding | Non
                 if answer and user and (answer == user or (
                         f" {answer} " in f" {user} " and len(answer.split()) >= COPY_MIN_SHARE * len(user.split()))):
                     why = "equals its prompt" if answer == user else "copied from its prompt"
-                    flagged.append((example.source, why))
+                    flagged.append((example.location, why))
                     break
     if not flagged:
         return None
-    return finding("copied_input", name, f"{rows(len(flagged))} whose answer copies the user's text", flagged)
+    return finding("copied_input", name, f"{count_of(len(flagged), 'row')} whose answer copies the user's text",
+                   flagged)
 
 
 def _casefold_words(text: str) -> str:
     """Case and whitespace normalized, punctuation kept: "add the missing commas" tasks answer with their input
     plus punctuation, and that is the task, not a copy (seen in alpaca)."""
-    return " ".join(text.casefold().split())
+    return normalize_text(text)
 
 
 def length_outliers(name: str, examples: list[Example], lengths: list[int], factor: float) -> Finding | None:
@@ -279,15 +278,15 @@ def length_outliers(name: str, examples: list[Example], lengths: list[int], fact
     spread = max(q3 - q1, 1.0)
     low, high = q1 - factor * spread, q3 + factor * spread
     flagged = [
-        (example.source, f"{length} tokens") for example, length in zip(examples, lengths)
+        (example.location, f"{length} tokens") for example, length in zip(examples, lengths)
         if length < low or length > high
     ]
     if not flagged:
         return None
     return finding(
         "length_outlier", name,
-        f"{rows(len(flagged))} with a token count outside [{max(low, 0):g}, {high:g}] ({factor:g} interquartile "
-        f"ranges beyond the quartiles {q1:g} and {q3:g})", flagged,
+        f"{count_of(len(flagged), 'row')} with a token count outside [{max(low, 0):g}, {high:g}] ({factor:g} "
+        f"interquartile ranges beyond the quartiles {q1:g} and {q3:g})", flagged,
     )
 
 
@@ -300,20 +299,15 @@ def non_printable(name: str, examples: list[Example]) -> Finding | None:
             found.update(_NON_PRINTABLE.findall(message["content"]))
         if found:
             totals.update(found.keys())
-            flagged.append((example.source, ", ".join(f"{describe_character(c)} ×{n}" for c, n in found.items())))
+            flagged.append((example.location, ", ".join(f"{describe_character(c)} ×{n}" for c, n in found.items())))
     if not flagged:
         return None
-    kinds = ", ".join(f"{describe_character(c)} in {rows(n)}" for c, n in totals.most_common(5))
-    return finding("non_printable", name, f"{rows(len(flagged))} with invisible or control characters ({kinds})",
-                   flagged)
+    kinds = ", ".join(f"{describe_character(c)} in {count_of(n, 'row')}" for c, n in totals.most_common(5))
+    return finding("non_printable", name,
+                   f"{count_of(len(flagged), 'row')} with invisible or control characters ({kinds})", flagged)
 
 
 def describe_character(character: str) -> str:
     """``U+200B ZERO WIDTH SPACE``; control characters, which have no Unicode name, say so."""
     name = unicodedata.name(character, "control character")
     return f"U+{ord(character):04X} {name}"
-
-
-def _source_order(source: str) -> tuple[str, int]:
-    file, _, line = source.rpartition(":")
-    return (file, int(line)) if line.isdigit() else (source, 0)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tunesmith.errors import DataError
+from tunesmith.text import count_of
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 SUFFIXES = (*JSONL_SUFFIXES, ".json", ".csv", ".parquet")
@@ -57,15 +58,30 @@ class Row:
     data: dict[str, Any]
 
     @property
-    def source(self) -> str:
+    def location(self) -> str:
+        """``FILE:LINE``, as every error and finding names the row."""
         return f"{self.file}:{self.line}"
+
+
+class RowErrors:
+    """An ``on_error`` callback for lenient reading: keeps every bad row's `DataError`."""
+
+    def __init__(self) -> None:
+        self.errors: list[DataError] = []
+
+    def __call__(self, error: DataError) -> None:
+        self.errors.append(error)
+
+    def locations(self) -> list[str]:
+        return [f"{e.file}:{e.line}" if e.line is not None else e.file for e in self.errors]
 
 
 def read_rows(path: str | Path, on_error: OnError | None = None) -> list[Row]:
     """All rows of a data file (or glob, or saved dataset folder), in file order.
 
     Raises `DataError` for a missing, empty or malformed file. With ``on_error``, bad rows go to it and are
-    skipped (the list may then be empty when every row was bad); file-level problems still raise.
+    skipped; file-level problems still raise, and so does a path none of whose rows can be read (after every
+    bad row went to ``on_error``): the first bad row's error, saying so.
     """
     return list(iter_rows(path, on_error))
 
@@ -78,10 +94,30 @@ def iter_rows(path: str | Path, on_error: OnError | None = None) -> Iterator[Row
         files = sorted(glob.glob(text, recursive=True))
         if not files:
             raise DataError(text, None, "no file matches this pattern", "check the folder and the pattern")
-        for file in files:
-            yield from _iter_path(Path(file), on_error)
     else:
-        yield from _iter_path(Path(text), on_error)
+        files = [text]
+    bad: list[DataError] = []
+    report = None if on_error is None else lambda error: (bad.append(error), on_error(error))
+    found = False
+    for file in files:
+        for row in _iter_path(Path(file), report):
+            found = True
+            yield row
+    if not found and bad:  # only lenient reading gets here: strict reading raised at the first bad row
+        first = bad[0]
+        raise DataError(first.file, first.line, first.problem,
+                        f"no row of {text} is readable: {count_of(len(bad), 'bad row')}")
+
+
+def data_files(paths: Iterable[str | None]) -> list[Path]:
+    """Every file that reading ``paths`` touches, in a fixed order: globs expanded, a saved-dataset folder as
+    its files (Arrow shards and the JSON files that describe them). Missing paths are listed as given."""
+    files: list[Path] = []
+    for pattern in filter(None, paths):
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        for match in map(Path, matches):
+            files += sorted(p for p in match.rglob("*") if p.is_file()) if match.is_dir() else [match]
+    return files
 
 
 def is_glob(path: str) -> bool:

@@ -4,7 +4,7 @@ Training rows are read lazily, converted and tokenized a batch at a time and wri
 `datasets.Dataset.from_generator` (which flushes Arrow record batches to disk as it goes) into a tokenized
 cache entry; training then reads that entry memory-mapped (`cache.TokenizedRows`). Peak memory depends on
 the batch size, not on the number of rows. Validation and test rows must come from their own files (a seeded
-split needs every row in memory to shuffle), and they are small enough to read whole.
+split needs every row in memory to shuffle); `splits.load_heldout_splits` reads them whole.
 
 With `data.cache: false` an existing entry is not reused, but the Arrow files are still written there:
 training reads its rows from them.
@@ -12,7 +12,6 @@ training reads its rows from them.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -29,11 +28,10 @@ from tunesmith.data.cache import (
     stats_of_dataset,
     tokenized_cache_root,
 )
-from tunesmith.data.example import Splits
-from tunesmith.data.formats import detect_format, label_of, sort_labels, to_example
-from tunesmith.data.readers import JSONL_SUFFIXES, Row, read_rows
+from tunesmith.data.formats import to_example
+from tunesmith.data.readers import Row, iter_rows
 from tunesmith.data.tokenize import TruncationStats, columns_from_rows, no_progress_bars, tokenize_batch
-from tunesmith.errors import ConfigError, DataError, TunesmithError
+from tunesmith.errors import ConfigError, TunesmithError
 
 log = logging.getLogger("tunesmith")
 
@@ -57,100 +55,20 @@ def require_streamable(config: DataConfig) -> None:
                           "which streaming cannot hold", "cut the training file, or turn data.streaming off")
 
 
-def iter_rows(path: str | Path) -> Iterator[Row]:
-    """Rows of a data file, one at a time: `readers.iter_rows` where it exists, else JSON Lines read line by
-    line here (other file types are read whole)."""
-    from tunesmith.data import readers
-
-    if hasattr(readers, "iter_rows"):
-        yield from readers.iter_rows(path)
-        return
-    path = Path(path)
-    if path.suffix.lower() not in JSONL_SUFFIXES or not path.is_file():
-        yield from read_rows(path)
-        return
-    yield from _iter_jsonl(path)
-
-
-def _iter_jsonl(path: Path) -> Iterator[Row]:
-    file = str(path)
-    found = False
-    with path.open("rb") as handle:
-        # Binary lines split on b"\n" only, as `readers` does (U+2028 is legal inside JSON strings).
-        for number, raw in enumerate(handle, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(file, number, f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at column "
-                                f"{exc.start + 1}", "save the file as UTF-8") from None
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(file, number, f"malformed JSON: {exc.msg} (column {exc.colno})") from None
-            if not isinstance(value, dict):
-                raise DataError(file, number, "expected a JSON object ({\"key\": value, ...})")
-            found = True
-            yield Row(file, number, value)
-    if not found:
-        raise DataError(file, 1, "file is empty (no rows)")
-
-
-def format_and_labels(config: DataConfig) -> tuple[str, list[str] | None]:
-    """The row format (from the first training row) and, for classification, the label set: `data.label_names`
-    or one streaming pass over every file (the default instruction names all labels, so it must be known
-    before the first row is converted)."""
-    first = next(iter_rows(config.train))
-    fmt = detect_format(first, config.columns) if config.format == "auto" else config.format
-    if fmt != "classification":
-        return fmt, None
-    if config.label_names:
-        return fmt, list(config.label_names)
-    found = {label_of(row, config) for path in (config.train, config.validation, config.test)
-             for row in iter_rows(path)}
-    return fmt, sort_labels(found)
-
-
-def load_run_splits(config: DataConfig) -> Splits:
-    """The splits a run holds in memory: all of them, or with ``data.streaming`` only the held-out ones (the
-    training file may not fit in memory; `stream_train_rows` streams it)."""
-    if config.streaming:
-        return load_heldout_splits(config)
-    from tunesmith.data.splits import load_splits
-
-    return load_splits(config)
-
-
-def load_heldout_splits(config: DataConfig) -> Splits:
-    """Validation and test examples (read whole) and the task's format and labels; ``train`` stays empty:
-    its rows are streamed by `stream_train_rows`."""
-    require_streamable(config)
-    fmt, labels = format_and_labels(config)
-    held_out = {name: [to_example(row, fmt, config, labels) for row in read_rows(getattr(config, name))]
-                for name in ("validation", "test")}
-    return Splits(train=[], validation=held_out["validation"][: config.max_eval_rows],
-                  test=held_out["test"][: config.max_eval_rows], format=fmt, labels=labels,
-                  files={"train": config.train, "validation": config.validation, "test": config.test})
-
-
 def _tokenized_row_batches(config: DataConfig, fmt: str, labels: list[str] | None, tokenizer) -> Iterator[dict]:
     batch: list[Row] = []
-
-    def flush():
-        examples = [to_example(row, fmt, config, labels) for row in batch]
-        columns = columns_from_rows(tokenize_batch(examples, tokenizer, config.max_length, config.loss_on))
-        batch.clear()
-        return columns
-
     for row in iter_rows(config.train):
         batch.append(row)
         if len(batch) == STREAM_BATCH_ROWS:
-            yield flush()
+            yield _tokenized_columns(batch, config, fmt, labels, tokenizer)
+            batch = []
     if batch:
-        yield flush()
+        yield _tokenized_columns(batch, config, fmt, labels, tokenizer)
+
+
+def _tokenized_columns(rows: list[Row], config: DataConfig, fmt: str, labels: list[str] | None, tokenizer) -> dict:
+    examples = [to_example(row, fmt, config, labels) for row in rows]
+    return columns_from_rows(tokenize_batch(examples, tokenizer, config.max_length, config.loss_on))
 
 
 def _generate_rows(config: DataConfig, fmt: str, labels: tuple[str, ...] | None, tokenizer) -> Iterator[dict]:
@@ -160,9 +78,11 @@ def _generate_rows(config: DataConfig, fmt: str, labels: tuple[str, ...] | None,
             yield dict(zip(names, values))
 
 
-def stream_train_rows(config: DataConfig, tokenizer) -> tuple[TokenizedRows, TruncationStats]:
-    """The tokenized training rows, streamed into (or loaded from) the tokenized cache, memory-mapped."""
-    import datasets
+def stream_train_rows(config: DataConfig, fmt: str, labels: list[str] | None,
+                      tokenizer) -> tuple[TokenizedRows, TruncationStats]:
+    """The tokenized training rows, streamed into (or loaded from) the tokenized cache, memory-mapped.
+    ``fmt`` and ``labels`` are the task's (`splits.load_heldout_splits` found them)."""
+    import datasets  # lazily, with the other heavy imports of the data stage: start-up time
 
     require_streamable(config)
     folder = tokenized_cache_root() / cache_key(config, "train", tokenizer)
@@ -172,10 +92,9 @@ def stream_train_rows(config: DataConfig, tokenizer) -> tuple[TokenizedRows, Tru
             log.info("loaded %d tokenized train rows from cache (%s)", len(cached[0]), folder)
             return cached
     started = time.perf_counter()
-    fmt, labels = format_and_labels(config)
     features = datasets.Features({
         "input_ids": datasets.List(datasets.Value("int32")), "labels": datasets.List(datasets.Value("int32")),
-        "source": datasets.Value("string"), "truncated": datasets.Value("bool"),
+        "location": datasets.Value("string"), "truncated": datasets.Value("bool"),
         "supervised_lost": datasets.Value("int64"), "num_supervised": datasets.Value("int64"),
         "length": datasets.Value("int64"),
     })

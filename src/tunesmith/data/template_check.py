@@ -14,6 +14,7 @@ import sys
 from tunesmith.data.example import Example
 from tunesmith.data.quality import Finding, finding
 from tunesmith.data.tokenize import IGNORE_INDEX, conversation_segments, is_supervised_turn, tokenize_example
+from tunesmith.text import preview
 
 SUPERVISED_OPEN, SUPERVISED_CLOSE = "[[", "]]"
 """How the text report marks the supervised spans of the sample."""
@@ -44,8 +45,8 @@ def round_trip_problems(example: Example, tokenizer) -> list[str]:
     learned = [decode(tokenizer, ids) for supervised, ids in _runs(item.input_ids, item.labels) if supervised]
     replies = [m["content"] + eos for m in messages if is_supervised_turn(m)]
     if learned != replies:
-        problems.append(f"the supervised tokens decode to {_preview(learned)}, not to each assistant reply plus "
-                        f"EOS {_preview(replies)}")
+        problems.append(f"the supervised tokens decode to {preview(learned, 120)}, not to each assistant reply "
+                        f"plus EOS {preview(replies, 120)}")
     return problems
 
 
@@ -58,14 +59,14 @@ def template_sample(example: Example, split: str, tokenizer, loss_on: str) -> tu
     )
     problems = round_trip_problems(example, tokenizer)
     sample = {
-        "source": example.source, "split": split, "text": marked, "supervised_tokens": item.num_supervised,
+        "location": example.location, "split": split, "text": marked, "supervised_tokens": item.num_supervised,
         "total_tokens": len(item.input_ids), "round_trip": "ok" if not problems else "; ".join(problems),
     }
     if not problems:
         return sample, None
     return sample, finding(
         "template", split, "the chat template round trip fails: " + "; ".join(problems),
-        [(example.source, "")],
+        [(example.location, "")],
     )
 
 
@@ -79,8 +80,3 @@ def _runs(ids: list[int], labels: list[int]) -> list[tuple[bool, list[int]]]:
         else:
             runs.append((supervised, [token]))
     return runs
-
-
-def _preview(texts: list[str], limit: int = 120) -> str:
-    text = repr(texts)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -20,7 +20,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from tunesmith.data.example import Example, Message
+from tunesmith.data.example import Example, Message, location_order
 from tunesmith.errors import DataError
 
 IGNORE_INDEX = -100
@@ -35,7 +35,8 @@ class TokenizedExample:
     input_ids: list[int]
     labels: list[int]
     """Same length as ``input_ids``; ``IGNORE_INDEX`` where no loss is computed."""
-    source: str
+    location: str
+    """``FILE:LINE`` of the row."""
     truncated: bool = False
     supervised_lost: int = 0
     """Supervised tokens cut off by truncation to ``max_length``."""
@@ -82,8 +83,10 @@ def _render_all(tokenizer, conversations: list[list[Message]], add_generation_pr
     return tokenizer.apply_chat_template(conversations, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
-def segments_of_batch(tokenizer, conversations: list[list[Message]]) -> list[list[tuple[str, bool]]]:
-    """`conversation_segments` of many conversations, rendering each distinct prefix once."""
+def segments_of_batch(tokenizer, conversations: list[list[Message]],
+                      locations: list[str] | None = None) -> list[list[tuple[str, bool]]]:
+    """`conversation_segments` of many conversations, rendering each distinct prefix once. ``locations`` name
+    the rows in errors."""
     turns = [[i for i, m in enumerate(messages) if m["role"] == "assistant"] for messages in conversations]
     prompts = _render_all(tokenizer, [m[:i] for m, idx in zip(conversations, turns) for i in idx], True)
     fulls = _render_all(tokenizer, [m[: i + 1] for m, idx in zip(conversations, turns) for i in idx], False)
@@ -92,17 +95,20 @@ def segments_of_batch(tokenizer, conversations: list[list[Message]]) -> list[lis
     tails = iter(_render_all(tokenizer, [m for m, need in zip(conversations, needs_tail) if need], False))
     position = 0
     result = []
-    for messages, indices, need_tail in zip(conversations, turns, needs_tail):
+    for number, (messages, indices, need_tail) in enumerate(zip(conversations, turns, needs_tail)):
         segments: list[tuple[str, bool]] = []
         rendered = ""
         for index in indices:
             prefix, full = prompts[position], fulls[position]
             position += 1
             if not (prefix.startswith(rendered) and full.startswith(prefix)):
+                file, line = location_order(locations[number]) if locations else ("<conversation>", 0)
                 raise DataError(
-                    "<chat template>", None,
-                    "the model's chat template does not render conversations as a growing prefix, so assistant "
-                    "turns cannot be located", "use a model with a ChatML-style template",
+                    file, line or None,
+                    f"the chat template does not render this conversation as a growing prefix (rendering it up "
+                    f"to turn {index} changes the text of the turns before), so its replies cannot be located",
+                    "check the order of the row's turns; a template that rewrites earlier turns needs "
+                    "model.chat_template set to a built-in such as chatml",
                 )
             segments.append((prefix[len(rendered):], False))
             segments.append((full[len(prefix):], is_supervised_turn(messages[index])))
@@ -142,7 +148,8 @@ def tokenize_batch(
 ) -> list[TokenizedExample]:
     """Tokenize many examples in one tokenizer call; labels cover each reply up to and including the EOS."""
     eos = tokenizer.eos_token_id
-    all_segments = segments_of_batch(tokenizer, [list(example.messages) for example in examples])
+    all_segments = segments_of_batch(tokenizer, [list(example.messages) for example in examples],
+                                     [example.location for example in examples])
     texts = [text for segments in all_segments for text, _ in segments]
     encoded = iter(encode_texts(tokenizer, texts))
     result = []
@@ -162,15 +169,15 @@ def tokenize_batch(
                 end = len(ids)
             input_ids += ids
             labels += ids[:end] + (ids[end:] if loss_on == "all" else [IGNORE_INDEX] * (len(ids) - end))
-        result.append(_truncate(input_ids, labels, max_length, example.source))
+        result.append(_truncate(input_ids, labels, max_length, example.location))
     return result
 
 
-def _truncate(input_ids: list[int], labels: list[int], max_length: int, source: str) -> TokenizedExample:
+def _truncate(input_ids: list[int], labels: list[int], max_length: int, location: str) -> TokenizedExample:
     truncated = len(input_ids) > max_length
     lost = sum(1 for label in labels[max_length:] if label != IGNORE_INDEX) if truncated else 0
     return TokenizedExample(
-        input_ids=input_ids[:max_length], labels=labels[:max_length], source=source,
+        input_ids=input_ids[:max_length], labels=labels[:max_length], location=location,
         truncated=truncated, supervised_lost=lost,
     )
 
@@ -204,7 +211,7 @@ def tokenize_examples(
 
 # ---- Arrow (datasets) form: what the cache stores and training reads ----------------------------------------
 
-TOKENIZED_COLUMNS = ("input_ids", "labels", "source", "truncated", "supervised_lost", "num_supervised", "length")
+TOKENIZED_COLUMNS = ("input_ids", "labels", "location", "truncated", "supervised_lost", "num_supervised", "length")
 
 
 def worker_count(num_proc: int | None) -> int:
@@ -216,7 +223,7 @@ def columns_from_rows(rows: list[TokenizedExample]) -> dict[str, list]:
     batching and filtering never need to read the token ids)."""
     return {
         "input_ids": [row.input_ids for row in rows], "labels": [row.labels for row in rows],
-        "source": [row.source for row in rows], "truncated": [row.truncated for row in rows],
+        "location": [row.location for row in rows], "truncated": [row.truncated for row in rows],
         "supervised_lost": [row.supervised_lost for row in rows],
         "num_supervised": [row.num_supervised for row in rows], "length": [len(row.input_ids) for row in rows],
     }
@@ -224,25 +231,25 @@ def columns_from_rows(rows: list[TokenizedExample]) -> dict[str, list]:
 
 def rows_from_columns(columns: dict[str, list]) -> list[TokenizedExample]:
     return [
-        TokenizedExample(input_ids=ids, labels=labels, source=source, truncated=truncated, supervised_lost=lost)
-        for ids, labels, source, truncated, lost in zip(
-            columns["input_ids"], columns["labels"], columns["source"], columns["truncated"],
+        TokenizedExample(input_ids=ids, labels=labels, location=location, truncated=truncated, supervised_lost=lost)
+        for ids, labels, location, truncated, lost in zip(
+            columns["input_ids"], columns["labels"], columns["location"], columns["truncated"],
             columns["supervised_lost"],
         )
     ]
 
 
 def examples_to_columns(examples: list[Example]) -> dict[str, list]:
-    """Examples as plain columns (messages, source) that Arrow can hold and worker processes can read."""
+    """Examples as plain columns (messages, location) that Arrow can hold and worker processes can read."""
     return {"messages": [list(example.messages) for example in examples],
-            "source": [example.source for example in examples]}
+            "location": [example.location for example in examples]}
 
 
 def _examples_from_columns(columns: dict[str, list]) -> list[Example]:
     # Arrow gives every message the union of the keys of all messages: drop the ones a message did not have.
     return [
-        Example(messages=tuple({k: v for k, v in m.items() if v is not None} for m in messages), source=source)
-        for messages, source in zip(columns["messages"], columns["source"])
+        Example(messages=tuple({k: v for k, v in m.items() if v is not None} for m in messages), location=location)
+        for messages, location in zip(columns["messages"], columns["location"])
     ]
 
 
@@ -263,11 +270,11 @@ def tokenize_to_dataset(
             for item in tokenize_batch(examples[start : start + _BATCH_ROWS], tokenizer, max_length, loss_on)
         ]
         return datasets.Dataset.from_dict(columns_from_rows(rows))
-    source = datasets.Dataset.from_dict(examples_to_columns(examples))
+    conversations = datasets.Dataset.from_dict(examples_to_columns(examples))
     with _quiet_tokenizer_fork(), no_progress_bars():
-        return source.map(
+        return conversations.map(
             _tokenize_columns, batched=True, batch_size=_BATCH_ROWS, num_proc=procs,
-            remove_columns=source.column_names, new_fingerprint=None,
+            remove_columns=conversations.column_names, new_fingerprint=None,
             fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "loss_on": loss_on},
         )
 

@@ -16,7 +16,7 @@ import torch
 
 from tunesmith.data.example import Message
 from tunesmith.data.tokenize import prompt_token_ids
-from tunesmith.models import load_tuned_model, pick_device, pick_dtype
+from tunesmith.models import load_model_folder, load_tuned_model
 from tunesmith.run_dir import RunDir
 
 EXIT_COMMANDS = frozenset({"/exit", "/quit"})
@@ -91,18 +91,12 @@ def build_messages(history: list[Message], user_text: str, system: str | None = 
 def load_for_generation(run_dir: str | Path, use_merged: bool = True):
     """``(model, tokenizer)`` in eval mode: the exported ``merged/`` folder when there is one (faster: no adapter
     on the side), else the best checkpoint through tunesmith's loader."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     run = RunDir(run_dir)
     if not (use_merged and run.merged.is_dir()):
         return load_tuned_model(run.root)
-    config = run.config()
-    device = pick_device()
-    model = AutoModelForCausalLM.from_pretrained(
-        run.merged, dtype=pick_dtype(config.model.dtype, device), use_safetensors=True,
-        trust_remote_code=config.model.trust_remote_code,
-    )
-    return model.to(device).eval(), AutoTokenizer.from_pretrained(run.merged)
+    return load_model_folder(run.merged, run.config().model), AutoTokenizer.from_pretrained(run.merged)
 
 
 def generation_inputs(model, tokenizer, messages: list[Message], max_new_tokens: int) -> dict:

@@ -16,23 +16,13 @@ import torch
 
 from tunesmith import __version__
 from tunesmith.atomic import staged_folder
-from tunesmith.config.schema import RunConfig
+from tunesmith.config import RunConfig, dump_config
 from tunesmith.deploy.chat import stop_token_ids
+from tunesmith.document import NOT_AVAILABLE, Code, Document, Section, Text, render_markdown
 from tunesmith.errors import RunError
-from tunesmith.models import load_base_model, load_tokenizer, model_folder
-from tunesmith.report.build import (
-    METRIC_HEADER,
-    NOT_AVAILABLE,
-    Code,
-    Report,
-    Section,
-    Table,
-    Text,
-    config_section,
-    metric_rows,
-    read_json,
-    render_markdown,
-)
+from tunesmith.evaluate import comparison_table
+from tunesmith.json_files import read_json
+from tunesmith.models import load_base_model, load_model_folder, load_tokenizer, model_folder
 from tunesmith.run_dir import RunDir
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -41,15 +31,14 @@ exported."""
 CARD_FILE = "README.md"
 
 
-def export_run(run_dir: str | Path) -> dict[str, Path]:
-    """Write ``adapter/`` (LoRA runs only) and ``merged/`` into the run folder; return ``{kind: folder}``."""
-    run = RunDir(run_dir)
-    config = run.config()
+def export_run(config: RunConfig, run: RunDir) -> dict[str, str]:
+    """The pipeline's export stage: write ``adapter/`` (LoRA runs only) and ``merged/`` into the run folder;
+    return ``{kind: folder}``."""
     best = run.best_weights()
     eval_data = read_json(run.eval_json)
     run_name = run.root.resolve().name
     tokenizer = load_tokenizer(config.model)
-    exported: dict[str, Path] = {}
+    exported: dict[str, str] = {}
     if config.method == "lora":
         check_adapter_folder(best)
         model = merged_lora_model(config, best)  # first: if the adapter is unusable, nothing is replaced
@@ -59,14 +48,14 @@ def export_run(run_dir: str | Path) -> dict[str, Path]:
             tokenizer.save_pretrained(staging)
             card = model_card(run_name, config, eval_data, kind="adapter", folder=run.adapter)
             (staging / CARD_FILE).write_text(card, encoding="utf-8")
-        exported["adapter"] = run.adapter
+        exported["adapter"] = str(run.adapter)
     else:
         model = full_checkpoint_model(config, best)
     with staged_folder(run.merged) as staging:
         save_standalone(model, tokenizer, staging)
         card = model_card(run_name, config, eval_data, kind="merged", folder=run.merged)
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
-    exported["merged"] = run.merged
+    exported["merged"] = str(run.merged)
     return exported
 
 
@@ -94,12 +83,8 @@ def merged_lora_model(config: RunConfig, adapter_folder: Path):
 
 
 def full_checkpoint_model(config: RunConfig, checkpoint: Path):
-    """The full fine-tune's weights, in the dtype they were saved in."""
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(
-        checkpoint, dtype="auto", use_safetensors=True, trust_remote_code=config.model.trust_remote_code,
-    )
+    """The full fine-tune's weights, in the dtype they were saved in, on CPU (an export must not need a GPU)."""
+    return load_model_folder(checkpoint, config.model, device=torch.device("cpu"), dtype="auto")
 
 
 def save_standalone(model, tokenizer, folder: Path) -> None:
@@ -141,15 +126,14 @@ def model_card(run_name: str, config: RunConfig, eval_data: dict | None, kind: s
     if eval_data is None:
         evaluation = [Text(f"{NOT_AVAILABLE} (the run was not evaluated before export)")]
     else:
-        task = eval_data.get("task", "unknown task")
-        evaluation = [Table(METRIC_HEADER, metric_rows(eval_data), caption=f"Test split, {task}")]
-    card = Report(
+        evaluation = [comparison_table(eval_data)]
+    card = Document(
         title=title,
         subtitle=f"Fine-tuned from {base_text} with tunesmith {__version__} ({method}).",
         sections=[
             Section("Usage", [Code(usage, "python")]),
             Section("Evaluation", evaluation),
-            config_section(config),
+            Section("Config", [Code(dump_config(config), "yaml")]),
         ],
     )
     return render_markdown(card)

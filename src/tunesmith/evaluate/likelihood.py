@@ -13,8 +13,9 @@ import torch
 
 from tunesmith.data.example import Example, Message
 from tunesmith.data.tokenize import IGNORE_INDEX, prompt_token_ids, tokenize_example, tokenize_examples
-from tunesmith.evaluate.generation import left_padding, length_sorted_batches, model_device
 from tunesmith.errors import ModelError
+from tunesmith.evaluate.generation import left_padding, length_sorted_batches, model_device
+from tunesmith.train.loss import mean_supervised_loss  # the training loop's own validation loss
 
 _NO_TRUNCATION = 1 << 62
 
@@ -45,7 +46,7 @@ def predict_labels(scores: list[list[float]], labels: list[str]) -> list[str]:
 def label_token_ids(tokenizer, prompt: list[Message], label: str) -> list[int]:
     """The tokens `tokenize_example` supervises when ``label`` is the assistant's reply to ``prompt``."""
     conversation = (*prompt, {"role": "assistant", "content": label})
-    labels = tokenize_example(Example(messages=conversation, source="<label>"), tokenizer, _NO_TRUNCATION).labels
+    labels = tokenize_example(Example(messages=conversation, location="<label>"), tokenizer, _NO_TRUNCATION).labels
     # The final reply is the last unbroken run of supervised tokens (earlier replies, if any, are separated
     # from it by the unsupervised user turn in between).
     end = max(i for i, token in enumerate(labels) if token != IGNORE_INDEX) + 1
@@ -60,14 +61,13 @@ def loss_and_perplexity(model, tokenizer, examples: list[Example], max_length: i
 
     ``loss`` and ``perplexity`` are ``None`` when no example has a supervised token left after truncation.
     """
-    from tunesmith.train.loss import mean_supervised_loss  # the training loop's own validation loss
-
     tokenized, _ = tokenize_examples(examples, tokenizer, max_length)
     loss, tokens = mean_supervised_loss(model, tokenized, batch_size, tokenizer.pad_token_id)
     return _mean_loss(loss * tokens if tokens else 0.0, tokens)
 
 
-def loss_from_label_scores(tokenizer, examples: list[Example], labels: list[str], scores: list[list[float]]) -> dict | None:
+def loss_from_label_scores(tokenizer, examples: list[Example], labels: list[str],
+                           scores: list[list[float]]) -> dict | None:
     """`loss_and_perplexity` of classification examples, read off their `score_labels` scores.
 
     The supervised tokens of a one-reply example whose reply is a label are exactly that label's scored tokens,

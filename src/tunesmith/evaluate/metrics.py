@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import re
 
+from tunesmith.text import normalize_text
+
 OTHER_LABEL = "<other>"
 """Confusion-matrix column for generated answers that are none of the labels (generate mode)."""
 
@@ -115,11 +117,6 @@ def generation_metrics(references: list[str] | list[list[str]], predictions: lis
         "rouge_l": sum(rouge) / len(rouge),
         "exact_match": sum(exact) / len(exact),
     }
-
-
-def normalize_text(text: str) -> str:
-    """Lowercase, strip, and collapse runs of whitespace to one space (for exact match)."""
-    return " ".join(text.lower().split())
 
 
 def exact_match(references: list[str], prediction: str) -> bool:

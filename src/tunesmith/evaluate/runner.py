@@ -1,193 +1,35 @@
-"""Evaluate a model on examples, a run's tuned model against its base model, and print the comparison.
-
-`evaluate_model` is the pure-ish core (a model and examples in, metrics and per-row predictions out);
-`evaluate_run` is the edge that loads models and writes ``eval.json`` and ``predictions.jsonl``.
-"""
+"""A run's evaluation (the pipeline's evaluate stage): the tuned model and its base on the test split, scored
+on every test row and on the rows not leaked from train; writes ``eval.json`` and ``predictions.jsonl``."""
 
 from __future__ import annotations
 
 import gc
-import json
 import time
-from pathlib import Path
 
 import torch
 from rich.console import Console
 
-from tunesmith.config.schema import EvaluateConfig, RunConfig
-from tunesmith.data.stream import load_run_splits
-from tunesmith.data.example import Example
+from tunesmith.config.schema import RunConfig
+from tunesmith.data.check import leaked_rows
+from tunesmith.data.example import Example, Splits
+from tunesmith.data.splits import load_run_splits
+from tunesmith.document import is_number
 from tunesmith.errors import ConfigError, DataError
-from tunesmith.evaluate.generation import generate
-from tunesmith.evaluate.likelihood import (
-    loss_and_perplexity,
-    loss_from_label_scores,
-    predict_labels,
-    score_labels,
-)
-from tunesmith.evaluate.metrics import (
-    CLASSIFICATION_METRICS,
-    GENERATION_METRICS,
-    REGRESSION_METRICS,
-    classification_metrics,
-    exact_match,
-    generation_metrics,
-    parse_number,
-    regression_metrics,
-)
+from tunesmith.evaluate.tasks import evaluate_model, resolve_task, select_metrics, task_metrics
+from tunesmith.json_files import write_json, write_jsonl
 from tunesmith.models import load_base_model, load_tuned_model
 from tunesmith.run_dir import RunDir
-
-TASK_METRICS = {
-    "classification": CLASSIFICATION_METRICS,
-    "regression": REGRESSION_METRICS,
-    "generation": GENERATION_METRICS,
-}
-ALWAYS_REPORTED = ("loss", "perplexity")
-# Detail that goes with a task's metrics whatever `evaluate.metrics` selects (the report draws on it).
-TASK_DETAILS = {
-    "classification": ("per_class", "confusion_matrix"),
-    "regression": ("parse_failures",),
-    "generation": (),
-}
 
 _console = Console(stderr=True)
 
 
-def resolve_task(eval_config: EvaluateConfig, splits_format: str) -> str:
-    """The configured task, or for `auto` the data format's own task (classification/regression) or generation."""
-    if eval_config.task != "auto":
-        return eval_config.task
-    return splits_format if splits_format in ("classification", "regression") else "generation"
-
-
-def evaluate_model(
-    model,
-    tokenizer,
-    examples: list[Example],
-    task: str,
-    eval_config: EvaluateConfig,
-    labels: list[str] | None,
-    max_length: int,
-) -> tuple[dict, list[dict]]:
-    """Metrics of ``model`` on ``examples`` for ``task``, plus one prediction record per example.
-
-    Every record has ``source``, ``prompt`` (the last user message), ``reference``, ``prediction`` and
-    ``correct`` (``None`` for regression); likelihood-mode classification adds ``scores`` ({label: logprob}).
-    """
-    if task == "classification":
-        if not labels:
-            raise ValueError("classification needs the label set")
-        metrics, predictions, loss = _classify(model, tokenizer, examples, eval_config, labels, max_length)
-    elif task == "regression":
-        metrics, predictions = _regress(model, tokenizer, examples, eval_config)
-        loss = None
-    elif task == "generation":
-        metrics, predictions = _generate_text(model, tokenizer, examples, eval_config)
-        loss = None
-    else:
-        raise ValueError(f"unknown task {task!r}")
-    metrics = select_metrics(metrics, task, eval_config.metrics)
-    if loss is None:
-        loss = loss_and_perplexity(model, tokenizer, examples, max_length, eval_config.batch_size)
-    metrics.update({name: loss[name] for name in ALWAYS_REPORTED})
-    records = [
-        {"source": example.source, "prompt": last_user_message(example), "reference": example.reference, **row}
-        for example, row in zip(examples, predictions)
-    ]
-    return metrics, records
-
-
-def select_metrics(metrics: dict, task: str, wanted: list[str] | None) -> dict:
-    """Keep the metrics named in ``evaluate.metrics`` (all when ``None``) and the task's always-kept details."""
-    known = TASK_METRICS[task]
-    if wanted is None:
-        return dict(metrics)
-    unknown = [name for name in wanted if name not in known and name not in ALWAYS_REPORTED]
-    if unknown:
-        raise ConfigError(
-            "evaluate.metrics", f"{', '.join(map(repr, unknown))} is not a {task} metric",
-            f"choose from {', '.join(known + ALWAYS_REPORTED)}",
-        )
-    keep = set(wanted) | set(TASK_DETAILS[task])
-    return {name: value for name, value in metrics.items() if name in keep}
-
-
-def last_user_message(example: Example) -> str:
-    prompt = example.prompt_messages
-    users = [message["content"] for message in prompt if message["role"] == "user"]
-    return users[-1] if users else (prompt[-1]["content"] if prompt else "")
-
-
-def references_of(example: Example) -> list[str]:
-    """Every acceptable answer: ``meta["references"]`` when the row has several (e.g. DialogSum), else one."""
-    return list(example.meta.get("references") or [example.reference])
-
-
-def match_label(text: str, labels: list[str]) -> str:
-    """The label ``text`` names (stripped, case-insensitive), else ``text`` itself (scored as a wrong answer)."""
-    wanted = text.strip().casefold()
-    return next((label for label in labels if label.strip().casefold() == wanted), text.strip())
-
-
-def _classify(model, tokenizer, examples, eval_config: EvaluateConfig, labels: list[str], max_length: int):
-    """Metrics, per-row predictions, and the test loss when the label scores already give it (else ``None``)."""
-    prompts = [example.prompt_messages for example in examples]
-    truth = [example.label if example.label is not None else example.reference for example in examples]
-    if eval_config.classification_mode == "likelihood":
-        scores = score_labels(model, tokenizer, prompts, labels, eval_config.batch_size)
-        predicted = predict_labels(scores, labels)
-        extras = [{"scores": dict(zip(labels, row))} for row in scores]
-        loss = loss_from_label_scores(tokenizer, examples, labels, scores)
-    else:
-        outputs = generate(model, tokenizer, prompts, eval_config.max_new_tokens, eval_config.batch_size)
-        predicted = [match_label(output, labels) for output in outputs]
-        extras = [{} for _ in examples]
-        loss = None
-    predictions = [
-        {"prediction": pred, "correct": pred == true, **extra} for pred, true, extra in zip(predicted, truth, extras)
-    ]
-    return classification_metrics(truth, predicted, labels), predictions, loss
-
-
-def _regress(model, tokenizer, examples, eval_config: EvaluateConfig):
-    targets = [regression_target(example) for example in examples]  # before generating: fail fast on bad rows
-    prompts = [example.prompt_messages for example in examples]
-    outputs = generate(model, tokenizer, prompts, eval_config.max_new_tokens, eval_config.batch_size)
-    predictions = [{"prediction": output, "correct": None} for output in outputs]
-    return regression_metrics(targets, [parse_number(output) for output in outputs]), predictions
-
-
-def regression_target(example: Example) -> float:
-    """The row's number: its ``target``, else the number its reference answer writes (``evaluate.task`` forced)."""
-    if example.target is not None:
-        return example.target
-    value = parse_number(example.reference)
-    if value is None:
-        raise DataError(
-            example.source, None, f"regression needs a numeric answer, got {example.reference!r}",
-            "use regression rows or another evaluate.task",
-        )
-    return value
-
-
-def _generate_text(model, tokenizer, examples, eval_config: EvaluateConfig):
-    prompts = [example.prompt_messages for example in examples]
-    outputs = generate(model, tokenizer, prompts, eval_config.max_new_tokens, eval_config.batch_size)
-    references = [references_of(example) for example in examples]
-    predictions = [
-        {"prediction": output, "correct": exact_match(refs, output)} for refs, output in zip(references, outputs)
-    ]
-    return generation_metrics(references, outputs), predictions
-
-
-def evaluate_run(run_dir, include_base: bool | None = None) -> dict:
+def evaluate_run(config: RunConfig, run: RunDir, include_base: bool | None = None) -> dict:
     """Evaluate a run's tuned model (and its base model) on the test split; write eval.json and predictions.jsonl.
 
-    ``include_base`` defaults to ``evaluate.compare_base`` of the run's config. Returns the eval.json content.
+    ``include_base`` defaults to ``evaluate.compare_base``. Returns the eval.json content: the task, the
+    metrics of each model and their deltas on every test row, and under ``unleaked`` the same on the test rows
+    the data check did not find in train (``leakage`` says which, or why it could not be checked).
     """
-    run = RunDir(run_dir)
-    config = run.config()
     run.require(run.best, "train")  # fail before spending minutes on the base model
     include_base = config.evaluate.compare_base if include_base is None else include_base
     splits = load_run_splits(config.data)
@@ -210,6 +52,7 @@ def evaluate_run(run_dir, include_base: bool | None = None) -> dict:
     del model
     _free_memory()
 
+    leakage, unleaked = _unleaked_scores(config, splits, task, labels, base_rows, tuned_rows)
     result = {
         "task": task,
         "labels": labels,
@@ -217,21 +60,43 @@ def evaluate_run(run_dir, include_base: bool | None = None) -> dict:
         "base": base_metrics,
         "tuned": tuned_metrics,
         "delta": metric_deltas(base_metrics, tuned_metrics),
+        "leakage": leakage,
+        "unleaked": unleaked,
     }
-    run.eval_json.write_text(json.dumps(result, indent=2), encoding="utf-8")
-    _write_jsonl(run.predictions, merge_predictions(base_rows, tuned_rows))
+    write_json(run.eval_json, result)
+    write_jsonl(run.predictions, merge_predictions(base_rows, tuned_rows))
     return result
+
+
+def _unleaked_scores(config: RunConfig, splits: Splits, task: str, labels: list[str] | None,
+                     base_rows: list[dict] | None, tuned_rows: list[dict]) -> tuple[dict, dict | None]:
+    """``(leakage, unleaked)`` of eval.json. The unleaked scores are the task metrics of the same predictions
+    on the test rows that are not leaked (the loss is left out: it is not kept per row); None when no row is
+    leaked, or when leakage cannot be checked."""
+    leaked = leaked_rows(splits, "test", config.data.check.near_duplicate_threshold)
+    if leaked is None:
+        return {"checked": False, "reason": "data.streaming: the training rows are not held in memory"}, None
+    leakage = {"checked": True, "leaked_rows": len(leaked), "locations": sorted(leaked)}
+    keep = [index for index, example in enumerate(splits.test) if example.location not in leaked]
+    if not leaked or not keep:
+        return leakage, None
+
+    def scores(rows: list[dict] | None) -> dict | None:
+        if rows is None:
+            return None
+        examples: list[Example] = [splits.test[index] for index in keep]
+        metrics = task_metrics(task, examples, [rows[index]["prediction"] for index in keep], labels)
+        return select_metrics(metrics, task, config.evaluate.metrics)
+
+    base, tuned = scores(base_rows), scores(tuned_rows)
+    return leakage, {"num_examples": len(keep), "base": base, "tuned": tuned, "delta": metric_deltas(base, tuned)}
 
 
 def metric_deltas(base: dict | None, tuned: dict) -> dict:
     """``tuned - base`` for every scalar metric both models have a number for."""
     if base is None:
         return {}
-    return {
-        name: value - base[name]
-        for name, value in tuned.items()
-        if _is_number(value) and _is_number(base.get(name))
-    }
+    return {name: value - base[name] for name, value in tuned.items() if is_number(value) and is_number(base.get(name))}
 
 
 def merge_predictions(base_rows: list[dict] | None, tuned_rows: list[dict]) -> list[dict]:
@@ -240,7 +105,7 @@ def merge_predictions(base_rows: list[dict] | None, tuned_rows: list[dict]) -> l
     for index, tuned in enumerate(tuned_rows):
         base = base_rows[index] if base_rows is not None else {}
         line = {
-            "source": tuned["source"], "prompt": tuned["prompt"], "reference": tuned["reference"],
+            "location": tuned["location"], "prompt": tuned["prompt"], "reference": tuned["reference"],
             "base_prediction": base.get("prediction"), "tuned_prediction": tuned["prediction"],
             "base_correct": base.get("correct"), "tuned_correct": tuned["correct"],
         }
@@ -249,48 +114,6 @@ def merge_predictions(base_rows: list[dict] | None, tuned_rows: list[dict]) -> l
             line["tuned_scores"] = tuned["scores"]
         merged.append(line)
     return merged
-
-
-def compare_run(run_dir) -> str:
-    """The base-vs-tuned metric table of a run, evaluating it first when eval.json lacks the base model."""
-    run = RunDir(run_dir)
-    result = json.loads(run.eval_json.read_text(encoding="utf-8")) if run.eval_json.is_file() else None
-    if result is None or result.get("base") is None:
-        result = evaluate_run(run.root, include_base=True)
-    return format_comparison(result)
-
-
-def format_comparison(result: dict) -> str:
-    """A plain-text ``metric | base | tuned | delta`` table of the scalar metrics in an eval.json dict."""
-    base, tuned = result.get("base") or {}, result.get("tuned") or {}
-    names = [name for name, value in tuned.items() if value is None or _is_number(value)]
-    rows = [("metric", "base", "tuned", "delta")]
-    for name in names:
-        delta = result.get("delta", {}).get(name)
-        rows.append((name, _cell(base.get(name)), _cell(tuned.get(name)), _cell(delta, signed=True)))
-    widths = [max(len(row[column]) for row in rows) for column in range(4)]
-    lines = [
-        " | ".join(cell.ljust(width) if column == 0 else cell.rjust(width) for column, (cell, width) in
-                   enumerate(zip(row, widths)))
-        for row in rows
-    ]
-    lines.insert(1, "-+-".join("-" * width for width in widths))
-    title = f"{result.get('task')} on {result.get('num_examples')} test rows"
-    return "\n".join([title, *lines])
-
-
-def _cell(value, signed: bool = False) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, int):
-        return f"{value:+d}" if signed else str(value)
-    if signed and round(value, 4) == 0:
-        value = 0.0  # a float-noise change of -1e-7 would otherwise print as "-0.0000"
-    return f"{value:+.4f}" if signed else f"{value:.4f}"
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _task_labels(task: str, found: list[str] | None, config: RunConfig) -> list[str]:
@@ -306,9 +129,7 @@ def _task_labels(task: str, found: list[str] | None, config: RunConfig) -> list[
 def _timed_evaluation(which: str, model, tokenizer, examples, task, labels, config: RunConfig):
     _console.print(f"evaluating the {which} model on {len(examples)} test rows ({task})")
     started = time.perf_counter()
-    metrics, rows = evaluate_model(
-        model, tokenizer, examples, task, config.evaluate, labels, config.data.max_length
-    )
+    metrics, rows = evaluate_model(model, tokenizer, examples, task, config.evaluate, labels, config.data.max_length)
     _console.print(f"  {which} model done in {time.perf_counter() - started:.1f}s")
     return metrics, rows
 
@@ -317,9 +138,3 @@ def _free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")

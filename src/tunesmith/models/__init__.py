@@ -1,8 +1,10 @@
-"""Stage 1: pick and provision the pretrained model (offline), load it, and add adapters."""
+"""Stage: models. Find the pretrained model on disk, load it and its tokenizer (with the chosen chat template),
+and add LoRA adapters."""
 
 from tunesmith.models.loading import (
     add_lora,
     load_base_model,
+    load_model_folder,
     load_tokenizer,
     load_tuned_model,
     model_folder,
@@ -12,6 +14,6 @@ from tunesmith.models.loading import (
 from tunesmith.models.provision import cache_dir, resolve_model
 
 __all__ = [
-    "add_lora", "cache_dir", "load_base_model", "load_tokenizer", "load_tuned_model", "model_folder",
-    "pick_device", "pick_dtype", "resolve_model",
+    "add_lora", "cache_dir", "load_base_model", "load_model_folder", "load_tokenizer", "load_tuned_model",
+    "model_folder", "pick_device", "pick_dtype", "resolve_model",
 ]

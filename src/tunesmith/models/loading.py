@@ -1,4 +1,11 @@
-"""Load tokenizers and models (base, tuned) and wrap a model for LoRA training."""
+"""Load tokenizers and models (base, tuned, any saved model folder) and wrap a model for LoRA training.
+
+Every model folder is loaded by `load_model_folder`: safetensors only, `trust_remote_code` as configured, the
+dtype chosen once (`pick_dtype`), the KV cache off (training does not use it; generation turns it back on per
+call). transformers and peft are imported inside the functions that use them: together they take several
+seconds to import, which commands that never load a model (`config`, `report`, a data check that fails on the
+file) should not pay.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,10 @@ from pathlib import Path
 import torch
 
 from tunesmith.config.schema import LoraConfig, ModelConfig
+from tunesmith.models.lora_fused import fuse_lora_epilogues
 from tunesmith.models.provision import resolve_model
+from tunesmith.models.templates import apply_chat_template_choice
+from tunesmith.run_dir import RunDir
 
 
 def pick_device() -> torch.device:
@@ -17,7 +27,8 @@ def pick_device() -> torch.device:
 
 
 def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
-    """fp32 on CPU unless asked otherwise (bf16 autocast measured ~30x slower on our CPUs); bf16 on GPUs with it."""
+    """The configured dtype; for `auto`, bf16 on GPUs that support it, else fp32 (the CPU trade-off is measured
+    in BENCHMARKS.md, "CPU precision")."""
     if requested != "auto":
         return getattr(torch, requested)
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
@@ -51,8 +62,6 @@ def load_tokenizer(model_config: ModelConfig):
     chat and export (which saves this tokenizer) all render conversations the same way."""
     from transformers import AutoTokenizer
 
-    from tunesmith.data.templates import apply_chat_template_choice
-
     folder = resolve_model(model_config.name)
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=model_config.trust_remote_code)
     if tokenizer.pad_token_id is None:
@@ -60,48 +69,45 @@ def load_tokenizer(model_config: ModelConfig):
     return apply_chat_template_choice(tokenizer, model_config.chat_template)
 
 
-def load_base_model(model_config: ModelConfig, device: torch.device | None = None):
-    """The pretrained model and its tokenizer, in eval mode on ``device`` (default: GPU if any, else CPU)."""
-    from transformers import AutoModelForCausalLM
+def load_model_folder(folder: str | Path, model_config: ModelConfig, device: torch.device | None = None,
+                      dtype: torch.dtype | str | None = None):
+    """The causal LM saved in ``folder``, in eval mode on ``device`` (default: GPU if any, else CPU).
 
-    device = device or pick_device()
-    folder = resolve_model(model_config.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=pick_dtype(model_config.dtype, device), trust_remote_code=model_config.trust_remote_code,
-        use_safetensors=True,
-    )
-    model.config.use_cache = False
-    return model.to(device).eval(), load_tokenizer(model_config)
-
-
-def load_tuned_model(run_dir, device: torch.device | None = None, merge: bool = False):
-    """The fine-tuned model of a run (its best checkpoint) and the tokenizer, in eval mode.
-
-    ``merge=True`` folds a LoRA adapter into the base weights: the same function, but inference no longer
-    pays for the adapter's extra matmuls (measured ~15% of a forward pass on SmolLM2 on CPU).
+    ``dtype`` defaults to `pick_dtype` of ``model.dtype``; ``"auto"`` keeps the dtype the weights were saved in.
     """
     from transformers import AutoModelForCausalLM
 
-    from tunesmith.run_dir import RunDir
+    device = device or pick_device()
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, dtype=dtype or pick_dtype(model_config.dtype, device), use_safetensors=True,
+        trust_remote_code=model_config.trust_remote_code,
+    )
+    model.config.use_cache = False
+    return model.to(device).eval()
 
+
+def load_base_model(model_config: ModelConfig, device: torch.device | None = None):
+    """The pretrained model and its tokenizer, in eval mode on ``device`` (default: GPU if any, else CPU)."""
+    return load_model_folder(resolve_model(model_config.name), model_config, device), load_tokenizer(model_config)
+
+
+def load_tuned_model(run_dir: str | Path, device: torch.device | None = None, merge: bool = False):
+    """The fine-tuned model of a run (its best checkpoint) and the tokenizer, in eval mode.
+
+    ``merge=True`` folds a LoRA adapter into the base weights: the same function, but inference no longer
+    pays for the adapter's extra matmuls.
+    """
     run = RunDir(run_dir)
     config = run.config()
     best = run.best_weights()
-    device = device or pick_device()
-    if config.method == "lora":
-        from peft import PeftModel
+    if config.method != "lora":
+        return load_model_folder(best, config.model, device), load_tokenizer(config.model)
+    from peft import PeftModel
 
-        base, tokenizer = load_base_model(config.model, device)
-        model = PeftModel.from_pretrained(base, best)
-        if merge:
-            model = model.merge_and_unload()
-    else:
-        model = AutoModelForCausalLM.from_pretrained(
-            best, dtype=pick_dtype(config.model.dtype, device), use_safetensors=True,
-            trust_remote_code=config.model.trust_remote_code,
-        ).to(device)
-        model.config.use_cache = False
-        tokenizer = load_tokenizer(config.model)
+    base, tokenizer = load_base_model(config.model, device)
+    model = PeftModel.from_pretrained(base, best)
+    if merge:
+        model = model.merge_and_unload()
     return model.eval(), tokenizer
 
 
@@ -117,8 +123,6 @@ def add_lora(model, lora: LoraConfig, fuse: bool = True):
     )
     model = get_peft_model(model, peft_config)
     if fuse:
-        from tunesmith.models.lora_fused import fuse_lora_epilogues
-
         fuse_lora_epilogues(model)
     return model
 

@@ -1,4 +1,4 @@
-"""Stage: report. One Markdown and one self-contained HTML report of a run (config, data, training, evaluation)."""
+"""Stage: report. One Markdown and one self-contained HTML report of a run, verdict first."""
 
 from tunesmith.report.build import build_report
 

@@ -1,6 +1,7 @@
-"""Stage 3: fine-tuning (LoRA or full) with validation, best-checkpoint selection and exact resume."""
+"""Stage: train. Fine-tuning (LoRA or full) with validation, best-checkpoint selection and exact resume; the
+recipe reads top to bottom in `tunesmith.train.recipe`."""
 
-from tunesmith.train.loop import TrainingError, train
 from tunesmith.train.loss import mean_supervised_loss, supervised_loss_sum
+from tunesmith.train.recipe import TrainingError, train, train_run
 
-__all__ = ["TrainingError", "mean_supervised_loss", "supervised_loss_sum", "train"]
+__all__ = ["TrainingError", "mean_supervised_loss", "supervised_loss_sum", "train", "train_run"]

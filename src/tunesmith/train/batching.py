@@ -1,19 +1,31 @@
-"""Batch order and collation. Pure functions, so the order of a resumed run is recomputed, not stored."""
+"""The batch plan: which rows make each batch of each epoch, and how a batch becomes tensors.
+
+Everything here is a pure function of (row lengths, settings, seed, epoch), so the order of a resumed run is
+recomputed, not stored: the checkpoint only keeps the cursor (`TrainState.epoch`, `TrainState.batch`).
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import torch
 
 from tunesmith.data.tokenize import IGNORE_INDEX, TokenizedExample
+from tunesmith.train.packing import collate_packed, epoch_packed_batches
+from tunesmith.train.state import TrainState
 
 # Rows are sorted by length inside windows of this many batches: most of the padding saving of a global sort,
 # while batches still mix the dataset (a global sort would feed all short rows first).
 _LENGTH_GROUP_WINDOW = 64
 
+Batch = list[list[int]]
+"""A batch is a list of packs; a pack is the row indices concatenated into one sequence (one row unless
+packing)."""
 
-def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, group_by_length: bool) -> list[list[int]]:
+
+def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int,
+                  group_by_length: bool) -> list[list[int]]:
     """Row indices of every batch of one epoch; a pure function of its arguments (exact resume relies on it)."""
     rng = random.Random(f"{seed}-{epoch}")
     order = list(range(len(lengths)))
@@ -46,3 +58,49 @@ def collate(rows: list[TokenizedExample], pad_token_id: int) -> dict[str, torch.
 def count_supervised(batch: dict[str, torch.Tensor]) -> int:
     """Tokens that carry a loss: labels are shifted by one, so the first position never counts."""
     return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+
+
+class BatchPlan:
+    """The batches of every epoch over ``rows``: padded rows (length-grouped unless ``group_by_length`` is off),
+    or with ``packing`` rows packed into sequences of up to ``max_length`` tokens (`tunesmith.train.packing`)."""
+
+    def __init__(self, rows: Sequence[TokenizedExample], lengths: Sequence[int], batch_size: int, seed: int,
+                 pad_token_id: int, packing: bool = False, group_by_length: bool = True, max_length: int = 0):
+        self.rows, self.lengths = rows, lengths
+        self.batch_size, self.seed, self.pad_token_id = batch_size, seed, pad_token_id
+        self.packing, self.group_by_length, self.max_length = packing, group_by_length, max_length
+        self._epoch: tuple[int, list[Batch]] | None = None  # the last epoch planned: planning shuffles every row
+
+    def epoch(self, epoch: int) -> list[Batch]:
+        if self._epoch is None or self._epoch[0] != epoch:
+            if self.packing:
+                batches = epoch_packed_batches(self.lengths, self.max_length, self.batch_size, self.seed, epoch)
+            else:
+                batches = [[[i] for i in rows] for rows in epoch_batches(
+                    self.lengths, self.batch_size, self.seed, epoch, self.group_by_length)]
+            self._epoch = (epoch, batches)
+        return self._epoch[1]
+
+    def take(self, state: TrainState, count: int) -> list[Batch]:
+        """The next ``count`` batches from ``state``'s cursor, which moves past them (into the next epoch when
+        this one runs out)."""
+        taken = []
+        for _ in range(count):
+            if state.batch >= len(self.epoch(state.epoch)):
+                state.epoch, state.batch = state.epoch + 1, 0
+            taken.append(self.epoch(state.epoch)[state.batch])
+            state.batch += 1
+        return taken
+
+    def progress(self, state: TrainState) -> float:
+        """Epochs done at ``state``'s cursor, as a fraction."""
+        return state.epoch + state.batch / len(self.epoch(state.epoch))
+
+    def collate(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if self.packing:
+            return collate_packed([[self.rows[i] for i in pack] for pack in batch], self.pad_token_id)
+        return collate([self.rows[i] for (i,) in batch], self.pad_token_id)
+
+    def locations(self, batch: Batch) -> list[str]:
+        """``FILE:LINE`` of every row in ``batch``."""
+        return [self.rows[i].location for pack in batch for i in pack]

@@ -1,9 +1,8 @@
 """Atomic checkpoints: a crash while writing never damages the previous one.
 
 Every folder is written with `tunesmith.atomic.staged_folder`, so `step-*` and `best` folders are always
-complete. Optimizer, scheduler and
-RNG states are plain tensors/containers saved with torch.save and read back with `weights_only=True`
-(no arbitrary unpickling); model weights are safetensors.
+complete. Optimizer, scheduler and RNG states are plain tensors/containers saved with torch.save and read back
+with `weights_only=True` (no arbitrary unpickling); model weights are safetensors; the `TrainState` is JSON.
 """
 
 from __future__ import annotations
@@ -15,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from tunesmith.atomic import staged_folder
+from tunesmith.train.state import TrainState
 
 STEP_PREFIX = "step-"
 STATE_FILE = "trainer_state.json"
@@ -27,15 +28,15 @@ def write_weights(model, folder: Path) -> None:
     model.save_pretrained(folder, safe_serialization=True)
 
 
-def save_checkpoint(checkpoints: Path, step: int, model, optimizer, scheduler, state: dict) -> Path:
-    """Write ``checkpoints/step-NNNNNN`` atomically and return it."""
-    final = checkpoints / f"{STEP_PREFIX}{step:06d}"
+def save_checkpoint(checkpoints: Path, model, optimizer, scheduler, state: TrainState) -> Path:
+    """Write ``checkpoints/step-NNNNNN`` (the state's step) atomically and return it."""
+    final = checkpoints / f"{STEP_PREFIX}{state.step:06d}"
     with staged_folder(final) as staging:
         write_weights(model, staging / "weights")
         torch.save(optimizer.state_dict(), staging / "optimizer.pt")
         torch.save(scheduler.state_dict(), staging / "scheduler.pt")
         torch.save(_rng_state(), staging / "rng.pt")
-        (staging / STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
+        (staging / STATE_FILE).write_text(json.dumps(state.to_json(), indent=1), encoding="utf-8")
     return final
 
 
@@ -59,10 +60,8 @@ def prune_checkpoints(checkpoints: Path, keep: int) -> None:
         shutil.rmtree(old)
 
 
-def load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
+def load_checkpoint(folder: Path, model, optimizer, scheduler) -> TrainState:
     """Restore weights, optimizer, scheduler and RNG from a checkpoint; return its trainer state."""
-    from safetensors.torch import load_file
-
     weights = folder / "weights"
     if (weights / "adapter_model.safetensors").is_file():
         from peft import set_peft_model_state_dict
@@ -74,7 +73,7 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict:
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
     _set_rng_state(torch.load(folder / "rng.pt", weights_only=True))
-    return json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+    return TrainState.from_json(json.loads((folder / STATE_FILE).read_text(encoding="utf-8")))
 
 
 def _rng_state() -> dict:

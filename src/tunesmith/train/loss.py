@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from tunesmith.data.tokenize import IGNORE_INDEX
+from tunesmith.train.batching import collate
 from tunesmith.train.packing import block_causal_mask
 
 _HEAD_CHUNK_ROWS = 2048
@@ -109,8 +110,6 @@ def mean_supervised_loss(model, rows, batch_size: int, pad_token_id: int) -> tup
 
     Token-weighted, not a mean of batch means: every supervised token counts once, whatever its batch.
     """
-    from tunesmith.train.batching import collate
-
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -1,0 +1,67 @@
+"""The names tunesmith's config, code and generated docs share. Each vocabulary is one `Literal`, and the table
+beside it describes every name for the README (`python -m tunesmith.config.reference`).
+
+Adding a name here is the one edit a new row format, chat template or data-check finding needs besides its
+implementation; tests check that the implementations cover exactly these names.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+RowFormat = Literal["alpaca", "messages", "sharegpt", "prompt_completion", "classification", "regression", "text"]
+ROW_FORMATS: dict[str, tuple[str, str]] = {
+    "alpaca": ("instruction, input (optional), output", "user: instruction (+ input) → assistant: output"),
+    "messages": ("messages: [{role, content}, …] (also OpenAI fine-tuning JSONL)",
+                 "the conversation (multi-turn, optional system; a user turn comes before the first assistant "
+                 "turn); loss on every assistant turn except those with `weight: 0`"),
+    "sharegpt": ("conversations: [{from, value}, …] (human/gpt/system), optional system",
+                 "the conversation, as `messages`"),
+    "prompt_completion": ("prompt, completion", "user: prompt → assistant: completion"),
+    "classification": ("text, label (int with `label_names`, or string)",
+                       "user: instruction + text → assistant: label name"),
+    "regression": ("text, target/score/label (number)", "user: instruction + text → assistant: the number"),
+    "text": ("text", "plain language modelling on the whole text"),
+}
+"""Format → (the keys it reads, the conversation it becomes)."""
+
+TemplateName = Literal["model", "chatml", "llama-3", "alpaca", "plain"]
+"""`model.chat_template` values that name a template rather than a Jinja file: the tokenizer's own, or a
+built-in (`tunesmith.models.templates`)."""
+
+FindingKind = Literal[
+    "unreadable", "truncated", "empty_output", "duplicate", "near_duplicate", "leakage", "conflicting_label",
+    "label_imbalance", "copied_input", "length_outlier", "non_printable", "template",
+]
+FINDING_KINDS: dict[str, str] = {
+    "unreadable": "rows that cannot be read (bad JSON, missing keys, wrong types, a conversation without a user "
+                  "turn before its first answer), listed as `FILE:LINE: problem` up to `data.check.max_errors` "
+                  "while the other rows are still checked (a `tunesmith run` stops at the first one)",
+    "truncated": "rows longer than `data.max_length`, with the supervised tokens each loses",
+    "empty_output": "an empty or whitespace-only answer (any learned assistant turn)",
+    "duplicate": "a row that repeats an earlier one exactly (every turn); the first of a group is not flagged",
+    "near_duplicate": "a row whose normalized text (case-folded, no punctuation) has word 3-gram Jaccard ≥ "
+                      "`data.check.near_duplicate_threshold` with an earlier kept row (MinHash + LSH for "
+                      "candidates, exact Jaccard to confirm)",
+    "leakage": "a validation/test row whose prompt is also in train, or whose prompt or whole row is near a train "
+               "row (evaluation also scores the test rows without them)",
+    "conflicting_label": "classification/regression rows with the same input and another label than its most "
+                         "common one (all of them on a tie); for generation formats several answers to one prompt "
+                         "are legitimate and not flagged",
+    "label_imbalance": "in train: the most common label has `data.check.imbalance_ratio` times the rows of another",
+    "copied_input": "an answer equal to its user turn, or found verbatim in it and at least half its length, "
+                    "ignoring case and whitespace (punctuation counts: adding it may be the task; a short span of "
+                    "a long prompt, as in extractive QA, is not a copy)",
+    "length_outlier": "a token count more than `data.check.length_outlier_factor` interquartile ranges outside the "
+                      "quartiles",
+    "non_printable": "control characters (other than tab and newlines), U+FFFD and zero-width characters, named as "
+                     "`U+XXXX`",
+    "template": "the chat-template round trip fails: rendering, tokenizing and decoding does not give back the "
+                "text, or the supervised tokens are not exactly each assistant reply plus EOS",
+}
+WHOLE_DATA_FINDINGS = ("label_imbalance", "template")
+"""Findings about the data as a whole rather than about rows: `data clean` has no rows to drop for them."""
+
+Task = Literal["classification", "regression", "generation"]
+"""What evaluation measures; the row formats `classification` and `regression` give those tasks, every other
+format is generation."""

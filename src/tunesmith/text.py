@@ -1,0 +1,38 @@
+"""Small text helpers shared by every stage: one normalizer, one way to quote a value in an error."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_PUNCTUATION = re.compile(r"[^\w\s]+")
+
+
+def normalize_text(text: str, keep_punctuation: bool = True) -> str:
+    """Case-folded, whitespace runs collapsed to one space, and with ``keep_punctuation=False`` punctuation
+    replaced by spaces first.
+
+    With punctuation: exact match of answers (evaluation) and copied answers (data check; a task may be to
+    punctuate its input). Without: near-duplicate shingles, where "Hello!" and "hello" are the same words.
+    """
+    folded = text.casefold()
+    if not keep_punctuation:
+        folded = _PUNCTUATION.sub(" ", folded)
+    return " ".join(folded.split())
+
+
+def preview(value: Any, limit: int = 60) -> str:
+    """``value`` as Python writes it, cut short: an error line should not quote a whole document."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shorten(text: str, limit: int) -> str:
+    """One line of at most ``limit`` characters (whitespace runs collapsed), ending in an ellipsis when cut."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "\u2026"
+
+
+def count_of(count: int, noun: str) -> str:
+    """``1 row``, ``3 rows``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -1,0 +1,60 @@
+"""Where a run's progress goes while it trains: ``metrics.jsonl`` (one JSON object per step and per validation),
+TensorBoard events, and a progress bar on the terminal."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from tunesmith.json_files import append_jsonl, keep_jsonl
+from tunesmith.run_dir import RunDir
+
+
+def finite_or_none(value: float) -> float | None:
+    # JSON has no NaN/inf (json.dumps would write bare `NaN`, which strict readers reject)
+    return value if math.isfinite(value) else None
+
+
+class TrainingLog:
+    """Opened at the start of training (``with TrainingLog(...) as log``), closed however training ends.
+
+    On resume from step N, the lines a killed run logged after N are dropped from metrics.jsonl and hidden in
+    TensorBoard (``purge_step``): they are logged again as the run replays those steps.
+    """
+
+    def __init__(self, run: RunDir, total_steps: int, resumed_step: int | None):
+        if resumed_step is not None:
+            keep_jsonl(run.metrics, lambda line: line["step"] <= resumed_step)
+        self.writer = SummaryWriter(str(run.tensorboard),
+                                    purge_step=resumed_step + 1 if resumed_step is not None else None)
+        self.metrics = run.metrics.open("a", encoding="utf-8")
+        # In CI logs (no TTY) a redraw every few seconds is enough; on a terminal it updates live.
+        self.progress = tqdm(total=total_steps, initial=resumed_step or 0, desc="train", unit="step",
+                             file=sys.stderr, mininterval=0.5 if sys.stderr.isatty() else 10.0, dynamic_ncols=True)
+
+    def __enter__(self) -> TrainingLog:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.progress.close()
+        self.metrics.close()
+        self.writer.close()
+
+    def record(self, line: dict) -> None:
+        """One metrics line (``step`` and numbers): to metrics.jsonl and, its numbers, to TensorBoard."""
+        append_jsonl(self.metrics, line)
+        for key, value in line.items():
+            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.writer.add_scalar(f"train/{key}" if key != "val_loss" else "validation/loss", value,
+                                       line["step"])
+
+    def step_done(self, loss: float, lr: float, tokens_per_s: float) -> None:
+        self.progress.update(1)
+        self.progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_s:.0f}", refresh=False)
+
+    def say(self, text: str) -> None:
+        """A line above the progress bar."""
+        self.progress.write(text)

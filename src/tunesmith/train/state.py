@@ -1,0 +1,39 @@
+"""What a resumed run restores besides weights, optimizer, scheduler and RNG: one typed object, saved with every
+checkpoint as ``trainer_state.json``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    """Optimizer steps done (skipped non-finite steps included: their batches were consumed)."""
+    epoch: int = 0
+    batch: int = 0
+    """The data cursor: the next batch is `BatchPlan.epoch(epoch)[batch]`."""
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    evals_without_gain: int = 0
+    """Validations since the last new best (early stopping counts these)."""
+    tokens: int = 0
+    """Real (non-padding) tokens trained on."""
+    elapsed_s: float = 0.0
+    """Training time so far, across resumes."""
+    skipped_steps: list[int] = field(default_factory=list)
+    """Steps whose update `train.on_nonfinite: skip` dropped."""
+
+    def to_json(self) -> dict:
+        return {"step": self.step, "cursor": [self.epoch, self.batch], "best_val_loss": self.best_val_loss,
+                "best_step": self.best_step, "evals_without_gain": self.evals_without_gain, "tokens": self.tokens,
+                "elapsed_s": self.elapsed_s, "skipped_steps": list(self.skipped_steps)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainState:
+        epoch, batch = data["cursor"]
+        return cls(step=data["step"], epoch=epoch, batch=batch, best_val_loss=data["best_val_loss"],
+                   best_step=data["best_step"], evals_without_gain=data["evals_without_gain"],
+                   tokens=data["tokens"], elapsed_s=data["elapsed_s"],
+                   # checkpoints written before `train.on_nonfinite` existed have no skipped steps
+                   skipped_steps=list(data.get("skipped_steps", [])))

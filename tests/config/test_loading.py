@@ -1,0 +1,89 @@
+"""Run configs: loading, overrides, errors that name the key, relative paths, saving."""
+
+import pytest
+import yaml
+
+from tunesmith.config import apply_overrides, load_config, save_config, validate_config
+from tunesmith.errors import ConfigError
+
+
+def write(tmp_path, data) -> str:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_defaults_and_relative_paths(tmp_path):
+    config = load_config(write(tmp_path, {"data": {"train": "train.jsonl"}}))
+    assert config.method == "lora"
+    assert config.train.scheduler == "cosine"
+    assert config.data.train == str(tmp_path / "train.jsonl")
+
+
+def test_unknown_key_names_key_and_nearest(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, {"data": {"train": "a.jsonl"}, "train": {"lerning_rate": 1e-4}}))
+    message = str(info.value)
+    assert message.startswith("config: train.lerning_rate: unknown key")
+    assert "did you mean 'train.learning_rate'?" in message
+    assert "\n" not in message
+
+
+def test_unknown_section(tmp_path):
+    with pytest.raises(ConfigError, match=r"config: trian: unknown key.*did you mean 'train'"):
+        load_config(write(tmp_path, {"data": {"train": "a.jsonl"}, "trian": {}}))
+
+
+def test_bad_literal_lists_allowed_values(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, {"data": {"train": "a.jsonl"}}), ["train.scheduler=cosin"])
+    assert str(info.value) == (
+        "config: train.scheduler: 'cosin' is not allowed; allowed values: 'cosine', 'linear' or 'constant'"
+    )
+
+
+def test_bad_number_names_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"^config: train.learning_rate: .*greater than 0"):
+        load_config(write(tmp_path, {"data": {"train": "a.jsonl"}}), ["train.learning_rate=-1"])
+
+
+def test_overrides_parse_yaml_values(tmp_path):
+    config = load_config(
+        write(tmp_path, {"data": {"train": "a.jsonl"}}),
+        ["train.learning_rate=1e-4", "lora.target_modules=[q_proj, v_proj]", "train.max_steps=3", "method=full"],
+    )
+    assert config.train.learning_rate == 1e-4
+    assert config.lora.target_modules == ["q_proj", "v_proj"]
+    assert config.train.max_steps == 3
+    assert config.method == "full"
+
+
+def test_override_without_equals_is_an_error():
+    with pytest.raises(ConfigError, match="section.key=value"):
+        apply_overrides({}, ["train.learning_rate"])
+
+
+def test_data_source_required():
+    with pytest.raises(ConfigError, match="set `train`"):
+        validate_config({"data": {}})
+
+
+def test_saved_config_round_trips(tmp_path):
+    config = validate_config({"data": {"path": "x.jsonl"}, "train": {"max_steps": 5}})
+    save_config(config, tmp_path / "saved.yaml")
+    assert validate_config(yaml.safe_load((tmp_path / "saved.yaml").read_text())) == config
+
+
+def test_source_paths_and_template_files_are_relative_to_the_config(tmp_path):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    config_file = folder / "run.yaml"
+    config_file.write_text(yaml.safe_dump({
+        "model": {"chat_template": "templates/mine.jinja"},
+        "data": {"sources": [{"path": "data/a.jsonl"}, {"path": "/abs/b.jsonl", "weight": 2}]},
+    }), encoding="utf-8")
+    config = load_config(config_file)
+    assert [s.path for s in config.data.sources] == [str(folder / "data" / "a.jsonl"), "/abs/b.jsonl"]
+    assert config.model.chat_template == str(folder / "templates" / "mine.jinja")
+    config_file.write_text(yaml.safe_dump({"model": {"chat_template": "chatml"}, "data": {"train": "t.jsonl"}}))
+    assert load_config(config_file).model.chat_template == "chatml"

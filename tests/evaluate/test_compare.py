@@ -1,0 +1,56 @@
+"""The base-vs-tuned comparison table: aligned plain text, the unleaked columns, and compare_run."""
+
+from __future__ import annotations
+
+import json
+
+from tunesmith.evaluate.compare import compare_run, comparison_table, format_comparison
+from tunesmith.evaluate.runner import evaluate_run
+from tunesmith.json_files import read_jsonl
+
+
+def test_format_comparison_is_an_aligned_table():
+    result = {
+        "task": "classification", "num_examples": 3,
+        "base": {"accuracy": 0.5, "loss": 2.0, "per_class": {}},
+        "tuned": {"accuracy": 0.75, "loss": 1.25, "per_class": {}},
+        "delta": {"accuracy": 0.25, "loss": -0.75},
+    }
+    result["base"]["f1"], result["tuned"]["f1"], result["delta"]["f1"] = 0.5, 0.5, -1e-9
+    assert format_comparison(result) == "\n".join([
+        "classification on 3 test rows",
+        "metric   |   base |  tuned |   delta",
+        "---------+--------+--------+--------",
+        "accuracy | 0.5000 | 0.7500 | +0.2500",
+        "loss     | 2.0000 | 1.2500 | -0.7500",
+        "f1       | 0.5000 | 0.5000 | +0.0000",
+    ])
+
+
+def test_compare_run_evaluates_the_base_model_when_eval_json_lacks_it(run_folder):
+    first = evaluate_run(run_folder.config(), run_folder, include_base=False)
+    assert first["base"] is None and first["delta"] == {}
+    assert read_jsonl(run_folder.predictions)[0]["base_prediction"] is None
+
+    table = compare_run(run_folder.config(), run_folder)
+    result = json.loads(run_folder.eval_json.read_text(encoding="utf-8"))
+    assert result["base"] is not None
+    assert table.splitlines()[0] == "classification on 3 test rows"
+    assert table.splitlines()[1].split() == ["metric", "|", "base", "|", "tuned", "|", "delta"]
+    accuracy_row = next(line for line in table.splitlines() if line.startswith("accuracy"))
+    assert accuracy_row.split("|")[2].strip() == f"{result['tuned']['accuracy']:.4f}"
+
+
+def test_unleaked_columns_sit_beside_the_full_test_figures():
+    result = {
+        "task": "classification", "num_examples": 10,
+        "base": {"accuracy": 0.5, "loss": 2.0}, "tuned": {"accuracy": 0.9, "loss": 0.5},
+        "unleaked": {"num_examples": 8, "base": {"accuracy": 0.5}, "tuned": {"accuracy": 0.875}},
+    }
+    table = comparison_table(result)
+    assert table.caption == ("classification on 10 test rows; 2 of them also in train, so the 'unleaked' columns "
+                             "score the other 8")
+    assert table.header == ["metric", "base", "tuned", "delta", "base, unleaked", "tuned, unleaked",
+                            "delta, unleaked"]
+    assert table.rows == [["accuracy", "0.5000", "0.9000", "+0.4000", "0.5000", "0.8750", "+0.3750"],
+                          ["loss", "2.0000", "0.5000", "-1.5000", "not available", "not available", "not available"]]

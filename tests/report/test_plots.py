@@ -1,0 +1,22 @@
+"""The report's figures: PNG bytes, deterministic."""
+
+from __future__ import annotations
+
+from tunesmith.report.plots import loss_curve_png, token_length_histogram_png
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+EDGES = [9.0, 40.0, 71.0, 102.0, 133.0, 164.0, 195.0]
+
+
+def test_histogram_png_is_drawn_per_split():
+    png = token_length_histogram_png({"train": {"edges": EDGES, "counts": [1, 2, 3, 2, 1, 0]},
+                                      "test": {"edges": EDGES, "counts": [0, 0, 0, 0, 0, 0]}}, max_length=128)
+    assert png.startswith(PNG_MAGIC) and len(png) > 5_000
+    assert png == token_length_histogram_png({"train": {"edges": EDGES, "counts": [1, 2, 3, 2, 1, 0]},
+                                              "test": {"edges": EDGES, "counts": [0, 0, 0, 0, 0, 0]}}, max_length=128)
+
+
+def test_loss_curve_is_a_png_with_or_without_validation():
+    with_validation = loss_curve_png([(1, 2.0), (2, 1.5)], [(2, 1.7)], best_step=2)
+    assert with_validation.startswith(PNG_MAGIC)
+    assert loss_curve_png([(1, 2.0), (2, 1.5)], []).startswith(PNG_MAGIC)

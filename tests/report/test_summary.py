@@ -1,0 +1,51 @@
+"""The verdict section: headline metrics base → tuned (and on unleaked rows), and the warnings."""
+
+from __future__ import annotations
+
+from tunesmith.config import validate_config
+from tunesmith.document import Facts, Table, Text
+from tunesmith.report.summary import headline_table, summary_section, verdict, warnings
+
+EVAL = {
+    "task": "classification", "num_examples": 1000,
+    "base": {"accuracy": 0.719, "f1": 0.451, "precision": 0.5, "loss": 7.377},
+    "tuned": {"accuracy": 0.983, "f1": 0.965, "precision": 0.9, "loss": 0.025},
+    "leakage": {"checked": True, "leaked_rows": 59, "locations": []},
+    "unleaked": {"num_examples": 941, "base": {"accuracy": 0.7}, "tuned": {"accuracy": 0.98}},
+}
+
+
+def test_headline_keeps_the_task_s_main_metrics():
+    assert [row[0] for row in headline_table(EVAL).rows] == ["accuracy", "f1", "loss"]
+
+
+def test_verdict_names_base_tuned_delta_and_the_unleaked_rows():
+    assert verdict(EVAL, headline_table(EVAL)) == (
+        "accuracy: base 0.7190 → tuned 0.9830 (+0.2640) on 1,000 test rows; on the 941 rows not leaked from "
+        "train: base 0.7000 → tuned 0.9800 (+0.2800).")
+    no_base = {**EVAL, "base": None, "unleaked": None}
+    assert verdict(no_base, headline_table(no_base)) == "accuracy of the tuned model: 0.9830 on 1,000 test rows."
+
+
+def test_warnings_say_what_makes_the_figures_less_trustworthy():
+    train_summary = {"truncation": {"rows": 1600, "truncated_rows": 3, "supervised_tokens_lost": 12},
+                     "skipped_steps": [4]}
+    data_summary = {"findings": [{"kind": "leakage", "count": 59}, {"kind": "duplicate", "count": 52},
+                                 {"kind": "non_printable", "count": 2}], "unreadable_count": 0}
+    found = dict(warnings(EVAL, train_summary, data_summary))
+    assert found["leakage"].startswith("59 of 1,000 test rows are also in train")
+    assert found["truncation"] == "3 of 1,600 training rows were truncated (12 supervised tokens lost)"
+    assert found["skipped steps"].startswith("1 updates skipped")
+    assert found["data check"] == "duplicate (52), non_printable (2): see Data"
+    assert warnings({**EVAL, "leakage": {"checked": True, "leaked_rows": 0}}, None, None) == []
+
+
+def test_summary_section_opens_with_facts_then_the_verdict():
+    config = validate_config({"data": {"train": "t.jsonl"}})
+    section = summary_section(config, EVAL, {"steps": 200, "elapsed_s": 424.0}, None, {"total": 721.0})
+    facts, sentence, table = section.blocks[:3]
+    assert isinstance(facts, Facts) and dict(facts.items)["training"] == "200 steps in 7m 04s"
+    assert dict(facts.items)["whole run"] == "12m 01s"
+    assert isinstance(sentence, Text) and isinstance(table, Table)
+    unevaluated = summary_section(config, None, None, None, None)
+    assert any(isinstance(block, Text) and "Not evaluated yet" in block.text for block in unevaluated.blocks)

@@ -1,0 +1,108 @@
+"""The pipeline: its stages in order with one signature, timings after every stage, one load of the splits per
+run, run folders; and end to end on the real default model (a few steps, eval, export, plain reload)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tunesmith import pipeline
+from tunesmith.cli import main
+from tunesmith.config import validate_config
+from tunesmith.data import splits as splits_module
+from tunesmith.errors import RunError
+from tunesmith.pipeline import create_run, find_resumable_run, run_pipeline, stages
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sms_spam" / "config.yaml"
+
+
+@pytest.mark.slow
+def test_run_then_reload_merged_with_plain_transformers(tmp_path, capsys, default_model_dir):
+    code = main([
+        "run", str(EXAMPLE),
+        "--set", f"output.dir={tmp_path}", "--set", "output.name=e2e",
+        "--set", "data.max_train_rows=24", "--set", "data.max_eval_rows=12",
+        "--set", "train.max_steps=3", "--set", "train.batch_size=4", "--set", "train.eval_every=3",
+        "--set", "evaluate.num_examples=3",
+    ])
+    assert code == 0
+    run = tmp_path / "e2e"
+    assert f"report: {run / 'report.html'}" in capsys.readouterr().out
+    for name in ("config.yaml", "metrics.jsonl", "eval.json", "predictions.jsonl", "report.md", "report.html",
+                 "data_summary.json", "train_summary.json"):
+        assert (run / name).is_file(), name
+    for name in ("adapter", "merged", "checkpoints"):
+        assert (run / name).is_dir(), name
+    evaluation = json.loads((run / "eval.json").read_text())
+    assert evaluation["task"] == "classification" and evaluation["num_examples"] == 12
+    for side in ("base", "tuned"):
+        assert 0.0 <= evaluation[side]["accuracy"] <= 1.0 and evaluation[side]["loss"] > 0
+    assert len((run / "predictions.jsonl").read_text().splitlines()) == 12
+
+    # The merged folder must load and generate without tunesmith installed in the process.
+    script = (
+        "import sys, torch\n"
+        "assert 'tunesmith' not in sys.modules\n"
+        "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+        f"path = {str(run / 'merged')!r}\n"
+        "tok = AutoTokenizer.from_pretrained(path)\n"
+        "model = AutoModelForCausalLM.from_pretrained(path)\n"
+        "ids = tok.apply_chat_template([{'role': 'user', 'content': 'Free entry! Win cash now'}],"
+        " add_generation_prompt=True, return_tensors='pt', return_dict=True)\n"
+        "out = model.generate(**ids, max_new_tokens=5, do_sample=False)\n"
+        "print('GENERATED:' + tok.decode(out[0, ids['input_ids'].shape[1]:], skip_special_tokens=True))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "GENERATED:" in result.stdout
+
+
+def test_stages_run_in_order_with_one_signature_and_timings_after_each(tmp_path, monkeypatch):
+    config = validate_config({"data": {"train": "t.jsonl"}, "output": {"dir": str(tmp_path)}})
+    run = create_run(config)
+    seen = []
+
+    def fake(name):
+        def stage(stage_config, stage_run):
+            assert stage_config is config and stage_run == run
+            seen.append((name, json.loads(run.timings.read_text()) if run.timings.exists() else None))
+            return {}
+        return stage
+
+    monkeypatch.setattr(pipeline, "stages", lambda resume=False: [(name, fake(name)) for name, _ in stages(resume)])
+    run_pipeline(config, run)
+    assert [name for name, _ in seen] == ["data", "train", "evaluate", "export", "report"]
+    assert set(seen[-1][1]) == {"data", "train", "evaluate", "export", "total"}  # the report sees the others
+    assert set(json.loads(run.timings.read_text())) == {"data", "train", "evaluate", "export", "report", "total"}
+
+
+def test_a_run_loads_its_splits_once(tmp_path, tiny_model_dir, write_jsonl, monkeypatch):
+    rows = [{"text": f"message {i} {'win cash' if i % 3 == 0 else 'see you'}", "label": ["spam", "ham"][i % 3 > 0]}
+            for i in range(24)]
+    config = validate_config({
+        "model": {"name": str(tiny_model_dir)}, "data": {"path": write_jsonl(tmp_path / "d.jsonl", rows),
+                                                        "split": {"validation": 0.2, "test": 0.2}},
+        "lora": {"r": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]},
+        "train": {"max_steps": 2, "batch_size": 4, "eval_every": 2, "save_every": 2},
+        "evaluate": {"batch_size": 4, "num_examples": 2}, "output": {"dir": str(tmp_path / "runs")},
+    })
+    loads = []
+    real = splits_module.load_splits
+    monkeypatch.setattr(splits_module, "load_splits", lambda *args, **kwargs: loads.append(1) or real(*args, **kwargs))
+    run = run_pipeline(config, create_run(config))
+    assert len(loads) == 1
+    assert json.loads(run.eval_json.read_text())["num_examples"] == 5 and run.report_html.is_file()
+
+
+def test_run_folders_are_never_reused_without_resume(tmp_path):
+    config = validate_config({"data": {"train": "t.jsonl"}, "output": {"dir": str(tmp_path), "name": "exp"}})
+    run = create_run(config, "exp.yaml")
+    assert run.config() == config
+    with pytest.raises(RunError, match="already exists"):
+        create_run(config, "exp.yaml")
+    with pytest.raises(RunError, match="nothing to resume"):
+        find_resumable_run(config, "exp.yaml")
+    run.checkpoints.mkdir()
+    assert find_resumable_run(config, "exp.yaml") == run

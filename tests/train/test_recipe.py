@@ -1,0 +1,277 @@
+"""The training recipe: run files, gradient accumulation equal to a large batch, exact resume, full fine-tuning,
+early stopping, compiled = eager, and numerical safety (a NaN/inf loss or gradient norm stops training, naming the
+step and its rows, the last good checkpoint intact, or with `train.on_nonfinite: skip` drops exactly that step's
+update and goes on)."""
+
+import itertools
+import json
+import logging
+import math
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import tunesmith.train.recipe as recipe
+from tunesmith.config import validate_config
+from tunesmith.run_dir import RunDir
+from tunesmith.train import TrainingError, train
+from tunesmith.train.batching import epoch_batches
+from tunesmith.train.recipe import nonfinite_problem
+
+
+def tiny_config(model_dir, **train):
+    settings = {"batch_size": 4, "learning_rate": 1e-2, "eval_every": 2, "save_every": 2, "group_by_length": False,
+                "warmup_ratio": 0.0}
+    settings.update(train)
+    return validate_config({"model": {"name": str(model_dir)}, "data": {"train": "unused.jsonl", "max_length": 160},
+                            "lora": {"r": 4, "alpha": 8, "dropout": 0.1}, "train": settings})
+
+
+def adapter_weights(folder):
+    return load_file(folder / "adapter_model.safetensors")
+
+
+def test_train_writes_run_files(tiny_model_dir, tmp_path, tiny_splits):
+    run = RunDir(tmp_path / "run")
+    summary = train(tiny_config(tiny_model_dir, max_steps=4), run, tiny_splits())
+    assert summary["steps"] == 4 and summary["best_step"] in (2, 4)
+    lines = [json.loads(line) for line in run.metrics.read_text().splitlines()]
+    assert [line["step"] for line in lines if "loss" in line] == [1, 2, 3, 4]
+    assert [line["step"] for line in lines if "val_loss" in line] == [2, 4]
+    assert all(math.isfinite(line["loss"]) and line["tokens_per_s"] > 0 for line in lines if "loss" in line)
+    assert (run.best / "adapter_model.safetensors").is_file()
+    assert sorted(p.name for p in run.checkpoints.glob("step-*")) == ["step-000002", "step-000004"]
+    assert any(run.tensorboard.iterdir())
+    assert json.loads(run.train_summary.read_text())["train_rows"] == 16
+
+
+def test_grad_accumulation_equals_large_batch(tiny_model_dir, tmp_path, tiny_splits):
+    big = RunDir(tmp_path / "big")
+    small = RunDir(tmp_path / "small")
+    config = dict(max_steps=1, eval_every=10, learning_rate=1e-2)
+    # dropout off: the two runs draw random masks in different shapes
+    big_config = tiny_config(tiny_model_dir, batch_size=8, **config)
+    small_config = tiny_config(tiny_model_dir, batch_size=2, grad_accumulation=4, **config)
+    for c in (big_config, small_config):
+        c.lora.dropout = 0.0
+    train(big_config, big, tiny_splits(n_train=8, n_val=0))
+    train(small_config, small, tiny_splits(n_train=8, n_val=0))
+    a, b = adapter_weights(big.best), adapter_weights(small.best)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+    base = load_file(next(tiny_model_dir.glob("*.safetensors")))  # the update is real, not a no-op
+    assert any(float(t.abs().max()) > 0 for k, t in a.items() if "lora_B" in k)
+    assert base
+
+
+def test_resume_equals_uninterrupted(tiny_model_dir, tmp_path, tiny_splits):
+    config = tiny_config(tiny_model_dir, max_steps=6, save_every=3, eval_every=100, keep_checkpoints=5)
+    full = RunDir(tmp_path / "full")
+    train(config, full, tiny_splits())
+    reference = adapter_weights(full.checkpoints / "step-000006" / "weights")
+
+    resumed = RunDir(tmp_path / "resumed")
+    shutil.copytree(full.root, resumed.root)
+    shutil.rmtree(resumed.checkpoints / "step-000006")  # as if killed after the step-3 checkpoint
+    shutil.rmtree(resumed.best)
+    summary = train(config, resumed, tiny_splits(), resume=True)
+    assert summary["steps"] == 6
+    got = adapter_weights(resumed.checkpoints / "step-000006" / "weights")
+    for key in reference:
+        assert torch.allclose(got[key], reference[key], atol=1e-6), key
+    steps = [json.loads(line)["step"] for line in resumed.metrics.read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6, 6]  # each step once (+ the final validation), none duplicated
+
+
+def test_full_fine_tuning_saves_full_weights(tiny_model_dir, tmp_path, tiny_splits):
+    config = tiny_config(tiny_model_dir, max_steps=2, learning_rate=1e-3)
+    config.method = "full"
+    run = RunDir(tmp_path / "run")
+    train(config, run, tiny_splits())
+    assert (run.best / "model.safetensors").is_file() and (run.best / "config.json").is_file()
+
+
+def test_non_finite_loss_names_step_and_rows(tiny_model_dir, tmp_path, monkeypatch, tiny_splits):
+    real = recipe.supervised_loss_sum
+
+    def poisoned(model, batch):
+        loss, count = real(model, batch)
+        return loss * float("nan"), count
+
+    monkeypatch.setattr(recipe, "supervised_loss_sum", poisoned)
+    with pytest.raises(TrainingError, match=r"non-finite loss at step 1 on rows mem.jsonl:\d+"):
+        train(tiny_config(tiny_model_dir, max_steps=2), RunDir(tmp_path / "run"), tiny_splits())
+
+
+def test_early_stopping_keeps_the_best(tiny_model_dir, tmp_path, monkeypatch, tiny_splits):
+    rising = iter([1.0, 2.0, 3.0, 4.0])
+    monkeypatch.setattr(recipe, "mean_supervised_loss", lambda *args: (next(rising), 10))
+    run = RunDir(tmp_path / "run")
+    summary = train(tiny_config(tiny_model_dir, max_steps=8, eval_every=2, early_stopping_patience=1), run,
+                    tiny_splits())
+    assert summary["stopped_early"] and summary["steps"] == 4
+    assert summary["best_step"] == 2 and summary["best_val_loss"] == 1.0
+    assert (run.checkpoints / "step-000004").is_dir()  # the stopping step is checkpointed too
+
+
+def test_compiled_training_matches_eager(tiny_model_dir, tmp_path, tiny_splits):
+    eager, compiled = RunDir(tmp_path / "eager"), RunDir(tmp_path / "compiled")
+    config = tiny_config(tiny_model_dir, max_steps=2, eval_every=10)
+    config.lora.dropout = 0.0
+    train(config, eager, tiny_splits(n_val=0))
+    config.train.compile = True
+    train(config, compiled, tiny_splits(n_val=0))
+    a, b = adapter_weights(eager.best), adapter_weights(compiled.best)
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-5), key
+
+
+SEED, BATCH, ROWS, STEPS = 42, 4, 16, 5
+
+
+def config(model_dir, **train_settings):
+    settings = {"max_steps": STEPS, "batch_size": BATCH, "learning_rate": 1e-2, "save_every": 1, "eval_every": 100,
+                "keep_checkpoints": 10, "group_by_length": False, "warmup_ratio": 0.0, "threads": 1, "seed": SEED}
+    settings.update(train_settings)
+    return validate_config({"model": {"name": str(model_dir)}, "data": {"train": "unused.jsonl", "max_length": 160},
+                            "lora": {"r": 4, "alpha": 8, "dropout": 0.1}, "train": settings})
+
+
+def batch_sources(step: int) -> list[str]:
+    """The rows of a first-epoch step, recomputed from the pure batch order (no length grouping)."""
+    rows = epoch_batches([0] * ROWS, BATCH, SEED, epoch=0, group_by_length=False)[step - 1]
+    return [f"mem.jsonl:{i + 1}" for i in rows]
+
+
+def poison_loss_at(monkeypatch, step: int) -> None:
+    """The training loss of the ``step``-th step of this process is NaN (one micro-batch per step)."""
+    real = recipe.supervised_loss_sum
+    calls = itertools.count(1)
+
+    def poisoned(model, batch):
+        loss, count = real(model, batch)
+        return (loss * float("nan") if next(calls) == step else loss), count
+
+    monkeypatch.setattr(recipe, "supervised_loss_sum", poisoned)
+
+
+def poison_gradient_at(monkeypatch, step: int) -> None:
+    """One LoRA matrix gets a NaN gradient in the ``step``-th backward pass; the loss itself stays finite."""
+    real = recipe.add_lora
+
+    def add_lora_with_hook(model, lora_config):
+        model = real(model, lora_config)
+        param = next(p for name, p in model.named_parameters() if "lora_B" in name)
+        backward_passes = itertools.count(1)
+        param.register_hook(lambda grad: grad * float("nan") if next(backward_passes) == step else grad)
+        return model
+
+    monkeypatch.setattr(recipe, "add_lora", add_lora_with_hook)
+
+
+def weights(run: RunDir, step: int) -> dict[str, torch.Tensor]:
+    return load_file(run.checkpoints / f"step-{step:06d}" / "weights" / "adapter_model.safetensors")
+
+
+def checkpoint_file(run: RunDir, step: int, name: str):
+    return torch.load(run.checkpoints / f"step-{step:06d}" / name, weights_only=True)
+
+
+def metric_lines(run: RunDir) -> list[dict]:
+    return [json.loads(line) for line in run.metrics.read_text().splitlines()]
+
+
+def checkpoint_steps(run: RunDir) -> list[str]:
+    return sorted(p.name for p in run.checkpoints.glob("step-*"))
+
+
+def test_nonfinite_problem_names_the_loss_first():
+    assert nonfinite_problem(2.5, 0.7) is None
+    assert nonfinite_problem(float("nan"), 0.7) == "non-finite loss"
+    assert nonfinite_problem(float("inf"), float("nan")) == "non-finite loss"
+    assert nonfinite_problem(2.5, float("-inf")) == "non-finite gradient norm"
+    assert nonfinite_problem(2.5, float("nan")) == "non-finite gradient norm"
+
+
+def test_stop_on_nan_loss_names_step_and_rows_and_keeps_the_last_checkpoint(tiny_model_dir, tmp_path, monkeypatch,
+                                                                           tiny_splits):
+    run = RunDir(tmp_path / "run")
+    poison_loss_at(monkeypatch, step=3)
+    with pytest.raises(TrainingError) as raised:
+        train(config(tiny_model_dir), run, tiny_splits(ROWS, 0))
+    assert str(raised.value) == (
+        f"non-finite loss at step 3 on rows {', '.join(batch_sources(3))} "
+        "(lower train.learning_rate or set train.on_nonfinite: skip; the last good checkpoint is kept)"
+    )
+    assert checkpoint_steps(run) == ["step-000001", "step-000002"]
+    assert [line["step"] for line in metric_lines(run)] == [1, 2]
+
+    monkeypatch.undo()  # the cause is gone: the kept checkpoint resumes to the end
+    summary = train(config(tiny_model_dir), run, tiny_splits(ROWS, 0), resume=True)
+    assert summary["steps"] == STEPS and summary["skipped_steps"] == []
+    assert [line["step"] for line in metric_lines(run)] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("max_grad_norm", [1.0, None], ids=["clipped", "unclipped"])
+def test_stop_on_nan_gradient(tiny_model_dir, tmp_path, monkeypatch, max_grad_norm, tiny_splits):
+    run = RunDir(tmp_path / "run")
+    poison_gradient_at(monkeypatch, step=2)
+    with pytest.raises(TrainingError, match=r"^non-finite gradient norm at step 2 on rows ") as raised:
+        train(config(tiny_model_dir, max_grad_norm=max_grad_norm), run, tiny_splits(ROWS, 0))
+    assert ", ".join(batch_sources(2)) in str(raised.value)
+    assert checkpoint_steps(run) == ["step-000001"]
+    step_one = metric_lines(run)[0]
+    assert step_one["grad_norm"] > 0  # measured (and logged) whether or not it is clipped
+
+
+def test_skip_nan_loss_drops_exactly_that_update(tiny_model_dir, tmp_path, monkeypatch, caplog, tiny_splits):
+    run = RunDir(tmp_path / "run")
+    poison_loss_at(monkeypatch, step=3)
+    with caplog.at_level(logging.WARNING, logger="tunesmith"):
+        summary = train(config(tiny_model_dir, on_nonfinite="skip"), run, tiny_splits(ROWS, 0))
+
+    assert summary["steps"] == STEPS and summary["skipped_steps"] == [3]
+    assert f"skipped the update: non-finite loss at step 3 on rows {', '.join(batch_sources(3))}" in caplog.text
+    before, skipped, after = weights(run, 2), weights(run, 3), weights(run, 4)
+    assert all(torch.equal(before[key], skipped[key]) for key in before)
+    assert any(not torch.equal(skipped[key], after[key]) for key in skipped)  # training went on
+    # AdamW and the schedule did not advance either: both still count 2 updates after step 3
+    assert {int(s["step"]) for s in checkpoint_file(run, 3, "optimizer.pt")["state"].values()} == {2}
+    assert checkpoint_file(run, 3, "scheduler.pt")["last_epoch"] == 2
+    assert checkpoint_file(run, 5, "scheduler.pt")["last_epoch"] == 4
+    # ...but the batch counts as consumed: step 3's checkpoint points past it
+    states = [json.loads((run.checkpoints / f"step-{s:06d}" / "trainer_state.json").read_text()) for s in (2, 3)]
+    assert states[0]["cursor"] == [0, 2] and states[1]["cursor"] == [0, 3]
+
+    lines = metric_lines(run)
+    assert [line["step"] for line in lines] == [1, 2, 3, 4, 5]
+    assert lines[2]["skipped"] is True and lines[2]["reason"] == "non-finite loss" and lines[2]["loss"] is None
+    assert not any(line.get("skipped") for line in lines[:2] + lines[3:])
+    assert json.loads(run.train_summary.read_text())["skipped_steps"] == [3]
+
+    # Resuming from step 2 with the same bad batch ahead replays the same skip and ends on the same weights.
+    resumed = RunDir(tmp_path / "resumed")
+    shutil.copytree(run.root, resumed.root)
+    for step in (3, 4, 5):
+        shutil.rmtree(resumed.checkpoints / f"step-{step:06d}")
+    monkeypatch.undo()
+    poison_loss_at(monkeypatch, step=1)  # the resumed process's first step is step 3
+    summary = train(config(tiny_model_dir, on_nonfinite="skip"), resumed, tiny_splits(ROWS, 0), resume=True)
+    assert summary["skipped_steps"] == [3]
+    reference, got = weights(run, 5), weights(resumed, 5)
+    assert all(torch.equal(reference[key], got[key]) for key in reference)
+
+
+def test_skip_nan_gradient_keeps_weights_and_logs_the_finite_loss(tiny_model_dir, tmp_path, monkeypatch, tiny_splits):
+    run = RunDir(tmp_path / "run")
+    poison_gradient_at(monkeypatch, step=2)
+    summary = train(config(tiny_model_dir, on_nonfinite="skip", max_steps=3), run, tiny_splits(ROWS, 0))
+    assert summary["steps"] == 3 and summary["skipped_steps"] == [2]
+    before, skipped = weights(run, 1), weights(run, 2)
+    assert all(torch.equal(before[key], skipped[key]) for key in before)
+    line = metric_lines(run)[1]
+    assert line["skipped"] is True and line["reason"] == "non-finite gradient norm"
+    assert line["loss"] > 0 and line["grad_norm"] is None
