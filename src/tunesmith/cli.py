@@ -14,6 +14,8 @@ import sys
 import warnings
 from collections.abc import Callable
 
+from rich.logging import RichHandler
+
 from tunesmith.config import RunConfig, apply_overrides, dump_config, load_config, save_config, validate_config
 from tunesmith.errors import TunesmithError
 from tunesmith.run_dir import RunDir
@@ -227,8 +229,6 @@ def _existing_run(args: argparse.Namespace) -> tuple[RunConfig, RunDir]:
 
 
 def _configure_logging(verbose: bool) -> None:
-    from rich.logging import RichHandler
-
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
         handlers=[RichHandler(show_path=False, show_time=False, markup=False)],

@@ -7,6 +7,7 @@ keeps the README's copies current.
 
 from __future__ import annotations
 
+import sys
 import typing
 
 from pydantic import BaseModel
@@ -81,6 +82,4 @@ TABLES = {"config": reference_markdown, "formats": formats_markdown, "findings":
 
 
 if __name__ == "__main__":
-    import sys
-
     print("\n\n".join(TABLES[name]() for name in (sys.argv[1:] or TABLES)))

@@ -11,6 +11,7 @@ killed run never leaves a half entry that a later run would trust.
 
 Training reads an entry memory-mapped through `TokenizedRows`, a read-only sequence of `TokenizedExample`
 with the row lengths as an int array: batching needs only the lengths, and a batch fetches its rows by index.
+`datasets` is imported where it is used (start-up time, as in `tokenize`).
 """
 
 from __future__ import annotations

@@ -21,6 +21,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+
 from tunesmith.atomic import staged_file
 from tunesmith.config import apply_overrides, load_config, validate_config
 from tunesmith.config.schema import DataConfig
@@ -154,8 +158,6 @@ def _write_jsonl(rows: list[Row], path: Path, compression: str) -> None:
     if compression == ".gz":
         data = gzip.compress(data, mtime=0)  # mtime 0: the same rows give the same bytes
     elif compression == ".zst":
-        import zstandard
-
         data = zstandard.ZstdCompressor().compress(data)
     path.write_bytes(data)
 
@@ -177,9 +179,6 @@ def _csv_header(input_path: Path) -> list[str]:
 
 
 def _write_parquet(rows: list[Row], path: Path, input_path: Path) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     schema = pq.read_schema(input_path) if input_path.is_file() and _family_of(input_path) == "parquet" else None
     table = pa.Table.from_pylist([row.data for row in rows], schema=schema)
     pq.write_table(table, path)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 from tunesmith.text import normalize_text
 
@@ -206,8 +207,6 @@ def _hashed_shingles(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     Words become ids (`pandas.factorize`), and a shingle's hash is computed from its three ids in numpy, so
     the per-shingle work never runs in Python. Deterministic: no dependence on Python's per-process str hash.
     """
-    import pandas as pd
-
     words: list[str] = []
     lengths = np.zeros(len(texts), dtype=np.int64)
     for position, text in enumerate(texts):

@@ -10,6 +10,7 @@ its own file and line) or a folder written by `datasets.save_to_disk` (a `Datase
 batch, so streaming a file bigger than memory holds one row (or batch) at a time; JSON arrays and CSV are
 read whole. `read_rows` returns them all.
 
+One module for every file type on purpose: they share the FILE:LINE conventions and the lenient reporter.
 Every problem becomes a `DataError` that names the file and line, so the user can open the file at the right
 place; no parser traceback reaches them. By default the first bad row raises. With ``on_error`` (a callable
 taking the `DataError`), a bad row is passed to it and skipped, so `data check` can list many bad rows; a
@@ -29,6 +30,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
 
 from tunesmith.errors import DataError
 from tunesmith.text import count_of
@@ -197,8 +202,6 @@ def _open_binary(path: Path, compression: str) -> IO[bytes]:
     if compression == ".gz":
         return gzip.open(path, "rb")
     if compression == ".zst":
-        import zstandard
-
         # A buffered reader around the decompressing stream: iterating it splits lines as a plain file does.
         raw = path.open("rb")
         return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
@@ -208,8 +211,6 @@ def _open_binary(path: Path, compression: str) -> IO[bytes]:
 def _guarded(file: str, stream: Iterable, compression: str, whole: bool = False) -> Iterator[bytes]:
     """Lines of ``stream`` (or its whole content with ``whole``); a corrupt compressed file becomes one
     file-level `DataError` instead of a zlib/zstd traceback in the middle of reading."""
-    import zstandard
-
     try:
         if whole:
             for handle in stream:
@@ -411,9 +412,6 @@ def _csv_header(file: str, fields: list[str]) -> list[str]:
 
 
 def _iter_parquet(path: Path) -> Iterator[Row]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     file = str(path)
     try:
         parquet = pq.ParquetFile(path)
@@ -441,7 +439,7 @@ def _iter_saved_dataset(folder: Path) -> Iterator[Row]:
 def load_saved_dataset(folder: Path):
     """The `datasets.Dataset` in a `save_to_disk` folder: the folder's dataset, or the `train` split of a
     saved `DatasetDict` (its other splits are subfolders: `folder/validation`)."""
-    import datasets
+    import datasets  # here, not at the top: ~0.7 s to import, which reading a JSONL file does not need
 
     file = str(folder)
     try:

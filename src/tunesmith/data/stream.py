@@ -82,7 +82,7 @@ def stream_train_rows(config: DataConfig, fmt: str, labels: list[str] | None,
                       tokenizer) -> tuple[TokenizedRows, TruncationStats]:
     """The tokenized training rows, streamed into (or loaded from) the tokenized cache, memory-mapped.
     ``fmt`` and ``labels`` are the task's (`splits.load_heldout_splits` found them)."""
-    import datasets  # lazily, with the other heavy imports of the data stage: start-up time
+    import datasets  # here, not at the top: start-up time, as in `tokenize`
 
     require_streamable(config)
     folder = tokenized_cache_root() / cache_key(config, "train", tokenizer)

@@ -2,7 +2,7 @@
 
 Prompts go through the same chat template and tokenization as training (`prompt_token_ids`), so the model sees
 at inference exactly the token boundaries it learned on. Decoding is greedy, so a prompt always gets the
-same answer.
+same answer. transformers is imported where it is used (start-up time, see `tunesmith.models.loading`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 how to load it. ``merged/`` is a plain Hugging Face model folder (LoRA merged into the base weights, or the
 full fine-tune's weights) that ``transformers`` alone loads: no peft, no tunesmith. Each folder is written
 beside its final place and renamed over it at the end, so an interrupted export never leaves half a model
-where a previous good one was.
+where a previous good one was. peft is imported where it is used (start-up time, see `tunesmith.models.loading`).
 """
 
 from __future__ import annotations

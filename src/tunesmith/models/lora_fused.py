@@ -8,7 +8,8 @@ and backward are the same linear algebra (results agree to float rounding, ~1e-7
 
 Only the plain case is fused: one active adapter, no dropout, no LoRA variant (DoRA...), no extra forward
 arguments, adapter neither disabled nor merged. Anything else runs peft's own forward, checked on every call,
-so `disable_adapter()`, merging and saving behave exactly as in peft.
+so `disable_adapter()`, merging and saving behave exactly as in peft. peft is imported where it is used (start-up
+time, see `tunesmith.models.loading`).
 """
 
 from __future__ import annotations

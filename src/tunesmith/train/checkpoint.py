@@ -3,6 +3,7 @@
 Every folder is written with `tunesmith.atomic.staged_folder`, so `step-*` and `best` folders are always
 complete. Optimizer, scheduler and RNG states are plain tensors/containers saved with torch.save and read back
 with `weights_only=True` (no arbitrary unpickling); model weights are safetensors; the `TrainState` is JSON.
+peft is imported where it is used (start-up time, see `tunesmith.models.loading`).
 """
 
 from __future__ import annotations
