@@ -151,3 +151,19 @@ def test_set_on_a_run_folder_updates_its_saved_config(tmp_path, tiny_model_dir, 
     assert main(["report", str(run.root), "--set", "evaluate.num_examples=3"]) == 0
     assert run.config().evaluate.num_examples == 3
     assert capsys.readouterr().out.splitlines() == [str(run.report_md), str(run.report_html)]
+
+
+def test_the_readme_error_examples_are_what_the_cli_prints(tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("$ tunesmith train config.yaml\n", 1)[1].split("\n```", 1)[0].splitlines()
+    shown_folder = example[0].split("tunesmith: error: ", 1)[1].rsplit("/data.jsonl", 1)[0]
+    (tmp_path / "data.jsonl").write_text('{"text": "Free entry! Win cash now", "label": "spam"}\n'
+                                         '{"text": "See you at lunch?", "label": "ham"}\n'
+                                         '{"text": "Call me back", "label"\n', encoding="utf-8")
+    (tmp_path / "config.yaml").write_text("data:\n  path: data.jsonl\n", encoding="utf-8")
+    code, _, err = run_cli("train", "config.yaml", cwd=tmp_path)
+    assert code == 2 and err.strip() == example[0].replace(shown_folder, str(tmp_path))
+    code, _, err = run_cli("config", "config.yaml", "--set", "train.lerning_rate=1e-4", cwd=tmp_path)
+    assert code == 2 and err.strip() == example[2]

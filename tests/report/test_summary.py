@@ -30,13 +30,18 @@ def test_verdict_names_base_tuned_delta_and_the_unleaked_rows():
 def test_warnings_say_what_makes_the_figures_less_trustworthy():
     train_summary = {"truncation": {"rows": 1600, "truncated_rows": 3, "supervised_tokens_lost": 12},
                      "skipped_steps": [4]}
-    data_summary = {"findings": [{"kind": "leakage", "count": 59}, {"kind": "duplicate", "count": 52},
-                                 {"kind": "non_printable", "count": 2}], "unreadable_count": 0}
+    data_summary = {"findings": [
+        {"kind": "duplicate", "split": "train", "count": 52}, {"kind": "duplicate", "split": "test", "count": 27},
+        {"kind": "non_printable", "split": "train", "count": 2},
+        {"kind": "leakage", "split": "train/validation", "count": 5},
+        {"kind": "leakage", "split": "train/test", "count": 59},
+    ], "unreadable_count": 0}
     found = dict(warnings(EVAL, train_summary, data_summary))
     assert found["leakage"].startswith("59 of 1,000 test rows are also in train")
     assert found["truncation"] == "3 of 1,600 training rows were truncated (12 supervised tokens lost)"
     assert found["skipped steps"].startswith("1 updates skipped")
-    assert found["data check"] == "duplicate (52), non_printable (2): see Data"
+    assert found["data check"] == ("duplicate (train 52, test 27); non_printable (train 2); leakage (train/validation "
+                                   "5): see Data")
     assert warnings({**EVAL, "leakage": {"checked": True, "leaked_rows": 0}}, None, None) == []
 
 

@@ -193,8 +193,8 @@ class TrainConfig(_Section):
     padding each; rows in a sequence cannot attend to each other, so the loss is unchanged. `batch_size` then
     counts packed sequences and `group_by_length` is not used."""
     compile: bool = False
-    """Compile the decoder with `torch.compile` before training. Measured on SmolLM2-135M LoRA on 2 CPU cores:
-    steps 1.26x faster after a one-off compile of ~5 minutes, so it pays off only for runs of an hour or more."""
+    """Compile the decoder with `torch.compile` before training: faster steps after a one-off compile of several
+    minutes, so it pays off only on long runs (the figures for this project's CPU are in BENCHMARKS.md)."""
     threads: int | None = Field(None, ge=1)
     """CPU threads for torch; null uses every core."""
     on_nonfinite: Literal["stop", "skip"] = "stop"

@@ -79,9 +79,14 @@ def warnings(eval_data: dict | None, train_summary: dict | None, data_summary: d
     if train_summary and train_summary.get("skipped_steps"):
         found.append(("skipped steps", f"{len(train_summary['skipped_steps'])} updates skipped for a non-finite "
                                        "loss or gradient"))
-    other = [f for f in (data_summary or {}).get("findings") or [] if f.get("kind") != "leakage"]
+    # Test leakage has its own line above; every other finding (validation leakage too) is summed up by kind.
+    other = [f for f in (data_summary or {}).get("findings") or []
+             if not (f.get("kind") == "leakage" and str(f.get("split", "")).endswith("/test"))]
     if other:
-        kinds = ", ".join(dict.fromkeys(f"{f.get('kind')} ({f.get('count')})" for f in other))
+        by_kind: dict[str, list[str]] = {}
+        for f in other:
+            by_kind.setdefault(str(f.get("kind")), []).append(f"{f.get('split')} {plain(f.get('count'))}")
+        kinds = "; ".join(f"{kind} ({', '.join(counts)})" for kind, counts in by_kind.items())
         found.append(("data check", f"{kinds}: see Data"))
     if (data_summary or {}).get("unreadable_count"):
         found.append(("unreadable rows", f"{data_summary['unreadable_count']}: see Data"))
