@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from tunesmith.data.example import Example
+from tunesmith.errors import TunesmithError
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -148,3 +149,17 @@ def _spam_examples(n: int, offset: int = 0) -> list[Example]:
 def spam_examples():
     """``spam_examples(n, offset=0)``: tiny labeled conversations (every third one spam) for training tests."""
     return _spam_examples
+
+
+def _error_of(call) -> str:
+    with pytest.raises(TunesmithError) as caught:
+        call()
+    message = str(caught.value)
+    assert "\n" not in message, "errors are one line"
+    return message
+
+
+@pytest.fixture(scope="session")
+def error_of():
+    """``error_of(call) -> str``: the one-line message of the tunesmith error ``call()`` raises."""
+    return _error_of

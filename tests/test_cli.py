@@ -167,3 +167,17 @@ def test_the_readme_error_examples_are_what_the_cli_prints(tmp_path):
     assert code == 2 and err.strip() == example[0].replace(shown_folder, str(tmp_path))
     code, _, err = run_cli("config", "config.yaml", "--set", "train.lerning_rate=1e-4", cwd=tmp_path)
     assert code == 2 and err.strip() == example[2]
+
+
+def test_data_check_of_a_config_whose_source_has_no_readable_row(tmp_path, tiny_model_dir, write_jsonl):
+    write_jsonl(tmp_path / "good.jsonl", [{"prompt": f"q{i}", "completion": f"a{i}"} for i in range(20)])
+    write_jsonl(tmp_path / "bad.jsonl", ["{oops", "[1]"])
+    (tmp_path / "run.yaml").write_text(f"model: {{name: {tiny_model_dir}}}\n"
+                                       "data: {sources: [{path: good.jsonl}, {path: bad.jsonl}]}\n", encoding="utf-8")
+    code, out, err = run_cli("data", "check", "run.yaml", cwd=tmp_path)
+    bad = tmp_path / "bad.jsonl"
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines() == [f"tunesmith: error: {bad}:1: malformed JSON: Expecting property name "
+                                        f"enclosed in double quotes (column 2) (no row of {bad} is readable: 2 bad "
+                                        "rows)"]
+    assert f"  {bad}:1: malformed JSON" in out and f"  {bad}:2: expected a JSON object" in out

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from rich.logging import RichHandler
 
 from tunesmith.config import RunConfig, apply_overrides, dump_config, load_config, save_config, validate_config
-from tunesmith.errors import TunesmithError
+from tunesmith.errors import NoUsableRowsError, TunesmithError
 from tunesmith.run_dir import RunDir
 
 log = logging.getLogger("tunesmith")
@@ -132,7 +132,11 @@ def _train(args: argparse.Namespace) -> int:
 def _data_check(args: argparse.Namespace) -> int:
     from tunesmith.data import run_check
 
-    text, code = run_check(args.target, args.overrides, args.json)
+    try:
+        text, code = run_check(args.target, args.overrides, args.json)
+    except NoUsableRowsError as error:
+        print(error.report or "")  # every bad row; the error line (stderr) names the first
+        raise
     print(text)
     return code
 

@@ -42,6 +42,13 @@ class DataError(TunesmithError):
         super().__init__(f"{where}: {problem}", hint)
 
 
+class NoUsableRowsError(DataError):
+    """Not one row of a file (or glob) can be used. Raised after each bad row went to the reader's ``on_error``;
+    the error names the first, and `data check` puts the list of all of them in ``report``."""
+
+    report: str | None = None
+
+
 class ModelError(TunesmithError):
     """A model cannot be found or loaded (e.g. a hub id that is not on disk: tunesmith runs offline)."""
 

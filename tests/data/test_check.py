@@ -271,10 +271,13 @@ def test_malformed_conversations_are_rows_with_problems_not_a_template_error(tmp
     assert code == 2 and "chat template" not in text
     assert f"  {path}:1: messages[0] is an assistant turn with no user turn before it" in text
     assert f"  {path}:2: key 'messages' must be a non-empty list of {{role, content}} objects" in text
-    with pytest.raises(DataError, match=r"chats\.jsonl:1: messages\[0\] is an assistant turn.*no row of .* is usable"):
-        run_check(write_jsonl(tmp_path / "chats.jsonl", [{"messages": [{"role": "assistant", "content": "Hi"}]},
-                                                          {"messages": "not a list"}]),
-                  [f"model.name={tiny_model_dir}"], as_json=False)
+    bad_only = write_jsonl(tmp_path / "chats.jsonl", [{"messages": [{"role": "assistant", "content": "Hi"}]},
+                                                      {"messages": "not a list"}])
+    with pytest.raises(DataError, match=r"chats\.jsonl:1: messages\[0\] is an assistant turn.*no row of .* is usable") \
+            as caught:
+        run_check(bad_only, [f"model.name={tiny_model_dir}"], as_json=False)
+    assert caught.value.report.startswith("Data check: not one row can be used")
+    assert f"  {path}:2: key 'messages' must be a non-empty list" in caught.value.report  # every bad row, listed
 
 
 def test_a_config_whose_source_has_no_readable_row_is_one_clean_error(tmp_path, tiny_model_dir, write_jsonl):
@@ -284,6 +287,8 @@ def test_a_config_whose_source_has_no_readable_row_is_one_clean_error(tmp_path, 
     config.write_text(f"model: {{name: {tiny_model_dir}}}\n"
                       "data: {sources: [{path: good.jsonl}, {path: bad.jsonl}]}\n", encoding="utf-8")
     with pytest.raises(DataError) as caught:
-        run_check(str(config), [], as_json=False)
+        run_check(str(config), [], as_json=True)
     assert str(caught.value).startswith(f"{tmp_path / 'bad.jsonl'}:1: malformed JSON")
     assert "no row of" in str(caught.value)
+    listed = json.loads(caught.value.report)["unreadable"]
+    assert [entry.split(": ")[0] for entry in listed] == [f"{tmp_path / 'bad.jsonl'}:{line}" for line in (1, 2)]

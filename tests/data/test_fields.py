@@ -8,7 +8,6 @@ import pytest
 from tunesmith.config.schema import DataConfig
 from tunesmith.data.fields import detect_format, infer_format_and_labels, sort_labels, target_text
 from tunesmith.data.readers import Row
-from tunesmith.errors import DataError
 
 
 def row(line: int = 1, **data) -> Row:
@@ -17,14 +16,6 @@ def row(line: int = 1, **data) -> Row:
 
 def config(**fields) -> DataConfig:
     return DataConfig(path="d.jsonl", **fields)
-
-
-def error_of(call) -> str:
-    with pytest.raises(DataError) as caught:
-        call()
-    message = str(caught.value)
-    assert "\n" not in message
-    return message
 
 
 @pytest.mark.parametrize(
@@ -53,7 +44,7 @@ def test_detect_format(data, columns, expected):
     assert detect_format(row(**data), columns) == expected
 
 
-def test_detect_format_fails_with_the_keys_it_saw():
+def test_detect_format_fails_with_the_keys_it_saw(error_of):
     assert error_of(lambda: detect_format(row(en="hi", de="hallo"), {})) == (
         "d.jsonl:1: cannot detect the data format from the keys: en, de (set data.format to one of alpaca, "
         "messages, sharegpt, prompt_completion, classification, regression, text, or map your keys with data.columns)"
@@ -86,7 +77,7 @@ def test_inference_reads_a_stream_once():
     assert infer_format_and_labels(rows, config(format="text")) == ("text", None)
 
 
-def test_inference_strict_raises_at_the_first_bad_row_lenient_passes_it_over():
+def test_inference_strict_raises_at_the_first_bad_row_lenient_passes_it_over(error_of):
     rows = [row(1, note="no format"), row(2, text="a", label="spam"), row(3, text="b", label=3.5),
             row(4, text="c", label="ham")]
     assert error_of(lambda: infer_format_and_labels(rows, config())).startswith(
@@ -96,6 +87,6 @@ def test_inference_strict_raises_at_the_first_bad_row_lenient_passes_it_over():
         "d.jsonl:3: label 'label' must be a string or an integer")
 
 
-def test_inference_without_a_detectable_row_names_the_first():
+def test_inference_without_a_detectable_row_names_the_first(error_of):
     assert error_of(lambda: infer_format_and_labels([row(1, x=1), row(2, y=2)], config(), lenient=True)).startswith(
         "d.jsonl:1: cannot detect the data format")

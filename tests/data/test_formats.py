@@ -35,14 +35,6 @@ def assistant(content: str) -> dict:
     return {"role": "assistant", "content": content}
 
 
-def error_of(call) -> str:
-    with pytest.raises(DataError) as caught:
-        call()
-    message = str(caught.value)
-    assert "\n" not in message
-    return message
-
-
 def test_classification_example_is_exactly_as_specified():
     example = to_example(row(3, text="WIN a prize!", label="spam"), "classification", config(), ["ham", "spam"])
     assert example.messages == (
@@ -62,7 +54,7 @@ def test_classification_with_system_prompt_and_custom_instruction():
     )
 
 
-def test_int_labels_are_named_through_label_names():
+def test_int_labels_are_named_through_label_names(error_of):
     cfg = config(label_names=["ham", "spam"])
     assert to_example(row(text="x", label=1), "classification", cfg, ["ham", "spam"]).label == "spam"
     assert to_example(row(text="x", label="0"), "classification", cfg, ["ham", "spam"]).label == "ham"
@@ -90,7 +82,7 @@ def test_column_mapping_reads_our_fields_from_their_keys():
     assert example.label == "ham"
 
 
-def test_bad_rows_name_the_key_and_the_keys_the_row_has():
+def test_bad_rows_name_the_key_and_the_keys_the_row_has(error_of):
     assert error_of(lambda: to_example(row(5, instruction="i", response="r"), "alpaca", config(), None)) == (
         "d.jsonl:5: missing key 'output' for format alpaca; the row has keys: instruction, response "
         "(map your key with data.columns, e.g. {output: your_key})"
@@ -115,7 +107,7 @@ def test_bad_rows_name_the_key_and_the_keys_the_row_has():
     )
 
 
-def test_regression_example_and_compact_numbers():
+def test_regression_example_and_compact_numbers(error_of):
     example = to_example(row(text="great film", score=3.8), "regression", config(), None)
     assert example.messages == (
         user("Rate the following text. Answer with a number.\n\ngreat film"),
@@ -158,7 +150,7 @@ def test_messages_multi_turn_is_kept_and_gets_the_system_prompt():
     )
 
 
-def test_bad_messages():
+def test_bad_messages(error_of):
     ends_with_user = [user("Hi"), assistant("Hello!"), user("Bye")]
     assert error_of(lambda: to_example(row(2, messages=ends_with_user), "messages", config(), None)) == (
         "d.jsonl:2: conversation ends with a user turn; it must end with the assistant turn to learn "
@@ -306,7 +298,7 @@ def test_convert_rows_raises_when_no_row_tells_the_format(tmp_path):
         convert_rows({"train": read_rows(path)}, DataConfig(path=str(path)), on_error=lambda error: None)
 
 
-def test_a_reply_needs_a_user_turn_before_it():
+def test_a_reply_needs_a_user_turn_before_it(error_of):
     assistant_first = [{"role": "system", "content": "S"}, assistant("Hello!"), user("Hi"), assistant("Yes?")]
     assert error_of(lambda: to_example(row(6, messages=assistant_first), "messages", config(), None)) == (
         "d.jsonl:6: messages[1] is an assistant turn with no user turn before it (a reply needs a prompt: add the "

@@ -37,6 +37,7 @@ from tunesmith.data.tokenize import (
     tokenize_examples,
     tokenize_to_dataset,
 )
+from tunesmith.json_files import read_json, write_json
 from tunesmith.models.provision import cache_dir
 
 log = logging.getLogger("tunesmith")
@@ -179,7 +180,7 @@ def load_entry(folder: Path) -> tuple[TokenizedRows, TruncationStats] | None:
     recover_folder(folder)
     if not (folder / "stats.json").is_file():
         return None
-    stats = TruncationStats(**json.loads((folder / "stats.json").read_text(encoding="utf-8")))
+    stats = TruncationStats(**read_json(folder / "stats.json"))
     shards = sorted(folder.glob("shard-*.arrow"))  # an entry written by streaming (`move_arrow_entry`)
     if shards:
         dataset = datasets.concatenate_datasets([datasets.Dataset.from_file(str(shard)) for shard in shards])
@@ -192,7 +193,7 @@ def write_entry(folder: Path, dataset, stats: TruncationStats) -> None:
     """Save ``dataset`` and ``stats`` as one entry that appears whole or not at all."""
     with staged_folder(folder) as staging, no_progress_bars():
         dataset.save_to_disk(str(staging / "dataset"))
-        (staging / "stats.json").write_text(json.dumps(asdict(stats)), encoding="utf-8")
+        write_json(staging / "stats.json", asdict(stats))
 
 
 def move_arrow_entry(folder: Path, arrow_files: list[Path], stats: TruncationStats) -> None:
@@ -201,7 +202,7 @@ def move_arrow_entry(folder: Path, arrow_files: list[Path], stats: TruncationSta
     with staged_folder(folder) as staging:
         for index, arrow_file in enumerate(arrow_files):
             arrow_file.rename(staging / f"shard-{index:05d}.arrow")
-        (staging / "stats.json").write_text(json.dumps(asdict(stats)), encoding="utf-8")
+        write_json(staging / "stats.json", asdict(stats))
 
 
 def tokenized_split(

@@ -49,7 +49,7 @@ from tunesmith.data.splits import SPLITS, load_run_splits, load_splits
 from tunesmith.data.template_check import template_sample
 from tunesmith.data.tokenize import tokenize_examples
 from tunesmith.document import Table, text_table
-from tunesmith.errors import DataError
+from tunesmith.errors import NoUsableRowsError
 from tunesmith.json_files import write_json
 from tunesmith.models import load_tokenizer
 from tunesmith.run_dir import RunDir
@@ -121,13 +121,16 @@ class DataReport:
         """A plain-text report for a terminal or a log file."""
         labels = f", labels: {', '.join(self.labels)}" if self.labels else ""
         lines = [f"Data check: format {self.format}{labels}; max_length {self.max_length}, loss on {self.loss_on} "
-                 "tokens", ""]
+                 "tokens" if self.splits else "Data check: not one row can be used", ""]
         if self.unreadable_count:
-            lines += [f"Unreadable rows ({self.unreadable_count}, skipped; the rest is checked):",
+            rest = "skipped; the rest is checked" if self.splits else "fix them and check again"
+            lines += [f"Unreadable rows ({self.unreadable_count}, {rest}):",
                       *(f"  {error}" for error in self.unreadable)]
             if self.unreadable_count > len(self.unreadable):
                 lines.append(f"  ... and {self.unreadable_count - len(self.unreadable)} more")
             lines.append("")
+        if not self.splits:
+            return "\n".join(lines).rstrip("\n")
         lines += text_table(Table(
             ["split", "rows", "tokens min/mean/median/p95/max", "truncated", "file"],
             [[s.name, str(s.rows), _format_tokens(s.tokens), str(s.truncated_rows), s.file or ""]
@@ -200,8 +203,8 @@ def read_file_as_split(path: str | Path, config: DataConfig, unreadable: RowErro
     examples, fmt, labels = convert_rows({name: read_rows(path, unreadable)}, config, on_error=unreadable)
     if not examples[name]:  # rows were read, but none of them converts (`read_rows` raises when none is read)
         first = min(unreadable.errors, key=lambda e: e.line or 0)
-        raise DataError(first.file, first.line, first.problem,
-                        f"no row of {path} is usable: {count_of(len(unreadable.errors), 'bad row')}")
+        raise NoUsableRowsError(first.file, first.line, first.problem,
+                                f"no row of {path} is usable: {count_of(len(unreadable.errors), 'bad row')}")
     return examples, fmt, labels, {name: str(path)}
 
 
@@ -333,20 +336,31 @@ def run_check(target: str, overrides: list[str], as_json: bool) -> tuple[str, in
 
     ``TARGET`` is a run config (`.yaml`/`.yml`: its splits are checked) or one data file (checked as it is,
     read with the default config plus ``overrides``). Either way unreadable rows are listed and skipped; input
-    that cannot be used at all raises its `TunesmithError` (the CLI exits 2). Rows are read before the model is
-    loaded, so a file that cannot be used is reported at once.
+    that cannot be used at all raises its `TunesmithError` (the CLI exits 2); when that is because no row is
+    usable, the error's ``report`` lists every bad row. Rows are read before the model is loaded, so a file that
+    cannot be used is reported at once.
     """
     unreadable = RowErrors()
-    if Path(target).suffix.lower() in CONFIG_SUFFIXES:
-        config = load_config(target, overrides)
-        splits = load_splits(config.data, on_error=unreadable)
-        report = check_data(splits, load_tokenizer(config.model), config.data.max_length, config.data.loss_on,
-                            config.data.check, unreadable)
-    else:
-        config = validate_config(apply_overrides({"data": {"path": target}}, overrides))
-        checked = read_file_as_split(target, config.data, unreadable)
-        report = check_examples(*checked, load_tokenizer(config.model), config.data.max_length,
-                                config.data.loss_on, config.data.check, unreadable)
+    is_config = Path(target).suffix.lower() in CONFIG_SUFFIXES
+    config = (load_config(target, overrides) if is_config
+              else validate_config(apply_overrides({"data": {"path": target}}, overrides)))
+    try:
+        if is_config:
+            splits = load_splits(config.data, on_error=unreadable)
+            report = check_data(splits, load_tokenizer(config.model), config.data.max_length, config.data.loss_on,
+                                config.data.check, unreadable)
+        else:
+            checked = read_file_as_split(target, config.data, unreadable)
+            report = check_examples(*checked, load_tokenizer(config.model), config.data.max_length,
+                                    config.data.loss_on, config.data.check, unreadable)
+    except NoUsableRowsError as error:
+        # The error names the first bad row; the report lists every one (FILE:LINE: problem) for the user to fix.
+        errors = sorted(unreadable.errors, key=lambda e: (e.file, e.line or 0))
+        listing = DataReport("none", None, config.data.max_length, config.data.loss_on, [], [],
+                             unreadable=[str(e) for e in errors[: config.data.check.max_errors]],
+                             unreadable_count=len(errors))
+        error.report = json.dumps(listing.to_dict(), indent=2, ensure_ascii=False) if as_json else listing.render()
+        raise
     text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if as_json else report.render()
     return text, report.exit_code
 

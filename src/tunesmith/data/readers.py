@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from tunesmith.errors import DataError
+from tunesmith.errors import DataError, NoUsableRowsError
 from tunesmith.text import count_of
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -110,8 +110,8 @@ def iter_rows(path: str | Path, on_error: OnError | None = None) -> Iterator[Row
             yield row
     if not found and bad:  # only lenient reading gets here: strict reading raised at the first bad row
         first = bad[0]
-        raise DataError(first.file, first.line, first.problem,
-                        f"no row of {text} is readable: {count_of(len(bad), 'bad row')}")
+        raise NoUsableRowsError(first.file, first.line, first.problem,
+                                f"no row of {text} is readable: {count_of(len(bad), 'bad row')}")
 
 
 def data_files(paths: Iterable[str | None]) -> list[Path]:

@@ -43,7 +43,6 @@ def config_section(config: RunConfig) -> Section:
     return Section("Config", [Code(dump_config(config), "yaml")], folded=True)
 
 
-
 def data_section(data_summary: dict | None, train_summary: dict | None) -> Section:
     """The data check's summary (``DataReport.to_dict``): scalar entries as facts, the splits as tables (one row
     per split), any other mapping as its own table, and the check's findings. Truncation of the rows actually

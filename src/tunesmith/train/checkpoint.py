@@ -8,7 +8,6 @@ peft is imported where it is used (start-up time, see `tunesmith.models.loading`
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from tunesmith.atomic import staged_folder
+from tunesmith.json_files import read_json, write_json
 from tunesmith.train.state import TrainState
 
 STEP_PREFIX = "step-"
@@ -37,7 +37,7 @@ def save_checkpoint(checkpoints: Path, model, optimizer, scheduler, state: Train
         torch.save(optimizer.state_dict(), staging / "optimizer.pt")
         torch.save(scheduler.state_dict(), staging / "scheduler.pt")
         torch.save(_rng_state(), staging / "rng.pt")
-        (staging / STATE_FILE).write_text(json.dumps(state.to_json(), indent=1), encoding="utf-8")
+        write_json(staging / STATE_FILE, state.to_json())
     return final
 
 
@@ -74,7 +74,7 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler) -> TrainState:
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
     _set_rng_state(torch.load(folder / "rng.pt", weights_only=True))
-    return TrainState.from_json(json.loads((folder / STATE_FILE).read_text(encoding="utf-8")))
+    return TrainState.from_json(read_json(folder / STATE_FILE))
 
 
 def _rng_state() -> dict:

@@ -100,6 +100,9 @@ def set_up(config: RunConfig, run: RunDir, splits: Splits) -> Training:
     if tc.compile:
         decoder_of(model).compile(dynamic=True)  # in place: the loss calls this same module
     model.train()
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("method %s: %s of %s parameters trainable", config.method, f"{trainable:,}",
+             f"{sum(p.numel() for p in model.parameters()):,}")
     train_rows, validation_rows, truncation = training_rows(config, splits, tokenizer)
     plan = BatchPlan(train_rows, row_lengths(train_rows), tc.batch_size, tc.seed, tokenizer.pad_token_id,
                      packing=tc.packing, group_by_length=tc.group_by_length, max_length=config.data.max_length)
