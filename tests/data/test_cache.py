@@ -1,7 +1,7 @@
 """The tokenized cache: a second run loads instead of tokenizing; any change of its inputs invalidates it."""
 
 import copy
-import json
+from pathlib import Path
 
 import pytest
 
@@ -13,13 +13,11 @@ from tunesmith.data.tokenize import tokenize_examples
 
 
 @pytest.fixture()
-def data_file(tmp_path, monkeypatch):
+def data_file(tmp_path, monkeypatch, write_jsonl):
     monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
-    path = tmp_path / "train.jsonl"
     rows = [{"prompt": f"Say something about item {i}", "completion": "win a free prize now " * (i % 7 + 1)}
             for i in range(40)]
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return path
+    return Path(write_jsonl(tmp_path / "train.jsonl", rows))
 
 
 @pytest.fixture()

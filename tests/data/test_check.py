@@ -130,11 +130,6 @@ def test_check_file_checks_one_unsplit_file(tmp_path, tiny_tokenizer):
     assert [(f.kind, f.locations) for f in report.findings] == [("duplicate", [f"{path}:4 (same as {path}:2)"])]
 
 
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return str(path)
-
-
 def test_run_check_exit_codes_on_a_data_file(tmp_path, tiny_model_dir, write_jsonl):
     model = [f"model.name={tiny_model_dir}"]
     clean = write_jsonl(tmp_path / "clean.jsonl", [{"prompt": "Hi", "completion": "Hello"},

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tunesmith.config import save_config, validate_config
-from tunesmith.json_files import jsonl_text
+from tunesmith.json_files import write_jsonl
 from tunesmith.report import build_report
 from tunesmith.run_dir import RunDir
 
@@ -70,10 +70,6 @@ def prediction(index: int, tuned_correct: bool, base_correct: bool, prompt: str 
         "base_prediction": "ham" if base_correct else "spam", "tuned_prediction": "ham" if tuned_correct else "spam",
         "base_correct": base_correct, "tuned_correct": tuned_correct,
     }
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.write_text(jsonl_text(rows))
 
 
 def report(run: RunDir) -> tuple[Path, Path]:

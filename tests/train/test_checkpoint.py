@@ -27,21 +27,13 @@ MAX_STEPS = 20  # 5 steps an epoch: the kills and the resumes cross epoch bounda
 TIMEOUT_S = 180
 
 
-def spam_rows(n: int) -> list[dict]:
-    rows = []
-    for i in range(n):
-        label = "spam" if i % 3 == 0 else "ham"
-        text = ("win a free prize now " * (1 + i % 4)) if label == "spam" else ("see you at lunch " * (1 + i % 3))
-        rows.append({"text": text, "label": label})
-    return rows
-
-
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, tiny_model_dir) -> Path:
+def project(tmp_path_factory, tiny_model_dir, spam_examples, write_jsonl) -> Path:
     """A config and a JSONL file: LoRA with dropout (so the RNG state matters), 2 x 2 rows per step
     (accumulation), deterministic single-threaded fp32 CPU, a checkpoint every 2 steps (pruned to the last 2)."""
     folder = tmp_path_factory.mktemp("kill")
-    (folder / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in spam_rows(24)))
+    write_jsonl(folder / "train.jsonl", [{"text": example.messages[0]["content"].removeprefix("Classify: "),
+                                          "label": example.label} for example in spam_examples(24)])
     config = {
         "model": {"name": str(tiny_model_dir), "dtype": "float32"},
         "data": {"train": "train.jsonl", "max_length": 96, "split": {"validation": 0.2, "test": 0.0}},

@@ -146,14 +146,14 @@ def _refuse_same_file(input_path: Path, output_path: Path) -> None:
 def _write_rows(rows: list[Row], family: str, input_path: Path, output_path: Path) -> None:
     with staged_file(output_path) as staging:
         if family == "jsonl":
-            _write_jsonl(rows, staging, output_path.suffix.lower())
+            _write_as_jsonl(rows, staging, output_path.suffix.lower())
         elif family == "csv":
-            _write_csv(rows, staging, input_path)
+            _write_as_csv(rows, staging, input_path)
         else:
-            _write_parquet(rows, staging, input_path)
+            _write_as_parquet(rows, staging, input_path)
 
 
-def _write_jsonl(rows: list[Row], path: Path, compression: str) -> None:
+def _write_as_jsonl(rows: list[Row], path: Path, compression: str) -> None:
     data = jsonl_text(row.data for row in rows).encode("utf-8")
     if compression == ".gz":
         data = gzip.compress(data, mtime=0)  # mtime 0: the same rows give the same bytes
@@ -162,7 +162,7 @@ def _write_jsonl(rows: list[Row], path: Path, compression: str) -> None:
     path.write_bytes(data)
 
 
-def _write_csv(rows: list[Row], path: Path, input_path: Path) -> None:
+def _write_as_csv(rows: list[Row], path: Path, input_path: Path) -> None:
     header = list(rows[0].data) if rows else _csv_header(input_path)
     buffer = io.StringIO(newline="")
     writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
@@ -178,7 +178,7 @@ def _csv_header(input_path: Path) -> list[str]:
         return next(csv.reader(handle), [])
 
 
-def _write_parquet(rows: list[Row], path: Path, input_path: Path) -> None:
+def _write_as_parquet(rows: list[Row], path: Path, input_path: Path) -> None:
     schema = pq.read_schema(input_path) if input_path.is_file() and _family_of(input_path) == "parquet" else None
     table = pa.Table.from_pylist([row.data for row in rows], schema=schema)
     pq.write_table(table, path)
