@@ -23,8 +23,8 @@ def test_run_then_reload_merged_with_plain_transformers(tmp_path, capsys, defaul
     code = main([
         "run", str(EXAMPLE),
         "--set", f"output.dir={tmp_path}", "--set", "output.name=e2e",
-        "--set", "data.max_train_rows=24", "--set", "data.max_eval_rows=12",
-        "--set", "train.max_steps=3", "--set", "train.batch_size=4", "--set", "train.eval_every=3",
+        "--set", "data.max_train_rows=48", "--set", "data.max_eval_rows=24",
+        "--set", "train.max_steps=3", "--set", "train.batch_size=8", "--set", "train.eval_every=3",
         "--set", "evaluate.num_examples=3",
     ])
     assert code == 0
@@ -36,10 +36,12 @@ def test_run_then_reload_merged_with_plain_transformers(tmp_path, capsys, defaul
     for name in ("adapter", "merged", "checkpoints"):
         assert (run / name).is_dir(), name
     evaluation = json.loads((run / "eval.json").read_text())
-    assert evaluation["task"] == "classification" and evaluation["num_examples"] == 12
-    for side in ("base", "tuned"):
-        assert 0.0 <= evaluation[side]["accuracy"] <= 1.0 and evaluation[side]["loss"] > 0
-    assert len((run / "predictions.jsonl").read_text().splitlines()) == 12
+    assert evaluation["task"] == "classification" and evaluation["num_examples"] == 24
+    base, tuned = evaluation["base"], evaluation["tuned"]
+    # Three steps of 8 rows already beat the base model on its own test rows (measured: accuracy 0.63 → 0.79,
+    # loss 7.6 → 1.2); the margin leaves room for float differences between CPUs.
+    assert tuned["accuracy"] > base["accuracy"] and tuned["loss"] < base["loss"] / 2
+    assert len((run / "predictions.jsonl").read_text().splitlines()) == 24
 
     # The merged folder must load and generate without tunesmith installed in the process.
     script = (
@@ -96,13 +98,43 @@ def test_a_run_loads_its_splits_once(tmp_path, tiny_model_dir, write_jsonl, monk
     assert json.loads(run.eval_json.read_text())["num_examples"] == 5 and run.report_html.is_file()
 
 
-def test_run_folders_are_never_reused_without_resume(tmp_path):
+def test_a_named_run_folder_is_reused_only_while_nothing_was_trained(tmp_path):
     config = validate_config({"data": {"train": "t.jsonl"}, "output": {"dir": str(tmp_path), "name": "exp"}})
     run = create_run(config, "exp.yaml")
     assert run.config() == config
-    with pytest.raises(RunError, match="already exists"):
+    assert create_run(config, "exp.yaml") == run  # the first attempt stopped before training
+    run.metrics.write_text('{"step": 1, "loss": 2.0}\n', encoding="utf-8")
+    with pytest.raises(RunError, match="already exists.*continue it with --resume"):
         create_run(config, "exp.yaml")
-    with pytest.raises(RunError, match="nothing to resume"):
-        find_resumable_run(config, "exp.yaml")
-    run.checkpoints.mkdir()
-    assert find_resumable_run(config, "exp.yaml") == run
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("a user's file")
+    with pytest.raises(RunError, match="already exists"):
+        create_run(config.model_copy(update={"output": config.output.model_copy(update={"name": "notes"})}))
+    assert (tmp_path / "notes" / "mine.txt").read_text() == "a user's file"
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
+    config = validate_config({"data": {"train": "t.jsonl"}, "output": {"dir": str(tmp_path)}})
+    folders = {create_run(config, "same.yaml").root for _ in range(3)}
+    assert len(folders) == 3 and all(folder.name.startswith("same-") for folder in folders)
+
+
+def test_resume_finds_the_run_of_this_config_file_not_of_another_with_the_same_stem(tmp_path):
+    for experiment in ("expA", "expB"):
+        (tmp_path / experiment).mkdir()
+    config = validate_config({"data": {"train": "t.jsonl"}, "output": {"dir": str(tmp_path / "runs")}})
+    mine = create_run(config, tmp_path / "expA" / "config.yaml")
+    other = create_run(config, tmp_path / "expB" / "config.yaml")
+    for run in (mine, other):
+        (run.checkpoints / "step-000002").mkdir(parents=True)
+    assert find_resumable_run(config, tmp_path / "expA" / "config.yaml") == mine
+    with pytest.raises(RunError, match="nothing to resume: no run of"):
+        find_resumable_run(config, tmp_path / "expC" / "config.yaml")
+
+
+def test_a_config_name_with_a_space_finds_its_own_run(tmp_path):
+    config = validate_config({"data": {"train": "t.jsonl"}, "output": {"dir": str(tmp_path / "runs")}})
+    run = create_run(config, tmp_path / "my experiment.yaml")
+    (run.checkpoints / "step-000001").mkdir(parents=True)
+    assert run.root.name.startswith("my-experiment-")
+    assert find_resumable_run(config, tmp_path / "my experiment.yaml") == run

@@ -13,10 +13,13 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 from rich.logging import RichHandler
 
+from tunesmith.atomic import write_failure
 from tunesmith.config import RunConfig, apply_overrides, dump_config, load_config, save_config, validate_config
+from tunesmith.config.changes import run_folder_config
 from tunesmith.errors import NoUsableRowsError, TunesmithError
 from tunesmith.run_dir import RunDir
 
@@ -60,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("output_path", metavar="OUT", help="file to write, in the input's format family")
     q.add_argument("--config", help="run config whose data settings (format, columns, check) to use")
     q.add_argument("--drop", metavar="KIND,KIND", help="finding kinds to remove (default: data.check.drop)")
+    q.add_argument("--overwrite", action="store_true", help="replace OUT when it exists (never one of the inputs)")
     _add_set(q)
 
     p = commands.add_parser("config", help="print a config with defaults and overrides resolved")
@@ -100,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     except TunesmithError as error:
         print(f"tunesmith: error: {error}", file=sys.stderr)
         return error.exit_code
+    except OSError as error:  # a write refused for space or permission anywhere: one line, not a traceback
+        explained = write_failure(error, Path(error.filename or "."))
+        if explained is None:
+            raise
+        print(f"tunesmith: error: {explained}", file=sys.stderr)
+        return explained.exit_code
     except KeyboardInterrupt:
         print("tunesmith: interrupted", file=sys.stderr)
         return 130
@@ -123,8 +133,9 @@ def _train(args: argparse.Namespace) -> int:
     from tunesmith.train import train_run
 
     config, run = _new_or_resumed_run(args)
-    check_run_data(config, run)
-    train_run(config, run, resume=args.resume)
+    with run.lock():
+        check_run_data(config, run)
+        train_run(config, run, resume=args.resume)
     print(f"run folder: {run.root}")
     return 0
 
@@ -144,7 +155,7 @@ def _data_check(args: argparse.Namespace) -> int:
 def _data_clean(args: argparse.Namespace) -> int:
     from tunesmith.data.clean import run_clean
 
-    print(run_clean(args.input_path, args.output_path, args.config, args.drop, args.overrides))
+    print(run_clean(args.input_path, args.output_path, args.config, args.drop, args.overrides, args.overwrite))
     return 0
 
 
@@ -208,27 +219,32 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def _new_or_resumed_run(args: argparse.Namespace) -> tuple[RunConfig, RunDir]:
     """The config of `run`/`train` and its run folder: ``--run-dir`` (created, or resumed with ``--resume``),
-    else a new folder under ``output.dir``, or with ``--resume`` the newest one of this config."""
-    from tunesmith.pipeline import create_run, find_resumable_run
+    else a new folder under ``output.dir``, or with ``--resume`` the newest run of this config file. A resume
+    runs with the run's own settings plus the resumable changes (`tunesmith.pipeline.resume_config`)."""
+    from tunesmith.pipeline import create_run, find_resumable_run, resume_config
 
     config = load_config(args.config, args.overrides)
-    if getattr(args, "run_dir", None):
-        run = RunDir(args.run_dir)
-        if not args.resume:
-            run = create_run(config.model_copy(update={"output": config.output.model_copy(
-                update={"dir": str(run.root.parent), "name": run.root.name})}), args.config)
-        return config, run
-    return config, find_resumable_run(config, args.config) if args.resume else create_run(config, args.config)
+    run_dir = getattr(args, "run_dir", None)
+    if run_dir:
+        config = config.model_copy(update={"output": config.output.model_copy(
+            update={"dir": str(Path(run_dir).parent), "name": Path(run_dir).name})})
+    if not args.resume:
+        return config, create_run(config, args.config)
+    run = RunDir(run_dir) if run_dir else find_resumable_run(config, args.config)
+    return resume_config(run, config), run
 
 
 def _existing_run(args: argparse.Namespace) -> tuple[RunConfig, RunDir]:
-    """The run folder a command names and its config. ``--set`` updates the saved config, so the folder keeps
-    recording what was done."""
+    """The run folder a command names and its config. ``--set`` may change the command's own settings only
+    (`tunesmith.config.changes.run_folder_config`); the saved config records them, so the folder keeps saying
+    what was done."""
     run = RunDir(args.run_dir)
     config = run.config()  # fails clearly when this is not a run folder
     if args.overrides:
-        config = validate_config(apply_overrides(config.model_dump(mode="json"), args.overrides))
-        save_config(config, run.config_path)
+        config = run_folder_config(config, validate_config(apply_overrides(config.model_dump(mode="json"),
+                                                                           args.overrides)))
+        with run.lock():
+            save_config(config, run.config_path)
     return config, run
 
 

@@ -1,12 +1,16 @@
 """JSON and JSON Lines files that tunesmith writes and reads back: run files (`eval.json`, `metrics.jsonl`,
 `predictions.jsonl`, summaries) and cache metadata.
 
-Users' data files are not read here: `tunesmith.data.readers` reads them and names every bad row as FILE:LINE.
+Every file written here is valid JSON: JSON has no NaN or infinity (Python would write bare `NaN`, which strict
+readers reject), so a non-finite number is written as null; where a value can be non-finite, its writer says why
+next to it. Users' data files are not read here: `tunesmith.data.readers` reads them and names every bad row as
+FILE:LINE.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
@@ -15,14 +19,30 @@ from tunesmith.atomic import write_atomic
 from tunesmith.errors import RunError
 
 
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (at any depth) replaced by None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
+
+
+def dumps(value: Any, indent: int | None = None) -> str:
+    """``value`` as valid JSON text (see the module docstring; non-ASCII text kept as is)."""
+    return json.dumps(finite(value), indent=indent, ensure_ascii=False, allow_nan=False)
+
+
 def jsonl_text(rows: Iterable[Any]) -> str:
-    """One JSON value per line (non-ASCII text kept as is)."""
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    """One JSON value per line."""
+    return "".join(dumps(row) + "\n" for row in rows)
 
 
 def write_json(path: str | Path, value: Any) -> None:
     """Replace ``path`` atomically with ``value`` as indented JSON."""
-    write_atomic(path, json.dumps(value, indent=1, ensure_ascii=False) + "\n")
+    write_atomic(path, dumps(value, indent=1) + "\n")
 
 
 def write_jsonl(path: str | Path, rows: Iterable[Any]) -> None:
@@ -32,7 +52,7 @@ def write_jsonl(path: str | Path, rows: Iterable[Any]) -> None:
 
 def append_jsonl(handle: TextIO, record: Any) -> None:
     """Append one line and flush it, so a reader (a report built mid-run) sees every finished line."""
-    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    handle.write(dumps(record) + "\n")
     handle.flush()
 
 

@@ -6,6 +6,7 @@ loop, each timed the same way. The stages of one run share one load of the data 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import time
@@ -14,14 +15,16 @@ from functools import partial
 from pathlib import Path
 
 from tunesmith.config import RunConfig, save_config
+from tunesmith.config.changes import describe, fingerprint, resumed_config
 from tunesmith.data import check_run_data
 from tunesmith.deploy import export_run
 from tunesmith.errors import RunError
 from tunesmith.evaluate import evaluate_run
-from tunesmith.json_files import write_json
+from tunesmith.json_files import read_json, write_json
 from tunesmith.report import build_report
 from tunesmith.run_dir import RunDir
 from tunesmith.train import train_run
+from tunesmith.train.checkpoint import latest_checkpoint
 
 log = logging.getLogger("tunesmith")
 
@@ -44,33 +47,101 @@ def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False) -> RunDir
     stage done so far and the total, rewritten after every stage (so the report, last, shows the others)."""
     started = time.perf_counter()
     seconds: dict[str, float] = {}
-    for name, stage in stages(resume):
-        stage_started = time.perf_counter()
-        stage(config, run)
-        seconds[name] = round(time.perf_counter() - stage_started, 1)
-        write_json(run.timings, {**seconds, "total": round(time.perf_counter() - started, 1)})
+    with run.lock():  # one writer for the whole run, not only stage by stage
+        for name, stage in stages(resume):
+            stage_started = time.perf_counter()
+            stage(config, run)
+            seconds[name] = round(time.perf_counter() - stage_started, 1)
+            write_json(run.timings, {**seconds, "total": round(time.perf_counter() - started, 1)})
     log.info("stage times (s): %s", {**seconds, "total": round(time.perf_counter() - started, 1)})
     return run
 
 
+UNSTARTED_FILES = {"config.yaml", "origin.json", "data_summary.json", "timings.json"}
+"""What a run that stopped before training leaves: its folder may be reused for the rerun."""
+
+
 def create_run(config: RunConfig, config_path: str | Path | None = None) -> RunDir:
-    """Make a new run folder under `output.dir` and save the resolved config in it."""
+    """A new run folder under `output.dir`, holding the resolved config and its origin (see `find_resumable_run`).
+
+    Without `output.name` the folder is `<config stem>-<timestamp>`, with `-2`, `-3`... when runs start in the
+    same second. A named folder that exists is reused only when it holds nothing but what a run that stopped
+    before training leaves; otherwise the error says how to go on.
+    """
+    base = Path(config.output.dir)
+    if base.exists() and not base.is_dir():
+        raise RunError(f"output.dir {base} is a file, not a folder", "set output.dir to a folder")
+    base.mkdir(parents=True, exist_ok=True)
+    if config.output.name:
+        run = RunDir(base / config.output.name)
+        if run.root.exists() and not run.root.is_dir():
+            raise RunError(f"{run.root} exists and is not a folder", "pick another output.name (or --run-dir)")
+        run.root.mkdir(exist_ok=True)
+        with run.lock():
+            left = {path.name for path in run.root.iterdir()} - {run.lock_file.name}
+            if run.has_training() or left - UNSTARTED_FILES:
+                raise RunError(f"run folder {run.root} already exists",
+                               "continue it with --resume, pick another output.name, or remove the folder")
+            if left:
+                log.info("reusing %s: the run there stopped before training", run.root)
+            _record_origin(run, config, config_path)
+        return run
     stem = re.sub(r"[^\w.-]+", "-", Path(config_path).stem) if config_path else "run"
-    name = config.output.name or f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run = RunDir(Path(config.output.dir) / name)
-    if run.root.exists() and any(run.root.iterdir()):
-        raise RunError(f"run folder {run.root} already exists", "pick another output.name or use --resume")
-    run.root.mkdir(parents=True, exist_ok=True)
-    save_config(config, run.config_path)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in itertools.count(1):
+        run = RunDir(base / (f"{stem}-{stamp}" if attempt == 1 else f"{stem}-{stamp}-{attempt}"))
+        try:
+            run.root.mkdir()  # exclusive: two runs started in the same second get different folders
+            break
+        except FileExistsError:
+            continue
+    _record_origin(run, config, config_path)
     return run
 
 
+def _record_origin(run: RunDir, config: RunConfig, config_path: str | Path | None) -> None:
+    save_config(config, run.config_path)
+    write_json(run.origin, {"config_path": str(Path(config_path).resolve()) if config_path else None,
+                            "fingerprint": fingerprint(config)})
+
+
 def find_resumable_run(config: RunConfig, config_path: str | Path) -> RunDir:
-    """The newest run folder of this config (by `output.name`, else `<stem>-*`) that holds a checkpoint."""
+    """The run `--resume CONFIG` continues: `output.name` when set, else the newest run folder under
+    `output.dir` made from this config file (its resolved path), preferring one whose settings match (the same
+    `fingerprint`), that holds a checkpoint."""
     base = Path(config.output.dir)
-    pattern = config.output.name or f"{Path(config_path).stem}-*"
-    candidates = sorted((p for p in base.glob(pattern) if (p / "checkpoints").is_dir()),
-                        key=lambda p: p.stat().st_mtime)
-    if not candidates:
-        raise RunError(f"nothing to resume: no run folder matching {base / pattern} has checkpoints")
-    return RunDir(candidates[-1])
+    if config.output.name:
+        folders = [base / config.output.name]
+    else:
+        resolved = str(Path(config_path).resolve())
+        folders = [folder for folder in (base.iterdir() if base.is_dir() else []) if folder.is_dir()
+                   and (_origin_of(folder) or {}).get("config_path") == resolved]
+    runs = [RunDir(folder) for folder in folders if latest_checkpoint(RunDir(folder).checkpoints) is not None]
+    if not runs:
+        raise RunError(f"nothing to resume: no run of {config_path} under {base} has a checkpoint",
+                       "start it without --resume")
+    same = [run for run in runs if (_origin_of(run.root) or {}).get("fingerprint") == fingerprint(config)]
+    return max(same or runs, key=lambda run: run.checkpoints.stat().st_mtime)
+
+
+def _origin_of(folder: Path) -> dict | None:
+    try:
+        return read_json(folder / "origin.json")
+    except RunError:
+        return None  # a damaged origin matches nothing
+
+
+def resume_config(run: RunDir, requested: RunConfig) -> RunConfig:
+    """The config a resume of ``run`` continues with: ``requested`` when it differs from the run's own only in
+    resumable settings (applied, and written to the run's config.yaml), else a `ConfigError` naming each change
+    (see `tunesmith.config.changes`)."""
+    if not run.root.is_dir():
+        raise RunError(f"nothing to resume: {run.root} does not exist", "start the run without --resume")
+    saved = run.config()
+    requested = requested.model_copy(update={"output": saved.output})  # the folder is the run's, wherever named
+    config, applied = resumed_config(saved, requested, str(run.root))
+    if applied:
+        log.info("resume applies: %s", describe(applied))
+        with run.lock():
+            save_config(config, run.config_path)
+    return config

@@ -433,6 +433,14 @@ def read_and_convert(path, fmt: str | None) -> None:
     assert [row.data for row in streamed] == [row.data for row in rows]
 
 
+def assert_names_the_file(error: TunesmithError, path) -> None:
+    """The error is one line that starts with the file (``FILE:`` or ``FILE:LINE:``) and says what is wrong."""
+    message = str(error)
+    assert "\n" not in message
+    assert message.startswith(f"{path}:") or message.startswith(f"{path} "), message
+    assert isinstance(error, DataError) and error.file == str(path) and error.problem.strip()
+
+
 FUZZ = settings(max_examples=60, deadline=5_000, suppress_health_check=[HealthCheck.too_slow,
                                                                         HealthCheck.data_too_large,
                                                                         HealthCheck.function_scoped_fixture])
@@ -449,7 +457,7 @@ def test_corrupted_files_give_rows_or_a_tunesmith_error(tmp_path, case, suffix, 
     try:
         read_and_convert(path, fmt if declared else None)
     except TunesmithError as error:
-        assert str(error).strip()  # a one-line message the CLI can print
+        assert_names_the_file(error, path)
 
 
 @settings(max_examples=40, deadline=5_000, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -459,5 +467,7 @@ def test_random_bytes_under_any_extension(tmp_path, raw, suffix):
     path.write_bytes(raw)
     try:
         read_and_convert(path, None)
-    except TunesmithError:
-        pass
+    except TunesmithError as error:
+        assert_names_the_file(error, path)
+    else:  # random bytes that read as rows: only as many as a tiny file can hold, each from this file
+        assert all(row.file == str(path) and row.line >= 1 for row in read_rows(path))

@@ -10,13 +10,23 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tunesmith.config.vocabulary import WHOLE_DATA_FINDINGS, FindingKind, RowFormat, Task
+from tunesmith.config.vocabulary import (
+    ALWAYS_REPORTED,
+    TASK_METRICS,
+    WHOLE_DATA_FINDINGS,
+    FindingKind,
+    RowFormat,
+    Task,
+)
 
 DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+    # allow_inf_nan=False: `train.epochs: inf` and the like are errors naming the key, not a crash after the model
+    # has loaded.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True,
+                              allow_inf_nan=False)
 
 
 class ModelConfig(_Section):
@@ -220,6 +230,29 @@ class EvaluateConfig(_Section):
     """Also evaluate the base model on the same rows."""
     num_examples: int = Field(8, ge=0)
     """Example predictions shown in the report."""
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, names: list[str] | None) -> list[str] | None:
+        known = {name for task in TASK_METRICS.values() for name in task} | set(ALWAYS_REPORTED)
+        unknown = [name for name in names or [] if name not in known]
+        if unknown:
+            raise ValueError(f"{', '.join(map(repr, unknown))}: not a metric; known: {', '.join(sorted(known))}")
+        return names
+
+    @model_validator(mode="after")
+    def _metrics_of_the_task(self) -> "EvaluateConfig":
+        if self.task != "auto":
+            self.check_metrics(self.task)
+        return self
+
+    def check_metrics(self, task: str) -> None:
+        """`evaluate.metrics` must be metrics of ``task`` (checked when the task is known: at load for an explicit
+        `evaluate.task`, after the data is read for `auto`, before any model is loaded)."""
+        wrong = [name for name in self.metrics or [] if name not in TASK_METRICS[task] + ALWAYS_REPORTED]
+        if wrong:
+            raise ValueError(f"{', '.join(map(repr, wrong))} is not a {task} metric; choose from "
+                             f"{', '.join(TASK_METRICS[task] + ALWAYS_REPORTED)}")
 
 
 class OutputConfig(_Section):

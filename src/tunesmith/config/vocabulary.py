@@ -65,3 +65,20 @@ WHOLE_DATA_FINDINGS = ("label_imbalance", "template")
 Task = Literal["classification", "regression", "generation"]
 """What evaluation measures; the row formats `classification` and `regression` give those tasks, every other
 format is generation."""
+
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "precision", "recall", "f1"),
+    "regression": ("mse", "mae", "pearson"),
+    "generation": ("bleu", "rouge_l", "exact_match"),
+}
+"""The metrics `evaluate.metrics` may name for each task (`tunesmith.evaluate.metrics` computes them)."""
+ALWAYS_REPORTED = ("loss", "perplexity")
+"""Reported for every task."""
+
+
+def task_of(requested: str, row_format: str) -> str:
+    """The task `evaluate.task` names, or for `auto` the row format's own task (classification, regression) or
+    generation (every other format, and sources of mixed formats)."""
+    if requested != "auto":
+        return requested
+    return row_format if row_format in ("classification", "regression") else "generation"

@@ -27,6 +27,7 @@ import numpy as np
 
 from tunesmith.config import RunConfig, apply_overrides, load_config, validate_config
 from tunesmith.config.schema import CheckConfig, DataConfig
+from tunesmith.config.vocabulary import task_of
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.formats import convert_rows
 from tunesmith.data.quality import (
@@ -49,10 +50,10 @@ from tunesmith.data.splits import SPLITS, load_run_splits, load_splits
 from tunesmith.data.template_check import template_sample
 from tunesmith.data.tokenize import tokenize_examples
 from tunesmith.document import Table, text_table
-from tunesmith.errors import NoUsableRowsError
+from tunesmith.errors import ConfigError, NoUsableRowsError
 from tunesmith.json_files import write_json
 from tunesmith.models import load_tokenizer
-from tunesmith.run_dir import RunDir
+from tunesmith.run_dir import RunDir, locked
 from tunesmith.text import count_of
 
 __all__ = ["MAX_LOCATIONS", "DataReport", "Finding", "SplitSummary", "check_data", "check_file", "check_run_data",
@@ -365,6 +366,7 @@ def run_check(target: str, overrides: list[str], as_json: bool) -> tuple[str, in
     return text, report.exit_code
 
 
+@locked
 def check_run_data(config: RunConfig, run: RunDir) -> dict:
     """The pipeline's data stage: check the run's splits, write ``data_summary.json`` and show the findings.
 
@@ -372,6 +374,10 @@ def check_run_data(config: RunConfig, run: RunDir) -> dict:
     streamed row (``train_summary.json``).
     """
     splits = load_run_splits(config.data)
+    try:  # the task is known now: metric names that do not fit it fail before any model is loaded
+        config.evaluate.check_metrics(task_of(config.evaluate.task, splits.format))
+    except ValueError as exc:
+        raise ConfigError("evaluate.metrics", str(exc)) from None
     report = check_data(splits, load_tokenizer(config.model), config.data.max_length, config.data.loss_on,
                         config.data.check)
     summary = report.to_dict()

@@ -8,8 +8,9 @@ list; otherwise one unreadable row stops the clean (its rows cannot be written b
 The output holds the original row objects (same keys and values, not the normalized conversations) in the
 format family of the input: JSON Lines for JSONL/JSON/compressed JSONL input (compressed again when OUT ends in
 ``.gz`` or ``.zst``), CSV for CSV, Parquet (with the input's schema) for Parquet. A folder or glob input is
-written in the family OUT's name asks for. IN is only read: OUT may not be IN, and OUT is written to a temporary
-file beside it and renamed into place.
+written in the family OUT's name asks for. IN is only read: OUT may not be any file IN reads (globs expanded,
+symlinks and `..` resolved) nor lie inside an input folder, an existing OUT is replaced only with ``--overwrite``,
+and OUT is written to a temporary file beside it and renamed into place.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from tunesmith.config.schema import DataConfig
 from tunesmith.data.check import check_examples
 from tunesmith.data.example import location_order
 from tunesmith.data.formats import convert_rows
-from tunesmith.data.readers import Row, RowErrors, read_rows
+from tunesmith.data.readers import Row, RowErrors, data_files, read_rows
 from tunesmith.errors import ConfigError, DataError
 from tunesmith.json_files import jsonl_text
 from tunesmith.models import load_tokenizer
@@ -67,11 +68,12 @@ class CleanResult:
         return "\n".join(lines)
 
 
-def clean_file(input_path: str | Path, output_path: str | Path, config: DataConfig, tokenizer) -> CleanResult:
+def clean_file(input_path: str | Path, output_path: str | Path, config: DataConfig, tokenizer,
+               overwrite: bool = False) -> CleanResult:
     """Check ``input_path`` as one split with ``config`` (format, columns, ``check`` settings and ``check.drop``)
-    and write the rows no dropped finding names to ``output_path``."""
+    and write the rows no dropped finding names to ``output_path`` (which may exist only with ``overwrite``)."""
     input_path, output_path = Path(input_path), Path(output_path)
-    family = _output_family(input_path, output_path)
+    family = _output_family(input_path, output_path, overwrite)
     drop = set(config.check.drop)
     unreadable = RowErrors()
     rows = read_rows(input_path, on_error=unreadable)
@@ -99,7 +101,7 @@ def clean_file(input_path: str | Path, output_path: str | Path, config: DataConf
 
 
 def run_clean(input_path: str, output_path: str, config_path: str | None, drop: str | None,
-              overrides: list[str]) -> str:
+              overrides: list[str], overwrite: bool = False) -> str:
     """`tunesmith data clean`: the config (a run config, or the defaults for one file) with ``--drop`` and
     ``--set`` applied; returns the summary to print."""
     if drop is not None:
@@ -109,8 +111,8 @@ def run_clean(input_path: str, output_path: str, config_path: str | None, drop: 
         config = load_config(config_path, overrides)
     else:
         config = validate_config(apply_overrides({"data": {"path": input_path}}, overrides))
-    _output_family(Path(input_path), Path(output_path))  # OUT == IN or a wrong OUT name fails before the model loads
-    return clean_file(input_path, output_path, config.data, load_tokenizer(config.model)).render()
+    _output_family(Path(input_path), Path(output_path), overwrite)  # a wrong OUT fails before the model loads
+    return clean_file(input_path, output_path, config.data, load_tokenizer(config.model), overwrite).render()
 
 
 def _family_of(path: Path) -> str | None:
@@ -120,8 +122,13 @@ def _family_of(path: Path) -> str | None:
     return _FAMILIES.get(suffixes[-1]) if suffixes else None
 
 
-def _output_family(input_path: Path, output_path: Path) -> str:
-    _refuse_same_file(input_path, output_path)
+def _output_family(input_path: Path, output_path: Path, overwrite: bool = False) -> str:
+    _refuse_inputs(input_path, output_path)
+    if output_path.exists() and not overwrite:
+        raise ConfigError("OUT", f"{output_path} already exists; data clean does not replace a file unless asked",
+                          "pass --overwrite to replace it, or name another file")
+    if output_path.is_dir():
+        raise ConfigError("OUT", f"{output_path} is a folder", "name a file to write")
     wanted = _family_of(output_path)
     if wanted is None:
         raise ConfigError("OUT", f"{output_path}: cannot tell the output format from its name",
@@ -135,12 +142,19 @@ def _output_family(input_path: Path, output_path: Path) -> str:
     return wanted
 
 
-def _refuse_same_file(input_path: Path, output_path: Path) -> None:
-    same = input_path.resolve() == output_path.resolve() or (
-        input_path.exists() and output_path.exists() and input_path.samefile(output_path))
-    if same:
-        raise ConfigError("OUT", f"{output_path} is the input file; data clean never overwrites its input",
-                          "write to another file")
+def _refuse_inputs(input_path: Path, output_path: Path) -> None:
+    """OUT may not be any file IN reads (a glob expanded, a dataset folder's files, symlinks and `..` resolved),
+    nor lie inside an input folder."""
+    target = output_path.resolve()
+    for source in data_files([str(input_path)]):
+        same = source.resolve() == target or (source.exists() and output_path.exists()
+                                               and source.samefile(output_path))
+        if same:
+            raise ConfigError("OUT", f"{output_path} is one of the input files ({source}); data clean never "
+                              "overwrites its input", "write to another file")
+    if input_path.is_dir() and target.is_relative_to(input_path.resolve()):
+        raise ConfigError("OUT", f"{output_path} is inside the input folder {input_path}",
+                          "write outside the dataset folder")
 
 
 def _write_rows(rows: list[Row], family: str, input_path: Path, output_path: Path) -> None:

@@ -2,9 +2,9 @@
 
 ``adapter/`` (LoRA runs) is the PEFT adapter plus the tokenizer and a model card, so it says what it is and
 how to load it. ``merged/`` is a plain Hugging Face model folder (LoRA merged into the base weights, or the
-full fine-tune's weights) that ``transformers`` alone loads: no peft, no tunesmith. Each folder is written
-beside its final place and renamed over it at the end, so an interrupted export never leaves half a model
-where a previous good one was. peft is imported where it is used (start-up time, see `tunesmith.models.loading`).
+full fine-tune's weights) that ``transformers`` alone loads: no peft, no tunesmith. Both are written beside
+their final places and then replaced together, so an interrupted export never leaves half a model where a
+previous good one was, and the two always come from the same export.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from tunesmith import __version__
-from tunesmith.atomic import staged_folder
+from tunesmith.atomic import staged_folders
 from tunesmith.config import RunConfig, dump_config
 from tunesmith.deploy.chat import stop_token_ids
 from tunesmith.document import NOT_AVAILABLE, Code, Document, Section, Text, render_markdown
@@ -23,7 +23,8 @@ from tunesmith.errors import RunError
 from tunesmith.evaluate import comparison_table
 from tunesmith.json_files import read_json
 from tunesmith.models import load_base_model, load_model_folder, load_tokenizer, model_folder
-from tunesmith.run_dir import RunDir
+from tunesmith.models.loading import load_adapter
+from tunesmith.run_dir import RunDir, locked
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 """What a PEFT adapter checkpoint needs; anything else in the checkpoint folder (e.g. training state) is not
@@ -31,32 +32,33 @@ exported."""
 CARD_FILE = "README.md"
 
 
+@locked
 def export_run(config: RunConfig, run: RunDir) -> dict[str, str]:
     """The pipeline's export stage: write ``adapter/`` (LoRA runs only) and ``merged/`` into the run folder;
-    return ``{kind: folder}``."""
+    return ``{kind: folder}``. Both are staged first and replaced together, so they always come from one
+    export (`tunesmith.atomic.staged_folders`)."""
     best = run.best_weights()
     eval_data = read_json(run.eval_json)
     run_name = run.root.resolve().name
     tokenizer = load_tokenizer(config.model)
-    exported: dict[str, str] = {}
-    if config.method == "lora":
+    lora = config.method == "lora"
+    if lora:
         check_adapter_folder(best)
         model = merged_lora_model(config, best)  # first: if the adapter is unusable, nothing is replaced
-        with staged_folder(run.adapter) as staging:
-            for name in ADAPTER_FILES:
-                shutil.copy2(best / name, staging / name)
-            tokenizer.save_pretrained(staging)
-            card = model_card(run_name, config, eval_data, kind="adapter", folder=run.adapter)
-            (staging / CARD_FILE).write_text(card, encoding="utf-8")
-        exported["adapter"] = str(run.adapter)
     else:
         model = full_checkpoint_model(config, best)
-    with staged_folder(run.merged) as staging:
-        save_standalone(model, tokenizer, staging)
+    kinds = ["adapter", "merged"] if lora else ["merged"]
+    with staged_folders(run.root, kinds) as staging:
+        if lora:
+            for name in ADAPTER_FILES:
+                shutil.copy2(best / name, staging["adapter"] / name)
+            tokenizer.save_pretrained(staging["adapter"])
+            card = model_card(run_name, config, eval_data, kind="adapter", folder=run.adapter)
+            (staging["adapter"] / CARD_FILE).write_text(card, encoding="utf-8")
+        save_standalone(model, tokenizer, staging["merged"])
         card = model_card(run_name, config, eval_data, kind="merged", folder=run.merged)
-        (staging / CARD_FILE).write_text(card, encoding="utf-8")
-    exported["merged"] = str(run.merged)
-    return exported
+        (staging["merged"] / CARD_FILE).write_text(card, encoding="utf-8")
+    return {kind: str(run.root / kind) for kind in kinds}
 
 
 def check_adapter_folder(folder: Path) -> None:
@@ -74,12 +76,10 @@ def merged_lora_model(config: RunConfig, adapter_folder: Path):
     fp32 because merging adds a low-rank product to every target weight: in bf16 that sum rounds away much
     of a small update. CPU because the merge is a one-off that must not need (or fight for) a GPU.
     """
-    from peft import PeftModel
-
     fp32 = config.model.model_copy(update={"dtype": "float32"})
     base, _ = load_base_model(fp32, device=torch.device("cpu"))
     # safe_merge checks the merged weights for NaNs before replacing the originals.
-    return PeftModel.from_pretrained(base, adapter_folder).merge_and_unload(safe_merge=True)
+    return load_adapter(base, adapter_folder).merge_and_unload(safe_merge=True)
 
 
 def full_checkpoint_model(config: RunConfig, checkpoint: Path):

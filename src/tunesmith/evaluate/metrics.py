@@ -10,14 +10,15 @@ from __future__ import annotations
 import math
 import re
 
+from tunesmith.config.vocabulary import TASK_METRICS
 from tunesmith.text import normalize_text
 
 OTHER_LABEL = "<other>"
 """Confusion-matrix column for generated answers that are none of the labels (generate mode)."""
 
-CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1")
-REGRESSION_METRICS = ("mse", "mae", "pearson")
-GENERATION_METRICS = ("bleu", "rouge_l", "exact_match")
+CLASSIFICATION_METRICS = TASK_METRICS["classification"]
+REGRESSION_METRICS = TASK_METRICS["regression"]
+GENERATION_METRICS = TASK_METRICS["generation"]
 
 # Signed integers, decimals (".5", "3."), and exponents; the first match in the text is the answer.
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")

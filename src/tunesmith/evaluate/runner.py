@@ -18,11 +18,12 @@ from tunesmith.errors import ConfigError, DataError
 from tunesmith.evaluate.tasks import evaluate_model, resolve_task, select_metrics, task_metrics
 from tunesmith.json_files import write_json, write_jsonl
 from tunesmith.models import load_base_model, load_tuned_model
-from tunesmith.run_dir import RunDir
+from tunesmith.run_dir import RunDir, locked
 
 _console = Console(stderr=True)
 
 
+@locked
 def evaluate_run(config: RunConfig, run: RunDir, include_base: bool | None = None) -> dict:
     """Evaluate a run's tuned model (and its base model) on the test split; write eval.json and predictions.jsonl.
 

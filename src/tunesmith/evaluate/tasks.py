@@ -8,14 +8,12 @@ the rows, such as the test rows not leaked from train.
 from __future__ import annotations
 
 from tunesmith.config.schema import EvaluateConfig
+from tunesmith.config.vocabulary import ALWAYS_REPORTED, TASK_METRICS, task_of
 from tunesmith.data.example import Example
 from tunesmith.errors import ConfigError, DataError
 from tunesmith.evaluate.generation import generate
 from tunesmith.evaluate.likelihood import loss_and_perplexity, loss_from_label_scores, predict_labels, score_labels
 from tunesmith.evaluate.metrics import (
-    CLASSIFICATION_METRICS,
-    GENERATION_METRICS,
-    REGRESSION_METRICS,
     classification_metrics,
     exact_match,
     generation_metrics,
@@ -23,12 +21,6 @@ from tunesmith.evaluate.metrics import (
     regression_metrics,
 )
 
-TASK_METRICS = {
-    "classification": CLASSIFICATION_METRICS,
-    "regression": REGRESSION_METRICS,
-    "generation": GENERATION_METRICS,
-}
-ALWAYS_REPORTED = ("loss", "perplexity")
 # Detail that goes with a task's metrics whatever `evaluate.metrics` selects (the report draws on it).
 TASK_DETAILS = {
     "classification": ("per_class", "confusion_matrix"),
@@ -38,11 +30,8 @@ TASK_DETAILS = {
 
 
 def resolve_task(eval_config: EvaluateConfig, splits_format: str) -> str:
-    """The configured task, or for `auto` the data format's own task (classification/regression) or generation
-    (every other format, and sources of mixed formats)."""
-    if eval_config.task != "auto":
-        return eval_config.task
-    return splits_format if splits_format in ("classification", "regression") else "generation"
+    """The task of `evaluate.task` for data of ``splits_format`` (see `tunesmith.config.vocabulary.task_of`)."""
+    return task_of(eval_config.task, splits_format)
 
 
 def evaluate_model(

@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from tunesmith.config.schema import LoraConfig, ModelConfig
+from tunesmith.errors import ConfigError, ModelError
 from tunesmith.models.lora_fused import fuse_lora_epilogues
 from tunesmith.models.provision import resolve_model
 from tunesmith.models.templates import apply_chat_template_choice
@@ -63,7 +65,12 @@ def load_tokenizer(model_config: ModelConfig):
     from transformers import AutoTokenizer
 
     folder = resolve_model(model_config.name)
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=model_config.trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=model_config.trust_remote_code)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise ModelError(f"{folder} has no usable tokenizer: {_first_line(exc)}",
+                         "a model folder needs its tokenizer files (tokenizer.json or the files of a slow "
+                         "tokenizer), as save_pretrained writes them") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return apply_chat_template_choice(tokenizer, model_config.chat_template)
@@ -78,10 +85,15 @@ def load_model_folder(folder: str | Path, model_config: ModelConfig, device: tor
     from transformers import AutoModelForCausalLM
 
     device = device or pick_device()
-    model = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=dtype or pick_dtype(model_config.dtype, device), use_safetensors=True,
-        trust_remote_code=model_config.trust_remote_code,
-    )
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=dtype or pick_dtype(model_config.dtype, device), use_safetensors=True,
+            trust_remote_code=model_config.trust_remote_code,
+        )
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
+        raise ModelError(f"cannot load the model in {folder}: {_first_line(exc)}",
+                         "its weights are damaged or incomplete (an empty or cut-off .safetensors file?); save "
+                         "or copy the model again") from None
     model.config.use_cache = False
     return model.to(device).eval()
 
@@ -102,13 +114,22 @@ def load_tuned_model(run_dir: str | Path, device: torch.device | None = None, me
     best = run.best_weights()
     if config.method != "lora":
         return load_model_folder(best, config.model, device), load_tokenizer(config.model)
-    from peft import PeftModel
-
     base, tokenizer = load_base_model(config.model, device)
-    model = PeftModel.from_pretrained(base, best)
+    model = load_adapter(base, best)
     if merge:
         model = model.merge_and_unload()
     return model.eval(), tokenizer
+
+
+def load_adapter(base, folder: Path):
+    """``base`` with the PEFT adapter saved in ``folder``; a damaged adapter is a one-line `ModelError`."""
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(base, folder)
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
+        raise ModelError(f"cannot load the LoRA adapter in {folder}: {_first_line(exc)}",
+                         "the saved weights are damaged; resume training (--resume) to write them again") from None
 
 
 def add_lora(model, lora: LoraConfig, fuse: bool = True):
@@ -118,6 +139,8 @@ def add_lora(model, lora: LoraConfig, fuse: bool = True):
     from peft import get_peft_model
 
     targets = "all-linear" if lora.target_modules == ["all-linear"] else list(lora.target_modules)
+    if targets != "all-linear":
+        check_target_modules(model, targets)
     peft_config = PeftLoraConfig(
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets, task_type="CAUSAL_LM",
     )
@@ -127,5 +150,22 @@ def add_lora(model, lora: LoraConfig, fuse: bool = True):
     return model
 
 
+def check_target_modules(model, targets: list[str]) -> None:
+    """Every name of `lora.target_modules` must match a linear layer, as peft matches them (the layer's name or
+    its last part): peft would fail on all-wrong names with a traceback and skip a single wrong one silently."""
+    linear = [name for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
+    unmatched = [target for target in targets
+                 if not any(name == target or name.endswith("." + target) for name in linear)]
+    if unmatched:
+        kinds = sorted({name.rsplit(".", 1)[-1] for name in linear})
+        raise ConfigError("lora.target_modules", f"{', '.join(map(repr, unmatched))} matches no linear layer of "
+                          "the model", f"the model's linear layers are: {', '.join(kinds)} (or use all-linear)")
+
+
 def model_folder(model_config: ModelConfig) -> Path:
     return resolve_model(model_config.name)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -54,11 +54,16 @@ def resolve_model(name: str) -> Path:
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelError(f"{path} is not a Hugging Face model folder (no config.json)")
-        if not any(path.glob("*.safetensors")):
+        weights = sorted(path.glob("*.safetensors"))
+        if not weights:
             raise ModelError(
                 f"{path} has no .safetensors weights; tunesmith loads weights only from safetensors",
                 "convert the checkpoint with save_pretrained(..., safe_serialization=True)",
             )
+        empty = [weight.name for weight in weights if weight.stat().st_size == 0]
+        if empty:
+            raise ModelError(f"{path}: {', '.join(empty)} is empty (0 bytes)",
+                             "the model was not copied or saved completely; save or copy it again")
         return path
     if path.exists():
         raise ModelError(f"{name} is neither a model folder nor a .gguf file")

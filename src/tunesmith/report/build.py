@@ -21,9 +21,10 @@ from tunesmith.report.sections import (
     training_section,
 )
 from tunesmith.report.summary import summary_section
-from tunesmith.run_dir import RunDir
+from tunesmith.run_dir import RunDir, locked
 
 
+@locked
 def build_report(config: RunConfig, run: RunDir) -> dict:
     """Write ``report.md`` (with its PNGs beside it) and ``report.html`` into the run folder; return their paths."""
     report = collect_report(config, run, generated_at=datetime.now())

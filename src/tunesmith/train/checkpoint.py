@@ -8,15 +8,18 @@ peft is imported where it is used (start-up time, see `tunesmith.models.loading`
 
 from __future__ import annotations
 
+import pickle
 import random
 import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from tunesmith.atomic import staged_folder
+from tunesmith.errors import RunError
 from tunesmith.json_files import read_json, write_json
 from tunesmith.train.state import TrainState
 
@@ -49,9 +52,14 @@ def publish_best(checkpoints: Path, model) -> Path:
     return best
 
 
+def checkpoints_newest_first(checkpoints: Path) -> list[Path]:
+    """The step folders, newest first (a folder still being written has a staging name and is not one)."""
+    return sorted((p for p in checkpoints.glob(f"{STEP_PREFIX}*") if p.is_dir()), reverse=True)
+
+
 def latest_checkpoint(checkpoints: Path) -> Path | None:
-    steps = sorted(p for p in checkpoints.glob(f"{STEP_PREFIX}*") if (p / STATE_FILE).is_file())
-    return steps[-1] if steps else None
+    steps = checkpoints_newest_first(checkpoints)
+    return steps[0] if steps else None
 
 
 def prune_checkpoints(checkpoints: Path, keep: int) -> None:
@@ -61,20 +69,41 @@ def prune_checkpoints(checkpoints: Path, keep: int) -> None:
         shutil.rmtree(old)
 
 
+class DamagedCheckpoint(Exception):
+    """A checkpoint folder with a missing, empty or unreadable file (a disk fault, a copy cut short)."""
+
+
 def load_checkpoint(folder: Path, model, optimizer, scheduler) -> TrainState:
-    """Restore weights, optimizer, scheduler and RNG from a checkpoint; return its trainer state."""
-    weights = folder / "weights"
-    if (weights / "adapter_model.safetensors").is_file():
+    """Restore weights, optimizer, scheduler and RNG from a checkpoint; return its trainer state.
+
+    Every file is read before any is applied, so a damaged checkpoint raises `DamagedCheckpoint` with the model,
+    optimizer and RNG untouched (and the caller can try an older one).
+    """
+    try:
+        state = TrainState.from_json(read_json(folder / STATE_FILE) or {})
+        weights = folder / "weights"
+        adapter = weights / "adapter_model.safetensors"
+        shards = [adapter] if adapter.is_file() else sorted(weights.glob("*.safetensors"))
+        if not shards:
+            raise FileNotFoundError(f"no weights in {weights}")
+        tensors = [load_file(shard) for shard in shards]
+        optimizer_state, scheduler_state, rng_state = (
+            torch.load(folder / name, weights_only=True) for name in ("optimizer.pt", "scheduler.pt", "rng.pt"))
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError, EOFError, pickle.UnpicklingError,
+            SafetensorError, RunError) as exc:
+        reason = " ".join(str(exc).split())
+        raise DamagedCheckpoint(reason if len(reason) <= 160 else reason[:157] + "...") from None
+    if adapter.is_file():
         from peft import set_peft_model_state_dict
 
-        set_peft_model_state_dict(model, load_file(weights / "adapter_model.safetensors"))
+        set_peft_model_state_dict(model, tensors[0])
     else:  # strict=False: tied weights (lm_head = embeddings) are stored once
-        for shard in sorted(weights.glob("*.safetensors")):
-            model.load_state_dict(load_file(shard), strict=False)
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
-    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
-    _set_rng_state(torch.load(folder / "rng.pt", weights_only=True))
-    return TrainState.from_json(read_json(folder / STATE_FILE))
+        for shard in tensors:
+            model.load_state_dict(shard, strict=False)
+    optimizer.load_state_dict(optimizer_state)
+    scheduler.load_state_dict(scheduler_state)
+    _set_rng_state(rng_state)
+    return state
 
 
 def _rng_state() -> dict:

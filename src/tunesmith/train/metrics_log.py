@@ -3,7 +3,6 @@ TensorBoard events, and a progress bar on the terminal."""
 
 from __future__ import annotations
 
-import math
 import sys
 
 from torch.utils.tensorboard import SummaryWriter
@@ -11,11 +10,6 @@ from tqdm.auto import tqdm
 
 from tunesmith.json_files import append_jsonl, keep_jsonl
 from tunesmith.run_dir import RunDir
-
-
-def finite_or_none(value: float) -> float | None:
-    # JSON has no NaN/inf (json.dumps would write bare `NaN`, which strict readers reject)
-    return value if math.isfinite(value) else None
 
 
 class TrainingLog:

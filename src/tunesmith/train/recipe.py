@@ -20,7 +20,7 @@ import torch
 from accelerate import Accelerator
 from transformers import get_scheduler
 
-from tunesmith.atomic import recover_folder, remove_stale_staging
+from tunesmith.config.changes import resumed_config
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.cache import keep_supervised, row_lengths, tokenized_split
 from tunesmith.data.example import Splits
@@ -28,20 +28,21 @@ from tunesmith.data.splits import load_run_splits
 from tunesmith.data.stream import stream_train_rows
 from tunesmith.data.tokenize import TokenizedExample, TruncationStats
 from tunesmith.errors import RunError
-from tunesmith.json_files import write_json
+from tunesmith.json_files import finite, write_json
 from tunesmith.models import add_lora, load_base_model, pick_dtype
 from tunesmith.models.loading import cpu_bf16_speedup
 from tunesmith.run_dir import RunDir
 from tunesmith.train.batching import Batch, BatchPlan, count_supervised
 from tunesmith.train.checkpoint import (
-    latest_checkpoint,
+    DamagedCheckpoint,
+    checkpoints_newest_first,
     load_checkpoint,
     prune_checkpoints,
     publish_best,
     save_checkpoint,
 )
 from tunesmith.train.loss import decoder_of, mean_supervised_loss, supervised_loss_sum
-from tunesmith.train.metrics_log import TrainingLog, finite_or_none
+from tunesmith.train.metrics_log import TrainingLog
 from tunesmith.train.state import TrainState
 
 log = logging.getLogger("tunesmith")
@@ -144,6 +145,10 @@ def training_rows(config: RunConfig, splits: Splits, tokenizer):
     train_rows = keep_supervised(train_rows)
     if not train_rows:
         raise RunError("no training row has a supervised token left", "raise data.max_length")
+    if validation_rows and not keep_supervised(validation_rows):
+        raise RunError(f"no validation row has a supervised token left after truncation to data.max_length "
+                       f"{config.data.max_length}, so there is no validation loss to select the best weights by",
+                       "raise data.max_length, or give validation rows with shorter prompts")
     if truncation.truncated_rows:
         log.warning(
             "%d of %d training rows truncated to %d tokens (%d supervised tokens lost, %d rows left with none)",
@@ -170,21 +175,25 @@ def plan_steps(num_batches: int, config: RunConfig) -> int:
 
 
 def start_state(training: Training, resume: bool) -> TrainState:
-    """A fresh state, or the last checkpoint's (weights, optimizer, scheduler and RNG restored with it). Either
-    way what a killed writer left behind is cleaned up first."""
+    """A fresh state, or the newest intact checkpoint's (weights, optimizer, scheduler and RNG restored with it;
+    a damaged newer one is passed over, and the log says so)."""
     run = training.run
     run.checkpoints.mkdir(parents=True, exist_ok=True)
-    recover_folder(run.best)
-    for stale in remove_stale_staging(run.checkpoints):
-        log.info("removed %s, left by an interrupted checkpoint write", stale.name)
     if not resume:
         return TrainState()
-    last = latest_checkpoint(run.checkpoints)
-    if last is None:
-        raise RunError(f"nothing to resume: {run.checkpoints} holds no checkpoint")
-    state = load_checkpoint(last, training.unwrapped, training.optimizer, training.scheduler)
-    log.info("resumed from %s (step %d of %d)", last.name, state.step, training.total_steps)
-    return state
+    candidates = checkpoints_newest_first(run.checkpoints)
+    if not candidates:
+        raise RunError(f"nothing to resume: {run.checkpoints} holds no checkpoint", "start without --resume")
+    for folder in candidates:
+        try:
+            state = load_checkpoint(folder, training.unwrapped, training.optimizer, training.scheduler)
+        except DamagedCheckpoint as damage:
+            log.warning("checkpoint %s is damaged (%s); trying the one before it", folder.name, damage)
+            continue
+        log.info("resumed from %s (step %d of %d)", folder.name, state.step, training.total_steps)
+        return state
+    raise RunError(f"nothing to resume: every checkpoint in {run.checkpoints} is damaged",
+                   "start the run again without --resume")
 
 
 # ---- one step ---------------------------------------------------------------------------------------------------
@@ -257,8 +266,8 @@ def after_step(training: Training, state: TrainState, result: StepResult, log_to
         state.skipped_steps.append(state.step)
     lr = training.scheduler.get_last_lr()[0]
     line = {
-        "step": state.step, "epoch": round(training.plan.progress(state), 4), "loss": finite_or_none(result.loss),
-        "lr": lr, "grad_norm": finite_or_none(result.grad_norm),
+        "step": state.step, "epoch": round(training.plan.progress(state), 4), "loss": finite(result.loss),
+        "lr": lr, "grad_norm": finite(result.grad_norm),
         "tokens_per_s": result.real_tokens / result.seconds, "tokens": result.real_tokens,
         "padded_tokens": result.padded_tokens, "supervised_tokens": result.supervised_tokens,
         "elapsed_s": round(state.elapsed_s, 2),
@@ -273,20 +282,34 @@ def after_step(training: Training, state: TrainState, result: StepResult, log_to
     if training.validation_rows and (state.step % tc.eval_every == 0 or last_step):
         val_loss, _ = mean_supervised_loss(training.model, training.validation_rows, tc.batch_size,
                                            training.tokenizer.pad_token_id)
-        log_to.record({"step": state.step, "val_loss": val_loss})
-        log_to.say(f"step {state.step}: validation loss {val_loss:.4f}")
-        if state.best_val_loss is None or val_loss < state.best_val_loss:
-            state.best_val_loss, state.best_step, state.evals_without_gain = val_loss, state.step, 0
-            publish_best(training.run.checkpoints, training.unwrapped)
+        if not math.isfinite(val_loss):
+            # Never "best": a NaN compares false with everything, and an early stop would follow.
+            where = f"non-finite validation loss ({val_loss}) at step {state.step}"
+            if tc.on_nonfinite == "stop":
+                raise TrainingError(where, "lower train.learning_rate or set train.on_nonfinite: skip; the last "
+                                           "good checkpoint and best weights are kept")
+            log.warning("skipped the validation: %s", where)
+            log_to.record({"step": state.step, "val_loss": None, "skipped": True,
+                           "reason": "non-finite validation loss"})
         else:
-            state.evals_without_gain += 1
-            stop = bool(tc.early_stopping_patience) and state.evals_without_gain >= tc.early_stopping_patience
+            log_to.record({"step": state.step, "val_loss": val_loss})
+            log_to.say(f"step {state.step}: validation loss {val_loss:.4f}")
+            if state.best_val_loss is None or val_loss < state.best_val_loss:
+                state.best_val_loss, state.best_step, state.evals_without_gain = val_loss, state.step, 0
+                publish_best(training.run.checkpoints, training.unwrapped)
+            else:
+                state.evals_without_gain += 1
+                patience = tc.early_stopping_patience
+                stop = bool(patience) and state.evals_without_gain >= patience
     if not training.validation_rows and last_step:
         state.best_step = state.step
         publish_best(training.run.checkpoints, training.unwrapped)
     if state.step % tc.save_every == 0 or last_step or stop:
         save_checkpoint(training.run.checkpoints, training.unwrapped, training.optimizer, training.scheduler, state)
         prune_checkpoints(training.run.checkpoints, tc.keep_checkpoints)
+    if last_step and state.best_step is None:
+        raise TrainingError("no validation gave a finite loss, so no weights can be called the best",
+                            "lower train.learning_rate; the checkpoints are kept")
     if stop:
         log_to.say(f"early stop at step {state.step}: no better validation loss in "
                    f"{tc.early_stopping_patience} evaluations")
@@ -302,17 +325,21 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
     Writes `checkpoints/` (atomic, resumable), `checkpoints/best`, `metrics.jsonl`, TensorBoard events and
     `train_summary.json`; returns the summary.
     """
-    training = set_up(config, run, splits)
-    state = start_state(training, resume)
-    stopped_early = False
-    started = time.perf_counter() - state.elapsed_s  # training time counts across resumes
-    with TrainingLog(run, training.total_steps, state.step if resume else None) as log_to:
-        while state.step < training.total_steps and not stopped_early:
-            batches = training.plan.take(state, config.train.grad_accumulation)
-            result = optimizer_step(training, batches, state)
-            state.elapsed_s = time.perf_counter() - started
-            stopped_early = after_step(training, state, result, log_to)
-    return write_summary(training, state, stopped_early)
+    run.root.mkdir(parents=True, exist_ok=True)
+    with run.lock():
+        if resume and run.config_path.is_file():
+            resumed_config(run.config(), config, str(run.root))  # the run's own settings, or an error naming them
+        training = set_up(config, run, splits)
+        state = start_state(training, resume)
+        stopped_early = False
+        started = time.perf_counter() - state.elapsed_s  # training time counts across resumes
+        with TrainingLog(run, training.total_steps, state.step if resume else None) as log_to:
+            while state.step < training.total_steps and not stopped_early:
+                batches = training.plan.take(state, config.train.grad_accumulation)
+                result = optimizer_step(training, batches, state)
+                state.elapsed_s = time.perf_counter() - started
+                stopped_early = after_step(training, state, result, log_to)
+        return write_summary(training, state, stopped_early)
 
 
 def train_run(config: RunConfig, run: RunDir, resume: bool = False) -> dict:

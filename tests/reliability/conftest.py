@@ -1,0 +1,43 @@
+"""A tiny project (a config, a data file, the tiny random model) and the CLI run in-process, for the
+reliability scenarios: each takes seconds."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tunesmith.cli import main
+
+SETTINGS = {
+    "data": {"path": "data.jsonl", "split": {"validation": 0.25, "test": 0.25}, "max_length": 256},
+    "lora": {"r": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]},
+    "train": {"max_steps": 4, "batch_size": 4, "eval_every": 2, "save_every": 2, "keep_checkpoints": 5,
+              "warmup_ratio": 0.0, "learning_rate": 1e-2},
+    "evaluate": {"batch_size": 4, "num_examples": 2},
+}
+
+
+@pytest.fixture()
+def project(tmp_path, tiny_model_dir, spam_examples, write_jsonl, monkeypatch):
+    """A folder with `config.yaml` and `data.jsonl` (24 spam/ham rows) as the working directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
+    write_jsonl(tmp_path / "data.jsonl", [{"text": e.messages[0]["content"].removeprefix("Classify: "),
+                                           "label": e.label} for e in spam_examples(24)])
+    config = {"model": {"name": str(tiny_model_dir)}, **SETTINGS}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return tmp_path
+
+
+@pytest.fixture()
+def cli(capsys):
+    """``cli(*args) -> (exit code, stdout, the error line or "")``, in-process."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        errors = [line for line in captured.err.splitlines() if line.startswith("tunesmith: error: ")]
+        assert "Traceback" not in captured.err
+        return code, captured.out, errors[-1] if errors else ""
+
+    return run
