@@ -191,7 +191,9 @@ def remove_stale_staging(parent: Path) -> list[Path]:
     """Delete the staging files and folders a killed writer left in ``parent`` (never picked up as results, but a
     checkpoint or an export is a whole model's worth of disk). Call only when no writer is running there, after
     `recover_folders` (a journaled staging folder is still needed)."""
-    stale = sorted(p for p in parent.glob(f".*{STAGING_MARK}*") if not (parent / JOURNAL).exists())
+    if (parent / JOURNAL).exists():
+        return []
+    stale = sorted(parent.glob(f".*{STAGING_MARK}*"))
     for path in stale:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     return stale

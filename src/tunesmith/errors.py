@@ -38,8 +38,12 @@ class DataError(TunesmithError):
         self.file = str(file)
         self.line = line
         self.problem = problem
-        where = f"{self.file}:{line}" if line is not None else self.file
-        super().__init__(f"{where}: {problem}", hint)
+        super().__init__(f"{self.location}: {problem}", hint)
+
+    @property
+    def location(self) -> str:
+        """``FILE:LINE``, or ``FILE`` for a problem with the whole file."""
+        return f"{self.file}:{self.line}" if self.line is not None else self.file
 
 
 class NoUsableRowsError(DataError):

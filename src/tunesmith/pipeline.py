@@ -79,7 +79,7 @@ def create_run(config: RunConfig, config_path: str | Path | None = None) -> RunD
         run.root.mkdir(exist_ok=True)
         with run.lock():
             left = {path.name for path in run.root.iterdir()} - {run.lock_file.name}
-            if run.has_training() or left - UNSTARTED_FILES:
+            if left - UNSTARTED_FILES:  # metrics, checkpoints or anything not ours: a run or a user's folder
                 raise RunError(f"run folder {run.root} already exists",
                                "continue it with --resume, pick another output.name, or remove the folder")
             if left:

@@ -89,10 +89,6 @@ class RunDir:
             raise RunError(f"{path} does not exist", f"run `tunesmith {produced_by}` first")
         return path
 
-    def has_training(self) -> bool:
-        """Whether training ever wrote here (a metric line, a checkpoint, or the best weights)."""
-        return self.metrics.exists() or (self.checkpoints.is_dir() and any(self.checkpoints.iterdir()))
-
     @contextmanager
     def lock(self) -> Iterator[RunDir]:
         """Hold the run folder's lock (see the module docstring); a `RunError` naming the holder's pid when

@@ -18,6 +18,7 @@ from tunesmith.config.vocabulary import (
     RowFormat,
     Task,
 )
+from tunesmith.errors import ConfigError
 
 DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -248,11 +249,12 @@ class EvaluateConfig(_Section):
 
     def check_metrics(self, task: str) -> None:
         """`evaluate.metrics` must be metrics of ``task`` (checked when the task is known: at load for an explicit
-        `evaluate.task`, after the data is read for `auto`, before any model is loaded)."""
+        `evaluate.task`, after the data is read for `auto`, before any model is loaded; and by evaluation itself).
+        A `ConfigError`, which pydantic lets through its validators unchanged."""
         wrong = [name for name in self.metrics or [] if name not in TASK_METRICS[task] + ALWAYS_REPORTED]
         if wrong:
-            raise ValueError(f"{', '.join(map(repr, wrong))} is not a {task} metric; choose from "
-                             f"{', '.join(TASK_METRICS[task] + ALWAYS_REPORTED)}")
+            raise ConfigError("evaluate.metrics", f"{', '.join(map(repr, wrong))} is not a {task} metric; choose "
+                              f"from {', '.join(TASK_METRICS[task] + ALWAYS_REPORTED)}")
 
 
 class OutputConfig(_Section):

@@ -29,7 +29,7 @@ import numpy as np
 from tunesmith.atomic import recover_folder, staged_folder
 from tunesmith.config.schema import DataConfig
 from tunesmith.data.example import Example
-from tunesmith.data.readers import data_files
+from tunesmith.data.readers import data_file_paths
 from tunesmith.data.tokenize import (
     TokenizedExample,
     TruncationStats,
@@ -59,12 +59,6 @@ def tokenized_cache_root() -> Path:
 
 
 # ---- the key ----------------------------------------------------------------------------------------------------
-
-
-def data_file_paths(config: DataConfig) -> list[Path]:
-    """Every file the data settings read, in a fixed order (see `readers.data_files`)."""
-    return data_files([config.train, config.validation, config.test, config.path,
-                       *(source.path for source in config.sources or [])])
 
 
 def _hash_file(digest, path: Path) -> None:

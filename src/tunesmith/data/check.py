@@ -50,7 +50,7 @@ from tunesmith.data.splits import SPLITS, load_run_splits, load_splits
 from tunesmith.data.template_check import template_sample
 from tunesmith.data.tokenize import tokenize_examples
 from tunesmith.document import Table, text_table
-from tunesmith.errors import ConfigError, NoUsableRowsError
+from tunesmith.errors import NoUsableRowsError
 from tunesmith.json_files import write_json
 from tunesmith.models import load_tokenizer
 from tunesmith.run_dir import RunDir, locked
@@ -245,12 +245,14 @@ def check_examples(
     if first is not None:
         sample, template_finding = template_sample(first[1], first[0], tokenizer, loss_on)
         findings += [template_finding] if template_finding else []
+    return DataReport(fmt, labels, max_length, loss_on, summaries, findings,
+                      **_unreadable_listing(unreadable, settings.max_errors), sample=sample)
+
+
+def _unreadable_listing(unreadable: RowErrors | None, max_errors: int) -> dict:
+    """`DataReport`'s ``unreadable`` (in file order, up to ``max_errors``) and ``unreadable_count``."""
     errors = sorted(unreadable.errors, key=lambda e: (e.file, e.line or 0)) if unreadable else []
-    return DataReport(
-        fmt, labels, max_length, loss_on, summaries, findings,
-        unreadable=[str(error) for error in errors[: settings.max_errors]], unreadable_count=len(errors),
-        sample=sample,
-    )
+    return {"unreadable": [str(error) for error in errors[:max_errors]], "unreadable_count": len(errors)}
 
 
 def _summarize(
@@ -356,10 +358,8 @@ def run_check(target: str, overrides: list[str], as_json: bool) -> tuple[str, in
                                     config.data.loss_on, config.data.check, unreadable)
     except NoUsableRowsError as error:
         # The error names the first bad row; the report lists every one (FILE:LINE: problem) for the user to fix.
-        errors = sorted(unreadable.errors, key=lambda e: (e.file, e.line or 0))
         listing = DataReport("none", None, config.data.max_length, config.data.loss_on, [], [],
-                             unreadable=[str(e) for e in errors[: config.data.check.max_errors]],
-                             unreadable_count=len(errors))
+                             **_unreadable_listing(unreadable, config.data.check.max_errors))
         error.report = json.dumps(listing.to_dict(), indent=2, ensure_ascii=False) if as_json else listing.render()
         raise
     text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if as_json else report.render()
@@ -374,10 +374,8 @@ def check_run_data(config: RunConfig, run: RunDir) -> dict:
     streamed row (``train_summary.json``).
     """
     splits = load_run_splits(config.data)
-    try:  # the task is known now: metric names that do not fit it fail before any model is loaded
-        config.evaluate.check_metrics(task_of(config.evaluate.task, splits.format))
-    except ValueError as exc:
-        raise ConfigError("evaluate.metrics", str(exc)) from None
+    # The task is known now: metric names that do not fit it fail before any model is loaded.
+    config.evaluate.check_metrics(task_of(config.evaluate.task, splits.format))
     report = check_data(splits, load_tokenizer(config.model), config.data.max_length, config.data.loss_on,
                         config.data.check)
     summary = report.to_dict()

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
+from tunesmith.config.schema import DataConfig
 from tunesmith.errors import DataError, NoUsableRowsError
 from tunesmith.text import count_of
 
@@ -78,7 +79,7 @@ class RowErrors:
         self.errors.append(error)
 
     def locations(self) -> list[str]:
-        return [f"{e.file}:{e.line}" if e.line is not None else e.file for e in self.errors]
+        return [error.location for error in self.errors]
 
 
 def read_rows(path: str | Path, on_error: OnError | None = None) -> list[Row]:
@@ -123,6 +124,12 @@ def data_files(paths: Iterable[str | None]) -> list[Path]:
         for match in map(Path, matches):
             files += sorted(p for p in match.rglob("*") if p.is_file()) if match.is_dir() else [match]
     return files
+
+
+def data_file_paths(config: DataConfig) -> list[Path]:
+    """Every file the data settings read (`data_files` of every path they name), in a fixed order."""
+    return data_files([config.train, config.validation, config.test, config.path,
+                       *(source.path for source in config.sources or [])])
 
 
 def is_glob(path: str) -> bool:

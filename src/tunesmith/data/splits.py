@@ -27,7 +27,7 @@ from tunesmith.config.schema import DataConfig, SourceConfig, SplitConfig
 from tunesmith.data.example import MIXED_FORMAT, Example, Splits
 from tunesmith.data.fields import infer_format_and_labels, sort_labels
 from tunesmith.data.formats import convert_rows
-from tunesmith.data.readers import OnError, Row, data_files, iter_rows, read_rows
+from tunesmith.data.readers import OnError, Row, data_file_paths, iter_rows, read_rows
 from tunesmith.data.stream import require_streamable
 from tunesmith.errors import ConfigError
 
@@ -53,8 +53,7 @@ def load_run_splits(config: DataConfig) -> Splits:
 
 def _data_key(config: DataConfig) -> tuple:
     stats = []
-    for path in data_files([config.train, config.validation, config.test, config.path,
-                            *(source.path for source in config.sources or [])]):
+    for path in data_file_paths(config):
         stat = path.stat() if path.exists() else None
         stats.append((str(path), stat.st_size, stat.st_mtime_ns) if stat else (str(path),))
     return config.model_dump_json(), tuple(stats)

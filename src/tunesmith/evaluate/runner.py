@@ -87,7 +87,7 @@ def _unleaked_scores(config: RunConfig, splits: Splits, task: str, labels: list[
             return None
         examples: list[Example] = [splits.test[index] for index in keep]
         metrics = task_metrics(task, examples, [rows[index]["prediction"] for index in keep], labels)
-        return select_metrics(metrics, task, config.evaluate.metrics)
+        return select_metrics(metrics, task, config.evaluate)
 
     base, tuned = scores(base_rows), scores(tuned_rows)
     return leakage, {"num_examples": len(keep), "base": base, "tuned": tuned, "delta": metric_deltas(base, tuned)}

@@ -8,9 +8,9 @@ the rows, such as the test rows not leaked from train.
 from __future__ import annotations
 
 from tunesmith.config.schema import EvaluateConfig
-from tunesmith.config.vocabulary import ALWAYS_REPORTED, TASK_METRICS, task_of
+from tunesmith.config.vocabulary import ALWAYS_REPORTED, task_of
 from tunesmith.data.example import Example
-from tunesmith.errors import ConfigError, DataError
+from tunesmith.errors import DataError
 from tunesmith.evaluate.generation import generate
 from tunesmith.evaluate.likelihood import loss_and_perplexity, loss_from_label_scores, predict_labels, score_labels
 from tunesmith.evaluate.metrics import (
@@ -56,7 +56,7 @@ def evaluate_model(
         extras, loss = [{} for _ in examples], None
     else:
         raise ValueError(f"unknown task {task!r}")
-    metrics = select_metrics(task_metrics(task, examples, predictions, labels), task, eval_config.metrics)
+    metrics = select_metrics(task_metrics(task, examples, predictions, labels), task, eval_config)
     if loss is None:
         loss = loss_and_perplexity(model, tokenizer, examples, max_length, eval_config.batch_size)
     metrics.update({name: loss[name] for name in ALWAYS_REPORTED})
@@ -86,18 +86,12 @@ def correct_of(task: str, example: Example, prediction: str) -> bool | None:
     return None
 
 
-def select_metrics(metrics: dict, task: str, wanted: list[str] | None) -> dict:
+def select_metrics(metrics: dict, task: str, eval_config: EvaluateConfig) -> dict:
     """Keep the metrics named in ``evaluate.metrics`` (all when ``None``) and the task's always-kept details."""
-    known = TASK_METRICS[task]
-    if wanted is None:
+    eval_config.check_metrics(task)
+    if eval_config.metrics is None:
         return dict(metrics)
-    unknown = [name for name in wanted if name not in known and name not in ALWAYS_REPORTED]
-    if unknown:
-        raise ConfigError(
-            "evaluate.metrics", f"{', '.join(map(repr, unknown))} is not a {task} metric",
-            f"choose from {', '.join(known + ALWAYS_REPORTED)}",
-        )
-    keep = set(wanted) | set(TASK_DETAILS[task])
+    keep = set(eval_config.metrics) | set(TASK_DETAILS[task])
     return {name: value for name, value in metrics.items() if name in keep}
 
 

@@ -22,6 +22,7 @@ from tunesmith.models.lora_fused import fuse_lora_epilogues
 from tunesmith.models.provision import resolve_model
 from tunesmith.models.templates import apply_chat_template_choice
 from tunesmith.run_dir import RunDir
+from tunesmith.text import shorten
 
 
 def pick_device() -> torch.device:
@@ -68,7 +69,7 @@ def load_tokenizer(model_config: ModelConfig):
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=model_config.trust_remote_code)
     except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise ModelError(f"{folder} has no usable tokenizer: {_first_line(exc)}",
+        raise ModelError(f"{folder} has no usable tokenizer: {shorten(str(exc), 200)}",
                          "a model folder needs its tokenizer files (tokenizer.json or the files of a slow "
                          "tokenizer), as save_pretrained writes them") from None
     if tokenizer.pad_token_id is None:
@@ -91,7 +92,7 @@ def load_model_folder(folder: str | Path, model_config: ModelConfig, device: tor
             trust_remote_code=model_config.trust_remote_code,
         )
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
-        raise ModelError(f"cannot load the model in {folder}: {_first_line(exc)}",
+        raise ModelError(f"cannot load the model in {folder}: {shorten(str(exc), 200)}",
                          "its weights are damaged or incomplete (an empty or cut-off .safetensors file?); save "
                          "or copy the model again") from None
     model.config.use_cache = False
@@ -128,7 +129,7 @@ def load_adapter(base, folder: Path):
     try:
         return PeftModel.from_pretrained(base, folder)
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
-        raise ModelError(f"cannot load the LoRA adapter in {folder}: {_first_line(exc)}",
+        raise ModelError(f"cannot load the LoRA adapter in {folder}: {shorten(str(exc), 200)}",
                          "the saved weights are damaged; resume training (--resume) to write them again") from None
 
 
@@ -164,8 +165,3 @@ def check_target_modules(model, targets: list[str]) -> None:
 
 def model_folder(model_config: ModelConfig) -> Path:
     return resolve_model(model_config.name)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 200 else text[:197] + "..."

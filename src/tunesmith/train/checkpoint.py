@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 from tunesmith.atomic import staged_folder
 from tunesmith.errors import RunError
 from tunesmith.json_files import read_json, write_json
+from tunesmith.text import shorten
 from tunesmith.train.state import TrainState
 
 STEP_PREFIX = "step-"
@@ -91,8 +92,7 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler) -> TrainState:
             torch.load(folder / name, weights_only=True) for name in ("optimizer.pt", "scheduler.pt", "rng.pt"))
     except (OSError, RuntimeError, ValueError, KeyError, TypeError, EOFError, pickle.UnpicklingError,
             SafetensorError, RunError) as exc:
-        reason = " ".join(str(exc).split())
-        raise DamagedCheckpoint(reason if len(reason) <= 160 else reason[:157] + "...") from None
+        raise DamagedCheckpoint(shorten(str(exc), 160)) from None
     if adapter.is_file():
         from peft import set_peft_model_state_dict
 
