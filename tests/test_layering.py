@@ -9,9 +9,9 @@ from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
-    {"errors", "text", "atomic", "json_files", "document"},
+    {"errors", "text", "atomic", "json_files", "document", "distributed"},
     {"config"}, {"run_dir"}, {"models"}, {"data"}, {"train"}, {"evaluate"}, {"deploy"}, {"report"}, {"pipeline"},
-    {"cli"},
+    {"cli", "__main__"},
 ]
 """Lowest first: a package may import its own layer's modules and lower layers only."""
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rich.logging import RichHandler
 
+from tunesmith import distributed
 from tunesmith.atomic import write_failure
 from tunesmith.config import RunConfig, apply_overrides, dump_config, load_config, save_config, validate_config
 from tunesmith.config.changes import run_folder_config
@@ -24,6 +25,12 @@ from tunesmith.errors import NoUsableRowsError, TunesmithError
 from tunesmith.run_dir import RunDir
 
 log = logging.getLogger("tunesmith")
+
+
+def _add_processes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--processes", type=int, default=1, metavar="N",
+                        help="run in N local processes (one per GPU; on CPU they share the cores), each on its share "
+                             "of every batch; for several machines use `accelerate launch ... -m tunesmith` instead")
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
@@ -42,12 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("--resume", action="store_true",
                    help="continue the newest run of this config from its last checkpoint")
+    _add_processes(p)
     _add_set(p)
 
     p = commands.add_parser("train", help="fine-tune only (writes checkpoints and the best weights)")
     p.add_argument("config")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--run-dir", help="run folder to create or resume (default: a new one under output.dir)")
+    _add_processes(p)
     _add_set(p)
 
     p = commands.add_parser("data", help="inspect data")
@@ -79,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_set(p)
         if name == "eval":
             p.add_argument("--no-base", action="store_true", help="skip the base model")
+            _add_processes(p)
 
     p = commands.add_parser("chat", help="interactive chat with the tuned model (streams tokens)")
     p.add_argument("run_dir")
@@ -96,10 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     command = f"data {args.data_command}" if args.command == "data" else args.command
     try:
+        if getattr(args, "processes", 1) > 1:
+            distributed.launch(_without_processes(argv), args.processes)  # each process runs this command
+            return 0
+        if getattr(args, "processes", 1) < 1:
+            raise TunesmithError("--processes must be 1 or more")
         return HANDLERS[command](args)
     except TunesmithError as error:
         print(f"tunesmith: error: {error}", file=sys.stderr)
@@ -113,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tunesmith: interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as error:
+        if not distributed.lost_a_peer(error):
+            raise
+        print(f"tunesmith: error: process {distributed.rank()} lost contact with another process of the job",
+              file=sys.stderr)
+        return 1
 
 
 # ---- handlers: parsed arguments in, exit code out ---------------------------------------------------------------
@@ -123,20 +145,19 @@ def _run(args: argparse.Namespace) -> int:
 
     config, run = _new_or_resumed_run(args)
     run_pipeline(config, run, resume=args.resume)
-    print(f"report: {run.report_html}")
-    print(f"run folder: {run.root}")
+    if distributed.is_main():
+        print(f"report: {run.report_html}")
+        print(f"run folder: {run.root}")
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
-    from tunesmith.data import check_run_data
-    from tunesmith.train import train_run
+    from tunesmith.pipeline import run_pipeline
 
     config, run = _new_or_resumed_run(args)
-    with run.lock():
-        check_run_data(config, run)
-        train_run(config, run, resume=args.resume)
-    print(f"run folder: {run.root}")
+    run_pipeline(config, run, resume=args.resume, until="train")
+    if distributed.is_main():
+        print(f"run folder: {run.root}")
     return 0
 
 
@@ -168,7 +189,9 @@ def _eval(args: argparse.Namespace) -> int:
     from tunesmith.evaluate import evaluate_run, format_comparison
 
     config, run = _existing_run(args)
-    print(format_comparison(evaluate_run(config, run, include_base=False if args.no_base else None)))
+    result = evaluate_run(config, run, include_base=False if args.no_base else None)
+    if distributed.is_main():
+        print(format_comparison(result))
     return 0
 
 
@@ -220,7 +243,18 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 def _new_or_resumed_run(args: argparse.Namespace) -> tuple[RunConfig, RunDir]:
     """The config of `run`/`train` and its run folder: ``--run-dir`` (created, or resumed with ``--resume``),
     else a new folder under ``output.dir``, or with ``--resume`` the newest run of this config file. A resume
-    runs with the run's own settings plus the resumable changes (`tunesmith.pipeline.resume_config`)."""
+    runs with the run's own settings plus the resumable changes (`tunesmith.pipeline.resume_config`). In a job of
+    several processes rank 0 decides (and creates the folder) and tells the others."""
+    if distributed.world_size() == 1:
+        return _decide_run(args)
+    distributed.start(load_config(args.config, args.overrides).distributed.timeout_minutes)
+    decided = _decide_run(args) if distributed.is_main() else None
+    settings, folder = distributed.broadcast(
+        (decided[0].model_dump(mode="json"), str(decided[1].root)) if decided else None)
+    return validate_config(settings), RunDir(folder)
+
+
+def _decide_run(args: argparse.Namespace) -> tuple[RunConfig, RunDir]:
     from tunesmith.pipeline import create_run, find_resumable_run, resume_config
 
     config = load_config(args.config, args.overrides)
@@ -244,13 +278,31 @@ def _existing_run(args: argparse.Namespace) -> tuple[RunConfig, RunDir]:
         config = run_folder_config(config, validate_config(apply_overrides(config.model_dump(mode="json"),
                                                                            args.overrides)))
         with run.lock():
-            save_config(config, run.config_path)
+            if distributed.is_main():
+                save_config(config, run.config_path)
     return config, run
 
 
+def _without_processes(argv: list[str]) -> list[str]:
+    """The command line without ``--processes N`` (what each launched process runs)."""
+    kept, skip = [], False
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        spelled = len(name) > 3 and "--processes".startswith(name)  # argparse takes any unique prefix
+        if skip:
+            skip = False
+        elif spelled and "=" not in arg:
+            skip = True
+        elif not spelled:
+            kept.append(arg)
+    return kept
+
+
 def _configure_logging(verbose: bool) -> None:
+    # In a job of several processes, rank 0 speaks for all; the others say only what goes wrong.
+    level = logging.DEBUG if verbose else logging.INFO if distributed.is_main() else logging.ERROR
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+        level=level, format="%(message)s",
         handlers=[RichHandler(show_path=False, show_time=False, markup=False)],
     )
     if not verbose:

@@ -2,6 +2,9 @@
 
 Every stage has one signature, ``stage(config, run) -> summary``, so the pipeline is a list of stages run in a
 loop, each timed the same way. The stages of one run share one load of the data splits (`load_run_splits`).
+
+In a job of several processes (`tunesmith.distributed`), training and evaluation run in every process (each
+on its share); the data check, the export and the report only in rank 0, the others waiting for it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from tunesmith import distributed
 from tunesmith.config import RunConfig, save_config
 from tunesmith.config.changes import describe, fingerprint, resumed_config
 from tunesmith.data import check_run_data
@@ -31,6 +35,10 @@ log = logging.getLogger("tunesmith")
 Stage = Callable[[RunConfig, RunDir], dict]
 
 
+EVERY_PROCESS = {"train", "evaluate"}
+"""Stages that every process of a job runs (on its share of the work); rank 0 alone runs the others."""
+
+
 def stages(resume: bool = False) -> list[tuple[str, Stage]]:
     """The stages of `tunesmith run`, in order (``resume`` continues training from the last checkpoint)."""
     return [
@@ -42,17 +50,23 @@ def stages(resume: bool = False) -> list[tuple[str, Stage]]:
     ]
 
 
-def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False) -> RunDir:
-    """Everything `tunesmith run` does, in order, in one run folder. ``timings.json`` holds the seconds of each
-    stage done so far and the total, rewritten after every stage (so the report, last, shows the others)."""
+def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False, until: str | None = None) -> RunDir:
+    """Everything `tunesmith run` does, in order, in one run folder (up to and including the stage ``until``,
+    e.g. ``"train"`` for `tunesmith train`). ``timings.json`` holds the seconds of each stage done so far and the
+    total, rewritten after every stage (so the report, last, shows the others)."""
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     with run.lock():  # one writer for the whole run, not only stage by stage
         for name, stage in stages(resume):
             stage_started = time.perf_counter()
-            stage(config, run)
+            if name in EVERY_PROCESS or distributed.is_main():
+                stage(config, run)
+            distributed.barrier()  # the next stage reads what this one wrote
             seconds[name] = round(time.perf_counter() - stage_started, 1)
-            write_json(run.timings, {**seconds, "total": round(time.perf_counter() - started, 1)})
+            if distributed.is_main():
+                write_json(run.timings, {**seconds, "total": round(time.perf_counter() - started, 1)})
+            if name == until:
+                break
     log.info("stage times (s): %s", {**seconds, "total": round(time.perf_counter() - started, 1)})
     return run
 

@@ -5,6 +5,10 @@ file lock (`flock`) on ``.lock``, which the kernel releases when the process end
 a stale lock. The lock is reentrant within a process (the pipeline holds it around stages that take it too).
 Taking it first finishes or cleans up what a killed writer left (`tunesmith.atomic.recover_folders`,
 `remove_stale_staging`): with the lock held, no other writer can be in the middle of them.
+
+In a job of several processes rank 0 is the writer and alone holds the lock (and repairs); for the others
+`lock` does nothing, and code that all processes run waits at a `distributed.barrier` after taking it, before
+they read what the repair may change.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import TypeVar
 
 import yaml
 
+from tunesmith import distributed
 from tunesmith.atomic import recover_folder, recover_folders, remove_stale_staging
 from tunesmith.config import RunConfig, validate_config
 from tunesmith.errors import ConfigError, RunError
@@ -80,8 +85,9 @@ class RunDir:
 
     def best_weights(self) -> Path:
         """`best`, after finishing an interrupted replacement (see `tunesmith.atomic`); an error if training
-        never produced one."""
-        recover_folder(self.best)
+        never produced one (in a job of several processes rank 0 finishes the replacement)."""
+        if distributed.is_main():
+            recover_folder(self.best)
         return self.require(self.best, "train")
 
     def require(self, path: Path, produced_by: str) -> Path:
@@ -100,6 +106,9 @@ class RunDir:
                 yield self
             finally:
                 _HELD[key][1] -= 1
+            return
+        if not distributed.is_main():
+            yield self
             return
         if not self.root.is_dir():
             raise RunError(f"{self.root} is not a folder", "give the path of a run folder")

@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import tunesmith.train.loss as loss_module
 import tunesmith.train.recipe as recipe
 from tunesmith.config import validate_config
 from tunesmith.run_dir import RunDir
@@ -103,13 +104,13 @@ def test_full_fine_tuning_saves_full_weights(tiny_model_dir, tmp_path, tiny_spli
 
 
 def test_non_finite_loss_names_step_and_rows(tiny_model_dir, tmp_path, monkeypatch, tiny_splits):
-    real = recipe.supervised_loss_sum
+    real = loss_module.supervised_loss_sum
 
     def poisoned(model, batch):
         loss, count = real(model, batch)
         return loss * float("nan"), count
 
-    monkeypatch.setattr(recipe, "supervised_loss_sum", poisoned)
+    monkeypatch.setattr(loss_module, "supervised_loss_sum", poisoned)
     with pytest.raises(TrainingError, match=r"non-finite loss at step 1 on rows mem.jsonl:\d+"):
         train(tiny_config(tiny_model_dir, max_steps=2), RunDir(tmp_path / "run"), tiny_splits())
 
@@ -156,14 +157,14 @@ def batch_sources(step: int) -> list[str]:
 
 def poison_loss_at(monkeypatch, step: int) -> None:
     """The training loss of the ``step``-th step of this process is NaN (one micro-batch per step)."""
-    real = recipe.supervised_loss_sum
+    real = loss_module.supervised_loss_sum
     calls = itertools.count(1)
 
     def poisoned(model, batch):
         loss, count = real(model, batch)
         return (loss * float("nan") if next(calls) == step else loss), count
 
-    monkeypatch.setattr(recipe, "supervised_loss_sum", poisoned)
+    monkeypatch.setattr(loss_module, "supervised_loss_sum", poisoned)
 
 
 def poison_gradient_at(monkeypatch, step: int) -> None:
@@ -283,3 +284,17 @@ def test_skip_nan_gradient_keeps_weights_and_logs_the_finite_loss(tiny_model_dir
     line = metric_lines(run)[1]
     assert line["skipped"] is True and line["reason"] == "non-finite gradient norm"
     assert line["loss"] > 0 and line["grad_norm"] is None
+
+
+def test_resuming_with_another_global_batch_is_refused(tiny_model_dir, tmp_path, tiny_splits, error_of):
+    """The cursor counts global batches, so a resume needs the same rows per step, however many processes share
+    them (on 1 process after 2 x 4: batch_size 8, or grad_accumulation 2)."""
+    run = RunDir(tmp_path / "run")
+    train(tiny_config(tiny_model_dir, max_steps=2, batch_size=8), run, tiny_splits())
+    message = error_of(lambda: train(tiny_config(tiny_model_dir, max_steps=4, batch_size=4), run, tiny_splits(),
+                                     resume=True))
+    assert "global batch of 8 rows per step; now it would be 4 (batch_size 4 x 1 processes x grad_accumulation 1)" \
+        in message
+    summary = train(tiny_config(tiny_model_dir, max_steps=4, batch_size=4, grad_accumulation=2), run, tiny_splits(),
+                    resume=True)
+    assert summary["steps"] == 4 and summary["global_batch"] == 8

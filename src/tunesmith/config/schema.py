@@ -176,9 +176,11 @@ class TrainConfig(_Section):
     max_steps: int | None = Field(None, ge=1)
     """Optimizer steps to run; overrides `epochs`."""
     batch_size: int = Field(8, ge=1)
-    """Rows per micro-batch."""
+    """Rows per micro-batch, per process: an optimizer step trains on `batch_size x processes x
+    grad_accumulation` rows (the global batch, logged and recorded in `train_summary.json`)."""
     grad_accumulation: int = Field(1, ge=1)
-    """Micro-batches per optimizer step; the loss is normalized over all their supervised tokens."""
+    """Micro-batches per optimizer step; the loss is normalized over all their supervised tokens (those of every
+    process)."""
     warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
     """Fraction of the steps spent warming the learning rate up linearly from 0."""
     scheduler: Literal["cosine", "linear", "constant"] = "cosine"
@@ -212,6 +214,22 @@ class TrainConfig(_Section):
     """What to do when a step's loss or gradient norm is NaN or infinite. `stop` ends training with an error
     naming the step and its rows (the last good checkpoint is kept); `skip` logs a warning, drops that step's
     update (weights, optimizer and learning-rate schedule stay as they were) and goes on with the next batch."""
+
+
+class DistributedConfig(_Section):
+    strategy: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
+    """How the processes of a job (`--processes N`, or `accelerate launch -m tunesmith ...`) share training.
+    `ddp`: each holds the whole model, gradients are averaged. `fsdp`: weights, gradients and optimizer state
+    are sharded across processes (full shard, each decoder layer wrapped; CUDA GPUs only). `deepspeed`: ZeRO
+    through accelerate's plugin (needs the `deepspeed` package and CUDA GPUs). One process ignores it."""
+    zero_stage: Literal[2, 3] = 2
+    """DeepSpeed ZeRO stage: 2 shards optimizer state and gradients, 3 the weights too."""
+    cpu_offload: bool = False
+    """`fsdp`: keep sharded weights in CPU memory; `deepspeed`: keep optimizer state there. Fits larger models,
+    at a cost in speed."""
+    timeout_minutes: int = Field(30, ge=1)
+    """How long a process waits for the others at a synchronization before the job fails (a process that dies
+    ends the job at once; this bounds a process that hangs)."""
 
 
 class EvaluateConfig(_Section):
@@ -277,6 +295,8 @@ class RunConfig(_Section):
     """LoRA settings (used when `method: lora`)."""
     train: TrainConfig = Field(default_factory=TrainConfig)
     """Optimization settings."""
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+    """Training in several processes (one machine or several)."""
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     """Evaluation on the test split."""
     output: OutputConfig = Field(default_factory=OutputConfig)

@@ -9,6 +9,7 @@ import time
 import torch
 from rich.console import Console
 
+from tunesmith import distributed
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.check import leaked_rows
 from tunesmith.data.example import Example, Splits
@@ -31,7 +32,8 @@ def evaluate_run(config: RunConfig, run: RunDir, include_base: bool | None = Non
     metrics of each model and their deltas on every test row, and under ``unleaked`` the same on the test rows
     the data check did not find in train (``leakage`` says which, or why it could not be checked).
     """
-    run.require(run.best, "train")  # fail before spending minutes on the base model
+    run.best_weights()  # fail before spending minutes on the base model
+    distributed.barrier()  # rank 0 finished any interrupted replacement of the best weights
     include_base = config.evaluate.compare_base if include_base is None else include_base
     splits = load_run_splits(config.data)
     if not splits.test:
@@ -64,8 +66,9 @@ def evaluate_run(config: RunConfig, run: RunDir, include_base: bool | None = Non
         "leakage": leakage,
         "unleaked": unleaked,
     }
-    write_json(run.eval_json, result)
-    write_jsonl(run.predictions, merge_predictions(base_rows, tuned_rows))
+    if distributed.is_main():  # every process evaluated its share and holds every row's prediction
+        write_json(run.eval_json, result)
+        write_jsonl(run.predictions, merge_predictions(base_rows, tuned_rows))
     return result
 
 
@@ -128,10 +131,12 @@ def _task_labels(task: str, found: list[str] | None, config: RunConfig) -> list[
 
 
 def _timed_evaluation(which: str, model, tokenizer, examples, task, labels, config: RunConfig):
-    _console.print(f"evaluating the {which} model on {len(examples)} test rows ({task})")
+    say = _console.print if distributed.is_main() else (lambda text: None)
+    processes = f", {distributed.world_size()} processes" if distributed.world_size() > 1 else ""
+    say(f"evaluating the {which} model on {len(examples)} test rows ({task}{processes})")
     started = time.perf_counter()
     metrics, rows = evaluate_model(model, tokenizer, examples, task, config.evaluate, labels, config.data.max_length)
-    _console.print(f"  {which} model done in {time.perf_counter() - started:.1f}s")
+    say(f"  {which} model done in {time.perf_counter() - started:.1f}s")
     return metrics, rows
 
 

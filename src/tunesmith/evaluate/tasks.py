@@ -2,11 +2,17 @@
 that loads models and writes a run's results.
 
 Metrics are computed from the per-row predictions (`task_metrics`), so the same function scores any subset of
-the rows, such as the test rows not leaked from train.
+the rows, such as the test rows not leaked from train. In a job of several processes each process predicts its
+share of the rows and every process gets all predictions back in row order (`tunesmith.distributed`), so the
+metrics are those of one process.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from tunesmith import distributed
 from tunesmith.config.schema import EvaluateConfig
 from tunesmith.config.vocabulary import ALWAYS_REPORTED, task_of
 from tunesmith.data.example import Example
@@ -22,6 +28,9 @@ from tunesmith.evaluate.metrics import (
 )
 
 # Detail that goes with a task's metrics whatever `evaluate.metrics` selects (the report draws on it).
+T = TypeVar("T")
+R = TypeVar("R")
+
 TASK_DETAILS = {
     "classification": ("per_class", "confusion_matrix"),
     "regression": ("parse_failures",),
@@ -52,7 +61,9 @@ def evaluate_model(
             for example in examples:
                 regression_target(example)  # before generating: fail fast on bad rows
         prompts = [example.prompt_messages for example in examples]
-        predictions = generate(model, tokenizer, prompts, eval_config.max_new_tokens, eval_config.batch_size)
+        predictions = per_row_sharded(
+            lambda share: generate(model, tokenizer, share, eval_config.max_new_tokens, eval_config.batch_size),
+            prompts)
         extras, loss = [{} for _ in examples], None
     else:
         raise ValueError(f"unknown task {task!r}")
@@ -66,6 +77,11 @@ def evaluate_model(
         for example, prediction, extra in zip(examples, predictions, extras)
     ]
     return metrics, records
+
+
+def per_row_sharded(compute: Callable[[list[T]], list[R]], items: Sequence[T]) -> list[R]:
+    """``compute(items)`` (one result per item), each process computing its share; every process gets all."""
+    return distributed.gather_shards(compute(distributed.shard(items)), len(items))
 
 
 def task_metrics(task: str, examples: list[Example], predictions: list[str], labels: list[str] | None) -> dict:
@@ -134,8 +150,10 @@ def _classify(model, tokenizer, examples: list[Example], eval_config: EvaluateCo
     """Predicted labels, per-row extras, and the test loss when the label scores already give it (else None)."""
     prompts = [example.prompt_messages for example in examples]
     if eval_config.classification_mode == "likelihood":
-        scores = score_labels(model, tokenizer, prompts, labels, eval_config.batch_size)
+        scores = per_row_sharded(
+            lambda share: score_labels(model, tokenizer, share, labels, eval_config.batch_size), prompts)
         extras = [{"scores": dict(zip(labels, row))} for row in scores]
         return predict_labels(scores, labels), extras, loss_from_label_scores(tokenizer, examples, labels, scores)
-    outputs = generate(model, tokenizer, prompts, eval_config.max_new_tokens, eval_config.batch_size)
+    outputs = per_row_sharded(
+        lambda share: generate(model, tokenizer, share, eval_config.max_new_tokens, eval_config.batch_size), prompts)
     return [match_label(output, labels) for output in outputs], [{} for _ in examples], None

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 
+from tunesmith import distributed
 from tunesmith.config.schema import LoraConfig, ModelConfig
 from tunesmith.errors import ConfigError, ModelError
 from tunesmith.models.lora_fused import fuse_lora_epilogues
@@ -26,7 +27,8 @@ from tunesmith.text import shorten
 
 
 def pick_device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    """This process's GPU if any (its own one in a multi-GPU job), else the CPU."""
+    return distributed.device()
 
 
 def pick_dtype(requested: str, device: torch.device) -> torch.dtype:

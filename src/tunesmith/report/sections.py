@@ -157,6 +157,11 @@ def training_facts(summary: dict) -> list[tuple[str, str]]:
         ("threads", "CPU threads", plain),
     ]
     facts = [(label, show(summary[key])) for key, label, show in described if summary.get(key) is not None]
+    processes = summary.get("processes")
+    if is_number(processes):
+        strategy = f", {summary['strategy']}" if summary.get("strategy") else ""
+        facts.append(("processes", f"{processes} process{'es' if processes > 1 else ''}{strategy}; global batch "
+                                   f"{plain(summary.get('global_batch'))}"))
     trainable, total = summary.get("trainable_params"), summary.get("total_params")
     if is_number(trainable) and is_number(total) and total:
         facts.append(("trainable parameters", f"{trainable:,} of {total:,} ({100 * trainable / total:.2f}%)"))

@@ -1,4 +1,10 @@
-"""The batch plan: which rows make each batch of each epoch, and how a batch becomes tensors.
+"""The batch plan: which rows make each optimizer step of each epoch, and how they become tensors.
+
+A plan batch is a *global* batch: every row of one optimizer step, ``batch_size x processes x
+grad_accumulation`` rows (or packs). Each process takes its contiguous share of it and splits that into its
+``grad_accumulation`` micro-batches (`BatchPlan.share`). So the rows of a step, their order and the cursor do
+not depend on how many processes share them: 2 processes x 4 rows train on exactly the rows of 1 process x 8,
+and a checkpoint written by one layout resumes under another with the same global batch.
 
 Everything here is a pure function of (row lengths, settings, seed, epoch), so the order of a resumed run is
 recomputed, not stored: the checkpoint only keeps the cursor (`TrainState.epoch`, `TrainState.batch`).
@@ -55,6 +61,18 @@ def collate(rows: list[TokenizedExample], pad_token_id: int) -> dict[str, torch.
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
+def split_evenly(items: list, parts: int) -> list[list]:
+    """``items`` cut into ``parts`` contiguous pieces whose sizes differ by at most one (the first ones larger;
+    some are empty when there are fewer items than parts)."""
+    size, extra = divmod(len(items), parts)
+    pieces, start = [], 0
+    for part in range(parts):
+        end = start + size + (part < extra)
+        pieces.append(items[start:end])
+        start = end
+    return pieces
+
+
 def count_supervised(batch: dict[str, torch.Tensor]) -> int:
     """Tokens that carry a loss: labels are shifted by one, so the first position never counts."""
     return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
@@ -81,16 +99,21 @@ class BatchPlan:
             self._epoch = (epoch, batches)
         return self._epoch[1]
 
-    def take(self, state: TrainState, count: int) -> list[Batch]:
-        """The next ``count`` batches from ``state``'s cursor, which moves past them (into the next epoch when
-        this one runs out)."""
-        taken = []
-        for _ in range(count):
-            if state.batch >= len(self.epoch(state.epoch)):
-                state.epoch, state.batch = state.epoch + 1, 0
-            taken.append(self.epoch(state.epoch)[state.batch])
-            state.batch += 1
-        return taken
+    def take(self, state: TrainState) -> Batch:
+        """The next (global) batch from ``state``'s cursor, which moves past it (into the next epoch when this
+        one runs out)."""
+        if state.batch >= len(self.epoch(state.epoch)):
+            state.epoch, state.batch = state.epoch + 1, 0
+        state.batch += 1
+        return self.epoch(state.epoch)[state.batch - 1]
+
+    @staticmethod
+    def share(batch: Batch, rank: int, processes: int, micro_batches: int) -> list[Batch]:
+        """Process ``rank``'s ``micro_batches`` micro-batches of a global ``batch``: its contiguous share, cut
+        evenly. A micro-batch is empty when the batch (an epoch's last) has fewer rows than micro-batches in
+        the whole job; the caller still runs a `placeholder` for it, since every process must take part in
+        each gradient synchronization."""
+        return split_evenly(split_evenly(batch, processes)[rank], micro_batches)
 
     def progress(self, state: TrainState) -> float:
         """Epochs done at ``state``'s cursor, as a fraction."""
@@ -100,6 +123,13 @@ class BatchPlan:
         if self.packing:
             return collate_packed([[self.rows[i] for i in pack] for pack in batch], self.pad_token_id)
         return collate([self.rows[i] for (i,) in batch], self.pad_token_id)
+
+    def placeholder(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """A micro-batch that adds nothing: the first pack of ``batch`` with no supervised token (its loss and
+        gradients are zero), run by a process whose share of an epoch's last batch is empty."""
+        tensors = self.collate(batch[:1])
+        tensors["labels"].fill_(IGNORE_INDEX)
+        return tensors
 
     def locations(self, batch: Batch) -> list[str]:
         """``FILE:LINE`` of every row in ``batch``."""

@@ -3,6 +3,9 @@
 Every folder is written with `tunesmith.atomic.staged_folder`, so `step-*` and `best` folders are always
 complete. Optimizer, scheduler and RNG states are plain tensors/containers saved with torch.save and read back
 with `weights_only=True` (no arbitrary unpickling); model weights are safetensors; the `TrainState` is JSON.
+Weights and optimizer state are full (never a process's shard; see `tunesmith.train.strategy`), so a checkpoint
+resumes on any number of processes. Reading (`read_checkpoint`) is apart from applying: the weights go into the
+model before accelerate wraps (and maybe shards) it, the optimizer state after.
 peft is imported where it is used (start-up time, see `tunesmith.models.loading`).
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 import pickle
 import random
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,28 +32,30 @@ STEP_PREFIX = "step-"
 STATE_FILE = "trainer_state.json"
 
 
-def write_weights(model, folder: Path) -> None:
-    """A PEFT adapter folder for LoRA models, a full safetensors model folder otherwise."""
-    model.save_pretrained(folder, safe_serialization=True)
+def write_weights(model, folder: Path, weights: dict | None = None) -> None:
+    """A PEFT adapter folder for adapter methods, a full safetensors model folder otherwise. ``weights`` is the
+    model's full state dict when it was gathered from shards (else the model's own tensors are written)."""
+    model.save_pretrained(folder, safe_serialization=True, state_dict=weights)
 
 
-def save_checkpoint(checkpoints: Path, model, optimizer, scheduler, state: TrainState) -> Path:
+def save_checkpoint(checkpoints: Path, model, optimizer_state: dict, scheduler, state: TrainState,
+                    weights: dict | None = None) -> Path:
     """Write ``checkpoints/step-NNNNNN`` (the state's step) atomically and return it."""
     final = checkpoints / f"{STEP_PREFIX}{state.step:06d}"
     with staged_folder(final) as staging:
-        write_weights(model, staging / "weights")
-        torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+        write_weights(model, staging / "weights", weights)
+        torch.save(optimizer_state, staging / "optimizer.pt")
         torch.save(scheduler.state_dict(), staging / "scheduler.pt")
         torch.save(_rng_state(), staging / "rng.pt")
         write_json(staging / STATE_FILE, state.to_json())
     return final
 
 
-def publish_best(checkpoints: Path, model) -> Path:
+def publish_best(checkpoints: Path, model, weights: dict | None = None) -> Path:
     """Replace ``checkpoints/best`` with the current weights (atomically; see `tunesmith.atomic`)."""
     best = checkpoints / "best"
     with staged_folder(best) as staging:
-        write_weights(model, staging)
+        write_weights(model, staging, weights)
     return best
 
 
@@ -74,12 +80,35 @@ class DamagedCheckpoint(Exception):
     """A checkpoint folder with a missing, empty or unreadable file (a disk fault, a copy cut short)."""
 
 
-def load_checkpoint(folder: Path, model, optimizer, scheduler) -> TrainState:
-    """Restore weights, optimizer, scheduler and RNG from a checkpoint; return its trainer state.
+@dataclass
+class Checkpoint:
+    """Everything a checkpoint folder holds, read and checked, nothing applied yet."""
 
-    Every file is read before any is applied, so a damaged checkpoint raises `DamagedCheckpoint` with the model,
-    optimizer and RNG untouched (and the caller can try an older one).
-    """
+    folder: Path
+    state: TrainState
+    weights: list[dict[str, torch.Tensor]]
+    """The safetensors files' tensors: one adapter file, or the shards of a full model."""
+    adapter: bool
+    optimizer: dict
+    scheduler: dict
+    rng: dict
+
+    def apply_weights(self, model) -> None:
+        if self.adapter:
+            from peft import set_peft_model_state_dict
+
+            set_peft_model_state_dict(model, self.weights[0])
+            return
+        for shard in self.weights:  # strict=False: tied weights (lm_head = embeddings) are stored once
+            model.load_state_dict(shard, strict=False)
+
+    def apply_rng(self) -> None:
+        _set_rng_state(self.rng)
+
+
+def read_checkpoint(folder: Path) -> Checkpoint:
+    """Every file of a checkpoint, read before any is applied, so a damaged checkpoint raises
+    `DamagedCheckpoint` with the model, optimizer and RNG untouched (and the caller can try an older one)."""
     try:
         state = TrainState.from_json(read_json(folder / STATE_FILE) or {})
         weights = folder / "weights"
@@ -93,17 +122,7 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler) -> TrainState:
     except (OSError, RuntimeError, ValueError, KeyError, TypeError, EOFError, pickle.UnpicklingError,
             SafetensorError, RunError) as exc:
         raise DamagedCheckpoint(shorten(str(exc), 160)) from None
-    if adapter.is_file():
-        from peft import set_peft_model_state_dict
-
-        set_peft_model_state_dict(model, tensors[0])
-    else:  # strict=False: tied weights (lm_head = embeddings) are stored once
-        for shard in tensors:
-            model.load_state_dict(shard, strict=False)
-    optimizer.load_state_dict(optimizer_state)
-    scheduler.load_state_dict(scheduler_state)
-    _set_rng_state(rng_state)
-    return state
+    return Checkpoint(folder, state, tensors, adapter.is_file(), optimizer_state, scheduler_state, rng_state)
 
 
 def _rng_state() -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from tunesmith import distributed
 from tunesmith.data.tokenize import IGNORE_INDEX
 from tunesmith.train.batching import collate
 from tunesmith.train.packing import block_causal_mask
@@ -56,6 +57,22 @@ def supervised_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Te
         logits = head(selected[start : start + _HEAD_CHUNK_ROWS]).float()
         total = total + F.cross_entropy(logits, wanted[start : start + _HEAD_CHUNK_ROWS], reduction="sum")
     return total, int(wanted.numel())
+
+
+class SupervisedLoss(torch.nn.Module):
+    """A model whose forward is `supervised_loss_sum`: what accelerate wraps for training.
+
+    Why a module: DDP synchronizes gradients, and FSDP / DeepSpeed gather sharded weights, from hooks on the
+    *wrapped module's forward*; the loss calls the decoder and the head directly, so it must run inside that
+    forward, not beside it.
+    """
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, **batch: torch.Tensor) -> tuple[torch.Tensor, int]:
+        return supervised_loss_sum(self.model, batch)
 
 
 def _right_padded(attention_mask: torch.Tensor) -> bool:
@@ -108,17 +125,24 @@ class _LinearCrossEntropySum(torch.autograd.Function):
 def mean_supervised_loss(model, rows, batch_size: int, pad_token_id: int) -> tuple[float, int]:
     """Token-weighted mean loss over ``rows`` (TokenizedExample) and the number of supervised tokens.
 
-    Token-weighted, not a mean of batch means: every supervised token counts once, whatever its batch.
+    ``model`` is a causal LM or a (wrapped) `SupervisedLoss`. Token-weighted, not a mean of batch means: every
+    supervised token counts once, whatever its batch. In a job of several processes every process must call
+    it: each scores its `distributed.shard` of the rows and the sums are added up.
     """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    # DDP and DeepSpeed wrap the module (`.module`); FSDP2 changes its class in place (a subclass).
+    computes_loss = isinstance(getattr(model, "module", model), SupervisedLoss)
+    loss_module = model if computes_loss else SupervisedLoss(model)
+    was_training = loss_module.training
+    loss_module.eval()
+    device = next(loss_module.parameters()).device
     order = sorted(range(len(rows)), key=lambda i: len(rows[i].input_ids))  # less padding
+    mine = distributed.shard(order)
     total, count = 0.0, 0
-    for start in range(0, len(order), batch_size):
-        batch = collate([rows[i] for i in order[start : start + batch_size]], pad_token_id)
-        loss_sum, n = supervised_loss_sum(model, {k: v.to(device) for k, v in batch.items()})
+    for start in range(0, len(mine), batch_size):
+        batch = collate([rows[i] for i in mine[start : start + batch_size]], pad_token_id)
+        loss_sum, n = loss_module(**{k: v.to(device) for k, v in batch.items()})
         total += float(loss_sum)
         count += n
-    model.train(was_training)
-    return (total / count if count else float("nan")), count
+    loss_module.train(was_training)
+    total, count = distributed.all_reduce_sum([total, count])
+    return (total / count if count else float("nan")), int(count)

@@ -16,10 +16,14 @@ class TrainingLog:
     """Opened at the start of training (``with TrainingLog(...) as log``), closed however training ends.
 
     On resume from step N, the lines a killed run logged after N are dropped from metrics.jsonl and hidden in
-    TensorBoard (``purge_step``): they are logged again as the run replays those steps.
+    TensorBoard (``purge_step``): they are logged again as the run replays those steps. In a job of several
+    processes only rank 0 logs (``writes``); the others' log takes everything and writes nothing.
     """
 
-    def __init__(self, run: RunDir, total_steps: int, resumed_step: int | None):
+    def __init__(self, run: RunDir, total_steps: int, resumed_step: int | None, writes: bool = True):
+        self.writes = writes
+        if not writes:
+            return
         if resumed_step is not None:
             keep_jsonl(run.metrics, lambda line: line["step"] <= resumed_step)
         self.writer = SummaryWriter(str(run.tensorboard),
@@ -33,12 +37,16 @@ class TrainingLog:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        if not self.writes:
+            return
         self.progress.close()
         self.metrics.close()
         self.writer.close()
 
     def record(self, line: dict) -> None:
         """One metrics line (``step`` and numbers): to metrics.jsonl and, its numbers, to TensorBoard."""
+        if not self.writes:
+            return
         append_jsonl(self.metrics, line)
         for key, value in line.items():
             if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -46,9 +54,13 @@ class TrainingLog:
                                        line["step"])
 
     def step_done(self, loss: float, lr: float, tokens_per_s: float) -> None:
+        if not self.writes:
+            return
         self.progress.update(1)
         self.progress.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_s:.0f}", refresh=False)
 
     def say(self, text: str) -> None:
         """A line above the progress bar."""
+        if not self.writes:
+            return
         self.progress.write(text)

@@ -1,10 +1,13 @@
-"""The training recipe, top to bottom: set up the components, then loop (take batches → one optimizer step →
-what follows a step) until the planned steps are done or early stopping says stop.
+"""The training recipe, top to bottom: set up the components, then loop (take the step's batch → one optimizer
+step → what follows a step) until the planned steps are done or early stopping says stop.
 
-What accelerate is for here: it owns the device and the process layout. It places the model, wraps the model
-and optimizer (`prepare`: a no-op wrapper in one process; DDP/FSDP/DeepSpeed when launched on several),
-runs the backward pass and clips gradients (`clip_grad_norm_` reduces across processes). Batching, the loss
-normalizer, checkpoints and exact resume stay tunesmith's: they are what makes a run reproducible.
+What accelerate is for here: it owns the device and the process layout. It wraps the loss module and the
+optimizer (`prepare`: nothing in one process; DDP, FSDP or DeepSpeed in a job of several, per the
+`distributed:` section), runs the backward pass and clips gradients (`clip_grad_norm_` reduces across
+processes). Batching, the loss normalizer, checkpoints and exact resume stay tunesmith's: they are what makes a
+run reproducible, and what makes N processes train the model one process trains (see `tunesmith.distributed`):
+each process trains on its share of the same global batch, and the loss is normalized by the supervised tokens
+of the whole global batch, counted across processes.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 from accelerate import Accelerator
 from transformers import get_scheduler
 
+from tunesmith import distributed
 from tunesmith.config.changes import resumed_config
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.cache import keep_supervised, row_lengths, tokenized_split
@@ -34,16 +39,18 @@ from tunesmith.models.loading import cpu_bf16_speedup
 from tunesmith.run_dir import RunDir
 from tunesmith.train.batching import Batch, BatchPlan, count_supervised
 from tunesmith.train.checkpoint import (
+    Checkpoint,
     DamagedCheckpoint,
     checkpoints_newest_first,
-    load_checkpoint,
     prune_checkpoints,
     publish_best,
+    read_checkpoint,
     save_checkpoint,
 )
-from tunesmith.train.loss import decoder_of, mean_supervised_loss, supervised_loss_sum
+from tunesmith.train.loss import SupervisedLoss, decoder_of, mean_supervised_loss
 from tunesmith.train.metrics_log import TrainingLog
 from tunesmith.train.state import TrainState
+from tunesmith.train.strategy import accelerator_for, check_strategy, full_state, load_optimizer_state
 
 log = logging.getLogger("tunesmith")
 
@@ -60,6 +67,7 @@ class Training:
     run: RunDir
     accelerator: Accelerator
     model: torch.nn.Module
+    """The `SupervisedLoss` module as accelerate wrapped it (its forward is the loss)."""
     tokenizer: object
     plan: BatchPlan
     validation_rows: Sequence[TokenizedExample]
@@ -70,7 +78,12 @@ class Training:
 
     @property
     def unwrapped(self) -> torch.nn.Module:
-        return self.accelerator.unwrap_model(self.model)
+        """The causal LM (PEFT-wrapped for adapter methods) inside the wrapped loss module."""
+        return self.accelerator.unwrap_model(self.model).model
+
+    @property
+    def global_batch(self) -> int:
+        return self.plan.batch_size
 
 
 @dataclass
@@ -88,24 +101,36 @@ class StepResult:
 # ---- setup ------------------------------------------------------------------------------------------------------
 
 
-def set_up(config: RunConfig, run: RunDir, splits: Splits) -> Training:
+def set_up(config: RunConfig, run: RunDir, splits: Splits,
+           resume: bool = False) -> tuple[Training, Checkpoint | None]:
     """Build the components in dependency order: the runtime (threads, seed) before the model, so LoRA's
-    initialization is seeded; the rows after the model (its tokenizer comes with it); the batch plan from the
-    rows' lengths; the step count from the plan; the scheduler from the step count; accelerate's wrapping last."""
+    initialization is seeded (and the same in every process); a resumed checkpoint's weights into the model
+    before anything wraps it; the rows after the model (its tokenizer comes with it); the batch plan from the
+    rows' lengths; the step count from the plan; the scheduler from the step count; accelerate's wrapping last
+    (FSDP shards the model's own decoder layers). Returns the checkpoint resumed from, for `start_state`."""
     tc = config.train
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    configure_runtime(config, accelerator.device)
-    model, tokenizer = load_base_model(config.model, accelerator.device)
+    device = distributed.device()
+    configure_runtime(config, device)
+    model, tokenizer = load_base_model(config.model, device)
     if config.method == "lora":
         model = add_lora(model, config.lora)
+    checkpoint = newest_intact_checkpoint(run) if resume else None
+    if checkpoint is not None:
+        checkpoint.apply_weights(model)
     if tc.compile:
         decoder_of(model).compile(dynamic=True)  # in place: the loss calls this same module
     model.train()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("method %s: %s of %s parameters trainable", config.method, f"{trainable:,}",
              f"{sum(p.numel() for p in model.parameters()):,}")
-    train_rows, validation_rows, truncation = training_rows(config, splits, tokenizer)
-    plan = BatchPlan(train_rows, row_lengths(train_rows), tc.batch_size, tc.seed, tokenizer.pad_token_id,
+    with distributed.main_first():  # rank 0 tokenizes into the cache, the others read it from there
+        train_rows, validation_rows, truncation = training_rows(config, splits, tokenizer)
+    processes = distributed.world_size()
+    global_batch = tc.batch_size * processes * tc.grad_accumulation
+    if processes > 1 or tc.grad_accumulation > 1:
+        log.info("global batch %d = batch_size %d x %d processes x grad_accumulation %d", global_batch,
+                 tc.batch_size, processes, tc.grad_accumulation)
+    plan = BatchPlan(train_rows, row_lengths(train_rows), global_batch, tc.seed, tokenizer.pad_token_id,
                      packing=tc.packing, group_by_length=tc.group_by_length, max_length=config.data.max_length)
     total_steps = plan_steps(len(plan.epoch(0)), config)
     optimizer = build_optimizer(model, config)
@@ -113,14 +138,17 @@ def set_up(config: RunConfig, run: RunDir, splits: Splits) -> Training:
         "constant_with_warmup" if tc.scheduler == "constant" else tc.scheduler, optimizer,
         num_warmup_steps=int(tc.warmup_ratio * total_steps), num_training_steps=total_steps,
     )
-    model, optimizer = accelerator.prepare(model, optimizer)
-    return Training(config, run, accelerator, model, tokenizer, plan, validation_rows, truncation, total_steps,
-                    optimizer, scheduler)
+    accelerator = accelerator_for(config)
+    loss_module, optimizer = accelerator.prepare(SupervisedLoss(model), optimizer)
+    training = Training(config, run, accelerator, loss_module, tokenizer, plan, validation_rows, truncation,
+                        total_steps, optimizer, scheduler)
+    return training, checkpoint
 
 
 def configure_runtime(config: RunConfig, device: torch.device) -> None:
     """Threads and seed, and the device and dtype said in the log, so a run's speed can be explained."""
-    threads = config.train.threads or len(os.sched_getaffinity(0))
+    # The cores are shared by the processes of this machine.
+    threads = config.train.threads or max(1, len(os.sched_getaffinity(0)) // distributed.processes_per_machine())
     torch.set_num_threads(threads)
     torch.manual_seed(config.train.seed)
     dtype = pick_dtype(config.model.dtype, device)
@@ -167,67 +195,89 @@ def build_optimizer(model, config: RunConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.train.learning_rate)
 
 
-def plan_steps(num_batches: int, config: RunConfig) -> int:
+def plan_steps(batches_per_epoch: int, config: RunConfig) -> int:
+    """Optimizer steps of the run: one per (global) batch of the plan."""
     if config.train.max_steps:
         return config.train.max_steps
-    per_epoch = math.ceil(num_batches / config.train.grad_accumulation)
-    return max(1, math.ceil(config.train.epochs * per_epoch))
+    return max(1, math.ceil(config.train.epochs * batches_per_epoch))
 
 
-def start_state(training: Training, resume: bool) -> TrainState:
-    """A fresh state, or the newest intact checkpoint's (weights, optimizer, scheduler and RNG restored with it;
-    a damaged newer one is passed over, and the log says so)."""
-    run = training.run
-    run.checkpoints.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        return TrainState()
+def newest_intact_checkpoint(run: RunDir) -> Checkpoint:
+    """The newest checkpoint that reads back whole (a damaged newer one is passed over, and the log says so)."""
     candidates = checkpoints_newest_first(run.checkpoints)
     if not candidates:
         raise RunError(f"nothing to resume: {run.checkpoints} holds no checkpoint", "start without --resume")
     for folder in candidates:
         try:
-            state = load_checkpoint(folder, training.unwrapped, training.optimizer, training.scheduler)
+            return read_checkpoint(folder)
         except DamagedCheckpoint as damage:
             log.warning("checkpoint %s is damaged (%s); trying the one before it", folder.name, damage)
-            continue
-        log.info("resumed from %s (step %d of %d)", folder.name, state.step, training.total_steps)
-        return state
     raise RunError(f"nothing to resume: every checkpoint in {run.checkpoints} is damaged",
                    "start the run again without --resume")
+
+
+def start_state(training: Training, checkpoint: Checkpoint | None) -> TrainState:
+    """A fresh state, or the resumed checkpoint's, with its optimizer, scheduler and RNG restored. The global
+    batch must be the checkpoint's (the number of processes may differ): else the cursor would not continue the
+    same sequence of steps."""
+    if checkpoint is None:
+        return TrainState()
+    state = checkpoint.state
+    if state.global_batch is not None and state.global_batch != training.global_batch:
+        tc = training.config.train
+        raise RunError(
+            f"{checkpoint.folder} was trained with a global batch of {state.global_batch} rows per step; now it "
+            f"would be {training.global_batch} (batch_size {tc.batch_size} x {distributed.world_size()} processes "
+            f"x grad_accumulation {tc.grad_accumulation}), which would not continue the same training",
+            "change train.batch_size or train.grad_accumulation (--set) so that their product with the number "
+            f"of processes is {state.global_batch}")
+    load_optimizer_state(training, checkpoint.optimizer)
+    training.scheduler.load_state_dict(checkpoint.scheduler)
+    checkpoint.apply_rng()
+    log.info("resumed from %s (step %d of %d)", checkpoint.folder.name, state.step, training.total_steps)
+    return state
 
 
 # ---- one step ---------------------------------------------------------------------------------------------------
 
 
-def optimizer_step(training: Training, batches: list[Batch], state: TrainState) -> StepResult:
-    """One optimizer step over ``batches`` (the micro-batches of gradient accumulation).
+def optimizer_step(training: Training, batch: Batch, state: TrainState) -> StepResult:
+    """One optimizer step over a global ``batch``: this process runs its `BatchPlan.share` as its
+    ``grad_accumulation`` micro-batches.
 
-    One normalizer for the whole step, the supervised tokens of all micro-batches: accumulating 4 x 2 rows gives
-    exactly the loss of 8 rows. The gradient norm is measured even without clipping: a NaN gradient can hide
-    behind a finite loss. A non-finite step stops training (`train.on_nonfinite: stop`) or is skipped: no update,
-    but its batches stay consumed, so a resumed run replays the same data.
+    One normalizer for the whole step, the supervised tokens of the whole global batch (every micro-batch of
+    every process): accumulating 4 x 2 rows, or 2 processes x 4 rows, gives exactly the loss of 8 rows. Gradients
+    are synchronized once, after the last micro-batch (`no_sync` before it). The gradient norm is measured even
+    without clipping: a NaN gradient can hide behind a finite loss. A non-finite step stops training
+    (`train.on_nonfinite: stop`) or is skipped: no update, but its batch stays consumed, so a resumed run replays
+    the same data. Every process sees the same loss and norm, so they all decide alike.
     """
     started = time.perf_counter()
-    model, tc = training.model, training.config.train
-    micro_batches = [training.plan.collate(batch) for batch in batches]
-    supervised = sum(count_supervised(batch) for batch in micro_batches)
+    model, tc, accelerator = training.model, training.config.train, training.accelerator
+    shares = training.plan.share(batch, distributed.rank(), distributed.world_size(), tc.grad_accumulation)
+    micro_batches = [training.plan.collate(share) if share else training.plan.placeholder(batch) for share in shares]
+    local_supervised = sum(count_supervised(tensors) for tensors in micro_batches)
+    padded_tokens = sum(tensors["input_ids"].numel() for share, tensors in zip(shares, micro_batches) if share)
+    supervised = int(distributed.all_reduce_sum([local_supervised])[0])
+    # DDP (and FSDP, DeepSpeed) average gradients over processes; scaling by their number makes that a sum.
+    scale = distributed.world_size() / supervised
     loss_sum = 0.0
-    device = training.accelerator.device
-    for batch in micro_batches:
-        loss, _ = supervised_loss_sum(model, {key: value.to(device) for key, value in batch.items()})
-        training.accelerator.backward(loss / supervised)
+    for index, tensors in enumerate(micro_batches):
+        last = index == len(micro_batches) - 1
+        with nullcontext() if last else accelerator.no_sync(model):
+            loss, _ = model(**{key: value.to(accelerator.device) for key, value in tensors.items()})
+            accelerator.backward(loss * scale)
         loss_sum += float(loss.detach())
+    loss_sum, padded_tokens = distributed.all_reduce_sum([loss_sum, padded_tokens])
     loss = loss_sum / supervised
-    grad_norm = float(
-        training.accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm) if tc.max_grad_norm
-        else torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
-    )
+    # max_norm inf measures without clipping (the gradients are multiplied by exactly 1).
+    grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm or math.inf))
     problem = nonfinite_problem(loss, grad_norm)
     if problem is None:
         training.optimizer.step()
         training.scheduler.step()
     else:
-        locations = [location for batch in batches for location in training.plan.locations(batch)]
+        locations = training.plan.locations(batch)
         where = f"{problem} at step {state.step + 1} on rows {', '.join(locations[:8])}"
         if tc.on_nonfinite == "stop":
             raise TrainingError(where, "lower train.learning_rate or set train.on_nonfinite: skip; "
@@ -236,9 +286,8 @@ def optimizer_step(training: Training, batches: list[Batch], state: TrainState) 
     training.optimizer.zero_grad(set_to_none=True)
     return StepResult(
         loss=loss, grad_norm=grad_norm, problem=problem,
-        real_tokens=sum(int(batch["attention_mask"].sum()) for batch in micro_batches),
-        padded_tokens=sum(batch["input_ids"].numel() for batch in micro_batches), supervised_tokens=supervised,
-        seconds=time.perf_counter() - started,
+        real_tokens=int(sum(training.plan.lengths[i] for pack in batch for i in pack)),
+        padded_tokens=int(padded_tokens), supervised_tokens=supervised, seconds=time.perf_counter() - started,
     )
 
 
@@ -281,7 +330,7 @@ def after_step(training: Training, state: TrainState, result: StepResult, log_to
     stop = False
     if training.validation_rows and (state.step % tc.eval_every == 0 or last_step):
         val_loss, _ = mean_supervised_loss(training.model, training.validation_rows, tc.batch_size,
-                                           training.tokenizer.pad_token_id)
+                                           training.tokenizer.pad_token_id)  # every process scores its share
         if not math.isfinite(val_loss):
             # Never "best": a NaN compares false with everything, and an early stop would follow.
             where = f"non-finite validation loss ({val_loss}) at step {state.step}"
@@ -296,17 +345,16 @@ def after_step(training: Training, state: TrainState, result: StepResult, log_to
             log_to.say(f"step {state.step}: validation loss {val_loss:.4f}")
             if state.best_val_loss is None or val_loss < state.best_val_loss:
                 state.best_val_loss, state.best_step, state.evals_without_gain = val_loss, state.step, 0
-                publish_best(training.run.checkpoints, training.unwrapped)
+                write_best(training)
             else:
                 state.evals_without_gain += 1
                 patience = tc.early_stopping_patience
                 stop = bool(patience) and state.evals_without_gain >= patience
     if not training.validation_rows and last_step:
         state.best_step = state.step
-        publish_best(training.run.checkpoints, training.unwrapped)
+        write_best(training)
     if state.step % tc.save_every == 0 or last_step or stop:
-        save_checkpoint(training.run.checkpoints, training.unwrapped, training.optimizer, training.scheduler, state)
-        prune_checkpoints(training.run.checkpoints, tc.keep_checkpoints)
+        write_checkpoint(training, state)
     if last_step and state.best_step is None:
         raise TrainingError("no validation gave a finite loss, so no weights can be called the best",
                             "lower train.learning_rate; the checkpoints are kept")
@@ -314,6 +362,23 @@ def after_step(training: Training, state: TrainState, result: StepResult, log_to
         log_to.say(f"early stop at step {state.step}: no better validation loss in "
                    f"{tc.early_stopping_patience} evaluations")
     return stop
+
+
+def write_best(training: Training) -> None:
+    """Replace the best weights (rank 0 writes; with sharded weights every process takes part in gathering)."""
+    weights, _ = full_state(training, with_optimizer=False)
+    if distributed.is_main():
+        publish_best(training.run.checkpoints, training.unwrapped, weights)
+
+
+def write_checkpoint(training: Training, state: TrainState) -> None:
+    """A checkpoint of full (unsharded) weights and optimizer state, so it resumes on any number of processes."""
+    weights, optimizer_state = full_state(training, with_optimizer=True)
+    if distributed.is_main():
+        state.global_batch = training.global_batch
+        save_checkpoint(training.run.checkpoints, training.unwrapped, optimizer_state, training.scheduler, state,
+                        weights)
+        prune_checkpoints(training.run.checkpoints, training.config.train.keep_checkpoints)
 
 
 # ---- the loop ---------------------------------------------------------------------------------------------------
@@ -325,21 +390,26 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
     Writes `checkpoints/` (atomic, resumable), `checkpoints/best`, `metrics.jsonl`, TensorBoard events and
     `train_summary.json`; returns the summary.
     """
-    run.root.mkdir(parents=True, exist_ok=True)
+    check_strategy(config)  # before anything is loaded
+    if distributed.is_main():
+        run.checkpoints.mkdir(parents=True, exist_ok=True)
     with run.lock():
+        distributed.barrier()  # rank 0 holds the lock and has repaired the folder before anyone reads it
         if resume and run.config_path.is_file():
             resumed_config(run.config(), config, str(run.root))  # the run's own settings, or an error naming them
-        training = set_up(config, run, splits)
-        state = start_state(training, resume)
+        training, checkpoint = set_up(config, run, splits, resume)
+        state = start_state(training, checkpoint)
         stopped_early = False
         started = time.perf_counter() - state.elapsed_s  # training time counts across resumes
-        with TrainingLog(run, training.total_steps, state.step if resume else None) as log_to:
+        with TrainingLog(run, training.total_steps, state.step if resume else None, distributed.is_main()) as log_to:
             while state.step < training.total_steps and not stopped_early:
-                batches = training.plan.take(state, config.train.grad_accumulation)
-                result = optimizer_step(training, batches, state)
+                batch = training.plan.take(state)
+                result = optimizer_step(training, batch, state)
                 state.elapsed_s = time.perf_counter() - started
                 stopped_early = after_step(training, state, result, log_to)
-        return write_summary(training, state, stopped_early)
+        summary = write_summary(training, state, stopped_early)
+        distributed.barrier()  # the best weights are written before any process goes on to read them
+        return summary
 
 
 def train_run(config: RunConfig, run: RunDir, resume: bool = False) -> dict:
@@ -348,7 +418,7 @@ def train_run(config: RunConfig, run: RunDir, resume: bool = False) -> dict:
 
 
 def write_summary(training: Training, state: TrainState, stopped_early: bool) -> dict:
-    model = training.model
+    model = training.unwrapped
     summary = {
         "steps": state.step, "planned_steps": training.total_steps, "best_step": state.best_step,
         "best_val_loss": state.best_val_loss, "stopped_early": stopped_early, "skipped_steps": state.skipped_steps,
@@ -358,7 +428,10 @@ def write_summary(training: Training, state: TrainState, stopped_early: bool) ->
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "total_params": sum(p.numel() for p in model.parameters()), "device": str(training.accelerator.device),
         "threads": torch.get_num_threads(), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
+        "processes": distributed.world_size(), "global_batch": training.global_batch,
+        "strategy": training.config.distributed.strategy if distributed.world_size() > 1 else None,
         "truncation": vars(training.truncation),
     }
-    write_json(training.run.train_summary, summary)
+    if distributed.is_main():
+        write_json(training.run.train_summary, summary)
     return summary

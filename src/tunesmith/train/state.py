@@ -23,11 +23,15 @@ class TrainState:
     """Training time so far, across resumes."""
     skipped_steps: list[int] = field(default_factory=list)
     """Steps whose update `train.on_nonfinite: skip` dropped."""
+    global_batch: int | None = None
+    """Rows (or packs) per optimizer step, all processes together: the cursor counts such batches, so a resume
+    needs the same (None in checkpoints written before it was recorded)."""
 
     def to_json(self) -> dict:
         return {"step": self.step, "cursor": [self.epoch, self.batch], "best_val_loss": self.best_val_loss,
                 "best_step": self.best_step, "evals_without_gain": self.evals_without_gain, "tokens": self.tokens,
-                "elapsed_s": self.elapsed_s, "skipped_steps": list(self.skipped_steps)}
+                "elapsed_s": self.elapsed_s, "skipped_steps": list(self.skipped_steps),
+                "global_batch": self.global_batch}
 
     @classmethod
     def from_json(cls, data: dict) -> TrainState:
@@ -36,4 +40,4 @@ class TrainState:
                    best_step=data["best_step"], evals_without_gain=data["evals_without_gain"],
                    tokens=data["tokens"], elapsed_s=data["elapsed_s"],
                    # checkpoints written before `train.on_nonfinite` existed have no skipped steps
-                   skipped_steps=list(data.get("skipped_steps", [])))
+                   skipped_steps=list(data.get("skipped_steps", [])), global_batch=data.get("global_batch"))

@@ -1,0 +1,105 @@
+"""The `distributed:` strategy: accelerate's Accelerator for it, and state that does not depend on it.
+
+DDP needs nothing from us beyond `Accelerator()`. FSDP and DeepSpeed shard weights and optimizer state across
+processes, so a checkpoint is written from full (gathered) state: then it is one format whatever the strategy
+and the number of processes, and a run checkpointed by 2 processes resumes on 1, or on 4. The optimizer state
+goes through `torch.distributed.checkpoint.state_dict`, which names every entry by parameter name (not by
+position), for a plain module, DDP and FSDP alike.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+from accelerate import Accelerator
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_optimizer_state_dict,
+    set_optimizer_state_dict,
+)
+
+from tunesmith import distributed
+from tunesmith.config.schema import RunConfig
+from tunesmith.errors import ConfigError, RunError
+
+_FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def sharded(config: RunConfig) -> bool:
+    """Whether weights are split across processes (FSDP, DeepSpeed) rather than replicated (DDP, one process)."""
+    return distributed.world_size() > 1 and config.distributed.strategy != "ddp"
+
+
+def check_strategy(config: RunConfig) -> None:
+    """What `distributed.strategy` needs, checked before any model or data is loaded."""
+    strategy = config.distributed.strategy
+    if strategy == "ddp":
+        return
+    if not torch.cuda.is_available():
+        raise ConfigError("distributed.strategy", f"{strategy} shards the model across GPUs, and this machine has "
+                          "no CUDA GPU", "use distributed.strategy: ddp on CPU")
+    if strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
+        raise ConfigError("distributed.strategy", "deepspeed is not installed",
+                          "pip install deepspeed, or use distributed.strategy: fsdp or ddp")
+
+
+def accelerator_for(config: RunConfig) -> Accelerator:
+    """The Accelerator of this process: DDP (or nothing, in one process) unless `distributed.strategy` shards."""
+    cpu = not torch.cuda.is_available()
+    distributed.start(config.distributed.timeout_minutes)
+    if not sharded(config):
+        return Accelerator(cpu=cpu)
+    settings = config.distributed
+    if settings.strategy == "fsdp":
+        from accelerate.utils import FullyShardedDataParallelPlugin
+
+        plugin = FullyShardedDataParallelPlugin(
+            fsdp_version=2, reshard_after_forward=True,  # full shard: weights gathered per layer, then freed
+            auto_wrap_policy="transformer_based_wrap",  # each decoder layer (the model's `_no_split_modules`)
+            state_dict_type="FULL_STATE_DICT", cpu_offload=settings.cpu_offload,
+        )
+        return Accelerator(cpu=cpu, fsdp_plugin=plugin)
+    from accelerate.utils import DeepSpeedPlugin
+
+    tc = config.train
+    plugin = DeepSpeedPlugin(
+        zero_stage=settings.zero_stage, gradient_accumulation_steps=tc.grad_accumulation,
+        gradient_clipping=tc.max_grad_norm, zero3_save_16bit_model=True,
+        offload_optimizer_device="cpu" if settings.cpu_offload else "none",
+    )
+    plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = tc.batch_size
+    return Accelerator(cpu=cpu, deepspeed_plugin=plugin)
+
+
+def full_state(training, with_optimizer: bool) -> tuple[dict | None, dict | None]:
+    """``(weights, optimizer state)`` to checkpoint; every process calls it (gathering sharded state is a
+    collective). ``weights`` is None when the model is whole in every process (save it as it is); the optimizer
+    state is keyed by parameter name, so it loads under any strategy and number of processes."""
+    weights = None
+    if sharded(training.config):
+        gathered = training.accelerator.get_state_dict(training.model)  # of the SupervisedLoss module
+        weights = {name.removeprefix("model."): tensor for name, tensor in (gathered or {}).items()}
+    if not with_optimizer:
+        return weights, None
+    if training.config.distributed.strategy == "deepspeed" and sharded(training.config):
+        return weights, {}  # DeepSpeed's engine keeps its own optimizer partitions (see `load_optimizer_state`)
+    return weights, get_optimizer_state_dict(training.model, raw_optimizer(training.optimizer), options=_FULL)
+
+
+def load_optimizer_state(training, saved: dict) -> None:
+    """Restore a checkpoint's optimizer state into this process's (possibly sharded) optimizer."""
+    if not saved:
+        raise RunError("this checkpoint holds the weights of a DeepSpeed run but not its optimizer's partitions, "
+                       "so it cannot resume exactly", "start the run again, or train with distributed.strategy: "
+                                                      "fsdp, whose checkpoints resume on any number of processes")
+    optimizer = raw_optimizer(training.optimizer)
+    if any(isinstance(key, int) for key in saved.get("state", {})):
+        optimizer.load_state_dict(saved)  # keyed by position: written by tunesmith before checkpoints were portable
+        return
+    set_optimizer_state_dict(training.model, optimizer, saved, options=_FULL)
+
+
+def raw_optimizer(optimizer) -> torch.optim.Optimizer:
+    """The torch optimizer inside accelerate's wrapper."""
+    return getattr(optimizer, "optimizer", optimizer)
