@@ -17,7 +17,6 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -50,7 +49,15 @@ from tunesmith.train.checkpoint import (
 from tunesmith.train.loss import SupervisedLoss, decoder_of, mean_supervised_loss
 from tunesmith.train.metrics_log import TrainingLog
 from tunesmith.train.state import TrainState
-from tunesmith.train.strategy import accelerator_for, check_strategy, full_state, load_optimizer_state
+from tunesmith.train.strategy import (
+    accelerator_for,
+    backward_scale,
+    check_strategy,
+    full_state,
+    load_optimizer_state,
+    micro_batch,
+    strategy_of,
+)
 
 log = logging.getLogger("tunesmith")
 
@@ -259,12 +266,10 @@ def optimizer_step(training: Training, batch: Batch, state: TrainState) -> StepR
     local_supervised = sum(count_supervised(tensors) for tensors in micro_batches)
     padded_tokens = sum(tensors["input_ids"].numel() for share, tensors in zip(shares, micro_batches) if share)
     supervised = int(distributed.all_reduce_sum([local_supervised])[0])
-    # DDP (and FSDP, DeepSpeed) average gradients over processes; scaling by their number makes that a sum.
-    scale = distributed.world_size() / supervised
+    scale = backward_scale(training) / supervised
     loss_sum = 0.0
     for index, tensors in enumerate(micro_batches):
-        last = index == len(micro_batches) - 1
-        with nullcontext() if last else accelerator.no_sync(model):
+        with micro_batch(training, last=index == len(micro_batches) - 1):
             loss, _ = model(**{key: value.to(accelerator.device) for key, value in tensors.items()})
             accelerator.backward(loss * scale)
         loss_sum += float(loss.detach())
@@ -392,12 +397,14 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
     """
     check_strategy(config)  # before anything is loaded
     if distributed.is_main():
-        run.checkpoints.mkdir(parents=True, exist_ok=True)
+        run.root.mkdir(parents=True, exist_ok=True)
     with run.lock():
         distributed.barrier()  # rank 0 holds the lock and has repaired the folder before anyone reads it
         if resume and run.config_path.is_file():
             resumed_config(run.config(), config, str(run.root))  # the run's own settings, or an error naming them
         training, checkpoint = set_up(config, run, splits, resume)
+        if distributed.is_main():
+            run.checkpoints.mkdir(exist_ok=True)
         state = start_state(training, checkpoint)
         stopped_early = False
         started = time.perf_counter() - state.elapsed_s  # training time counts across resumes
@@ -429,7 +436,7 @@ def write_summary(training: Training, state: TrainState, stopped_early: bool) ->
         "total_params": sum(p.numel() for p in model.parameters()), "device": str(training.accelerator.device),
         "threads": torch.get_num_threads(), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
         "processes": distributed.world_size(), "global_batch": training.global_batch,
-        "strategy": training.config.distributed.strategy if distributed.world_size() > 1 else None,
+        "strategy": strategy_of(training.config) if distributed.world_size() > 1 else None,
         "truncation": vars(training.truncation),
     }
     if distributed.is_main():

@@ -10,9 +10,12 @@ position), for a plain module, DDP and FSDP alike.
 from __future__ import annotations
 
 import importlib.util
+import os
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_optimizer_state_dict,
@@ -26,29 +29,47 @@ from tunesmith.errors import ConfigError, RunError
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
+_LAUNCHER_STRATEGIES = {"ACCELERATE_USE_FSDP": "fsdp", "ACCELERATE_USE_DEEPSPEED": "deepspeed"}
+"""What `accelerate launch` with a user's accelerate config file tells its processes (environment variables)."""
+
+
+def strategy_of(config: RunConfig) -> str:
+    """`distributed.strategy`, unless it is the default and the user's own `accelerate launch` config asks for
+    FSDP or DeepSpeed: then accelerate builds that plugin from the user's settings, and tunesmith follows."""
+    if config.distributed.strategy == "ddp":
+        for variable, strategy in _LAUNCHER_STRATEGIES.items():
+            if os.environ.get(variable, "").lower() == "true":
+                return strategy
+    return config.distributed.strategy
+
+
 def sharded(config: RunConfig) -> bool:
     """Whether weights are split across processes (FSDP, DeepSpeed) rather than replicated (DDP, one process)."""
-    return distributed.world_size() > 1 and config.distributed.strategy != "ddp"
+    return distributed.world_size() > 1 and strategy_of(config) != "ddp"
 
 
 def check_strategy(config: RunConfig) -> None:
     """What `distributed.strategy` needs, checked before any model or data is loaded."""
-    strategy = config.distributed.strategy
+    strategy = strategy_of(config)
     if strategy == "ddp":
         return
+    if strategy == "deepspeed":
+        if importlib.util.find_spec("deepspeed") is None:
+            raise ConfigError("distributed.strategy", "deepspeed is not installed",
+                              "pip install deepspeed, or use distributed.strategy: fsdp or ddp")
+        if config.train.on_nonfinite == "skip":
+            raise ConfigError("train.on_nonfinite", "skip cannot work under deepspeed: its engine applies the "
+                              "update inside the backward pass, before the step can be checked", "use stop, or fsdp")
     if not torch.cuda.is_available():
         raise ConfigError("distributed.strategy", f"{strategy} shards the model across GPUs, and this machine has "
                           "no CUDA GPU", "use distributed.strategy: ddp on CPU")
-    if strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
-        raise ConfigError("distributed.strategy", "deepspeed is not installed",
-                          "pip install deepspeed, or use distributed.strategy: fsdp or ddp")
 
 
 def accelerator_for(config: RunConfig) -> Accelerator:
     """The Accelerator of this process: DDP (or nothing, in one process) unless `distributed.strategy` shards."""
     cpu = not torch.cuda.is_available()
     distributed.start(config.distributed.timeout_minutes)
-    if not sharded(config):
+    if not sharded(config) or config.distributed.strategy == "ddp":  # DDP, or the user's accelerate config
         return Accelerator(cpu=cpu)
     settings = config.distributed
     if settings.strategy == "fsdp":
@@ -69,7 +90,26 @@ def accelerator_for(config: RunConfig) -> Accelerator:
         offload_optimizer_device="cpu" if settings.cpu_offload else "none",
     )
     plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = tc.batch_size
-    return Accelerator(cpu=cpu, deepspeed_plugin=plugin)
+    # The engine counts micro-batches itself: accelerate's `accumulate` tells it which one closes a step.
+    return Accelerator(cpu=cpu, deepspeed_plugin=plugin, gradient_accumulation_steps=tc.grad_accumulation)
+
+
+def micro_batch(training, last: bool) -> AbstractContextManager:
+    """The context of one micro-batch's forward and backward: gradients are synchronized across processes after
+    the step's last micro-batch only."""
+    if training.accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return training.accelerator.accumulate(training.model)
+    return nullcontext() if last else training.accelerator.no_sync(training.model)
+
+
+def backward_scale(training) -> float:
+    """What the loss is multiplied by before backward so that gradients are *sums* over the global batch (the
+    caller divides by its supervised tokens): DDP and FSDP average over processes, and DeepSpeed's engine also
+    divides each micro-batch by the number of micro-batches."""
+    scale = float(distributed.world_size())
+    if training.accelerator.distributed_type == DistributedType.DEEPSPEED:
+        scale *= training.config.train.grad_accumulation
+    return scale
 
 
 def full_state(training, with_optimizer: bool) -> tuple[dict | None, dict | None]:
@@ -82,7 +122,7 @@ def full_state(training, with_optimizer: bool) -> tuple[dict | None, dict | None
         weights = {name.removeprefix("model."): tensor for name, tensor in (gathered or {}).items()}
     if not with_optimizer:
         return weights, None
-    if training.config.distributed.strategy == "deepspeed" and sharded(training.config):
+    if strategy_of(training.config) == "deepspeed" and sharded(training.config):
         return weights, {}  # DeepSpeed's engine keeps its own optimizer partitions (see `load_optimizer_state`)
     return weights, get_optimizer_state_dict(training.model, raw_optimizer(training.optimizer), options=_FULL)
 
