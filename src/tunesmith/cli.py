@@ -221,9 +221,11 @@ def _new_or_resumed_run(args: argparse.Namespace) -> tuple[RunConfig, RunDir]:
     """The config of `run`/`train` and its run folder: ``--run-dir`` (created, or resumed with ``--resume``),
     else a new folder under ``output.dir``, or with ``--resume`` the newest run of this config file. A resume
     runs with the run's own settings plus the resumable changes (`tunesmith.pipeline.resume_config`)."""
+    from tunesmith.models import check_method_available
     from tunesmith.pipeline import create_run, find_resumable_run, resume_config
 
     config = load_config(args.config, args.overrides)
+    check_method_available(config.method)  # before a run folder is made for a run this machine cannot train
     run_dir = getattr(args, "run_dir", None)
     if run_dir:
         config = config.model_copy(update={"output": config.output.model_copy(

@@ -21,8 +21,9 @@ from tunesmith.errors import ConfigError
 
 RESUMABLE = (
     "train.max_steps", "train.epochs", "train.eval_every", "train.save_every", "train.keep_checkpoints",
-    "train.early_stopping_patience", "train.threads", "train.on_nonfinite", "train.compile", "data.num_proc",
-    "data.cache", "data.check.", "evaluate.", "output.",
+    "train.early_stopping_patience", "train.threads", "train.on_nonfinite", "train.compile",
+    "train.gradient_checkpointing", "model.offline", "data.num_proc", "data.cache", "data.check.", "evaluate.",
+    "output.",
 )
 """Keys (or prefixes ending in a dot) a resume may change."""
 RUN_FOLDER_SETTINGS = ("evaluate.",)

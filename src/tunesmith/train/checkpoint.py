@@ -29,8 +29,14 @@ STATE_FILE = "trainer_state.json"
 
 
 def write_weights(model, folder: Path) -> None:
-    """A PEFT adapter folder for LoRA models, a full safetensors model folder otherwise."""
-    model.save_pretrained(folder, safe_serialization=True)
+    """A PEFT adapter folder for adapter models, a full safetensors model folder otherwise."""
+    if hasattr(model, "peft_config"):
+        # tunesmith never resizes the vocabulary, so there are no embeddings to save beside the adapter; peft's
+        # default ("auto") would find that out by reading the base's config, from the Hub when the base is named
+        # by a Hub id: a network request at every checkpoint.
+        model.save_pretrained(folder, safe_serialization=True, save_embedding_layers=False)
+    else:
+        model.save_pretrained(folder, safe_serialization=True)
 
 
 def save_checkpoint(checkpoints: Path, model, optimizer, scheduler, state: TrainState) -> Path:

@@ -29,7 +29,7 @@ from tunesmith.data.stream import stream_train_rows
 from tunesmith.data.tokenize import TokenizedExample, TruncationStats
 from tunesmith.errors import RunError
 from tunesmith.json_files import finite, write_json
-from tunesmith.models import add_lora, load_base_model, pick_dtype
+from tunesmith.models import load_training_model, pick_dtype
 from tunesmith.models.loading import cpu_bf16_speedup
 from tunesmith.run_dir import RunDir
 from tunesmith.train.batching import Batch, BatchPlan, count_supervised
@@ -95,9 +95,7 @@ def set_up(config: RunConfig, run: RunDir, splits: Splits) -> Training:
     tc = config.train
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     configure_runtime(config, accelerator.device)
-    model, tokenizer = load_base_model(config.model, accelerator.device)
-    if config.method == "lora":
-        model = add_lora(model, config.lora)
+    model, tokenizer = load_training_model(config, accelerator.device)
     if tc.compile:
         decoder_of(model).compile(dynamic=True)  # in place: the loss calls this same module
     model.train()
