@@ -73,6 +73,21 @@ def test_uncached_hub_id_offline_says_how_to_get_it(tmp_path, capsys, hub_cache)
     assert "\n" not in err.strip()
 
 
+@pytest.mark.parametrize("command", ["train", "run"])
+def test_qlora_without_cuda_fails_before_a_run_folder_or_the_data(command, tmp_path, capsys, monkeypatch):
+    from tunesmith.models import loading
+
+    monkeypatch.setattr(loading.torch.cuda, "is_available", lambda: False)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"data": {"train": "missing.jsonl"}, "method": "qlora",
+                                      "output": {"dir": str(tmp_path / "runs")}}))
+    assert main([command, str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tunesmith: error: config: method: qlora quantizes the base model with bitsandbytes' "
+                          "4-bit CUDA kernels, and this machine has no CUDA GPU") and "\n" not in err
+    assert not (tmp_path / "runs").exists()  # refused before anything was made or read (the data file is missing)
+
+
 def test_run_dir_commands_need_a_run(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 2
     assert "not a tunesmith run folder" in capsys.readouterr().err

@@ -335,3 +335,50 @@ def test_gradient_checkpointing_trains_the_same_weights(method, tiny_model_dir, 
     assert a.keys() == b.keys()
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-5), key
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="QLoRA needs a CUDA GPU")
+def test_qlora_trains_adapters_on_a_4bit_base_and_exports_an_unquantized_merge(tmp_path, tiny_tokenizer, tiny_splits,
+                                                                               monkeypatch):
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    from tunesmith.deploy import export_run
+
+    folder = tmp_path / "model"
+    torch.manual_seed(0)
+    # in_features of at least 64: bitsandbytes quantizes in blocks of 64 values
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tiny_tokenizer), hidden_size=64, intermediate_size=128,
+                                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                 bos_token_id=1, eos_token_id=2, pad_token_id=2)).save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    trainings = []
+    real_set_up = recipe.set_up
+    monkeypatch.setattr(recipe, "set_up", lambda *args: trainings.append(real_set_up(*args)) or trainings[-1])
+
+    runs = {}
+    for checkpointing in (False, True):
+        config = tiny_config(folder, max_steps=4, eval_every=4, gradient_checkpointing=checkpointing)
+        config.method = "qlora"
+        config.lora.dropout = 0.0
+        runs[checkpointing] = run = RunDir(tmp_path / f"run-{checkpointing}")
+        run.root.mkdir()
+        save_config(config, run.config_path)
+        train(config, run, tiny_splits())
+
+    quantized = [module for module in trainings[0].unwrapped.modules() if type(module).__name__ == "Linear4bit"]
+    assert quantized and all(module.weight.quant_type == "nf4" and module.weight.compress_statistics
+                             for module in quantized)
+    assert all("lora_" in name for name, p in trainings[0].unwrapped.named_parameters() if p.requires_grad)
+    losses = loss_lines(runs[False])
+    assert losses[-1] < losses[0]
+    assert losses == pytest.approx(loss_lines(runs[True]), abs=1e-3)  # checkpointing: the same training
+
+    run = runs[False]
+    export_run(run.config(), run)
+    merged = AutoModelForCausalLM.from_pretrained(run.merged).eval()
+    assert "quantization_config" not in json.loads((run.merged / "config.json").read_text())
+    unmerged, _ = load_tuned_model(run.root, torch.device("cpu"))  # the unquantized base + the adapter, fp32
+    tokens = torch.tensor([[1, 40, 77, 150, 9, 300, 2, 64]])
+    with torch.no_grad():
+        assert torch.allclose(merged(tokens).logits, unmerged(tokens).logits, atol=1e-4)
