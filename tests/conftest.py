@@ -6,11 +6,16 @@
   on another test having converted it first.
 - Helpers as fixtures (`write_jsonl`, `spam_examples`): with `--import-mode=importlib` test modules do not import
   each other.
+- No test reaches the network: `HF_HUB_OFFLINE=1` for the whole session (set before huggingface_hub is imported,
+  which reads it once), and Hub models come from a Hugging Face cache built in a temporary folder (`hub_cache`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +23,8 @@ import torch
 
 from tunesmith.data.example import Example
 from tunesmith.errors import TunesmithError
+
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -88,6 +95,38 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     build_tiny_model(len(tiny_tokenizer)).save_pretrained(folder)
     tiny_tokenizer.save_pretrained(folder)
     return folder
+
+
+class HubCache:
+    """A Hugging Face cache in a folder, laid out as huggingface_hub writes it: ``models--owner--name/blobs/<hash>``
+    (file contents), ``snapshots/<commit>/<file>`` (links to the blobs) and ``refs/<branch>`` (the commit)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def add(self, repo_id: str, files_from: Path, ref: str = "main", commit: str | None = None) -> Path:
+        """Cache the files of the folder ``files_from`` as ``repo_id`` at ``ref``; returns the snapshot folder."""
+        repo = self.root / ("models--" + repo_id.replace("/", "--"))
+        commit = commit or hashlib.sha1(f"{repo_id}@{ref}".encode()).hexdigest()
+        snapshot = repo / "snapshots" / commit
+        (repo / "blobs").mkdir(parents=True, exist_ok=True)
+        snapshot.mkdir(parents=True, exist_ok=True)
+        for file in files_from.iterdir():
+            blob = repo / "blobs" / hashlib.sha256(file.read_bytes()).hexdigest()
+            shutil.copyfile(file, blob)
+            (snapshot / file.name).symlink_to(os.path.relpath(blob, snapshot))
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / ref).write_text(commit)
+        return snapshot
+
+
+@pytest.fixture()
+def hub_cache(tmp_path, monkeypatch) -> HubCache:
+    """An empty Hugging Face cache that `HF_HUB_CACHE` points at (downloads stay off: `HF_HUB_OFFLINE=1`)."""
+    cache = HubCache(tmp_path / "hf-cache")
+    cache.root.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache.root))
+    return cache
 
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -59,16 +59,33 @@ def test_bad_config_key_is_named(tmp_path, capsys):
 def test_bad_override_is_named(tmp_path, capsys):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"data": {"train": "t.jsonl"}}))
-    assert main(["config", str(config), "--set", "method=qlora"]) == 2
-    assert "config: method: 'qlora' is not allowed; allowed values: 'lora' or 'full'" in capsys.readouterr().err
+    assert main(["config", str(config), "--set", "method=qdora"]) == 2
+    assert ("config: method: 'qdora' is not allowed; allowed values: 'lora', 'dora', 'qlora' or 'full'"
+            in capsys.readouterr().err)
 
 
-def test_hub_id_gives_offline_hint(tmp_path, capsys):
+def test_uncached_hub_id_offline_says_how_to_get_it(tmp_path, capsys, hub_cache):
     data = tmp_path / "d.jsonl"
     data.write_text(json.dumps({"text": "a", "label": "ham"}) + "\n")
     assert main(["data", "check", str(data), "--set", "model.name=HuggingFaceTB/SmolLM2-135M"]) == 2
     err = capsys.readouterr().err
-    assert "not on disk and tunesmith runs offline" in err and "\n" not in err.strip()
+    assert "not in the Hugging Face cache" in err and "`hf download HuggingFaceTB/SmolLM2-135M`" in err
+    assert "\n" not in err.strip()
+
+
+@pytest.mark.parametrize("command", ["train", "run"])
+def test_qlora_without_cuda_fails_before_a_run_folder_or_the_data(command, tmp_path, capsys, monkeypatch):
+    from tunesmith.models import loading
+
+    monkeypatch.setattr(loading.torch.cuda, "is_available", lambda: False)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"data": {"train": "missing.jsonl"}, "method": "qlora",
+                                      "output": {"dir": str(tmp_path / "runs")}}))
+    assert main([command, str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tunesmith: error: config: method: qlora quantizes the base model with bitsandbytes' "
+                          "4-bit CUDA kernels, and this machine has no CUDA GPU") and "\n" not in err
+    assert not (tmp_path / "runs").exists()  # refused before anything was made or read (the data file is missing)
 
 
 def test_run_dir_commands_need_a_run(tmp_path, capsys):

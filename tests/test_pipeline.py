@@ -138,3 +138,16 @@ def test_a_config_name_with_a_space_finds_its_own_run(tmp_path):
     (run.checkpoints / "step-000001").mkdir(parents=True)
     assert run.root.name.startswith("my-experiment-")
     assert find_resumable_run(config, tmp_path / "my experiment.yaml") == run
+
+
+def test_qlora_on_a_machine_without_cuda_stops_before_the_data_stage(tmp_path, monkeypatch):
+    from tunesmith.errors import ConfigError
+    from tunesmith.models import loading
+    from tunesmith.run_dir import RunDir
+
+    monkeypatch.setattr(loading.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(pipeline, "check_run_data", lambda *args: pytest.fail("the data stage ran"))
+    config = validate_config({"data": {"train": "missing.jsonl"}, "method": "qlora"})
+    (tmp_path / "run").mkdir()
+    with pytest.raises(ConfigError, match="method: qlora quantizes the base model"):
+        run_pipeline(config, RunDir(tmp_path / "run"))

@@ -255,9 +255,11 @@ def _new_or_resumed_run(args: argparse.Namespace) -> tuple[RunConfig, RunDir]:
 
 
 def _decide_run(args: argparse.Namespace) -> tuple[RunConfig, RunDir]:
+    from tunesmith.models import check_method_available
     from tunesmith.pipeline import create_run, find_resumable_run, resume_config
 
     config = load_config(args.config, args.overrides)
+    check_method_available(config.method)  # before a run folder is made for a run this machine cannot train
     run_dir = getattr(args, "run_dir", None)
     if run_dir:
         config = config.model_copy(update={"output": config.output.model_copy(

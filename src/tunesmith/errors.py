@@ -54,7 +54,7 @@ class NoUsableRowsError(DataError):
 
 
 class ModelError(TunesmithError):
-    """A model cannot be found or loaded (e.g. a hub id that is not on disk: tunesmith runs offline)."""
+    """A model cannot be found, downloaded or loaded (e.g. a Hub id that is neither cached nor downloadable)."""
 
 
 class RunError(TunesmithError):

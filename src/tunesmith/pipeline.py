@@ -25,6 +25,7 @@ from tunesmith.deploy import export_run
 from tunesmith.errors import RunError
 from tunesmith.evaluate import evaluate_run
 from tunesmith.json_files import read_json, write_json
+from tunesmith.models import check_method_available
 from tunesmith.report import build_report
 from tunesmith.run_dir import RunDir
 from tunesmith.train import train_run
@@ -56,6 +57,7 @@ def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False, until: st
     total, rewritten after every stage (so the report, last, shows the others)."""
     started = time.perf_counter()
     seconds: dict[str, float] = {}
+    check_method_available(config.method)  # before the data stage tokenizes anything
     with run.lock():  # one writer for the whole run, not only stage by stage
         for name, stage in stages(resume):
             stage_started = time.perf_counter()

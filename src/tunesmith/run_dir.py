@@ -58,7 +58,8 @@ class RunDir:
     tensorboard = property(lambda self: self.root / "tensorboard")
     checkpoints = property(lambda self: self.root / "checkpoints")
     best = property(lambda self: self.root / "checkpoints" / "best")
-    """Weights with the lowest validation loss: a PEFT adapter folder (lora) or a full HF model folder (full)."""
+    """Weights with the lowest validation loss: a PEFT adapter folder (lora, dora, qlora) or a full HF model folder
+    (full)."""
     train_summary = property(lambda self: self.root / "train_summary.json")
     data_summary = property(lambda self: self.root / "data_summary.json")
     eval_json = property(lambda self: self.root / "eval.json")

@@ -1,4 +1,5 @@
-"""Tiny run folders as training leaves them: a config and a best checkpoint (LoRA adapter or full model)."""
+"""Tiny run folders as training leaves them: a config and a best checkpoint (LoRA or DoRA adapter, or full
+model)."""
 
 from __future__ import annotations
 
@@ -23,15 +24,14 @@ def write_config(root: Path, model_dir: Path, method: str) -> RunDir:
     return run
 
 
-@pytest.fixture()
-def lora_run(tmp_path, tiny_model_dir) -> Path:
-    """A LoRA run whose adapter has random, non-zero lora_B, so merging really changes the weights."""
+def adapter_run(root: Path, model_dir: Path, method: str) -> Path:
+    """A run of an adapter method whose adapter has random, non-zero lora_B, so merging really changes the weights."""
     from transformers import AutoModelForCausalLM
 
     from tunesmith.models import add_lora
 
-    run = write_config(tmp_path / "lora-run", tiny_model_dir, "lora")
-    model = add_lora(AutoModelForCausalLM.from_pretrained(tiny_model_dir), run.config().lora)
+    run = write_config(root, model_dir, method)
+    model = add_lora(AutoModelForCausalLM.from_pretrained(model_dir), run.config().lora, dora=method == "dora")
     generator = torch.Generator().manual_seed(7)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
@@ -39,6 +39,16 @@ def lora_run(tmp_path, tiny_model_dir) -> Path:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
     model.save_pretrained(run.best)
     return run.root
+
+
+@pytest.fixture()
+def lora_run(tmp_path, tiny_model_dir) -> Path:
+    return adapter_run(tmp_path / "lora-run", tiny_model_dir, "lora")
+
+
+@pytest.fixture()
+def dora_run(tmp_path, tiny_model_dir) -> Path:
+    return adapter_run(tmp_path / "dora-run", tiny_model_dir, "dora")
 
 
 @pytest.fixture()

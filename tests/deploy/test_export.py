@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,11 @@ import torch
 import yaml
 
 from tunesmith.config import save_config, validate_config
+from tunesmith.data.example import Splits
 from tunesmith.deploy import export_run
 from tunesmith.errors import RunError
 from tunesmith.run_dir import RunDir
+from tunesmith.train import train
 
 TOKENS = torch.tensor([[1, 40, 77, 150, 9, 300, 2, 64]])
 
@@ -48,15 +51,18 @@ def peft_logits(model_dir: Path, adapter: Path) -> torch.Tensor:
     return logits_of(PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), adapter))
 
 
-def test_lora_merged_model_matches_base_plus_adapter_in_plain_transformers(lora_run, tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("method", ["lora", "dora"])
+def test_merged_model_matches_base_plus_adapter_in_plain_transformers(method, request, tiny_model_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    run = RunDir(lora_run)
+    root = request.getfixturevalue(f"{method}_run")
+    run = RunDir(root)
     expected = peft_logits(tiny_model_dir, run.best)
     base = logits_of(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
     assert (expected - base).abs().max() > 1e-2  # the adapter really changes the model, so the check below bites
 
-    assert export(lora_run) == {"adapter": run.adapter, "merged": run.merged}
+    assert export(root) == {"adapter": run.adapter, "merged": run.merged}
+    assert json.loads((run.adapter / "adapter_config.json").read_text())["use_dora"] == (method == "dora")
 
     tokens, out = tmp_path / "tokens.pt", tmp_path / "out.pt"
     torch.save(TOKENS, tokens)
@@ -152,3 +158,43 @@ def test_export_saves_the_chosen_template(tmp_path, tiny_model_dir):
     merged = export_run(config, run)["merged"]
     exported = AutoTokenizer.from_pretrained(merged)
     assert exported.chat_template == BUILTIN_TEMPLATES["llama-3"]
+
+
+# Runs in a fresh interpreter that has only the Hugging Face cache: the adapter finds its base by the name it gives.
+ADAPTER_ELSEWHERE = """
+import sys, torch
+from peft import AutoPeftModelForCausalLM
+model = AutoPeftModelForCausalLM.from_pretrained(sys.argv[1]).eval()
+with torch.no_grad():
+    torch.save(model(torch.load(sys.argv[2])).logits, sys.argv[3])
+"""
+
+
+def test_a_hub_model_run_exports_an_adapter_that_loads_elsewhere_by_its_hub_id(hub_cache, tiny_model_dir, tmp_path,
+                                                                                 spam_examples):
+    snapshot = hub_cache.add("owner/tiny-llama", tiny_model_dir, ref="v1")
+    config = validate_config({
+        "model": {"name": "owner/tiny-llama", "revision": "v1"}, "data": {"train": "unused.jsonl", "max_length": 160},
+        "lora": {"r": 4, "alpha": 8}, "train": {"max_steps": 2, "batch_size": 4, "eval_every": 2},
+    })
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    save_config(config, run.config_path)
+    splits = Splits(train=spam_examples(8), validation=spam_examples(2, 100), test=[], format="classification",
+                    labels=["ham", "spam"])
+    train(config, run, splits)  # offline (HF_HUB_OFFLINE=1): the base comes from the cache
+    for folder in (run.best, run.checkpoints / "step-000002" / "weights"):
+        saved = json.loads((folder / "adapter_config.json").read_text())
+        assert (saved["base_model_name_or_path"], saved["revision"]) == ("owner/tiny-llama", "v1")
+
+    adapter = export(run.root)["adapter"]
+    saved = json.loads((adapter / "adapter_config.json").read_text())
+    assert (saved["base_model_name_or_path"], saved["revision"]) == ("owner/tiny-llama", "v1")
+    assert "Fine-tuned from owner/tiny-llama (revision v1) with tunesmith" in (adapter / "README.md").read_text()
+
+    tokens, out = tmp_path / "tokens.pt", tmp_path / "out.pt"
+    torch.save(TOKENS, tokens)
+    elsewhere = {**os.environ, "HF_HUB_CACHE": str(hub_cache.root), "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, "-c", ADAPTER_ELSEWHERE, str(adapter), str(tokens), str(out)], check=True,
+                   capture_output=True, timeout=120, env=elsewhere, cwd=tmp_path)
+    assert torch.allclose(torch.load(out), peft_logits(snapshot, adapter), atol=1e-6)

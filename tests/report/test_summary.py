@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tunesmith.config import validate_config
 from tunesmith.document import Facts, Table, Text
 from tunesmith.report.summary import headline_table, summary_section, verdict, warnings
@@ -54,3 +56,12 @@ def test_summary_section_opens_with_facts_then_the_verdict():
     assert isinstance(sentence, Text) and isinstance(table, Table)
     unevaluated = summary_section(config, None, None, None, None)
     assert any(isinstance(block, Text) and "Not evaluated yet" in block.text for block in unevaluated.blocks)
+
+
+@pytest.mark.parametrize(("method", "described"), [
+    ("lora", "default (LoRA r=16, alpha=32)"), ("dora", "default (DoRA r=16, alpha=32)"),
+    ("qlora", "default (QLoRA (4-bit NF4 base) r=16, alpha=32)"), ("full", "default (full fine-tune)"),
+])
+def test_the_model_fact_names_the_method(method, described):
+    config = validate_config({"data": {"train": "t.jsonl"}, "method": method})
+    assert dict(summary_section(config, None, None, None, None).blocks[0].items)["model"] == described

@@ -1,7 +1,8 @@
 """The training recipe: run files, gradient accumulation equal to a large batch, exact resume, full fine-tuning,
-early stopping, compiled = eager, and numerical safety (a NaN/inf loss or gradient norm stops training, naming the
-step and its rows, the last good checkpoint intact, or with `train.on_nonfinite: skip` drops exactly that step's
-update and goes on)."""
+early stopping, compiled = eager, every method (lora, dora, full) training and reloading, gradient checkpointing
+equal to none, and numerical safety (a NaN/inf loss or gradient norm stops training, naming the step and its rows,
+the last good checkpoint intact, or with `train.on_nonfinite: skip` drops exactly that step's update and goes
+on)."""
 
 import itertools
 import json
@@ -15,10 +16,12 @@ from safetensors.torch import load_file
 
 import tunesmith.train.loss as loss_module
 import tunesmith.train.recipe as recipe
-from tunesmith.config import validate_config
+from tunesmith.config import save_config, validate_config
+from tunesmith.models import load_tuned_model, loading
 from tunesmith.run_dir import RunDir
 from tunesmith.train import TrainingError, train
 from tunesmith.train.batching import epoch_batches
+from tunesmith.train.loss import mean_supervised_loss
 from tunesmith.train.recipe import nonfinite_problem
 
 
@@ -169,16 +172,16 @@ def poison_loss_at(monkeypatch, step: int) -> None:
 
 def poison_gradient_at(monkeypatch, step: int) -> None:
     """One LoRA matrix gets a NaN gradient in the ``step``-th backward pass; the loss itself stays finite."""
-    real = recipe.add_lora
+    real = loading.add_lora
 
-    def add_lora_with_hook(model, lora_config):
-        model = real(model, lora_config)
+    def add_lora_with_hook(model, lora_config, **options):
+        model = real(model, lora_config, **options)
         param = next(p for name, p in model.named_parameters() if "lora_B" in name)
         backward_passes = itertools.count(1)
         param.register_hook(lambda grad: grad * float("nan") if next(backward_passes) == step else grad)
         return model
 
-    monkeypatch.setattr(recipe, "add_lora", add_lora_with_hook)
+    monkeypatch.setattr(loading, "add_lora", add_lora_with_hook)
 
 
 def weights(run: RunDir, step: int) -> dict[str, torch.Tensor]:
@@ -298,3 +301,99 @@ def test_resuming_with_another_global_batch_is_refused(tiny_model_dir, tmp_path,
     summary = train(tiny_config(tiny_model_dir, max_steps=4, batch_size=4, grad_accumulation=2), run, tiny_splits(),
                     resume=True)
     assert summary["steps"] == 4 and summary["global_batch"] == 8
+
+
+# ---- methods and gradient checkpointing -------------------------------------------------------------------------
+
+
+def loss_lines(run: RunDir) -> list[float]:
+    return [line["loss"] for line in metric_lines(run) if "loss" in line]
+
+
+@pytest.mark.parametrize("method", ["lora", "dora", "full"])
+def test_each_method_trains_and_its_tuned_model_loads_back(method, tiny_model_dir, tmp_path, tiny_splits):
+    """The reloaded best weights (base + adapter, or the full model) give the validation loss training measured."""
+    config = tiny_config(tiny_model_dir, max_steps=4, eval_every=4, save_every=4)
+    config.method = method
+    config.lora.dropout = 0.0
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    save_config(config, run.config_path)
+    splits = tiny_splits()
+    summary = train(config, run, splits)
+    losses = loss_lines(run)
+    assert losses[-1] < losses[0]
+    assert (summary["trainable_params"] == summary["total_params"]) == (method == "full")
+    if method != "full":
+        adapter = json.loads((run.best / "adapter_config.json").read_text())
+        assert adapter["use_dora"] == (method == "dora")
+        assert adapter["base_model_name_or_path"] == str(tiny_model_dir)
+
+    tuned, tokenizer = load_tuned_model(run.root, torch.device("cpu"))
+    _, validation_rows, _ = recipe.training_rows(config, splits, tokenizer)
+    validation_loss, _ = mean_supervised_loss(tuned, validation_rows, 4, tokenizer.pad_token_id)
+    assert validation_loss == pytest.approx(summary["best_val_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_gradient_checkpointing_trains_the_same_weights(method, tiny_model_dir, tmp_path, tiny_splits):
+    plain, checkpointed = RunDir(tmp_path / "plain"), RunDir(tmp_path / "checkpointed")
+    config = tiny_config(tiny_model_dir, max_steps=3, eval_every=10, learning_rate=1e-3)
+    config.method = method
+    config.lora.dropout = 0.0  # dropout masks would differ between a forward and its recompute's RNG use
+    train(config, plain, tiny_splits(n_val=0))
+    config.train.gradient_checkpointing = True
+    train(config, checkpointed, tiny_splits(n_val=0))
+    assert loss_lines(plain) == pytest.approx(loss_lines(checkpointed), abs=1e-5)
+    name = "model.safetensors" if method == "full" else "adapter_model.safetensors"
+    a, b = load_file(plain.best / name), load_file(checkpointed.best / name)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-5), key
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="QLoRA needs a CUDA GPU")
+def test_qlora_trains_adapters_on_a_4bit_base_and_exports_an_unquantized_merge(tmp_path, tiny_tokenizer, tiny_splits,
+                                                                               monkeypatch):
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    from tunesmith.deploy import export_run
+
+    folder = tmp_path / "model"
+    torch.manual_seed(0)
+    # in_features of at least 64: bitsandbytes quantizes in blocks of 64 values
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tiny_tokenizer), hidden_size=64, intermediate_size=128,
+                                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                 bos_token_id=1, eos_token_id=2, pad_token_id=2)).save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    trainings = []
+    real_set_up = recipe.set_up
+    monkeypatch.setattr(recipe, "set_up", lambda *args: trainings.append(real_set_up(*args)) or trainings[-1])
+
+    runs = {}
+    for checkpointing in (False, True):
+        config = tiny_config(folder, max_steps=4, eval_every=4, gradient_checkpointing=checkpointing)
+        config.method = "qlora"
+        config.lora.dropout = 0.0
+        runs[checkpointing] = run = RunDir(tmp_path / f"run-{checkpointing}")
+        run.root.mkdir()
+        save_config(config, run.config_path)
+        train(config, run, tiny_splits())
+
+    quantized = [module for module in trainings[0][0].unwrapped.modules() if type(module).__name__ == "Linear4bit"]
+    assert quantized and all(module.weight.quant_type == "nf4" and module.weight.compress_statistics
+                             for module in quantized)
+    assert all("lora_" in name for name, p in trainings[0][0].unwrapped.named_parameters() if p.requires_grad)
+    losses = loss_lines(runs[False])
+    assert losses[-1] < losses[0]
+    assert losses == pytest.approx(loss_lines(runs[True]), abs=1e-3)  # checkpointing: the same training
+
+    run = runs[False]
+    export_run(run.config(), run)
+    merged = AutoModelForCausalLM.from_pretrained(run.merged).eval()
+    assert "quantization_config" not in json.loads((run.merged / "config.json").read_text())
+    unmerged, _ = load_tuned_model(run.root, torch.device("cpu"))  # the unquantized base + the adapter, fp32
+    tokens = torch.tensor([[1, 40, 77, 150, 9, 300, 2, 64]])
+    with torch.no_grad():
+        assert torch.allclose(merged(tokens).logits, unmerged(tokens).logits, atol=1e-4)

@@ -21,8 +21,9 @@ from tunesmith.errors import ConfigError
 
 RESUMABLE = (
     "train.max_steps", "train.epochs", "train.eval_every", "train.save_every", "train.keep_checkpoints",
-    "train.early_stopping_patience", "train.threads", "train.on_nonfinite", "train.compile", "data.num_proc",
-    "data.cache", "data.check.", "evaluate.", "output.", "distributed.",
+    "train.early_stopping_patience", "train.threads", "train.on_nonfinite", "train.compile",
+    "train.gradient_checkpointing", "model.offline", "data.num_proc", "data.cache", "data.check.", "evaluate.",
+    "output.", "distributed.",
     # The global batch (batch_size x processes x grad_accumulation) must stay the same, which training checks:
     # a run started on 2 processes with batch_size 4 resumes on 1 with grad_accumulation 2 (or batch_size 8).
     "train.batch_size", "train.grad_accumulation",

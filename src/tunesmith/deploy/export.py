@@ -1,8 +1,10 @@
 """Export a run for use outside tunesmith.
 
-``adapter/`` (LoRA runs) is the PEFT adapter plus the tokenizer and a model card, so it says what it is and
-how to load it. ``merged/`` is a plain Hugging Face model folder (LoRA merged into the base weights, or the
-full fine-tune's weights) that ``transformers`` alone loads: no peft, no tunesmith. Both are written beside
+``adapter/`` (runs of an adapter method: LoRA, DoRA, QLoRA) is the PEFT adapter plus the tokenizer and a model
+card, so it says what it is and how to load it; its config names the base by a name that loads elsewhere (the
+Hub id when there is one, `tunesmith.models.portable_name`). ``merged/`` is a plain Hugging Face model folder (the
+adapter merged into the base weights, or the full fine-tune's weights) that ``transformers`` alone loads: no
+peft, no tunesmith. Both are written beside
 their final places and then replaced together, so an interrupted export never leaves half a model where a
 previous good one was, and the two always come from the same export.
 """
@@ -17,12 +19,13 @@ import torch
 from tunesmith import __version__
 from tunesmith.atomic import staged_folders
 from tunesmith.config import RunConfig, dump_config
+from tunesmith.config.vocabulary import METHODS, uses_adapter
 from tunesmith.deploy.chat import stop_token_ids
 from tunesmith.document import NOT_AVAILABLE, Code, Document, Section, Text, render_markdown
 from tunesmith.errors import RunError
 from tunesmith.evaluate import comparison_table
 from tunesmith.json_files import read_json
-from tunesmith.models import load_base_model, load_model_folder, load_tokenizer, model_folder
+from tunesmith.models import load_base_model, load_model_folder, load_tokenizer, portable_name
 from tunesmith.models.loading import load_adapter
 from tunesmith.run_dir import RunDir, locked
 
@@ -34,22 +37,25 @@ CARD_FILE = "README.md"
 
 @locked
 def export_run(config: RunConfig, run: RunDir) -> dict[str, str]:
-    """The pipeline's export stage: write ``adapter/`` (LoRA runs only) and ``merged/`` into the run folder;
+    """The pipeline's export stage: write ``adapter/`` (adapter methods only) and ``merged/`` into the run folder;
     return ``{kind: folder}``. Both are staged first and replaced together, so they always come from one
     export (`tunesmith.atomic.staged_folders`)."""
     best = run.best_weights()
     eval_data = read_json(run.eval_json)
     run_name = run.root.resolve().name
     tokenizer = load_tokenizer(config.model)
-    lora = config.method == "lora"
-    if lora:
-        check_adapter_folder(best)
+    adapter = uses_adapter(config.method)
+    if adapter:
+        check_adapter_folder(best, config.method)
         model = merged_lora_model(config, best)  # first: if the adapter is unusable, nothing is replaced
     else:
         model = full_checkpoint_model(config, best)
-    kinds = ["adapter", "merged"] if lora else ["merged"]
+    # transformers 4 writes the name a model was loaded from into config.json (`_name_or_path`): the base's name
+    # that loads elsewhere, not a path on this machine.
+    model.config.name_or_path = portable_name(config.model)
+    kinds = ["adapter", "merged"] if adapter else ["merged"]
     with staged_folders(run.root, kinds) as staging:
-        if lora:
+        if adapter:
             for name in ADAPTER_FILES:
                 shutil.copy2(best / name, staging["adapter"] / name)
             tokenizer.save_pretrained(staging["adapter"])
@@ -61,12 +67,12 @@ def export_run(config: RunConfig, run: RunDir) -> dict[str, str]:
     return {kind: str(run.root / kind) for kind in kinds}
 
 
-def check_adapter_folder(folder: Path) -> None:
+def check_adapter_folder(folder: Path, method: str) -> None:
     missing = [name for name in ADAPTER_FILES if not (folder / name).is_file()]
     if missing:
         raise RunError(
             f"{folder} is not a LoRA adapter checkpoint (missing {', '.join(missing)})",
-            "re-run `tunesmith train`; the config says method: lora",
+            f"re-run `tunesmith train`; the config says method: {method}",
         )
 
 
@@ -74,7 +80,9 @@ def merged_lora_model(config: RunConfig, adapter_folder: Path):
     """The base model with the adapter folded into its weights, computed in fp32 on CPU.
 
     fp32 because merging adds a low-rank product to every target weight: in bf16 that sum rounds away much
-    of a small update. CPU because the merge is a one-off that must not need (or fight for) a GPU.
+    of a small update. CPU because the merge is a one-off that must not need (or fight for) a GPU. The base is
+    read from the local files it was trained from (never the Hub), unquantized: a QLoRA adapter merges into the
+    full-precision weights, since 4-bit weights cannot hold the sum.
     """
     fp32 = config.model.model_copy(update={"dtype": "float32"})
     base, _ = load_base_model(fp32, device=torch.device("cpu"))
@@ -104,13 +112,14 @@ def save_standalone(model, tokenizer, folder: Path) -> None:
 
 def model_card(run_name: str, config: RunConfig, eval_data: dict | None, kind: str, folder: Path) -> str:
     """The README.md of an exported folder: what the model is, how to load it, how it scored, how it was made."""
-    base = config.model.name
-    resolved = str(model_folder(config.model))
-    base_text = base if resolved == base else f"{base} ({resolved})"
-    how = f"LoRA r={config.lora.r}, alpha={config.lora.alpha:g}, targets {', '.join(config.lora.target_modules)}"
-    method = how if config.method == "lora" else "full fine-tune"
+    base = portable_name(config.model)
+    base_text = base + (f" (revision {config.model.revision})" if config.model.revision else "")
+    method = METHODS[config.method]
+    if uses_adapter(config.method):
+        method += (f" r={config.lora.r}, alpha={config.lora.alpha:g}, targets "
+                   f"{', '.join(config.lora.target_modules)}")
     if kind == "adapter":
-        title = f"{run_name}: LoRA adapter"
+        title = f"{run_name}: {METHODS[config.method]} adapter"
         usage = (
             "from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer\n\n"
             f"model = AutoPeftModelForCausalLM.from_pretrained({str(folder)!r})\n"

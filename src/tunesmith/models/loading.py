@@ -1,15 +1,17 @@
-"""Load tokenizers and models (base, tuned, any saved model folder) and wrap a model for LoRA training.
+"""Load tokenizers and models (base, tuned, any saved model folder) and prepare a model for training by
+`method` (LoRA, DoRA, QLoRA, full; gradient checkpointing).
 
 Every model folder is loaded by `load_model_folder`: safetensors only, `trust_remote_code` as configured, the
 dtype chosen once (`pick_dtype`), the KV cache off (training does not use it; generation turns it back on per
-call). transformers and peft are imported inside the functions that use them: together they take several
-seconds to import, which commands that never load a model (`config`, `report`, a data check that fails on the
-file) should not pay.
+call). transformers, peft and bitsandbytes are imported inside the functions that use them: together they take
+several seconds to import, which commands that never load a model (`config`, `report`, a data check that fails on
+the file) should not pay.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import time
 from pathlib import Path
 
@@ -17,10 +19,11 @@ import torch
 from safetensors import SafetensorError
 
 from tunesmith import distributed
-from tunesmith.config.schema import LoraConfig, ModelConfig
+from tunesmith.config.schema import LoraConfig, ModelConfig, RunConfig
+from tunesmith.config.vocabulary import uses_adapter
 from tunesmith.errors import ConfigError, ModelError
 from tunesmith.models.lora_fused import fuse_lora_epilogues
-from tunesmith.models.provision import resolve_model
+from tunesmith.models.provision import portable_name, resolve_model
 from tunesmith.models.templates import apply_chat_template_choice
 from tunesmith.run_dir import RunDir
 from tunesmith.text import shorten
@@ -67,7 +70,7 @@ def load_tokenizer(model_config: ModelConfig):
     chat and export (which saves this tokenizer) all render conversations the same way."""
     from transformers import AutoTokenizer
 
-    folder = resolve_model(model_config.name)
+    folder = model_folder(model_config)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=model_config.trust_remote_code)
     except (OSError, ValueError, TypeError, KeyError) as exc:
@@ -80,42 +83,49 @@ def load_tokenizer(model_config: ModelConfig):
 
 
 def load_model_folder(folder: str | Path, model_config: ModelConfig, device: torch.device | None = None,
-                      dtype: torch.dtype | str | None = None):
+                      dtype: torch.dtype | str | None = None, quantization_config=None):
     """The causal LM saved in ``folder``, in eval mode on ``device`` (default: GPU if any, else CPU).
 
     ``dtype`` defaults to `pick_dtype` of ``model.dtype``; ``"auto"`` keeps the dtype the weights were saved in.
+    ``quantization_config`` (transformers' `BitsAndBytesConfig`) loads the weights quantized, straight onto
+    ``device``: a quantized model cannot be moved after loading.
     """
     from transformers import AutoModelForCausalLM
 
     device = device or pick_device()
+    placement = {"device_map": {"": device}, "quantization_config": quantization_config} if quantization_config else {}
     try:
         model = AutoModelForCausalLM.from_pretrained(
             folder, dtype=dtype or pick_dtype(model_config.dtype, device), use_safetensors=True,
-            trust_remote_code=model_config.trust_remote_code,
+            trust_remote_code=model_config.trust_remote_code, **placement,
         )
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         raise ModelError(f"cannot load the model in {folder}: {shorten(str(exc), 200)}",
                          "its weights are damaged or incomplete (an empty or cut-off .safetensors file?); save "
                          "or copy the model again") from None
     model.config.use_cache = False
-    return model.to(device).eval()
+    return (model if quantization_config else model.to(device)).eval()
 
 
-def load_base_model(model_config: ModelConfig, device: torch.device | None = None):
-    """The pretrained model and its tokenizer, in eval mode on ``device`` (default: GPU if any, else CPU)."""
-    return load_model_folder(resolve_model(model_config.name), model_config, device), load_tokenizer(model_config)
+def load_base_model(model_config: ModelConfig, device: torch.device | None = None, four_bit: bool = False):
+    """The pretrained model and its tokenizer, in eval mode on ``device`` (default: GPU if any, else CPU);
+    ``four_bit`` quantizes the weights to 4-bit NF4 as they load (QLoRA)."""
+    quantization = four_bit_config() if four_bit else None
+    model = load_model_folder(model_folder(model_config), model_config, device, quantization_config=quantization)
+    return model, load_tokenizer(model_config)
 
 
 def load_tuned_model(run_dir: str | Path, device: torch.device | None = None, merge: bool = False):
     """The fine-tuned model of a run (its best checkpoint) and the tokenizer, in eval mode.
 
-    ``merge=True`` folds a LoRA adapter into the base weights: the same function, but inference no longer
-    pays for the adapter's extra matmuls.
+    ``merge=True`` folds an adapter into the base weights: the same function, but inference no longer pays for
+    the adapter's extra matmuls. A QLoRA adapter goes onto the unquantized base, as export merges it: what
+    evaluation measures is the model export ships.
     """
     run = RunDir(run_dir)
     config = run.config()
     best = run.best_weights()
-    if config.method != "lora":
+    if not uses_adapter(config.method):
         return load_model_folder(best, config.model, device), load_tokenizer(config.model)
     base, tokenizer = load_base_model(config.model, device)
     model = load_adapter(base, best)
@@ -135,9 +145,83 @@ def load_adapter(base, folder: Path):
                          "the saved weights are damaged; resume training (--resume) to write them again") from None
 
 
-def add_lora(model, lora: LoraConfig, fuse: bool = True):
-    """Wrap ``model`` with trainable LoRA adapters (peft); the base weights stay frozen. ``fuse`` gives the
-    adapted layers a faster forward that computes the same function (`tunesmith.models.lora_fused`)."""
+# ---- preparing a model for training ------------------------------------------------------------------------------
+
+
+def check_method_available(method: str) -> None:
+    """`method: qlora` needs a CUDA GPU and bitsandbytes: a `ConfigError` naming `method` when either is missing.
+    Called before anything is loaded or tokenized, so a run fails in its first second, not after the data."""
+    if method != "qlora":
+        return
+    if not torch.cuda.is_available():
+        raise ConfigError("method", "qlora quantizes the base model with bitsandbytes' 4-bit CUDA kernels, and this "
+                          "machine has no CUDA GPU", "use method: lora (or dora) here, or run on an NVIDIA GPU")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError("method", "qlora needs the bitsandbytes package, which is not installed",
+                          "pip install bitsandbytes, or use method: lora")
+
+
+def four_bit_config():
+    """QLoRA's quantization: NF4 weights with double quantization (the scales quantized too), bf16 compute."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+def load_training_model(config: RunConfig, device: torch.device):
+    """The base model ready for `config.method` on ``device`` (quantized to 4-bit for qlora), and its tokenizer."""
+    check_method_available(config.method)
+    model, tokenizer = load_base_model(config.model, device, four_bit=config.method == "qlora")
+    return prepare_for_training(model, config), tokenizer
+
+
+def prepare_for_training(model, config: RunConfig):
+    """``model`` as `config.method` trains it: every weight (`full`), or a frozen base with adapters (`lora`,
+    `dora`, and `qlora` on its 4-bit base); with `train.gradient_checkpointing`, its decoder layers recompute their
+    activations in the backward pass.
+
+    Adapters name their base by `portable_name` and `model.revision`, so a saved adapter (checkpoints, export)
+    loads onto the same base on another machine.
+    """
+    if config.method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        # Freezes the base and upcasts its unquantized weights (norms, embeddings, head) to fp32 for stable
+        # training; checkpointing is ours to turn on, below, the same way for every method.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    if config.train.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    if not uses_adapter(config.method):
+        return model
+    model = add_lora(model, config.lora, dora=config.method == "dora")
+    adapter = model.peft_config["default"]
+    adapter.base_model_name_or_path = portable_name(config.model)
+    adapter.revision = config.model.revision
+    return model
+
+
+def enable_gradient_checkpointing(model) -> None:
+    """Checkpoint every decoder layer of ``model`` (a *ForCausalLM), non-reentrant.
+
+    transformers sets the flag on the layers themselves, so it also holds when the training loss calls the decoder
+    body directly (`tunesmith.train.loss`). The embeddings' output is made to require grad, as transformers 5 does
+    itself: non-reentrant checkpointing does not need it, but a checkpointed block whose inputs need no grad
+    (a frozen base under adapters) is where reentrant variants silently drop gradients.
+    """
+    options = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers 5: gradient_checkpointing_enable renamed
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=options)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)
+        model.enable_input_require_grads()
+
+
+def add_lora(model, lora: LoraConfig, fuse: bool = True, dora: bool = False):
+    """Wrap ``model`` with trainable LoRA adapters (peft); the base weights stay frozen. ``dora`` makes them DoRA
+    adapters (weight-decomposed: a trained magnitude per output feature besides the low-rank direction). ``fuse``
+    gives plain LoRA layers a faster forward that computes the same function (`tunesmith.models.lora_fused`; DoRA
+    layers keep peft's)."""
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
@@ -146,6 +230,7 @@ def add_lora(model, lora: LoraConfig, fuse: bool = True):
         check_target_modules(model, targets)
     peft_config = PeftLoraConfig(
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets, task_type="CAUSAL_LM",
+        use_dora=dora,
     )
     model = get_peft_model(model, peft_config)
     if fuse:
@@ -166,4 +251,4 @@ def check_target_modules(model, targets: list[str]) -> None:
 
 
 def model_folder(model_config: ModelConfig) -> Path:
-    return resolve_model(model_config.name)
+    return resolve_model(model_config)

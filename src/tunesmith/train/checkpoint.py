@@ -33,9 +33,15 @@ STATE_FILE = "trainer_state.json"
 
 
 def write_weights(model, folder: Path, weights: dict | None = None) -> None:
-    """A PEFT adapter folder for adapter methods, a full safetensors model folder otherwise. ``weights`` is the
+    """A PEFT adapter folder for adapter models, a full safetensors model folder otherwise. ``weights`` is the
     model's full state dict when it was gathered from shards (else the model's own tensors are written)."""
-    model.save_pretrained(folder, safe_serialization=True, state_dict=weights)
+    if hasattr(model, "peft_config"):
+        # tunesmith never resizes the vocabulary, so there are no embeddings to save beside the adapter; peft's
+        # default ("auto") would find that out by reading the base's config, from the Hub when the base is named
+        # by a Hub id: a network request at every checkpoint.
+        model.save_pretrained(folder, safe_serialization=True, save_embedding_layers=False, state_dict=weights)
+    else:
+        model.save_pretrained(folder, safe_serialization=True, state_dict=weights)
 
 
 def save_checkpoint(checkpoints: Path, model, optimizer_state: dict, scheduler, state: TrainState,

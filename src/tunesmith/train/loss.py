@@ -50,11 +50,17 @@ def supervised_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Te
     selected = hidden[:, :-1][keep]
     wanted = targets[keep]
     head = lm.get_output_embeddings()
-    if torch.is_grad_enabled() and (selected.requires_grad or head.weight.requires_grad) and head.bias is None:
+    # Gemma 2 (and any model with this setting) squashes its logits, cap * tanh(logits / cap), before the softmax;
+    # the fused head below computes plain logits, so those models take the chunked path with the cap applied.
+    softcap = getattr(lm.config, "final_logit_softcapping", None)
+    if (torch.is_grad_enabled() and (selected.requires_grad or head.weight.requires_grad) and head.bias is None
+            and softcap is None):
         return _LinearCrossEntropySum.apply(selected, head.weight, wanted), int(wanted.numel())
     total = hidden.new_zeros((), dtype=torch.float32)
     for start in range(0, selected.shape[0], _HEAD_CHUNK_ROWS):
         logits = head(selected[start : start + _HEAD_CHUNK_ROWS]).float()
+        if softcap is not None:
+            logits = softcap * torch.tanh(logits / softcap)
         total = total + F.cross_entropy(logits, wanted[start : start + _HEAD_CHUNK_ROWS], reduction="sum")
     return total, int(wanted.numel())
 

@@ -33,7 +33,7 @@ from tunesmith.data.stream import stream_train_rows
 from tunesmith.data.tokenize import TokenizedExample, TruncationStats
 from tunesmith.errors import RunError
 from tunesmith.json_files import finite, write_json
-from tunesmith.models import add_lora, load_base_model, pick_dtype
+from tunesmith.models import load_training_model, pick_dtype
 from tunesmith.models.loading import cpu_bf16_speedup
 from tunesmith.run_dir import RunDir
 from tunesmith.train.batching import Batch, BatchPlan, count_supervised
@@ -118,9 +118,7 @@ def set_up(config: RunConfig, run: RunDir, splits: Splits,
     tc = config.train
     device = distributed.device()
     configure_runtime(config, device)
-    model, tokenizer = load_base_model(config.model, device)
-    if config.method == "lora":
-        model = add_lora(model, config.lora)
+    model, tokenizer = load_training_model(config, device)
     checkpoint = newest_intact_checkpoint(run) if resume else None
     if checkpoint is not None:
         checkpoint.apply_weights(model)
