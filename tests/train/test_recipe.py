@@ -1,7 +1,8 @@
 """The training recipe: run files, gradient accumulation equal to a large batch, exact resume, full fine-tuning,
 early stopping, compiled = eager, and numerical safety (a NaN/inf loss or gradient norm stops training, naming the
 step and its rows, the last good checkpoint intact, or with `train.on_nonfinite: skip` drops exactly that step's
-update and goes on)."""
+update and goes on). Kernel settings that cannot run here fail before the model loads; on a GPU (`pytest -m gpu`)
+training runs in bf16."""
 
 import itertools
 import json
@@ -283,3 +284,29 @@ def test_skip_nan_gradient_keeps_weights_and_logs_the_finite_loss(tiny_model_dir
     line = metric_lines(run)[1]
     assert line["skipped"] is True and line["reason"] == "non-finite gradient norm"
     assert line["loss"] > 0 and line["grad_norm"] is None
+
+
+def test_liger_on_a_cpu_is_a_config_error_before_training(tiny_model_dir, tmp_path, tiny_splits, error_of):
+    run = RunDir(tmp_path / "run")
+    message = error_of(lambda: train(tiny_config(tiny_model_dir, max_steps=1, liger=True), run, tiny_splits()))
+    assert message.startswith("config: train.liger: Liger's kernels are Triton GPU kernels, and this run is on the cpu")
+    assert not run.metrics.exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["lora", "full"])
+@pytest.mark.parametrize("packing", [False, True], ids=["padded", "packed"])
+def test_bf16_training_on_a_gpu(cuda, tiny_model_dir, tmp_path, tiny_splits, method, packing):
+    """`model.dtype: auto` is bf16 on a GPU that supports it; a few steps and validations give finite losses, with
+    whichever attention `auto` picks there."""
+    if not torch.cuda.is_bf16_supported():
+        pytest.skip("this GPU has no bf16")
+    config = tiny_config(tiny_model_dir, max_steps=6, eval_every=3, packing=packing)
+    config.lora.dropout = 0.0
+    config.method = method
+    run = RunDir(tmp_path / "run")
+    summary = train(config, run, tiny_splits())
+    assert summary["device"].startswith("cuda") and summary["dtype"] == "bfloat16"
+    losses = [line["loss"] for line in metric_lines(run) if "loss" in line]
+    assert len(losses) == 6 and all(math.isfinite(loss) for loss in losses)
+    assert math.isfinite(summary["best_val_loss"])

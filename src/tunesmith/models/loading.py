@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 
 from tunesmith.config.schema import LoraConfig, ModelConfig
 from tunesmith.errors import ConfigError, ModelError
+from tunesmith.models.kernels import apply_liger, attention_implementation, check_liger
 from tunesmith.models.lora_fused import fuse_lora_epilogues
 from tunesmith.models.provision import resolve_model
 from tunesmith.models.templates import apply_chat_template_choice
@@ -79,16 +80,19 @@ def load_tokenizer(model_config: ModelConfig):
 
 def load_model_folder(folder: str | Path, model_config: ModelConfig, device: torch.device | None = None,
                       dtype: torch.dtype | str | None = None):
-    """The causal LM saved in ``folder``, in eval mode on ``device`` (default: GPU if any, else CPU).
+    """The causal LM saved in ``folder``, in eval mode on ``device`` (default: GPU if any, else CPU), with the
+    attention implementation `model.attention` chooses (`tunesmith.models.kernels`).
 
     ``dtype`` defaults to `pick_dtype` of ``model.dtype``; ``"auto"`` keeps the dtype the weights were saved in.
     """
     from transformers import AutoModelForCausalLM
 
     device = device or pick_device()
+    dtype = dtype or pick_dtype(model_config.dtype, device)
+    attention = attention_implementation(model_config.attention, device, dtype)  # before the load: errors early
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=dtype or pick_dtype(model_config.dtype, device), use_safetensors=True,
+            folder, dtype=dtype, use_safetensors=True, attn_implementation=attention,
             trust_remote_code=model_config.trust_remote_code,
         )
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
@@ -99,9 +103,19 @@ def load_model_folder(folder: str | Path, model_config: ModelConfig, device: tor
     return model.to(device).eval()
 
 
-def load_base_model(model_config: ModelConfig, device: torch.device | None = None):
-    """The pretrained model and its tokenizer, in eval mode on ``device`` (default: GPU if any, else CPU)."""
-    return load_model_folder(resolve_model(model_config.name), model_config, device), load_tokenizer(model_config)
+def load_base_model(model_config: ModelConfig, device: torch.device | None = None, liger: bool = False):
+    """The pretrained model and its tokenizer, in eval mode on ``device`` (default: GPU if any, else CPU).
+
+    ``liger`` (`train.liger`) swaps Liger's fused kernels into the model; whether they can run here is checked
+    before the weights load."""
+    device = device or pick_device()
+    folder = resolve_model(model_config.name)
+    if liger:
+        check_liger(device, folder)
+    model = load_model_folder(folder, model_config, device)
+    if liger:
+        apply_liger(model)
+    return model, load_tokenizer(model_config)
 
 
 def load_tuned_model(run_dir: str | Path, device: torch.device | None = None, merge: bool = False):

@@ -95,7 +95,7 @@ def set_up(config: RunConfig, run: RunDir, splits: Splits) -> Training:
     tc = config.train
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     configure_runtime(config, accelerator.device)
-    model, tokenizer = load_base_model(config.model, accelerator.device)
+    model, tokenizer = load_base_model(config.model, accelerator.device, liger=tc.liger)
     if config.method == "lora":
         model = add_lora(model, config.lora)
     if tc.compile:
