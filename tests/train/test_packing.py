@@ -155,6 +155,41 @@ def test_packed_training_writes_run_files_and_resumes_exactly(tiny_model_dir, ti
     assert steps == [1, 2, 3, 4, 5, 6, 6]
 
 
+def test_flash_attention_gets_the_packed_batch_flat_with_its_row_boundaries(tiny_model, tiny_tokenizer, spam_examples,
+                                                                          monkeypatch):
+    """Without a GPU: transformers' FlashAttention entry point replaced by a plain-torch variable-length attention
+    that needs the row boundaries `varlen_attention_inputs` passes (their names are transformers'), so the
+    flattened batch's path through the decoder, and its loss, are checked here; the kernel itself is checked by
+    the gpu test below."""
+    from transformers.modeling_utils import AttentionInterface
+
+    calls = []
+
+    def varlen_attention(module, query, key, value, attention_mask, scaling=None, cu_seq_lens_q=None,
+                         max_length_q=None, **kwargs):
+        assert attention_mask is None and query.shape[0] == 1 and isinstance(max_length_q, int)
+        calls.append(cu_seq_lens_q.tolist())
+        groups = query.shape[1] // key.shape[1]
+        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+        bounds = cu_seq_lens_q.tolist()
+        rows = [torch.nn.functional.scaled_dot_product_attention(
+            query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], is_causal=True, scale=scaling)
+            for start, end in zip(bounds, bounds[1:])]
+        return torch.cat(rows, dim=2).transpose(1, 2), None
+
+    monkeypatch.setitem(AttentionInterface._global_mapping, "flash_attention_2", varlen_attention)
+    rows, _ = tokenize_examples(spam_examples(5), tiny_tokenizer, max_length=128)
+    alone = [supervised_loss_sum(tiny_model, collate([row], tiny_tokenizer.pad_token_id)) for row in rows]
+    tiny_model.config._attn_implementation = "flash_attention_2"
+    batch = collate_packed([[rows[0], rows[1], rows[2]], [rows[3], rows[4]]], tiny_tokenizer.pad_token_id)
+    loss_sum, count = supervised_loss_sum(tiny_model, batch)
+    lengths = [len(row.input_ids) for row in rows]
+    assert calls and calls[0] == [sum(lengths[:i]) for i in range(6)]  # one sequence, no padding, five rows
+    assert count == sum(n for _, n in alone)
+    total = float(loss_sum.detach())
+    assert abs(total - float(sum(loss.detach() for loss, _ in alone))) <= 1e-5 * total
+
+
 @pytest.mark.gpu
 def test_flash_attention_packed_loss_equals_rows_run_alone(cuda_with_flash_attn, tiny_model_dir, tiny_tokenizer,
                                                            spam_examples):
