@@ -202,3 +202,41 @@ def _error_of(call) -> str:
 def error_of():
     """``error_of(call) -> str``: the one-line message of the tunesmith error ``call()`` raises."""
     return _error_of
+
+
+# ---- CUDA tests (`pytest -m gpu`) ----------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def cuda() -> torch.device:
+    """The CUDA device; the test is skipped where there is none."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU: torch.cuda.is_available() is False")
+    return torch.device("cuda")
+
+
+def _skip_unless_imports(module: str) -> None:
+    from tunesmith.models.kernels import import_problem
+
+    problem = import_problem(module)
+    if problem is not None:
+        pytest.skip(f"needs {module}, which does not import here: {problem}")
+
+
+@pytest.fixture()
+def cuda_with_flash_attn(cuda) -> torch.device:
+    """The CUDA device, where the flash_attn package imports; else the test is skipped."""
+    _skip_unless_imports("flash_attn")
+    return cuda
+
+
+@pytest.fixture()
+def cuda_with_liger(cuda, monkeypatch) -> torch.device:
+    """The CUDA device, where liger_kernel imports; else the test is skipped. Liger patches transformers' Llama
+    module (its rotary function and layer classes) for the whole process: they are restored after the test."""
+    _skip_unless_imports("liger_kernel.transformers")
+    from transformers.models.llama import modeling_llama
+
+    for name in ("apply_rotary_pos_emb", "LlamaRMSNorm", "LlamaMLP"):
+        monkeypatch.setattr(modeling_llama, name, getattr(modeling_llama, name))
+    return cuda

@@ -1,4 +1,5 @@
-"""The fused LoRA forward computes exactly what peft's does, and steps aside whenever peft must decide."""
+"""The fused LoRA forward computes exactly what peft's does (to bf16 rounding over a bf16 base, with the adapter
+weights kept in fp32), and steps aside whenever peft must decide."""
 
 from __future__ import annotations
 
@@ -93,3 +94,23 @@ def test_lora_dropout_uses_peft_forward():
     expected = reference(x)
     torch.manual_seed(3)
     assert torch.equal(model(x), expected)  # same dropout mask drawn: peft's own forward ran
+
+
+def test_bf16_base_with_fp32_adapters_is_fused_and_matches_peft(tiny_model, monkeypatch):
+    model = add_lora(tiny_model.to(torch.bfloat16), LoraConfig(r=4, alpha=8), fuse=False)
+    _randomize_lora(model)
+    adapters = [p for name, p in model.named_parameters() if "lora_" in name]
+    assert adapters and all(p.dtype == torch.float32 for p in adapters)  # peft's autocast_adapter_dtype
+    input_ids = torch.randint(3, 100, (3, 17), generator=torch.Generator().manual_seed(0))
+    reference_loss, reference_grads = _loss_and_grads(model, input_ids)
+    fuse_lora_epilogues(model)
+    fused_calls = []
+    real_addmm = torch.addmm
+    monkeypatch.setattr(torch, "addmm", lambda *a, **k: fused_calls.append(a[0].dtype) or real_addmm(*a, **k))
+    fused_loss, fused_grads = _loss_and_grads(model, input_ids)
+    assert fused_calls and set(fused_calls) == {torch.bfloat16}  # the adapter ran in bf16, not peft's fp32 copy
+    assert abs(fused_loss - reference_loss) <= 1e-3 * abs(reference_loss)
+    for name, grad in reference_grads.items():
+        if "lora_" in name:
+            assert fused_grads[name].dtype == torch.float32, name
+            assert float((fused_grads[name] - grad).norm() / grad.norm()) <= 0.03, name  # bf16 operands

@@ -45,6 +45,29 @@ def test_fused_head_cross_entropy_equals_autograd_across_chunks(monkeypatch, tra
         assert torch.allclose(g, w, atol=1e-6)
 
 
+def test_fused_head_cross_entropy_in_bf16_keeps_the_loss_in_fp32(monkeypatch):
+    """bf16 hidden states and head (a GPU's `model.dtype: auto`): the loss is summed in fp32, the gradients come back
+    in bf16 and agree with an fp32 reference to bf16 rounding."""
+    from tunesmith.train import loss as loss_module
+
+    monkeypatch.setattr(loss_module, "_HEAD_CHUNK_ROWS", 7)
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(30, 16, generator=generator)
+    weight = torch.randn(50, 16, generator=generator) * 0.5
+    targets = torch.randint(0, 50, (30,), generator=generator)
+    reference = [hidden.double().requires_grad_(), weight.double().requires_grad_()]
+    want_loss = F.cross_entropy(F.linear(*reference), targets, reduction="sum")
+    want = torch.autograd.grad(want_loss / 30, reference)
+    half = [hidden.bfloat16().requires_grad_(), weight.bfloat16().requires_grad_()]
+    fused = loss_module._LinearCrossEntropySum.apply(*half, targets)
+    got = torch.autograd.grad(fused / 30, half)
+    assert fused.dtype == torch.float32
+    assert abs(float(fused) - float(want_loss)) <= 3e-3 * float(want_loss)
+    for g, w in zip(got, want):
+        assert g.dtype == torch.bfloat16
+        assert float((g.double() - w).norm() / w.norm()) <= 1e-2
+
+
 def test_right_padding_is_detected_so_only_those_batches_drop_the_mask():
     from tunesmith.train.loss import _right_padded
 

@@ -13,7 +13,13 @@ from tunesmith.models import add_lora
 from tunesmith.run_dir import RunDir
 from tunesmith.train import supervised_loss_sum, train
 from tunesmith.train.batching import collate, count_supervised
-from tunesmith.train.packing import best_fit_decreasing, block_causal_mask, collate_packed, epoch_packed_batches
+from tunesmith.train.packing import (
+    best_fit_decreasing,
+    collate_packed,
+    epoch_packed_batches,
+    flatten_packed,
+    varlen_attention_inputs,
+)
 
 
 def test_best_fit_decreasing_by_hand():
@@ -54,19 +60,20 @@ def test_collate_packed_token_by_token():
     assert count_supervised(batch) == 4
 
 
-def test_block_causal_mask_by_hand():
-    mask = block_causal_mask(torch.tensor([[0, 1, 2, 0, 1, 0]]), torch.float32)
-    allowed = [
-        [1, 0, 0, 0, 0, 0],
-        [1, 1, 0, 0, 0, 0],
-        [1, 1, 1, 0, 0, 0],
-        [0, 0, 0, 1, 0, 0],
-        [0, 0, 0, 1, 1, 0],
-        [0, 0, 0, 0, 0, 1],
-    ]
-    assert mask.shape == (1, 1, 6, 6) and mask.dtype == torch.float32
-    assert (mask[0, 0] == 0).int().tolist() == allowed
-    assert float(mask.min()) == torch.finfo(torch.float32).min
+def test_flatten_packed_and_varlen_inputs_by_hand():
+    a = TokenizedExample(input_ids=[11, 12, 13], labels=[IGNORE_INDEX, 12, 13], location="a")
+    b = TokenizedExample(input_ids=[21, 22], labels=[21, 22], location="b")
+    c = TokenizedExample(input_ids=[31, 32, 33], labels=[IGNORE_INDEX, IGNORE_INDEX, 33], location="c")
+    flat = flatten_packed(collate_packed([[a, b], [c]], pad_token_id=0))
+    x = IGNORE_INDEX
+    assert flat["input_ids"].tolist() == [[11, 12, 13, 21, 22, 31, 32, 33]]  # the padding after c is gone
+    assert flat["labels"].tolist() == [[x, 12, 13, x, 22, x, x, 33]]
+    assert flat["position_ids"].tolist() == [[0, 1, 2, 0, 1, 0, 1, 2]]
+    assert count_supervised(flat) == 4
+    inputs = varlen_attention_inputs(flat["position_ids"])
+    assert inputs["cu_seq_lens_q"].tolist() == inputs["cu_seq_lens_k"].tolist() == [0, 3, 5, 8]
+    assert inputs["cu_seq_lens_q"].dtype == torch.int32
+    assert inputs["max_length_q"] == inputs["max_length_k"] == 3 and isinstance(inputs["max_length_q"], int)
 
 
 def lora_model(model):
@@ -78,9 +85,14 @@ def lora_model(model):
     return model
 
 
+@pytest.mark.parametrize(("attention", "flatten"), [("sdpa", False), ("eager", False), ("sdpa", True)])
 @pytest.mark.parametrize("loss_on", ["assistant", "all"])
 @pytest.mark.parametrize("use_lora", [False, True])
-def test_packed_loss_and_gradients_equal_rows_run_alone(tiny_model, tiny_tokenizer, loss_on, use_lora, spam_examples):
+def test_packed_loss_and_gradients_equal_rows_run_alone(tiny_model, tiny_tokenizer, loss_on, use_lora, spam_examples,
+                                                        attention, flatten):
+    """Rows packed (each attention keeps them apart by their positions alone), and the same packs flattened into
+    one padding-free sequence, as FlashAttention's varlen kernel gets them (here through sdpa's mask)."""
+    tiny_model.set_attn_implementation(attention)
     model = lora_model(tiny_model) if use_lora else tiny_model
     params = [p for p in model.parameters() if p.requires_grad]
     rows, _ = tokenize_examples(spam_examples(5), tiny_tokenizer, max_length=128, loss_on=loss_on)
@@ -94,6 +106,8 @@ def test_packed_loss_and_gradients_equal_rows_run_alone(tiny_model, tiny_tokeniz
     # Two packed rows of different lengths, so the shorter one ends in padding.
     batch = collate_packed([[rows[0], rows[1], rows[2]], [rows[3], rows[4]]], tiny_tokenizer.pad_token_id)
     assert int((batch["attention_mask"] == 0).sum()) > 0
+    if flatten:
+        batch = flatten_packed(batch)
     loss_sum, packed_count = supervised_loss_sum(model, batch)
     assert packed_count == count == count_supervised(batch)
     packed = loss_sum / packed_count
@@ -139,3 +153,68 @@ def test_packed_training_writes_run_files_and_resumes_exactly(tiny_model_dir, ti
         assert torch.allclose(got[key], reference[key], atol=1e-6), key
     steps = [json.loads(line)["step"] for line in resumed.metrics.read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6, 6]
+
+
+def test_flash_attention_gets_the_packed_batch_flat_with_its_row_boundaries(tiny_model, tiny_tokenizer, spam_examples,
+                                                                          monkeypatch):
+    """Without a GPU: transformers' FlashAttention entry point replaced by a plain-torch variable-length attention
+    that needs the row boundaries `varlen_attention_inputs` passes (their names are transformers'), so the
+    flattened batch's path through the decoder, and its loss, are checked here; the kernel itself is checked by
+    the gpu test below."""
+    from transformers.modeling_utils import AttentionInterface
+
+    calls = []
+
+    def varlen_attention(module, query, key, value, attention_mask, scaling=None, cu_seq_lens_q=None,
+                         max_length_q=None, **kwargs):
+        assert attention_mask is None and query.shape[0] == 1 and isinstance(max_length_q, int)
+        calls.append(cu_seq_lens_q.tolist())
+        groups = query.shape[1] // key.shape[1]
+        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+        bounds = cu_seq_lens_q.tolist()
+        rows = [torch.nn.functional.scaled_dot_product_attention(
+            query[:, :, start:end], key[:, :, start:end], value[:, :, start:end], is_causal=True, scale=scaling)
+            for start, end in zip(bounds, bounds[1:])]
+        return torch.cat(rows, dim=2).transpose(1, 2), None
+
+    monkeypatch.setitem(AttentionInterface._global_mapping, "flash_attention_2", varlen_attention)
+    rows, _ = tokenize_examples(spam_examples(5), tiny_tokenizer, max_length=128)
+    alone = [supervised_loss_sum(tiny_model, collate([row], tiny_tokenizer.pad_token_id)) for row in rows]
+    tiny_model.config._attn_implementation = "flash_attention_2"
+    batch = collate_packed([[rows[0], rows[1], rows[2]], [rows[3], rows[4]]], tiny_tokenizer.pad_token_id)
+    loss_sum, count = supervised_loss_sum(tiny_model, batch)
+    lengths = [len(row.input_ids) for row in rows]
+    assert calls and calls[0] == [sum(lengths[:i]) for i in range(6)]  # one sequence, no padding, five rows
+    assert count == sum(n for _, n in alone)
+    total = float(loss_sum.detach())
+    assert abs(total - float(sum(loss.detach() for loss, _ in alone))) <= 1e-5 * total
+
+
+@pytest.mark.gpu
+def test_flash_attention_packed_loss_equals_rows_run_alone(cuda_with_flash_attn, tiny_model_dir, tiny_tokenizer,
+                                                           spam_examples):
+    """With FlashAttention the packed batch runs flattened, without padding or any mask (varlen kernel): the loss
+    and gradients are those of the rows run alone, to bf16 rounding."""
+    from tunesmith.config import ModelConfig
+    from tunesmith.models import load_model_folder
+
+    config = ModelConfig(name=str(tiny_model_dir), dtype="bfloat16", attention="flash_attention_2")
+    device = cuda_with_flash_attn
+    model = load_model_folder(tiny_model_dir, config, device).train()
+    assert model.config._attn_implementation == "flash_attention_2"
+    params = [p for p in model.parameters() if p.requires_grad]
+    rows, _ = tokenize_examples(spam_examples(5), tiny_tokenizer, max_length=128)
+
+    def on_gpu(batch):
+        return {key: value.to(device) for key, value in batch.items()}
+
+    alone = [supervised_loss_sum(model, on_gpu(collate([row], tiny_tokenizer.pad_token_id))) for row in rows]
+    reference = sum(loss for loss, _ in alone) / sum(n for _, n in alone)
+    reference_grads = torch.autograd.grad(reference, params)
+    batch = on_gpu(collate_packed([[rows[0], rows[1], rows[2]], [rows[3], rows[4]]], tiny_tokenizer.pad_token_id))
+    loss_sum, count = supervised_loss_sum(model, batch)
+    grads = torch.autograd.grad(loss_sum / count, params)
+    assert count == sum(n for _, n in alone)
+    assert abs(float(loss_sum) / count - float(reference)) <= 1e-2 * float(reference)
+    for got, want in zip(grads, reference_grads):
+        assert float((got.float() - want.float()).norm()) <= 5e-2 * float(want.float().norm()) + 1e-6

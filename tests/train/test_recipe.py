@@ -2,7 +2,8 @@
 early stopping, compiled = eager, every method (lora, dora, full) training and reloading, gradient checkpointing
 equal to none, and numerical safety (a NaN/inf loss or gradient norm stops training, naming the step and its rows,
 the last good checkpoint intact, or with `train.on_nonfinite: skip` drops exactly that step's update and goes
-on)."""
+on). Kernel settings that cannot run here fail before the model loads; on a GPU (`pytest -m gpu`) training runs
+in bf16."""
 
 import itertools
 import json
@@ -397,3 +398,29 @@ def test_qlora_trains_adapters_on_a_4bit_base_and_exports_an_unquantized_merge(t
     tokens = torch.tensor([[1, 40, 77, 150, 9, 300, 2, 64]])
     with torch.no_grad():
         assert torch.allclose(merged(tokens).logits, unmerged(tokens).logits, atol=1e-4)
+
+
+def test_liger_on_a_cpu_is_a_config_error_before_training(tiny_model_dir, tmp_path, tiny_splits, error_of):
+    run = RunDir(tmp_path / "run")
+    message = error_of(lambda: train(tiny_config(tiny_model_dir, max_steps=1, liger=True), run, tiny_splits()))
+    assert message.startswith("config: train.liger: Liger's kernels are Triton GPU kernels, and this run is on the cpu")
+    assert not run.metrics.exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["lora", "full"])
+@pytest.mark.parametrize("packing", [False, True], ids=["padded", "packed"])
+def test_bf16_training_on_a_gpu(cuda, tiny_model_dir, tmp_path, tiny_splits, method, packing):
+    """`model.dtype: auto` is bf16 on a GPU that supports it; a few steps and validations give finite losses, with
+    whichever attention `auto` picks there."""
+    if not torch.cuda.is_bf16_supported():
+        pytest.skip("this GPU has no bf16")
+    config = tiny_config(tiny_model_dir, max_steps=6, eval_every=3, packing=packing)
+    config.lora.dropout = 0.0
+    config.method = method
+    run = RunDir(tmp_path / "run")
+    summary = train(config, run, tiny_splits())
+    assert summary["device"].startswith("cuda") and summary["dtype"] == "bfloat16"
+    losses = [line["loss"] for line in metric_lines(run) if "loss" in line]
+    assert len(losses) == 6 and all(math.isfinite(loss) for loss in losses)
+    assert math.isfinite(summary["best_val_loss"])

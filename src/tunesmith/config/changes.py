@@ -6,7 +6,8 @@ A run folder's `config.yaml` is the truth about what a run is. Two rules follow:
   what to record along the way (`RESUMABLE`) may change: it is applied and written to the run's `config.yaml`.
   Any other difference is an error naming each changed key with its old and new value.
 - **A command on a run folder** (`eval`, `compare`, `export`, `report`, `chat`, `generate`) may change the
-  settings of the command at hand (`RUN_FOLDER_SETTINGS`: evaluation and generation), never those that define
+  settings of the command at hand (`RUN_FOLDER_SETTINGS`: evaluation and generation, and the attention kernel
+  of the machine it runs on), never those that define
   the trained model or its data: an export's model card must describe the model it ships.
 """
 
@@ -19,17 +20,20 @@ from typing import Any
 from tunesmith.config.schema import RunConfig
 from tunesmith.errors import ConfigError
 
+KERNELS = ("model.attention", "train.liger")
+"""Which kernels compute the model (`tunesmith.models.kernels`): the same function up to rounding, and a property
+of the machine rather than of the run, so a run trained on a GPU can resume, be evaluated and chat elsewhere."""
 RESUMABLE = (
     "train.max_steps", "train.epochs", "train.eval_every", "train.save_every", "train.keep_checkpoints",
     "train.early_stopping_patience", "train.threads", "train.on_nonfinite", "train.compile",
     "train.gradient_checkpointing", "model.offline", "data.num_proc", "data.cache", "data.check.", "evaluate.",
-    "output.", "distributed.",
+    "output.", "distributed.", *KERNELS,
     # The global batch (batch_size x processes x grad_accumulation) must stay the same, which training checks:
     # a run started on 2 processes with batch_size 4 resumes on 1 with grad_accumulation 2 (or batch_size 8).
     "train.batch_size", "train.grad_accumulation",
 )
 """Keys (or prefixes ending in a dot) a resume may change."""
-RUN_FOLDER_SETTINGS = ("evaluate.",)
+RUN_FOLDER_SETTINGS = ("evaluate.", "model.attention")
 """Keys (or prefixes) `--set` may change on a run folder."""
 
 
@@ -77,7 +81,8 @@ def run_folder_config(saved: RunConfig, requested: RunConfig) -> RunConfig:
     if fixed:
         key, old, _ = fixed[0]
         raise ConfigError(key, f"is fixed in a trained run (it was trained with {json.dumps(old)})",
-                          "on a run folder, --set changes evaluate.* only; start a new run to change the rest")
+                          "on a run folder, --set changes evaluate.* and model.attention only; start a new "
+                          "run to change the rest")
     return requested
 
 

@@ -45,6 +45,12 @@ class ModelConfig(_Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """Weights and compute precision. `auto` is bfloat16 on GPUs that support it and float32 on CPU (the CPU
     trade-off is measured in BENCHMARKS.md, "CPU precision"; training logs when bf16 would be faster here)."""
+    attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    """Attention implementation (transformers' `attn_implementation`). `auto` is `flash_attention_2` on a GPU where
+    the `flash_attn` package imports and the dtype is bfloat16 or float16, else `sdpa`. With `flash_attention_2`,
+    packed batches (`train.packing`) run as one variable-length sequence without an attention mask; with `sdpa`
+    and `eager`, transformers builds their block-diagonal mask from the positions. `flash_attention_2` asked for
+    where it cannot run (no GPU, no `flash_attn`, float32) is an error before the model loads."""
     trust_remote_code: bool = False
     """Run Python code shipped with a model (a folder's or Hub repo's `*.py` files). Off unless you trust it."""
     chat_template: str = "model"
@@ -220,6 +226,11 @@ class TrainConfig(_Section):
     compile: bool = False
     """Compile the decoder with `torch.compile` before training: faster steps after a one-off compile of several
     minutes, so it pays off only on long runs (the figures for this project's CPU are in BENCHMARKS.md)."""
+    liger: bool = False
+    """Replace the model's RMSNorm, rotary embedding and SwiGLU with Liger's fused Triton kernels (package
+    `liger-kernel`; GPU only, Llama-family and other models Liger supports). tunesmith's own supervised-only
+    head cross-entropy stays in use. Asked for without a GPU or without the package, it is an error before the
+    model loads."""
     threads: int | None = Field(None, ge=1)
     """CPU threads for torch; null uses every core."""
     on_nonfinite: Literal["stop", "skip"] = "stop"

@@ -33,6 +33,9 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 """What a PEFT adapter checkpoint needs; anything else in the checkpoint folder (e.g. training state) is not
 exported."""
 CARD_FILE = "README.md"
+CPU_ATTENTION = "sdpa"
+"""Exports load on the CPU and run no forward pass, so the attention kernel is irrelevant there: a run trained
+with `model.attention: flash_attention_2` on a GPU still exports on a machine without one."""
 
 
 @locked
@@ -84,7 +87,7 @@ def merged_lora_model(config: RunConfig, adapter_folder: Path):
     read from the local files it was trained from (never the Hub), unquantized: a QLoRA adapter merges into the
     full-precision weights, since 4-bit weights cannot hold the sum.
     """
-    fp32 = config.model.model_copy(update={"dtype": "float32"})
+    fp32 = config.model.model_copy(update={"dtype": "float32", "attention": CPU_ATTENTION})
     base, _ = load_base_model(fp32, device=torch.device("cpu"))
     # safe_merge checks the merged weights for NaNs before replacing the originals.
     return load_adapter(base, adapter_folder).merge_and_unload(safe_merge=True)
@@ -92,7 +95,8 @@ def merged_lora_model(config: RunConfig, adapter_folder: Path):
 
 def full_checkpoint_model(config: RunConfig, checkpoint: Path):
     """The full fine-tune's weights, in the dtype they were saved in, on CPU (an export must not need a GPU)."""
-    return load_model_folder(checkpoint, config.model, device=torch.device("cpu"), dtype="auto")
+    model_config = config.model.model_copy(update={"attention": CPU_ATTENTION})
+    return load_model_folder(checkpoint, model_config, device=torch.device("cpu"), dtype="auto")
 
 
 def save_standalone(model, tokenizer, folder: Path) -> None:

@@ -22,6 +22,7 @@ from tunesmith import distributed
 from tunesmith.config.schema import LoraConfig, ModelConfig, RunConfig
 from tunesmith.config.vocabulary import uses_adapter
 from tunesmith.errors import ConfigError, ModelError
+from tunesmith.models.kernels import apply_liger, attention_implementation, check_liger
 from tunesmith.models.lora_fused import fuse_lora_epilogues
 from tunesmith.models.provision import portable_name, resolve_model
 from tunesmith.models.templates import apply_chat_template_choice
@@ -84,7 +85,8 @@ def load_tokenizer(model_config: ModelConfig):
 
 def load_model_folder(folder: str | Path, model_config: ModelConfig, device: torch.device | None = None,
                       dtype: torch.dtype | str | None = None, quantization_config=None):
-    """The causal LM saved in ``folder``, in eval mode on ``device`` (default: GPU if any, else CPU).
+    """The causal LM saved in ``folder``, in eval mode on ``device`` (default: GPU if any, else CPU), with the
+    attention implementation `model.attention` chooses (`tunesmith.models.kernels`).
 
     ``dtype`` defaults to `pick_dtype` of ``model.dtype``; ``"auto"`` keeps the dtype the weights were saved in.
     ``quantization_config`` (transformers' `BitsAndBytesConfig`) loads the weights quantized, straight onto
@@ -93,10 +95,12 @@ def load_model_folder(folder: str | Path, model_config: ModelConfig, device: tor
     from transformers import AutoModelForCausalLM
 
     device = device or pick_device()
+    dtype = dtype or pick_dtype(model_config.dtype, device)
+    attention = attention_implementation(model_config.attention, device, dtype)  # before the load: errors early
     placement = {"device_map": {"": device}, "quantization_config": quantization_config} if quantization_config else {}
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=dtype or pick_dtype(model_config.dtype, device), use_safetensors=True,
+            folder, dtype=dtype, use_safetensors=True, attn_implementation=attention,
             trust_remote_code=model_config.trust_remote_code, **placement,
         )
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
@@ -107,11 +111,19 @@ def load_model_folder(folder: str | Path, model_config: ModelConfig, device: tor
     return (model if quantization_config else model.to(device)).eval()
 
 
-def load_base_model(model_config: ModelConfig, device: torch.device | None = None, four_bit: bool = False):
+def load_base_model(model_config: ModelConfig, device: torch.device | None = None, four_bit: bool = False,
+                    liger: bool = False):
     """The pretrained model and its tokenizer, in eval mode on ``device`` (default: GPU if any, else CPU);
-    ``four_bit`` quantizes the weights to 4-bit NF4 as they load (QLoRA)."""
+    ``four_bit`` quantizes the weights to 4-bit NF4 as they load (QLoRA); ``liger`` (`train.liger`) swaps Liger's
+    fused kernels into the model (whether they can run here is checked before the weights load)."""
+    device = device or pick_device()
+    folder = model_folder(model_config)
+    if liger:
+        check_liger(device, folder)
     quantization = four_bit_config() if four_bit else None
-    model = load_model_folder(model_folder(model_config), model_config, device, quantization_config=quantization)
+    model = load_model_folder(folder, model_config, device, quantization_config=quantization)
+    if liger:
+        apply_liger(model)
     return model, load_tokenizer(model_config)
 
 
@@ -172,7 +184,8 @@ def four_bit_config():
 def load_training_model(config: RunConfig, device: torch.device):
     """The base model ready for `config.method` on ``device`` (quantized to 4-bit for qlora), and its tokenizer."""
     check_method_available(config.method)
-    model, tokenizer = load_base_model(config.model, device, four_bit=config.method == "qlora")
+    model, tokenizer = load_base_model(config.model, device, four_bit=config.method == "qlora",
+                                       liger=config.train.liger)
     return prepare_for_training(model, config), tokenizer
 
 

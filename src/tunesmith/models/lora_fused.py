@@ -6,6 +6,11 @@ CPU those memory-bound passes measured ~7% of a SmolLM2 LoRA training step. ``to
 and the add into the B matmul (``out = base + scaling * (x A^T) B^T``), so the output is touched once; forward
 and backward are the same linear algebra (results agree to float rounding, ~1e-7 relative).
 
+Over a bfloat16/float16 base, peft keeps the adapter weights in fp32 and runs the adapter on an fp32 copy of the
+activations, which it also keeps for the backward pass: a second, double-size copy of every adapted layer's
+input. The fused forward runs the adapter in the activations' dtype instead, with its weights cast per call, as
+`torch.autocast` would: the weights and their gradients stay fp32, the results agree to bf16 rounding.
+
 Only the plain case is fused: one active adapter, no dropout, no LoRA variant (DoRA...), no extra forward
 arguments, adapter neither disabled nor merged. Anything else runs peft's own forward, checked on every call,
 so `disable_adapter()`, merging and saving behave exactly as in peft. peft is imported where it is used (start-up
@@ -50,11 +55,17 @@ def _plain_adapter(layer):
 
 def _fused_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
     adapter = None if (args or kwargs) else _plain_adapter(self)
-    if adapter is None or x.dtype != adapter[0].dtype:
+    if adapter is None or not _fusable_dtypes(x.dtype, adapter[0].dtype):
         return self._peft_forward(x, *args, **kwargs)
     weight_a, weight_b, scaling = adapter
+    weight_a, weight_b = weight_a.to(x.dtype), weight_b.to(x.dtype)  # no-ops unless fp32 adapters, half x
     result = self.base_layer(x)
     low_rank = nn.functional.linear(x, weight_a)
     flat = torch.addmm(result.reshape(-1, result.shape[-1]), low_rank.reshape(-1, low_rank.shape[-1]),
                        weight_b.t(), alpha=scaling)
     return flat.view(result.shape)
+
+
+def _fusable_dtypes(activations: torch.dtype, adapter: torch.dtype) -> bool:
+    """The same dtype, or half-precision activations with fp32 adapter weights (see the module docstring)."""
+    return activations == adapter or (activations in (torch.bfloat16, torch.float16) and adapter == torch.float32)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tunesmith import distributed
 from tunesmith.data.tokenize import IGNORE_INDEX
 from tunesmith.train.batching import collate
-from tunesmith.train.packing import block_causal_mask
+from tunesmith.train.packing import flatten_packed, varlen_attention_inputs
 
 _HEAD_CHUNK_ROWS = 2048
 
@@ -34,9 +34,15 @@ def supervised_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Te
     """Sum of token cross-entropies over supervised positions, and how many there are."""
     lm = _causal_lm(model)
     decoder = decoder_of(model)
-    if "position_ids" in batch:  # packed rows (see `tunesmith.train.packing`)
-        attention_inputs = {"position_ids": batch["position_ids"],
-                            "attention_mask": block_causal_mask(batch["position_ids"], lm.dtype)}
+    if "position_ids" in batch and lm.config._attn_implementation == "flash_attention_2":
+        # Packed rows as one variable-length sequence, padding dropped: FlashAttention's varlen kernel keeps the
+        # rows apart by their boundaries, so no mask exists at all (`tunesmith.train.packing.flatten_packed`).
+        batch = flatten_packed(batch)
+        attention_inputs = varlen_attention_inputs(batch["position_ids"])
+    elif "position_ids" in batch:
+        # Packed rows: with positions alone (no 2D mask), transformers finds the rows where positions restart
+        # and builds the block-diagonal causal mask for sdpa and eager itself (`find_packed_sequence_indices`).
+        attention_inputs = {"position_ids": batch["position_ids"]}
     elif _right_padded(batch["attention_mask"]):
         # Causal attention alone is exact here: a real token only sees earlier positions, all real, and the pad
         # positions after it carry no loss. SDPA then takes its causal path (no mask built, upper triangle
@@ -113,7 +119,10 @@ class _LinearCrossEntropySum(torch.autograd.Function):
             grad_logits = grad_logits.to(weight.dtype)
             grad_hidden[start : start + _HEAD_CHUNK_ROWS] = grad_logits @ weight
             if grad_weight is not None:
-                grad_weight.addmm_(grad_logits.t().float(), rows.float())
+                if weight.dtype == torch.float32:
+                    grad_weight.addmm_(grad_logits.t(), rows)
+                else:  # bf16/fp16: the product at the matrix units' half-precision rate, summed over chunks in fp32
+                    grad_weight.add_(grad_logits.t() @ rows)
         ctx.save_for_backward(grad_hidden, grad_weight if grad_weight is not None else torch.empty(0))
         ctx.has_weight_grad = grad_weight is not None
         ctx.weight_dtype = weight.dtype
@@ -122,9 +131,10 @@ class _LinearCrossEntropySum(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         grad_hidden, grad_weight = ctx.saved_tensors
-        scale = grad_output.to(grad_hidden.dtype)
+        # Scaled in fp32, rounded once: in bf16 the scale itself (1 / supervised tokens) would round first.
+        hidden_grad = (grad_hidden.float() * grad_output).to(grad_hidden.dtype)
         weight_grad = (grad_weight * grad_output).to(ctx.weight_dtype) if ctx.has_weight_grad else None
-        return grad_hidden * scale, weight_grad, None
+        return hidden_grad, weight_grad, None
 
 
 @torch.inference_mode()

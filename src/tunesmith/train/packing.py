@@ -2,8 +2,10 @@
 
 Why: SFT rows are short and uneven (an SMS message is 30-120 tokens), so a padded batch spends much of its
 compute on padding. Packing concatenates rows into sequences of at most `data.max_length` tokens; each row
-keeps its own positions (restarting at 0) and a block-diagonal causal mask, so its loss and gradients are
-exactly those of the row run alone.
+keeps its own positions (restarting at 0), which is all the attention needs to keep the rows apart, so a row's
+loss and gradients are exactly those of the row run alone. With sdpa and eager attention, transformers turns the
+positions into a block-diagonal causal mask; with FlashAttention, `flatten_packed` and `varlen_attention_inputs`
+make the batch one variable-length sequence with its row boundaries, and no mask is built at all.
 
 Everything here is a pure function: the pack plan of an epoch is recomputed from (lengths, seed, epoch) on
 resume, exactly as `batching.epoch_batches` is.
@@ -60,9 +62,9 @@ def epoch_packed_batches(lengths: list[int], max_length: int, batch_size: int, s
 def collate_packed(packs: list[list[TokenizedExample]], pad_token_id: int) -> dict[str, torch.Tensor]:
     """One sequence per pack, right-padded to the longest: input_ids, labels, attention_mask, position_ids.
 
-    ``attention_mask`` stays the 2D real-token mask (callers count real tokens with it); the decoder gets
-    `block_causal_mask(position_ids)` instead, so positions are what separate the rows. Padding tokens get
-    position 0 each, making every one its own segment: nothing attends to them and they are unsupervised.
+    ``attention_mask`` stays the 2D real-token mask (callers count real tokens with it); the decoder gets the
+    positions instead, and they are what separate the rows. Padding tokens get position 0 each, making every one
+    its own segment: nothing attends to them and they are unsupervised.
     """
     width = max(sum(len(row.input_ids) for row in pack) for pack in packs)
     input_ids = torch.full((len(packs), width), pad_token_id, dtype=torch.long)
@@ -84,18 +86,29 @@ def collate_packed(packs: list[list[TokenizedExample]], pad_token_id: int) -> di
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels, "position_ids": position_ids}
 
 
-def block_causal_mask(position_ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Additive 4D mask [batch, 1, seq, seq]: a token attends to earlier tokens of its own row only.
+def flatten_packed(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A packed batch as one sequence of its real tokens, shape [1, tokens]: padding dropped, rows (and packs)
+    one after another, each still starting at position 0.
 
-    Rows are told apart by their positions restarting at 0. Additive (0 / dtype min) rather than boolean
-    because transformers passes a ready 4D mask through untouched, and its eager attention adds it to the
-    scores while SDPA accepts either form. The dtype minimum, not -inf, keeps softmax finite on any row.
+    For variable-length attention, which needs no padding. The loss stays exact: labels are shifted inside the
+    one sequence, and the first token of every row is unsupervised (`collate_packed`), so no row is learned from
+    the end of the row before it.
     """
-    segment = (position_ids == 0).cumsum(dim=-1)
-    same_row = segment[:, :, None] == segment[:, None, :]
-    seq = position_ids.shape[-1]
-    causal = torch.ones((seq, seq), dtype=torch.bool, device=position_ids.device).tril()
-    allowed = (same_row & causal)[:, None]
-    return torch.zeros(allowed.shape, dtype=dtype, device=position_ids.device).masked_fill(
-        ~allowed, torch.finfo(dtype).min
-    )
+    real = batch["attention_mask"].bool()
+    return {"input_ids": batch["input_ids"][real][None], "labels": batch["labels"][real][None],
+            "attention_mask": batch["attention_mask"][real][None], "position_ids": batch["position_ids"][real][None]}
+
+
+def varlen_attention_inputs(position_ids: torch.Tensor) -> dict[str, torch.Tensor | int]:
+    """The keyword arguments with which transformers' FlashAttention runs ``flash_attn_varlen_func`` on a
+    flattened batch (`flatten_packed`): the positions (for rotary embeddings) and the rows' cumulative lengths.
+
+    Given here once per batch rather than left to transformers: it would derive them from the positions in
+    every layer, and read them back from the GPU each time.
+    """
+    (starts,) = (position_ids[0] == 0).nonzero(as_tuple=True)
+    total = torch.tensor([position_ids.shape[1]], device=position_ids.device)
+    boundaries = torch.cat([starts, total]).to(torch.int32)
+    longest = int(boundaries.diff().max())
+    return {"position_ids": position_ids, "cu_seq_lens_q": boundaries, "cu_seq_lens_k": boundaries,
+            "max_length_q": longest, "max_length_k": longest}
