@@ -44,20 +44,21 @@ def flash_attn_present(monkeypatch):
     monkeypatch.setattr(kernels, "import_problem", lambda module: None if module == "flash_attn" else real(module))
 
 
-def test_auto_is_sdpa_on_cpu_and_in_float32():
-    assert attention_implementation("auto", CPU, torch.float32) == "sdpa"
-    assert attention_implementation("auto", CPU, torch.bfloat16) == "sdpa"
+def test_auto_is_the_architectures_own_choice_on_cpu_and_in_float32():
+    """None lets transformers pick (sdpa where the architecture supports it, eager for Gemma 2)."""
+    assert attention_implementation("auto", CPU, torch.float32) is None
+    assert attention_implementation("auto", CPU, torch.bfloat16) is None
 
 
 def test_auto_is_flash_attention_on_a_gpu_in_half_precision_where_flash_attn_imports(flash_attn_present):
     assert attention_implementation("auto", CUDA, torch.bfloat16) == "flash_attention_2"
     assert attention_implementation("auto", CUDA, torch.float16) == "flash_attention_2"
-    assert attention_implementation("auto", CUDA, torch.float32) == "sdpa"
-    assert attention_implementation("auto", CUDA, "auto") == "sdpa"  # saved dtype: unknown before the load
+    assert attention_implementation("auto", CUDA, torch.float32) is None
+    assert attention_implementation("auto", CUDA, "auto") is None  # saved dtype: unknown before the load
 
 
-def test_auto_is_sdpa_on_a_gpu_without_flash_attn(flash_attn_missing):
-    assert attention_implementation("auto", CUDA, torch.bfloat16) == "sdpa"
+def test_auto_is_the_architectures_own_choice_on_a_gpu_without_flash_attn(flash_attn_missing):
+    assert attention_implementation("auto", CUDA, torch.bfloat16) is None
 
 
 @pytest.mark.parametrize("name", ["sdpa", "eager"])

@@ -47,7 +47,8 @@ class ModelConfig(_Section):
     trade-off is measured in BENCHMARKS.md, "CPU precision"; training logs when bf16 would be faster here)."""
     attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
     """Attention implementation (transformers' `attn_implementation`). `auto` is `flash_attention_2` on a GPU where
-    the `flash_attn` package imports and the dtype is bfloat16 or float16, else `sdpa`. With `flash_attention_2`,
+    the `flash_attn` package imports and the dtype is bfloat16 or float16, else transformers' default for the
+    architecture (`sdpa` where it supports it). With `flash_attention_2`,
     packed batches (`train.packing`) run as one variable-length sequence without an attention mask; with `sdpa`
     and `eager`, transformers builds their block-diagonal mask from the positions. `flash_attention_2` asked for
     where it cannot run (no GPU, no `flash_attn`, float32) is an error before the model loads."""

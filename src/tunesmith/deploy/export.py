@@ -33,9 +33,10 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 """What a PEFT adapter checkpoint needs; anything else in the checkpoint folder (e.g. training state) is not
 exported."""
 CARD_FILE = "README.md"
-CPU_ATTENTION = "sdpa"
-"""Exports load on the CPU and run no forward pass, so the attention kernel is irrelevant there: a run trained
-with `model.attention: flash_attention_2` on a GPU still exports on a machine without one."""
+CPU_ATTENTION = "auto"
+"""Exports load on the CPU and run no forward pass, so the attention kernel is irrelevant there (`auto` on a CPU
+is the architecture's own default): a run trained with `model.attention: flash_attention_2` on a GPU still
+exports on a machine without one."""
 
 
 @locked

@@ -32,12 +32,14 @@ def import_problem(module: str) -> str | None:
     return None
 
 
-def attention_implementation(requested: str, device: torch.device, dtype: torch.dtype | str) -> str:
+def attention_implementation(requested: str, device: torch.device, dtype: torch.dtype | str) -> str | None:
     """transformers' ``attn_implementation`` for `model.attention`: `auto` resolved for this device and dtype,
     `flash_attention_2` checked (a `ConfigError` naming the key where it cannot run). ``dtype`` "auto" (the
-    weights' saved dtype, unknown before they load) never resolves `auto` to FlashAttention."""
+    weights' saved dtype, unknown before they load) never resolves `auto` to FlashAttention. Without
+    FlashAttention, `auto` is None: transformers' own choice for the architecture (sdpa where the model supports
+    it; Gemma 2, for one, supports only eager)."""
     if requested == "auto":
-        return "flash_attention_2" if _flash_attention_problem(device, dtype) is None else "sdpa"
+        return "flash_attention_2" if _flash_attention_problem(device, dtype) is None else None
     if requested == "flash_attention_2":
         problem = _flash_attention_problem(device, dtype)
         if problem is not None:
