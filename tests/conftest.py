@@ -190,6 +190,13 @@ def spam_examples():
     return _spam_examples
 
 
+@pytest.fixture(scope="session")
+def spam_rows():
+    """``spam_rows(n)``: the same rows as data file lines, ``{"text", "label"}`` (classification format)."""
+    return lambda n: [{"text": example.messages[0]["content"].removeprefix("Classify: "), "label": example.label}
+                      for example in _spam_examples(n)]
+
+
 def _error_of(call) -> str:
     with pytest.raises(TunesmithError) as caught:
         call()

@@ -35,10 +35,9 @@ TIMEOUT_S = 300
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, tiny_model_dir, spam_examples, write_jsonl) -> Path:
+def project(tmp_path_factory, tiny_model_dir, spam_rows, write_jsonl) -> Path:
     folder = tmp_path_factory.mktemp("processes")
-    write_jsonl(folder / "train.jsonl", [{"text": example.messages[0]["content"].removeprefix("Classify: "),
-                                          "label": example.label} for example in spam_examples(30)])
+    write_jsonl(folder / "train.jsonl", spam_rows(30))
     config = {
         "model": {"name": str(tiny_model_dir), "dtype": "float32"},
         "data": {"train": "train.jsonl", "max_length": 96, "split": {"validation": 0.2, "test": 0.2}},

@@ -18,12 +18,11 @@ SETTINGS = {
 
 
 @pytest.fixture()
-def project(tmp_path, tiny_model_dir, spam_examples, write_jsonl, monkeypatch):
+def project(tmp_path, tiny_model_dir, spam_rows, write_jsonl, monkeypatch):
     """A folder with `config.yaml` and `data.jsonl` (24 spam/ham rows) as the working directory."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
-    write_jsonl(tmp_path / "data.jsonl", [{"text": e.messages[0]["content"].removeprefix("Classify: "),
-                                           "label": e.label} for e in spam_examples(24)])
+    write_jsonl(tmp_path / "data.jsonl", spam_rows(24))
     config = {"model": {"name": str(tiny_model_dir)}, **SETTINGS}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     return tmp_path

@@ -28,12 +28,11 @@ TIMEOUT_S = 180
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, tiny_model_dir, spam_examples, write_jsonl) -> Path:
+def project(tmp_path_factory, tiny_model_dir, spam_rows, write_jsonl) -> Path:
     """A config and a JSONL file: LoRA with dropout (so the RNG state matters), 2 x 2 rows per step
     (accumulation), deterministic single-threaded fp32 CPU, a checkpoint every 2 steps (pruned to the last 2)."""
     folder = tmp_path_factory.mktemp("kill")
-    write_jsonl(folder / "train.jsonl", [{"text": example.messages[0]["content"].removeprefix("Classify: "),
-                                          "label": example.label} for example in spam_examples(24)])
+    write_jsonl(folder / "train.jsonl", spam_rows(24))
     config = {
         "model": {"name": str(tiny_model_dir), "dtype": "float32"},
         "data": {"train": "train.jsonl", "max_length": 96, "split": {"validation": 0.2, "test": 0.0}},

@@ -55,10 +55,9 @@ def test_an_unknown_strategy_names_the_choices(error_of):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="FSDP across processes needs 2 or more CUDA GPUs")
-def test_fsdp_on_two_gpus_trains_what_ddp_trains(tmp_path, tiny_model_dir, spam_examples, write_jsonl):
+def test_fsdp_on_two_gpus_trains_what_ddp_trains(tmp_path, tiny_model_dir, spam_rows, write_jsonl):
     """Full fine-tuning sharded by FSDP (bf16 off: fp32 on both) ends at the weights DDP ends at."""
-    write_jsonl(tmp_path / "train.jsonl", [{"text": example.messages[0]["content"].removeprefix("Classify: "),
-                                            "label": example.label} for example in spam_examples(24)])
+    write_jsonl(tmp_path / "train.jsonl", spam_rows(24))
     config = {"model": {"name": str(tiny_model_dir), "dtype": "float32"}, "method": "full",
               "data": {"train": "train.jsonl", "max_length": 96, "split": {"validation": 0.2, "test": 0.0}},
               "train": {"max_steps": 4, "batch_size": 4, "learning_rate": 1e-3, "scheduler": "constant",
