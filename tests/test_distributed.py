@@ -185,7 +185,9 @@ def test_evaluation_sharded_over_two_processes_equals_one_process(project):
     tunesmith("run", str(project / "config.yaml"), "--processes", "2", "--set", "train.batch_size=4",
               "--set", f"output.dir={project / 'runs'}", "--set", "output.name=evaluated")
     run = project / "runs" / "evaluated"
-    assert "**processes:** 2 processes, ddp; global batch 8" in (run / "report.md").read_text()
+    report = (run / "report.md").read_text()
+    assert "**processes:** 2 processes, ddp; global batch 8" in report and " steps in " in report
+    assert "on 2 processes" in report.split("## Evaluation")[0]  # the summary says it too
     sharded_likelihood = evaluation(run)
     tunesmith("eval", str(run))
     assert_same_evaluation(sharded_likelihood, evaluation(run))

@@ -32,8 +32,10 @@ def summary_section(config: RunConfig, eval_data: dict | None, train_summary: di
     else:
         blocks.append(Text("Not evaluated yet: run `tunesmith eval` for the verdict."))
     if train_summary:
+        processes = train_summary.get("processes") or 1
         facts.append(("training", f"{plain(train_summary.get('steps'))} steps in "
-                                  f"{format_duration(train_summary.get('elapsed_s'))}"))
+                                  f"{format_duration(train_summary.get('elapsed_s'))}"
+                                  + (f" on {processes} processes" if processes > 1 else "")))
     if timings and timings.get("total") is not None:
         facts.append(("whole run", format_duration(timings["total"])))
     blocks.insert(0, Facts(facts))
