@@ -1,8 +1,9 @@
-"""Report sections: which example predictions are shown."""
+"""Report sections: which example predictions are shown; the evaluation says where the base scores came from."""
 
 from __future__ import annotations
 
-from tunesmith.report.sections import pick_examples
+from tunesmith.document import Document, render_text
+from tunesmith.report.sections import evaluation_section, pick_examples
 
 
 def test_pick_examples_fills_from_the_other_kind_then_from_unscored_rows():
@@ -20,3 +21,14 @@ def test_pick_examples_fills_from_the_other_kind_then_from_unscored_rows():
     assert ids(6) == [0, 1, 2, 10, 11, 20]  # only 2 mistakes: fixed rows fill in, then others in file order
     assert ids(0) == []
     assert [row["id"] for row in pick_examples(unscored, 2)] == [20, 21]
+
+
+def test_evaluation_says_when_the_base_scores_came_from_the_cache():
+    eval_data = {"task": "classification", "num_examples": 2, "base": {"accuracy": 0.5}, "tuned": {"accuracy": 1.0},
+                 "delta": {"accuracy": 0.5}, "base_from_cache": False,
+                 "base_cache": {"key": "ab" * 16, "computed_at": "2026-11-30T05:09:00+00:00"}}
+    computed = render_text(Document("r", sections=[evaluation_section(eval_data)]))
+    assert "evaluation cache" not in computed
+    reused = render_text(Document("r", sections=[evaluation_section({**eval_data, "base_from_cache": True})]))
+    assert ("Base model scores reused from the evaluation cache: computed 2026-11-30T05:09:00+00:00 on the same "
+            f"weights, test rows and settings (key {'ab' * 16}).") in " ".join(reused.split())

@@ -271,6 +271,10 @@ class EvaluateConfig(_Section):
     """Rows per evaluation batch."""
     compare_base: bool = True
     """Also evaluate the base model on the same rows."""
+    cache_base: bool = True
+    """Keep the base model's evaluation (metrics and per-row predictions, under the tunesmith cache) keyed on its
+    weights, the tokenizer and chat template, the test rows and every setting that changes the scores; a second
+    run with the same key reuses it instead of evaluating the base model again, and says so."""
     num_examples: int = Field(8, ge=0)
     """Example predictions shown in the report."""
 

@@ -16,9 +16,10 @@ from tunesmith.data.example import Example, Splits
 from tunesmith.data.splits import load_run_splits
 from tunesmith.document import is_number
 from tunesmith.errors import ConfigError, DataError
+from tunesmith.evaluate.cache import evaluation_key, key_ingredients, load_evaluation, store_evaluation
 from tunesmith.evaluate.tasks import evaluate_model, resolve_task, select_metrics, task_metrics
 from tunesmith.json_files import write_json, write_jsonl
-from tunesmith.models import load_base_model, load_tuned_model
+from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
 from tunesmith.run_dir import RunDir, locked
 
 _console = Console(stderr=True)
@@ -31,6 +32,8 @@ def evaluate_run(config: RunConfig, run: RunDir, include_base: bool | None = Non
     ``include_base`` defaults to ``evaluate.compare_base``. Returns the eval.json content: the task, the
     metrics of each model and their deltas on every test row, and under ``unleaked`` the same on the test rows
     the data check did not find in train (``leakage`` says which, or why it could not be checked).
+    ``base_from_cache`` says whether the base model's results were reused from the evaluation cache
+    (`tunesmith.evaluate.cache`), and ``base_cache`` names that entry (its key and when it was computed).
     """
     run.best_weights()  # fail before spending minutes on the base model
     distributed.barrier()  # rank 0 finished any interrupted replacement of the best weights
@@ -44,11 +47,10 @@ def evaluate_run(config: RunConfig, run: RunDir, include_base: bool | None = Non
     task = resolve_task(config.evaluate, splits.format)
     labels = _task_labels(task, splits.labels, config) if task == "classification" else None
 
-    base_metrics = base_rows = None
+    base_metrics = base_rows = base_cache = None
+    base_from_cache = False
     if include_base:
-        model, tokenizer = load_base_model(config.model)
-        base_metrics, base_rows = _timed_evaluation("base", model, tokenizer, splits.test, task, labels, config)
-        del model
+        base_metrics, base_rows, base_cache, base_from_cache = _base_evaluation(config, splits.test, task, labels)
         _free_memory()  # the tuned model (on top of its own copy of the base) is loaded next
     model, tokenizer = load_tuned_model(run.root, merge=True)
     tuned_metrics, tuned_rows = _timed_evaluation("tuned", model, tokenizer, splits.test, task, labels, config)
@@ -63,6 +65,8 @@ def evaluate_run(config: RunConfig, run: RunDir, include_base: bool | None = Non
         "base": base_metrics,
         "tuned": tuned_metrics,
         "delta": metric_deltas(base_metrics, tuned_metrics),
+        "base_from_cache": base_from_cache,
+        "base_cache": base_cache,
         "leakage": leakage,
         "unleaked": unleaked,
     }
@@ -128,6 +132,28 @@ def _task_labels(task: str, found: list[str] | None, config: RunConfig) -> list[
             "use classification rows (text + label) or set data.label_names",
         )
     return list(labels)
+
+
+def _base_evaluation(config: RunConfig, examples: list[Example], task: str, labels: list[str] | None):
+    """The base model's metrics and prediction records; the cache entry they came from or were kept in (its key
+    and when it was computed; None when `evaluate.cache_base` is off); and whether they came from it. On a
+    cache hit the base model is not loaded."""
+    tokenizer = load_tokenizer(config.model)
+    key = ingredients = None
+    if config.evaluate.cache_base:
+        ingredients = key_ingredients(config, tokenizer, examples, task, labels)
+        key = evaluation_key(ingredients)
+        cached = load_evaluation(key, examples)
+        if cached is not None:
+            _console.print(f"base model: reusing its evaluation from the cache (key {key}, computed "
+                           f"{cached.computed_at}; evaluate.cache_base: false evaluates it again)")
+            return cached.metrics, cached.rows, {"key": key, "computed_at": cached.computed_at}, True
+    model = load_model_folder(model_folder(config.model), config.model)
+    metrics, rows = _timed_evaluation("base", model, tokenizer, examples, task, labels, config)
+    if key is None:
+        return metrics, rows, None, False
+    stored = store_evaluation(key, ingredients, metrics, rows)
+    return metrics, rows, {"key": key, "computed_at": stored.computed_at}, False
 
 
 def _timed_evaluation(which: str, model, tokenizer, examples, task, labels, config: RunConfig):

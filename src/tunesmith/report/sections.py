@@ -189,6 +189,10 @@ def evaluation_section(eval_data: dict | None) -> Section:
     blocks: list[Block] = [Facts(facts)]
     if not eval_data.get("base"):
         blocks.append(Text(f"Base model metrics {NOT_AVAILABLE} (the base model was not evaluated)."))
+    elif eval_data.get("base_from_cache"):
+        cache = eval_data.get("base_cache") or {}
+        blocks.append(Text(f"Base model scores reused from the evaluation cache: computed {cache.get('computed_at')} "
+                           f"on the same weights, test rows and settings (key {cache.get('key')})."))
     blocks.append(comparison_table(eval_data))
     leakage = eval_data.get("leakage") or {}
     if leakage.get("leaked_rows"):
