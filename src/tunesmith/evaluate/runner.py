@@ -139,21 +139,25 @@ def _base_evaluation(config: RunConfig, examples: list[Example], task: str, labe
     and when it was computed; None when `evaluate.cache_base` is off); and whether they came from it. On a
     cache hit the base model is not loaded."""
     tokenizer = load_tokenizer(config.model)
-    key = ingredients = None
+    key = ingredients = cached = None
     if config.evaluate.cache_base:
-        ingredients = key_ingredients(config, tokenizer, examples, task, labels)
-        key = evaluation_key(ingredients)
-        cached = load_evaluation(key, examples)
+        # Rank 0 reads the cache and tells the others, so every process of a job takes the same branch.
+        if distributed.is_main():
+            ingredients = key_ingredients(config, tokenizer, examples, task, labels)
+            key = evaluation_key(ingredients)
+            cached = load_evaluation(key, examples)
+        key, cached = distributed.broadcast((key, cached))
         if cached is not None:
-            _console.print(f"base model: reusing its evaluation from the cache (key {key}, computed "
-                           f"{cached.computed_at}; evaluate.cache_base: false evaluates it again)")
+            if distributed.is_main():
+                _console.print(f"base model: reusing its evaluation from the cache (key {key}, computed "
+                               f"{cached.computed_at}; evaluate.cache_base: false evaluates it again)")
             return cached.metrics, cached.rows, {"key": key, "computed_at": cached.computed_at}, True
     model = load_model_folder(model_folder(config.model), config.model)
     metrics, rows = _timed_evaluation("base", model, tokenizer, examples, task, labels, config)
     if key is None:
         return metrics, rows, None, False
-    stored = store_evaluation(key, ingredients, metrics, rows)
-    return metrics, rows, {"key": key, "computed_at": stored.computed_at}, False
+    computed_at = store_evaluation(key, ingredients, metrics, rows).computed_at if distributed.is_main() else None
+    return metrics, rows, {"key": key, "computed_at": distributed.broadcast(computed_at)}, False
 
 
 def _timed_evaluation(which: str, model, tokenizer, examples, task, labels, config: RunConfig):
