@@ -1,6 +1,6 @@
 """The base-model evaluation cache: a second evaluation with the same key reuses the base model's results without
 loading it and writes the same eval.json and predictions; every key ingredient changes the key; a damaged entry is
-evaluated again; `evaluate.cache_base: false` turns it off."""
+evaluated again; a cache that cannot be written costs a warning; `evaluate.cache_base: false` turns it off."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pytest
 
 from tunesmith.config import EvaluateConfig, apply_overrides, validate_config
 from tunesmith.data.splits import load_run_splits
-from tunesmith.evaluate import runner
+from tunesmith.errors import RunError
+from tunesmith.evaluate import cache, runner
 from tunesmith.evaluate.cache import SCORING_SETTINGS, eval_cache_root, evaluation_key, key_ingredients
 from tunesmith.evaluate.runner import evaluate_run
 from tunesmith.models import load_tokenizer
@@ -163,3 +164,14 @@ def test_cache_base_false_neither_reads_nor_writes_the_cache(run_folder, base_lo
     shutil.rmtree(eval_cache_root())
     evaluate_run(off, run_folder)
     assert not eval_cache_root().exists()
+
+
+def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_evaluation(run_folder, monkeypatch, caplog):
+    def read_only(folder):
+        raise RunError(f"cannot write {folder}: read-only file system")
+
+    monkeypatch.setattr(cache, "staged_folder", read_only)
+    with caplog.at_level(logging.WARNING, logger="tunesmith"):
+        result = evaluate_run(run_folder.config(), run_folder)
+    assert result["base"] and result["base_cache"] is None and result["base_from_cache"] is False
+    assert "the base model's evaluation is not kept in the cache: cannot write" in caplog.text

@@ -59,6 +59,10 @@ class CachedEvaluation:
     metrics: dict
     rows: list[dict]
 
+    def record(self) -> dict:
+        """What eval.json says of the entry (``base_cache``)."""
+        return {"key": self.key, "computed_at": self.computed_at}
+
 
 def eval_cache_root() -> Path:
     return cache_dir() / "eval"
@@ -108,13 +112,19 @@ def load_evaluation(key: str, examples: list[Example]) -> CachedEvaluation | Non
     return CachedEvaluation(key=key, computed_at=entry["computed_at"], metrics=entry["metrics"], rows=rows)
 
 
-def store_evaluation(key: str, ingredients: dict, metrics: dict, rows: list[dict]) -> CachedEvaluation:
-    """Keep an evaluation under ``key``, replacing whatever was there; returns it as `load_evaluation` would."""
+def store_evaluation(key: str, ingredients: dict, metrics: dict, rows: list[dict]) -> CachedEvaluation | None:
+    """Keep an evaluation under ``key``, replacing whatever was there; returns it as `load_evaluation` would, or
+    None with a warning when the cache cannot be written (a full disk, a read-only cache): the results are good,
+    and losing the run over a cache would waste them."""
     computed_at = datetime.now().astimezone().isoformat(timespec="seconds")
-    with staged_folder(eval_cache_root() / key) as staging:
-        write_json(staging / ENTRY_FILE, {"key": key, "computed_at": computed_at, "ingredients": ingredients,
-                                          "metrics": metrics})
-        write_jsonl(staging / PREDICTIONS_FILE, rows)
+    try:
+        with staged_folder(eval_cache_root() / key) as staging:
+            write_json(staging / ENTRY_FILE, {"key": key, "computed_at": computed_at, "ingredients": ingredients,
+                                              "metrics": metrics})
+            write_jsonl(staging / PREDICTIONS_FILE, rows)
+    except RunError as exc:
+        log.warning("the base model's evaluation is not kept in the cache: %s", exc)
+        return None
     return CachedEvaluation(key=key, computed_at=computed_at, metrics=metrics, rows=rows)
 
 

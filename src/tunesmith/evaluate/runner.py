@@ -136,8 +136,8 @@ def _task_labels(task: str, found: list[str] | None, config: RunConfig) -> list[
 
 def _base_evaluation(config: RunConfig, examples: list[Example], task: str, labels: list[str] | None):
     """The base model's metrics and prediction records; the cache entry they came from or were kept in (its key
-    and when it was computed; None when `evaluate.cache_base` is off); and whether they came from it. On a
-    cache hit the base model is not loaded."""
+    and when it was computed; None when `evaluate.cache_base` is off or the cache cannot be written); and whether
+    they came from it. On a cache hit the base model is not loaded."""
     tokenizer = load_tokenizer(config.model)
     key = ingredients = cached = None
     if config.evaluate.cache_base:
@@ -151,13 +151,12 @@ def _base_evaluation(config: RunConfig, examples: list[Example], task: str, labe
             if distributed.is_main():
                 _console.print(f"base model: reusing its evaluation from the cache (key {key}, computed "
                                f"{cached.computed_at}; evaluate.cache_base: false evaluates it again)")
-            return cached.metrics, cached.rows, {"key": key, "computed_at": cached.computed_at}, True
+            return cached.metrics, cached.rows, cached.record(), True
     model = load_model_folder(model_folder(config.model), config.model)
     metrics, rows = _timed_evaluation("base", model, tokenizer, examples, task, labels, config)
-    if key is None:
-        return metrics, rows, None, False
-    computed_at = store_evaluation(key, ingredients, metrics, rows).computed_at if distributed.is_main() else None
-    return metrics, rows, {"key": key, "computed_at": distributed.broadcast(computed_at)}, False
+    stored = store_evaluation(key, ingredients, metrics, rows) if key and distributed.is_main() else None
+    record = distributed.broadcast(stored.record() if stored else None)
+    return metrics, rows, record, False
 
 
 def _timed_evaluation(which: str, model, tokenizer, examples, task, labels, config: RunConfig):
