@@ -76,7 +76,7 @@ def examples_fingerprint(examples: list[Example]) -> str:
     """sha256 of the rows, in order: every field of each (conversation, location, label, target, meta such as
     a row's several references, which scoring reads). Why besides the files: a caller can hand `train` any
     `Splits` (tests, notebooks), and rows that do not come from the configured files must not hit an entry
-    made from them. Measured 0.56 s per 100,000 alpaca rows (2-core machine, under load)."""
+    made from them. One pass of sha256 over the rows' JSON: small beside tokenizing them."""
     digest = hashlib.sha256()
     for start in range(0, len(examples), 10_000):
         chunk = [[example.location, example.messages, example.label, example.target, example.meta]
