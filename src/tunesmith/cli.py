@@ -245,20 +245,20 @@ def _new_or_resumed_run(args: argparse.Namespace) -> tuple[RunConfig, RunDir]:
     else a new folder under ``output.dir``, or with ``--resume`` the newest run of this config file. A resume
     runs with the run's own settings plus the resumable changes (`tunesmith.pipeline.resume_config`). In a job of
     several processes rank 0 decides (and creates the folder) and tells the others."""
+    config = load_config(args.config, args.overrides)
     if distributed.world_size() == 1:
-        return _decide_run(args)
-    distributed.start(load_config(args.config, args.overrides).distributed.timeout_minutes)
-    decided = _decide_run(args) if distributed.is_main() else None
+        return _decide_run(args, config)
+    distributed.start(config.distributed.timeout_minutes)
+    decided = _decide_run(args, config) if distributed.is_main() else None
     settings, folder = distributed.broadcast(
         (decided[0].model_dump(mode="json"), str(decided[1].root)) if decided else None)
     return validate_config(settings), RunDir(folder)
 
 
-def _decide_run(args: argparse.Namespace) -> tuple[RunConfig, RunDir]:
+def _decide_run(args: argparse.Namespace, config: RunConfig) -> tuple[RunConfig, RunDir]:
     from tunesmith.models import check_method_available
     from tunesmith.pipeline import create_run, find_resumable_run, resume_config
 
-    config = load_config(args.config, args.overrides)
     check_method_available(config.method)  # before a run folder is made for a run this machine cannot train
     run_dir = getattr(args, "run_dir", None)
     if run_dir:

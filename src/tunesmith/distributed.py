@@ -54,9 +54,9 @@ def processes_per_machine() -> int:
 
 
 def start(timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES):
-    """Join the job's process group (once; later calls return the same state). A collective that waits longer
-    than ``timeout_minutes`` for a peer fails instead of hanging (a peer that dies is caught sooner, by
-    torchrun)."""
+    """Join the job's process group (once: later calls return the same state, so the entry points, which know
+    `distributed.timeout_minutes`, call it before any collective does). A collective that waits longer than
+    ``timeout_minutes`` for a peer fails instead of hanging (a peer that dies is caught sooner, by torchrun)."""
     import torch
     from accelerate import PartialState
 

@@ -25,13 +25,14 @@ from pathlib import Path
 
 import torch
 
+from tunesmith import distributed
 from tunesmith.atomic import recover_folder, staged_folder
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.cache import examples_fingerprint
 from tunesmith.data.example import Example
 from tunesmith.errors import RunError
 from tunesmith.json_files import read_json, read_jsonl, write_json, write_jsonl
-from tunesmith.models import cache_dir, model_folder, pick_device, pick_dtype
+from tunesmith.models import cache_dir, model_folder, pick_dtype
 from tunesmith.models.fingerprint import model_fingerprint, tokenizer_fingerprint
 
 log = logging.getLogger("tunesmith")
@@ -71,7 +72,7 @@ def eval_cache_root() -> Path:
 def key_ingredients(config: RunConfig, tokenizer, examples: list[Example], task: str,
                     labels: list[str] | None) -> dict:
     """Everything that decides the base model's evaluation on ``examples`` (see the module docstring), as JSON."""
-    device = pick_device()
+    device = distributed.device()
     return {
         "evaluation_code": EVAL_CODE_VERSION,
         "model": model_fingerprint(model_folder(config.model)),

@@ -35,6 +35,7 @@ def evaluate_run(config: RunConfig, run: RunDir, include_base: bool | None = Non
     ``base_from_cache`` says whether the base model's results were reused from the evaluation cache
     (`tunesmith.evaluate.cache`), and ``base_cache`` names that entry (its key and when it was computed).
     """
+    distributed.start(config.distributed.timeout_minutes)
     run.best_weights()  # fail before spending minutes on the base model
     distributed.barrier()  # rank 0 finished any interrupted replacement of the best weights
     include_base = config.evaluate.compare_base if include_base is None else include_base

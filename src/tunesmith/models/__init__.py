@@ -11,7 +11,6 @@ from tunesmith.models.loading import (
     load_training_model,
     load_tuned_model,
     model_folder,
-    pick_device,
     pick_dtype,
     prepare_for_training,
 )
@@ -20,5 +19,5 @@ from tunesmith.models.provision import DEFAULT_MODEL_HUB_ID, cache_dir, portable
 __all__ = [
     "DEFAULT_MODEL_HUB_ID", "add_lora", "cache_dir", "check_method_available", "load_base_model",
     "load_model_folder", "load_tokenizer", "load_training_model", "load_tuned_model", "model_folder",
-    "pick_device", "pick_dtype", "portable_name", "prepare_for_training", "resolve_model",
+    "pick_dtype", "portable_name", "prepare_for_training", "resolve_model",
 ]

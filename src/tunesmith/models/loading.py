@@ -30,11 +30,6 @@ from tunesmith.run_dir import RunDir
 from tunesmith.text import shorten
 
 
-def pick_device() -> torch.device:
-    """This process's GPU if any (its own one in a multi-GPU job), else the CPU."""
-    return distributed.device()
-
-
 def pick_dtype(requested: str, device: torch.device) -> torch.dtype:
     """The configured dtype; for `auto`, bf16 on GPUs that support it, else fp32 (the CPU trade-off is measured
     in BENCHMARKS.md, "CPU precision")."""
@@ -94,7 +89,7 @@ def load_model_folder(folder: str | Path, model_config: ModelConfig, device: tor
     """
     from transformers import AutoModelForCausalLM
 
-    device = device or pick_device()
+    device = device or distributed.device()
     dtype = dtype or pick_dtype(model_config.dtype, device)
     attention = attention_implementation(model_config.attention, device, dtype)  # before the load: errors early
     placement = {"device_map": {"": device}, "quantization_config": quantization_config} if quantization_config else {}
@@ -116,7 +111,7 @@ def load_base_model(model_config: ModelConfig, device: torch.device | None = Non
     """The pretrained model and its tokenizer, in eval mode on ``device`` (default: GPU if any, else CPU);
     ``four_bit`` quantizes the weights to 4-bit NF4 as they load (QLoRA); ``liger`` (`train.liger`) swaps Liger's
     fused kernels into the model (whether they can run here is checked before the weights load)."""
-    device = device or pick_device()
+    device = device or distributed.device()
     folder = model_folder(model_config)
     if liger:
         check_liger(device, folder)

@@ -394,6 +394,7 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
     `train_summary.json`; returns the summary.
     """
     check_strategy(config)  # before anything is loaded
+    distributed.start(config.distributed.timeout_minutes)
     if distributed.is_main():
         run.root.mkdir(parents=True, exist_ok=True)
     with run.lock():

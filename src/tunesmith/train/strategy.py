@@ -68,7 +68,6 @@ def check_strategy(config: RunConfig) -> None:
 def accelerator_for(config: RunConfig) -> Accelerator:
     """The Accelerator of this process: DDP (or nothing, in one process) unless `distributed.strategy` shards."""
     cpu = not torch.cuda.is_available()
-    distributed.start(config.distributed.timeout_minutes)
     if not sharded(config) or config.distributed.strategy == "ddp":  # DDP, or the user's accelerate config
         return Accelerator(cpu=cpu)
     settings = config.distributed
