@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -95,6 +96,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--system", help="system prompt (default: the run's data.system_prompt)")
     p.add_argument("--max-new-tokens", type=int, default=256)
     _add_set(p)
+
+    p = commands.add_parser("serve", help="OpenAI-compatible HTTP server for runs (batched; metrics; request log)")
+    p.add_argument("targets", nargs="+", metavar="RUN_OR_MODEL",
+                   help="run folder(s) (adapter runs on one base share it; `model` in a request picks one, `base` "
+                        "the base), or one model folder")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (anything but loopback needs --api-key)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", help="require `Authorization: Bearer KEY` (default: $TUNESMITH_API_KEY)")
+    p.add_argument("--shadow", metavar="RUN", help="also answer every request to the first run with this run, and "
+                   "log its answer beside the primary's (never returned)")
+    p.add_argument("--log-dir", help="request log folder (default: the first run's serve_logs/)")
+    p.add_argument("--no-log-content", action="store_true",
+                   help="log counts and timings only, not the prompts and answers")
+    p.add_argument("--max-tokens", type=int, default=512, help="cap (and default) of a request's max_tokens")
+    p.add_argument("--max-prompt-tokens", type=int, default=4096, help="longer prompts get a 400")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds before a request is cancelled")
+    p.add_argument("--max-batch", type=int, default=32, help="requests decoded together at most")
 
     p = commands.add_parser("generate", help="answer one prompt with the tuned model")
     p.add_argument("run_dir")
@@ -234,9 +252,22 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from tunesmith.deploy.server import ServerSettings, serve
+
+    settings = ServerSettings(
+        host=args.host, port=args.port, api_key=args.api_key or os.environ.get("TUNESMITH_API_KEY") or None,
+        log_dir=Path(args.log_dir) if args.log_dir else None, log_content=not args.no_log_content,
+        max_prompt_tokens=args.max_prompt_tokens, max_tokens=args.max_tokens, request_timeout_s=args.timeout,
+        max_batch=args.max_batch,
+    )
+    return serve(args.targets, settings, shadow=args.shadow)
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run, "train": _train, "data check": _data_check, "data clean": _data_clean, "config": _config,
     "eval": _eval, "compare": _compare, "export": _export, "report": _report, "chat": _chat, "generate": _generate,
+    "serve": _serve,
 }
 
 

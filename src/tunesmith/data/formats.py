@@ -87,11 +87,16 @@ def _classification(row: Row, config: DataConfig, labels: list[str] | None) -> E
     label = label_of(row, config)
     if label not in labels:
         raise DataError(row.file, row.line, f"label {label!r} is not one of the labels: {', '.join(labels)}")
+    user = classification_user_turn(config, labels, _text_of(row, config, "classification"))
+    return _conversation(row, config, user, label, label=label)
+
+
+def classification_user_turn(config: DataConfig, labels: list[str], text: str) -> str:
+    """The user turn of a classification row with ``text``: the instruction naming the labels, then the text. The
+    server's `/v1/classify` builds its prompts here, so they are the prompts training and evaluation used."""
     instruction = _instruction(config, DEFAULT_CLASSIFICATION_INSTRUCTION)
     # str.replace, not str.format: a user instruction may contain other braces (JSON examples, code).
-    text = _text_of(row, config, "classification")
-    user = _with_instruction(instruction.replace("{labels}", ", ".join(labels)), text)
-    return _conversation(row, config, user, label, label=label)
+    return _with_instruction(instruction.replace("{labels}", ", ".join(labels)), text)
 
 
 def _regression(row: Row, config: DataConfig, labels: list[str] | None) -> Example:

@@ -141,12 +141,17 @@ def load_tuned_model(run_dir: str | Path, device: torch.device | None = None, me
     return model.eval(), tokenizer
 
 
-def load_adapter(base, folder: Path):
-    """``base`` with the PEFT adapter saved in ``folder``; a damaged adapter is a one-line `ModelError`."""
+def load_adapter(base, folder: Path, name: str = "default"):
+    """``base`` with the PEFT adapter saved in ``folder`` added under ``name`` (``base`` may already be a peft model
+    holding other adapters: the server serves several runs on one base); a damaged adapter is a one-line
+    `ModelError`."""
     from peft import PeftModel
 
     try:
-        return PeftModel.from_pretrained(base, folder)
+        if isinstance(base, PeftModel):
+            base.load_adapter(folder, adapter_name=name)
+            return base
+        return PeftModel.from_pretrained(base, folder, adapter_name=name)
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         raise ModelError(f"cannot load the LoRA adapter in {folder}: {shorten(str(exc), 200)}",
                          "the saved weights are damaged; resume training (--resume) to write them again") from None

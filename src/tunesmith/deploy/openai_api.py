@@ -1,0 +1,179 @@
+"""The OpenAI API's shapes as `tunesmith serve` speaks them: request models (validated by pydantic, so a bad field
+is a 400 that names it), response and stream-chunk builders, and the error body.
+
+Parameters the OpenAI API has and tunesmith does not implement (log-probabilities, tools, penalties, several
+choices, ...) are refused with a 400 naming them, rather than ignored: a client that asks for them would otherwise
+get an answer made without them and not know it. Other unknown fields are ignored, as OpenAI clients send
+vendor fields freely.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+UNSUPPORTED = {
+    "logprobs": (None, False), "top_logprobs": (None, 0), "tools": (None, []), "tool_choice": (None, "none"),
+    "functions": (None, []), "function_call": (None, "none"), "logit_bias": (None, {}),
+    "presence_penalty": (None, 0, 0.0), "frequency_penalty": (None, 0, 0.0), "best_of": (None, 1), "echo": (None, False),
+    "suffix": (None, ""), "response_format": (None, {"type": "text"}),
+}
+"""Parameter → the values that mean "not used" (accepted); any other value is refused."""
+MAX_STOP_STRINGS = 4
+
+
+class ApiError(Exception):
+    """An error answered as OpenAI does: ``{"error": {"message", "type", "param", "code"}}`` with ``status``."""
+
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", param: str | None = None,
+                 code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    """None decodes greedily, as evaluation does (OpenAI's default is 1: send it to sample)."""
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int = 1
+    stream: bool = False
+    stream_options: dict | None = None
+    user: str | None = None
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, n: int) -> int:
+        if n != 1:
+            raise ValueError("only n=1 is supported (send several requests: they are batched)")
+        return n
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_strings(cls, stop):
+        stops = [stop] if isinstance(stop, str) else list(stop or [])
+        if len(stops) > MAX_STOP_STRINGS or any(not item for item in stops):
+            raise ValueError(f"give at most {MAX_STOP_STRINGS} non-empty stop strings")
+        return stops
+
+    def unsupported(self) -> str | None:
+        """The first parameter set to a value tunesmith does not implement."""
+        extra = self.model_extra or {}
+        for name, unused in UNSUPPORTED.items():
+            if name in extra and extra[name] not in unused:
+                return name
+        return None
+
+    def requested_tokens(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+    def include_usage(self) -> bool:
+        return bool((self.stream_options or {}).get("include_usage"))
+
+
+class ContentPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[ContentPart]
+
+    def as_message(self) -> dict[str, str]:
+        content = self.content if isinstance(self.content, str) else "".join(part.text for part in self.content)
+        # OpenAI's newer name for the system turn; chat templates know only "system".
+        return {"role": "system" if self.role == "developer" else self.role, "content": content}
+
+
+class ChatRequest(_Request):
+    messages: list[ChatMessage] = Field(min_length=1)
+
+
+class CompletionRequest(_Request):
+    prompt: str | list[str]
+
+    @field_validator("prompt")
+    @classmethod
+    def _one_prompt(cls, prompt):
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        if len(prompts) != 1:
+            raise ValueError("give one prompt per request (send several requests: they are batched)")
+        return prompts[0]
+
+
+class ClassifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    text: str = Field(min_length=1)
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=200)
+    rating: Literal["up", "down"] | None = None
+    correction: str | None = None
+    label: str | None = None
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def chat_response(request_id: str, model: str, text: str, finish: str, prompt_tokens: int,
+                  completion_tokens: int) -> dict:
+    return {
+        "id": request_id, "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
+                     "logprobs": None}],
+        "usage": usage(prompt_tokens, completion_tokens),
+    }
+
+
+def completion_response(request_id: str, model: str, text: str, finish: str, prompt_tokens: int,
+                        completion_tokens: int) -> dict:
+    return {
+        "id": request_id, "object": "text_completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}],
+        "usage": usage(prompt_tokens, completion_tokens),
+    }
+
+
+def stream_chunk(request_id: str, model: str, chat: bool, text: str | None, finish: str | None = None,
+                 first: bool = False) -> dict:
+    """One server-sent event's data: a text delta (the first chat chunk also says the role) or the finish reason."""
+    if chat:
+        delta = ({"role": "assistant", "content": text or ""} if first else {"content": text} if text else {})
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        kind = "chat.completion.chunk"
+    else:
+        choice = {"index": 0, "text": text or "", "finish_reason": finish, "logprobs": None}
+        kind = "text_completion"
+    return {"id": request_id, "object": kind, "created": int(time.time()), "model": model, "choices": [choice]}
+
+
+def usage_chunk(request_id: str, model: str, chat: bool, prompt_tokens: int, completion_tokens: int) -> dict:
+    kind = "chat.completion.chunk" if chat else "text_completion"
+    return {"id": request_id, "object": kind, "created": int(time.time()), "model": model, "choices": [],
+            "usage": usage(prompt_tokens, completion_tokens)}

@@ -1,0 +1,228 @@
+"""The server through the real `openai` client on 127.0.0.1 (tiny models): every route, streaming, errors,
+concurrency, metrics, the request log, feedback, several runs on one base, a shadow."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+
+import httpx
+import openai
+import pytest
+
+from tunesmith.deploy.request_log import read_log, read_manifest
+from tunesmith.deploy.served import load_served
+
+
+@pytest.fixture()
+def spam_server(start_server, spam_runs):
+    a, b = spam_runs
+    url, state = start_server(lambda: load_served([str(a), str(b)]), max_tokens=24)
+    return url, state, a.name, b.name
+
+
+def client(url: str, key: str = "none") -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+
+
+def test_chat_completion_answers_with_the_runs_template_and_counts_usage(spam_server):
+    url, state, a, _ = spam_server
+    reply = client(url).chat.completions.create(model=a, messages=[{"role": "user", "content": "hello"}],
+                                               max_tokens=8)
+    assert reply.model == a and reply.object == "chat.completion"
+    assert reply.choices[0].finish_reason in ("stop", "length")
+    served = state.served.models[a]
+    assert served.system_prompt == "You sort messages."
+    rendered = served.tokenizer.apply_chat_template(
+        [{"role": "system", "content": "You sort messages."}, {"role": "user", "content": "hello"}],
+        tokenize=False, add_generation_prompt=True)
+    assert reply.usage.prompt_tokens == len(served.tokenizer(rendered, add_special_tokens=False)["input_ids"])
+    assert 1 <= reply.usage.completion_tokens <= 8
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+
+
+def test_streaming_gives_the_same_text_as_a_whole_answer(spam_server):
+    url, _, a, _ = spam_server
+    messages = [{"role": "user", "content": "win a free prize"}]
+    whole = client(url).chat.completions.create(model=a, messages=messages, max_tokens=12)
+    chunks = list(client(url).chat.completions.create(model=a, messages=messages, max_tokens=12, stream=True,
+                                                      stream_options={"include_usage": True}))
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == whole.choices[0].message.content
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == whole.choices[0].finish_reason
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+
+
+def test_completions_and_models(spam_server):
+    url, _, a, b = spam_server
+    reply = client(url).completions.create(model=b, prompt="see you at lunch", max_tokens=6)
+    assert reply.object == "text_completion" and reply.usage.completion_tokens <= 6
+    listed = {model.id for model in client(url).models.list().data}
+    assert listed == {a, b, "base"}
+
+
+def test_stop_strings_cut_the_answer(spam_server):
+    url, _, a, _ = spam_server
+    messages = [{"role": "user", "content": "claim your cash"}]
+    full = client(url).chat.completions.create(model=a, messages=messages, max_tokens=20).choices[0].message.content
+    assert len(full) > 4
+    stop = full[2:4]
+    cut = client(url).chat.completions.create(model=a, messages=messages, max_tokens=20, stop=[stop])
+    assert cut.choices[0].message.content == full[:full.index(stop)]
+    assert cut.choices[0].finish_reason == "stop"
+
+
+def test_seeded_sampling_repeats_and_greedy_is_the_default(spam_server):
+    url, _, a, _ = spam_server
+    messages = [{"role": "user", "content": "lunch?"}]
+
+    def ask(**extra):
+        return client(url).chat.completions.create(model=a, messages=messages, max_tokens=10, **extra) \
+            .choices[0].message.content
+
+    assert ask(temperature=1.0, seed=5) == ask(temperature=1.0, seed=5)
+    assert ask() == ask(temperature=0)
+
+
+def test_concurrent_requests_each_get_what_they_get_alone(spam_server):
+    url, state, a, b = spam_server
+    jobs = [(model, f"message number {i}: " + "free prize " * (i % 5)) for i in range(12) for model in (a, b, "base")]
+
+    def ask(job):
+        model, text = job
+        return client(url).chat.completions.create(model=model, messages=[{"role": "user", "content": text}],
+                                                  max_tokens=16).choices[0].message.content
+
+    alone = [ask(job) for job in jobs]
+    with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
+        together = list(pool.map(ask, jobs))
+    assert together == alone
+    assert len(set(alone)) > len(jobs) // 3  # the answers differ by prompt and model: the check has teeth
+    metrics = httpx.get(f"{url}/metrics").text
+    assert 'tunesmith_requests_total{route="/v1/chat/completions",status="200"} ' + f"{2 * len(jobs)}.0" in metrics
+    batches = [line for line in metrics.splitlines() if line.startswith("tunesmith_batch_size_bucket")]
+    assert batches and 'le="1.0"} ' not in batches[-1]
+    steps = _sample(metrics, "tunesmith_batch_size_count")
+    rows = _sample(metrics, "tunesmith_batch_size_sum")
+    assert rows / steps > 1.5, "concurrent requests decoded together"
+
+
+def _sample(metrics: str, name: str) -> float:
+    return next(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(name + " "))
+
+
+def test_classify_equals_evaluation(spam_server, spam_runs):
+    from tunesmith.evaluate import evaluate_run
+    from tunesmith.json_files import read_jsonl
+    from tunesmith.run_dir import RunDir
+
+    url, _, a, _ = spam_server
+    run = RunDir(spam_runs[0])
+    evaluate_run(run.config(), run)
+    predictions = read_jsonl(run.predictions)
+    for row in predictions:
+        text = row["prompt"].split("\n\n", 1)[1]
+        answer = httpx.post(f"{url}/v1/classify", json={"model": a, "text": text}).json()
+        assert answer["label"] == row["tuned_prediction"]
+        assert set(answer["probabilities"]) == {"ham", "spam"}
+        assert sum(answer["probabilities"].values()) == pytest.approx(1.0)
+        assert answer["probabilities"][answer["label"]] >= 0.5
+
+
+def test_errors_are_openai_style_4xx(spam_server):
+    url, _, a, _ = spam_server
+    chat = f"{url}/v1/chat/completions"
+    cases = [
+        (httpx.post(chat, content=b"{not json", headers={"content-type": "application/json"}), 400),
+        (httpx.post(chat, json={"model": "nope", "messages": [{"role": "user", "content": "x"}]}), 404),
+        (httpx.post(chat, json={"model": a, "messages": []}), 400),
+        (httpx.post(chat, json={"model": a, "messages": [{"role": "robot", "content": "x"}]}), 400),
+        (httpx.post(chat, json={"model": a, "messages": [{"role": "user", "content": "x"}], "max_tokens": 10_000}),
+         400),
+        (httpx.post(chat, json={"model": a, "messages": [{"role": "user", "content": "x " * 5000}]}), 400),
+        (httpx.post(chat, json={"model": a, "messages": [{"role": "user", "content": "x"}], "n": 2}), 400),
+        (httpx.post(chat, json={"model": a, "messages": [{"role": "user", "content": "x"}], "logprobs": True}), 400),
+        (httpx.post(f"{url}/v1/classify", json={"model": "base", "text": ""}), 400),
+        (httpx.post(f"{url}/v1/feedback", json={"id": "chatcmpl-unknown", "rating": "up"}), 404),
+        (httpx.get(f"{url}/v1/nothing"), 404),
+    ]
+    for response, status in cases:
+        assert response.status_code == status, response.text
+        error = response.json()["error"]
+        assert error["message"] and "Traceback" not in error["message"]
+    with pytest.raises(openai.NotFoundError):
+        client(url).chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+
+
+def test_api_key(start_server, spam_runs):
+    url, _ = start_server(lambda: load_served([str(spam_runs[0])]), api_key="s3cret-key")
+    messages = [{"role": "user", "content": "hi"}]
+    assert client(url, "s3cret-key").chat.completions.create(model=spam_runs[0].name, messages=messages,
+                                                             max_tokens=2).choices
+    with pytest.raises(openai.AuthenticationError):
+        client(url, "wrong").chat.completions.create(model=spam_runs[0].name, messages=messages, max_tokens=2)
+    assert httpx.get(f"{url}/v1/models").status_code == 401
+    assert httpx.get(f"{url}/health").status_code == 200 and httpx.get(f"{url}/ready").status_code == 200
+    logged = (url and (spam_runs[0].parent / "logs" / "requests.jsonl").read_text())
+    assert "s3cret" not in logged
+
+
+def test_binding_beyond_loopback_needs_a_key(error_of):
+    from tunesmith.deploy.server import check_bind
+
+    check_bind("127.0.0.1", None)
+    check_bind("::1", None)
+    check_bind("0.0.0.0", "key")
+    assert "--api-key" in error_of(lambda: check_bind("0.0.0.0", None))
+
+
+def test_request_log_and_feedback(spam_server, tmp_path):
+    url, _, a, b = spam_server
+    reply = client(url).chat.completions.create(model=a, messages=[{"role": "user", "content": "hello"}],
+                                               max_tokens=4)
+    label = httpx.post(f"{url}/v1/classify", json={"model": a, "text": "free prize"}).json()
+    assert httpx.post(f"{url}/v1/feedback", json={"id": reply.id, "rating": "down", "correction": "Hi!"}).json()[
+        "stored"]
+    assert httpx.post(f"{url}/v1/feedback", json={"id": label["id"], "label": "spam"}).status_code == 200
+    records = list(read_log(tmp_path / "logs"))
+    answered = {record["id"]: record for record in records if record["kind"] == "request"}
+    assert answered[reply.id]["answer"] == reply.choices[0].message.content
+    assert answered[reply.id]["messages"] == [{"role": "user", "content": "hello"}]
+    assert answered[reply.id]["prompt_tokens"] == reply.usage.prompt_tokens
+    assert answered[reply.id]["ttft_s"] <= answered[reply.id]["latency_s"]
+    assert answered[label["id"]]["label"] == label["label"]
+    feedback = [record for record in records if record["kind"] == "feedback"]
+    assert [(f["id"], f["correction"], f["label"]) for f in feedback] == [(reply.id, "Hi!", None),
+                                                                          (label["id"], None, "spam")]
+    manifest = read_manifest(tmp_path / "logs")
+    assert manifest["primary"] == a and set(manifest["models"]) == {a, b, "base"}
+
+
+def test_no_log_content_keeps_counts_only(start_server, spam_runs, tmp_path):
+    url, _ = start_server(lambda: load_served([str(spam_runs[0])]), log_content=False, log_dir=tmp_path / "quiet")
+    client(url).chat.completions.create(model=spam_runs[0].name, messages=[{"role": "user", "content": "secret"}],
+                                        max_tokens=3)
+    (record,) = [r for r in read_log(tmp_path / "quiet") if r["kind"] == "request"]
+    assert "messages" not in record and "answer" not in record and record["completion_tokens"] >= 1
+    assert "secret" not in (tmp_path / "quiet" / "requests.jsonl").read_text()
+
+
+def test_shadow_answers_are_logged_beside_the_primary(start_server, spam_runs, tmp_path):
+    a, b = spam_runs
+    url, _ = start_server(lambda: load_served([str(a)], shadow=str(b)), log_dir=tmp_path / "shadowed")
+    reply = client(url).chat.completions.create(model=a.name, messages=[{"role": "user", "content": "hello"}],
+                                               max_tokens=6)
+    label = httpx.post(f"{url}/v1/classify", json={"text": "free prize"}).json()
+    alone = client(url).chat.completions.create(model=b.name, messages=[{"role": "user", "content": "hello"}],
+                                               max_tokens=6)
+    import time
+
+    for _ in range(100):
+        shadows = {r["id"]: r for r in read_log(tmp_path / "shadowed") if r["kind"] == "shadow"}
+        if len(shadows) == 2:
+            break
+        time.sleep(0.05)
+    assert shadows[reply.id]["model"] == b.name
+    assert shadows[reply.id]["answer"] == alone.choices[0].message.content
+    assert shadows[label["id"]]["label"] in ("ham", "spam")
