@@ -4,7 +4,6 @@ concurrency, metrics, the request log, feedback, several runs on one base, a sha
 from __future__ import annotations
 
 import concurrent.futures
-import json
 
 import httpx
 import openai

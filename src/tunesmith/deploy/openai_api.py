@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 UNSUPPORTED = {
     "logprobs": (None, False), "top_logprobs": (None, 0), "tools": (None, []), "tool_choice": (None, "none"),
     "functions": (None, []), "function_call": (None, "none"), "logit_bias": (None, {}),
-    "presence_penalty": (None, 0, 0.0), "frequency_penalty": (None, 0, 0.0), "best_of": (None, 1), "echo": (None, False),
-    "suffix": (None, ""), "response_format": (None, {"type": "text"}),
+    "presence_penalty": (None, 0, 0.0), "frequency_penalty": (None, 0, 0.0), "best_of": (None, 1),
+    "echo": (None, False), "suffix": (None, ""), "response_format": (None, {"type": "text"}),
 }
 """Parameter → the values that mean "not used" (accepted); any other value is refused."""
 MAX_STOP_STRINGS = 4
