@@ -4,6 +4,7 @@ concurrency, metrics, the request log, feedback, several runs on one base, a sha
 from __future__ import annotations
 
 import concurrent.futures
+import json
 
 import httpx
 import openai
@@ -225,3 +226,104 @@ def test_shadow_answers_are_logged_beside_the_primary(start_server, spam_runs, t
     assert shadows[reply.id]["model"] == b.name
     assert shadows[reply.id]["answer"] == alone.choices[0].message.content
     assert shadows[label["id"]]["label"] in ("ham", "spam")
+
+
+def test_a_request_past_its_timeout_is_cancelled(start_server, spam_runs):
+    url, state = start_server(lambda: load_served([str(spam_runs[0])]), request_timeout_s=0.0)
+    body = {"model": spam_runs[0].name, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 50}
+    response = httpx.post(f"{url}/v1/chat/completions", json=body)
+    assert response.status_code == 408 and response.json()["error"]["code"] == "request_timeout"
+    streamed = httpx.post(f"{url}/v1/chat/completions", json={**body, "stream": True}).text
+    assert '"code": "request_timeout"' in streamed.replace('":"', '": "') and streamed.endswith("data: [DONE]\n\n")
+    assert state.engine.active() == 0
+
+
+# ---- the server as a process: `tunesmith serve` ---------------------------------------------------------------------
+
+
+@pytest.fixture()
+def serve_process(tmp_path):
+    """``serve_process(*args) -> (process, url)``: `tunesmith serve ARGS` on a free port, once it is ready."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tunesmith import distributed
+
+    started = []
+
+    def start(*args):
+        port = distributed.free_port()
+        source = Path(__file__).resolve().parents[2] / "src"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tunesmith", "serve", *map(str, args), "--port", str(port)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONPATH": str(source), "TUNESMITH_API_KEY": ""})
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                if httpx.get(f"{url}/ready").status_code == 200:
+                    return process, url
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("tunesmith serve did not become ready")
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait(30)
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits(serve_process, spam_runs, tmp_path):
+    import signal
+    import threading
+
+    process, url = serve_process(spam_runs[0], "--log-dir", tmp_path / "log", "--max-tokens", "400")
+    lines: list[str] = []
+    first_chunk = threading.Event()
+
+    def stream() -> None:
+        body = {"messages": [{"role": "user", "content": "tell me everything"}], "max_tokens": 400, "stream": True}
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60) as response:
+            for line in response.iter_lines():
+                lines.append(line)
+                first_chunk.set()
+
+    reader = threading.Thread(target=stream)
+    reader.start()
+    assert first_chunk.wait(30)
+    process.send_signal(signal.SIGTERM)
+    reader.join(60)
+    # uvicorn finishes the request, shuts down, then re-raises the signal: the exit status says "terminated".
+    assert process.wait(60) in (0, -signal.SIGTERM)
+    assert [line for line in lines if line][-1] == "data: [DONE]"
+    finishes = [json.loads(line[6:])["choices"][0]["finish_reason"] for line in lines
+                if line.startswith("data: {")]
+    assert finishes[-1] in ("stop", "length")
+    (record,) = [r for r in read_log(tmp_path / "log") if r["kind"] == "request"]
+    assert record["status"] == 200 and record["finish_reason"] == finishes[-1]
+
+
+def test_a_killed_server_loses_no_answered_request(serve_process, spam_runs, tmp_path):
+    process, url = serve_process(spam_runs[0], "--log-dir", tmp_path / "log")
+    ids = [client(url).chat.completions.create(model=spam_runs[0].name, max_tokens=3,
+                                               messages=[{"role": "user", "content": f"hi {i}"}]).id
+           for i in range(5)]
+    ids.append(httpx.post(f"{url}/v1/classify", json={"text": "free prize"}).json()["id"])
+    process.kill()
+    process.wait(30)
+    assert [r["id"] for r in read_log(tmp_path / "log") if r["kind"] == "request"] == ids
+
+
+def test_serve_refuses_a_public_address_without_a_key(spam_runs, capsys):
+    from tunesmith.cli import main
+
+    assert main(["serve", str(spam_runs[0]), "--host", "0.0.0.0"]) == 2
+    assert "--api-key" in capsys.readouterr().err
