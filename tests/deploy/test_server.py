@@ -327,3 +327,29 @@ def test_serve_refuses_a_public_address_without_a_key(spam_runs, capsys):
 
     assert main(["serve", str(spam_runs[0]), "--host", "0.0.0.0"]) == 2
     assert "--api-key" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_serves_the_real_default_model_as_plain_generate_answers(start_server, default_model_dir):
+    import torch
+    from transformers import GenerationConfig
+
+    from tunesmith.data.tokenize import prompt_token_ids
+
+    url, state = start_server(lambda: load_served(["default"]))
+    prompts = ["What is the capital of France?", "Give me two tips for sleeping well."]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        replies = list(pool.map(lambda prompt: client(url).chat.completions.create(
+            model="default", messages=[{"role": "user", "content": prompt}], max_tokens=16), prompts))
+    served = state.served
+    tokenizer = served.models["default"].tokenizer
+    for prompt, reply in zip(prompts, replies):
+        ids = torch.tensor([prompt_token_ids(tokenizer, [{"role": "user", "content": prompt}])])
+        config = GenerationConfig(max_new_tokens=16, do_sample=False, eos_token_id=sorted(served.stop_ids),
+                                  pad_token_id=tokenizer.pad_token_id)
+        with torch.inference_mode():
+            output = served.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
+        expected = tokenizer.decode([t for t in output[0, ids.shape[1]:].tolist() if t not in served.stop_ids],
+                                    skip_special_tokens=True)
+        assert reply.choices[0].message.content == expected
+    assert "Paris" in replies[0].choices[0].message.content

@@ -321,7 +321,8 @@ class Engine:
                 row.finish = "cancelled"
             if row.finish is None and now > row.deadline:
                 row.finish = "timeout"
-            if row.finish is not None and row.finish != "stop" or token in row.stop_ids:
+            cut_at_stop_string = row.finish == "stop" and token not in row.stop_ids
+            if row.finish is not None and not cut_at_stop_string:
                 self._flush_text(row)
             self._send_text(row)
 
