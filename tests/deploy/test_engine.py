@@ -16,7 +16,8 @@ from tunesmith.deploy.engine import Engine, Finished, Generation, Sampling
 
 @pytest.fixture()
 def chatty(chatty_model_dir):
-    return AutoModelForCausalLM.from_pretrained(chatty_model_dir).eval(), AutoTokenizer.from_pretrained(chatty_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(chatty_model_dir).eval()
+    return model, AutoTokenizer.from_pretrained(chatty_model_dir)
 
 
 class Collector:
