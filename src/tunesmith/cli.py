@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-dir", help="request log folder (default: the first run's serve_logs/)")
     p.add_argument("--no-log-content", action="store_true",
                    help="log counts and timings only, not the prompts and answers")
+    p.add_argument("--log-max-mb", type=float, default=64.0, help="rotate the request log at this size")
     p.add_argument("--max-tokens", type=int, default=512, help="cap (and default) of a request's max_tokens")
     p.add_argument("--max-prompt-tokens", type=int, default=4096, help="longer prompts get a 400")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before a request is cancelled")
@@ -258,6 +259,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = ServerSettings(
         host=args.host, port=args.port, api_key=args.api_key or os.environ.get("TUNESMITH_API_KEY") or None,
         log_dir=Path(args.log_dir) if args.log_dir else None, log_content=not args.no_log_content,
+        log_max_bytes=int(args.log_max_mb * 2**20),
         max_prompt_tokens=args.max_prompt_tokens, max_tokens=args.max_tokens, request_timeout_s=args.timeout,
         max_batch=args.max_batch,
     )
