@@ -64,3 +64,16 @@ def full_run(tmp_path, tiny_model_dir) -> Path:
             parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.05)
     model.save_pretrained(run.best)
     return run.root
+
+
+@pytest.fixture()
+def merged_run(tmp_path, tiny_model_dir, tiny_tokenizer):
+    """``merged_run(model, name="merged-run") -> Path``: a run folder whose ``merged/`` export is ``model`` with the
+    tiny tokenizer, as `export_run` leaves it: for exports that start from ``merged/`` (GGUF)."""
+    def make(model, name: str = "merged-run") -> Path:
+        run = write_config(tmp_path / name, tiny_model_dir, "full")
+        model.save_pretrained(run.merged)
+        tiny_tokenizer.save_pretrained(run.merged)
+        return run.root
+
+    return make
