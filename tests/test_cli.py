@@ -93,6 +93,11 @@ def test_run_dir_commands_need_a_run(tmp_path, capsys):
     assert "not a tunesmith run folder" in capsys.readouterr().err
 
 
+def test_export_quant_needs_the_gguf_format(tmp_path, capsys):
+    assert main(["export", str(tmp_path), "--quant", "q8_0"]) == 2
+    assert "--quant applies to --format gguf only" in capsys.readouterr().err
+
+
 ROWS = [{"prompt": "Hi there, how are you?", "completion": "Fine, thanks."},
         {"prompt": "What is two plus two?", "completion": "Four."}]
 

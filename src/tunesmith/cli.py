@@ -15,6 +15,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_args
 
 from rich.logging import RichHandler
 
@@ -22,6 +23,7 @@ from tunesmith import distributed
 from tunesmith.atomic import write_failure
 from tunesmith.config import RunConfig, apply_overrides, dump_config, load_config, save_config, validate_config
 from tunesmith.config.changes import run_folder_config
+from tunesmith.config.vocabulary import DEFAULT_GGUF_QUANT, EXPORT_FORMATS, ExportFormat, GgufQuant
 from tunesmith.errors import NoUsableRowsError, TunesmithError
 from tunesmith.run_dir import RunDir
 
@@ -82,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, text in [("eval", "evaluate the tuned model (and the base) on the test split"),
                        ("compare", "base vs tuned metrics side by side"),
-                       ("export", "write the PEFT adapter and the merged safetensors model"),
+                       ("export", "write the PEFT adapter and the merged safetensors model, or a GGUF for "
+                                  "llama.cpp and Ollama"),
                        ("report", "(re)build report.md and report.html")]:
         p = commands.add_parser(name, help=text)
         p.add_argument("run_dir")
@@ -90,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "eval":
             p.add_argument("--no-base", action="store_true", help="skip the base model")
             _add_processes(p)
+        if name == "export":
+            p.add_argument("--format", choices=get_args(ExportFormat), default="hf",
+                           help="; ".join(f"{key}: {text}" for key, text in EXPORT_FORMATS.items()).replace("`", "")
+                           + " (default: hf)")
+            p.add_argument("--quant", choices=get_args(GgufQuant),
+                           help=f"tensor type of the GGUF (default: {DEFAULT_GGUF_QUANT}); --format gguf only")
 
     p = commands.add_parser("chat", help="interactive chat with the tuned model (streams tokens)")
     p.add_argument("run_dir")
@@ -222,10 +231,18 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from tunesmith.deploy import export_run
+    from tunesmith.deploy import export_gguf, export_run
+    from tunesmith.deploy.gguf import MODELFILE
 
-    for name, path in export_run(*_existing_run(args)).items():
-        print(f"{name}: {path}")
+    if args.format == "hf":
+        if args.quant is not None:
+            raise TunesmithError("--quant applies to --format gguf only", "drop --quant, or add --format gguf")
+        for name, path in export_run(*_existing_run(args)).items():
+            print(f"{name}: {path}")
+        return 0
+    path = export_gguf(*_existing_run(args), quant=args.quant or DEFAULT_GGUF_QUANT)
+    print(f"gguf: {path}")
+    print(f"modelfile: {path.parent / MODELFILE}")
     return 0
 
 
@@ -348,7 +365,7 @@ def _configure_logging(verbose: bool) -> None:
 
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
-        for name in ("datasets", "peft", "accelerate"):
+        for name in ("datasets", "peft", "accelerate", "gguf"):
             logging.getLogger(name).setLevel(logging.ERROR)
 
 

@@ -66,6 +66,8 @@ class RunDir:
     predictions = property(lambda self: self.root / "predictions.jsonl")
     adapter = property(lambda self: self.root / "adapter")
     merged = property(lambda self: self.root / "merged")
+    gguf = property(lambda self: self.root / "gguf")
+    """`tunesmith export --format gguf`: ``<run-name>-<quant>.gguf`` files and an Ollama ``Modelfile``."""
     timings = property(lambda self: self.root / "timings.json")
     """Seconds each pipeline stage took, and the total."""
     report_md = property(lambda self: self.root / "report.md")

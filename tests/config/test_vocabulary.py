@@ -9,7 +9,17 @@ from typing import get_args
 import pytest
 
 from tunesmith.config import validate_config
-from tunesmith.config.vocabulary import FINDING_KINDS, ROW_FORMATS, WHOLE_DATA_FINDINGS, FindingKind, RowFormat
+from tunesmith.config.vocabulary import (
+    DEFAULT_GGUF_QUANT,
+    EXPORT_FORMATS,
+    FINDING_KINDS,
+    ROW_FORMATS,
+    WHOLE_DATA_FINDINGS,
+    ExportFormat,
+    FindingKind,
+    GgufQuant,
+    RowFormat,
+)
 from tunesmith.errors import ConfigError
 
 DATA_PACKAGE = Path(__file__).resolve().parents[2] / "src" / "tunesmith" / "data"
@@ -19,6 +29,8 @@ def test_descriptions_cover_exactly_the_names():
     assert list(ROW_FORMATS) == list(get_args(RowFormat))
     assert list(FINDING_KINDS) == list(get_args(FindingKind))
     assert set(WHOLE_DATA_FINDINGS) <= set(FINDING_KINDS)
+    assert list(EXPORT_FORMATS) == list(get_args(ExportFormat))
+    assert DEFAULT_GGUF_QUANT in get_args(GgufQuant)
 
 
 def test_every_finding_kind_is_reported_by_the_data_check():

@@ -66,6 +66,19 @@ def full_run(tmp_path, tiny_model_dir) -> Path:
     return run.root
 
 
+@pytest.fixture()
+def merged_run(tmp_path, tiny_model_dir, tiny_tokenizer):
+    """``merged_run(model, name="merged-run") -> Path``: a run folder whose ``merged/`` export is ``model`` with the
+    tiny tokenizer, as `export_run` leaves it: for exports that start from ``merged/`` (GGUF)."""
+    def make(model, name: str = "merged-run") -> Path:
+        run = write_config(tmp_path / name, tiny_model_dir, "full")
+        model.save_pretrained(run.merged)
+        tiny_tokenizer.save_pretrained(run.merged)
+        return run.root
+
+    return make
+
+
 # ---- serving -------------------------------------------------------------------------------------------------------
 
 SPAM_TEXTS = ["win a free prize now", "see you at lunch", "claim your cash reward today", "are we still meeting?",

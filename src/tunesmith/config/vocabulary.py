@@ -47,6 +47,18 @@ def uses_adapter(method: str) -> bool:
     return method in ADAPTER_METHODS
 
 
+ExportFormat = Literal["hf", "gguf"]
+EXPORT_FORMATS: dict[str, str] = {
+    "hf": "`adapter/` (PEFT; adapter methods only) and `merged/` (plain transformers, safetensors)",
+    "gguf": "`gguf/<run>-<quant>.gguf` (llama.cpp) and an Ollama `Modelfile` beside it",
+}
+"""`tunesmith export --format` → what it writes into the run folder."""
+GgufQuant = Literal["f16", "q8_0"]
+"""Tensor types of a GGUF export (`tunesmith export --format gguf --quant`); 1-D tensors (norms) stay f32 in both."""
+DEFAULT_GGUF_QUANT = "f16"
+"""As llama.cpp's converter: f16 keeps what a fine-tune learned up to rounding; q8_0 makes the file half as big."""
+
+
 FindingKind = Literal[
     "unreadable", "truncated", "empty_output", "duplicate", "near_duplicate", "leakage", "conflicting_label",
     "label_imbalance", "copied_input", "length_outlier", "non_printable", "template",

@@ -14,10 +14,10 @@ from tunesmith.models.loading import (
     pick_dtype,
     prepare_for_training,
 )
-from tunesmith.models.provision import DEFAULT_MODEL_HUB_ID, cache_dir, portable_name, resolve_model
+from tunesmith.models.provision import DEFAULT_MODEL_HUB_ID, cache_dir, portable_name, resolve_model, source_gguf
 
 __all__ = [
     "DEFAULT_MODEL_HUB_ID", "add_lora", "cache_dir", "check_method_available", "load_base_model",
     "load_model_folder", "load_tokenizer", "load_training_model", "load_tuned_model", "model_folder",
-    "pick_dtype", "portable_name", "prepare_for_training", "resolve_model",
+    "pick_dtype", "portable_name", "prepare_for_training", "resolve_model", "source_gguf",
 ]

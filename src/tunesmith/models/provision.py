@@ -79,6 +79,14 @@ def resolve_model(model: ModelConfig | str) -> Path:
         "them, or convert it where you trust it: from_pretrained(...).save_pretrained(folder), then use the folder"))
 
 
+def source_gguf(model: ModelConfig) -> Path | None:
+    """The GGUF file the base model is converted from (the default model, or a `.gguf` model.name), else None."""
+    if model.name == DEFAULT_MODEL:
+        return default_gguf_path()
+    path = Path(model.name).expanduser()
+    return path if path.is_file() and path.suffix == ".gguf" else None
+
+
 def checked_model_folder(path: Path, shown_as: str, pickled_hint: str | None = None) -> Path:
     """``path`` when it holds a model config and non-empty safetensors weights, else a `ModelError`."""
     if not (path / "config.json").is_file():
