@@ -2,7 +2,8 @@
 
 `HANDLERS` maps each command to a function that calls the same library functions a Python user calls. Every user
 mistake surfaces as a `TunesmithError`, printed on one line (no traceback), exit code 2 (`data check` exits 1
-when it found problems in readable data, 2 when it listed unreadable rows). Handlers import the stages they run
+when it found problems in readable data, 2 when it listed unreadable rows; `monitor` exits 1 when a threshold is
+breached; `feedback export` exits 1 when no row qualified). Handlers import the stages they run
 when they run: importing every stage (torch, transformers, peft) would cost `tunesmith --help` seconds.
 """
 
@@ -36,10 +37,11 @@ def _add_processes(parser: argparse.ArgumentParser) -> None:
                              "of every batch; for several machines use `accelerate launch ... -m tunesmith` instead")
 
 
-def _add_set(parser: argparse.ArgumentParser) -> None:
+def _add_set(parser: argparse.ArgumentParser, what: str = "a config value",
+             example: str = "train.learning_rate=1e-4") -> None:
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.learning_rate=1e-4 (repeatable)",
+        help=f"override {what}, e.g. --set {example} (repeatable)",
     )
 
 
@@ -124,6 +126,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before a request is cancelled")
     p.add_argument("--max-batch", type=int, default=32, help="requests decoded together at most")
 
+    p = commands.add_parser(
+        "monitor", help="traffic, errors, latency and drift of a served model from the request log of `tunesmith "
+        "serve` (exit 0 when every threshold holds, 1 when one is breached)")
+    p.add_argument("log_dir", help="the log folder of `tunesmith serve` (a run's serve_logs/ or its --log-dir)")
+    p.add_argument("--run", help="run whose training data and monitor: thresholds to judge by (default: the primary "
+                                 "model's run in the log folder's served.json)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--html", metavar="OUT.html", help="also write a page with figures")
+    _add_set(p, "a threshold of the monitor: section", "monitor.max_error_rate=0.1")
+
+    p = commands.add_parser("feedback", help="use what users said about served answers")
+    feedback_commands = p.add_subparsers(dest="feedback_command", required=True, metavar="SUBCOMMAND")
+    q = feedback_commands.add_parser(
+        "export", help="write corrected and approved answers as training rows in the run's own data format")
+    q.add_argument("log_dir", help="the log folder of `tunesmith serve`")
+    q.add_argument("output_path", metavar="OUT", help="JSON Lines file to write (*.jsonl)")
+    q.add_argument("--run", help="run whose data format and columns to write (default: the primary model's run in "
+                                 "served.json)")
+    q.add_argument("--min-rating", choices=["up", "none"], default="up",
+                   help="up (default): only answers rated up or corrected; none: unrated answers too")
+    q.add_argument("--overwrite", action="store_true", help="replace OUT when it exists")
+
     p = commands.add_parser("generate", help="answer one prompt with the tuned model")
     p.add_argument("run_dir")
     p.add_argument("--prompt", required=True)
@@ -137,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
-    command = f"data {args.data_command}" if args.command == "data" else args.command
+    subcommand = getattr(args, f"{args.command}_command", None)
+    command = f"{args.command} {subcommand}" if subcommand else args.command
     try:
         if getattr(args, "processes", 1) > 1:
             distributed.launch(_without_processes(argv), args.processes)  # each process runs this command
@@ -283,10 +308,28 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(args.targets, settings, shadow=args.shadow)
 
 
+def _monitor(args: argparse.Namespace) -> int:
+    from tunesmith.deploy import monitor_log
+    from tunesmith.deploy.monitor_page import render_monitor
+
+    result = monitor_log(args.log_dir, args.run, args.overrides)
+    print(render_monitor(result, as_json=args.json, html=args.html))
+    return result.exit_code
+
+
+def _feedback_export(args: argparse.Namespace) -> int:
+    from tunesmith.deploy import export_feedback
+
+    result = export_feedback(args.log_dir, args.output_path, args.run, args.min_rating, args.overwrite)
+    print(result.render())
+    return result.exit_code
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run, "train": _train, "data check": _data_check, "data clean": _data_clean, "config": _config,
     "eval": _eval, "compare": _compare, "export": _export, "report": _report, "chat": _chat, "generate": _generate,
     "serve": _serve,
+    "monitor": _monitor, "feedback export": _feedback_export,
 }
 
 

@@ -28,3 +28,12 @@ def test_a_run_folder_command_may_change_the_attention_only():
     assert run_folder_config(saved, attention_only) == attention_only
     with pytest.raises(ConfigError, match="train.liger: is fixed in a trained run"):
         run_folder_config(saved, validate_config(ON_A_CPU))
+
+
+def test_monitor_thresholds_may_change_on_resume_and_do_not_change_the_fingerprint():
+    saved = validate_config(SAVED)
+    stricter = validate_config({**SAVED, "monitor": {"max_error_rate": 0.01, "max_p95_latency_s": 2.0}})
+    config, applied = resumed_config(saved, stricter, "runs/exp")
+    assert config == stricter and [key for key, _, _ in applied] == ["monitor.max_error_rate",
+                                                                      "monitor.max_p95_latency_s"]
+    assert fingerprint(saved) == fingerprint(stricter)

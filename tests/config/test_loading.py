@@ -3,7 +3,14 @@
 import pytest
 import yaml
 
-from tunesmith.config import apply_overrides, load_config, save_config, validate_config
+from tunesmith.config import (
+    MonitorConfig,
+    apply_overrides,
+    load_config,
+    override_section,
+    save_config,
+    validate_config,
+)
 from tunesmith.errors import ConfigError
 
 
@@ -87,3 +94,15 @@ def test_source_paths_and_template_files_are_relative_to_the_config(tmp_path):
     assert config.model.chat_template == str(folder / "templates" / "mine.jinja")
     config_file.write_text(yaml.safe_dump({"model": {"chat_template": "chatml"}, "data": {"train": "t.jsonl"}}))
     assert load_config(config_file).model.chat_template == "chatml"
+
+
+def test_one_section_with_overrides():
+    settings = override_section("monitor", MonitorConfig(max_error_rate=0.2), ["monitor.max_p95_latency_s=1.5"])
+    assert (settings.max_error_rate, settings.max_p95_latency_s) == (0.2, 1.5)
+    assert override_section("monitor", MonitorConfig(), ["monitor.max_error_rate=null"]).max_error_rate is None
+    with pytest.raises(ConfigError, match="config: train.epochs: is not a monitor setting"):
+        override_section("monitor", MonitorConfig(), ["train.epochs=2"])
+    with pytest.raises(ConfigError, match=r"monitor.max_eror_rate: unknown key.*did you mean 'monitor.max_error_rate'"):
+        override_section("monitor", MonitorConfig(), ["monitor.max_eror_rate=0.1"])
+    with pytest.raises(ConfigError, match="config: monitor.max_error_rate: input should be less than or equal to 1"):
+        override_section("monitor", MonitorConfig(), ["monitor.max_error_rate=5"])

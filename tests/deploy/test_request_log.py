@@ -1,10 +1,21 @@
-"""The request log: one flushed line per record, rotation by size, a reader that survives a cut-off line."""
+"""The request log: one flushed line per record, rotation by size, a reader that survives a cut-off line; reading
+it back for the monitor and the feedback export (records by kind, timestamps, the run a log is judged against)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
-from tunesmith.deploy.request_log import LOG_FILE, RequestLog, log_files, read_log
+from tunesmith.deploy.request_log import (
+    LOG_FILE,
+    RequestLog,
+    log_files,
+    parse_time,
+    read_log,
+    read_records,
+    served_run,
+)
 from tunesmith.errors import RunError
 
 
@@ -46,3 +57,43 @@ def test_without_content_the_text_fields_are_left_out(tmp_path):
 def test_a_folder_without_a_log_is_a_clear_error(tmp_path, error_of):
     assert "no request log" in error_of(lambda: list(read_log(tmp_path)))
     assert "not a folder" in error_of(lambda: list(read_log(tmp_path / "missing")))
+
+
+def test_records_by_kind_keep_the_latest_shadow_and_feedback(tmp_path, request_record, write_log):
+    folder = write_log(tmp_path / "logs", [
+        request_record(1), request_record(2),
+        {"kind": "shadow", "id": "req-1", "model": "s", "label": "a"},
+        {"kind": "feedback", "id": "req-1", "rating": "up"},
+        {"kind": "feedback", "id": "req-1", "rating": "down", "correction": "better"},
+    ])
+    records = read_records(folder)
+    assert [r["id"] for r in records.requests] == ["req-1", "req-2"]
+    assert records.shadows["req-1"]["label"] == "a"
+    assert records.feedback["req-1"]["rating"] == "down" and records.feedback_records == 2
+
+
+def test_times_are_utc_aware():
+    expected = datetime(2026, 11, 30, 8, 0, 1, 500000, tzinfo=timezone.utc)
+    assert parse_time("2026-11-30T08:00:01.500+00:00") == expected
+    assert parse_time("2026-11-30T08:00:01.500Z") == expected
+    assert parse_time("2026-11-30T08:00:01.500") == expected
+
+
+def test_served_run_is_the_given_run_else_the_primary_of_served_json(tmp_path, run_folder, spam_rows, write_log):
+    run = run_folder("run", spam_rows(20))
+    manifest = {"models": {"tuned": {"run": str(run.root), "model": "m"}, "base": {"run": None, "model": "b"}},
+                "primary": "tuned", "shadow": "base"}
+    logs = write_log(tmp_path / "logs", [], manifest)
+    assert served_run_of(logs) == (run.root, "tuned", "")
+    assert served_run_of(logs, run.root) == (run.root, "tuned", "")  # named in served.json: its requests only
+    assert served_run_of(write_log(tmp_path / "bare", []), run.root) == (run.root, None, "")
+    assert "is missing" in served_run_of(tmp_path / "bare")[2]
+    gone = {**manifest, "models": {"tuned": {"run": str(tmp_path / "deleted"), "model": "m"}}}
+    assert "is not a run folder here" in served_run_of(write_log(tmp_path / "gone", [], gone))[2]
+    with pytest.raises(RunError, match="not a tunesmith run folder"):
+        served_run(logs, tmp_path)
+
+
+def served_run_of(folder, run=None) -> tuple:
+    found = served_run(folder, run)
+    return (found.run.root if found.run else None), found.model, found.missing

@@ -91,6 +91,21 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+def override_section(name: str, section: BaseModel, overrides: list[str]) -> BaseModel:
+    """The config section ``name`` (its current values in ``section``) with ``--set name.key=value`` overrides
+    applied and validated, for a command that reads that one section (`tunesmith monitor`): an override of any
+    other key is an error naming it."""
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if not key.startswith(f"{name}."):
+            raise ConfigError(key, f"is not a {name} setting", f"this command takes --set {name}.KEY=VALUE only")
+    raw = apply_overrides({name: section.model_dump(mode="json")}, overrides)
+    try:
+        return type(section).model_validate(raw[name])
+    except ValidationError as exc:
+        raise _to_config_error(exc, raw, prefix=[name]) from None
+
+
 def dump_config(config: RunConfig) -> str:
     """The resolved config (every default filled in) as YAML."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
@@ -101,9 +116,10 @@ def save_config(config: RunConfig, path: str | Path) -> None:
     write_atomic(path, dump_config(config))
 
 
-def _to_config_error(exc: ValidationError, raw: dict[str, Any]) -> ConfigError:
+def _to_config_error(exc: ValidationError, raw: dict[str, Any], prefix: list[str] | None = None) -> ConfigError:
+    """``prefix``: where in a `RunConfig` the validated model sits (a section validated alone)."""
     error = exc.errors()[0]
-    loc = [str(part) for part in error["loc"]]
+    loc = [*(prefix or []), *(str(part) for part in error["loc"])]
     key = ".".join(loc)
     kind = error["type"]
     if kind == "extra_forbidden":

@@ -22,7 +22,9 @@ The log survives a crash of the server: every record is one ``write`` of a whole
 killed process loses nothing it had answered (the kernel holds what was flushed), and a reader skips a cut-off
 last line. When ``requests.jsonl`` grows past ``max_bytes`` it is renamed ``requests-000001.jsonl`` (then
 ``-000002``, ...) and a new one is started; readers take the numbered files in order, then the current one.
-``served.json`` beside them says which runs were served under which names (`write_manifest`).
+``served.json`` beside them says which runs were served under which names (`write_manifest`); `served_run` finds
+the run a log is judged against (``--run``, else the primary model's), and `read_records` sorts the records by
+kind for the monitor and the feedback export.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ import os
 import re
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from tunesmith.errors import RunError
 from tunesmith.json_files import dumps, read_json, write_json
+from tunesmith.run_dir import RunDir
 
 LOG_FILE = "requests.jsonl"
 MANIFEST_FILE = "served.json"
@@ -120,6 +124,37 @@ def read_log(folder: str | Path) -> Iterator[dict]:
                                "the log was edited or damaged; move that file aside") from None
 
 
+@dataclass
+class LogRecords:
+    """A log's records by kind. Shadows and feedback are keyed by request id; a later one replaces an earlier one
+    (a user who changes their mind)."""
+
+    requests: list[dict] = field(default_factory=list)
+    shadows: dict[str, dict] = field(default_factory=dict)
+    feedback: dict[str, dict] = field(default_factory=dict)
+    feedback_records: int = 0
+
+
+def read_records(folder: str | Path) -> LogRecords:
+    """`read_log` sorted by kind."""
+    split = LogRecords()
+    for record in read_log(folder):
+        kind = record.get("kind")
+        if kind == "request":
+            split.requests.append(record)
+        elif kind == "shadow":
+            split.shadows[record.get("id")] = record
+        elif kind == "feedback":
+            split.feedback[record.get("id")] = record
+            split.feedback_records += 1
+    return split
+
+
+def answered(record: dict) -> bool:
+    """A request record the model answered (no HTTP error)."""
+    return (record.get("status") or 0) < 400
+
+
 def write_manifest(folder: str | Path, served: dict) -> None:
     """``served.json``: what this server serves, ``{"models": {name: {"run": folder or None, "model": model folder,
     ...}}, "primary": name, "shadow": name or None}``; the monitor and the feedback export find runs through it."""
@@ -128,3 +163,47 @@ def write_manifest(folder: str | Path, served: dict) -> None:
 
 def read_manifest(folder: str | Path) -> dict | None:
     return read_json(Path(folder) / MANIFEST_FILE)
+
+
+def parse_time(text: str) -> datetime:
+    """A record's ``time`` as an aware datetime (a trailing ``Z``, which Python 3.10 does not read, is UTC)."""
+    moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class ServedRun:
+    """The run a log is judged against (`served_run`), and the name its model's requests carry in the log."""
+
+    run: RunDir | None
+    model: str | None
+    """The served name of the run's model (``model`` of its request records) when served.json names the run;
+    None takes every request of the log as the run's."""
+    missing: str = ""
+    """Why there is no run, when ``run`` is None."""
+
+
+def served_run(folder: str | Path, run: str | Path | None = None) -> ServedRun:
+    """``run`` (``--run``) when given, else the run of the primary model in ``served.json``. A ``run`` that is not
+    a run folder is an error; a manifest that names no usable run gives a `ServedRun` without one, saying why."""
+    manifest = read_manifest(folder) or {}
+    models = manifest.get("models") or {}
+    if run is not None:
+        chosen = RunDir(run)
+        chosen.config()  # an error naming the folder when it is not a run
+        target = chosen.root.resolve()
+        names = [name for name, entry in models.items()
+                 if (entry or {}).get("run") and Path(entry["run"]).resolve() == target]
+        return ServedRun(chosen, names[0] if names else None)
+    if not manifest:
+        return ServedRun(None, None, f"{Path(folder) / MANIFEST_FILE} is missing; pass --run RUN")
+    primary = manifest.get("primary")
+    folder_of_run = (models.get(primary) or {}).get("run")
+    if not folder_of_run:
+        return ServedRun(None, primary, f"{MANIFEST_FILE} names no run for the primary model {primary!r} (a model "
+                         "folder was served); pass --run RUN")
+    chosen = RunDir(folder_of_run)
+    if not chosen.config_path.is_file():
+        return ServedRun(None, primary, f"the run of the primary model {primary!r}, {folder_of_run}, is not a run "
+                         "folder here; pass --run RUN")
+    return ServedRun(chosen, primary)

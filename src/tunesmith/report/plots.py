@@ -1,15 +1,12 @@
-"""The report's figures, returned as PNG bytes so the HTML can inline them and the Markdown can link them.
-
-Figures are built with matplotlib's object API on the Agg canvas, never through ``pyplot``: pyplot keeps global
-state and picks a GUI backend, which a library must not do to its caller.
+"""The report's figures, returned as PNG bytes so the HTML can inline them and the Markdown can link them
+(built on matplotlib's object API, see `tunesmith.document.figures`).
 """
 
 from __future__ import annotations
 
-import io
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from tunesmith.document.figures import figure_png
 
 Point = tuple[float, float]
 
@@ -29,7 +26,7 @@ def loss_curve_png(train: list[Point], validation: list[Point], best_step: float
     axes.grid(alpha=0.3)
     axes.legend(loc="best")
     figure.tight_layout()
-    return _to_png(figure)
+    return figure_png(figure)
 
 
 def confusion_matrices_png(panels: list[tuple[str, list[str], list[list[int]]]]) -> bytes:
@@ -52,7 +49,7 @@ def confusion_matrices_png(panels: list[tuple[str, list[str], list[list[int]]]])
                 color = "white" if peak and value > peak / 2 else "black"
                 axes.text(column_index, row_index, str(value), ha="center", va="center", color=color, fontsize=9)
     figure.tight_layout()
-    return _to_png(figure)
+    return figure_png(figure)
 
 
 def token_length_histogram_png(histograms: dict[str, dict], max_length: int | None = None) -> bytes:
@@ -75,12 +72,5 @@ def token_length_histogram_png(histograms: dict[str, dict], max_length: int | No
     axes.grid(alpha=0.3)
     axes.legend(loc="best")
     figure.tight_layout()
-    return _to_png(figure)
+    return figure_png(figure)
 
-
-def _to_png(figure: Figure) -> bytes:
-    FigureCanvasAgg(figure)
-    buffer = io.BytesIO()
-    # No metadata: the same run gives byte-identical images, so re-built reports diff cleanly.
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return buffer.getvalue()
