@@ -7,6 +7,7 @@ keeps the README's copies current.
 
 from __future__ import annotations
 
+import re
 import sys
 import typing
 
@@ -20,7 +21,7 @@ def _type_name(annotation) -> str:
     if typing.get_origin(annotation) is typing.Literal:
         return " \\| ".join(f"`{value}`" for value in typing.get_args(annotation))
     text = getattr(annotation, "__name__", None) or str(annotation)
-    return text.replace("typing.", "").replace("NoneType", "null")
+    return _cell(re.sub(r"\bNone(Type)?\b", "null", text.replace("typing.", "")))
 
 
 def _default(field) -> str:
