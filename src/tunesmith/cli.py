@@ -64,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_processes(p)
     _add_set(p)
 
+    p = commands.add_parser("sweep", help="hyperparameter search (Optuna) on the validation split; the best trial is "
+                            "evaluated on test, exported and reported")
+    p.add_argument("config", help="a run config with a sweep: section")
+    p.add_argument("--resume", action="store_true", help="continue the newest sweep of this config")
+    p.add_argument("--storage", metavar="URL", help="Optuna database shared by workers on several machines, e.g. "
+                   "postgresql://user:pass@host/db (default: sweep.db in the sweep folder)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="local worker processes on the study")
+    p.add_argument("--sweep-dir", help="the sweep folder (default: a new one under output.dir)")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a process started by --workers
+    _add_set(p)
+
     p = commands.add_parser("data", help="inspect data")
     data_commands = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
     q = data_commands.add_parser(
@@ -85,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(p)
 
     for name, text in [("eval", "evaluate the tuned model (and the base) on the test split"),
-                       ("compare", "base vs tuned metrics side by side"),
+                       ("compare", "base vs tuned metrics side by side (or --against a previous run)"),
                        ("export", "write the PEFT adapter and the merged safetensors model, or a GGUF for "
                                   "llama.cpp and Ollama"),
                        ("report", "(re)build report.md and report.html")]:
@@ -95,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "eval":
             p.add_argument("--no-base", action="store_true", help="skip the base model")
             _add_processes(p)
+        if name == "compare":
+            p.add_argument("--against", metavar="PREVIOUS_RUN",
+                           help="compare with a previous run's model instead of the base, on this run's test split")
         if name == "export":
             p.add_argument("--format", choices=get_args(ExportFormat), default="hf",
                            help="; ".join(f"{key}: {text}" for key, text in EXPORT_FORMATS.items()).replace("`", "")
@@ -251,7 +265,10 @@ def _eval(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from tunesmith.evaluate import compare_run
 
-    print(compare_run(*_existing_run(args)))
+    against = RunDir(args.against) if args.against else None
+    if against is not None:
+        against.config()  # fails clearly when it is not a run folder
+    print(compare_run(*_existing_run(args), against=against))
     return 0
 
 
@@ -292,6 +309,20 @@ def _generate(args: argparse.Namespace) -> int:
 
     _existing_run(args)
     print(generate_text(args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens, system=args.system))
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from tunesmith.tune import prepare_sweep, run_sweep, work
+
+    if args.worker:
+        work(prepare_sweep(args.config, args.overrides, resume=True, storage=args.storage, sweep_dir=args.sweep_dir))
+        return 0
+    summary = run_sweep(args.config, args.overrides, resume=args.resume, storage=args.storage, workers=args.workers,
+                        sweep_dir=args.sweep_dir)
+    print(f"best trial: {summary['best_trial']} ({summary['best_value']:.6g}); run folder: {summary['best_run']}")
+    print(f"best config: {summary['best_config']}")
+    print(f"report: {summary['report_html']}")
     return 0
 
 

@@ -54,3 +54,29 @@ def test_unleaked_columns_sit_beside_the_full_test_figures():
                             "delta, unleaked"]
     assert table.rows == [["accuracy", "0.5000", "0.9000", "+0.4000", "0.5000", "0.8750", "+0.3750"],
                           ["loss", "2.0000", "0.5000", "-1.5000", "not available", "not available", "not available"]]
+
+
+def test_compare_against_a_previous_run_scores_both_models_on_this_runs_test_rows(run_folder, tmp_path):
+    import shutil
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tunesmith.evaluate.runner import evaluate_against
+    from tunesmith.run_dir import RunDir
+
+    previous = RunDir(tmp_path / "previous")
+    shutil.copytree(run_folder.root, previous.root)
+    shutil.rmtree(previous.best)
+    model = AutoModelForCausalLM.from_pretrained(run_folder.config().model.name)
+    get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False)).save_pretrained(
+        previous.best)
+
+    itself = evaluate_against(run_folder.config(), run_folder, run_folder)
+    assert itself["base"] == itself["tuned"]  # the same model on the same rows: the comparison has no bias
+    result = evaluate_against(run_folder.config(), run_folder, previous)
+    assert result["against"] == "previous" and result["tuned"] == itself["tuned"]
+    assert result["base"]["loss"] != result["tuned"]["loss"]
+    table = compare_run(run_folder.config(), run_folder, against=previous).splitlines()
+    assert table[1].split() == ["metric", "|", "previous", "|", "run", "|", "delta"]
+    assert "previous run previous" in table[0]

@@ -29,6 +29,7 @@ RESUMABLE = (
     "train.gradient_checkpointing", "model.offline", "data.num_proc", "data.cache", "data.check.", "evaluate.",
     "output.", "distributed.", *KERNELS,
     "monitor.",  # how the served model is judged, not what it is
+    "sweep.",  # the search that made the run, not the run
     # The global batch (batch_size x processes x grad_accumulation) must stay the same, which training checks:
     # a run started on 2 processes with batch_size 4 resumes on 1 with grad_accumulation 2 (or batch_size 8).
     "train.batch_size", "train.grad_accumulation",

@@ -6,7 +6,7 @@ Every field has a default and a docstring; the README's config reference is gene
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -342,6 +342,30 @@ class OutputConfig(_Section):
     """Run folder name; null uses `<config stem>-<timestamp>`."""
 
 
+class SweepConfig(_Section):
+    trials: int = Field(12, ge=1)
+    """Trials to finish (done or pruned; a failed trial is run again), over every worker of the study."""
+    metric: str = "val_loss"
+    """What the search optimizes, measured on the validation split: `val_loss`, or a metric of the task
+    (classification accuracy, precision, recall, f1; regression mse, mae, pearson; generation bleu, rouge_l,
+    exact_match), computed at every validation (`train.val_metrics`). The test split is never used to choose."""
+    direction: Literal["minimize", "maximize"] | None = None
+    """Whether lower or higher `metric` is better; null follows from the metric (loss and errors: minimize)."""
+    sampler: Literal["tpe", "random", "grid"] = "tpe"
+    """Optuna's sampler: `tpe` (Bayesian, the default), `random`, or `grid` (every combination of the choices
+    once; needs choice lists or stepped integers)."""
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    """Stops a trial early whose validation values (reported at every `train.eval_every`) fall behind: `median`
+    (below the median of earlier trials at the same step), `hyperband`, or `none`."""
+    timeout_minutes: float | None = Field(None, gt=0)
+    """Start no trial after this many minutes of search (running trials finish); null: no limit."""
+    seed: int = 0
+    """Seed of the sampler (the trials' own training seed is `train.seed`)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """The search space: config key → a list of choices, `{uniform: [lo, hi]}`, `{log_uniform: [lo, hi]}`,
+    `{int: [lo, hi], step: n}`, or for `lora.alpha` `{multiple_of_r: [1, 2, 4]}` (alpha = r times a choice)."""
+
+
 class RunConfig(_Section):
     """A whole tunesmith run."""
 
@@ -368,3 +392,5 @@ class RunConfig(_Section):
     """Where runs are written."""
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     """Thresholds of `tunesmith monitor` for the served model of this run."""
+    sweep: SweepConfig | None = None
+    """The hyperparameter search of `tunesmith sweep` (other commands ignore it)."""

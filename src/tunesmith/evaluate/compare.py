@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tunesmith.config.schema import RunConfig
 from tunesmith.document import NOT_AVAILABLE, Table, format_value, is_number, plain, text_table
-from tunesmith.evaluate.runner import evaluate_run
+from tunesmith.evaluate.runner import evaluate_against, evaluate_run
 from tunesmith.json_files import read_json
 from tunesmith.run_dir import RunDir
 
@@ -14,13 +14,14 @@ def comparison_table(result: dict) -> Table:
     """``metric | base | tuned | delta`` for every scalar metric of an eval.json dict, and the same three
     columns on the test rows not leaked from train when some were (nested detail such as per_class is left
     out; a metric that could not be computed shows as "not available")."""
+    first, second = result.get("columns") or ("base", "tuned")
     blocks = [(result.get("base") or {}, result.get("tuned") or {}, "")]
     unleaked = result.get("unleaked")
     if unleaked:
         blocks.append((unleaked.get("base") or {}, unleaked.get("tuned") or {}, ", unleaked"))
     names = [name for name in dict.fromkeys([*blocks[0][1], *blocks[0][0]])
              if all(value is None or is_number(value) for value in (blocks[0][0].get(name), blocks[0][1].get(name)))]
-    header = ["metric"] + [f"{column}{suffix}" for _, _, suffix in blocks for column in ("base", "tuned", "delta")]
+    header = ["metric"] + [f"{column}{suffix}" for _, _, suffix in blocks for column in (first, second, "delta")]
     rows = []
     for name in names:
         row = [name]
@@ -34,6 +35,8 @@ def comparison_table(result: dict) -> Table:
 
 def comparison_caption(result: dict) -> str:
     caption = f"{result.get('task')} on {plain(result.get('num_examples'))} test rows"
+    if result.get("against"):
+        caption += f" of this run, the previous run {result['against']} scored on them too"
     unleaked = result.get("unleaked")
     if unleaked:
         leaked = result["num_examples"] - unleaked["num_examples"]
@@ -47,8 +50,11 @@ def format_comparison(result: dict) -> str:
     return "\n".join(text_table(comparison_table(result)))
 
 
-def compare_run(config: RunConfig, run: RunDir) -> str:
-    """The comparison table of a run, evaluating it first when eval.json lacks the base model."""
+def compare_run(config: RunConfig, run: RunDir, against: RunDir | None = None) -> str:
+    """The comparison table of a run: base vs tuned, evaluating it first when eval.json lacks the base model; or,
+    ``against`` a previous run, that run's model vs this one on this run's test split (`evaluate_against`)."""
+    if against is not None:
+        return format_comparison(evaluate_against(config, run, against))
     result = read_json(run.eval_json)
     if result is None or result.get("base") is None:
         result = evaluate_run(config, run, include_base=True)

@@ -18,7 +18,7 @@ from tunesmith.document import is_number
 from tunesmith.errors import ConfigError, DataError
 from tunesmith.evaluate.cache import evaluation_key, key_ingredients, load_evaluation, store_evaluation
 from tunesmith.evaluate.tasks import evaluate_model, resolve_task, select_metrics, task_metrics
-from tunesmith.json_files import write_json, write_jsonl
+from tunesmith.json_files import read_json, write_json, write_jsonl
 from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
 from tunesmith.run_dir import RunDir, locked
 
@@ -75,6 +75,25 @@ def evaluate_run(config: RunConfig, run: RunDir, include_base: bool | None = Non
         write_json(run.eval_json, result)
         write_jsonl(run.predictions, merge_predictions(base_rows, tuned_rows))
     return result
+
+
+def evaluate_against(config: RunConfig, run: RunDir, previous: RunDir) -> dict:
+    """A previous run's tuned model scored on this run's test split, beside this run's own tuned model: what the
+    retrain (more data, users' feedback) changed, measured on the same rows. The previous model sees the rows as
+    this run's data settings render them, through its own tokenizer and chat template. Writes nothing; returns
+    eval.json's shape with the previous run in place of the base model (``against`` names it)."""
+    current = read_json(run.eval_json) or evaluate_run(config, run, include_base=False)
+    splits = load_run_splits(config.data)
+    task = resolve_task(config.evaluate, splits.format)
+    if task != current["task"]:
+        raise ConfigError("evaluate.task", f"{run.root} was evaluated as {current['task']}, its data now reads as "
+                          f"{task}", f"run `tunesmith eval {run.root}` again")
+    labels = _task_labels(task, splits.labels, config) if task == "classification" else None
+    model, tokenizer = load_tuned_model(previous.root, merge=True)
+    metrics, _ = _timed_evaluation("previous run's", model, tokenizer, splits.test, task, labels, config)
+    return {"task": task, "labels": labels, "num_examples": len(splits.test), "base": metrics,
+            "tuned": current["tuned"], "delta": metric_deltas(metrics, current["tuned"]),
+            "against": previous.root.resolve().name, "columns": [previous.root.resolve().name, run.root.resolve().name]}
 
 
 def _unleaked_scores(config: RunConfig, splits: Splits, task: str, labels: list[str] | None,

@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -306,11 +306,12 @@ def nonfinite_problem(loss: float, grad_norm: float) -> str | None:
 # ---- what follows a step ----------------------------------------------------------------------------------------
 
 
-def after_step(training: Training, state: TrainState, result: StepResult, log_to: TrainingLog) -> bool:
+def after_step(training: Training, state: TrainState, result: StepResult,
+               log_to: TrainingLog) -> tuple[bool, dict | None]:
     """Count the step, log its metrics line; at ``eval_every`` (and the last step) validate: a new best
     validation loss replaces the best weights, ``early_stopping_patience`` validations without one stop
     training; at ``save_every`` (and the last step, and an early stop) write a checkpoint. Returns whether
-    training stops early."""
+    training stops early, and the step's validation values (``{"val_loss": ...}``; None when it had none)."""
     tc = training.config.train
     state.step += 1
     state.tokens += result.real_tokens
@@ -331,6 +332,7 @@ def after_step(training: Training, state: TrainState, result: StepResult, log_to
 
     last_step = state.step == training.total_steps
     stop = False
+    validation = None
     if training.validation_rows and (state.step % tc.eval_every == 0 or last_step):
         val_loss, _ = mean_supervised_loss(training.model, training.validation_rows, tc.batch_size,
                                            training.tokenizer.pad_token_id)  # every process scores its share
@@ -345,6 +347,7 @@ def after_step(training: Training, state: TrainState, result: StepResult, log_to
                            "reason": "non-finite validation loss"})
         else:
             log_to.record({"step": state.step, "val_loss": val_loss})
+            validation = {"val_loss": val_loss}
             log_to.say(f"step {state.step}: validation loss {val_loss:.4f}")
             if state.best_val_loss is None or val_loss < state.best_val_loss:
                 state.best_val_loss, state.best_step, state.evals_without_gain = val_loss, state.step, 0
@@ -364,7 +367,7 @@ def after_step(training: Training, state: TrainState, result: StepResult, log_to
     if stop:
         log_to.say(f"early stop at step {state.step}: no better validation loss in "
                    f"{tc.early_stopping_patience} evaluations")
-    return stop
+    return stop, validation
 
 
 def write_best(training: Training) -> None:
@@ -387,11 +390,14 @@ def write_checkpoint(training: Training, state: TrainState) -> None:
 # ---- the loop ---------------------------------------------------------------------------------------------------
 
 
-def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) -> dict:
+def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False,
+          on_validation: Callable[[int, dict[str, float]], None] | None = None) -> dict:
     """Fine-tune the configured model on ``splits.train``; keep the best weights by validation loss.
 
     Writes `checkpoints/` (atomic, resumable), `checkpoints/best`, `metrics.jsonl`, TensorBoard events and
-    `train_summary.json`; returns the summary.
+    `train_summary.json`; returns the summary. ``on_validation(step, values)`` is called on every process after
+    each finite validation, once that step's best weights and checkpoint are written; whatever it raises (a
+    sweep's pruning) ends training and propagates, leaving the run folder as an interrupted run leaves it.
     """
     check_strategy(config)  # before anything is loaded
     distributed.start(config.distributed.timeout_minutes)
@@ -412,15 +418,18 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False) 
                 batch = training.plan.take(state)
                 result = optimizer_step(training, batch, state)
                 state.elapsed_s = time.perf_counter() - started
-                stopped_early = after_step(training, state, result, log_to)
+                stopped_early, validation = after_step(training, state, result, log_to)
+                if validation is not None and on_validation is not None:
+                    on_validation(state.step, validation)
         summary = write_summary(training, state, stopped_early)
         distributed.barrier()  # the best weights are written before any process goes on to read them
         return summary
 
 
-def train_run(config: RunConfig, run: RunDir, resume: bool = False) -> dict:
+def train_run(config: RunConfig, run: RunDir, resume: bool = False,
+              on_validation: Callable[[int, dict[str, float]], None] | None = None) -> dict:
     """The pipeline's training stage: `train` on the run's splits."""
-    return train(config, run, load_run_splits(config.data), resume)
+    return train(config, run, load_run_splits(config.data), resume, on_validation)
 
 
 def write_summary(training: Training, state: TrainState, stopped_early: bool) -> dict:
