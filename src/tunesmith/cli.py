@@ -359,8 +359,7 @@ def _feedback_export(args: argparse.Namespace) -> int:
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run, "train": _train, "data check": _data_check, "data clean": _data_clean, "config": _config,
     "eval": _eval, "compare": _compare, "export": _export, "report": _report, "chat": _chat, "generate": _generate,
-    "serve": _serve,
-    "monitor": _monitor, "feedback export": _feedback_export,
+    "serve": _serve, "sweep": _sweep, "monitor": _monitor, "feedback export": _feedback_export,
 }
 
 

@@ -22,7 +22,7 @@ def sweep_config(tmp_path, tiny_model_dir, spam_rows, write_jsonl):
             "model": {"name": str(tiny_model_dir)}, "method": "lora",
             "lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
             "data": {"train": "data/train.jsonl", "validation": "data/val.jsonl", "test": "data/test.jsonl",
-                     "max_length": 64},
+                     "max_length": 128},
             "train": {"max_steps": 3, "batch_size": 4, "eval_every": 1, "save_every": 1, "learning_rate": 1e-2},
             "evaluate": {"batch_size": 8, "num_examples": 2},
             "output": {"dir": str(tmp_path / "runs")},

@@ -11,13 +11,14 @@ caller of ``ask``/``tell``:
 - Trials whose worker died (SIGKILL, a crash, a lost machine) stay RUNNING in the database: a trial of this
   machine whose process is gone is marked failed at once and its parameters queued to run again; a trial of
   another machine is failed by Optuna's heartbeat once it stops beating for `GRACE_S` (and retried by its
-  `RetryFailedTrialCallback`). A failed trial never counts as done.
+  `RetryHeartbeatStaleTrialCallback`). A failed trial never counts as done.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
 import socket
 import threading
@@ -48,7 +49,7 @@ def open_study(url: str, name: str, sweep: SweepConfig, params: list[Param], dir
     ``study.storage`` here (Optuna keeps it private), for the trial bookkeeping below."""
     storage = optuna.storages.RDBStorage(
         url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=RETRIES),
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=RETRIES),
         # SQLite serializes writers; several local workers wait for the lock rather than fail.
         engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
     )
@@ -58,9 +59,22 @@ def open_study(url: str, name: str, sweep: SweepConfig, params: list[Param], dir
     return study
 
 
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, except that it does not end the study when the grid is used up: it would call
+    `Study.stop`, which works only inside `Study.optimize`, and tunesmith's workers ask and tell (the sweep ends by
+    its trial count, capped at the grid's size: `grid_size`)."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
+
+
+def grid_size(params: list[Param]) -> int:
+    return math.prod(len(param.grid()) for param in params)
+
+
 def sampler_for(sweep: SweepConfig, params: list[Param]) -> optuna.samplers.BaseSampler:
     if sweep.sampler == "grid":
-        return optuna.samplers.GridSampler({param.key: param.grid() for param in params}, seed=sweep.seed)
+        return _GridSampler({param.key: param.grid() for param in params}, seed=sweep.seed)
     if sweep.sampler == "random":
         return optuna.samplers.RandomSampler(seed=sweep.seed)
     return optuna.samplers.TPESampler(seed=sweep.seed)

@@ -43,6 +43,7 @@ from tunesmith.run_dir import RunDir
 from tunesmith.tune.report import write_sweep_report
 from tunesmith.tune.study import (
     counts,
+    grid_size,
     heartbeat,
     mark_owner,
     one_worker_at_a_time,
@@ -135,13 +136,17 @@ def work(sweep: Sweep) -> None:
     study = sweep.study()
     failures_in_a_row = 0
     timeout = sweep.config.sweep.timeout_minutes
+    wanted = sweep.config.sweep.trials
+    if sweep.config.sweep.sampler == "grid" and grid_size(sweep.params) < wanted:
+        log.info("the grid has %d points: %d trials, not %d", grid_size(sweep.params), grid_size(sweep.params), wanted)
+        wanted = grid_size(sweep.params)
     while True:
         with one_worker_at_a_time(sweep.folder):
             for number in recover_dead_trials(study):
                 log.warning("trial %d was left unfinished by a worker that died: failed, its settings queued again",
                             number)
             done = counts(study)
-            if done.finished + done.running >= sweep.config.sweep.trials:
+            if done.finished + done.running >= wanted:
                 return
             if timeout and time.time() - sweep.started > timeout * 60:
                 log.info("sweep.timeout_minutes (%s) is up: no new trial", timeout)
