@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="a run config with a sweep: section")
     p.add_argument("--resume", action="store_true", help="continue the newest sweep of this config")
     p.add_argument("--storage", metavar="URL", help="Optuna database shared by workers on several machines, e.g. "
-                   "postgresql://user:pass@host/db (default: sweep.db in the sweep folder)")
+                   "postgresql://user:pass@host/db (default: $TUNESMITH_SWEEP_STORAGE, else sweep.db in the sweep "
+                   "folder)")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="local worker processes on the study")
     p.add_argument("--sweep-dir", help="the sweep folder (default: a new one under output.dir)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a process started by --workers
@@ -314,11 +315,13 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from tunesmith.tune import prepare_sweep, run_sweep, work
+    from tunesmith.tune.sweep import STORAGE_VARIABLE
 
+    storage = args.storage or os.environ.get(STORAGE_VARIABLE) or None
     if args.worker:
-        work(prepare_sweep(args.config, args.overrides, resume=True, storage=args.storage, sweep_dir=args.sweep_dir))
+        work(prepare_sweep(args.config, args.overrides, resume=True, storage=storage, sweep_dir=args.sweep_dir))
         return 0
-    summary = run_sweep(args.config, args.overrides, resume=args.resume, storage=args.storage, workers=args.workers,
+    summary = run_sweep(args.config, args.overrides, resume=args.resume, storage=storage, workers=args.workers,
                         sweep_dir=args.sweep_dir)
     print(f"best trial: {summary['best_trial']} ({summary['best_value']:.6g}); run folder: {summary['best_run']}")
     print(f"best config: {summary['best_config']}")

@@ -26,6 +26,7 @@ import optuna
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from tunesmith.atomic import write_atomic
 from tunesmith.config import dump_config, load_config, validate_config
@@ -55,6 +56,8 @@ from tunesmith.tune.trial import metric_key, run_trial
 
 log = logging.getLogger("tunesmith")
 SWEEP_FILE = "sweep.json"
+STORAGE_VARIABLE = "TUNESMITH_SWEEP_STORAGE"
+"""Read by `--storage` when it is not given (how `--workers` hands a database URL to its processes)."""
 BEST_CONFIG = "best.yaml"
 MAX_FAILURES_IN_A_ROW = 3
 """Trials that fail (an error, not pruning) in a row before a worker gives up: the same error again and again is a
@@ -95,10 +98,15 @@ def prepare_sweep(config_path: str, overrides: list[str], resume: bool = False, 
     folder = _sweep_folder(config, config_path, resume, sweep_dir)
     record = read_json(folder / SWEEP_FILE)
     if record is None:
+        # A database URL's password is not written down: a resume gives --storage again.
+        shown = make_url(storage).render_as_string(hide_password=True) if storage else sqlite_url(folder)
         record = {"config_path": str(Path(config_path).resolve()), "overrides": list(overrides),
-                  "storage": storage or sqlite_url(folder), "study": Path(config_path).stem, "started": time.time()}
+                  "storage": shown, "study": Path(config_path).stem, "started": time.time()}
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / SWEEP_FILE, record)
+    if storage is None and "***" in record["storage"]:
+        raise RunError(f"the sweep in {folder} keeps its study in {record['storage']}",
+                       "give --storage with the database URL (and its password) again")
     return Sweep(folder=folder, config=config, config_path=str(Path(config_path).resolve()),
                  overrides=tuple(overrides), params=params, url=storage or record["storage"],
                  study_name=record["study"], direction=metric_direction(config.sweep.metric, config.sweep.direction),
@@ -177,12 +185,14 @@ def run_workers(sweep: Sweep, workers: int) -> None:
     ``worker-N.log`` in the sweep folder."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     command = [sys.executable, "-m", "tunesmith", "sweep", sweep.config_path, "--worker", "--sweep-dir",
-               str(sweep.folder), "--storage", sweep.url, "--set", f"train.threads={threads}",
+               str(sweep.folder), "--set", f"train.threads={threads}",
                *(arg for override in sweep.overrides for arg in ("--set", override))]
+    # The storage URL goes by the environment, not the command line, where any user could read its password.
+    environment = {**os.environ, STORAGE_VARIABLE: sweep.url}
     processes = []
     for index in range(workers):
         with open(sweep.folder / f"worker-{index}.log", "a") as output:
-            processes.append(subprocess.Popen([*command, "--resume"], stdout=output, stderr=subprocess.STDOUT))
+            processes.append(subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment))
     failed = [index for index, process in enumerate(processes) if process.wait() != 0]
     if failed:
         raise RunError(f"worker {failed[0]} of the sweep ended with an error",
