@@ -142,3 +142,13 @@ def test_a_config_without_a_sweep_section_is_an_error(sweep_config, error_of, tm
 def test_a_metric_the_task_lacks_is_refused_before_any_trial(sweep_config, error_of):
     config = sweep_config({"lora.r": [2]}, metric="bleu")
     assert "sweep.metric" in error_of(lambda: run_sweep(str(config), []))
+
+
+def test_a_database_password_is_not_written_to_the_sweep_folder(sweep_config, tmp_path, error_of):
+    config = sweep_config({"lora.r": [2]})
+    folder = tmp_path / "remote-sweep"
+    prepare_sweep(str(config), [], storage="postgresql://tuner:s3cret@db.example:5432/studies", sweep_dir=str(folder))
+    record = (folder / "sweep.json").read_text()
+    assert "s3cret" not in record and "tuner:***@db.example" in record
+    message = error_of(lambda: prepare_sweep(str(config), [], resume=True, sweep_dir=str(folder)))
+    assert "--storage" in message
