@@ -353,3 +353,17 @@ def test_serves_the_real_default_model_as_plain_generate_answers(start_server, d
                                     skip_special_tokens=True)
         assert reply.choices[0].message.content == expected
     assert "Paris" in replies[0].choices[0].message.content
+
+
+def test_a_run_whose_checkpoints_were_deleted_is_served_from_its_export(spam_runs):
+    import shutil
+
+    from tunesmith.run_dir import RunDir
+
+    run = RunDir(spam_runs[0])
+    before = load_served([str(run.root)])
+    shutil.move(str(run.best), str(run.adapter))  # as if `export` ran and checkpoints/ was deleted to free the disk
+    shutil.rmtree(run.checkpoints)
+    after = load_served([str(run.root)])
+    weights = dict(before.model.named_parameters())
+    assert all((weights[name] == value).all() for name, value in after.model.named_parameters())

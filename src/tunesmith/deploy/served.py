@@ -97,14 +97,14 @@ def load_served(targets: list[str], shadow: str | None = None, device=None) -> S
                        "serve a full fine-tune on its own (one `tunesmith serve` per full run)")
     if full:
         config = configs[0]
-        model = load_model_folder(runs[0].best_weights(), config.model, device)
+        model = load_model_folder(_weights(runs[0], config), config.model, device)
         served = {names[0]: _served_run(names[0], runs[0], config, None)}
         return _served(model, served, names[0], None, config.model)
     _check_one_base(names, configs)
     base, _ = load_base_model(configs[0].model, device)
     model = base
     for name, run in zip(names, runs):
-        model = load_adapter(model, run.best_weights(), name)
+        model = load_adapter(model, _weights(run, run.config()), name)
     model.eval()
     served = {name: _served_run(name, run, config, name) for name, run, config in zip(names, runs, configs)}
     served[BASE_NAME] = _served_run(BASE_NAME, runs[0], configs[0], BASE_ADAPTER, is_base=True)
@@ -138,6 +138,16 @@ def _served_run(name: str, run: RunDir, config: RunConfig, adapter: str | None, 
         task=task_of(config.evaluate.task, row_format), labels=list(labels) if labels else None, data=config.data,
         run=None if is_base else run.root.resolve(),
     )
+
+
+def _weights(run: RunDir, config: RunConfig) -> Path:
+    """The run's best checkpoint; once its checkpoints are deleted (to free the disk), its export: ``adapter/``
+    (adapter methods) or ``merged/`` (a full fine-tune), which hold the same weights."""
+    if run.best.is_dir():
+        return run.best_weights()
+    exported = run.adapter if uses_adapter(config.method) else run.merged
+    return exported if (exported / "config.json").is_file() or (exported / "adapter_config.json").is_file() \
+        else run.best_weights()  # neither: the error says to train
 
 
 def _check_one_base(names: list[str], configs: list[RunConfig]) -> None:
