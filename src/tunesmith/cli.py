@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show library warnings and debug logs")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    p = commands.add_parser("init", help="write a commented starter config for a data file (format, columns, labels "
+                            "and max_length detected)")
+    p.add_argument("data", metavar="DATA", help="data file (JSONL, JSON, CSV, Parquet, ...), glob or dataset folder")
+    p.add_argument("--test", metavar="FILE", help="test file (default: a fraction of DATA is held out for testing)")
+    p.add_argument("--out", default="config.yaml", help="config file to write (default: config.yaml)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out when it exists")
+
     p = commands.add_parser("run", help="data check, train, evaluate vs base, export and report, in one run folder")
     p.add_argument("config")
     p.add_argument("--resume", action="store_true",
@@ -208,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
 # ---- handlers: parsed arguments in, exit code out ---------------------------------------------------------------
 
 
+def _init(args: argparse.Namespace) -> int:
+    from tunesmith.data.starter import write_starter_config
+
+    print(write_starter_config(args.data, args.test, args.out, args.overwrite).render())
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from tunesmith.pipeline import run_pipeline
 
@@ -360,6 +374,7 @@ def _feedback_export(args: argparse.Namespace) -> int:
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "init": _init,
     "run": _run, "train": _train, "data check": _data_check, "data clean": _data_clean, "config": _config,
     "eval": _eval, "compare": _compare, "export": _export, "report": _report, "chat": _chat, "generate": _generate,
     "serve": _serve, "sweep": _sweep, "monitor": _monitor, "feedback export": _feedback_export,

