@@ -41,12 +41,20 @@ def sms_rows(count: int) -> list[dict]:
 
 
 def comment_above(text: str, key: str) -> str:
-    """The comment line above the (last-level) key ``key`` of a written config."""
+    """The comment above the (last-level) key ``key`` of a written config, its wrapped lines joined into one."""
     name = key.rsplit(".", 1)[-1]
     lines = text.splitlines()
-    index = next(i for i, line in enumerate(lines) if re.match(rf"\s*(# )?{re.escape(name)}:", line)
-                 and lines[i - 1].lstrip().startswith(f"# {key_summary(key)}"))
-    return lines[index - 1].strip()
+    for index, line in enumerate(lines):
+        if not re.match(rf"\s*(# )?{re.escape(name)}:", line):
+            continue
+        start = index
+        while start > 0 and lines[start - 1].lstrip().startswith("# ") and \
+                not re.match(r"\s*# [a-z_]+: ", lines[start - 1]):
+            start -= 1
+        comment = " ".join(line.strip().removeprefix("# ") for line in lines[start:index])
+        if comment.startswith(key_summary(key)):
+            return "# " + comment
+    raise AssertionError(f"no comment above {key}")
 
 
 @pytest.fixture()
@@ -99,7 +107,9 @@ def test_csv_integer_labels_named_by_a_column_with_a_test_file(tmp_path, checked
     out = tmp_path / "configs" / "news.yaml"
     starter = write_starter_config(tmp_path / "data" / "train.csv", tmp_path / "data" / "test.csv", out)
 
-    assert "train: ../data/train.csv" in starter.text and "test: ../data/test.csv" in starter.text
+    # The data lies outside the config's folder: absolute paths, not ../ chains.
+    assert f"train: {tmp_path / 'data' / 'train.csv'}" in starter.text
+    assert f"test: {tmp_path / 'data' / 'test.csv'}" in starter.text
     raw = yaml.safe_load(out.read_text(encoding="utf-8"))
     assert raw["data"]["split"] == {"validation": 0.1} and "columns" not in raw["data"]
     config = load_config(out)

@@ -14,8 +14,8 @@ so the comments say what the code's documentation says, followed by a note on th
 from __future__ import annotations
 
 import math
-import os
 import sys
+import textwrap
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +53,8 @@ classification."""
 LABEL_NAME_KEYS = ("{label}_text", "{label}_name", "label_text", "label_name")
 """Keys that may name integer labels row by row (Hugging Face datasets write `label_text` beside `label`)."""
 
+COMMENT_WIDTH = 110
+"""Comment lines are wrapped to this width (the YAML stays readable in an 120-column editor)."""
 LENGTH_PERCENTILE = 99
 LENGTH_MULTIPLE = 64
 MAX_LENGTH_CAP = 2048
@@ -143,7 +145,7 @@ def write_starter_config(data_path: str | Path, test_path: str | Path | None = N
     sizes = {"rows": len(rows["data"]), "train": len(train_rows), **{s: len(r) for s, r in carved.items()}}
     notes = _Notes(fmt, columns, first, named_by, percentile, max_length,
                    sum(length > max_length for length in lengths), len(every_example), sizes)
-    relative = {key: os.path.relpath(Path(path).absolute(), out.absolute().parent) for key, path in paths.items()}
+    relative = {key: _path_from(out, path) for key, path in paths.items()}
     text = render_config(_settings(data.model_copy(update=relative), notes), _header(files, fmt, out))
     validate_config(yaml.safe_load(text))  # what is written loads: a mistake here never reaches the disk
     write_atomic(out, text)
@@ -323,7 +325,7 @@ def _settings(data: DataConfig, notes: _Notes) -> list[Setting]:
 
 def _data_settings(data: DataConfig, notes: _Notes) -> list[Setting]:
     sizes = notes.sizes
-    relative = "Written relative to this file's folder"
+    relative = "A relative path is read from this file's folder"
     if data.path is not None:
         settings = [
             Setting("data.path", data.path, f"{relative}; `split` holds out the validation and test rows."),
@@ -382,6 +384,13 @@ def _header(files: dict[str, str], fmt: str, out: Path) -> list[str]:
     ]
 
 
+def _path_from(config: Path, data: str) -> str:
+    """``data`` relative to the config's folder when it lies within it (the pair then moves together), else
+    absolute (a ``../../..`` path is harder to read than the path itself)."""
+    target, folder = Path(data).absolute(), config.absolute().parent
+    return str(target.relative_to(folder)) if target.is_relative_to(folder) else str(target)
+
+
 def render_config(settings: list[Setting], header: list[str]) -> str:
     """The YAML text of ``settings``: sections opened as their keys need them, one comment line above each key
     (the schema's summary of it, then the setting's note), a blank line between top-level sections."""
@@ -398,8 +407,9 @@ def render_config(settings: list[Setting], header: list[str]) -> str:
         opened = sections
         indent = "  " * len(sections)
         entry = f"{name}: {_yaml_value(setting.value)}"
-        lines += [f"{indent}# {key_summary(setting.key)} {setting.note}",
-                  f"{indent}# {entry}" if setting.example else f"{indent}{entry}"]
+        comment = textwrap.wrap(f"{key_summary(setting.key)} {setting.note}", COMMENT_WIDTH - len(indent) - 2)
+        lines += [f"{indent}# {line}" for line in comment]
+        lines.append(f"{indent}# {entry}" if setting.example else f"{indent}{entry}")
     return "\n".join(lines) + "\n"
 
 
