@@ -106,3 +106,30 @@ def test_one_section_with_overrides():
         override_section("monitor", MonitorConfig(), ["monitor.max_eror_rate=0.1"])
     with pytest.raises(ConfigError, match="config: monitor.max_error_rate: input should be less than or equal to 1"):
         override_section("monitor", MonitorConfig(), ["monitor.max_error_rate=5"])
+
+
+@pytest.mark.parametrize(("baselines", "message"), [
+    (["tfidf_lr"], "config: evaluate.baselines: 'tfidf_lr': not a baseline; allowed: auto, [] or a list of baselines "
+                   "of the task (classification: majority, tfidf_logreg, tfidf_svm; regression: mean, tfidf_ridge)"),
+    ("none", "config: evaluate.baselines: 'none': not a baseline; allowed: auto, [] or a list of baselines of the "
+             "task (classification: majority, tfidf_logreg, tfidf_svm; regression: mean, tfidf_ridge)"),
+    (["mean"], "config: evaluate.baselines: 'mean' is not a classification baseline; allowed for classification: "
+               "auto, [] or a list of majority, tfidf_logreg, tfidf_svm"),
+])
+def test_baselines_must_be_known_and_fit_the_task(tmp_path, baselines, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, {"data": {"train": "a.jsonl"},
+                                     "evaluate": {"task": "classification", "baselines": baselines}}))
+    assert str(info.value) == message
+
+
+def test_baselines_resolve_per_task_once_the_task_is_known():
+    config = validate_config({"data": {"train": "a.jsonl"}, "evaluate": {"baselines": ["tfidf_svm", "majority"]}})
+    assert config.evaluate.baselines_for("classification") == ["tfidf_svm", "majority"]
+    with pytest.raises(ConfigError, match="'tfidf_svm', 'majority' is not a regression baseline"):
+        config.evaluate.baselines_for("regression")
+    auto = validate_config({"data": {"train": "a.jsonl"}}).evaluate
+    assert [auto.baselines_for(task) for task in ("classification", "regression", "generation")] == [
+        ["majority", "tfidf_logreg"], ["mean", "tfidf_ridge"], []]
+    assert validate_config({"data": {"train": "a.jsonl"}, "evaluate": {"baselines": []}}).evaluate.baselines_for(
+        "classification") == []

@@ -89,7 +89,8 @@ def test_adapter_folder_loads_with_peft_and_describes_itself(lora_run, tiny_mode
     from transformers import AutoTokenizer
 
     run = RunDir(lora_run)
-    eval_data = {"task": "classification", "base": {"accuracy": 0.5, "f1": 0.4}, "tuned": {"accuracy": 0.75, "f1": 0.7}}
+    eval_data = {"task": "classification", "base": {"accuracy": 0.5, "f1": 0.4}, "tuned": {"accuracy": 0.75, "f1": 0.7},
+                 "baselines": {"tfidf_logreg": {"accuracy": 0.7, "f1": 0.6, "train_seconds": 0.5}}}
     run.eval_json.write_text(json.dumps(eval_data))
     adapter = export(lora_run)["adapter"]
 
@@ -99,8 +100,10 @@ def test_adapter_folder_loads_with_peft_and_describes_itself(lora_run, tiny_mode
     card = (adapter / "README.md").read_text()
     assert str(tiny_model_dir) in card
     assert "LoRA r=4, alpha=8, targets q_proj, v_proj, o_proj, down_proj" in card
-    assert "| accuracy | 0.5000 | 0.7500 | +0.2500 |" in card
-    assert "| f1 | 0.4000 | 0.7000 | +0.3000 |" in card
+    assert "| accuracy | 0.5000 | 0.7500 | +0.2500 | 0.7000 |" in card
+    assert "| f1 | 0.4000 | 0.7000 | +0.3000 | 0.6000 |" in card
+    assert ("The tuned model beats TF-IDF + logistic regression, the best baseline, by +0.0500 accuracy (0.7500 vs "
+            "0.7000).") in " ".join(card.split())
     assert "method: lora" in card  # the config block
 
 

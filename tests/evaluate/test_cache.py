@@ -19,7 +19,7 @@ from tunesmith.evaluate.cache import SCORING_SETTINGS, eval_cache_root, evaluati
 from tunesmith.evaluate.runner import evaluate_run
 from tunesmith.models import load_tokenizer
 
-NOT_SCORING = {"task", "compare_base", "cache_base", "num_examples"}
+NOT_SCORING = {"task", "compare_base", "cache_base", "num_examples", "baselines"}
 """`evaluate.*` settings that do not change the base model's results (`task` enters the key resolved)."""
 
 
@@ -47,10 +47,14 @@ def with_settings(config, *overrides: str):
 
 
 def run_files(run) -> tuple[dict, str]:
-    """eval.json without the cache's own fields, and predictions.jsonl as text."""
+    """eval.json without the cache's own fields and the baselines' timings (wall-clock, never the same twice), and
+    predictions.jsonl as text."""
     result = json.loads(run.eval_json.read_text(encoding="utf-8"))
     for name in ("base_from_cache", "base_cache"):
         result.pop(name)
+    for scores in result["baselines"].values():
+        for name in ("train_seconds", "predict_seconds"):
+            scores.pop(name)
     return result, run.predictions.read_text(encoding="utf-8")
 
 

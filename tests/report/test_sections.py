@@ -32,3 +32,16 @@ def test_evaluation_says_when_the_base_scores_came_from_the_cache():
     reused = render_text(Document("r", sections=[evaluation_section({**eval_data, "base_from_cache": True})]))
     assert ("Base model scores reused from the evaluation cache: computed 2026-11-30T05:09:00+00:00 on the same "
             f"weights, test rows and settings (key {'ab' * 16}).") in " ".join(reused.split())
+
+
+def test_evaluation_shows_the_baselines_and_the_verdict_against_the_best():
+    eval_data = {"task": "classification", "num_examples": 2, "labels": ["ham", "spam"],
+                 "base": {"accuracy": 0.5, "per_class": {"spam": {"f1": 0.1, "support": 1}}},
+                 "tuned": {"accuracy": 0.9, "per_class": {"spam": {"f1": 0.8, "precision": 0.9, "recall": 0.7,
+                                                                   "support": 1}}},
+                 "baselines": {"tfidf_logreg": {"accuracy": 0.95, "per_class": {"spam": {"f1": 0.85}},
+                                                "train_seconds": 0.5}}}
+    text = " ".join(render_text(Document("r", sections=[evaluation_section(eval_data)])).split())
+    assert ("The tuned model does not beat TF-IDF + logistic regression, the best baseline: accuracy 0.9000 vs "
+            "0.9500 (-0.0500).") in text
+    assert "tfidf_logreg F1" in text and "0.8500" in text  # the per-class table has the baseline's F1

@@ -65,3 +65,13 @@ def test_summary_section_opens_with_facts_then_the_verdict():
 def test_the_model_fact_names_the_method(method, described):
     config = validate_config({"data": {"train": "t.jsonl"}, "method": method})
     assert dict(summary_section(config, None, None, None, None).blocks[0].items)["model"] == described
+
+
+def test_verdict_says_whether_the_tuned_model_beats_the_best_baseline():
+    with_baselines = {**EVAL, "baselines": {"majority": {"accuracy": 0.856}, "tfidf_logreg": {"accuracy": 0.973}},
+                      "unleaked": {**EVAL["unleaked"], "baselines": {"majority": {"accuracy": 0.85},
+                                                                     "tfidf_logreg": {"accuracy": 0.97}}}}
+    assert verdict(with_baselines, headline_table(with_baselines)) == (
+        "accuracy: base 0.7190 → tuned 0.9830 (+0.2640) on 1,000 test rows; on the 941 rows not leaked from "
+        "train: base 0.7000 → tuned 0.9800 (+0.2800). The tuned model beats TF-IDF + logistic regression, the best "
+        "baseline, by +0.0100 accuracy (0.9830 vs 0.9730).")

@@ -12,8 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tunesmith.config.vocabulary import (
     ALWAYS_REPORTED,
+    AUTO_BASELINES,
+    BASELINES,
     TASK_METRICS,
     WHOLE_DATA_FINDINGS,
+    Baseline,
     FindingKind,
     Method,
     RowFormat,
@@ -276,6 +279,12 @@ class EvaluateConfig(_Section):
     """Keep the base model's evaluation (metrics and per-row predictions, under the tunesmith cache) keyed on its
     weights, the tokenizer and chat template, the test rows and every setting that changes the scores; a second
     run with the same key reuses it instead of evaluating the base model again, and says so."""
+    baselines: Literal["auto"] | list[Baseline] = "auto"
+    """Classic models trained (scikit-learn, seconds on a CPU) on the run's training rows and scored on its test
+    rows beside the tuned model. Classification: `majority` (the majority class), `tfidf_logreg` (TF-IDF of word
+    1-2 grams + logistic regression, classes weighted to balance), `tfidf_svm` (TF-IDF + linear SVM).
+    Regression: `mean` (the mean target), `tfidf_ridge` (TF-IDF + ridge regression). `auto`: `majority` and
+    `tfidf_logreg`, or `mean` and `tfidf_ridge`; generation has none. `[]` trains none."""
     num_examples: int = Field(8, ge=0)
     """Example predictions shown in the report."""
 
@@ -288,10 +297,24 @@ class EvaluateConfig(_Section):
             raise ValueError(f"{', '.join(map(repr, unknown))}: not a metric; known: {', '.join(sorted(known))}")
         return names
 
+    @field_validator("baselines", mode="before")
+    @classmethod
+    def _known_baselines(cls, value: Any) -> Any:
+        # Before pydantic's own check: its error for a union names only the first member's allowed value (`auto`).
+        names = value if isinstance(value, list) else [value]
+        unknown = [name for name in names if not (isinstance(name, str) and name in BASELINES)]
+        if unknown and value != "auto":
+            by_task = "; ".join(f"{task}: {', '.join(name for name, (fits, _) in BASELINES.items() if fits == task)}"
+                                for task in dict.fromkeys(fits for fits, _ in BASELINES.values()))
+            raise ValueError(f"{', '.join(map(repr, unknown))}: not a baseline; allowed: auto, [] or a list of "
+                             f"baselines of the task ({by_task})")
+        return value
+
     @model_validator(mode="after")
     def _metrics_of_the_task(self) -> "EvaluateConfig":
         if self.task != "auto":
             self.check_metrics(self.task)
+            self.baselines_for(self.task)
         return self
 
     def check_metrics(self, task: str) -> None:
@@ -302,6 +325,19 @@ class EvaluateConfig(_Section):
         if wrong:
             raise ConfigError("evaluate.metrics", f"{', '.join(map(repr, wrong))} is not a {task} metric; choose "
                               f"from {', '.join(TASK_METRICS[task] + ALWAYS_REPORTED)}")
+
+    def baselines_for(self, task: str) -> list[str]:
+        """The baselines `evaluate.baselines` trains for ``task``; a `ConfigError` when it names one of another task
+        (checked when the task is known, as `check_metrics` is)."""
+        if self.baselines == "auto":
+            return list(AUTO_BASELINES[task])
+        fitting = [name for name, (fits, _) in BASELINES.items() if fits == task]
+        wrong = [name for name in self.baselines if name not in fitting]
+        if wrong:
+            allowed = f"auto, [] or a list of {', '.join(fitting)}" if fitting else "auto or [] (it has none)"
+            raise ConfigError("evaluate.baselines", f"{', '.join(map(repr, wrong))} is not a {task} baseline; "
+                              f"allowed for {task}: {allowed}")
+        return list(dict.fromkeys(self.baselines))
 
 
 class MonitorConfig(_Section):

@@ -26,13 +26,12 @@ from pydantic import BaseModel
 
 from tunesmith.config.loading import validate_config
 from tunesmith.config.schema import RunConfig
-from tunesmith.config.vocabulary import ALWAYS_REPORTED, TASK_METRICS
+from tunesmith.config.vocabulary import ALWAYS_REPORTED, MINIMIZED, TASK_METRICS
 from tunesmith.errors import ConfigError
 
 KINDS = ("choices", "uniform", "log_uniform", "int", "multiple_of_r")
 NOT_SEARCHABLE = ("sweep", "output")
 """Sections a trial cannot vary: the search itself, and where runs are written."""
-MINIMIZED = ("loss", "mse", "mae", "perplexity")
 
 
 @dataclass(frozen=True)

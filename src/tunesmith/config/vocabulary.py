@@ -104,6 +104,24 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
 """The metrics `evaluate.metrics` may name for each task (`tunesmith.evaluate.metrics` computes them)."""
 ALWAYS_REPORTED = ("loss", "perplexity")
 """Reported for every task."""
+MINIMIZED = ("loss", "mse", "mae", "perplexity")
+"""Metrics where lower is better (losses and errors); every other metric is a score, higher is better."""
+
+Baseline = Literal["majority", "tfidf_logreg", "tfidf_svm", "mean", "tfidf_ridge"]
+BASELINES: dict[str, tuple[str, str]] = {
+    "majority": ("classification", "the majority class"),
+    "tfidf_logreg": ("classification", "TF-IDF + logistic regression"),
+    "tfidf_svm": ("classification", "TF-IDF + linear SVM"),
+    "mean": ("regression", "the mean target"),
+    "tfidf_ridge": ("regression", "TF-IDF + ridge regression"),
+}
+"""`evaluate.baselines` name → (the task it fits, how reports name it). `tunesmith.evaluate.baselines` builds them."""
+AUTO_BASELINES: dict[str, tuple[str, ...]] = {
+    "classification": ("majority", "tfidf_logreg"),
+    "regression": ("mean", "tfidf_ridge"),
+    "generation": (),
+}
+"""What `evaluate.baselines: auto` trains for each task: a constant predictor and a linear text model."""
 
 
 def task_of(requested: str, row_format: str) -> str:

@@ -374,8 +374,10 @@ def check_run_data(config: RunConfig, run: RunDir) -> dict:
     streamed row (``train_summary.json``).
     """
     splits = load_run_splits(config.data)
-    # The task is known now: metric names that do not fit it fail before any model is loaded.
-    config.evaluate.check_metrics(task_of(config.evaluate.task, splits.format))
+    # The task is known now: metric and baseline names that do not fit it fail before any model is loaded.
+    task = task_of(config.evaluate.task, splits.format)
+    config.evaluate.check_metrics(task)
+    config.evaluate.baselines_for(task)
     report = check_data(splits, load_tokenizer(config.model), config.data.max_length, config.data.loss_on,
                         config.data.check)
     summary = report.to_dict()

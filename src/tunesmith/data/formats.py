@@ -101,8 +101,26 @@ def classification_user_turn(config: DataConfig, labels: list[str], text: str) -
 
 def _regression(row: Row, config: DataConfig, labels: list[str] | None) -> Example:
     target = target_of(row, config)
-    user = _with_instruction(_instruction(config, DEFAULT_REGRESSION_INSTRUCTION), _text_of(row, config, "regression"))
+    user = regression_user_turn(config, _text_of(row, config, "regression"))
     return _conversation(row, config, user, target_text(target), target=target)
+
+
+def regression_user_turn(config: DataConfig, text: str) -> str:
+    """The user turn of a regression row with ``text``: the instruction, then the text."""
+    return _with_instruction(_instruction(config, DEFAULT_REGRESSION_INSTRUCTION), text)
+
+
+def row_text(user_turn: str, fmt: str, config: DataConfig, labels: list[str] | None) -> str:
+    """The row's own text inside ``user_turn``, a user turn that rows of format ``fmt`` make: for classification
+    and regression rows the turn without the instruction put before the text (the same on every row); other
+    formats add no instruction, so their turn is the text."""
+    if fmt == "classification":
+        instruction = classification_user_turn(config, labels or [], "")
+    elif fmt == "regression":
+        instruction = regression_user_turn(config, "")
+    else:
+        return user_turn
+    return user_turn.removeprefix(instruction)
 
 
 def _text(row: Row, config: DataConfig, labels: list[str] | None) -> Example:

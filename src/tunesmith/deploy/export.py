@@ -23,7 +23,7 @@ from tunesmith.config.vocabulary import METHODS, uses_adapter
 from tunesmith.deploy.chat import stop_token_ids
 from tunesmith.document import NOT_AVAILABLE, Code, Document, Section, Text, render_markdown
 from tunesmith.errors import RunError
-from tunesmith.evaluate import comparison_table
+from tunesmith.evaluate import baseline_verdict, comparison_table
 from tunesmith.json_files import read_json
 from tunesmith.models import load_base_model, load_model_folder, load_tokenizer, portable_name
 from tunesmith.models.loading import load_adapter
@@ -140,7 +140,8 @@ def model_card(run_name: str, config: RunConfig, eval_data: dict | None, kind: s
     if eval_data is None:
         evaluation = [Text(f"{NOT_AVAILABLE} (the run was not evaluated before export)")]
     else:
-        evaluation = [comparison_table(eval_data)]
+        against_baseline = baseline_verdict(eval_data)
+        evaluation = [comparison_table(eval_data), *([Text(against_baseline)] if against_baseline else [])]
     card = Document(
         title=title,
         subtitle=f"Fine-tuned from {base_text} with tunesmith {__version__} ({method}).",

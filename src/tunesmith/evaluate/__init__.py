@@ -1,7 +1,8 @@
-"""Stage: evaluate. Task metrics, batched generation, label likelihood, and base-vs-tuned comparison on the test
-split (also without the rows leaked from train)."""
+"""Stage: evaluate. Task metrics, batched generation, label likelihood, classic baselines, and base-vs-tuned
+comparison on the test split (also without the rows leaked from train)."""
 
-from tunesmith.evaluate.compare import compare_run, comparison_table, format_comparison
+from tunesmith.evaluate.baselines import baseline_scores, run_baselines
+from tunesmith.evaluate.compare import baseline_verdict, best_baseline, compare_run, comparison_table, format_comparison
 from tunesmith.evaluate.generation import generate
 from tunesmith.evaluate.likelihood import label_token_ids, loss_and_perplexity, predict_labels, score_labels
 from tunesmith.evaluate.metrics import (
@@ -14,7 +15,8 @@ from tunesmith.evaluate.runner import evaluate_run
 from tunesmith.evaluate.tasks import evaluate_model, resolve_task
 
 __all__ = [
-    "classification_metrics", "compare_run", "comparison_table", "evaluate_model", "evaluate_run",
-    "format_comparison", "generate", "generation_metrics", "label_token_ids", "loss_and_perplexity",
-    "parse_number", "predict_labels", "regression_metrics", "resolve_task", "score_labels",
+    "baseline_scores", "baseline_verdict", "best_baseline", "classification_metrics", "compare_run",
+    "comparison_table", "evaluate_model", "evaluate_run", "format_comparison", "generate", "generation_metrics",
+    "label_token_ids", "loss_and_perplexity", "parse_number", "predict_labels", "regression_metrics", "resolve_task",
+    "run_baselines", "score_labels",
 ]

@@ -1,5 +1,6 @@
-"""A run's evaluation (the pipeline's evaluate stage): the tuned model and its base on the test split, scored
-on every test row and on the rows not leaked from train; writes ``eval.json`` and ``predictions.jsonl``."""
+"""A run's evaluation (the pipeline's evaluate stage): the tuned model, its base and the classic baselines on the
+test split, scored on every test row and on the rows not leaked from train; writes ``eval.json`` and
+``predictions.jsonl``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tunesmith.data.example import Example, Splits
 from tunesmith.data.splits import load_run_splits
 from tunesmith.document import is_number
 from tunesmith.errors import ConfigError, DataError
+from tunesmith.evaluate.baselines import BaselineResult, baseline_scores, run_baselines
 from tunesmith.evaluate.cache import evaluation_key, key_ingredients, load_evaluation, store_evaluation
 from tunesmith.evaluate.tasks import evaluate_model, resolve_task, select_metrics, task_metrics
 from tunesmith.json_files import read_json, write_json, write_jsonl
@@ -34,6 +36,8 @@ def evaluate_run(config: RunConfig, run: RunDir, include_base: bool | None = Non
     the data check did not find in train (``leakage`` says which, or why it could not be checked).
     ``base_from_cache`` says whether the base model's results were reused from the evaluation cache
     (`tunesmith.evaluate.cache`), and ``base_cache`` names that entry (its key and when it was computed).
+    ``baselines`` holds each `evaluate.baselines` model's metrics with its ``train_seconds`` and
+    ``predict_seconds`` (`tunesmith.evaluate.baselines`; trained again at every evaluation, in seconds).
     """
     distributed.start(config.distributed.timeout_minutes)
     run.best_weights()  # fail before spending minutes on the base model
@@ -47,6 +51,7 @@ def evaluate_run(config: RunConfig, run: RunDir, include_base: bool | None = Non
         )
     task = resolve_task(config.evaluate, splits.format)
     labels = _task_labels(task, splits.labels, config) if task == "classification" else None
+    baselines = _baselines(config, splits, task)
 
     base_metrics = base_rows = base_cache = None
     base_from_cache = False
@@ -58,7 +63,7 @@ def evaluate_run(config: RunConfig, run: RunDir, include_base: bool | None = Non
     del model
     _free_memory()
 
-    leakage, unleaked = _unleaked_scores(config, splits, task, labels, base_rows, tuned_rows)
+    leakage, unleaked = _unleaked_scores(config, splits, task, labels, base_rows, tuned_rows, baselines)
     result = {
         "task": task,
         "labels": labels,
@@ -66,6 +71,8 @@ def evaluate_run(config: RunConfig, run: RunDir, include_base: bool | None = Non
         "base": base_metrics,
         "tuned": tuned_metrics,
         "delta": metric_deltas(base_metrics, tuned_metrics),
+        "baselines": {baseline.name: baseline_scores(baseline, task, splits.test, labels, config.evaluate)
+                      for baseline in baselines},
         "base_from_cache": base_from_cache,
         "base_cache": base_cache,
         "leakage": leakage,
@@ -81,7 +88,8 @@ def evaluate_against(config: RunConfig, run: RunDir, previous: RunDir) -> dict:
     """A previous run's tuned model scored on this run's test split, beside this run's own tuned model: what the
     retrain (more data, users' feedback) changed, measured on the same rows. The previous model sees the rows as
     this run's data settings render them, through its own tokenizer and chat template. Writes nothing; returns
-    eval.json's shape with the previous run in place of the base model (``against`` names it)."""
+    eval.json's shape with the previous run in place of the base model (``against`` names it), and this run's
+    baselines, which were scored on the same rows."""
     current = read_json(run.eval_json) or evaluate_run(config, run, include_base=False)
     splits = load_run_splits(config.data)
     task = resolve_task(config.evaluate, splits.format)
@@ -93,14 +101,16 @@ def evaluate_against(config: RunConfig, run: RunDir, previous: RunDir) -> dict:
     metrics, _ = _timed_evaluation("previous run's", model, tokenizer, splits.test, task, labels, config)
     return {"task": task, "labels": labels, "num_examples": len(splits.test), "base": metrics,
             "tuned": current["tuned"], "delta": metric_deltas(metrics, current["tuned"]),
-            "against": previous.root.resolve().name, "columns": [previous.root.resolve().name, run.root.resolve().name]}
+            "baselines": current.get("baselines") or {}, "against": previous.root.resolve().name,
+            "columns": [previous.root.resolve().name, run.root.resolve().name]}
 
 
 def _unleaked_scores(config: RunConfig, splits: Splits, task: str, labels: list[str] | None,
-                     base_rows: list[dict] | None, tuned_rows: list[dict]) -> tuple[dict, dict | None]:
+                     base_rows: list[dict] | None, tuned_rows: list[dict],
+                     baselines: list[BaselineResult]) -> tuple[dict, dict | None]:
     """``(leakage, unleaked)`` of eval.json. The unleaked scores are the task metrics of the same predictions
-    on the test rows that are not leaked (the loss is left out: it is not kept per row); None when no row is
-    leaked, or when leakage cannot be checked."""
+    (the models' and the baselines') on the test rows that are not leaked (the loss is left out: it is not kept
+    per row); None when no row is leaked, or when leakage cannot be checked."""
     leaked = leaked_rows(splits, "test", config.data.check.near_duplicate_threshold)
     if leaked is None:
         return {"checked": False, "reason": "data.streaming: the training rows are not held in memory"}, None
@@ -117,7 +127,10 @@ def _unleaked_scores(config: RunConfig, splits: Splits, task: str, labels: list[
         return select_metrics(metrics, task, config.evaluate)
 
     base, tuned = scores(base_rows), scores(tuned_rows)
-    return leakage, {"num_examples": len(keep), "base": base, "tuned": tuned, "delta": metric_deltas(base, tuned)}
+    others = {baseline.name: baseline_scores(baseline, task, splits.test, labels, config.evaluate, keep, timings=False)
+              for baseline in baselines}
+    return leakage, {"num_examples": len(keep), "base": base, "tuned": tuned, "delta": metric_deltas(base, tuned),
+                     "baselines": others}
 
 
 def metric_deltas(base: dict | None, tuned: dict) -> dict:
@@ -152,6 +165,21 @@ def _task_labels(task: str, found: list[str] | None, config: RunConfig) -> list[
             "use classification rows (text + label) or set data.label_names",
         )
     return list(labels)
+
+
+def _baselines(config: RunConfig, splits: Splits, task: str) -> list[BaselineResult]:
+    """The `evaluate.baselines` of the task, trained and run by rank 0 alone (seconds of CPU, no model) and sent to
+    the other processes, so every process writes and returns the same result."""
+    names = config.evaluate.baselines_for(task)  # on every rank: a ConfigError must stop them all
+    results = None
+    if distributed.is_main():
+        if names:
+            _console.print(f"training the baselines {', '.join(names)} on {len(splits.train)} training rows")
+        results = run_baselines(names, task, splits, config.data, config.train.seed)
+        for result in results:
+            if result.skipped:
+                _console.print(f"  baseline {result.name} skipped: {result.skipped}")
+    return distributed.broadcast(results)
 
 
 def _base_evaluation(config: RunConfig, examples: list[Example], task: str, labels: list[str] | None):

@@ -24,7 +24,7 @@ from tunesmith.document import (
     is_number,
     plain,
 )
-from tunesmith.evaluate import comparison_table
+from tunesmith.evaluate import baseline_verdict, comparison_table
 from tunesmith.report.plots import confusion_matrices_png, loss_curve_png, token_length_histogram_png
 from tunesmith.text import shorten
 
@@ -194,6 +194,9 @@ def evaluation_section(eval_data: dict | None) -> Section:
         blocks.append(Text(f"Base model scores reused from the evaluation cache: computed {cache.get('computed_at')} "
                            f"on the same weights, test rows and settings (key {cache.get('key')})."))
     blocks.append(comparison_table(eval_data))
+    against_baseline = baseline_verdict(eval_data)
+    if against_baseline:
+        blocks.append(Text(against_baseline))
     leakage = eval_data.get("leakage") or {}
     if leakage.get("leaked_rows"):
         shown = ", ".join(leakage.get("locations", [])[:MAX_LISTED])
@@ -211,7 +214,8 @@ def classification_blocks(eval_data: dict) -> list[Block]:
     """Per-class F1 and confusion matrices (tables, plus one heatmap image) when the metrics have them."""
     tuned, base = eval_data.get("tuned") or {}, eval_data.get("base") or {}
     blocks: list[Block] = []
-    per_class_table = per_class_f1_table(tuned.get("per_class"), base.get("per_class"))
+    baselines = {name: scores.get("per_class") for name, scores in (eval_data.get("baselines") or {}).items()}
+    per_class_table = per_class_f1_table(tuned.get("per_class"), base.get("per_class"), baselines)
     if per_class_table:
         blocks.append(per_class_table)
     panels = []
@@ -229,15 +233,20 @@ def classification_blocks(eval_data: dict) -> list[Block]:
     return blocks
 
 
-def per_class_f1_table(tuned: dict | None, base: dict | None) -> Table | None:
+def per_class_f1_table(tuned: dict | None, base: dict | None, baselines: dict[str, dict | None]) -> Table | None:
+    """Per label: its support, the F1 of the base model, the tuned model and each baseline (``{name: per_class}``),
+    and the tuned model's precision and recall."""
     if not isinstance(tuned, dict) or not tuned:
         return None
     base = base if isinstance(base, dict) else {}
-    header = ["label", "support", "base F1", "tuned F1", "tuned precision", "tuned recall"]
+    others = {name: per_class if isinstance(per_class, dict) else {} for name, per_class in baselines.items()}
+    header = ["label", "support", "base F1", "tuned F1", *(f"{name} F1" for name in others), "tuned precision",
+              "tuned recall"]
     rows = [
         [
             str(label), plain(scores.get("support")), plain((base.get(label) or {}).get("f1")),
-            plain(scores.get("f1")), plain(scores.get("precision")), plain(scores.get("recall")),
+            plain(scores.get("f1")), *(plain((per_class.get(label) or {}).get("f1")) for per_class in others.values()),
+            plain(scores.get("precision")), plain(scores.get("recall")),
         ]
         for label, scores in tuned.items()
     ]

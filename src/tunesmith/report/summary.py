@@ -1,12 +1,13 @@
-"""The report's first section, the verdict: what was tuned, how it scores against its base on the headline
-metrics, how long it took, and what should make a reader cautious (leakage, truncation, other data findings)."""
+"""The report's first section, the verdict: what was tuned, how it scores against its base and the best classic
+baseline on the headline metrics, how long it took, and what should make a reader cautious (leakage, truncation,
+other data findings)."""
 
 from __future__ import annotations
 
 from tunesmith.config import RunConfig
 from tunesmith.config.vocabulary import METHODS, uses_adapter
 from tunesmith.document import Facts, Section, Table, Text, format_duration, format_length, plain
-from tunesmith.evaluate import comparison_table
+from tunesmith.evaluate import baseline_verdict, comparison_table
 
 HEADLINE_METRICS = {
     "classification": ("accuracy", "f1", "loss"),
@@ -53,17 +54,21 @@ def headline_table(eval_data: dict) -> Table:
 
 
 def verdict(eval_data: dict, headline: Table) -> str:
-    """One sentence on the first headline metric: ``accuracy: base 0.7190 → tuned 0.9830 (+0.2640)``."""
-    name, base, tuned, delta = headline.rows[0][:4]
+    """One sentence on the first headline metric: ``accuracy: base 0.7190 → tuned 0.9830 (+0.2640)``, then one
+    on the best baseline when there are baselines (`baseline_verdict`)."""
+    cells = dict(zip(headline.header, headline.rows[0]))
+    name, base, tuned, delta = (cells[column] for column in ("metric", "base", "tuned", "delta"))
+    against_baseline = baseline_verdict(eval_data)
+    after = f" {against_baseline}" if against_baseline else ""
     if eval_data.get("base") is None:
-        return f"{name} of the tuned model: {tuned} on {plain(eval_data.get('num_examples'))} test rows."
+        return f"{name} of the tuned model: {tuned} on {plain(eval_data.get('num_examples'))} test rows.{after}"
     text = f"{name}: base {base} → tuned {tuned} ({delta}) on {plain(eval_data.get('num_examples'))} test rows"
     unleaked = eval_data.get("unleaked")
-    if unleaked and len(headline.rows[0]) == 7:
-        base, tuned, delta = headline.rows[0][4:]
+    if unleaked and "tuned, unleaked" in cells:
+        base, tuned, delta = (cells[f"{column}, unleaked"] for column in ("base", "tuned", "delta"))
         text += (f"; on the {plain(unleaked['num_examples'])} rows not leaked from train: base {base} → tuned "
                  f"{tuned} ({delta})")
-    return text + "."
+    return f"{text}.{after}"
 
 
 def warnings(eval_data: dict | None, train_summary: dict | None, data_summary: dict | None) -> list[tuple[str, str]]:
