@@ -22,12 +22,17 @@ import math
 import os
 import socket
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
+
+# Optuna warns when a storage with a heartbeat serves trials outside `Study.optimize`; `heartbeat` below is what
+# `optimize` would do, so the warning says nothing here.
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 from tunesmith.config.schema import SweepConfig
 from tunesmith.config.search_space import Param
@@ -160,7 +165,8 @@ def _alive(pid) -> bool:
 
 @contextlib.contextmanager
 def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
-    """Beat for ``trial`` while it runs, so that workers elsewhere can tell a live trial from a dead one."""
+    """Beat for ``trial`` while it runs, so that workers elsewhere can tell a live trial from a dead one (what
+    `Study.optimize` does for its trials; workers that ask and tell do it here)."""
     storage = study.storage
     stop = threading.Event()
 
