@@ -30,9 +30,6 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-# Optuna warns when a storage with a heartbeat serves trials outside `Study.optimize`; `heartbeat` below is what
-# `optimize` would do, so the warning says nothing here.
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 from tunesmith.config.schema import SweepConfig
 from tunesmith.config.search_space import Param
@@ -43,6 +40,10 @@ HEARTBEAT_S = 30
 GRACE_S = 120
 RETRIES = 2
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+# Optuna warns when a storage with a heartbeat serves trials outside `Study.optimize`; `heartbeat` below is what
+# `optimize` would do, so the warning says nothing here.
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 
 def sqlite_url(folder: Path) -> str:
