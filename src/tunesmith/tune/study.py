@@ -30,7 +30,6 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-
 from tunesmith.config.schema import SweepConfig
 from tunesmith.config.search_space import Param
 
