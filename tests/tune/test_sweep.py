@@ -48,6 +48,7 @@ def test_a_sweep_runs_its_trials_and_only_the_best_sees_the_test_split(sweep_con
         run = RunDir(trial.user_attrs["run_dir"])
         assert run.eval_json.is_file() == (trial.number == best.number)
         assert trial.value == read_json(run.train_summary)["best_val_loss"]
+        assert trial.user_attrs["train_tokens"] == read_json(run.train_summary)["train_tokens"]
     folder = Path(summary["folder"])
     report = (folder / "sweep_report.md").read_text()
     for words in ("The best trial on the test split", "Parameter importances", "sweep_history.png", "Trials"):
@@ -76,6 +77,7 @@ def test_the_median_pruner_stops_a_trial_that_falls_behind(sweep_config):
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED"]
     assert list(trials[2].intermediate_values) == [1]  # stopped at its first validation, not after 3 steps
     assert read_json(Path(trials[2].user_attrs["run_dir"]) / "train_summary.json") is None
+    assert 0 < trials[2].user_attrs["train_tokens"] < trials[0].user_attrs["train_tokens"]  # its cost is counted
 
 
 def test_grid_sampling_covers_the_grid_exactly_once(sweep_config):

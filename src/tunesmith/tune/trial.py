@@ -69,8 +69,10 @@ def run_trial(trial: optuna.Trial, base: RunConfig, params: list[Param], sweep_d
         summary = train(config, run, splits, on_validation=report)
     finally:
         gc.collect()  # the trial's model and optimizer go before the next trial's load
-    trial.set_user_attr("train_tokens", summary["train_tokens"])
-    trial.set_user_attr("train_seconds", summary["elapsed_s"])
+        # What the trial cost, pruned or not: its training steps' lines in metrics.jsonl.
+        steps = [line for line in read_jsonl(run.metrics) if "loss" in line and "tokens" in line]
+        trial.set_user_attr("train_tokens", sum(line["tokens"] for line in steps))
+        trial.set_user_attr("train_seconds", steps[-1]["elapsed_s"] if steps else 0.0)
     return objective(run, summary, metric)
 
 
