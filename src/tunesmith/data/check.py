@@ -376,6 +376,7 @@ def check_run_data(config: RunConfig, run: RunDir) -> dict:
     splits = load_run_splits(config.data)
     # The task is known now: metric names that do not fit it fail before any model is loaded.
     config.evaluate.check_metrics(task_of(config.evaluate.task, splits.format))
+    config.train.check_val_metrics(task_of(config.evaluate.task, splits.format))
     report = check_data(splits, load_tokenizer(config.model), config.data.max_length, config.data.loss_on,
                         config.data.check)
     summary = report.to_dict()
