@@ -188,9 +188,9 @@ class TrainConfig(_Section):
     learning_rate: float = Field(2e-4, gt=0)
     """Peak learning rate of AdamW."""
     epochs: Annotated[float, Field(gt=0)] | Literal["auto"] = "auto"
-    """Passes over the training rows (fractions allowed), or `auto`: as hosted fine-tuning services choose it from
-    the dataset's size, 3 epochs, fewer for large sets (at most 25,000 rows seen, at least 1 epoch) and more for
-    small ones (at least 100 rows seen and 200 optimizer steps, at most 25 epochs). The log and
+    """Passes over the training rows (fractions allowed), or `auto`: sized to the dataset. `auto` chooses as hosted
+    fine-tuning services do, 3 epochs, fewer for large sets (at most 25,000 rows seen, at least 1 epoch) and more
+    for small ones (at least 100 rows seen and 200 optimizer steps, at most 25 epochs). The log and
     `train_summary.json` (`budget`) say what was chosen and why; a resumed run keeps it. Ignored when `max_steps`
     is set."""
     max_steps: int | None = Field(None, ge=1)
@@ -212,15 +212,14 @@ class TrainConfig(_Section):
     seed: int = 42
     """Seed of weight init, dropout and data order."""
     eval_every: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
-    """Validate (the validation loss, and `val_metrics`) every this many optimizer steps and at the end; `auto`:
-    10 validations per run (every tenth of the planned steps, rounded up)."""
+    """Validate every this many optimizer steps (and at the end), or `auto`: 10 times per run. A validation computes
+    the validation loss and `val_metrics`; `auto` is every tenth of the planned steps, rounded up."""
     save_every: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
-    """Write a checkpoint every this many optimizer steps (and at the end); `auto`: at every validation (as
-    `eval_every`)."""
+    """Write a checkpoint every this many optimizer steps (and at the end), or `auto`: at every validation."""
     val_metrics: list[str] = Field(default_factory=list)
-    """Task metrics computed on the validation split at every validation besides the loss, e.g. `[accuracy, f1]`
-    (classification: accuracy, precision, recall, f1; regression: mse, mae, pearson; generation: bleu, rouge_l,
-    exact_match), by the functions evaluation uses with its settings (`evaluate.classification_mode`,
+    """Task metrics computed at every validation besides the loss, e.g. `[accuracy, f1]`. Classification: accuracy,
+    precision, recall, f1; regression: mse, mae, pearson; generation: bleu, rouge_l, exact_match. They are scored on
+    the validation split by the functions evaluation uses, with its settings (`evaluate.classification_mode`,
     `max_new_tokens`, `batch_size`). Logged and recorded as `val_<name>` in `metrics.jsonl`, with the values at the
     best step in `train_summary.json` (`best_val_metrics`); the best weights are still chosen by the loss."""
     val_metrics_rows: int = Field(200, ge=1)
