@@ -26,7 +26,8 @@ from tunesmith.config import load_config
 from tunesmith.data.check import leaked_rows
 from tunesmith.data.splits import load_run_splits
 from tunesmith.evaluate.baselines import BaselineResult, baseline_scores, baseline_text, run_baselines
-from tunesmith.evaluate.tasks import resolve_task, truth_of
+from tunesmith.evaluate.tasks import resolve_task
+from tunesmith.predict.answers import truth_of
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "sms_spam" / "config.yaml"
 

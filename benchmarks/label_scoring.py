@@ -12,7 +12,7 @@ by batch, the order rotating from batch to batch and between repeats: this machi
 someone else's load then slows every arm alike. A run is each arm's total over the batches; medians of `--repeats`
 runs, and the median over every batch of the ratios between arms timed back to back (steadier under load). One
 prompt goes through the model before timing, so one-time costs of the first forward are left out:
-- shared: `tunesmith.evaluate.likelihood.score_labels`: one forward over each batch's prompts with the KV cache
+- shared: `tunesmith.predict.labels.score_labels`: one forward over each batch's prompts with the KV cache
   kept; the prompt's last logits score every label's first token, and each label's remaining tokens run on top
   of the cache (then cropped back to the prompt).
 - per_label: for each label, one forward over every row's prompt + label tokens, scoring the label tokens (what
@@ -42,8 +42,8 @@ def per_label_scores(model, tokenizer, prompts, labels, batch_size: int) -> list
     import torch
 
     from tunesmith.data.tokenize import prompt_token_ids
-    from tunesmith.evaluate.generation import left_padding, length_sorted_batches
-    from tunesmith.evaluate.likelihood import label_token_ids
+    from tunesmith.predict.generation import left_padding, length_sorted_batches
+    from tunesmith.predict.labels import label_token_ids
 
     prompt_ids = [prompt_token_ids(tokenizer, prompt) for prompt in prompts]
     scores = [[0.0] * len(labels) for _ in prompts]
@@ -74,8 +74,8 @@ def one_pass_scores(model, tokenizer, prompts, labels, batch_size: int) -> list[
     import torch
 
     from tunesmith.data.tokenize import prompt_token_ids
-    from tunesmith.evaluate.generation import left_padding, length_sorted_batches
-    from tunesmith.evaluate.likelihood import label_token_ids
+    from tunesmith.predict.generation import left_padding, length_sorted_batches
+    from tunesmith.predict.labels import label_token_ids
 
     prompt_ids = [prompt_token_ids(tokenizer, prompt) for prompt in prompts]
     scores = [[0.0] * len(labels) for _ in prompts]
@@ -124,7 +124,7 @@ def prompt_only(model, tokenizer, prompts, batch_size: int) -> None:
     import torch
 
     from tunesmith.data.tokenize import prompt_token_ids
-    from tunesmith.evaluate.generation import left_padding, length_sorted_batches
+    from tunesmith.predict.generation import left_padding, length_sorted_batches
 
     prompt_ids = [prompt_token_ids(tokenizer, prompt) for prompt in prompts]
     for batch in length_sorted_batches([len(ids) for ids in prompt_ids], batch_size):
@@ -142,9 +142,9 @@ def compare(rows: int, repeats: int, batch_size: int) -> dict:
     from tunesmith.config import load_config
     from tunesmith.data.splits import load_run_splits
     from tunesmith.data.tokenize import prompt_token_ids
-    from tunesmith.evaluate.generation import length_sorted_batches
-    from tunesmith.evaluate.likelihood import score_labels
     from tunesmith.models import load_base_model
+    from tunesmith.predict.generation import length_sorted_batches
+    from tunesmith.predict.labels import score_labels
 
     config = load_config(DEMO_CONFIG, [f"data.max_eval_rows={rows}"])
     splits = load_run_splits(config.data)

@@ -74,8 +74,8 @@ def test_classification_with_common_key_names(tmp_path, write_jsonl, checked):
     assert config.data.split.validation == 0.1 and config.data.split.test == 0.1
     assert config.evaluate.task == "classification" and config.evaluate.metrics == ["accuracy", "precision",
                                                                                     "recall", "f1"]
-    # 24 training rows in batches of 8: 3 steps, each validated.
-    assert (config.train.eval_every, config.train.save_every) == (1, 1)
+    # training sizes the run and its validations to the rows it gets
+    assert (config.train.epochs, config.train.eval_every, config.train.save_every) == ("auto", "auto", "auto")
     assert config.data.max_length % LENGTH_MULTIPLE == 0 and config.data.max_length >= starter.length_percentile
 
     text = starter.text

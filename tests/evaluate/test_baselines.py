@@ -13,8 +13,8 @@ from tunesmith.data.example import Example, Splits
 from tunesmith.data.formats import to_example
 from tunesmith.data.readers import Row
 from tunesmith.evaluate.baselines import NOT_HELD_IN_MEMORY, baseline_scores, baseline_text, run_baselines
-from tunesmith.evaluate.metrics import classification_metrics
 from tunesmith.evaluate.runner import evaluate_run
+from tunesmith.predict.metrics import classification_metrics
 
 DATA = DataConfig(train="train.jsonl")
 

@@ -1,4 +1,5 @@
-"""A model on examples: evaluate_model per task and mode, metric selection, and metrics of any subset."""
+"""A model on test examples: evaluate_model per task and mode, metric selection, the test loss, and metrics of any
+subset."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import pytest
 from tunesmith.config import EvaluateConfig
 from tunesmith.data.example import Example
 from tunesmith.errors import ConfigError, DataError
-from tunesmith.evaluate import tasks
 from tunesmith.evaluate.likelihood import loss_and_perplexity
-from tunesmith.evaluate.tasks import evaluate_model, match_label, resolve_task, task_metrics
+from tunesmith.evaluate.tasks import evaluate_model, resolve_task
+from tunesmith.predict import answers
+from tunesmith.predict.answers import task_metrics
 
 LABELS = ["ham", "spam"]
 
@@ -39,7 +41,7 @@ def fixed_replies(monkeypatch):
     """Make `generate` return given replies, so generate-mode scoring can be checked exactly."""
 
     def install(replies: list[str]):
-        monkeypatch.setattr(tasks, "generate", lambda model, tokenizer, prompts, *args, **kwargs: list(replies))
+        monkeypatch.setattr(answers, "generate", lambda model, tokenizer, prompts, *args, **kwargs: list(replies))
 
     return install
 
@@ -96,11 +98,6 @@ def test_generate_mode_on_the_real_tiny_model_runs(chatty_model, tiny_tokenizer)
     metrics, records = evaluate_model(chatty_model, tiny_tokenizer, EXAMPLES, "classification", config, LABELS, 256)
     assert {"accuracy", "f1", "confusion_matrix", "loss", "perplexity"} <= set(metrics)
     assert len(records) == 3 and all(isinstance(record["prediction"], str) for record in records)
-
-
-def test_match_label():
-    assert match_label("  SPAM \n", LABELS) == "spam"
-    assert match_label("spammy", LABELS) == "spammy"
 
 
 def test_selected_metrics_keep_details_and_loss(chatty_model, tiny_tokenizer):

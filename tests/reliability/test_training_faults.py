@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import json
 
-import tunesmith.train.recipe as recipe
+import tunesmith.train.validation as validation
 from tunesmith.run_dir import RunDir
 
 
 def nan_validation_at(monkeypatch, calls: set[int]) -> None:
-    real = recipe.mean_supervised_loss
+    real = validation.mean_supervised_loss
     count = iter(range(1, 100))
 
     def poisoned(*args, **kwargs):
         loss, tokens = real(*args, **kwargs)
         return (float("nan") if next(count) in calls else loss), tokens
 
-    monkeypatch.setattr(recipe, "mean_supervised_loss", poisoned)
+    monkeypatch.setattr(validation, "mean_supervised_loss", poisoned)
 
 
 def test_a_nan_validation_loss_stops_training_and_nothing_is_exported(project, cli, monkeypatch):

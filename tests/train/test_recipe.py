@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 import tunesmith.train.loss as loss_module
 import tunesmith.train.recipe as recipe
+import tunesmith.train.validation as validation
 from tunesmith.config import save_config, validate_config
 from tunesmith.models import load_tuned_model, loading
 from tunesmith.run_dir import RunDir
@@ -121,7 +122,7 @@ def test_non_finite_loss_names_step_and_rows(tiny_model_dir, tmp_path, monkeypat
 
 def test_early_stopping_keeps_the_best(tiny_model_dir, tmp_path, monkeypatch, tiny_splits):
     rising = iter([1.0, 2.0, 3.0, 4.0])
-    monkeypatch.setattr(recipe, "mean_supervised_loss", lambda *args: (next(rising), 10))
+    monkeypatch.setattr(validation, "mean_supervised_loss", lambda *args: (next(rising), 10))
     run = RunDir(tmp_path / "run")
     summary = train(tiny_config(tiny_model_dir, max_steps=8, eval_every=2, early_stopping_patience=1), run,
                     tiny_splits())

@@ -26,6 +26,7 @@ of the machine rather than of the run, so a run trained on a GPU can resume, be 
 RESUMABLE = (
     "train.max_steps", "train.epochs", "train.eval_every", "train.save_every", "train.keep_checkpoints",
     "train.early_stopping_patience", "train.threads", "train.on_nonfinite", "train.compile",
+    "train.val_metrics", "train.val_metrics_rows",  # measured along the way; they do not change the training
     "train.gradient_checkpointing", "model.offline", "data.num_proc", "data.cache", "data.check.", "evaluate.",
     "output.", "distributed.", *KERNELS,
     "monitor.",  # how the served model is judged, not what it is

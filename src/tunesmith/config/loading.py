@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import types
+import typing
 from pathlib import Path
 from typing import Any, get_args
 
@@ -120,8 +122,17 @@ def _to_config_error(exc: ValidationError, raw: dict[str, Any], prefix: list[str
     """``prefix``: where in a `RunConfig` the validated model sits (a section validated alone)."""
     error = exc.errors()[0]
     loc = [*(prefix or []), *(str(part) for part in error["loc"])]
+    alternatives = []
+    if _is_union_member(loc):
+        # A value that fits no member of a union (`float | "auto"`): pydantic reports each member's error, with the
+        # member's name appended to the location. Name the key, and the allowed words of the other members.
+        alternatives = [other["ctx"]["expected"] for other in exc.errors()[1:]
+                        if other["type"] == "literal_error" and other["loc"][:-1] == error["loc"][:-1]]
+        loc = loc[:-1]
     key = ".".join(loc)
     kind = error["type"]
+    if alternatives:
+        return ConfigError(key, f"{error['msg'].lower()}, or {' or '.join(alternatives)} (got {error.get('input')!r})")
     if kind == "extra_forbidden":
         allowed = _fields_at(loc[:-1])
         nearest = difflib.get_close_matches(loc[-1], allowed, n=1, cutoff=0.5)
@@ -134,6 +145,16 @@ def _to_config_error(exc: ValidationError, raw: dict[str, Any], prefix: list[str
     if kind == "value_error":
         return ConfigError(key or "data", str(error["ctx"].get("error", error["msg"])))
     return ConfigError(key, f"{error['msg'].lower()} (got {error.get('input')!r})")
+
+
+def _is_union_member(loc: list[str]) -> bool:
+    """Whether the last part of ``loc`` names a member of a union-typed setting rather than a key."""
+    if len(loc) < 2 or loc[-2] not in _fields_at(loc[:-2]):
+        return False
+    model: type[BaseModel] = RunConfig
+    for part in loc[:-2]:
+        model = model.model_fields[part].annotation
+    return typing.get_origin(model.model_fields[loc[-2]].annotation) in (typing.Union, types.UnionType)
 
 
 def _fields_at(loc: list[str]) -> list[str]:

@@ -22,10 +22,11 @@ from tunesmith.config.vocabulary import FINDING_KINDS, ROW_FORMATS
 def _type_name(annotation) -> str:
     if typing.get_origin(annotation) is typing.Literal:
         return " \\| ".join(f"`{value}`" for value in typing.get_args(annotation))
-    members = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else ()
-    if any(typing.get_origin(member) is typing.Literal for member in members):
-        # `auto` or a list: the literal's values, then the other members by name (the docstring lists the names).
-        return " \\| ".join(_type_name(member) for member in members)
+    if typing.get_origin(annotation) is typing.Annotated:  # a constrained type: its constraints are in the docs
+        return _type_name(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and any(
+            typing.get_origin(member) in (typing.Literal, typing.Annotated) for member in typing.get_args(annotation)):
+        return " \\| ".join(_type_name(member) for member in typing.get_args(annotation))
     text = getattr(annotation, "__name__", None) or str(annotation)
     return _cell(re.sub(r"\bNone(Type)?\b", "null", text.replace("typing.", "")))
 

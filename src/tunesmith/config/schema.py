@@ -6,7 +6,7 @@ Every field has a default and a docstring; the README's config reference is gene
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -190,8 +190,12 @@ class LoraConfig(_Section):
 class TrainConfig(_Section):
     learning_rate: float = Field(2e-4, gt=0)
     """Peak learning rate of AdamW."""
-    epochs: float = Field(1.0, gt=0)
-    """Passes over the training rows (fractions allowed). Ignored when `max_steps` is set."""
+    epochs: Annotated[float, Field(gt=0)] | Literal["auto"] = "auto"
+    """Passes over the training rows (fractions allowed), or `auto`: sized to the dataset. `auto` chooses as hosted
+    fine-tuning services do, 3 epochs, fewer for large sets (at most 25,000 rows seen, at least 1 epoch) and more
+    for small ones (at least 100 rows seen and 200 optimizer steps, at most 25 epochs). The log and
+    `train_summary.json` (`budget`) say what was chosen and why; a resumed run keeps it. Ignored when `max_steps`
+    is set."""
     max_steps: int | None = Field(None, ge=1)
     """Optimizer steps to run; overrides `epochs`."""
     batch_size: int = Field(8, ge=1)
@@ -210,10 +214,22 @@ class TrainConfig(_Section):
     """Clip the gradient norm to this value; null disables clipping."""
     seed: int = 42
     """Seed of weight init, dropout and data order."""
-    eval_every: int = Field(50, ge=1)
-    """Compute the validation loss every this many optimizer steps (and at the end)."""
-    save_every: int = Field(50, ge=1)
-    """Write a checkpoint every this many optimizer steps (and at the end)."""
+    eval_every: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    """Validate every this many optimizer steps (and at the end), or `auto`: 10 times per run. A validation computes
+    the validation loss and `val_metrics`; `auto` is every tenth of the planned steps, rounded up."""
+    save_every: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    """Write a checkpoint every this many optimizer steps (and at the end), or `auto`: at every validation."""
+    val_metrics: list[str] = Field(default_factory=list)
+    """Task metrics computed at every validation besides the loss, e.g. `[accuracy, f1]`. Classification: accuracy,
+    precision, recall, f1; regression: mse, mae, pearson; generation: bleu, rouge_l, exact_match. They are scored on
+    the validation split by the functions evaluation uses, with its settings (`evaluate.classification_mode`,
+    `max_new_tokens`, `batch_size`). Logged and recorded as `val_<name>` in `metrics.jsonl`, with the values at the
+    best step in `train_summary.json` (`best_val_metrics`); the best weights are still chosen by the loss."""
+    val_metrics_rows: int = Field(200, ge=1)
+    """The first this many validation rows are scored for `val_metrics`. Classification by label likelihood costs
+    about one forward pass per row; regression, generation and `classification_mode: generate` generate an answer
+    for every row at every validation, which on a CPU can take longer than the training steps between two
+    validations."""
     keep_checkpoints: int = Field(2, ge=1)
     """How many recent checkpoints to keep besides the best one."""
     early_stopping_patience: int | None = Field(None, ge=1)
@@ -242,6 +258,25 @@ class TrainConfig(_Section):
     """What to do when a step's loss or gradient norm is NaN or infinite. `stop` ends training with an error
     naming the step and its rows (the last good checkpoint is kept); `skip` logs a warning, drops that step's
     update (weights, optimizer and learning-rate schedule stay as they were) and goes on with the next batch."""
+
+    @field_validator("val_metrics")
+    @classmethod
+    def _known_val_metrics(cls, names: list[str]) -> list[str]:
+        known = {name for task in TASK_METRICS.values() for name in task}
+        if "loss" in names or "val_loss" in names:
+            raise ValueError("the validation loss is always computed; list task metrics only")
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ValueError(f"{', '.join(map(repr, unknown))}: not a task metric; known: {', '.join(sorted(known))}")
+        return names
+
+    def check_val_metrics(self, task: str) -> None:
+        """`train.val_metrics` must be metrics of ``task`` (checked when the task is known, as `evaluate.metrics`
+        is: at load for an explicit `evaluate.task`, else after the data is read, before any model is loaded)."""
+        wrong = [name for name in self.val_metrics if name not in TASK_METRICS[task]]
+        if wrong:
+            raise ConfigError("train.val_metrics", f"{', '.join(map(repr, wrong))} is not a {task} metric; choose "
+                              f"from {', '.join(TASK_METRICS[task])}")
 
 
 class DistributedConfig(_Section):
@@ -432,3 +467,9 @@ class RunConfig(_Section):
     """Thresholds of `tunesmith monitor` for the served model of this run."""
     sweep: SweepConfig | None = None
     """The hyperparameter search of `tunesmith sweep` (other commands ignore it)."""
+
+    @model_validator(mode="after")
+    def _val_metrics_of_the_task(self) -> "RunConfig":
+        if self.evaluate.task != "auto":
+            self.train.check_val_metrics(self.evaluate.task)
+        return self

@@ -101,7 +101,7 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "regression": ("mse", "mae", "pearson"),
     "generation": ("bleu", "rouge_l", "exact_match"),
 }
-"""The metrics `evaluate.metrics` may name for each task (`tunesmith.evaluate.metrics` computes them)."""
+"""The metrics `evaluate.metrics` may name for each task (`tunesmith.predict.metrics` computes them)."""
 ALWAYS_REPORTED = ("loss", "perplexity")
 """Reported for every task."""
 MINIMIZED = ("loss", "mse", "mae", "perplexity")

@@ -378,6 +378,7 @@ def check_run_data(config: RunConfig, run: RunDir) -> dict:
     task = task_of(config.evaluate.task, splits.format)
     config.evaluate.check_metrics(task)
     config.evaluate.baselines_for(task)
+    config.train.check_val_metrics(task)
     report = check_data(splits, load_tokenizer(config.model), config.data.max_length, config.data.loss_on,
                         config.data.check)
     summary = report.to_dict()

@@ -62,8 +62,6 @@ MAX_LENGTH_CAP = 2048
 truncated and counted rather than sizing every batch."""
 LENGTH_SAMPLE_ROWS = 10_000
 """Rows tokenized to size `data.max_length` (a seeded sample of larger files): a percentile needs no more."""
-VALIDATIONS_PER_RUN = 4
-"""`train.eval_every` is sized so that a run of the written config validates about this many times."""
 SYSTEM_PROMPT_EXAMPLE = "You are a concise, accurate assistant."
 
 
@@ -287,11 +285,10 @@ class _Notes:
 
 def _settings(data: DataConfig, notes: _Notes) -> list[Setting]:
     """Every key that matters for a first run, in the order written: defaults from the schema, and the values
-    the data decides (`data.*`, `train.eval_every`/`save_every`, `evaluate.*`)."""
+    the data decides (`data.*`, `evaluate.*`). How long to train and how often to validate are `auto`: training
+    sizes them to the rows it gets (`tunesmith.train.budget`) and logs what it chose."""
     defaults = RunConfig(data=DataConfig(path="-"))
     train = defaults.train
-    steps = max(1, math.ceil(train.epochs * math.ceil(notes.sizes["train"] / train.batch_size)))
-    every = max(1, steps // VALIDATIONS_PER_RUN)
     task = task_of("auto", notes.format)
     settings = [
         Setting("model.name", defaults.model.name, "`default` runs offline on a CPU; a larger instruct model (e.g. "
@@ -303,15 +300,13 @@ def _settings(data: DataConfig, notes: _Notes) -> list[Setting]:
         Setting("lora.alpha", defaults.lora.alpha, "Usually 2 x r: keep the ratio when you change r."),
         Setting("train.learning_rate", train.learning_rate, "The usual LoRA value; lower it (1e-4) if the loss "
                 "jumps, and use about 2e-5 with method full."),
-        Setting("train.epochs", train.epochs, "Raise it (2-3) when the validation loss is still falling at the end "
-                "(small data sets often are)."),
+        Setting("train.epochs", train.epochs, "`auto` sizes the run to the data (more epochs for a small set) and "
+                "the log says what it chose; a number fixes it."),
         Setting("train.batch_size", train.batch_size, "Lower it if memory runs out, and raise "
                 "train.grad_accumulation to keep the rows per step."),
-        Setting("train.eval_every", every, f"Sized to the data: {count_of(notes.sizes['train'], 'training row')} "
-                f"in batches of {train.batch_size} make about {count_of(steps, 'step')}, so the run validates "
-                f"about {min(steps, VALIDATIONS_PER_RUN)} times."),
-        Setting("train.save_every", every, "Equal to eval_every: a resumed run (`--resume`) goes on from the "
-                "last validation."),
+        Setting("train.eval_every", train.eval_every, "`auto` validates about 10 times per run, however long."),
+        Setting("train.save_every", train.save_every, "`auto` checkpoints at every validation: a resumed run "
+                "(`--resume`) goes on from the last one."),
         Setting("evaluate.task", task, f"What the {notes.format} format implies."
                 + (" Generation decodes every test row: data.max_eval_rows caps them for a quicker first run."
                    if task == "generation" else "")),

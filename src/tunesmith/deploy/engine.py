@@ -13,7 +13,7 @@ all requests into one row for paged attention, so peft cannot pick an adapter pe
 settings are per manager, not per request; this loop runs any causal LM with its own attention on CPU or GPU.
 
 Classification requests (`classify`) run between decode steps, grouped by adapter into one label-scoring batch
-(`tunesmith.evaluate.likelihood.score_labels`, the scoring evaluation uses).
+(`tunesmith.predict.labels.score_labels`, the scoring evaluation uses).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import torch
 
 from tunesmith.data.example import Message
-from tunesmith.evaluate.likelihood import score_labels
+from tunesmith.predict.labels import score_labels
 
 log = logging.getLogger("tunesmith")
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from tunesmith.config.schema import DataConfig, EvaluateConfig
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.formats import row_text
-from tunesmith.evaluate.tasks import last_user_message, regression_target, select_metrics, task_metrics, truth_of
+from tunesmith.evaluate.tasks import last_user_message, select_metrics
+from tunesmith.predict.answers import regression_target, task_metrics, truth_of
 
 NOT_HELD_IN_MEMORY = "data.streaming: the training rows are not held in memory"
 

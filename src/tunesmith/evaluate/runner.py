@@ -19,9 +19,10 @@ from tunesmith.document import is_number
 from tunesmith.errors import ConfigError, DataError
 from tunesmith.evaluate.baselines import BaselineResult, baseline_scores, run_baselines
 from tunesmith.evaluate.cache import evaluation_key, key_ingredients, load_evaluation, store_evaluation
-from tunesmith.evaluate.tasks import evaluate_model, resolve_task, select_metrics, task_metrics
+from tunesmith.evaluate.tasks import evaluate_model, resolve_task, select_metrics
 from tunesmith.json_files import read_json, write_json, write_jsonl
 from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
+from tunesmith.predict.answers import task_labels, task_metrics
 from tunesmith.run_dir import RunDir, locked
 
 _console = Console(stderr=True)
@@ -50,7 +51,7 @@ def evaluate_run(config: RunConfig, run: RunDir, include_base: bool | None = Non
             "give data.test or set data.split.test above 0",
         )
     task = resolve_task(config.evaluate, splits.format)
-    labels = _task_labels(task, splits.labels, config) if task == "classification" else None
+    labels = task_labels(task, splits.labels, config)
     baselines = _baselines(config, splits, task)
 
     base_metrics = base_rows = base_cache = None
@@ -96,7 +97,7 @@ def evaluate_against(config: RunConfig, run: RunDir, previous: RunDir) -> dict:
     if task != current["task"]:
         raise ConfigError("evaluate.task", f"{run.root} was evaluated as {current['task']}, its data now reads as "
                           f"{task}", f"run `tunesmith eval {run.root}` again")
-    labels = _task_labels(task, splits.labels, config) if task == "classification" else None
+    labels = task_labels(task, splits.labels, config)
     model, tokenizer = load_tuned_model(previous.root, merge=True)
     metrics, _ = _timed_evaluation("previous run's", model, tokenizer, splits.test, task, labels, config)
     return {"task": task, "labels": labels, "num_examples": len(splits.test), "base": metrics,
@@ -155,16 +156,6 @@ def merge_predictions(base_rows: list[dict] | None, tuned_rows: list[dict]) -> l
             line["tuned_scores"] = tuned["scores"]
         merged.append(line)
     return merged
-
-
-def _task_labels(task: str, found: list[str] | None, config: RunConfig) -> list[str]:
-    labels = found or config.data.label_names
-    if not labels:
-        raise ConfigError(
-            "evaluate.task", f"{task} needs labelled rows, but the data format has no label set",
-            "use classification rows (text + label) or set data.label_names",
-        )
-    return list(labels)
 
 
 def _baselines(config: RunConfig, splits: Splits, task: str) -> list[BaselineResult]:

@@ -27,6 +27,7 @@ from tunesmith.document import (
 from tunesmith.evaluate import baseline_verdict, comparison_table
 from tunesmith.report.plots import confusion_matrices_png, loss_curve_png, token_length_histogram_png
 from tunesmith.text import shorten
+from tunesmith.train.validation import describe_validation
 
 PROMPT_CHARS = 200
 ANSWER_CHARS = 300
@@ -144,8 +145,10 @@ def training_facts(summary: dict) -> list[tuple[str, str]]:
     described = [
         ("steps", "optimizer steps", plain),
         ("planned_steps", "planned steps", plain),
+        ("budget", "how long, and why", lambda budget: budget["why"]),
         ("best_step", "best step", plain),
         ("best_val_loss", "best validation loss", plain),
+        ("best_val_metrics", "validation at the best step", describe_validation),
         ("stopped_early", "stopped early", plain),
         ("train_rows", "training rows", plain),
         ("validation_rows", "validation rows", plain),

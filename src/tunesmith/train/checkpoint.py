@@ -11,6 +11,7 @@ peft is imported where it is used (start-up time, see `tunesmith.models.loading`
 
 from __future__ import annotations
 
+import logging
 import pickle
 import random
 import shutil
@@ -25,8 +26,11 @@ from safetensors.torch import load_file
 from tunesmith.atomic import staged_folder
 from tunesmith.errors import RunError
 from tunesmith.json_files import read_json, write_json
+from tunesmith.run_dir import RunDir
 from tunesmith.text import shorten
 from tunesmith.train.state import TrainState
+
+log = logging.getLogger("tunesmith")
 
 STEP_PREFIX = "step-"
 STATE_FILE = "trainer_state.json"
@@ -151,3 +155,17 @@ def _set_rng_state(state: dict) -> None:
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def newest_intact_checkpoint(run: RunDir) -> Checkpoint:
+    """The newest checkpoint that reads back whole (a damaged newer one is passed over, and the log says so)."""
+    candidates = checkpoints_newest_first(run.checkpoints)
+    if not candidates:
+        raise RunError(f"nothing to resume: {run.checkpoints} holds no checkpoint", "start without --resume")
+    for folder in candidates:
+        try:
+            return read_checkpoint(folder)
+        except DamagedCheckpoint as damage:
+            log.warning("checkpoint %s is damaged (%s); trying the one before it", folder.name, damage)
+    raise RunError(f"nothing to resume: every checkpoint in {run.checkpoints} is damaged",
+                   "start the run again without --resume")

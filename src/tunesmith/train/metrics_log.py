@@ -44,14 +44,15 @@ class TrainingLog:
         self.writer.close()
 
     def record(self, line: dict) -> None:
-        """One metrics line (``step`` and numbers): to metrics.jsonl and, its numbers, to TensorBoard."""
+        """One metrics line (``step`` and numbers): to metrics.jsonl and, its numbers, to TensorBoard (validation
+        values, ``val_<name>``, as ``validation/<name>``)."""
         if not self.writes:
             return
         append_jsonl(self.metrics, line)
         for key, value in line.items():
             if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                self.writer.add_scalar(f"train/{key}" if key != "val_loss" else "validation/loss", value,
-                                       line["step"])
+                tag = f"validation/{key.removeprefix('val_')}" if key.startswith("val_") else f"train/{key}"
+                self.writer.add_scalar(tag, value, line["step"])
 
     def step_done(self, loss: float, lr: float, tokens_per_s: float) -> None:
         if not self.writes:

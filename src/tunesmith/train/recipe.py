@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -30,23 +30,22 @@ from tunesmith.data.cache import keep_supervised, row_lengths, tokenized_split
 from tunesmith.data.example import Splits
 from tunesmith.data.splits import load_run_splits
 from tunesmith.data.stream import stream_train_rows
-from tunesmith.data.tokenize import TokenizedExample, TruncationStats
+from tunesmith.data.tokenize import TruncationStats
 from tunesmith.errors import RunError
 from tunesmith.json_files import finite, write_json
 from tunesmith.models import load_training_model, pick_dtype
 from tunesmith.models.loading import cpu_bf16_speedup
 from tunesmith.run_dir import RunDir
 from tunesmith.train.batching import Batch, BatchPlan, count_supervised
+from tunesmith.train.budget import Budget, describe_budget, plan_budget
 from tunesmith.train.checkpoint import (
     Checkpoint,
-    DamagedCheckpoint,
-    checkpoints_newest_first,
+    newest_intact_checkpoint,
     prune_checkpoints,
     publish_best,
-    read_checkpoint,
     save_checkpoint,
 )
-from tunesmith.train.loss import SupervisedLoss, decoder_of, mean_supervised_loss
+from tunesmith.train.loss import SupervisedLoss, decoder_of
 from tunesmith.train.metrics_log import TrainingLog
 from tunesmith.train.state import TrainState
 from tunesmith.train.strategy import (
@@ -57,6 +56,13 @@ from tunesmith.train.strategy import (
     load_optimizer_state,
     micro_batch,
     strategy_of,
+)
+from tunesmith.train.validation import (
+    ValidationSet,
+    check_val_metrics,
+    describe_validation,
+    validate,
+    validation_set,
 )
 
 log = logging.getLogger("tunesmith")
@@ -77,11 +83,15 @@ class Training:
     """The `SupervisedLoss` module as accelerate wrapped it (its forward is the loss)."""
     tokenizer: object
     plan: BatchPlan
-    validation_rows: Sequence[TokenizedExample]
+    validation: ValidationSet
     truncation: TruncationStats
-    total_steps: int
+    budget: Budget
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
+
+    @property
+    def total_steps(self) -> int:
+        return self.budget.steps
 
     @property
     def unwrapped(self) -> torch.nn.Module:
@@ -110,12 +120,15 @@ class StepResult:
 
 def set_up(config: RunConfig, run: RunDir, splits: Splits,
            resume: bool = False) -> tuple[Training, Checkpoint | None]:
-    """Build the components in dependency order: the runtime (threads, seed) before the model, so LoRA's
-    initialization is seeded (and the same in every process); a resumed checkpoint's weights into the model
-    before anything wraps it; the rows after the model (its tokenizer comes with it); the batch plan from the
-    rows' lengths; the step count from the plan; the scheduler from the step count; accelerate's wrapping last
-    (FSDP shards the model's own decoder layers). Returns the checkpoint resumed from, for `start_state`."""
+    """Build the components in dependency order: what `train.val_metrics` needs checked before anything loads;
+    the runtime (threads, seed) before the model, so LoRA's initialization is seeded (and the same in every
+    process); a resumed checkpoint's weights into the model before anything wraps it; the rows after the model (its
+    tokenizer comes with it); the batch plan from the rows' lengths; the budget (steps, validations) from the plan
+    and, on resume, from the checkpoint's (its `auto` choices stand); the scheduler from the step count;
+    accelerate's wrapping last (FSDP shards the model's own decoder layers). Returns the checkpoint resumed from,
+    for `start_state`."""
     tc = config.train
+    check_val_metrics(config, splits)
     device = distributed.device()
     configure_runtime(config, device)
     model, tokenizer = load_training_model(config, device)
@@ -137,16 +150,17 @@ def set_up(config: RunConfig, run: RunDir, splits: Splits,
                  tc.batch_size, processes, tc.grad_accumulation)
     plan = BatchPlan(train_rows, row_lengths(train_rows), global_batch, tc.seed, tokenizer.pad_token_id,
                      packing=tc.packing, group_by_length=tc.group_by_length, max_length=config.data.max_length)
-    total_steps = plan_steps(len(plan.epoch(0)), config)
+    budget = plan_budget(tc, len(train_rows), len(plan.epoch(0)), checkpoint.state.budget if checkpoint else None)
+    log.info(describe_budget(budget, tc))
     optimizer = build_optimizer(model, config)
     scheduler = get_scheduler(
         "constant_with_warmup" if tc.scheduler == "constant" else tc.scheduler, optimizer,
-        num_warmup_steps=int(tc.warmup_ratio * total_steps), num_training_steps=total_steps,
+        num_warmup_steps=int(tc.warmup_ratio * budget.steps), num_training_steps=budget.steps,
     )
     accelerator = accelerator_for(config)
     loss_module, optimizer = accelerator.prepare(SupervisedLoss(model), optimizer)
-    training = Training(config, run, accelerator, loss_module, tokenizer, plan, validation_rows, truncation,
-                        total_steps, optimizer, scheduler)
+    training = Training(config, run, accelerator, loss_module, tokenizer, plan,
+                        validation_set(config, splits, validation_rows), truncation, budget, optimizer, scheduler)
     return training, checkpoint
 
 
@@ -200,33 +214,12 @@ def build_optimizer(model, config: RunConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.train.learning_rate)
 
 
-def plan_steps(batches_per_epoch: int, config: RunConfig) -> int:
-    """Optimizer steps of the run: one per (global) batch of the plan."""
-    if config.train.max_steps:
-        return config.train.max_steps
-    return max(1, math.ceil(config.train.epochs * batches_per_epoch))
-
-
-def newest_intact_checkpoint(run: RunDir) -> Checkpoint:
-    """The newest checkpoint that reads back whole (a damaged newer one is passed over, and the log says so)."""
-    candidates = checkpoints_newest_first(run.checkpoints)
-    if not candidates:
-        raise RunError(f"nothing to resume: {run.checkpoints} holds no checkpoint", "start without --resume")
-    for folder in candidates:
-        try:
-            return read_checkpoint(folder)
-        except DamagedCheckpoint as damage:
-            log.warning("checkpoint %s is damaged (%s); trying the one before it", folder.name, damage)
-    raise RunError(f"nothing to resume: every checkpoint in {run.checkpoints} is damaged",
-                   "start the run again without --resume")
-
-
 def start_state(training: Training, checkpoint: Checkpoint | None) -> TrainState:
     """A fresh state, or the resumed checkpoint's, with its optimizer, scheduler and RNG restored. The global
     batch must be the checkpoint's (the number of processes may differ): else the cursor would not continue the
     same sequence of steps."""
     if checkpoint is None:
-        return TrainState()
+        return TrainState(budget=training.budget)
     state = checkpoint.state
     if state.global_batch is not None and state.global_batch != training.global_batch:
         tc = training.config.train
@@ -236,6 +229,7 @@ def start_state(training: Training, checkpoint: Checkpoint | None) -> TrainState
             f"x grad_accumulation {tc.grad_accumulation}), which would not continue the same training",
             "change train.batch_size or train.grad_accumulation (--set) so that their product with the number "
             f"of processes is {state.global_batch}")
+    state.budget = training.budget  # the same unless a resume set a number (a longer max_steps)
     load_optimizer_state(training, checkpoint.optimizer)
     training.scheduler.load_state_dict(checkpoint.scheduler)
     checkpoint.apply_rng()
@@ -311,8 +305,9 @@ def after_step(training: Training, state: TrainState, result: StepResult,
     """Count the step, log its metrics line; at ``eval_every`` (and the last step) validate: a new best
     validation loss replaces the best weights, ``early_stopping_patience`` validations without one stop
     training; at ``save_every`` (and the last step, and an early stop) write a checkpoint. Returns whether
-    training stops early, and the step's validation values (``{"val_loss": ...}``; None when it had none)."""
-    tc = training.config.train
+    training stops early, and the step's validation values (``{"val_loss": ..., "val_<metric>": ...}``; None
+    when it had none)."""
+    tc, budget = training.config.train, training.budget
     state.step += 1
     state.tokens += result.real_tokens
     if result.problem:
@@ -330,12 +325,13 @@ def after_step(training: Training, state: TrainState, result: StepResult,
     log_to.record(line)
     log_to.step_done(result.loss, lr, state.tokens / state.elapsed_s)
 
-    last_step = state.step == training.total_steps
+    last_step = state.step == budget.steps
     stop = False
     validation = None
-    if training.validation_rows and (state.step % tc.eval_every == 0 or last_step):
-        val_loss, _ = mean_supervised_loss(training.model, training.validation_rows, tc.batch_size,
-                                           training.tokenizer.pad_token_id)  # every process scores its share
+    if training.validation.rows and (state.step % budget.eval_every == 0 or last_step):
+        values = validate(training.model, training.unwrapped, training.tokenizer, training.validation,
+                          training.config)
+        val_loss = values["val_loss"]
         if not math.isfinite(val_loss):
             # Never "best": a NaN compares false with everything, and an early stop would follow.
             where = f"non-finite validation loss ({val_loss}) at step {state.step}"
@@ -346,20 +342,21 @@ def after_step(training: Training, state: TrainState, result: StepResult,
             log_to.record({"step": state.step, "val_loss": None, "skipped": True,
                            "reason": "non-finite validation loss"})
         else:
-            log_to.record({"step": state.step, "val_loss": val_loss})
-            validation = {"val_loss": val_loss}
-            log_to.say(f"step {state.step}: validation loss {val_loss:.4f}")
+            log_to.record({"step": state.step, **values})
+            validation = values
+            log_to.say(f"step {state.step}: {describe_validation(values)}")
             if state.best_val_loss is None or val_loss < state.best_val_loss:
                 state.best_val_loss, state.best_step, state.evals_without_gain = val_loss, state.step, 0
+                state.best_val_metrics = dict(values)
                 write_best(training)
             else:
                 state.evals_without_gain += 1
                 patience = tc.early_stopping_patience
                 stop = bool(patience) and state.evals_without_gain >= patience
-    if not training.validation_rows and last_step:
+    if not training.validation.rows and last_step:
         state.best_step = state.step
         write_best(training)
-    if state.step % tc.save_every == 0 or last_step or stop:
+    if state.step % budget.save_every == 0 or last_step or stop:
         write_checkpoint(training, state)
     if last_step and state.best_step is None:
         raise TrainingError("no validation gave a finite loss, so no weights can be called the best",
@@ -396,8 +393,10 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False,
 
     Writes `checkpoints/` (atomic, resumable), `checkpoints/best`, `metrics.jsonl`, TensorBoard events and
     `train_summary.json`; returns the summary. ``on_validation(step, values)`` is called on every process after
-    each finite validation, once that step's best weights and checkpoint are written; whatever it raises (a
-    sweep's pruning) ends training and propagates, leaving the run folder as an interrupted run leaves it.
+    each finite validation, once that step's best weights and checkpoint are written, with the values
+    metrics.jsonl records for that step (``{"val_loss": ..., "val_<metric>": ...}``, the metrics of
+    `train.val_metrics`); whatever it raises (a sweep's pruning) ends training and propagates, leaving the run
+    folder as an interrupted run leaves it.
     """
     check_strategy(config)  # before anything is loaded
     distributed.start(config.distributed.timeout_minutes)
@@ -435,9 +434,10 @@ def train_run(config: RunConfig, run: RunDir, resume: bool = False,
 def write_summary(training: Training, state: TrainState, stopped_early: bool) -> dict:
     model = training.unwrapped
     summary = {
-        "steps": state.step, "planned_steps": training.total_steps, "best_step": state.best_step,
-        "best_val_loss": state.best_val_loss, "stopped_early": stopped_early, "skipped_steps": state.skipped_steps,
-        "train_rows": len(training.plan.rows), "validation_rows": len(training.validation_rows),
+        "steps": state.step, "planned_steps": training.total_steps, "budget": training.budget.to_json(),
+        "best_step": state.best_step, "best_val_loss": state.best_val_loss, "best_val_metrics": state.best_val_metrics,
+        "stopped_early": stopped_early, "skipped_steps": state.skipped_steps,
+        "train_rows": len(training.plan.rows), "validation_rows": len(training.validation.rows),
         "train_tokens": state.tokens, "elapsed_s": round(state.elapsed_s, 2),
         "tokens_per_s": state.tokens / state.elapsed_s if state.elapsed_s else None,
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),

@@ -53,6 +53,13 @@ def check_strategy(config: RunConfig) -> None:
     strategy = strategy_of(config)
     if strategy == "ddp":
         return
+    if config.train.val_metrics and sharded(config):
+        # Scoring answers (label likelihoods, generation) calls the model outside the wrapper's forward, where
+        # sharded weights are not gathered; untested on multi-GPU machines, so refused rather than guessed at.
+        raise ConfigError("train.val_metrics", f"{strategy} shards the weights across processes, and the task "
+                          "metrics are computed on the whole model", "leave train.val_metrics empty (the "
+                          "validation loss is still computed and evaluation scores the test split), or use "
+                          "distributed.strategy: ddp")
     if strategy == "deepspeed":
         if importlib.util.find_spec("deepspeed") is None:
             raise ConfigError("distributed.strategy", "deepspeed is not installed",

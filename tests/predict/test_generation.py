@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from tunesmith.data.tokenize import prompt_token_ids
-from tunesmith.evaluate.generation import generate, length_sorted_batches
+from tunesmith.predict.generation import generate, length_sorted_batches
 
 PROMPTS = [
     [{"role": "user", "content": "Hey lunch?"}],

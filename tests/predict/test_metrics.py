@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tunesmith.evaluate.metrics import (
+from tunesmith.predict.metrics import (
     OTHER_LABEL,
     classification_metrics,
     exact_match,

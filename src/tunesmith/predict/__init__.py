@@ -1,0 +1,13 @@
+"""A model's answers and their task metrics: batched generation, classification by label likelihood, and the
+metrics of each task. Below both `train` (the metrics of `train.val_metrics` at every validation) and `evaluate`
+(the test split), so the two score a model with the same functions."""
+
+from tunesmith.predict.answers import Answers, answer, task_labels, task_metrics
+from tunesmith.predict.generation import generate
+from tunesmith.predict.labels import label_token_ids, predict_labels, score_labels
+from tunesmith.predict.metrics import classification_metrics, generation_metrics, parse_number, regression_metrics
+
+__all__ = [
+    "Answers", "answer", "classification_metrics", "generate", "generation_metrics", "label_token_ids",
+    "parse_number", "predict_labels", "regression_metrics", "score_labels", "task_labels", "task_metrics",
+]

@@ -1,0 +1,131 @@
+"""A model's answers to examples, as the task asks for them, and the task metrics of those answers.
+
+Classification picks a label (by label likelihood, or by generating and matching a label name), regression
+generates a number, generation generates text. Metrics are computed from the per-row answers (`task_metrics`), so
+the same function scores any subset of the rows, such as the test rows not leaked from train. In a job of
+several processes each process answers its share of the rows and every process gets all answers back in row
+order (`tunesmith.distributed`), so every process computes the metrics of one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tunesmith import distributed
+from tunesmith.config.schema import EvaluateConfig, RunConfig
+from tunesmith.data.example import Example
+from tunesmith.errors import ConfigError, DataError
+from tunesmith.predict.generation import generate
+from tunesmith.predict.labels import predict_labels, score_labels
+from tunesmith.predict.metrics import (
+    classification_metrics,
+    exact_match,
+    generation_metrics,
+    parse_number,
+    regression_metrics,
+)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class Answers:
+    predictions: list[str]
+    """One per example: the predicted label, or the generated text."""
+    label_scores: list[list[float]] | None = None
+    """Likelihood-mode classification: each example's log-probability of each label (in label order)."""
+
+
+def answer(model, tokenizer, examples: Sequence[Example], task: str, eval_config: EvaluateConfig,
+           labels: list[str] | None) -> Answers:
+    """``model``'s answer to each of ``examples`` for ``task``, with the evaluation settings of ``eval_config``
+    (classification mode, generation budget, batch size)."""
+    prompts = [example.prompt_messages for example in examples]
+    if task == "classification":
+        if not labels:
+            raise ValueError("classification needs the label set")
+        if eval_config.classification_mode == "likelihood":
+            scores = per_row_sharded(
+                lambda share: score_labels(model, tokenizer, share, labels, eval_config.batch_size), prompts)
+            return Answers(predict_labels(scores, labels), scores)
+        return Answers([match_label(output, labels) for output in _generated(model, tokenizer, prompts, eval_config)])
+    if task == "regression":
+        for example in examples:
+            regression_target(example)  # before generating: fail fast on bad rows
+    elif task != "generation":
+        raise ValueError(f"unknown task {task!r}")
+    return Answers(_generated(model, tokenizer, prompts, eval_config))
+
+
+def _generated(model, tokenizer, prompts: list, eval_config: EvaluateConfig) -> list[str]:
+    return per_row_sharded(
+        lambda share: generate(model, tokenizer, share, eval_config.max_new_tokens, eval_config.batch_size), prompts)
+
+
+def per_row_sharded(compute: Callable[[list[T]], list[R]], items: Sequence[T]) -> list[R]:
+    """``compute(items)`` (one result per item), each process computing its share; every process gets all."""
+    return distributed.gather_shards(compute(distributed.shard(items)), len(items))
+
+
+def task_metrics(task: str, examples: Sequence[Example], predictions: list[str], labels: list[str] | None) -> dict:
+    """The task's metrics of ``predictions`` (a predicted label, or the generated text) against ``examples``."""
+    if task == "classification":
+        return classification_metrics([truth_of(example) for example in examples], predictions, labels)
+    if task == "regression":
+        return regression_metrics([regression_target(example) for example in examples],
+                                  [parse_number(prediction) for prediction in predictions])
+    return generation_metrics([references_of(example) for example in examples], predictions)
+
+
+def task_labels(task: str, found: list[str] | None, config: RunConfig) -> list[str] | None:
+    """The label set a ``task`` is scored on: for classification, the data's labels (``found``) or
+    `data.label_names`; None for the other tasks."""
+    if task != "classification":
+        return None
+    labels = found or config.data.label_names
+    if not labels:
+        raise ConfigError(
+            "evaluate.task", f"{task} needs labelled rows, but the data format has no label set",
+            "use classification rows (text + label) or set data.label_names",
+        )
+    return list(labels)
+
+
+def correct_of(task: str, example: Example, prediction: str) -> bool | None:
+    if task == "classification":
+        return prediction == truth_of(example)
+    if task == "generation":
+        return exact_match(references_of(example), prediction)
+    return None
+
+
+def truth_of(example: Example) -> str:
+    """The label a classification row should get: its label, else its reference answer (a forced task)."""
+    return example.label if example.label is not None else example.reference
+
+
+def references_of(example: Example) -> list[str]:
+    """Every acceptable answer: ``meta["references"]`` when the row has several (e.g. DialogSum), else one."""
+    return list(example.meta.get("references") or [example.reference])
+
+
+def match_label(text: str, labels: list[str]) -> str:
+    """The label ``text`` names (stripped, case-insensitive), else ``text`` itself (scored as a wrong answer)."""
+    wanted = text.strip().casefold()
+    return next((label for label in labels if label.strip().casefold() == wanted), text.strip())
+
+
+def regression_target(example: Example) -> float:
+    """The row's number: its ``target``, else the number its reference answer writes (``evaluate.task`` forced)."""
+    if example.target is not None:
+        return example.target
+    value = parse_number(example.reference)
+    if value is None:
+        raise DataError(
+            example.location, None, f"regression needs a numeric answer, got {example.reference!r}",
+            "use regression rows or another evaluate.task",
+        )
+    return value

@@ -1,0 +1,103 @@
+"""What training measures on the validation split at every validation: the loss, which chooses the best weights,
+and the task metrics of `train.val_metrics`.
+
+The metrics are scored by `tunesmith.predict`, the functions evaluation scores the test split with, and with
+evaluation's settings (`evaluate.classification_mode`, `max_new_tokens`, `batch_size`): a validation accuracy
+and a test accuracy measure the same thing. Why `predict` sits below `train` rather than the scorer being passed
+in from above: a sweep, the pipeline and a user's script all call `train` directly, and each would have to build
+the same scorer; the config (`train.val_metrics`) is enough to say what to measure.
+
+Scoring must not change training: the model is scored in eval mode (no dropout) and put back in train mode, the
+RNG state is restored afterwards, and the KV cache is asked for per call (the model's own `use_cache` stays off
+for training). In a job of several processes every process scores its share of the rows and gets every answer
+back (`per_row_sharded`), so all of them compute the same metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+from tunesmith.config.schema import RunConfig
+from tunesmith.config.vocabulary import task_of
+from tunesmith.data.example import Example, Splits
+from tunesmith.data.tokenize import TokenizedExample
+from tunesmith.errors import ConfigError
+from tunesmith.predict.answers import answer, task_labels, task_metrics
+from tunesmith.train.loss import mean_supervised_loss
+
+VAL_LOSS = "val_loss"
+
+
+@dataclass
+class ValidationSet:
+    rows: Sequence[TokenizedExample]
+    """Every validation row, tokenized: the validation loss."""
+    examples: list[Example]
+    """The first `train.val_metrics_rows` validation rows, scored for `train.val_metrics` (none without them)."""
+    task: str
+    labels: list[str] | None
+
+
+def check_val_metrics(config: RunConfig, splits: Splits) -> None:
+    """What `train.val_metrics` needs, checked once the data is read and before the model loads: metrics of the
+    data's task, validation rows to score, and for classification a label set."""
+    if not config.train.val_metrics:
+        return
+    task = task_of(config.evaluate.task, splits.format)
+    config.train.check_val_metrics(task)
+    if not splits.validation:
+        raise ConfigError("train.val_metrics", "there are no validation rows to compute them on",
+                          "give data.validation, or set data.split.validation above 0")
+    task_labels(task, splits.labels, config)
+
+
+def validation_set(config: RunConfig, splits: Splits, rows: Sequence[TokenizedExample]) -> ValidationSet:
+    task = task_of(config.evaluate.task, splits.format)
+    if not config.train.val_metrics:
+        return ValidationSet(rows, [], task, None)
+    return ValidationSet(rows, list(splits.validation[: config.train.val_metrics_rows]), task,
+                         task_labels(task, splits.labels, config))
+
+
+def validate(loss_module, model, tokenizer, validation: ValidationSet, config: RunConfig) -> dict[str, float | None]:
+    """``{"val_loss": ..., "val_<metric>": ...}`` of the model now. ``loss_module`` is the (wrapped)
+    `SupervisedLoss` training runs; ``model`` the causal LM inside it. The metrics are left out when the loss is
+    not finite (the validation is skipped)."""
+    val_loss, _ = mean_supervised_loss(loss_module, validation.rows, config.train.batch_size,
+                                       tokenizer.pad_token_id)  # every process scores its share
+    values: dict[str, float | None] = {VAL_LOSS: val_loss}
+    if validation.examples and math.isfinite(val_loss):
+        with scoring(model):
+            answers = answer(model, tokenizer, validation.examples, validation.task, config.evaluate,
+                             validation.labels)
+        metrics = task_metrics(validation.task, validation.examples, answers.predictions, validation.labels)
+        values.update({f"val_{name}": metrics[name] for name in config.train.val_metrics})
+    return values
+
+
+@contextmanager
+def scoring(model: torch.nn.Module):
+    """The model in eval mode, and the RNG as it was, for the block; then back to training as it was."""
+    was_training = model.training
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        model.eval()
+        try:
+            yield
+        finally:
+            model.train(was_training)
+
+
+def describe_validation(values: dict[str, float | None]) -> str:
+    """``validation loss 0.1234, accuracy 0.9000`` (a metric the rows leave undefined, such as Pearson's r of
+    constant answers, is ``n/a``)."""
+    parts = [f"validation loss {values[VAL_LOSS]:.4f}"]
+    for key, value in values.items():
+        if key != VAL_LOSS:
+            parts.append(f"{key.removeprefix('val_')} {'n/a' if value is None else f'{value:.4f}'}")
+    return ", ".join(parts)
