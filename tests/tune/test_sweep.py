@@ -154,3 +154,17 @@ def test_a_database_password_is_not_written_to_the_sweep_folder(sweep_config, tm
     assert "s3cret" not in record and "tuner:***@db.example" in record
     message = error_of(lambda: prepare_sweep(str(config), [], resume=True, sweep_dir=str(folder)))
     assert "--storage" in message
+
+
+def test_a_task_metric_is_scored_on_validation_at_every_step_and_chooses_the_best(sweep_config):
+    config = sweep_config({"train.learning_rate": [5e-3, 3e-2]}, trials=2, metric="accuracy", pruner="median")
+    sweep = prepare_sweep(str(config), [])
+    assert sweep.direction == "maximize"
+    work(sweep)
+    for trial in sweep.study().get_trials():
+        run = RunDir(trial.user_attrs["run_dir"])
+        assert run.config().train.val_metrics == ["accuracy"]
+        best_step = read_json(run.train_summary)["best_step"]
+        at_best = [line for line in read_jsonl(run.metrics) if line.get("step") == best_step and "val_accuracy" in line]
+        assert trial.value == at_best[-1]["val_accuracy"]
+        assert set(trial.intermediate_values) == {1, 2, 3}
