@@ -96,7 +96,8 @@ def _sweep_command(config: Path, *extra: str) -> list[str]:
 def test_a_sweep_killed_mid_trial_resumes_to_the_requested_count(sweep_config, tmp_path):
     config = sweep_config({"train.learning_rate": [5e-3, 2e-2]}, trials=3, pruner="none")
     env = {**os.environ, "PYTHONPATH": str(SOURCE)}
-    slow = ["--set", "train.max_steps=40"]  # long enough to be killed inside the second trial
+    # Long enough to be killed inside the second trial; few validations, which are most of a tiny model's step.
+    slow = ["--set", "train.max_steps=40", "--set", "train.eval_every=10", "--set", "train.save_every=10"]
     process = subprocess.Popen(_sweep_command(config, *slow), env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
