@@ -54,6 +54,19 @@ def test_bad_number_names_key(tmp_path):
         load_config(write(tmp_path, {"data": {"train": "a.jsonl"}}), ["train.learning_rate=-1"])
 
 
+def test_a_number_or_auto_names_the_key_and_both_choices(tmp_path):
+    path = write(tmp_path, {"data": {"train": "a.jsonl"}})
+    assert load_config(path).train.epochs == "auto"
+    assert load_config(path, ["train.epochs=2", "train.eval_every=5"]).train.epochs == 2.0
+    with pytest.raises(ConfigError) as info:
+        load_config(path, ["train.epochs=lots"])
+    assert str(info.value) == ("config: train.epochs: input should be a valid number, unable to parse string as a "
+                               "number, or 'auto' (got 'lots')")
+    with pytest.raises(ConfigError, match=r"^config: train.save_every: input should be greater than or equal to 1, "
+                                          r"or 'auto' \(got 0\)$"):
+        load_config(path, ["train.save_every=0"])
+
+
 def test_overrides_parse_yaml_values(tmp_path):
     config = load_config(
         write(tmp_path, {"data": {"train": "a.jsonl"}}),

@@ -19,3 +19,9 @@ def test_readme_tables_are_generated_from_the_code(name):
 def test_every_field_is_documented():
     rows = reference_markdown().splitlines()[2:]
     assert rows and all(not row.rstrip().endswith("|  |") for row in rows)
+
+
+def test_a_number_or_a_word_shows_both():
+    rows = {row.split(" | ")[0]: row for row in reference_markdown().splitlines()}
+    assert rows["| `train.epochs`"].startswith("| `train.epochs` | float \\| `auto` | `auto` |")
+    assert rows["| `train.eval_every`"].startswith("| `train.eval_every` | int \\| `auto` | `auto` |")
