@@ -58,3 +58,30 @@ def test_stale_staging_folders_are_removed(tmp_path):
     removed = remove_stale_staging(tmp_path)
     assert [p.name for p in removed] == [".best-staging-xyz", ".step-000004-staging-abc"]
     assert [p.name for p in tmp_path.iterdir()] == ["step-000002"]
+
+
+def test_first_wins_keeps_an_entry_another_writer_published_and_walks_no_neighbours(tmp_path):
+    import threading
+
+    from tunesmith.atomic import staged_folder
+
+    final = tmp_path / "cache" / "entry"
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def writer(mark: str) -> None:
+        try:
+            with staged_folder(final, first_wins=True) as staging:
+                (staging / "data.txt").write_text(mark)
+                barrier.wait()  # every writer publishes at the same moment
+        except Exception as error:  # noqa: BLE001 - collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(str(index),)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert (final / "data.txt").read_text() in {"0", "1", "2", "3"}
+    assert sorted(path.name for path in final.parent.iterdir()) == ["entry"]  # no staging or aside folder left

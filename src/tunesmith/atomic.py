@@ -76,6 +76,13 @@ def fsync_path(path: Path) -> None:
         for child in path.rglob("*"):
             if child.is_file():
                 fsync_path(child)
+    fsync_entry(path)
+
+
+def fsync_entry(path: Path) -> None:
+    """Flush one file or folder itself (for a folder: its entries, so a rename into it is durable) and nothing
+    below it. After a rename the parent needs only this: walking the parent would read other writers' work in
+    progress (a shared cache folder) and cost a pass over everything in it."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
@@ -99,7 +106,7 @@ def staged_file(final: Path) -> Iterator[Path]:
             staging.chmod(0o666 & ~_umask())  # mkstemp makes it private (0600); the result is an ordinary file
             fsync_path(staging)
             os.replace(staging, final)
-            fsync_path(final.parent)
+            fsync_entry(final.parent)
     finally:
         staging.unlink(missing_ok=True)  # gone already after a successful replace
 
@@ -111,9 +118,13 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
 
 
 @contextmanager
-def staged_folder(final: Path) -> Iterator[Path]:
+def staged_folder(final: Path, first_wins: bool = False) -> Iterator[Path]:
     """Yield an empty folder beside ``final``; when the block succeeds, it replaces ``final``. On failure the
-    staging folder is removed and ``final`` is left as it was."""
+    staging folder is removed and ``final`` is left as it was.
+
+    ``first_wins``: for entries that never change once written (a cache keyed on its content), which several
+    processes may write at once: the folder is published by one rename that fails when ``final`` exists, and then
+    the other writer's identical entry is kept and this one dropped. (Replacing would race on the aside name.)"""
     with _explained_write_failures(final):
         final.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{final.name}{STAGING_MARK}", dir=final.parent))
@@ -122,8 +133,11 @@ def staged_folder(final: Path) -> Iterator[Path]:
         with _explained_write_failures(final):
             yield staging
             fsync_path(staging)
-            replace_folder(staging, final)
-            fsync_path(final.parent)
+            if first_wins:
+                _publish(staging, final)
+            else:
+                replace_folder(staging, final)
+            fsync_entry(final.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already after a successful rename
 
@@ -178,6 +192,15 @@ def replace_folder(new: Path, final: Path) -> None:
         final.rename(old)
     new.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _publish(new: Path, final: Path) -> None:
+    """Rename ``new`` to ``final`` unless ``final`` exists (then ``new`` is left to be removed)."""
+    try:
+        new.rename(final)
+    except OSError as error:
+        if error.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not final.is_dir():
+            raise
 
 
 def recover_folder(final: Path) -> None:

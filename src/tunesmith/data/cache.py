@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -154,6 +155,12 @@ def stats_of_dataset(dataset) -> TruncationStats:
                            rows_without_supervision=int((supervised == 0).sum()))
 
 
+def _drop_damaged(folder: Path) -> None:
+    """Remove an entry left incomplete by an older writer (no stats.json), which would keep a new one out."""
+    if folder.is_dir() and not (folder / "stats.json").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def load_entry(folder: Path) -> tuple[TokenizedRows, TruncationStats] | None:
     """A finished cache entry, or None when there is none (a half-written one never has this name)."""
     import datasets
@@ -171,8 +178,10 @@ def load_entry(folder: Path) -> tuple[TokenizedRows, TruncationStats] | None:
 
 
 def write_entry(folder: Path, dataset, stats: TruncationStats) -> None:
-    """Save ``dataset`` and ``stats`` as one entry that appears whole or not at all."""
-    with staged_folder(folder) as staging, no_progress_bars():
+    """Save ``dataset`` and ``stats`` as one entry that appears whole or not at all. Processes that tokenize the
+    same rows at once (sweep workers on a cold cache) write the same entry: the first one published stays."""
+    _drop_damaged(folder)
+    with staged_folder(folder, first_wins=True) as staging, no_progress_bars():
         dataset.save_to_disk(str(staging / "dataset"))
         write_json(staging / "stats.json", asdict(stats))
 
@@ -180,7 +189,8 @@ def write_entry(folder: Path, dataset, stats: TruncationStats) -> None:
 def move_arrow_entry(folder: Path, arrow_files: list[Path], stats: TruncationStats) -> None:
     """Make an entry of Arrow files already on disk (streaming's output) by moving them, not copying: a
     `save_to_disk` copy would write every row a second time and page the whole dataset through memory."""
-    with staged_folder(folder) as staging:
+    _drop_damaged(folder)
+    with staged_folder(folder, first_wins=True) as staging:
         for index, arrow_file in enumerate(arrow_files):
             arrow_file.rename(staging / f"shard-{index:05d}.arrow")
         write_json(staging / "stats.json", asdict(stats))
@@ -207,5 +217,5 @@ def tokenized_split(
     write_entry(folder, dataset, stats)
     log.info("tokenized %d %s rows in %.1f s (cached at %s)", len(dataset), split,
              time.perf_counter() - started, folder)
-    rows, _ = load_entry(folder)
-    return rows, stats
+    stored = load_entry(folder)
+    return (stored[0] if stored else TokenizedRows(dataset)), stats
