@@ -6,6 +6,7 @@
 - a killed process ends the job within seconds with a clear error, and `--resume` continues it;
 - 2 "machines" x 1 process (torchrun rendezvous on 127.0.0.1) give what 2 local processes give;
 - evaluation sharded over 2 processes gives the single-process predictions and metrics.
+- the validation metrics of `train.val_metrics`, scored over 2 processes, are those of 1 process.
 
 The project uses a constant learning rate so that a run stopped at step 3 and resumed to step 6 is the same run
 as one planned for 6 steps, and no dropout (random masks depend on how rows are split between processes).
@@ -104,6 +105,20 @@ def test_two_processes_train_what_one_process_trains_when_packing(project):
     one = train(project, project / "packed-one-x8", *packed)
     two = train(project, project / "packed-two-x4", "--processes", "2", "--set", "train.batch_size=4", *packed)
     assert_same_training(two, one)
+
+
+def test_validation_metrics_over_two_processes_are_those_of_one_process(project):
+    measured = ("--set", "train.val_metrics=[accuracy,f1]")
+    one = train(project, project / "val-metrics-one-x8", *measured)
+    two = train(project, project / "val-metrics-two-x4", "--processes", "2", "--set", "train.batch_size=4", *measured)
+
+    def validations(run: Path) -> list[dict]:
+        lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [line for line in lines if "val_loss" in line]
+
+    assert [set(line) for line in validations(one)] == [{"step", "val_loss", "val_accuracy", "val_f1"}] * 2
+    for mine, theirs in zip(validations(two), validations(one), strict=True):
+        assert mine == pytest.approx(theirs, abs=1e-5)
 
 
 @pytest.mark.parametrize("first, then", [
