@@ -36,6 +36,7 @@ TASKS = {
     "sst2": ("sst2_train.jsonl", "sst2_test.jsonl", "sentence", ["negative", "positive"]),
     "sms_spam": ("sms_spam_train.jsonl", "sms_spam_test.jsonl", "text", ["ham", "spam"]),
 }
+BASELINES = ("tfidf_logreg", "tfidf_svm")
 CONFIG = """model:
   name: default
 data:
@@ -80,34 +81,21 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def tfidf_baselines(config_path: Path) -> dict:
-    """TF-IDF (word 1-2 grams) + logistic regression and + linear SVM, fitted on the rows the run trains on (its
-    training split: the file's rows less the held-out validation rows) and scored on its test rows with tunesmith's
-    own classification metrics."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.svm import LinearSVC
-
+    """TF-IDF (word 1-2 grams) + logistic regression (classes balanced) and + linear SVM, as `evaluate.baselines`
+    builds them, fitted on the rows the run trains on (its training split) and scored on its test rows by the
+    same metrics as the tuned model."""
     from tunesmith.config import load_config
-    from tunesmith.data.example import location_order
     from tunesmith.data.splits import load_run_splits
-    from tunesmith.predict.metrics import classification_metrics
+    from tunesmith.evaluate.baselines import baseline_scores, run_baselines
 
     config = load_config(config_path)
     splits = load_run_splits(config.data)
-    train_lines = read_jsonl(config_path.parent / "train.jsonl")
-    train = [train_lines[location_order(example.location)[1] - 1] for example in splits.train]
-    test = read_jsonl(config_path.parent / "test.jsonl")
-    results = {}
-    for name, model in (("tfidf_logreg", LogisticRegression(max_iter=1000)), ("tfidf_svm", LinearSVC())):
-        pipeline = make_pipeline(TfidfVectorizer(ngram_range=(1, 2)), model)
-        started = time.perf_counter()
-        pipeline.fit([row["text"] for row in train], [row["label"] for row in train])
-        predicted = list(pipeline.predict([row["text"] for row in test]))
-        metrics = classification_metrics([row["label"] for row in test], predicted, splits.labels)
-        results[name] = {"accuracy": metrics["accuracy"], "f1": metrics["f1"],
-                         "seconds": round(time.perf_counter() - started, 2)}
-    return results
+    results = run_baselines(list(BASELINES), "classification", splits, config.data, config.train.seed)
+    scores = {result.name: baseline_scores(result, "classification", splits.test, splits.labels, config.evaluate)
+              for result in results}
+    return {name: {"accuracy": score["accuracy"], "f1": score["f1"],
+                   "seconds": round(score["train_seconds"] + score["predict_seconds"], 2)}
+            for name, score in scores.items()}
 
 
 def run_task(task: str, out: Path, overrides: list[str]) -> dict:
@@ -146,12 +134,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
     parser.add_argument("--build-only", action="store_true", help="write the example folders and stop")
+    parser.add_argument("--baselines-only", action="store_true", help="score the TF-IDF baselines alone")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "small_tasks")
     args = parser.parse_args()
     for task in args.tasks:
         build(task)
     if args.build_only:
+        return
+    if args.baselines_only:
+        print(json.dumps({task: tfidf_baselines(EXAMPLES / task / "config.yaml") for task in args.tasks}))
         return
     results = {"overrides": args.overrides}
     for task in args.tasks:
