@@ -88,9 +88,8 @@ def tiny_model(tiny_tokenizer):
     return build_tiny_model(len(tiny_tokenizer))
 
 
-@pytest.fixture()
-def chatty_model(tiny_model):
-    """The tiny Llama with large random weights.
+def make_chatty(model):
+    """``model`` (the tiny Llama) with large random weights, in place.
 
     The stock init (std 0.02, tied embeddings) makes greedy decoding repeat the prompt's last token forever and
     gives every label nearly the same score; larger weights give varied replies and well-separated scores, so
@@ -98,10 +97,22 @@ def chatty_model(tiny_model):
     """
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
-        for parameter in tiny_model.parameters():
+        for parameter in model.parameters():
             if parameter.ndim == 2:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
-    return tiny_model
+    return model
+
+
+@pytest.fixture()
+def chatty_model(tiny_model):
+    """The tiny Llama with large random weights (`make_chatty`)."""
+    return make_chatty(tiny_model)
+
+
+@pytest.fixture(scope="session")
+def build_chatty_model():
+    """``build_chatty_model(vocab_size)``: a new tiny Llama with `make_chatty`'s weights (for session fixtures)."""
+    return lambda vocab_size: make_chatty(build_tiny_model(vocab_size))
 
 
 @pytest.fixture(scope="session")

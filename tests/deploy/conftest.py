@@ -93,32 +93,14 @@ SPAM_TEXTS = ["win a free prize now", "see you at lunch", "claim your cash rewar
 
 
 @pytest.fixture(scope="session")
-def chatty_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
+def chatty_model_dir(tmp_path_factory, tiny_tokenizer, build_chatty_model) -> Path:
     """The tiny Llama with large random weights, saved: greedy replies vary with the prompt (the stock init repeats
     one token), so batching or cache mistakes change answers."""
     folder = tmp_path_factory.mktemp("chatty-llama")
-    model = _chatty(len(tiny_tokenizer))
+    model = build_chatty_model(len(tiny_tokenizer))
     model.save_pretrained(folder)
     tiny_tokenizer.save_pretrained(folder)
     return folder
-
-
-def _chatty(vocab_size: int):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True, bos_token_id=1,
-        eos_token_id=2, pad_token_id=2,
-    )
-    model = LlamaForCausalLM(config).eval()
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.ndim == 2:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
-    return model
 
 
 def classification_run(root: Path, model_dir: Path, data_dir: Path, seed: int) -> Path:

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import math
 import os
 import socket
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,21 +165,28 @@ def _alive(pid) -> bool:
 
 
 @contextlib.contextmanager
-def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
-    """Beat for ``trial`` while it runs, so that workers elsewhere can tell a live trial from a dead one (what
-    `Study.optimize` does for its trials; workers that ask and tell do it here)."""
-    storage = study.storage
+def every(seconds: float, action: Callable[[], None], name: str) -> Iterator[None]:
+    """Run ``action`` every ``seconds`` on a background thread while the block runs."""
     stop = threading.Event()
 
-    def beat() -> None:
-        while not stop.wait(HEARTBEAT_S):
-            storage.record_heartbeat(trial._trial_id)
+    def repeat() -> None:
+        while not stop.wait(seconds):
+            action()
 
-    storage.record_heartbeat(trial._trial_id)
-    thread = threading.Thread(target=beat, name="tunesmith-heartbeat", daemon=True)
+    thread = threading.Thread(target=repeat, name=name, daemon=True)
     thread.start()
     try:
         yield
     finally:
         stop.set()
         thread.join()
+
+
+@contextlib.contextmanager
+def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
+    """Beat for ``trial`` while it runs, so that workers elsewhere can tell a live trial from a dead one (what
+    `Study.optimize` does for its trials; workers that ask and tell do it here)."""
+    beat = functools.partial(study.storage.record_heartbeat, trial._trial_id)
+    beat()
+    with every(HEARTBEAT_S, beat, "tunesmith-heartbeat"):
+        yield

@@ -14,7 +14,6 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +43,7 @@ from tunesmith.run_dir import RunDir
 from tunesmith.tune.report import write_sweep_report
 from tunesmith.tune.study import (
     counts,
+    every,
     grid_size,
     heartbeat,
     mark_owner,
@@ -280,18 +280,13 @@ def _short(value) -> str:
 def live_table(sweep: Sweep) -> Iterator[None]:
     """The trials table, redrawn every two seconds while the sweep runs (and once more at the end)."""
     study = sweep.study()
-    stop = threading.Event()
-    console = Console(stderr=True)
-    with Live(trials_table(sweep, study), console=console, refresh_per_second=1, transient=False) as live:
+    with Live(trials_table(sweep, study), console=Console(stderr=True), refresh_per_second=1,
+              transient=False) as live:
         def redraw() -> None:
-            while not stop.wait(2.0):
-                live.update(trials_table(sweep, study))
-
-        thread = threading.Thread(target=redraw, name="tunesmith-sweep-table", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
             live.update(trials_table(sweep, study))
+
+        try:
+            with every(2.0, redraw, "tunesmith-sweep-table"):
+                yield
+        finally:
+            redraw()
