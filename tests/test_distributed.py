@@ -29,7 +29,8 @@ import yaml
 from safetensors.torch import load_file
 
 from tunesmith import distributed
-from tunesmith.cli import _without_processes, main
+from tunesmith.cli import main
+from tunesmith.cli.arguments import without_processes
 
 STEPS = 6
 TIMEOUT_S = 300
@@ -247,7 +248,7 @@ def test_one_process_helpers_change_nothing():
 
 
 def test_launched_processes_run_the_command_without_processes():
-    assert _without_processes(["run", "c.yaml", "--processes", "2", "--set", "a=1"]) == ["run", "c.yaml", "--set",
+    assert without_processes(["run", "c.yaml", "--processes", "2", "--set", "a=1"]) == ["run", "c.yaml", "--set",
                                                                                          "a=1"]
-    assert _without_processes(["train", "--processes=4", "c.yaml"]) == ["train", "c.yaml"]
-    assert _without_processes(["train", "--proc", "4", "c.yaml"]) == ["train", "c.yaml"]
+    assert without_processes(["train", "--processes=4", "c.yaml"]) == ["train", "c.yaml"]
+    assert without_processes(["train", "--proc", "4", "c.yaml"]) == ["train", "c.yaml"]

@@ -1,0 +1,146 @@
+"""Commands that start work from a config: `init`, `run`, `train`, `sweep`, `data check|clean`, `config`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+
+from tunesmith import distributed
+from tunesmith.cli.arguments import add_processes, add_set, new_or_resumed_run
+from tunesmith.config import dump_config, load_config
+from tunesmith.errors import NoUsableRowsError
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("init", help="write a commented starter config for a data file (format, columns, labels "
+                            "and max_length detected)")
+    p.add_argument("data", metavar="DATA", help="data file (JSONL, JSON, CSV, Parquet, ...), glob or dataset folder")
+    p.add_argument("--test", metavar="FILE", help="test file (default: a fraction of DATA is held out for testing)")
+    p.add_argument("--out", default="config.yaml", help="config file to write (default: config.yaml)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out when it exists")
+
+    p = commands.add_parser("run", help="data check, train, evaluate vs base, export and report, in one run folder")
+    p.add_argument("config")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the newest run of this config from its last checkpoint")
+    add_processes(p)
+    add_set(p)
+
+    p = commands.add_parser("train", help="fine-tune only (writes checkpoints and the best weights)")
+    p.add_argument("config")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--run-dir", help="run folder to create or resume (default: a new one under output.dir)")
+    add_processes(p)
+    add_set(p)
+
+    p = commands.add_parser("sweep", help="hyperparameter search (Optuna) on the validation split; the best trial is "
+                            "evaluated on test, exported and reported")
+    p.add_argument("config", help="a run config with a sweep: section")
+    p.add_argument("--resume", action="store_true", help="continue the newest sweep of this config")
+    p.add_argument("--storage", metavar="URL", help="Optuna database shared by workers on several machines, e.g. "
+                   "postgresql://user:pass@host/db (default: $TUNESMITH_SWEEP_STORAGE, else sweep.db in the sweep "
+                   "folder)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="local worker processes on the study")
+    p.add_argument("--sweep-dir", help="the sweep folder (default: a new one under output.dir)")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a process started by --workers
+    add_set(p)
+
+    p = commands.add_parser("data", help="inspect data")
+    data_commands = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    q = data_commands.add_parser(
+        "check", help="quality report: unreadable rows, duplicates, leakage, labels, lengths, template round trip "
+        "(exit 0 clean, 1 findings, 2 unreadable rows)")
+    q.add_argument("target", help="a run config (YAML) or a data file")
+    q.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_set(q)
+    q = data_commands.add_parser("clean", help="write a copy of a data file without the rows the check flags")
+    q.add_argument("input_path", metavar="IN", help="data file, glob or dataset folder to read (never modified)")
+    q.add_argument("output_path", metavar="OUT", help="file to write, in the input's format family")
+    q.add_argument("--config", help="run config whose data settings (format, columns, check) to use")
+    q.add_argument("--drop", metavar="KIND,KIND", help="finding kinds to remove (default: data.check.drop)")
+    q.add_argument("--overwrite", action="store_true", help="replace OUT when it exists (never one of the inputs)")
+    add_set(q)
+
+    p = commands.add_parser("config", help="print a config with defaults and overrides resolved")
+    p.add_argument("config")
+    add_set(p)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from tunesmith.data.starter import write_starter_config
+
+    print(write_starter_config(args.data, args.test, args.out, args.overwrite).render())
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tunesmith.pipeline import run_pipeline
+
+    config, run = new_or_resumed_run(args)
+    run_pipeline(config, run, resume=args.resume)
+    if distributed.is_main():
+        print(f"report: {run.report_html}")
+        print(f"run folder: {run.root}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from tunesmith.pipeline import run_pipeline
+
+    config, run = new_or_resumed_run(args)
+    run_pipeline(config, run, resume=args.resume, until="train")
+    if distributed.is_main():
+        print(f"run folder: {run.root}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from tunesmith.tune import prepare_sweep, run_sweep, work
+    from tunesmith.tune.sweep import STORAGE_VARIABLE
+
+    storage = args.storage or os.environ.get(STORAGE_VARIABLE) or None
+    if args.worker:
+        work(prepare_sweep(args.config, args.overrides, resume=True, storage=storage, sweep_dir=args.sweep_dir))
+        return 0
+    summary = run_sweep(args.config, args.overrides, resume=args.resume, storage=storage, workers=args.workers,
+                        sweep_dir=args.sweep_dir)
+    print(f"best trial: {summary['best_trial']} ({summary['best_value']:.6g}); run folder: {summary['best_run']}")
+    print(f"best config: {summary['best_config']}")
+    print(f"report: {summary['report_html']}")
+    return 0
+
+
+def _data_check(args: argparse.Namespace) -> int:
+    from tunesmith.data import run_check
+
+    try:
+        text, code = run_check(args.target, args.overrides, args.json)
+    except NoUsableRowsError as error:
+        print(error.report or "")  # every bad row; the error line (stderr) names the first
+        raise
+    print(text)
+    return code
+
+
+def _data_clean(args: argparse.Namespace) -> int:
+    from tunesmith.data.clean import run_clean
+
+    print(run_clean(args.input_path, args.output_path, args.config, args.drop, args.overrides, args.overwrite))
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    print(dump_config(load_config(args.config, args.overrides)), end="")
+    return 0
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "init": _init,
+    "run": _run,
+    "train": _train,
+    "sweep": _sweep,
+    "data check": _data_check,
+    "data clean": _data_clean,
+    "config": _config,
+}
