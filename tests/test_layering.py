@@ -10,8 +10,8 @@ from pathlib import Path
 SOURCE = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
     {"errors", "text", "atomic", "json_files", "document", "distributed"},
-    {"config"}, {"run_dir"}, {"models"}, {"data"}, {"predict"}, {"train"}, {"evaluate"}, {"deploy"}, {"report"},
-    {"pipeline"}, {"tune"}, {"cli", "__main__"},
+    {"config"}, {"run_dir"}, {"models"}, {"data"}, {"retrieval"}, {"predict"}, {"train"}, {"evaluate"}, {"review"},
+    {"deploy"}, {"report"}, {"pipeline"}, {"tune", "rag"}, {"ui"}, {"cli", "__main__"},
 ]
 """Lowest first: a package may import its own layer's modules and lower layers only."""
 
