@@ -1,0 +1,50 @@
+"""Review databases built from synthetic plans (no models): what the store, stats and export tests read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tunesmith.review.store import ReviewPlan, create_database, database_path
+
+
+def synthetic_plan(num_prompts: int = 4, reviewers: tuple[str, ...] = ("ann", "bob"), show_reference: bool = False,
+                   models: tuple[str, ...] = ("tuned", "base")) -> ReviewPlan:
+    """``num_prompts`` prompts whose answers name their model (``"<model> says <n>"``), one item per prompt and
+    pair of models, every reviewer's queue holding every item with A/B alternating by position."""
+    prompts = [{"location": f"test.jsonl:{n + 1}", "system": "Be brief." if n % 2 else None, "prompt": f"question {n}",
+                "reference": f"answer {n}", "label": None, "answers": {model: f"{model} says {n}" for model in models}}
+               for n in range(num_prompts)]
+    pairs = [(first, second) for i, first in enumerate(models) for second in models[i + 1:]]
+    items = [(n, first, second) for n in range(num_prompts) for first, second in pairs]
+    queues = {reviewer: [(index, *(pair if (index + offset) % 2 == 0 else pair[::-1]))
+                         for index, (_, *pair) in enumerate(items)]
+              for offset, reviewer in enumerate(reviewers)}
+    roles = {"tuned": "tuned", "base": "base"}
+    return ReviewPlan(models=[(model, roles.get(model, "run"), None) for model in models], prompts=prompts,
+                      items=items, queues=queues,
+                      meta={"rubric": ["correct", "helpful", "fluent"], "show_reference": show_reference,
+                            "tuned": models[0], "seed": 0})
+
+
+def write_review(run_root: Path, plan: ReviewPlan) -> Path:
+    path = database_path(run_root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    create_database(path, plan)
+    return run_root
+
+
+@pytest.fixture()
+def review_run(tmp_path) -> Path:
+    """A folder holding a review of 4 prompts, tuned vs base, reviewers ann and bob."""
+    return write_review(tmp_path / "run", synthetic_plan())
+
+
+@pytest.fixture()
+def make_review(tmp_path):
+    """``make_review(**synthetic_plan_options)`` → a folder holding that review."""
+    def make(name: str = "run", **options) -> Path:
+        return write_review(tmp_path / name, synthetic_plan(**options))
+
+    return make
