@@ -29,7 +29,24 @@ class UiSettings:
 
 
 def _number(value: object, signed: bool = False) -> str:
+    """A metric as reports show it (4 decimals); a missing one as –."""
+    if value is None:
+        return "–"
     return format_value(value, signed=signed) if is_number(value) else plain(value)
+
+
+def _setting(value: object) -> str:
+    """A config value as the user wrote it in YAML terms (``0.0002``, ``8.0``, ``[q_proj, v_proj]``); unset: –."""
+    if value is None:
+        return "–"
+    if isinstance(value, list):
+        return "[" + ", ".join(_setting(item) for item in value) + "]"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _model_name(name: object) -> str:
+    """A local model folder by its last part (the full path is in the cell's title); a Hub id as it is."""
+    return Path(name).name if isinstance(name, str) and name.startswith("/") else _setting(name)
 
 
 _ENVIRONMENT = jinja2.Environment(loader=jinja2.FileSystemLoader(PACKAGE / "templates"), autoescape=True,
@@ -37,6 +54,8 @@ _ENVIRONMENT = jinja2.Environment(loader=jinja2.FileSystemLoader(PACKAGE / "temp
 _ENVIRONMENT.filters["number"] = _number
 _ENVIRONMENT.filters["signed"] = lambda value: _number(value, signed=True)
 _ENVIRONMENT.filters["plain"] = plain
+_ENVIRONMENT.filters["setting"] = _setting
+_ENVIRONMENT.filters["model_name"] = _model_name
 
 
 def render(request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:

@@ -14,10 +14,11 @@
       return;
     }
     const series = curves.series;
-    drawChart(document.getElementById("loss-chart"), [{label: "loss", points: series.loss || []}]);
-    const validation = Object.keys(series).filter((key) => key.startsWith("val_"))
-      .map((key) => ({label: key, points: series[key], dashed: key !== "val_loss"}));
-    drawChart(document.getElementById("val-chart"), validation, "no validation yet");
+    drawChart(document.getElementById("loss-chart"), [{label: "loss", points: series.loss || []},
+                                                      {label: "val_loss", points: series.val_loss || [], dashed: true}]);
+    const metrics = Object.keys(series).filter((key) => key.startsWith("val_") && key !== "val_loss")
+      .map((key) => ({label: key, points: series[key]}));
+    drawChart(document.getElementById("val-chart"), metrics, "no validation metrics");
     const steps = (series.loss || []).length;
     note.textContent = curves.status === "running"
       ? `training: ${steps} steps so far, refreshed every ${POLL_MS / 1000} s`
