@@ -21,8 +21,10 @@ from tunesmith.errors import RunError, TunesmithError
 from tunesmith.evaluate.compare import comparison_table
 from tunesmith.json_files import read_json
 from tunesmith.review import ReviewStore
-from tunesmith.ui import playground, review_pages
 from tunesmith.ui.pages import PACKAGE, UiSettings, find_run, render
+from tunesmith.ui.playground import Playground
+from tunesmith.ui.playground import router as playground_routes
+from tunesmith.ui.review_pages import router as review_routes
 from tunesmith.ui.runs import config_differences, curves, find_runs, headline_metrics, raw_config, read_eval, run_row
 from tunesmith.ui.security import check_csrf, check_token, check_ui_bind, session_csrf, set_csrf
 
@@ -35,7 +37,7 @@ RUN_FILES = {"report.html": "text/html; charset=utf-8", "report.md": _TEXT, "pre
 
 
 def create_app(settings: UiSettings) -> FastAPI:
-    models = playground.Playground(settings.max_tokens)
+    models = Playground(settings.max_tokens)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,8 +103,8 @@ def create_app(settings: UiSettings) -> FastAPI:
         return render(request, "compare.html", rows=rows, results=results, metric_names=metric_names,
                       differences=differences)
 
-    app.include_router(playground.router(settings, models))
-    app.include_router(review_pages.router(settings))
+    app.include_router(playground_routes(settings, models))
+    app.include_router(review_routes(settings))
     return app
 
 
