@@ -110,11 +110,22 @@ def create_app(settings: UiSettings) -> FastAPI:
 
 def _run_page(request: Request, settings: UiSettings, name: str) -> Response:
     run = find_run(settings, name)
-    result = read_eval(run)
+    result, result_problem = _read_or_problem(run.eval_json)
+    summary, summary_problem = _read_or_problem(run.data_summary)
     return render(request, "run.html", row=run_row(name, run), config_text=_config_text(run.config_path),
-                  evaluation=comparison_table(result) if result else None, summary=read_json(run.data_summary),
+                  evaluation=comparison_table(result) if result else None, summary=summary,
+                  problems=[problem for problem in (result_problem, summary_problem) if problem],
                   files=[file for file in RUN_FILES if (run.root / file).is_file()],
                   has_review=ReviewStore.exists(run.root))
+
+
+def _read_or_problem(path) -> tuple[dict | None, str | None]:
+    """A run's JSON file, or what is wrong with it: a damaged file is said on the page, which shows the rest."""
+    try:
+        value = read_json(path)
+    except RunError as error:
+        return None, str(error)
+    return (value, None) if value is None or isinstance(value, dict) else (None, f"{path} does not hold an object")
 
 
 def _config_text(path) -> str:

@@ -74,6 +74,7 @@ def raw_config(run: RunDir) -> dict:
 
 
 def read_eval(run: RunDir) -> dict | None:
+    """eval.json; None when missing, or damaged (the run's page says what is wrong with it)."""
     try:
         result = read_json(run.eval_json)
     except RunError:
