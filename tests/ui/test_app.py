@@ -104,7 +104,8 @@ def test_playground_streams_tokens_then_the_end(client):
                       headers=headers)
     assert bad.status_code == 400 and "chat template" in bad.json()["error"]
     assert client.post("/api/playground/chat", json={**request, "run": "nope"}, headers=headers).status_code == 404
-    assert client.post("/api/playground/chat", json={**request, "messages": []}, headers=headers).status_code == 422
+    empty = client.post("/api/playground/chat", json={**request, "messages": []}, headers=headers)
+    assert empty.status_code == 422 and empty.json()["error"].startswith("messages: ")
 
 
 def test_an_edited_template_renders_the_request(client):

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
@@ -25,7 +26,16 @@ from tunesmith.ui.pages import PACKAGE, UiSettings, find_run, render
 from tunesmith.ui.playground import Playground
 from tunesmith.ui.playground import router as playground_routes
 from tunesmith.ui.review_pages import router as review_routes
-from tunesmith.ui.runs import config_differences, curves, find_runs, headline_metrics, raw_config, read_eval, run_row
+from tunesmith.ui.runs import (
+    config_differences,
+    curves,
+    find_runs,
+    headline_metrics,
+    raw_config,
+    read_eval,
+    run_row,
+    run_status,
+)
 from tunesmith.ui.security import check_csrf, check_token, check_ui_bind, session_csrf, set_csrf
 
 log = logging.getLogger("tunesmith")
@@ -46,6 +56,8 @@ def create_app(settings: UiSettings) -> FastAPI:
 
     app = FastAPI(title="tunesmith ui", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static")
+    # The pages are plain functions (not async): FastAPI runs them on worker threads, so reading run folders
+    # never stalls the event loop that streams playground answers.
     _add_error_handlers(app)
 
     @app.middleware("http")
@@ -61,24 +73,22 @@ def create_app(settings: UiSettings) -> FastAPI:
         return response
 
     @app.get("/")
-    async def runs_page(request: Request):
+    def runs_page(request: Request):
         rows = [run_row(name, run) for name, run in find_runs(settings.runs_dir).items()]
         metric_names = list(dict.fromkeys(key for row in rows for key in row.metrics))
-        setting_names = list(dict.fromkeys(key for row in rows for key in row.settings))
-        return render(request, "runs.html", rows=rows, metric_names=metric_names, setting_names=setting_names,
-                      runs_dir=str(settings.runs_dir))
+        return render(request, "runs.html", rows=rows, metric_names=metric_names, runs_dir=str(settings.runs_dir))
 
     @app.get("/api/runs")
-    async def runs_json():
+    def runs_json():
         return [vars(run_row(name, run)) for name, run in find_runs(settings.runs_dir).items()]
 
     @app.get("/api/curves/{name:path}")
-    async def curves_json(name: str):
+    def curves_json(name: str):
         run = find_run(settings, name)
-        return {"name": name, "status": run_row(name, run).status, "series": curves(run)}
+        return {"name": name, "status": run_status(run), "series": curves(run)}
 
     @app.get("/runs/{path:path}")
-    async def run_page_or_file(request: Request, path: str):
+    def run_page_or_file(request: Request, path: str):
         # One route for both: a run's name may hold slashes (a sweep's trials), so only the last part can say
         # whether a file of the run is meant.
         name, _, file = path.rpartition("/")
@@ -90,7 +100,7 @@ def create_app(settings: UiSettings) -> FastAPI:
         return _run_page(request, settings, path)
 
     @app.get("/compare")
-    async def compare_page(request: Request, runs: str = ""):
+    def compare_page(request: Request, runs: str = ""):
         names = [name for name in runs.split(",") if name.strip()]
         if len(names) < 2:
             raise HTTPException(400, "compare needs two or more runs: /compare?runs=a,b")
@@ -147,6 +157,13 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, error: HTTPException):
         return respond(request, error.status_code, str(error.detail))
 
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, error: RequestValidationError):
+        problems = error.errors()
+        first = problems[0] if problems else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
+        return respond(request, 422, f"{where}: {first.get('msg', 'invalid')}")
+
     @app.exception_handler(TunesmithError)
     async def user_error(request: Request, error: TunesmithError):
         return respond(request, getattr(error, "status", 400), str(error))
@@ -155,7 +172,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def server_error(request: Request, error: Exception):
         log.exception("ui request failed")
         return respond(request, 500, f"internal error: {type(error).__name__}")
-
 
 
 def serve_ui(settings: UiSettings) -> int:

@@ -20,10 +20,14 @@ PACKAGE = Path(__file__).resolve().parent
 
 @dataclass(frozen=True)
 class UiSettings:
+    """What `tunesmith ui` was started with."""
+
     runs_dir: Path
+    """The folder of run folders (and sweep folders) the UI shows."""
     host: str = "127.0.0.1"
     port: int = 7860
     token: str | None = None
+    """Required on every request when set (`tunesmith.ui.security`)."""
     max_tokens: int = 256
     """The most tokens a playground answer may have."""
 
@@ -53,13 +57,12 @@ _ENVIRONMENT = jinja2.Environment(loader=jinja2.FileSystemLoader(PACKAGE / "temp
                                   undefined=jinja2.StrictUndefined)
 _ENVIRONMENT.filters["number"] = _number
 _ENVIRONMENT.filters["signed"] = lambda value: _number(value, signed=True)
-_ENVIRONMENT.filters["plain"] = plain
 _ENVIRONMENT.filters["setting"] = _setting
 _ENVIRONMENT.filters["model_name"] = _model_name
 
 
 def render(request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
-    """A page: ``template`` with ``context``, the session's CSRF token (for the page's scripts) and the title."""
+    """A page: ``template`` with ``context`` and the session's CSRF token (in a ``<meta>``, for the page's scripts)."""
     html = _ENVIRONMENT.get_template(template).render(csrf=request.state.csrf, **context)
     return HTMLResponse(html, status_code=status_code)
 
