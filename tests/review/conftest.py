@@ -48,3 +48,33 @@ def make_review(tmp_path):
         return write_review(tmp_path / name, synthetic_plan(**options))
 
     return make
+
+
+def tiny_run(root: Path, model_dir: Path, data: dict, seed: int) -> Path:
+    """A finished LoRA run on the tiny model: config.yaml and a random non-zero adapter as its best weights."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tunesmith.config import save_config, validate_config
+    from tunesmith.run_dir import RunDir
+
+    run = RunDir(root)
+    root.mkdir(parents=True)
+    save_config(validate_config({"model": {"name": str(model_dir)}, "method": "lora", "data": data,
+                                 "evaluate": {"batch_size": 2, "max_new_tokens": 4, "compare_base": False},
+                                 "review": {"items": 4, "reviewers": ["ann", "bob"], "overlap": 2}}),
+                run.config_path)
+    torch.manual_seed(seed)
+    adapter = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir), adapter).save_pretrained(run.best)
+    return root
+
+
+@pytest.fixture()
+def tiny_runs(tmp_path, tiny_model_dir, write_jsonl) -> tuple[Path, Path]:
+    """Two generation runs (different adapters) on the tiny model, with 6 test prompts and no predictions yet."""
+    rows = [{"prompt": f"Write about the sea {n}.", "completion": f"The waves roll in {n}."} for n in range(6)]
+    data = {split: write_jsonl(tmp_path / f"{split}.jsonl", rows) for split in ("train", "validation", "test")}
+    return (tiny_run(tmp_path / "tuned-run", tiny_model_dir, data, seed=1),
+            tiny_run(tmp_path / "other-run", tiny_model_dir, data, seed=2))
