@@ -78,3 +78,16 @@ def tiny_runs(tmp_path, tiny_model_dir, write_jsonl) -> tuple[Path, Path]:
     data = {split: write_jsonl(tmp_path / f"{split}.jsonl", rows) for split in ("train", "validation", "test")}
     return (tiny_run(tmp_path / "tuned-run", tiny_model_dir, data, seed=1),
             tiny_run(tmp_path / "other-run", tiny_model_dir, data, seed=2))
+
+
+@pytest.fixture(scope="session")
+def judge_for():
+    """``judge_for(store, reviewer, item_id, better, comment="", scores=None)``: judge an item by what should win
+    (a model name, ``tie`` or ``both_bad``), whichever side that model was shown on; ``scores`` is {model: {...}}."""
+    def judge(store, reviewer: str, item_id: int, better: str, comment: str = "", scores: dict | None = None):
+        _, model_a, model_b = next(entry for entry in store.queue(reviewer) if entry[0] == item_id)
+        verdict = {model_a: "a", model_b: "b"}.get(better, better)
+        scores = scores or {}
+        store.judge(reviewer, item_id, verdict, comment, scores.get(model_a), scores.get(model_b))
+
+    return judge
