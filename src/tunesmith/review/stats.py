@@ -4,8 +4,9 @@ The unit is the item (one prompt and one pair of models), not the judgment: an i
 several people, and counting each of their judgments would weigh it several times and make the intervals and the
 sign test claim more independent evidence than there is. An item's outcome for the tuned model is the sign of its
 judgments' sum (+1 a win, -1 a loss, 0 a tie or both bad); a zero sum is "both bad" when most of its judgments
-said so, else a tie. Judge models (`tunesmith.review.judge`) are reported on their own, beside their agreement with
-the people.
+said so, else a tie. Rubric means and Bradley-Terry strengths use every judgment (the means' t-intervals treat
+the scores as independent; no interval is claimed for the strengths). Judge models (`tunesmith.review.judge`) are
+reported on their own, beside their agreement with the people.
 
 Reference implementations where they exist: Wilson intervals and Fleiss' kappa from statsmodels, Cohen's kappa
 from scikit-learn, the sign test as scipy's exact binomial test, t-intervals from scipy.
