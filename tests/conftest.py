@@ -4,7 +4,7 @@
   about a second, so unit tests never need the real model or a network.
 - The embedded default model, provisioned once per session (`default_model_dir`), so no real-model test depends
   on another test having converted it first.
-- Helpers as fixtures (`write_jsonl`, `spam_examples`): with `--import-mode=importlib` test modules do not import
+- Helpers as fixtures (`write_jsonl`, `spam_examples`, `cli`): with `--import-mode=importlib` test modules do not import
   each other.
 - No test reaches the network: `HF_HUB_OFFLINE=1` for the whole session (set before huggingface_hub is imported,
   which reads it once), and Hub models come from a Hugging Face cache built in a temporary folder (`hub_cache`).
@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tunesmith.cli import main
 from tunesmith.data.example import Example
 from tunesmith.errors import TunesmithError
 
@@ -197,6 +198,20 @@ def _write_jsonl(path, rows) -> str:
 def write_jsonl():
     """``write_jsonl(path, rows) -> str``: one row per line (a dict as JSON, a string as it is); returns the path."""
     return _write_jsonl
+
+
+@pytest.fixture()
+def cli(capsys):
+    """``cli(*args) -> (exit code, stdout, the error line or "")``, in-process."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        errors = [line for line in captured.err.splitlines() if line.startswith("tunesmith: error: ")]
+        assert "Traceback" not in captured.err
+        return code, captured.out, errors[-1] if errors else ""
+
+    return run
 
 
 def _spam_examples(n: int, offset: int = 0) -> list[Example]:

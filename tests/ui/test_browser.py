@@ -96,6 +96,15 @@ def test_runs_table_lists_every_run_with_its_status_and_compares_two(browser, ui
     screenshot("compare")
 
 
+def at_review_item(position: str):
+    """The review page showing item ``position``, its script listening (keys sent before it listens are lost)."""
+    def showing(driver) -> bool:
+        root = css(driver, "#review")
+        return root.get_attribute("data-ready") == "true" and css(driver, "#position").text == position
+
+    return showing
+
+
 def _painted_pixels(browser, canvas_id: str) -> int:
     return browser.execute_script(
         "const c = document.getElementById(arguments[0]);"
@@ -148,7 +157,7 @@ def test_review_with_the_keyboard_resumes_after_a_reload_and_maps_back_to_the_mo
 
     browser.get(f"{ui}/review/spam-done")
     css(browser, "#reviewers a").click()  # ann, the first reviewer
-    wait_for(browser, lambda driver: "/review/spam-done/ann" in driver.current_url, "ann's queue")
+    wait_for(browser, at_review_item("1"), "ann's queue")
     # Item 1 is prompt 0, whose tuned answer is markup: it shows as written, and nothing in it runs.
     answers = [css(browser, f"#answer-{side} pre").text for side in "ab"]
     assert XSS in answers
@@ -161,24 +170,23 @@ def test_review_with_the_keyboard_resumes_after_a_reload_and_maps_back_to_the_mo
         key = "1" if side_a == XSS or side_a.startswith("tuned") else "2"  # always pick the tuned model's answer
         picked.append(key)
         ActionChains(browser).send_keys(key).perform()
-        wait_for(browser, lambda driver, p=expected_position: css(driver, "#position").text == str(p + 1),
-                 f"item {expected_position + 1}")
+        wait_for(browser, at_review_item(str(expected_position + 1)), f"item {expected_position + 1}")
     browser.refresh()
-    assert css(browser, "#position").text == "6" and "5 of 7 judged" in css(browser, "#progress-text").text
+    wait_for(browser, at_review_item("6"), "item 6 after the reload")
+    assert "5 of 7 judged" in css(browser, "#progress-text").text
     with ReviewStore.open(runs_dir / "spam-done") as store:
         judgments = [j for j in store.judgments() if j.reviewer == "ann"]
     assert [j.verdict for j in judgments] == [{"1": "a", "2": "b"}[key] for key in picked]
     assert {j.winner for j in judgments} == {"tuned"}  # whichever side it was shown on
     assert set(picked) == {"1", "2"}  # the sides really were mixed
     ActionChains(browser).send_keys("u").perform()
-    wait_for(browser, lambda driver: css(driver, "#position").text == "5", "the undone item back")
+    wait_for(browser, at_review_item("5"), "the undone item back")
     with ReviewStore.open(runs_dir / "spam-done") as store:
         assert store.progress("ann") == (4, 7)
-    for _ in range(3):
-        position = css(browser, "#position").text
+    for position in ("5", "6"):
         css(browser, 'button[data-verdict="tie"]').click()
-        wait_for(browser, lambda driver, p=position: not driver.find_elements("css selector", "#position")
-                 or css(driver, "#position").text != p, "the next item")
+        wait_for(browser, at_review_item(str(int(position) + 1)), "the next item")
+    css(browser, 'button[data-verdict="tie"]').click()
     wait_for(browser, lambda driver: driver.find_elements("css selector", "#done"), "the done page")
 
 

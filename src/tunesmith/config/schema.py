@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from tunesmith.config.review_section import ReviewConfig
+from tunesmith.config.section import Section as _Section
 from tunesmith.config.vocabulary import (
     ALWAYS_REPORTED,
     AUTO_BASELINES,
@@ -25,13 +27,6 @@ from tunesmith.config.vocabulary import (
 from tunesmith.errors import ConfigError
 
 DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-class _Section(BaseModel):
-    # allow_inf_nan=False: `train.epochs: inf` and the like are errors naming the key, not a crash after the model
-    # has loaded.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True,
-                              allow_inf_nan=False)
 
 
 class ModelConfig(_Section):
@@ -465,6 +460,8 @@ class RunConfig(_Section):
     """Where runs are written."""
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     """Thresholds of `tunesmith monitor` for the served model of this run."""
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
+    """Blind A/B review of the tuned model's answers by people and a judge model (`tunesmith review`)."""
     sweep: SweepConfig | None = None
     """The hyperparameter search of `tunesmith sweep` (other commands ignore it)."""
 

@@ -40,4 +40,5 @@
     if (index >= 0 && verdicts[index]) { event.preventDefault(); judge(verdicts[index].dataset.verdict); }
     if (event.key === "u" && !undoButton.disabled) { event.preventDefault(); send("/api/review/undo", {}); }
   });
+  root.dataset.ready = "true";  // keys and buttons answer from here on (the browser tests wait for it)
 })();
