@@ -22,11 +22,12 @@ REVIEWERS = ("ann", "bob")
 REVIEW_PROMPTS = 7
 
 
-def write_run(root: Path, model_dir: Path, learning_rate: float = 2e-4, lora_r: int = 4) -> RunDir:
+def write_run(root: Path, model_dir: Path, learning_rate: float = 2e-4, lora_r: int = 4,
+              method: str = "lora") -> RunDir:
     root.mkdir(parents=True)
     run = RunDir(root)
     config = validate_config({
-        "model": {"name": str(model_dir)}, "method": "lora",
+        "model": {"name": str(model_dir)}, "method": method,
         "lora": {"r": lora_r, "alpha": 2.0 * lora_r, "target_modules": ["q_proj", "v_proj"]},
         "data": {"train": "train.jsonl", "system_prompt": "You sort messages."},
         "train": {"learning_rate": learning_rate, "max_steps": 10},
@@ -66,6 +67,19 @@ def write_adapter(run: RunDir, model_dir: Path, seed: int) -> None:
     get_peft_model(model, adapter).save_pretrained(run.best)
 
 
+def write_full_weights(run: RunDir, model_dir: Path) -> None:
+    """A full fine-tune's best checkpoint: the base with every weight nudged."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.05)
+    model.save_pretrained(run.best)
+
+
 def review_plan() -> ReviewPlan:
     """Tuned vs base on 7 prompts; each reviewer's sides drawn at random (seeded). The tuned answer of prompt 0
     is markup that must show as text; every other answer names its model and prompt, so a test can tell from
@@ -81,6 +95,12 @@ def review_plan() -> ReviewPlan:
     return ReviewPlan(models=[("tuned", "tuned", None), ("base", "base", None)], prompts=prompts, items=items,
                       queues=queues, meta={"rubric": ["correct", "fluent"], "show_reference": False, "seed": 13,
                                            "tuned": "tuned"})
+
+
+@pytest.fixture(scope="session")
+def xss_answer() -> str:
+    """The tuned model's answer to the review's first prompt: markup that must show as text and never run."""
+    return XSS
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +127,7 @@ def runs_dir(tmp_path_factory, chatty_dir) -> Path:
     write_metrics(other, 20, 4.0)
     write_results(other, 0.75)
     write_metrics(write_run(root / "spam-stopped", chatty_dir), 3, 3.0)
+    write_full_weights(write_run(root / "spam-full", chatty_dir, method="full"), chatty_dir)
     live = write_run(root / "spam-live", chatty_dir)
     write_metrics(live, 6, 3.5)
     sweep = root / "sms-sweep-1"

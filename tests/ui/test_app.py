@@ -114,3 +114,12 @@ def test_an_edited_template_renders_the_request(client):
                "template": "{% for m in messages %}{{ m['content'] }}{% endfor %}", "max_tokens": 2}
     with client.stream("POST", "/api/playground/chat", json=request, headers=headers) as response:
         assert response.status_code == 200 and events_of(response)[-1]["tokens"] >= 1
+
+
+def test_a_full_fine_tune_chats_beside_its_base_loaded_apart(client, chatty_dir):
+    headers = csrf_headers(client)
+    info = client.get("/api/playground/info?run=spam-full").json()
+    assert info["tuned"] == "spam-full" and info["base"] == chatty_dir.name
+    request = {"run": "spam-full", "side": "base", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 3}
+    with client.stream("POST", "/api/playground/chat", json=request, headers=headers) as response:
+        assert events_of(response)[-1]["tokens"] >= 1

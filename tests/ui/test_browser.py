@@ -19,7 +19,6 @@ import pytest
 from tunesmith.review import ReviewStore
 from tunesmith.ui import UiSettings
 
-XSS = "<script>window.__xss=1</script><b>bold</b>"
 WAIT_S = 20
 
 
@@ -77,8 +76,8 @@ def test_runs_table_lists_every_run_with_its_status_and_compares_two(browser, ui
             browser.find_elements("css selector", "#runs tbody tr")}
     statuses = {name: row.get_attribute("data-status") for name, row in rows.items()}
     assert statuses == {"sms-sweep-1/trials/trial-0000": "stopped", "sms-sweep-1/trials/trial-0001": "stopped",
-                        "spam-done": "done", "spam-live": "running", "spam-lr-high": "done",
-                        "spam-stopped": "stopped"}
+                        "spam-done": "done", "spam-full": "stopped", "spam-live": "running",
+                        "spam-lr-high": "done", "spam-stopped": "stopped"}
     done = rows["spam-done"].text
     assert "0.875" in done and "+0.375" in done and "lr=0.0002" in done and "r=4" in done
     screenshot("runs")
@@ -152,7 +151,7 @@ def test_playground_streams_an_answer_into_both_panes(browser, ui, screenshot):
 
 
 def test_review_with_the_keyboard_resumes_after_a_reload_and_maps_back_to_the_models(browser, ui, runs_dir,
-                                                                                      screenshot):
+                                                                                      screenshot, xss_answer):
     from selenium.webdriver.common.action_chains import ActionChains
 
     browser.get(f"{ui}/review/spam-done")
@@ -160,14 +159,14 @@ def test_review_with_the_keyboard_resumes_after_a_reload_and_maps_back_to_the_mo
     wait_for(browser, at_review_item("1"), "ann's queue")
     # Item 1 is prompt 0, whose tuned answer is markup: it shows as written, and nothing in it runs.
     answers = [css(browser, f"#answer-{side} pre").text for side in "ab"]
-    assert XSS in answers
+    assert xss_answer in answers
     assert browser.execute_script("return window.__xss === undefined && !document.querySelector('.answer b')")
     screenshot("review")
     picked = []
     for expected_position in range(1, 6):
         assert css(browser, "#position").text == str(expected_position)
         side_a = css(browser, "#answer-a pre").text
-        key = "1" if side_a == XSS or side_a.startswith("tuned") else "2"  # always pick the tuned model's answer
+        key = "1" if side_a == xss_answer or side_a.startswith("tuned") else "2"  # always pick the tuned model's answer
         picked.append(key)
         ActionChains(browser).send_keys(key).perform()
         wait_for(browser, at_review_item(str(expected_position + 1)), f"item {expected_position + 1}")
