@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tunesmith.config import save_config, validate_config
-from tunesmith.review.store import ReviewPlan, create_database, database_path
+from tunesmith.review.store import ReviewPlan, ReviewStore, create_database, database_path
 from tunesmith.run_dir import RunDir
 
 XSS = "<script>window.__xss=1</script><b>bold</b>"
@@ -123,6 +123,8 @@ def runs_dir(tmp_path_factory, chatty_dir) -> Path:
     path = database_path(done.root)
     path.parent.mkdir()
     create_database(path, review_plan())
+    with ReviewStore.open(done.root) as store:  # a judge model's queue: not a reviewer of the pages
+        store.add_reviewer("judge:stub", "judge", [(item.item_id, "tuned", "base") for item in store.items()])
     other = write_run(root / "spam-lr-high", chatty_dir, learning_rate=1e-3, lora_r=8)
     write_metrics(other, 20, 4.0)
     write_results(other, 0.75)

@@ -80,6 +80,9 @@ def test_review_api_answers_with_the_store_statuses(client):
     assert client.post("/api/review/undo", json={"run": "spam-done", "reviewer": "bob"},
                        headers=headers).json()["undone"] == item_id
     assert client.get("/review/spam-done/zed").status_code == 404
+    assert client.get("/review/spam-done/judge:stub").status_code == 404  # a judge model is no reviewer here
+    assert client.post("/api/review/judge", json={**judgment, "reviewer": "judge:stub"},
+                       headers=headers).status_code == 404
     assert client.get("/review/nope/ann").status_code == 404
     reviewers = client.get("/review/spam-done")
     assert reviewers.status_code == 200 and "/review/spam-done/ann" in reviewers.text

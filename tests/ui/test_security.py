@@ -3,6 +3,8 @@ every POST."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -21,9 +23,15 @@ def test_binding_beyond_loopback_needs_a_token(error_of, tmp_path, capsys):
     assert error.count("\n") == 1 and "--token" in error and "Traceback" not in error
 
 
-def test_a_missing_runs_folder_is_one_line(tmp_path, capsys):
+def test_a_missing_runs_folder_or_a_taken_port_is_one_line(tmp_path, capsys):
     assert main(["ui", str(tmp_path / "nope")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main(["ui", str(tmp_path), "--port", str(taken.getsockname()[1])]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--port" in error
 
 
 @pytest.fixture()
@@ -45,6 +53,9 @@ def test_the_token_link_sets_a_cookie_and_leaves_the_address(guarded):
     cookie = response.cookies[TOKEN_COOKIE]
     assert cookie == session_value("s3cret") and "s3cret" not in cookie  # the cookie is not the token
     assert guarded.get(response.headers["location"]).status_code == 200
+    guarded.cookies.clear()
+    elsewhere = guarded.get("http://testserver//evil.example/x?token=s3cret")
+    assert elsewhere.headers["location"] == "/evil.example/x"  # never "//evil.example": another site
 
 
 def test_posts_need_the_sessions_csrf_token(runs_dir):

@@ -9,6 +9,7 @@ under /api/) with a 4xx status, never a traceback. Access rules: `tunesmith.ui.s
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,7 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from tunesmith.errors import RunError, TunesmithError
+from tunesmith.errors import ConfigError, RunError, TunesmithError
 from tunesmith.evaluate.compare import comparison_table
 from tunesmith.json_files import read_json
 from tunesmith.review import ReviewStore
@@ -174,6 +175,18 @@ def _add_error_handlers(app: FastAPI) -> None:
         return respond(request, 500, f"internal error: {type(error).__name__}")
 
 
+def _check_port(host: str, port: int) -> None:
+    """A port in use is one line now, rather than uvicorn's log and exit after the link was printed."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closed port is free
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConfigError("--port", f"cannot listen on {host}:{port}: {error.strerror}",
+                              "give another --port, or stop what uses it") from None
+
+
 def serve_ui(settings: UiSettings) -> int:
     """Serve the UI until Ctrl-C or SIGTERM; refuses a non-loopback address without a token."""
     import uvicorn
@@ -181,6 +194,7 @@ def serve_ui(settings: UiSettings) -> int:
     check_ui_bind(settings.host, settings.token)
     if not settings.runs_dir.is_dir():
         raise RunError(f"{settings.runs_dir} is not a folder", "give the folder your runs are in (default: runs)")
+    _check_port(settings.host, settings.port)
     link = f"http://{settings.host}:{settings.port}/" + (f"?token={settings.token}" if settings.token else "")
     log.info("tunesmith ui: %s (runs in %s)", link, settings.runs_dir)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from tunesmith.review import VERDICTS, ReviewStore
+from tunesmith.review import VERDICTS, ReviewNotFound, ReviewStore
 from tunesmith.ui.pages import UiSettings, find_run, render
 from tunesmith.ui.runs import find_runs
 
@@ -46,6 +46,11 @@ def router(settings: UiSettings) -> APIRouter:
     def store_of(run_name: str) -> ReviewStore:
         return ReviewStore.open(find_run(settings, run_name).root)
 
+    def check_human(store: ReviewStore, reviewer: str) -> None:
+        """Judge models (`tunesmith review judge`) have queues too, but nobody judges in their name here."""
+        if reviewer not in store.reviewers:
+            raise ReviewNotFound(f"unknown reviewer {reviewer!r} (reviewers: {', '.join(store.reviewers) or 'none'})")
+
     @routes.get("/review/{path:path}")
     def review_page(request: Request, path: str):
         # A run's name may hold slashes (a sweep's trials): a known run is the reviewers page, otherwise the last
@@ -59,6 +64,7 @@ def router(settings: UiSettings) -> APIRouter:
         if not run:
             find_run(settings, path)  # the 404 names the run
         with store_of(run) as store:
+            check_human(store, reviewer)
             item = store.next_item(reviewer)
             judged, total = store.progress(reviewer)
             rubric = store.rubric
@@ -68,6 +74,7 @@ def router(settings: UiSettings) -> APIRouter:
     @routes.post("/api/review/judge")
     def judge(body: JudgmentRequest):
         with store_of(body.run) as store:
+            check_human(store, body.reviewer)
             store.judge(body.reviewer, body.item_id, body.verdict, body.comment, body.scores_a, body.scores_b)
             judged, total = store.progress(body.reviewer)
             following = store.next_item(body.reviewer)
@@ -76,6 +83,7 @@ def router(settings: UiSettings) -> APIRouter:
     @routes.post("/api/review/undo")
     def undo(body: UndoRequest):
         with store_of(body.run) as store:
+            check_human(store, body.reviewer)
             item_id = store.undo(body.reviewer)
             judged, total = store.progress(body.reviewer)
         return {"undone": item_id, "judged": judged, "total": total}

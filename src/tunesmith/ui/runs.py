@@ -122,7 +122,7 @@ def _process_start(pid: int) -> float | None:
 def run_row(name: str, run: RunDir) -> RunRow:
     raw = raw_config(run)
     result = read_eval(run) or {}
-    train, lora = raw.get("train") or {}, raw.get("lora") or {}
+    train, lora = _section(raw, "train"), _section(raw, "lora")
     method = raw.get("method")
     settings: dict[str, object] = {"lr": train.get("learning_rate")}
     if train.get("max_steps"):
@@ -135,8 +135,14 @@ def run_row(name: str, run: RunDir) -> RunRow:
     task = result.get("task") or _task_from_config(run, raw)
     metrics = {key: tuned[key] for key in headline_metrics(task, tuned) if is_number(tuned.get(key))}
     deltas = {key: value for key, value in (result.get("delta") or {}).items() if key in metrics}
-    return RunRow(name=name, task=task, model=(raw.get("model") or {}).get("name"), method=method,
+    return RunRow(name=name, task=task, model=_section(raw, "model").get("name"), method=method,
                   settings=settings, metrics=metrics, deltas=deltas, status=run_status(run))
+
+
+def _section(raw: dict, name: str) -> dict:
+    """A section of a config read as YAML ({} when it is missing or, in a hand-edited file, not a mapping)."""
+    section = raw.get(name)
+    return section if isinstance(section, dict) else {}
 
 
 def headline_metrics(task: str | None, metrics: dict) -> list[str]:
@@ -152,7 +158,7 @@ def _task_from_config(run: RunDir, raw: dict) -> str | None:
         summary = read_json(run.data_summary) or {}
     except RunError:
         summary = {}
-    requested = (raw.get("evaluate") or {}).get("task", "auto")
+    requested = _section(raw, "evaluate").get("task", "auto")
     row_format = summary.get("format") if isinstance(summary, dict) else None
     return task_of(requested, row_format) if row_format or requested != "auto" else None
 

@@ -60,9 +60,10 @@ def check_token(request: Request, token: str) -> Response | None:
         return None
     if request.method == "GET" and _same(request.query_params.get("token"), token):
         rest = [(key, value) for key, value in request.query_params.multi_items() if key != "token"]
-        target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+        # One leading slash: "//host/..." would send the browser to another site.
+        target = "/" + request.url.path.lstrip("/") + (f"?{urlencode(rest)}" if rest else "")
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(TOKEN_COOKIE, session, httponly=True, samesite="strict")
+        response.set_cookie(TOKEN_COOKIE, session, httponly=True, samesite="lax")
         return response
     return JSONResponse({"error": "this UI needs its token: open the link `tunesmith ui` printed (?token=...) or "
                                   "send Authorization: Bearer TOKEN"}, status_code=401)
@@ -75,7 +76,9 @@ def session_csrf(request: Request) -> tuple[str, bool]:
 
 
 def set_csrf(response: Response, value: str) -> None:
-    response.set_cookie(CSRF_COOKIE, value, httponly=True, samesite="strict")
+    # Lax, not Strict: a link from elsewhere (a chat message, the terminal) must find the session, not start a new
+    # one whose token would make every other open tab's POSTs fail. POSTs from other sites never carry it.
+    response.set_cookie(CSRF_COOKIE, value, httponly=True, samesite="lax")
 
 
 def check_csrf(request: Request) -> Response | None:
