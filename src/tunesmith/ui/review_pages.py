@@ -69,7 +69,7 @@ def router(settings: UiSettings) -> APIRouter:
             judged, total = store.progress(reviewer)
             rubric = store.rubric
         return render(request, "review.html", run=run, reviewer=reviewer, item=item, judged=judged, total=total,
-                      rubric=rubric, verdicts=list(zip(VERDICTS, [VERDICT_LABELS[v] for v in VERDICTS])))
+                      rubric=rubric, verdicts=[(verdict, VERDICT_LABELS[verdict]) for verdict in VERDICTS])
 
     @routes.post("/api/review/judge")
     def judge(body: JudgmentRequest):
