@@ -88,6 +88,14 @@ def test_review_api_answers_with_the_store_statuses(client):
     assert reviewers.status_code == 200 and "/review/spam-done/ann" in reviewers.text
 
 
+def test_the_review_results_are_on_the_run_page_and_never_on_the_review_pages(client):
+    run_page = client.get("/runs/spam-done").text
+    assert 'id="human-review"' in run_page and "win rate [95% CI]" in run_page and "judgments by people" in run_page
+    for path in ("/review/spam-done", "/review/spam-done/ann", "/review/spam-done/bob"):
+        assert "win rate" not in client.get(path).text
+    assert 'id="human-review"' not in client.get("/runs/spam-lr-high").text  # no review there
+
+
 def events_of(response) -> list[dict]:
     return [json.loads(line.removeprefix("data: ")) for line in response.iter_lines() if line.startswith("data: ")]
 

@@ -55,12 +55,17 @@ def screenshot(browser, tmp_path_factory):
 
 
 def wait_for(browser, condition, what: str):
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import (
+        JavascriptException,
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
     from selenium.webdriver.support.ui import WebDriverWait
 
     # A page that reloads (the review after each judgment) drops its elements mid-check: check again.
     waiting = WebDriverWait(browser, WAIT_S, poll_frequency=0.1,
-                            ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+                            ignored_exceptions=(NoSuchElementException, StaleElementReferenceException,
+                                                JavascriptException))
     return waiting.until(lambda driver: condition(driver), message=f"waited for {what}")
 
 
@@ -84,7 +89,8 @@ def test_runs_table_lists_every_run_with_its_status_and_compares_two(browser, ui
     for name in ("spam-done", "spam-lr-high"):
         rows[name].find_element("css selector", "input.pick").click()
     css(browser, "#compare").click()
-    wait_for(browser, lambda driver: "/compare" in driver.current_url, "the compare page")
+    wait_for(browser, lambda driver: "/compare" in driver.current_url
+             and driver.execute_script("return document.readyState") == "complete", "the compare page")
     differing = [row.get_attribute("data-key")
                  for row in browser.find_elements("css selector", "#config-diff tr[data-key]")]
     assert {"train.learning_rate", "lora.r", "lora.alpha"} <= set(differing)
@@ -96,10 +102,13 @@ def test_runs_table_lists_every_run_with_its_status_and_compares_two(browser, ui
 
 
 def at_review_item(position: str):
-    """The review page showing item ``position``, its script listening (keys sent before it listens are lost)."""
+    """The review page showing item ``position``, its script listening (keys sent before it listens are lost).
+    Asked in one script, so a page that reloads in between cannot answer with half the old one."""
     def showing(driver) -> bool:
-        root = css(driver, "#review")
-        return root.get_attribute("data-ready") == "true" and css(driver, "#position").text == position
+        return driver.execute_script(
+            "const root = document.getElementById('review'), at = document.getElementById('position');"
+            "return Boolean(root && at && root.dataset.ready === 'true' && at.textContent === arguments[0]);",
+            position)
 
     return showing
 

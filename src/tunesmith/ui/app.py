@@ -23,6 +23,8 @@ from tunesmith.errors import ConfigError, RunError, TunesmithError
 from tunesmith.evaluate.compare import comparison_table
 from tunesmith.json_files import read_json
 from tunesmith.review import ReviewStore
+from tunesmith.review.stats import review_stats
+from tunesmith.review.summary import stats_blocks
 from tunesmith.ui.pages import PACKAGE, UiSettings, find_run, render
 from tunesmith.ui.playground import Playground
 from tunesmith.ui.playground import router as playground_routes
@@ -127,7 +129,14 @@ def _run_page(request: Request, settings: UiSettings, name: str) -> Response:
                   evaluation=comparison_table(result) if result else None, summary=summary,
                   problems=[problem for problem in (result_problem, summary_problem) if problem],
                   files=[file for file in RUN_FILES if (run.root / file).is_file()],
-                  has_review=ReviewStore.exists(run.root))
+                  review=_review_blocks(run) if ReviewStore.exists(run.root) else None)
+
+
+def _review_blocks(run) -> list[tuple[str, object]]:
+    """The review's statistics as `tunesmith review stats` shows them, each block with its kind (for the template).
+    They are on the run's page, not the review pages: a reviewer should not see how the models fare."""
+    with ReviewStore.open(run.root) as store:
+        return [(type(block).__name__.lower(), block) for block in stats_blocks(review_stats(store))]
 
 
 def _read_or_problem(path) -> tuple[dict | None, str | None]:
