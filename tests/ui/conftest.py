@@ -132,14 +132,26 @@ def runs_dir(tmp_path_factory, chatty_dir) -> Path:
     write_full_weights(write_run(root / "spam-full", chatty_dir, method="full"), chatty_dir)
     live = write_run(root / "spam-live", chatty_dir)
     write_metrics(live, 6, 3.5)
-    sweep = root / "sms-sweep-1"
-    sweep.mkdir()
-    (sweep / "sweep.json").write_text("{}")
-    for number in range(2):
-        trial = write_run(sweep / "trials" / f"trial-{number:04d}", chatty_dir, learning_rate=1e-4 * (number + 1))
-        write_metrics(trial, 8, 3.0 + number)
+    write_sweep(root / "sms-sweep-1", chatty_dir)
     (root / "not-a-run").mkdir()
     return root
+
+
+def write_sweep(folder: Path, model_dir: Path) -> None:
+    """A sweep of three trials whose study says: finished, pruned, failed."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from tunesmith.tune.study import sqlite_url
+
+    folder.mkdir()
+    (folder / "sweep.json").write_text(json.dumps({"storage": sqlite_url(folder), "study": "sms"}))
+    study = optuna.create_study(storage=sqlite_url(folder), study_name="sms")
+    for number, state in enumerate([TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]):
+        trial = write_run(folder / "trials" / f"trial-{number:04d}", model_dir, learning_rate=1e-4 * (number + 1))
+        write_metrics(trial, 8, 3.0 + number)
+        study.add_trial(create_trial(state=state, value=1.0 if state == TrialState.COMPLETE else None,
+                                     user_attrs={"run_dir": str(trial.root)}))
 
 
 @pytest.fixture(scope="session")

@@ -80,7 +80,8 @@ def test_runs_table_lists_every_run_with_its_status_and_compares_two(browser, ui
     rows = {row.get_attribute("data-run"): row for row in
             browser.find_elements("css selector", "#runs tbody tr")}
     statuses = {name: row.get_attribute("data-status") for name, row in rows.items()}
-    assert statuses == {"sms-sweep-1/trials/trial-0000": "stopped", "sms-sweep-1/trials/trial-0001": "stopped",
+    assert statuses == {"sms-sweep-1/trials/trial-0000": "done", "sms-sweep-1/trials/trial-0001": "pruned",
+                        "sms-sweep-1/trials/trial-0002": "failed",
                         "spam-done": "done", "spam-full": "stopped", "spam-live": "running",
                         "spam-lr-high": "done", "spam-stopped": "stopped"}
     done = rows["spam-done"].text

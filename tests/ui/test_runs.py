@@ -14,6 +14,7 @@ from tunesmith.ui.runs import config_differences, curves, find_runs, flatten, lo
 
 def test_runs_and_sweep_trials_are_found_by_name_and_other_folders_are_not(runs_dir):
     assert list(find_runs(runs_dir)) == ["sms-sweep-1/trials/trial-0000", "sms-sweep-1/trials/trial-0001",
+                                         "sms-sweep-1/trials/trial-0002",
                                          "spam-done", "spam-full", "spam-live", "spam-lr-high", "spam-stopped"]
     assert find_runs(runs_dir / "missing") == {}
 

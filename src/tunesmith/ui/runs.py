@@ -21,11 +21,13 @@ from tunesmith.json_files import read_json, read_jsonl
 from tunesmith.run_dir import RunDir
 from tunesmith.tune.sweep import SWEEP_FILE
 from tunesmith.tune.trial import TRIALS_FOLDER
+from tunesmith.ui.sweeps import trial_state
 
-STATUSES = ("running", "done", "stopped")
-"""running: a process holds the run folder's lock; done: it has eval.json; stopped: neither. Nothing in a run
-folder records a failure (a killed or crashed run leaves the same files as one stopped on purpose), so the UI
-says "stopped" rather than guess "failed"."""
+STATUSES = ("running", "done", "pruned", "failed", "stopped")
+"""running: a process holds the run folder's lock; done: it has eval.json (or, a sweep trial, the study says it
+finished); pruned and failed: a sweep trial, as the sweep's study says; stopped: none of these. Nothing in a run
+folder itself records a failure (a killed or crashed run leaves the same files as one stopped on purpose), so a
+run outside a sweep reads "stopped" rather than a guessed "failed"."""
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,14 @@ def read_eval(run: RunDir) -> dict | None:
 
 
 def run_status(run: RunDir) -> str:
+    """One of `STATUSES`."""
     if lock_holder_alive(run):
         return "running"
-    return "done" if run.eval_json.is_file() else "stopped"
+    if run.eval_json.is_file():
+        return "done"
+    state = trial_state(run.root)
+    # The study's "running" or "queued" without a live lock holder is a worker that died: stopped.
+    return state if state in ("done", "pruned", "failed") else "stopped"
 
 
 def lock_holder_alive(run: RunDir) -> bool:
