@@ -1,7 +1,7 @@
 """A folder of runs as the UI sees it, built once per session: finished runs (metrics, eval.json, data summary,
 report, predictions, a random LoRA adapter on a tiny chatty Llama, a blind review), a run that is training now
-(its lock held by this process), a stopped run and a sweep with two trials; and the UI served on a free loopback
-port in a thread."""
+(its lock held by this process), a stopped run, a full fine-tune, and a sweep of three trials with its study; and
+the UI served on a free loopback port in a thread."""
 
 from __future__ import annotations
 
