@@ -50,7 +50,7 @@ RUN_FILES = {"report.html": "text/html; charset=utf-8", "report.md": _TEXT, "pre
 
 
 def create_app(settings: UiSettings) -> FastAPI:
-    models = Playground(settings.max_tokens)
+    models = Playground()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

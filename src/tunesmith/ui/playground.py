@@ -3,7 +3,8 @@
 Models come from the serving code: `tunesmith.deploy.served.load_served` loads an adapter run on its base and
 serves the base too (as ``base``), and the batching engine (`tunesmith.deploy.engine.Engine`) generates, so both
 panes' requests decode in one batch. A full fine-tune has no base inside it: its base model is loaded beside it,
-with an engine of its own. Nothing loads until a run's playground is first opened; a loaded run stays loaded.
+with an engine of its own. Nothing loads until a run's playground is first opened; the `KEEP_LOADED` runs used
+last stay loaded.
 
 The conversation is rendered with the run's chat template and system prompt, both editable on the page: an
 edited template renders this request only, through the tokenizer's own (sandboxed) Jinja.
@@ -15,6 +16,7 @@ import asyncio
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
@@ -50,14 +52,22 @@ class LoadedRun:
     tuned: Pane
     base: Pane
 
+    def stop(self) -> None:
+        """Stop the engines (answers under way finish first); the models go with the last reference."""
+        for engine in {id(pane.engine): pane.engine for pane in (self.tuned, self.base)}.values():
+            engine.stop()
+
+
+KEEP_LOADED = 2
+"""Runs kept loaded at once: opening another unloads the one used longest ago, so a session that looks through
+many runs holds two models' memory (four for full fine-tunes, each beside its base), not all of them."""
+
 
 class Playground:
-    """The runs loaded so far (each once, on first use), by run folder."""
+    """The runs loaded so far (each on first use), by run folder, the most recently used last."""
 
-    def __init__(self, max_tokens: int):
-        self.max_tokens = max_tokens
-        self._loaded: dict[str, LoadedRun] = {}
-        self._engines: list[Engine] = []
+    def __init__(self):
+        self._loaded: OrderedDict[str, LoadedRun] = OrderedDict()
         self._lock = threading.Lock()
 
     def load(self, run: RunDir) -> LoadedRun:
@@ -65,26 +75,29 @@ class Playground:
         key = str(run.root.resolve())
         with self._lock:  # two tabs opening one run at once load it once
             if key not in self._loaded:
+                while len(self._loaded) >= KEEP_LOADED:
+                    self._loaded.popitem(last=False)[1].stop()
                 self._loaded[key] = self._load(run)
+            self._loaded.move_to_end(key)
             return self._loaded[key]
 
     def _load(self, run: RunDir) -> LoadedRun:
         config = run.config()
         served = load_served([str(run.root)])
-        tuned = self._pane(served, served.models[served.primary])
+        tuned = _pane(served, served.models[served.primary])
         if uses_adapter(config.method):
             return LoadedRun(tuned=tuned, base=Pane(served.models[BASE_NAME], served, tuned.engine))
         base = load_served([config.model.name])  # a full fine-tune replaced every weight: its base loads apart
-        return LoadedRun(tuned=tuned, base=self._pane(base, base.models[base.primary]))
-
-    def _pane(self, served: Served, model: ServedModel) -> Pane:
-        engine = Engine(served.model, model.tokenizer, max_batch=8)
-        self._engines.append(engine)
-        return Pane(model, served, engine)
+        return LoadedRun(tuned=tuned, base=_pane(base, base.models[base.primary]))
 
     def close(self) -> None:
-        for engine in self._engines:
-            engine.stop()
+        with self._lock:
+            while self._loaded:
+                self._loaded.popitem()[1].stop()
+
+
+def _pane(served: Served, model: ServedModel) -> Pane:
+    return Pane(model, served, Engine(served.model, model.tokenizer, max_batch=8))
 
 
 class ChatMessage(BaseModel):
