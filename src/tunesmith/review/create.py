@@ -82,7 +82,7 @@ def create_review(run: RunDir, against: Sequence[str] = (BASE,), settings: Revie
         create_database(staging / DATABASE, plan)
     return {"path": str(database_path(run.root)), "models": [contender.name for contender in contenders],
             "generated": generated, "prompts": len(examples), "items": len(plan.items),
-            "overlap": settings.overlap_count(len(plan.items)) if len(plan.queues) > 1 else 0,
+            "overlap": plan.meta["overlap"],
             "queues": {reviewer: len(queue) for reviewer, queue in plan.queues.items()}}
 
 
@@ -171,16 +171,16 @@ def review_plan(examples: list[Example], contenders: list[Contender], answers: d
     pairs = list(combinations([contender.name for contender in contenders], 2))
     items = [(index, first, second) for index in range(len(examples)) for first, second in pairs]
     rng = random.Random(settings.seed)
+    overlap = settings.overlap_count(len(items)) if len(settings.reviewers) > 1 else 0
     queues = {}
-    for reviewer, shown in share_items(len(items), settings.reviewers, settings.overlap_count(len(items)),
-                                       rng).items():
+    for reviewer, shown in share_items(len(items), settings.reviewers, overlap, rng).items():
         # Each (item, reviewer) gets its own coin flip for the sides; the queue keeps it, so verdicts map back.
         queues[reviewer] = [(index, *(items[index][1:] if rng.random() < 0.5 else items[index][:0:-1]))
                             for index in shown]
     return ReviewPlan(models=[(contender.name, contender.role, contender.source) for contender in contenders],
                       prompts=prompts, items=items, queues=queues,
                       meta={**meta, "rubric": settings.rubric, "show_reference": settings.show_reference,
-                            "seed": settings.seed, "overlap": settings.overlap_count(len(items))})
+                            "seed": settings.seed, "overlap": overlap})
 
 
 def share_items(num_items: int, reviewers: list[str], overlap: int, rng: random.Random) -> dict[str, list[int]]:
