@@ -8,7 +8,7 @@ from datetime import datetime
 from tunesmith.config import save_config, validate_config
 from tunesmith.document import render_html, render_markdown
 from tunesmith.report.build import collect_report
-from tunesmith.review.store import ReviewPlan, ReviewStore, create_database, database_path
+from tunesmith.review.store import ReviewPlan, ReviewPrompt, ReviewStore, create_database, database_path
 from tunesmith.run_dir import RunDir
 
 EVIL = "<script>alert('x')</script>"
@@ -19,14 +19,14 @@ def reviewed_run(root) -> RunDir:
     run = RunDir(root)
     root.mkdir()
     save_config(validate_config({"model": {"name": "default"}, "data": {"train": "sms.jsonl"}}), run.config_path)
-    prompts = [{"location": f"test.jsonl:{n}", "system": None, "prompt": text, "reference": "ok", "label": None,
-                "answers": {"sms": f"tuned {n}", "base": f"base {n}"}} for n, text in enumerate([EVIL, "hello"])]
+    prompts = [ReviewPrompt(f"test.jsonl:{n}", None, text, "ok", None, {"sms": f"tuned {n}", "base": f"base {n}"})
+               for n, text in enumerate([EVIL, "hello"])]
     database_path(root).parent.mkdir()
     create_database(database_path(root), ReviewPlan(
         models=[("sms", "tuned", str(root)), ("base", "base", "default")], prompts=prompts,
         items=[(0, "sms", "base"), (1, "sms", "base")],
         queues={"ann": [(0, "sms", "base"), (1, "base", "sms")], "bob": [(0, "base", "sms"), (1, "sms", "base")]},
-        meta={"rubric": ["correct"], "tuned": "sms", "show_reference": False, "seed": 0}))
+        rubric=["correct"], show_reference=False))
     return run
 
 

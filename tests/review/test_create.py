@@ -54,7 +54,7 @@ def test_plan_stores_both_orders_and_pairs_of_three_models():
     contenders = [Contender(name, role, None, name) for name, role in [("t", "tuned"), ("base", "base"),
                                                                         ("r2", "run")]]
     answers = {contender.name: [f"{contender.name}{n}" for n in range(12)] for contender in contenders}
-    plan = review_plan(examples, contenders, answers, ReviewConfig(reviewers=["ann", "bob"], overlap=6), meta={})
+    plan = review_plan(examples, contenders, answers, ReviewConfig(reviewers=["ann", "bob"], overlap=6), "generation")
     assert len(plan.items) == 36  # 12 prompts x 3 pairs (Bradley-Terry needs every pair)
     assert Counter((first, second) for _, first, second in plan.items) == {("t", "base"): 12, ("t", "r2"): 12,
                                                                           ("base", "r2"): 12}
@@ -63,7 +63,7 @@ def test_plan_stores_both_orders_and_pairs_of_three_models():
             assert {side_a, side_b} == set(plan.items[index][1:])
     sides = Counter(side_a == plan.items[index][1] for queue in plan.queues.values() for index, side_a, _ in queue)
     assert sides[True] > 5 and sides[False] > 5  # both orders occur
-    assert plan.meta["overlap"] == 6
+    assert plan.settings == {"task": "generation", "seed": 0, "overlap": 6}
 
 
 def write_predictions(run_root, rows: int, tuned: str = "tuned", base: str | None = "base"):

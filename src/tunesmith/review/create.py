@@ -32,6 +32,7 @@ from tunesmith.review.store import (
     REVIEW_FOLDER,
     ReviewConflict,
     ReviewPlan,
+    ReviewPrompt,
     ReviewStore,
     create_database,
     database_path,
@@ -77,12 +78,12 @@ def create_review(run: RunDir, against: Sequence[str] = (BASE,), settings: Revie
     for contender in contenders:
         answers[contender.name], generated[contender.name] = contender_answers(contender, run, config, examples, task,
                                                                                task_labels(task, splits.labels, config))
-    plan = review_plan(examples, contenders, answers, settings, meta={"task": task, "tuned": contenders[0].name})
+    plan = review_plan(examples, contenders, answers, settings, task)
     with run.lock(), staged_folder(run.root / REVIEW_FOLDER) as staging:
         create_database(staging / DATABASE, plan)
     return {"path": str(database_path(run.root)), "models": [contender.name for contender in contenders],
             "generated": generated, "prompts": len(examples), "items": len(plan.items),
-            "overlap": plan.meta["overlap"],
+            "overlap": plan.settings["overlap"],
             "queues": {reviewer: len(queue) for reviewer, queue in plan.queues.items()}}
 
 
@@ -162,11 +163,11 @@ def load_contender(contender: Contender, config: RunConfig):
 
 
 def review_plan(examples: list[Example], contenders: list[Contender], answers: dict[str, list[str]],
-                settings: ReviewConfig, meta: dict) -> ReviewPlan:
+                settings: ReviewConfig, task: str) -> ReviewPlan:
     """The review's content: one item per prompt and pair of models, and the reviewers' blind queues."""
-    prompts = [{"location": example.location, "system": system_of(example), "prompt": prompt_text(example),
-                "reference": example.reference, "label": example.label,
-                "answers": {contender.name: answers[contender.name][index] for contender in contenders}}
+    prompts = [ReviewPrompt(location=example.location, system=system_of(example), prompt=prompt_text(example),
+                            reference=example.reference, label=example.label,
+                            answers={contender.name: answers[contender.name][index] for contender in contenders})
                for index, example in enumerate(examples)]
     pairs = list(combinations([contender.name for contender in contenders], 2))
     items = [(index, first, second) for index in range(len(examples)) for first, second in pairs]
@@ -178,9 +179,9 @@ def review_plan(examples: list[Example], contenders: list[Contender], answers: d
         queues[reviewer] = [(index, *(items[index][1:] if rng.random() < 0.5 else items[index][:0:-1]))
                             for index in shown]
     return ReviewPlan(models=[(contender.name, contender.role, contender.source) for contender in contenders],
-                      prompts=prompts, items=items, queues=queues,
-                      meta={**meta, "rubric": settings.rubric, "show_reference": settings.show_reference,
-                            "seed": settings.seed, "overlap": overlap})
+                      prompts=prompts, items=items, queues=queues, rubric=settings.rubric,
+                      show_reference=settings.show_reference,
+                      settings={"task": task, "seed": settings.seed, "overlap": overlap})
 
 
 def share_items(num_items: int, reviewers: list[str], overlap: int, rng: random.Random) -> dict[str, list[int]]:

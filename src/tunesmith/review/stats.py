@@ -32,7 +32,7 @@ def review_stats(store: ReviewStore) -> dict:
     judgments = store.judgments()
     humans = [judgment for judgment in judgments if judgment.reviewer_kind == "human"]
     models = store.models
-    tuned = store.meta["tuned"]
+    tuned = store.tuned
     others = [model for model in models if model != tuned]
     return {
         "tuned": tuned,
