@@ -13,6 +13,7 @@ from tunesmith.config.review_section import ReviewConfig
 from tunesmith.data.example import Example
 from tunesmith.errors import TunesmithError
 from tunesmith.review.create import Contender, create_review, review_plan, sample_prompts, share_items
+from tunesmith.review.export import export_judgments
 from tunesmith.review.store import ReviewConflict, ReviewStore
 from tunesmith.run_dir import RunDir
 
@@ -90,9 +91,11 @@ def test_create_reuses_predictions_and_refuses_to_overwrite(tiny_runs):
         create_review(RunDir(tuned))
     with ReviewStore.open(tuned) as store:
         assert len(store.judgments()) == 1  # untouched
+    exported, _ = export_judgments(tuned, "jsonl")  # what the error's hint says to do first
     create_review(RunDir(tuned), overwrite=True)
     with ReviewStore.open(tuned) as store:
         assert store.judgments() == []
+    assert len(exported.read_text().splitlines()) == 1  # the export outlives the review it came from
 
 
 def test_create_generates_what_predictions_lack(tiny_runs):
