@@ -128,3 +128,20 @@ def test_create_names_bad_comparisons(tiny_runs, tmp_path):
         create_review(RunDir(tuned), against=[str(tmp_path)])
     with pytest.raises(TunesmithError, match="at least one other model"):
         create_review(RunDir(tuned), against=[])
+
+
+def test_another_runs_predictions_are_reused_where_the_prompt_matches(tiny_runs):
+    """A line of the other run's predictions.jsonl counts only for the same row with the same prompt; the rest is
+    generated (here: the row whose prompt differs)."""
+    tuned, other = tiny_runs
+    write_predictions(tuned, 6)
+    write_predictions(other, 6, tuned="other", base=None)
+    lines = RunDir(other).predictions.read_text().splitlines()
+    changed = json.loads(lines[2]) | {"prompt": "Write about the hills 2."}
+    RunDir(other).predictions.write_text("\n".join([*lines[:2], json.dumps(changed), *lines[3:]]) + "\n")
+    made = create_review(RunDir(tuned), against=[str(other)], settings=ReviewConfig(items=6, reviewers=["ann"]))
+    assert made["generated"] == {"tuned-run": 0, "other-run": 1}
+    with ReviewStore.open(tuned) as store:
+        answers = [item.answers["other-run"] for item in store.items()]
+    assert [answer for n, answer in enumerate(answers) if n != 2] == [f"other {n}" for n in (0, 1, 3, 4, 5)]
+    assert answers[2] != "other 2"
