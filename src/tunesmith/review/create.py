@@ -30,6 +30,7 @@ from tunesmith.predict.answers import answer, task_labels, truth_of
 from tunesmith.review.store import (
     DATABASE,
     REVIEW_FOLDER,
+    ModelRole,
     ReviewConflict,
     ReviewPlan,
     ReviewPrompt,
@@ -50,7 +51,7 @@ class Contender:
     """A model in the review: ``tuned`` (the run's own), ``base`` (its base model) or ``run`` (another run's)."""
 
     name: str
-    role: str
+    role: ModelRole
     run: RunDir | None
     """The run folder whose best weights it is; None for the base model."""
     source: str

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 from tunesmith.errors import RunError, TunesmithError
 
@@ -29,11 +30,16 @@ DATABASE = "review.db"
 VERDICTS = ("a", "b", "tie", "both_bad")
 """A better, B better, tie, both bad: keys 1..4 in the UI, in this order."""
 SCORE_RANGE = (1, 5)
+ModelRole = Literal["tuned", "base", "run"]
+"""The run's tuned model, its base model, or another run's model."""
+ReviewerKind = Literal["human", "judge"]
+"""A person, or a judge model (`tunesmith.review.judge`)."""
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE models (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL, source TEXT);
+CREATE TABLE models (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                     role TEXT NOT NULL CHECK (role IN ('tuned', 'base', 'run')), source TEXT);
 CREATE TABLE prompts (id INTEGER PRIMARY KEY, location TEXT NOT NULL, system TEXT, prompt TEXT NOT NULL,
                       reference TEXT, label TEXT);
 CREATE TABLE answers (prompt_id INTEGER NOT NULL REFERENCES prompts(id),
@@ -96,8 +102,7 @@ class Judgment:
 
     seq: int
     reviewer: str
-    reviewer_kind: str
-    """``human`` or ``judge`` (a judge model, `tunesmith.review.judge`)."""
+    reviewer_kind: ReviewerKind
     item_id: int
     prompt_id: int
     location: str
@@ -152,8 +157,8 @@ class ReviewPrompt:
 class ReviewPlan:
     """Everything `create_database` writes."""
 
-    models: list[tuple[str, str, str | None]]
-    """``(name, role, source)``, the tuned model first; role is ``tuned``, ``base`` or ``run``."""
+    models: list[tuple[str, ModelRole, str | None]]
+    """``(name, role, source)``, the tuned model first."""
     prompts: list[ReviewPrompt]
     items: list[tuple[int, str, str]]
     """``(index in prompts, first model, second model)``."""
@@ -276,7 +281,7 @@ class ReviewStore:
         return [name for name, in self._rows("SELECT name FROM reviewers WHERE kind = 'judge' ORDER BY rowid")]
 
     @property
-    def models(self) -> dict[str, str]:
+    def models(self) -> dict[str, ModelRole]:
         """Model name → role (``tuned``, ``base`` or ``run``), in creation order (the tuned model first)."""
         return dict(self._rows("SELECT name, role FROM models ORDER BY id"))
 
@@ -376,7 +381,7 @@ class ReviewStore:
             connection.execute("DELETE FROM judgments WHERE seq = ?", (row[0],))
             return row[1]
 
-    def add_reviewer(self, name: str, kind: str, queue: list[tuple[int, str, str]]) -> None:
+    def add_reviewer(self, name: str, kind: ReviewerKind, queue: list[tuple[int, str, str]]) -> None:
         """Add a reviewer (a judge model, or a human added later) with ``queue``: ``(item id, model on side A,
         model on side B)`` in order. `ReviewConflict` when the name is taken."""
         with self._writing() as connection:
