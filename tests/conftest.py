@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -237,6 +238,29 @@ def spam_rows():
     """``spam_rows(n)``: the same rows as data file lines, ``{"text", "label"}`` (classification format)."""
     return lambda n: [{"text": example.messages[0]["content"].removeprefix("Classify: "), "label": example.label}
                       for example in _spam_examples(n)]
+
+
+class ScoringCase(NamedTuple):
+    prompts: list[list[dict]]
+    labels: list[str]
+
+
+@pytest.fixture(scope="session")
+def scoring_case() -> ScoringCase:
+    """Prompts for label scoring (one with a system turn, one multi-turn, one of a single character) and labels of
+    different token counts, where "spam" is a prefix of "spammy": the EOS in each completion tells them apart."""
+    return ScoringCase(
+        prompts=[
+            [{"role": "user", "content": "Classify: WINNER!! You have won a free prize, call now."}],
+            [{"role": "user", "content": "Hey lunch?"}],
+            [{"role": "system", "content": "Be brief."},
+             {"role": "user", "content": "Are we still meeting tomorrow?"}],
+            [{"role": "user", "content": "Is this spam?"}, {"role": "assistant", "content": "ham"},
+             {"role": "user", "content": "And this one: free cash"}],
+            [{"role": "user", "content": "a"}],
+        ],
+        labels=["ham", "spam", "spammy", "Sci/Tech news"],
+    )
 
 
 def _error_of(call) -> str:

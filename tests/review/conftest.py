@@ -17,7 +17,7 @@ from transformers import AutoModelForCausalLM
 
 from tunesmith import distributed
 from tunesmith.config import save_config, validate_config
-from tunesmith.review.store import ReviewPlan, create_database, database_path
+from tunesmith.review.store import ReviewPlan, ReviewPrompt, create_database, database_path
 from tunesmith.run_dir import RunDir
 
 
@@ -25,8 +25,9 @@ def synthetic_plan(num_prompts: int = 4, reviewers: tuple[str, ...] = ("ann", "b
                    models: tuple[str, ...] = ("tuned", "base")) -> ReviewPlan:
     """``num_prompts`` prompts whose answers name their model (``"<model> says <n>"``), one item per prompt and
     pair of models, every reviewer's queue holding every item with A/B alternating by position."""
-    prompts = [{"location": f"test.jsonl:{n + 1}", "system": "Be brief." if n % 2 else None, "prompt": f"question {n}",
-                "reference": f"answer {n}", "label": None, "answers": {model: f"{model} says {n}" for model in models}}
+    prompts = [ReviewPrompt(location=f"test.jsonl:{n + 1}", system="Be brief." if n % 2 else None,
+                            prompt=f"question {n}", reference=f"answer {n}", label=None,
+                            answers={model: f"{model} says {n}" for model in models})
                for n in range(num_prompts)]
     pairs = [(first, second) for i, first in enumerate(models) for second in models[i + 1:]]
     items = [(n, first, second) for n in range(num_prompts) for first, second in pairs]
@@ -35,9 +36,8 @@ def synthetic_plan(num_prompts: int = 4, reviewers: tuple[str, ...] = ("ann", "b
               for offset, reviewer in enumerate(reviewers)}
     roles = {"tuned": "tuned", "base": "base"}
     return ReviewPlan(models=[(model, roles.get(model, "run"), None) for model in models], prompts=prompts,
-                      items=items, queues=queues,
-                      meta={"rubric": ["correct", "helpful", "fluent"], "show_reference": show_reference,
-                            "tuned": models[0], "seed": 0})
+                      items=items, queues=queues, rubric=["correct", "helpful", "fluent"],
+                      show_reference=show_reference, settings={"seed": 0})
 
 
 def write_review(run_root: Path, plan: ReviewPlan) -> Path:

@@ -13,6 +13,7 @@ from tunesmith.config.review_section import ReviewConfig
 from tunesmith.data.example import Example
 from tunesmith.errors import TunesmithError
 from tunesmith.review.create import Contender, create_review, review_plan, sample_prompts, share_items
+from tunesmith.review.export import export_judgments
 from tunesmith.review.store import ReviewConflict, ReviewStore
 from tunesmith.run_dir import RunDir
 
@@ -54,7 +55,7 @@ def test_plan_stores_both_orders_and_pairs_of_three_models():
     contenders = [Contender(name, role, None, name) for name, role in [("t", "tuned"), ("base", "base"),
                                                                         ("r2", "run")]]
     answers = {contender.name: [f"{contender.name}{n}" for n in range(12)] for contender in contenders}
-    plan = review_plan(examples, contenders, answers, ReviewConfig(reviewers=["ann", "bob"], overlap=6), meta={})
+    plan = review_plan(examples, contenders, answers, ReviewConfig(reviewers=["ann", "bob"], overlap=6), "generation")
     assert len(plan.items) == 36  # 12 prompts x 3 pairs (Bradley-Terry needs every pair)
     assert Counter((first, second) for _, first, second in plan.items) == {("t", "base"): 12, ("t", "r2"): 12,
                                                                           ("base", "r2"): 12}
@@ -63,7 +64,7 @@ def test_plan_stores_both_orders_and_pairs_of_three_models():
             assert {side_a, side_b} == set(plan.items[index][1:])
     sides = Counter(side_a == plan.items[index][1] for queue in plan.queues.values() for index, side_a, _ in queue)
     assert sides[True] > 5 and sides[False] > 5  # both orders occur
-    assert plan.meta["overlap"] == 6
+    assert plan.settings == {"task": "generation", "seed": 0, "overlap": 6}
 
 
 def write_predictions(run_root, rows: int, tuned: str = "tuned", base: str | None = "base"):
@@ -90,9 +91,11 @@ def test_create_reuses_predictions_and_refuses_to_overwrite(tiny_runs):
         create_review(RunDir(tuned))
     with ReviewStore.open(tuned) as store:
         assert len(store.judgments()) == 1  # untouched
+    exported, _ = export_judgments(tuned, "jsonl")  # what the error's hint says to do first
     create_review(RunDir(tuned), overwrite=True)
     with ReviewStore.open(tuned) as store:
         assert store.judgments() == []
+    assert len(exported.read_text().splitlines()) == 1  # the export outlives the review it came from
 
 
 def test_create_generates_what_predictions_lack(tiny_runs):
@@ -125,3 +128,20 @@ def test_create_names_bad_comparisons(tiny_runs, tmp_path):
         create_review(RunDir(tuned), against=[str(tmp_path)])
     with pytest.raises(TunesmithError, match="at least one other model"):
         create_review(RunDir(tuned), against=[])
+
+
+def test_another_runs_predictions_are_reused_where_the_prompt_matches(tiny_runs):
+    """A line of the other run's predictions.jsonl counts only for the same row with the same prompt; the rest is
+    generated (here: the row whose prompt differs)."""
+    tuned, other = tiny_runs
+    write_predictions(tuned, 6)
+    write_predictions(other, 6, tuned="other", base=None)
+    lines = RunDir(other).predictions.read_text().splitlines()
+    changed = json.loads(lines[2]) | {"prompt": "Write about the hills 2."}
+    RunDir(other).predictions.write_text("\n".join([*lines[:2], json.dumps(changed), *lines[3:]]) + "\n")
+    made = create_review(RunDir(tuned), against=[str(other)], settings=ReviewConfig(items=6, reviewers=["ann"]))
+    assert made["generated"] == {"tuned-run": 0, "other-run": 1}
+    with ReviewStore.open(tuned) as store:
+        answers = [item.answers["other-run"] for item in store.items()]
+    assert [answer for n, answer in enumerate(answers) if n != 2] == [f"other {n}" for n in (0, 1, 3, 4, 5)]
+    assert answers[2] != "other 2"

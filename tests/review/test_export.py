@@ -23,7 +23,7 @@ def judged(review_run, judge_for):
 
 def test_jsonl_rows_name_the_models(judged):
     path, count = export_judgments(judged, "jsonl")
-    assert path == judged / "review" / "judgments.jsonl" and count == 3
+    assert path == judged / "review_judgments.jsonl" and count == 3
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert [(row["reviewer"], row["winner"], row["prompt"]) for row in rows] == [
         ("ann", "tuned", "question 0"), ("bob", "base", "question 0"), ("bob", None, "question 1")]

@@ -15,7 +15,8 @@ def test_create_stats_judge_export(tiny_runs, cli, stub_judge, judge_for):
     assert "tuned-run, base (3 prompts, 3 items; answers generated: tuned-run 3, base 3)" in out
     assert "queues: ann 2, bob 2, cy 1 (items everyone judges: 1)" in out  # 1 shared; the 2 others one each
     with ReviewStore.open(tuned) as store:
-        assert store.meta["seed"] == 7 and store.reviewers == ["ann", "bob", "cy"]
+        assert store.settings == {"task": "generation", "seed": 7, "overlap": 1}
+        assert store.reviewers == ["ann", "bob", "cy"] and store.tuned == "tuned-run"
         for reviewer in store.reviewers:
             item = store.next_item(reviewer)
             judge_for(store, reviewer, item.item_id, "tuned-run")

@@ -10,12 +10,14 @@ import threading
 
 import pytest
 
+from tunesmith.errors import RunError
 from tunesmith.review.store import (
     VERDICTS,
     ReviewConflict,
     ReviewError,
     ReviewNotFound,
     ReviewStore,
+    database_path,
 )
 
 
@@ -165,3 +167,11 @@ def test_add_reviewer(review_run):
 
 def test_verdict_order_is_the_ui_keys():
     assert VERDICTS == ("a", "b", "tie", "both_bad")
+
+
+def test_a_file_that_is_no_review_is_a_one_line_error(tmp_path):
+    path = database_path(tmp_path)
+    path.parent.mkdir()
+    path.write_text("not a database, just text " * 100)
+    with pytest.raises(RunError, match="cannot be read as a review database"):
+        ReviewStore.open(tmp_path)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tunesmith.config import save_config, validate_config
-from tunesmith.review.store import ReviewPlan, ReviewStore, create_database, database_path
+from tunesmith.review.store import ReviewPlan, ReviewPrompt, ReviewStore, create_database, database_path
 from tunesmith.run_dir import RunDir
 
 XSS = "<script>window.__xss=1</script><b>bold</b>"
@@ -84,17 +84,16 @@ def review_plan() -> ReviewPlan:
     """Tuned vs base on 7 prompts; each reviewer's sides drawn at random (seeded). The tuned answer of prompt 0
     is markup that must show as text; every other answer names its model and prompt, so a test can tell from
     the text alone which model it sees."""
-    prompts = [{"location": f"test.jsonl:{n + 1}", "system": "You sort messages.", "prompt": f"Is message {n} spam?",
-                "reference": "spam", "label": "spam",
-                "answers": {"tuned": XSS if n == 0 else f"tuned answer {n}", "base": f"base answer {n}"}}
+    prompts = [ReviewPrompt(location=f"test.jsonl:{n + 1}", system="You sort messages.", prompt=f"Is message {n} spam?",
+                            reference="spam", label="spam",
+                            answers={"tuned": XSS if n == 0 else f"tuned answer {n}", "base": f"base answer {n}"})
                for n in range(REVIEW_PROMPTS)]
     items = [(n, "tuned", "base") for n in range(REVIEW_PROMPTS)]
     sides = random.Random(13)
     queues = {reviewer: [(n, *(("tuned", "base") if sides.random() < 0.5 else ("base", "tuned")))
                          for n in range(REVIEW_PROMPTS)] for reviewer in REVIEWERS}
     return ReviewPlan(models=[("tuned", "tuned", None), ("base", "base", None)], prompts=prompts, items=items,
-                      queues=queues, meta={"rubric": ["correct", "fluent"], "show_reference": False, "seed": 13,
-                                           "tuned": "tuned"})
+                      queues=queues, rubric=["correct", "fluent"], show_reference=False, settings={"seed": 13})
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     q = review_commands.add_parser("export", help="write every judgment, models un-blinded, as CSV or JSON Lines")
     q.add_argument("run_dir")
     q.add_argument("--format", choices=["csv", "jsonl"], required=True)
-    q.add_argument("--out", help="file to write (default: <run>/review/judgments.<format>)")
+    q.add_argument("--out", help="file to write (default: <run>/review_judgments.<format>)")
     q.add_argument("--overwrite", action="store_true", help="replace the file if it exists")
 
     q = review_commands.add_parser(

@@ -33,9 +33,14 @@ class ReviewConfig(Section):
         repeated = sorted({name for name in stripped if stripped.count(name) > 1})
         if repeated:
             raise ValueError(f"{', '.join(repeated)} listed more than once")
-        if any(name.startswith("judge:") for name in stripped):
-            raise ValueError("names starting with `judge:` are kept for judge models (`tunesmith review judge`)")
         return stripped
+
+    @field_validator("reviewers")
+    @classmethod
+    def _people_only(cls, names: list[str]) -> list[str]:
+        if any(name.startswith("judge:") for name in names):
+            raise ValueError("names starting with `judge:` are kept for judge models (`tunesmith review judge`)")
+        return names
 
     @field_validator("overlap")
     @classmethod

@@ -30,8 +30,10 @@ from tunesmith.predict.answers import answer, task_labels, truth_of
 from tunesmith.review.store import (
     DATABASE,
     REVIEW_FOLDER,
+    ModelRole,
     ReviewConflict,
     ReviewPlan,
+    ReviewPrompt,
     ReviewStore,
     create_database,
     database_path,
@@ -49,7 +51,7 @@ class Contender:
     """A model in the review: ``tuned`` (the run's own), ``base`` (its base model) or ``run`` (another run's)."""
 
     name: str
-    role: str
+    role: ModelRole
     run: RunDir | None
     """The run folder whose best weights it is; None for the base model."""
     source: str
@@ -77,12 +79,12 @@ def create_review(run: RunDir, against: Sequence[str] = (BASE,), settings: Revie
     for contender in contenders:
         answers[contender.name], generated[contender.name] = contender_answers(contender, run, config, examples, task,
                                                                                task_labels(task, splits.labels, config))
-    plan = review_plan(examples, contenders, answers, settings, meta={"task": task, "tuned": contenders[0].name})
+    plan = review_plan(examples, contenders, answers, settings, task)
     with run.lock(), staged_folder(run.root / REVIEW_FOLDER) as staging:
         create_database(staging / DATABASE, plan)
     return {"path": str(database_path(run.root)), "models": [contender.name for contender in contenders],
             "generated": generated, "prompts": len(examples), "items": len(plan.items),
-            "overlap": settings.overlap_count(len(plan.items)) if len(plan.queues) > 1 else 0,
+            "overlap": plan.settings["overlap"],
             "queues": {reviewer: len(queue) for reviewer, queue in plan.queues.items()}}
 
 
@@ -162,25 +164,25 @@ def load_contender(contender: Contender, config: RunConfig):
 
 
 def review_plan(examples: list[Example], contenders: list[Contender], answers: dict[str, list[str]],
-                settings: ReviewConfig, meta: dict) -> ReviewPlan:
+                settings: ReviewConfig, task: str) -> ReviewPlan:
     """The review's content: one item per prompt and pair of models, and the reviewers' blind queues."""
-    prompts = [{"location": example.location, "system": system_of(example), "prompt": prompt_text(example),
-                "reference": example.reference, "label": example.label,
-                "answers": {contender.name: answers[contender.name][index] for contender in contenders}}
+    prompts = [ReviewPrompt(location=example.location, system=system_of(example), prompt=prompt_text(example),
+                            reference=example.reference, label=example.label,
+                            answers={contender.name: answers[contender.name][index] for contender in contenders})
                for index, example in enumerate(examples)]
     pairs = list(combinations([contender.name for contender in contenders], 2))
     items = [(index, first, second) for index in range(len(examples)) for first, second in pairs]
     rng = random.Random(settings.seed)
+    overlap = settings.overlap_count(len(items)) if len(settings.reviewers) > 1 else 0
     queues = {}
-    for reviewer, shown in share_items(len(items), settings.reviewers, settings.overlap_count(len(items)),
-                                       rng).items():
+    for reviewer, shown in share_items(len(items), settings.reviewers, overlap, rng).items():
         # Each (item, reviewer) gets its own coin flip for the sides; the queue keeps it, so verdicts map back.
         queues[reviewer] = [(index, *(items[index][1:] if rng.random() < 0.5 else items[index][:0:-1]))
                             for index in shown]
     return ReviewPlan(models=[(contender.name, contender.role, contender.source) for contender in contenders],
-                      prompts=prompts, items=items, queues=queues,
-                      meta={**meta, "rubric": settings.rubric, "show_reference": settings.show_reference,
-                            "seed": settings.seed, "overlap": settings.overlap_count(len(items))})
+                      prompts=prompts, items=items, queues=queues, rubric=settings.rubric,
+                      show_reference=settings.show_reference,
+                      settings={"task": task, "seed": settings.seed, "overlap": overlap})
 
 
 def share_items(num_items: int, reviewers: list[str], overlap: int, rng: random.Random) -> dict[str, list[int]]:

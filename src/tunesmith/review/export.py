@@ -10,7 +10,7 @@ from typing import Literal, get_args
 from tunesmith.atomic import write_atomic
 from tunesmith.errors import TunesmithError
 from tunesmith.json_files import jsonl_text
-from tunesmith.review.store import REVIEW_FOLDER, Judgment, ReviewStore
+from tunesmith.review.store import Judgment, ReviewStore
 
 ExportFormat = Literal["csv", "jsonl"]
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
@@ -21,8 +21,9 @@ COLUMNS = ("reviewer", "reviewer_kind", "item_id", "location", "prompt", "model_
 
 def export_judgments(run_root: str | Path, format: ExportFormat, out: str | Path | None = None,
                      overwrite: bool = False) -> tuple[Path, int]:
-    """Write the review's judgments to ``out`` (default ``<run>/review/judgments.<format>``); an existing file is
-    replaced only with ``overwrite``. Returns the path and the number of rows.
+    """Write the review's judgments to ``out`` (default ``<run>/review_judgments.<format>``, outside ``review/``,
+    which `create_review` replaces whole); an existing file is replaced only with ``overwrite``. Returns the path
+    and the number of rows.
 
     A row holds the reviewer (and whether a person or a judge model), the item, the prompt's location and text, the
     model shown as A and as B, the verdict as given (``a``, ``b``, ``tie``, ``both_bad``) and the model it names
@@ -31,7 +32,7 @@ def export_judgments(run_root: str | Path, format: ExportFormat, out: str | Path
     per criterion of the rubric."""
     if format not in EXPORT_FORMATS:
         raise TunesmithError(f"unknown export format {format!r}", f"use one of {', '.join(EXPORT_FORMATS)}")
-    path = Path(out) if out is not None else Path(run_root) / REVIEW_FOLDER / f"judgments.{format}"
+    path = Path(out) if out is not None else Path(run_root) / f"review_judgments.{format}"
     if path.exists() and not overwrite:
         raise TunesmithError(f"{path} exists already", "add --overwrite to replace it, or give another --out")
     with ReviewStore.open(run_root) as store:

@@ -72,12 +72,11 @@ def judge_review(run_root, endpoint: JudgeEndpoint, reviewer: str | None = None,
             store.add_reviewer(name, "judge", [(item.item_id, item.first, item.second) for item in store.items()])
         done = {judgment.item_id for judgment in store.judgments() if judgment.reviewer == name}
         # The judge sees what the people see: the reference only when the review shows it to them.
-        show_reference = bool(store.meta.get("show_reference"))
         for item in store.items():
             if item.item_id in done:
                 continue
-            forward = ask(client, endpoint, item, store.rubric, show_reference, swapped=False)
-            backward = ask(client, endpoint, item, store.rubric, show_reference, swapped=True)
+            forward = ask(client, endpoint, item, store.rubric, store.show_reference, swapped=False)
+            backward = ask(client, endpoint, item, store.rubric, store.show_reference, swapped=True)
             if forward is None or backward is None:
                 counts["unreadable"] += 1
                 continue

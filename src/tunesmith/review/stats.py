@@ -9,7 +9,9 @@ the scores as independent; no interval is claimed for the strengths). Judge mode
 reported on their own, beside their agreement with the people.
 
 Reference implementations where they exist: Wilson intervals and Fleiss' kappa from statsmodels, Cohen's kappa
-from scikit-learn, the sign test as scipy's exact binomial test, t-intervals from scipy.
+from scikit-learn, the sign test as scipy's exact binomial test, t-intervals from scipy. Each is imported by the
+function that needs it: statsmodels alone takes about a second to import, and the run report imports this module
+for every run, reviewed or not.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def review_stats(store: ReviewStore) -> dict:
     judgments = store.judgments()
     humans = [judgment for judgment in judgments if judgment.reviewer_kind == "human"]
     models = store.models
-    tuned = store.meta["tuned"]
+    tuned = store.tuned
     others = [model for model in models if model != tuned]
     return {
         "tuned": tuned,
@@ -130,13 +132,13 @@ def mean_interval(values: list[float]) -> dict:
 
 def human_agreement(judgments: list[Judgment], items: dict[int, Item], reviewers: list[str]) -> dict:
     """Cohen's kappa for two reviewers, Fleiss' kappa for three or more, on the items every reviewer judged."""
+    if len(reviewers) < 2:
+        return {"method": None, "kappa": None, "items": 0, "observed": None,
+                "note": "one reviewer: agreement needs two or more"}
     ratings: dict[int, dict[str, str]] = {}
     for judgment in judgments:
         ratings.setdefault(judgment.item_id, {})[judgment.reviewer] = category(judgment, items[judgment.item_id])
     shared = [[rated[reviewer] for reviewer in reviewers] for rated in ratings.values() if len(rated) == len(reviewers)]
-    if len(reviewers) < 2:
-        return {"method": None, "kappa": None, "items": 0, "observed": None,
-                "note": "one reviewer: agreement needs two or more"}
     method = "cohen" if len(reviewers) == 2 else "fleiss"
     kappa = cohen_kappa([row[0] for row in shared], [row[1] for row in shared]) if method == "cohen" \
         else fleiss_kappa(shared)

@@ -21,19 +21,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
-from tunesmith.errors import TunesmithError
+from tunesmith.errors import RunError, TunesmithError
 
 REVIEW_FOLDER = "review"
 DATABASE = "review.db"
 VERDICTS = ("a", "b", "tie", "both_bad")
 """A better, B better, tie, both bad: keys 1..4 in the UI, in this order."""
 SCORE_RANGE = (1, 5)
+ModelRole = Literal["tuned", "base", "run"]
+"""The run's tuned model, its base model, or another run's model."""
+ReviewerKind = Literal["human", "judge"]
+"""A person, or a judge model (`tunesmith.review.judge`)."""
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE models (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, role TEXT NOT NULL, source TEXT);
+CREATE TABLE models (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                     role TEXT NOT NULL CHECK (role IN ('tuned', 'base', 'run')), source TEXT);
 CREATE TABLE prompts (id INTEGER PRIMARY KEY, location TEXT NOT NULL, system TEXT, prompt TEXT NOT NULL,
                       reference TEXT, label TEXT);
 CREATE TABLE answers (prompt_id INTEGER NOT NULL REFERENCES prompts(id),
@@ -96,8 +102,7 @@ class Judgment:
 
     seq: int
     reviewer: str
-    reviewer_kind: str
-    """``human`` or ``judge`` (a judge model, `tunesmith.review.judge`)."""
+    reviewer_kind: ReviewerKind
     item_id: int
     prompt_id: int
     location: str
@@ -136,17 +141,33 @@ class Item:
 
 
 @dataclass(frozen=True)
-class ReviewPlan:
-    """Everything `create_database` writes: models ``(name, role, source)``; prompts with each model's answer;
-    items as ``(prompt index, first model, second model)``; each reviewer's queue as ``(item index, model on side
-    A, model on side B)`` in queue order; and ``meta`` (rubric, seed, settings; JSON values)."""
+class ReviewPrompt:
+    """A test prompt of the review and each model's answer to it."""
 
-    models: list[tuple[str, str, str | None]]
-    prompts: list[dict]
-    """``location``, ``system``, ``prompt``, ``reference``, ``label`` and ``answers`` ({model: text})."""
+    location: str
+    system: str | None
+    prompt: str
+    reference: str | None
+    label: str | None
+    answers: dict[str, str]
+    """Model name → its answer."""
+
+
+@dataclass(frozen=True)
+class ReviewPlan:
+    """Everything `create_database` writes."""
+
+    models: list[tuple[str, ModelRole, str | None]]
+    """``(name, role, source)``, the tuned model first."""
+    prompts: list[ReviewPrompt]
     items: list[tuple[int, str, str]]
+    """``(index in prompts, first model, second model)``."""
     queues: dict[str, list[tuple[int, str, str]]]
-    meta: dict
+    """Each reviewer's queue in order: ``(index in items, model shown as A, model shown as B)``."""
+    rubric: list[str]
+    show_reference: bool
+    settings: dict = field(default_factory=dict)
+    """What else the review was made with (seed, overlap, task), kept for the record (JSON values)."""
 
 
 def database_path(run_root: str | Path) -> Path:
@@ -171,10 +192,10 @@ def create_database(path: Path, plan: ReviewPlan) -> None:
         for prompt in plan.prompts:
             prompt_ids.append(connection.execute(
                 "INSERT INTO prompts (location, system, prompt, reference, label) VALUES (?, ?, ?, ?, ?)",
-                (prompt["location"], prompt["system"], prompt["prompt"], prompt["reference"], prompt["label"]),
+                (prompt.location, prompt.system, prompt.prompt, prompt.reference, prompt.label),
             ).lastrowid)
             connection.executemany("INSERT INTO answers VALUES (?, ?, ?)", [
-                (prompt_ids[-1], model_ids[name], text) for name, text in prompt["answers"].items()])
+                (prompt_ids[-1], model_ids[name], text) for name, text in prompt.answers.items()])
         item_ids = [connection.execute("INSERT INTO items (prompt_id, first_model, second_model) VALUES (?, ?, ?)",
                                        (prompt_ids[index], model_ids[first], model_ids[second])).lastrowid
                     for index, first, second in plan.items]
@@ -183,7 +204,8 @@ def create_database(path: Path, plan: ReviewPlan) -> None:
             connection.executemany("INSERT INTO queue VALUES (?, ?, ?, ?, ?)", [
                 (reviewer, position, item_ids[index], model_ids[a], model_ids[b])
                 for position, (index, a, b) in enumerate(queue, start=1)])
-        meta = {**plan.meta, "schema_version": SCHEMA_VERSION, "created_at": now()}
+        meta = {"tuned": plan.models[0][0], "rubric": plan.rubric, "show_reference": plan.show_reference,
+                "settings": plan.settings, "schema_version": SCHEMA_VERSION, "created_at": now()}
         connection.executemany("INSERT INTO meta VALUES (?, ?)",
                                [(key, json.dumps(value)) for key, value in meta.items()])
         connection.execute("COMMIT")
@@ -199,12 +221,26 @@ class ReviewStore:
         self.path = path
         # check_same_thread=False: the web UI calls from its worker threads; `_lock` serializes them.
         self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA synchronous=FULL")  # durable at commit, also across a power cut
-        self._connection.execute("PRAGMA foreign_keys=ON")
         self._lock = threading.RLock()
-        self.meta = {key: json.loads(value) for key, value in self._rows("SELECT key, value FROM meta")}
-        self.rubric: list[str] = list(self.meta.get("rubric", []))
+        try:
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=FULL")  # durable at commit, also across a power cut
+            self._connection.execute("PRAGMA foreign_keys=ON")
+            meta = {key: json.loads(value) for key, value in self._rows("SELECT key, value FROM meta")}
+        except BaseException:
+            self._connection.close()
+            raise
+        missing = {"tuned", "rubric", "show_reference", "settings", "created_at"} - set(meta)
+        if missing:
+            self._connection.close()
+            raise ValueError(f"its meta table lacks {', '.join(sorted(missing))}")
+        self.tuned: str = meta["tuned"]
+        """The tuned model's name: the one the others are compared with."""
+        self.rubric: list[str] = meta["rubric"]
+        self.show_reference: bool = meta["show_reference"]
+        self.settings: dict = meta["settings"]
+        """What else the review was made with (seed, overlap, task)."""
+        self.created_at: str = meta["created_at"]
 
     @classmethod
     def open(cls, run_root: str | Path) -> ReviewStore:
@@ -215,8 +251,9 @@ class ReviewStore:
                                  f"create one with `tunesmith review create {run_root}`")
         try:
             return cls(path)
-        except sqlite3.DatabaseError as error:
-            raise ReviewError(f"{path} cannot be read as a review database: {error}") from None
+        except (sqlite3.DatabaseError, ValueError) as error:
+            raise RunError(f"{path} cannot be read as a review database ({error})",
+                           "export what can be read with any SQLite tool, or create the review again") from None
 
     @staticmethod
     def exists(run_root: str | Path) -> bool:
@@ -244,7 +281,7 @@ class ReviewStore:
         return [name for name, in self._rows("SELECT name FROM reviewers WHERE kind = 'judge' ORDER BY rowid")]
 
     @property
-    def models(self) -> dict[str, str]:
+    def models(self) -> dict[str, ModelRole]:
         """Model name → role (``tuned``, ``base`` or ``run``), in creation order (the tuned model first)."""
         return dict(self._rows("SELECT name, role FROM models ORDER BY id"))
 
@@ -271,7 +308,7 @@ class ReviewStore:
         position, prompt, system, reference, answer_a, answer_b, total = rows[0]
         return QueueItem(item_id=item_id, position=position, total=total, prompt=prompt, system=system,
                          answer_a=answer_a, answer_b=answer_b,
-                         reference=reference if self.meta.get("show_reference") else None)
+                         reference=reference if self.show_reference else None)
 
     def progress(self, reviewer: str) -> tuple[int, int]:
         """``(judged, total)`` of ``reviewer``'s queue."""
@@ -344,7 +381,7 @@ class ReviewStore:
             connection.execute("DELETE FROM judgments WHERE seq = ?", (row[0],))
             return row[1]
 
-    def add_reviewer(self, name: str, kind: str, queue: list[tuple[int, str, str]]) -> None:
+    def add_reviewer(self, name: str, kind: ReviewerKind, queue: list[tuple[int, str, str]]) -> None:
         """Add a reviewer (a judge model, or a human added later) with ``queue``: ``(item id, model on side A,
         model on side B)`` in order. `ReviewConflict` when the name is taken."""
         with self._writing() as connection:

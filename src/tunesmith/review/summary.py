@@ -4,7 +4,7 @@ the run report's "Human review" section shows."""
 from __future__ import annotations
 
 from tunesmith.document import Block, Facts, Table, Text, format_value, plain
-from tunesmith.text import shorten
+from tunesmith.text import count_of, shorten
 
 PROMPT_CHARS = 120
 KAPPA_NAMES = {"cohen": "Cohen's kappa", "fleiss": "Fleiss' kappa"}
@@ -81,9 +81,9 @@ def agreement_text(agreement: dict) -> str:
         return agreement["note"]
     name = KAPPA_NAMES[agreement["method"]]
     if agreement["kappa"] is None:
-        return f"{name}: {agreement['note']} ({agreement['items']} items judged by everyone)"
-    return (f"{name} {agreement['kappa']:.3f} on {agreement['items']} items judged by everyone (same verdict on "
-            f"{agreement['observed']:.0%})")
+        return f"{name}: {agreement['note']} ({count_of(agreement['items'], 'item')} judged by everyone)"
+    return (f"{name} {agreement['kappa']:.3f} on {count_of(agreement['items'], 'item')} judged by everyone (same "
+            f"verdict on {agreement['observed']:.0%})")
 
 
 def kappa_text(agreement: dict) -> str:
