@@ -13,7 +13,6 @@ edited template renders this request only, through the tokenizer's own (sandboxe
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections import OrderedDict
@@ -31,6 +30,7 @@ from tunesmith.config.vocabulary import uses_adapter
 from tunesmith.data.tokenize import prompt_token_ids
 from tunesmith.deploy.engine import Engine, Finished, Generation, Sampling
 from tunesmith.deploy.served import BASE_NAME, Served, ServedModel, load_served
+from tunesmith.json_files import dumps
 from tunesmith.run_dir import RunDir
 from tunesmith.ui.pages import UiSettings, find_run, render
 from tunesmith.ui.runs import find_runs
@@ -119,7 +119,7 @@ def router(settings: UiSettings, playground: Playground) -> APIRouter:
     routes = APIRouter()
 
     @routes.get("/playground")
-    async def playground_page(request: Request, run: str = ""):
+    def playground_page(request: Request, run: str = ""):
         if not run:
             return render(request, "playground_pick.html", names=list(find_runs(settings.runs_dir)))
         find_run(settings, run)
@@ -171,7 +171,13 @@ async def _stream(pane: Pane, prompt_ids: list[int], sampling: Sampling) -> Asyn
         deadline=time.monotonic() + REQUEST_TIMEOUT_S))
     try:
         while True:
-            event = await events.get()
+            try:
+                # The engine ends a request at its deadline; this wait covers an engine that stopped under it (its
+                # run unloaded to make room for another at that very moment).
+                event = await asyncio.wait_for(events.get(), REQUEST_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                yield _event({"done": "timeout", "tokens": None, "error": "no answer in time; ask again"})
+                return
             if isinstance(event, Finished):
                 yield _event({"done": event.reason, "tokens": event.completion_tokens, "error": event.error})
                 return
@@ -181,4 +187,4 @@ async def _stream(pane: Pane, prompt_ids: list[int], sampling: Sampling) -> Asyn
 
 
 def _event(data: dict) -> str:
-    return f"data: {json.dumps(data)}\n\n"
+    return f"data: {dumps(data)}\n\n"
