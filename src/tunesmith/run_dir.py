@@ -70,6 +70,9 @@ class RunDir:
     """`tunesmith export --format gguf`: ``<run-name>-<quant>.gguf`` files and an Ollama ``Modelfile``."""
     timings = property(lambda self: self.root / "timings.json")
     """Seconds each pipeline stage took, and the total."""
+    failure = property(lambda self: self.root / "failure.json")
+    """Written when a stage of the pipeline ended with an error (the stage, the error, when); removed when the run
+    is resumed. A killed process leaves none: its run reads as stopped, not failed."""
     report_md = property(lambda self: self.root / "report.md")
     report_html = property(lambda self: self.root / "report.html")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -40,6 +41,14 @@ def test_status_follows_the_lock_holder(tmp_path, runs_dir, live_lock):
     dead.lock_file.write_text("")
     assert not lock_holder_alive(dead)
 
+
+
+def test_a_run_whose_stage_failed_reads_failed_until_it_finishes(tmp_path, runs_dir):
+    run = RunDir(shutil.copytree(runs_dir / "spam-stopped", tmp_path / "spam-stopped"))
+    run.failure.write_text(json.dumps({"stage": "train", "error": "out of memory", "time": "2026-11-30T12:00:00"}))
+    assert run_row("spam-stopped", run).status == "failed"
+    run.eval_json.write_text(json.dumps({"task": "classification", "tuned": {"accuracy": 0.5}}))
+    assert run_row("spam-stopped", run).status == "done"
 
 def test_curves_skip_a_line_cut_off_mid_write_and_non_numbers(tmp_path):
     run = RunDir(tmp_path)

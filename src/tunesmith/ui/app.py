@@ -125,9 +125,11 @@ def _run_page(request: Request, settings: UiSettings, name: str) -> Response:
     run = find_run(settings, name)
     result, result_problem = _read_or_problem(run.eval_json)
     summary, summary_problem = _read_or_problem(run.data_summary)
+    failure, failure_problem = _read_or_problem(run.failure) if run.failure.is_file() else (None, None)
     return render(request, "run.html", row=run_row(name, run), config_text=_config_text(run.config_path),
                   evaluation=comparison_table(result) if result else None, summary=summary,
-                  problems=[problem for problem in (result_problem, summary_problem) if problem],
+                  problems=[problem for problem in (result_problem, summary_problem, failure_problem) if problem],
+                  failure=failure,
                   files=[file for file in RUN_FILES if (run.root / file).is_file()],
                   review=_review_blocks(run) if ReviewStore.exists(run.root) else None)
 

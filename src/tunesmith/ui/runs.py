@@ -25,9 +25,9 @@ from tunesmith.ui.sweeps import trial_state
 
 STATUSES = ("running", "done", "pruned", "failed", "stopped")
 """running: a process holds the run folder's lock; done: it has eval.json (or, a sweep trial, the study says it
-finished); pruned and failed: a sweep trial, as the sweep's study says; stopped: none of these. Nothing in a run
-folder itself records a failure (a killed or crashed run leaves the same files as one stopped on purpose), so a
-run outside a sweep reads "stopped" rather than a guessed "failed"."""
+finished); failed: a stage ended with an error (the pipeline's ``failure.json``), or a sweep trial the study marked
+failed; pruned: a sweep trial the pruner stopped; stopped: none of these (stopped with Ctrl-C, or killed: a killed
+process records nothing)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,8 @@ def run_status(run: RunDir) -> str:
         return "running"
     if run.eval_json.is_file():
         return "done"
+    if run.failure.is_file():
+        return "failed"
     state = trial_state(run.root)
     # The study's "running" or "queued" without a live lock holder is a worker that died: stopped.
     return state if state in ("done", "pruned", "failed") else "stopped"
