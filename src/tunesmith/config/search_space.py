@@ -45,6 +45,11 @@ class Param:
     step: float | None = None
     log: bool = False
 
+    @property
+    def label(self) -> str:
+        """The column or axis title of the sampled value: a ``multiple_of_r`` value is alpha / r, not alpha."""
+        return f"{self.key} / r" if self.kind == "multiple_of_r" else self.key
+
     def grid(self) -> list | None:
         """Every value the grid sampler visits, or None for a continuous range (which no grid covers)."""
         if self.kind in ("choices", "multiple_of_r"):

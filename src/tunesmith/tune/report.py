@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from tunesmith.atomic import write_atomic
 from tunesmith.config import dump_config
+from tunesmith.config.search_space import resolve
 from tunesmith.document import (
     NOT_AVAILABLE,
     Code,
@@ -71,13 +72,18 @@ def sweep_document(sweep, study: optuna.Study, best: optuna.trial.FrozenTrial, r
     )
 
 
+def best_settings(sweep, best: optuna.trial.FrozenTrial) -> dict:
+    """The config values of the best trial's parameters (``lora.alpha`` itself, not its multiple of r)."""
+    return resolve(best.params, sweep.params, sweep.config.model_dump(mode="json"))
+
+
 def _summary(sweep, trials, best) -> Section:
     states = [trial.state for trial in trials]
     tokens = sum(trial.user_attrs.get("train_tokens", 0) for trial in trials)
     facts = [
         ("metric", f"{sweep.metric} on the validation split ({sweep.direction})"),
         ("best trial", f"{best.number}: {sweep.metric} {best.value:.6g}"),
-        *((f"best {key}", plain(value)) for key, value in best.params.items()),
+        *((f"best {key}", plain(value)) for key, value in best_settings(sweep, best).items()),
         ("trials", f"{states.count(TrialState.COMPLETE)} done, {states.count(TrialState.PRUNED)} pruned, "
                    f"{states.count(TrialState.FAIL)} failed"),
         ("wall time", format_duration(time.time() - sweep.started)),
@@ -111,7 +117,7 @@ def _trials_section(sweep, trials) -> Section:
                      *(plain(trial.params.get(param.key)) for param in sweep.params),
                      f"{value:.6g}" if value is not None else NOT_AVAILABLE,
                      format_duration(seconds) if seconds is not None else "", note])
-    header = ["trial", "state", *(param.key for param in sweep.params), sweep.metric, "time", "note"]
+    header = ["trial", "state", *(param.label for param in sweep.params), sweep.metric, "time", "note"]
     return Section("Trials", [Table(header, rows, caption=f"sorted by {sweep.metric}, best first")])
 
 
@@ -173,7 +179,7 @@ def _slices_section(sweep, trials) -> Section:
                                                                              if param.key in t.params])
             if param.log:
                 axes.set_xscale("log")
-        axes.set_xlabel(param.key)
+        axes.set_xlabel(param.label)
         if index == 1:
             axes.set_ylabel(sweep.metric)
     figure.tight_layout()

@@ -40,7 +40,7 @@ from tunesmith.evaluate import evaluate_run
 from tunesmith.json_files import read_json, write_json
 from tunesmith.report import build_report
 from tunesmith.run_dir import RunDir
-from tunesmith.tune.report import write_sweep_report
+from tunesmith.tune.report import best_settings, write_sweep_report
 from tunesmith.tune.study import (
     counts,
     every,
@@ -226,7 +226,7 @@ def finish(sweep: Sweep) -> dict:
 
 
 def _best_yaml_header(sweep: Sweep, best) -> str:
-    settings = ", ".join(f"{key}={value}" for key, value in best.params.items())
+    settings = ", ".join(f"{key}={value}" for key, value in best_settings(sweep, best).items())
     return (f"# The best trial ({best.number}) of the sweep {sweep.folder.name}: {sweep.metric} {best.value:.6g} "
             f"on the\n# validation split, with {settings}. Run it with: tunesmith run {BEST_CONFIG}\n")
 
@@ -257,7 +257,7 @@ STATE_NAMES = {"COMPLETE": "done", "PRUNED": "pruned", "FAIL": "failed", "RUNNIN
 
 def trials_table(sweep: Sweep, study: optuna.Study) -> Table:
     table = Table(title=f"sweep {sweep.folder.name}: {sweep.metric} ({sweep.direction})")
-    for column in ["trial", "state", *(param.key for param in sweep.params), sweep.metric, "time"]:
+    for column in ["trial", "state", *(param.label for param in sweep.params), sweep.metric, "time"]:
         table.add_column(column, justify="right" if column not in ("state",) else "left")
     for trial in study.get_trials(deepcopy=False):
         end = trial.datetime_complete or datetime.now()
