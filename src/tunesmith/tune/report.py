@@ -72,6 +72,15 @@ def sweep_document(sweep, study: optuna.Study, best: optuna.trial.FrozenTrial, r
     )
 
 
+STATE_NAMES = {"COMPLETE": "done", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "queued"}
+"""What the user reads for each of Optuna's trial states."""
+
+
+def setting_text(value) -> str:
+    """A sampled setting to 4 significant digits: a learning rate of 0.000443 is not "0.0004"."""
+    return f"{value:.4g}" if isinstance(value, float) else plain(value)
+
+
 def best_settings(sweep, best: optuna.trial.FrozenTrial) -> dict:
     """The config values of the best trial's parameters (``lora.alpha`` itself, not its multiple of r)."""
     return resolve(best.params, sweep.params, sweep.config.model_dump(mode="json"))
@@ -83,7 +92,7 @@ def _summary(sweep, trials, best) -> Section:
     facts = [
         ("metric", f"{sweep.metric} on the validation split ({sweep.direction})"),
         ("best trial", f"{best.number}: {sweep.metric} {best.value:.6g}"),
-        *((f"best {key}", plain(value)) for key, value in best_settings(sweep, best).items()),
+        *((f"best {key}", setting_text(value)) for key, value in best_settings(sweep, best).items()),
         ("trials", f"{states.count(TrialState.COMPLETE)} done, {states.count(TrialState.PRUNED)} pruned, "
                    f"{states.count(TrialState.FAIL)} failed"),
         ("wall time", format_duration(time.time() - sweep.started)),
@@ -113,8 +122,8 @@ def _trials_section(sweep, trials) -> Section:
         value = _trial_value(trial)
         note = "last reported before pruning" if trial.state == TrialState.PRUNED and value is not None else (
             trial.user_attrs.get("error", ""))
-        rows.append([str(trial.number), trial.state.name.lower(),
-                     *(plain(trial.params.get(param.key)) for param in sweep.params),
+        rows.append([str(trial.number), STATE_NAMES.get(trial.state.name, trial.state.name.lower()),
+                     *(setting_text(trial.params.get(param.key)) for param in sweep.params),
                      f"{value:.6g}" if value is not None else NOT_AVAILABLE,
                      format_duration(seconds) if seconds is not None else "", note])
     header = ["trial", "state", *(param.label for param in sweep.params), sweep.metric, "time", "note"]
@@ -174,9 +183,12 @@ def _slices_section(sweep, trials) -> Section:
         points = [(trial.params[param.key], trial.value) for trial in done if param.key in trial.params]
         if points:
             xs, ys = zip(*points)
-            categorical = param.kind in ("choices", "multiple_of_r")
-            axes.scatter([str(x) for x in xs] if categorical else xs, ys, c=[t.number for t in done
-                                                                             if param.key in t.params])
+            colors = [trial.number for trial in done if param.key in trial.params]
+            if param.kind in ("choices", "multiple_of_r"):  # one column per choice, in the order of the space
+                axes.scatter([param.choices.index(x) for x in xs], ys, c=colors)
+                axes.set_xticks(range(len(param.choices)), [setting_text(choice) for choice in param.choices])
+            else:
+                axes.scatter(xs, ys, c=colors)
             if param.log:
                 axes.set_xscale("log")
         axes.set_xlabel(param.label)

@@ -40,7 +40,7 @@ from tunesmith.evaluate import evaluate_run
 from tunesmith.json_files import read_json, write_json
 from tunesmith.report import build_report
 from tunesmith.run_dir import RunDir
-from tunesmith.tune.report import best_settings, write_sweep_report
+from tunesmith.tune.report import STATE_NAMES, best_settings, setting_text, write_sweep_report
 from tunesmith.tune.study import (
     counts,
     every,
@@ -252,7 +252,6 @@ def run_sweep(config_path: str, overrides: list[str], resume: bool = False, stor
 # ---- the live table ------------------------------------------------------------------------------------------------
 
 
-STATE_NAMES = {"COMPLETE": "done", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "queued"}
 
 
 def trials_table(sweep: Sweep, study: optuna.Study) -> Table:
@@ -271,9 +270,7 @@ def trials_table(sweep: Sweep, study: optuna.Study) -> Table:
 
 
 def _short(value) -> str:
-    if value is None:
-        return ""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return "" if value is None else setting_text(value)
 
 
 @contextmanager

@@ -15,7 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tunesmith.errors import RunError
 from tunesmith.json_files import read_json
-from tunesmith.tune.sweep import STATE_NAMES, SWEEP_FILE
+from tunesmith.tune.report import STATE_NAMES
+from tunesmith.tune.sweep import SWEEP_FILE
 from tunesmith.tune.trial import TRIALS_FOLDER
 
 SQLITE_PREFIX = "sqlite:///"
