@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tunesmith.config.rag_section import RagConfig
 from tunesmith.config.vocabulary import (
     ALWAYS_REPORTED,
     AUTO_BASELINES,
@@ -465,6 +466,8 @@ class RunConfig(_Section):
     """Where runs are written."""
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     """Thresholds of `tunesmith monitor` for the served model of this run."""
+    rag: RagConfig = Field(default_factory=RagConfig)
+    """Retrieval-augmented generation: documents, retriever, and passages in training and evaluation prompts."""
     sweep: SweepConfig | None = None
     """The hyperparameter search of `tunesmith sweep` (other commands ignore it)."""
 
