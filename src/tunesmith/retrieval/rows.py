@@ -159,14 +159,16 @@ def rag_splits(config: RunConfig, splits: Splits, tokenizer, index: RetrievalInd
 
 def rag_run_config(config: RunConfig, run: RunDir) -> RunConfig:
     """The config a run trains and evaluates with: ``config`` itself when `rag` changes no rows, else one whose
-    data settings read the rows `rag_splits` wrote into the run folder (rank 0 writes, the others wait). The task
+    data settings read the rows `rag_splits` wrote into the run folder (rank 0 writes them the first time, the
+    others wait). The task
     and labels of the original data are kept (`evaluate.task`, `data.label_names`), as messages rows do not say
     them."""
     if not uses_rows(config):
         return config
     folder = run.root / "rag"
     splits = load_run_splits(config.data)
-    if distributed.is_main():
+    # Written once per run (summary.json last): a resumed run, and commands on a finished one, read the same rows.
+    if distributed.is_main() and not (folder / "summary.json").is_file():
         tokenizer = load_tokenizer(config.model)
         index, _ = load_index(config.rag, tokenizer)
         built = rag_splits(config, splits, tokenizer, index)
