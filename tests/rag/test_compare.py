@@ -74,6 +74,10 @@ def test_four_arms_scored_from_their_own_predictions(comparison_config, tmp_path
         compare_rag(load_config(comparison_config), comparison_config, out)
     again = compare_rag(load_config(comparison_config), comparison_config, out, overwrite=True)
     assert sorted(again["reused_runs"]) == ["sft", "sft_rag"]
+    (out / "comparison.json").unlink()  # as a comparison stopped before its end leaves the folder
+    changed = load_config(comparison_config, ["train.learning_rate=0.001"])
+    with pytest.raises(RunError, match="trained with other settings"):
+        compare_rag(changed, comparison_config, out)
 
 
 def test_compare_rag_needs_documents_and_a_gold_column(comparison_config, capsys):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -107,7 +107,7 @@ def compare_rag(config: RunConfig, config_path: str | Path, out: str | Path | No
         write_jsonl(folder / "predictions" / f"{_slug(arm)}.jsonl", _records(task, examples, predictions[arm]))
     result = {
         "task": task, "num_questions": len(plain), "retriever": config.rag.retriever, "top_k": config.rag.top_k,
-        "arms": arms, "retrieval": retrieval, "test_prompts": test_fit.__dict__,
+        "arms": arms, "retrieval": retrieval, "test_prompts": asdict(test_fit),
         "index": {"key": index.key, "passages": len(index.passages), "seconds": index_seconds,
                   "from_cache": index_cached},
         "reused_runs": [name for name, arm in trained.items() if arm.reused],
