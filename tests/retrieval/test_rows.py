@@ -9,7 +9,7 @@ import pytest
 from tunesmith.config import validate_config
 from tunesmith.pipeline import create_run, run_pipeline
 from tunesmith.retrieval.chunking import Passage
-from tunesmith.retrieval.rows import RaftCounts, rag_run_config, raft_passages
+from tunesmith.retrieval.rows import RaftCounts, raft_passages, rag_run_config
 
 
 def _passages(*ids):
@@ -64,7 +64,7 @@ def test_a_run_trains_on_raft_rows_and_documents_through_the_data_stage(tmp_path
                 "train_with_context": True, "answer_with_context": True, "sft_on_documents": True,
                 "prompt": "{passages}\nQ: {question}"},
     })
-    run = run_pipeline(config, create_run(config), until="evaluate")
+    run = run_pipeline(config, create_run(config))
     folder = run.root / "rag"
     train = [json.loads(line) for line in (folder / "train.jsonl").read_text().splitlines()]
     summary = json.loads((folder / "summary.json").read_text())
@@ -86,3 +86,6 @@ def test_a_run_trains_on_raft_rows_and_documents_through_the_data_stage(tmp_path
     evaluation = json.loads(run.eval_json.read_text())
     assert "[1] " in json.loads(run.predictions.read_text().splitlines()[0])["prompt"]
     assert evaluation["task"] == "generation"
+    assert set(summary["test_retrieval"]["bm25"]) == {"recall@2", "mrr", "questions"}
+    report = run.report_md.read_text()
+    assert "## Retrieval" in report and "gold passage mixed in" in report and "recall@2" in report

@@ -32,15 +32,12 @@ from tunesmith.predict.answers import answer, correct_of, references_of, task_la
 from tunesmith.predict.metrics import qa_metrics
 from tunesmith.rag.report import write_report
 from tunesmith.retrieval.index import RetrievalIndex, load_index, uses_dense
-from tunesmith.retrieval.metrics import retrieval_metrics
-from tunesmith.retrieval.rows import context_examples, gold_ids, question_of
+from tunesmith.retrieval.rows import context_examples, measure_retrievers, question_of
 from tunesmith.run_dir import RunDir
 
 _console = Console(stderr=True)
 
 ARMS = ("base", "base+RAG", "SFT", "SFT+RAG")
-RETRIEVAL_DEPTH = 100
-"""Ranks searched for the MRR of each retriever (a gold passage below it counts 0)."""
 
 
 @dataclass(frozen=True)
@@ -146,17 +143,8 @@ def _timed_index(config: RunConfig, tokenizer) -> tuple[RetrievalIndex, float, b
 
 def _retrieval_table(config: RunConfig, index: RetrievalIndex, questions: list[Example]) -> dict:
     """recall@top_k and MRR of each retriever the index holds, over the test questions with a gold document."""
-    golds = gold_ids(questions, config.rag.gold_column)
-    known = [example for example in questions if example.location in golds]
-    if not known:
-        return {}
     retrievers = ["bm25", "dense", "hybrid"] if index.faiss_index is not None else ["bm25"]
-    table = {}
-    for retriever in retrievers:
-        rankings = index.search([question_of(example) for example in known], retriever, RETRIEVAL_DEPTH)
-        table[retriever] = retrieval_metrics(rankings, [golds[example.location] for example in known],
-                                             config.rag.top_k)
-    return table
+    return measure_retrievers(config, index, questions, retrievers)
 
 
 def _trained_arm(config: RunConfig, overwrite: bool) -> TrainedArm:

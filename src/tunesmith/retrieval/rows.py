@@ -28,10 +28,14 @@ from tunesmith.models import load_tokenizer
 from tunesmith.retrieval.chunking import Passage
 from tunesmith.retrieval.documents import read_documents
 from tunesmith.retrieval.index import RetrievalIndex, load_index
+from tunesmith.retrieval.metrics import retrieval_metrics
 from tunesmith.retrieval.prompts import PromptFit, answer_token_count, with_passages
 from tunesmith.run_dir import RunDir
 
 log = logging.getLogger("tunesmith")
+
+RETRIEVAL_DEPTH = 100
+"""Ranks searched for MRR (a gold passage below it counts 0)."""
 
 
 @dataclass
@@ -131,6 +135,20 @@ def document_examples(config: RunConfig) -> list[Example]:
                     location=document.location) for document in read_documents(config.rag)]
 
 
+def measure_retrievers(config: RunConfig, index: RetrievalIndex, questions: list[Example],
+                       retrievers: list[str]) -> dict:
+    """recall@`top_k` and MRR of each of ``retrievers`` over the ``questions`` whose row names a gold document
+    (`rag.gold_column`); empty when none does. MRR counts ranks down to `RETRIEVAL_DEPTH`."""
+    golds = gold_ids(questions, config.rag.gold_column)
+    known = [example for example in questions if example.location in golds]
+    if not known:
+        return {}
+    return {retriever: retrieval_metrics(index.search([question_of(example) for example in known], retriever,
+                                                      RETRIEVAL_DEPTH),
+                                         [golds[example.location] for example in known], config.rag.top_k)
+            for retriever in retrievers}
+
+
 def rag_splits(config: RunConfig, splits: Splits, tokenizer, index: RetrievalIndex) -> RagSplits:
     """``splits`` with the rows `rag` asks for (see the module docstring), and a summary of what was done."""
     rag = config.rag
@@ -143,6 +161,8 @@ def rag_splits(config: RunConfig, splits: Splits, tokenizer, index: RetrievalInd
         validation, val_fit, _ = context_examples(validation, index, config, tokenizer, None)
         summary.update(train_prompts=asdict(fit), raft=asdict(counts), validation_prompts=asdict(val_fit))
         log.info("training rows with context: %s; RAFT: %s", fit.describe(), asdict(counts))
+    if rag.gold_column is not None:
+        summary["test_retrieval"] = measure_retrievers(config, index, test, [rag.retriever])
     if rag.answer_with_context:
         test, fit, _ = context_examples(test, index, config, tokenizer, config.evaluate.max_new_tokens)
         summary["test_prompts"] = asdict(fit)
@@ -165,7 +185,7 @@ def rag_run_config(config: RunConfig, run: RunDir) -> RunConfig:
     them."""
     if not uses_rows(config):
         return config
-    folder = run.root / "rag"
+    folder = run.rag
     splits = load_run_splits(config.data)
     # Written once per run (summary.json last): a resumed run, and commands on a finished one, read the same rows.
     if distributed.is_main() and not (folder / "summary.json").is_file():
