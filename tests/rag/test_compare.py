@@ -9,8 +9,10 @@ import pytest
 from tunesmith.cli import main
 from tunesmith.config import load_config
 from tunesmith.errors import RunError
+from tunesmith.predict.answers import Answers
 from tunesmith.predict.metrics import qa_metrics
 from tunesmith.rag import ARMS, compare_rag
+from tunesmith.rag import compare as compare_module
 
 FACTS = [
     ("d1", "Paris", "Paris is the capital of France.", "What is the capital of France?", "Paris"),
@@ -45,13 +47,17 @@ output: {{dir: {tmp_path / "runs"}}}
     return tmp_path / "config.yaml"
 
 
-def test_four_arms_scored_from_their_own_predictions(comparison_config, tmp_path):
+def _records(out, arm):
+    path = out / "predictions" / f"{arm.lower().replace('+', '_')}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_four_arms_scored_from_their_own_predictions(comparison_config, tmp_path, monkeypatch):
     out = tmp_path / "cmp"
     result = compare_rag(load_config(comparison_config), comparison_config, out)
     assert list(result["arms"]) == list(ARMS) and result["num_questions"] == 4
     for arm in ARMS:
-        records = [json.loads(line) for line in (out / "predictions" / f"{arm.lower().replace('+', '_')}.jsonl")
-                   .read_text().splitlines()]
+        records = _records(out, arm)
         assert len(records) == 4
         recomputed = qa_metrics([r["references"] for r in records], [r["prediction"] for r in records])
         assert result["arms"][arm]["metrics"]["squad_em"] == pytest.approx(recomputed["squad_em"])
@@ -72,8 +78,21 @@ def test_four_arms_scored_from_their_own_predictions(comparison_config, tmp_path
 
     with pytest.raises(RunError, match="already holds a comparison"):
         compare_rag(load_config(comparison_config), comparison_config, out)
+    # Answers with known scores: every arm's metrics must be those of its own file's predictions.
+    def known_answers(model, tokenizer, examples, task, eval_config, labels):
+        with_passages = ["[1] " in example.prompt_messages[-1]["content"] for example in examples]
+        return Answers([example.reference if rag else f"not {example.reference} but the {example.reference}s"
+                        for example, rag in zip(examples, with_passages)])
+
+    monkeypatch.setattr(compare_module, "answer", known_answers)
     again = compare_rag(load_config(comparison_config), comparison_config, out, overwrite=True)
     assert sorted(again["reused_runs"]) == ["sft", "sft_rag"]
+    for arm in ARMS:
+        metrics, records = again["arms"][arm]["metrics"], _records(out, arm)
+        assert metrics["squad_em"] == (1.0 if arm.endswith("+RAG") else 0.0)
+        assert metrics["squad_f1"] == pytest.approx(qa_metrics([r["references"] for r in records],
+                                                               [r["prediction"] for r in records])["squad_f1"])
+        assert 0 < metrics["squad_f1"] <= 1
     (out / "comparison.json").unlink()  # as a comparison stopped before its end leaves the folder
     changed = load_config(comparison_config, ["train.learning_rate=0.001"])
     with pytest.raises(RunError, match="trained with other settings"):
