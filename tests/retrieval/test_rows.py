@@ -89,3 +89,23 @@ def test_a_run_trains_on_raft_rows_and_documents_through_the_data_stage(tmp_path
     assert set(summary["test_retrieval"]["bm25"]) == {"recall@2", "mrr", "questions"}
     report = run.report_md.read_text()
     assert "## Retrieval" in report and "gold passage mixed in" in report and "recall@2" in report
+
+
+def test_a_split_without_rows_stays_without_rows(tmp_path, tiny_model_dir, write_jsonl, monkeypatch):
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
+    documents = [{"doc": f"d{i}", "title": f"Topic{i}", "body": f"Topic{i} is about thing {i}."} for i in range(3)]
+    path = _write_fixture_data(tmp_path, write_jsonl, documents)
+    config = validate_config({
+        "model": {"name": str(tiny_model_dir)},
+        "data": {"path": path, "format": "prompt_completion", "columns": {"prompt": "question", "completion": "answer"},
+                 "split": {"validation": 0.0, "test": 0.3}},
+        "output": {"dir": str(tmp_path / "runs")},
+        "rag": {"documents": str(tmp_path / "documents.jsonl"), "columns": {"id": "doc", "text": "body"},
+                "sft_on_documents": True},
+    })
+    run = create_run(config)
+    derived = rag_run_config(config, run)
+    assert derived.data.validation is None and derived.data.split.validation == 0.0
+    assert derived.data.test == str(run.rag / "test.jsonl") and not (run.rag / "validation.jsonl").exists()
+    train = (run.rag / "train.jsonl").read_text().splitlines()
+    assert len(train) == 6 + 3  # 9 questions less 3 held out for test, and the 3 documents

@@ -21,7 +21,7 @@ from tunesmith.config.schema import RunConfig
 from tunesmith.config.vocabulary import task_of
 from tunesmith.data.example import Example, Splits, location_order
 from tunesmith.data.readers import read_rows
-from tunesmith.data.splits import load_run_splits
+from tunesmith.data.splits import SPLITS, load_run_splits
 from tunesmith.errors import DataError
 from tunesmith.json_files import write_json, write_jsonl
 from tunesmith.models import load_tokenizer
@@ -180,9 +180,8 @@ def rag_splits(config: RunConfig, splits: Splits, tokenizer, index: RetrievalInd
 def rag_run_config(config: RunConfig, run: RunDir) -> RunConfig:
     """The config a run trains and evaluates with: ``config`` itself when `rag` changes no rows, else one whose
     data settings read the rows `rag_splits` wrote into the run folder (rank 0 writes them the first time, the
-    others wait). The task
-    and labels of the original data are kept (`evaluate.task`, `data.label_names`), as messages rows do not say
-    them."""
+    others wait). The task and labels of the original data are kept (`evaluate.task`, `data.label_names`), as
+    messages rows do not say them; a split without rows (no validation, say) stays without rows."""
     if not uses_rows(config):
         return config
     folder = run.rag
@@ -193,14 +192,18 @@ def rag_run_config(config: RunConfig, run: RunDir) -> RunConfig:
         index, _ = load_index(config.rag, tokenizer)
         built = rag_splits(config, splits, tokenizer, index)
         folder.mkdir(exist_ok=True)
-        for name in ("train", "validation", "test"):
-            write_jsonl(folder / f"{name}.jsonl", [_row(example) for example in getattr(built.splits, name)])
+        for name in SPLITS:
+            examples = getattr(built.splits, name)
+            if examples:
+                write_jsonl(folder / f"{name}.jsonl", [_row(example) for example in examples])
         write_json(folder / "summary.json", built.summary)
     distributed.barrier()
     task = task_of(config.evaluate.task, splits.format)
+    files = {name: str(folder / f"{name}.jsonl") if getattr(splits, name) else None for name in SPLITS}
+    # A held-out split without rows stays empty: no file, and a fraction of 0 so nothing is carved from train.
+    split = config.data.split.model_copy(update={name: 0.0 for name in ("validation", "test") if not files[name]})
     data = config.data.model_copy(update={
-        "train": str(folder / "train.jsonl"), "validation": str(folder / "validation.jsonl"),
-        "test": str(folder / "test.jsonl"), "path": None, "sources": None, "format": "messages", "columns": {},
+        **files, "split": split, "path": None, "sources": None, "format": "messages", "columns": {},
         "system_prompt": None, "instruction": None, "max_train_rows": None, "max_eval_rows": None,
         "streaming": False, "label_names": splits.labels if task == "classification" else None,
     })
