@@ -92,5 +92,5 @@ def _configure_logging(verbose: bool) -> None:
 
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
-        for name in ("datasets", "peft", "accelerate", "gguf"):
+        for name in ("datasets", "peft", "accelerate", "gguf", "sentence_transformers", "bm25s", "faiss"):
             logging.getLogger(name).setLevel(logging.ERROR)
