@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup browser demo test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +22,14 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/tunesmith run examples/sms_spam/config.yaml
 
-test: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+# The web UI's tests drive a real headless Chromium (Debian's packages, through Selenium); installed once.
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		($(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver)
+
+# TUNESMITH_REQUIRE_BROWSER: here a missing browser fails the UI tests instead of skipping them.
+test: setup browser
+	TUNESMITH_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -4,7 +4,7 @@
   about a second, so unit tests never need the real model or a network.
 - The embedded default model, provisioned once per session (`default_model_dir`), so no real-model test depends
   on another test having converted it first.
-- Helpers as fixtures (`write_jsonl`, `spam_examples`): with `--import-mode=importlib` test modules do not import
+- Helpers as fixtures (`write_jsonl`, `spam_examples`, `cli`): with `--import-mode=importlib` test modules do not import
   each other.
 - No test reaches the network: `HF_HUB_OFFLINE=1` for the whole session (set before huggingface_hub is imported,
   which reads it once), and Hub models come from a Hugging Face cache built in a temporary folder (`hub_cache`).
@@ -17,10 +17,12 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import torch
 
+from tunesmith.cli import main
 from tunesmith.data.example import Example
 from tunesmith.errors import TunesmithError
 
@@ -199,6 +201,20 @@ def write_jsonl():
     return _write_jsonl
 
 
+@pytest.fixture()
+def cli(capsys):
+    """``cli(*args) -> (exit code, stdout, the error line or "")``, in-process."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        errors = [line for line in captured.err.splitlines() if line.startswith("tunesmith: error: ")]
+        assert "Traceback" not in captured.err
+        return code, captured.out, errors[-1] if errors else ""
+
+    return run
+
+
 def _spam_examples(n: int, offset: int = 0) -> list[Example]:
     rows = []
     for i in range(offset, offset + n):
@@ -222,6 +238,29 @@ def spam_rows():
     """``spam_rows(n)``: the same rows as data file lines, ``{"text", "label"}`` (classification format)."""
     return lambda n: [{"text": example.messages[0]["content"].removeprefix("Classify: "), "label": example.label}
                       for example in _spam_examples(n)]
+
+
+class ScoringCase(NamedTuple):
+    prompts: list[list[dict]]
+    labels: list[str]
+
+
+@pytest.fixture(scope="session")
+def scoring_case() -> ScoringCase:
+    """Prompts for label scoring (one with a system turn, one multi-turn, one of a single character) and labels of
+    different token counts, where "spam" is a prefix of "spammy": the EOS in each completion tells them apart."""
+    return ScoringCase(
+        prompts=[
+            [{"role": "user", "content": "Classify: WINNER!! You have won a free prize, call now."}],
+            [{"role": "user", "content": "Hey lunch?"}],
+            [{"role": "system", "content": "Be brief."},
+             {"role": "user", "content": "Are we still meeting tomorrow?"}],
+            [{"role": "user", "content": "Is this spam?"}, {"role": "assistant", "content": "ham"},
+             {"role": "user", "content": "And this one: free cash"}],
+            [{"role": "user", "content": "a"}],
+        ],
+        labels=["ham", "spam", "spammy", "Sci/Tech news"],
+    )
 
 
 def _error_of(call) -> str:

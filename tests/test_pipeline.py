@@ -80,6 +80,24 @@ def test_stages_run_in_order_with_one_signature_and_timings_after_each(tmp_path,
     assert set(json.loads(run.timings.read_text())) == {"data", "train", "evaluate", "export", "report", "total"}
 
 
+
+def test_a_stage_that_fails_leaves_failure_json_and_a_rerun_clears_it(tmp_path, monkeypatch):
+    config = validate_config({"data": {"train": "t.jsonl"}, "output": {"dir": str(tmp_path)}})
+    run = create_run(config)
+
+    def failing_train(stage_config, stage_run):
+        raise RunError("the disk is full")
+
+    monkeypatch.setattr(pipeline, "stages", lambda resume=False: [
+        (name, failing_train if name == "train" else (lambda c, r: {})) for name, _ in stages(resume)])
+    with pytest.raises(RunError):
+        run_pipeline(config, run)
+    failure = json.loads(run.failure.read_text())
+    assert failure["stage"] == "train" and failure["error"] == "the disk is full" and failure["type"] == "RunError"
+    monkeypatch.setattr(pipeline, "stages", lambda resume=False: [(name, lambda c, r: {}) for name, _ in stages()])
+    run_pipeline(config, run, resume=True)
+    assert not run.failure.exists()
+
 def test_a_run_loads_its_splits_once(tmp_path, tiny_model_dir, write_jsonl, monkeypatch):
     rows = [{"text": f"message {i} {'win cash' if i % 3 == 0 else 'see you'}", "label": ["spam", "ham"][i % 3 > 0]}
             for i in range(24)]

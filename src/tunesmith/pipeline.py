@@ -9,11 +9,12 @@ on its share); the data check, the export and the report only in rank 0, the oth
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -61,11 +62,14 @@ def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False, until: st
     seconds: dict[str, float] = {}
     check_method_available(config.method)  # before the data stage tokenizes anything
     with run.lock():  # one writer for the whole run, not only stage by stage
+        if distributed.is_main():
+            run.failure.unlink(missing_ok=True)
         config = rag_run_config(config, run)  # with `rag` rows, the run reads them from its folder (rag/*.jsonl)
         for name, stage in stages(resume):
             stage_started = time.perf_counter()
             if name in EVERY_PROCESS or distributed.is_main():
-                stage(config, run)
+                with _recording_failure(run, name):
+                    stage(config, run)
             distributed.barrier()  # the next stage reads what this one wrote
             seconds[name] = round(time.perf_counter() - stage_started, 1)
             if distributed.is_main():
@@ -76,7 +80,19 @@ def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False, until: st
     return run
 
 
-UNSTARTED_FILES = {"config.yaml", "origin.json", "data_summary.json", "timings.json"}
+@contextlib.contextmanager
+def _recording_failure(run: RunDir, stage: str) -> Iterator[None]:
+    """Leave ``failure.json`` when ``stage`` raises, so that a failed run can be told from one still running or
+    stopped on purpose (`tunesmith ui` shows it); Ctrl-C is a stop, not a failure."""
+    try:
+        yield
+    except Exception as error:
+        write_json(run.failure, {"stage": stage, "error": str(error) or type(error).__name__,
+                                 "type": type(error).__name__, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        raise
+
+
+UNSTARTED_FILES = {"config.yaml", "origin.json", "data_summary.json", "timings.json", "failure.json"}
 """What a run that stopped before training leaves: its folder may be reused for the rerun."""
 
 

@@ -72,6 +72,9 @@ class RunDir:
     rag = property(lambda self: self.root / "rag")
     """Rows with retrieved context and `summary.json` of what retrieval did, when `rag` changes a run's rows."""
     """Seconds each pipeline stage took, and the total."""
+    failure = property(lambda self: self.root / "failure.json")
+    """Written when a stage of the pipeline ended with an error (the stage, the error, when); removed when the run
+    is resumed. A killed process leaves none: its run reads as stopped, not failed."""
     report_md = property(lambda self: self.root / "report.md")
     report_html = property(lambda self: self.root / "report.html")
 

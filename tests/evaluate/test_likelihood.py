@@ -12,23 +12,13 @@ from tunesmith.data.tokenize import IGNORE_INDEX, tokenize_example
 from tunesmith.evaluate.likelihood import loss_and_perplexity, loss_from_label_scores
 from tunesmith.predict.labels import score_labels
 
-PROMPTS = [
-    [{"role": "user", "content": "Classify: WINNER!! You have won a free prize, call now."}],
-    [{"role": "user", "content": "Hey lunch?"}],
-    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Are we still meeting tomorrow?"}],
-    [{"role": "user", "content": "Is this spam?"}, {"role": "assistant", "content": "ham"},
-     {"role": "user", "content": "And this one: free cash"}],
-    [{"role": "user", "content": "a"}],
-]
-# Different token counts, and "spam" is a prefix of "spammy": the EOS in each completion tells them apart.
-LABELS = ["ham", "spam", "spammy", "Sci/Tech news"]
 
-
-def test_loss_is_token_weighted_cross_entropy_over_supervised_tokens(chatty_model, tiny_tokenizer):
+def test_loss_is_token_weighted_cross_entropy_over_supervised_tokens(chatty_model, tiny_tokenizer, scoring_case):
+    prompts = scoring_case.prompts
     examples = [
-        Example(messages=(*PROMPTS[1], {"role": "assistant", "content": "Yes, at noon."}), location="t:1"),
-        Example(messages=(*PROMPTS[2], {"role": "assistant", "content": "ham"}), location="t:2"),
-        Example(messages=(*PROMPTS[3], {"role": "assistant", "content": "spam spam"}), location="t:3"),
+        Example(messages=(*prompts[1], {"role": "assistant", "content": "Yes, at noon."}), location="t:1"),
+        Example(messages=(*prompts[2], {"role": "assistant", "content": "ham"}), location="t:2"),
+        Example(messages=(*prompts[3], {"role": "assistant", "content": "spam spam"}), location="t:3"),
     ]
     # by hand: each row alone, -log p of every supervised token given everything before it
     nll, counts = [], []
@@ -50,20 +40,22 @@ def test_loss_is_token_weighted_cross_entropy_over_supervised_tokens(chatty_mode
         assert result["tokens"] == sum(counts)
 
 
-def test_loss_skips_rows_whose_answer_was_truncated_away(chatty_model, tiny_tokenizer):
-    example = Example(messages=(*PROMPTS[0], {"role": "assistant", "content": "spam"}), location="t:1")
+def test_loss_skips_rows_whose_answer_was_truncated_away(chatty_model, tiny_tokenizer, scoring_case):
+    prompts = scoring_case.prompts
+    example = Example(messages=(*prompts[0], {"role": "assistant", "content": "spam"}), location="t:1")
     assert loss_and_perplexity(chatty_model, tiny_tokenizer, [example], max_length=8, batch_size=4) == {
         "loss": None, "perplexity": None, "tokens": 0,
     }
 
 
-def test_loss_read_off_label_scores_equals_the_loss_pass(chatty_model, tiny_tokenizer):
+def test_loss_read_off_label_scores_equals_the_loss_pass(chatty_model, tiny_tokenizer, scoring_case):
+    prompts, labels = scoring_case
     examples = [
         Example(messages=(*prompt, {"role": "assistant", "content": label}), location=f"t:{i}", label=label)
-        for i, (prompt, label) in enumerate(zip(PROMPTS[:3] + PROMPTS[4:], ["spam", "ham", "Sci/Tech news", "ham"]))
+        for i, (prompt, label) in enumerate(zip(prompts[:3] + prompts[4:], ["spam", "ham", "Sci/Tech news", "ham"]))
     ]
-    scores = score_labels(chatty_model, tiny_tokenizer, [e.prompt_messages for e in examples], LABELS, batch_size=2)
-    derived = loss_from_label_scores(tiny_tokenizer, examples, LABELS, scores)
+    scores = score_labels(chatty_model, tiny_tokenizer, [e.prompt_messages for e in examples], labels, batch_size=2)
+    derived = loss_from_label_scores(tiny_tokenizer, examples, labels, scores)
     direct = loss_and_perplexity(chatty_model, tiny_tokenizer, examples, max_length=512, batch_size=2)
     label_tokens = sum(len(tiny_tokenizer(e.reference, add_special_tokens=False)["input_ids"]) + 1 for e in examples)
     assert derived["tokens"] == direct["tokens"] == label_tokens  # each label's tokens plus its EOS
@@ -71,11 +63,13 @@ def test_loss_read_off_label_scores_equals_the_loss_pass(chatty_model, tiny_toke
     assert derived["perplexity"] == pytest.approx(direct["perplexity"], rel=1e-4)
 
 
-def test_loss_is_not_read_off_label_scores_when_they_do_not_cover_the_supervision(chatty_model, tiny_tokenizer):
-    multi_turn = Example(messages=(*PROMPTS[3], {"role": "assistant", "content": "spam"}), location="t:1", label="spam")
-    single = Example(messages=(*PROMPTS[1], {"role": "assistant", "content": "ham"}), location="t:2", label="ham")
+def test_loss_is_not_read_off_label_scores_when_they_do_not_cover_the_supervision(chatty_model, tiny_tokenizer,
+                                                                                   scoring_case):
+    prompts, labels = scoring_case
+    multi_turn = Example(messages=(*prompts[3], {"role": "assistant", "content": "spam"}), location="t:1", label="spam")
+    single = Example(messages=(*prompts[1], {"role": "assistant", "content": "ham"}), location="t:2", label="ham")
     scores = [[-1.0, -2.0, -3.0, -4.0]]
     # the earlier "ham" reply is supervised too
-    assert loss_from_label_scores(tiny_tokenizer, [multi_turn], LABELS, scores) is None
+    assert loss_from_label_scores(tiny_tokenizer, [multi_turn], labels, scores) is None
     # the reply is not one of the scored labels
     assert loss_from_label_scores(tiny_tokenizer, [single], ["spam"], [[-1.0]]) is None

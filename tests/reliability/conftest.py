@@ -1,12 +1,10 @@
-"""A tiny project (a config, a data file, the tiny random model) and the CLI run in-process, for the
-reliability scenarios: each takes seconds."""
+"""A tiny project (a config, a data file, the tiny random model) for the reliability scenarios, which run the CLI
+in-process (the suite's `cli` fixture): each takes seconds."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
-
-from tunesmith.cli import main
 
 SETTINGS = {
     "data": {"path": "data.jsonl", "split": {"validation": 0.25, "test": 0.25}, "max_length": 256},
@@ -26,17 +24,3 @@ def project(tmp_path, tiny_model_dir, spam_rows, write_jsonl, monkeypatch):
     config = {"model": {"name": str(tiny_model_dir)}, **SETTINGS}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     return tmp_path
-
-
-@pytest.fixture()
-def cli(capsys):
-    """``cli(*args) -> (exit code, stdout, the error line or "")``, in-process."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        captured = capsys.readouterr()
-        errors = [line for line in captured.err.splitlines() if line.startswith("tunesmith: error: ")]
-        assert "Traceback" not in captured.err
-        return code, captured.out, errors[-1] if errors else ""
-
-    return run

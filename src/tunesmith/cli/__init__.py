@@ -21,11 +21,11 @@ from rich.logging import RichHandler
 
 from tunesmith import distributed
 from tunesmith.atomic import write_failure
-from tunesmith.cli import pipeline_commands, rag_commands, run_commands, serve_commands
+from tunesmith.cli import pipeline_commands, rag_commands, review_commands, run_commands, serve_commands, ui_commands
 from tunesmith.cli.arguments import without_processes
 from tunesmith.errors import TunesmithError
 
-GROUPS = [pipeline_commands, run_commands, serve_commands, rag_commands]
+GROUPS = [pipeline_commands, run_commands, serve_commands, review_commands, rag_commands, ui_commands]
 """In the order `tunesmith --help` lists them."""
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -5,9 +5,9 @@ A run folder's `config.yaml` is the truth about what a run is. Two rules follow:
 - **Resume** continues the run exactly as it was configured. A setting that only says how long to go on or
   what to record along the way (`RESUMABLE`) may change: it is applied and written to the run's `config.yaml`.
   Any other difference is an error naming each changed key with its old and new value.
-- **A command on a run folder** (`eval`, `compare`, `export`, `report`, `chat`, `generate`) may change the
-  settings of the command at hand (`RUN_FOLDER_SETTINGS`: evaluation and generation, and the attention kernel
-  of the machine it runs on), never those that define
+- **A command on a run folder** (`eval`, `compare`, `export`, `report`, `chat`, `generate`, `review create`) may
+  change the settings of the command at hand (`RUN_FOLDER_SETTINGS`: evaluation and generation, review, and the
+  attention kernel of the machine it runs on), never those that define
   the trained model or its data: an export's model card must describe the model it ships.
 """
 
@@ -30,13 +30,14 @@ RESUMABLE = (
     "train.gradient_checkpointing", "model.offline", "data.num_proc", "data.cache", "data.check.", "evaluate.",
     "output.", "distributed.", *KERNELS,
     "monitor.",  # how the served model is judged, not what it is
+    "review.",  # how people judge the model's answers, not what the model is
     "sweep.",  # the search that made the run, not the run
     # The global batch (batch_size x processes x grad_accumulation) must stay the same, which training checks:
     # a run started on 2 processes with batch_size 4 resumes on 1 with grad_accumulation 2 (or batch_size 8).
     "train.batch_size", "train.grad_accumulation",
 )
 """Keys (or prefixes ending in a dot) a resume may change."""
-RUN_FOLDER_SETTINGS = ("evaluate.", "model.attention")
+RUN_FOLDER_SETTINGS = ("evaluate.", "model.attention", "review.")
 """Keys (or prefixes) `--set` may change on a run folder."""
 
 
@@ -84,7 +85,7 @@ def run_folder_config(saved: RunConfig, requested: RunConfig) -> RunConfig:
     if fixed:
         key, old, _ = fixed[0]
         raise ConfigError(key, f"is fixed in a trained run (it was trained with {json.dumps(old)})",
-                          "on a run folder, --set changes evaluate.* and model.attention only; start a new "
+                          "on a run folder, --set changes evaluate.*, review.* and model.attention only; start a new "
                           "run to change the rest")
     return requested
 

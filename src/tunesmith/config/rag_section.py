@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from tunesmith.config.section import Section
 
 Retriever = Literal["bm25", "dense", "hybrid"]
 DOCUMENT_FIELDS = ("id", "text", "title")
@@ -17,11 +19,7 @@ DEFAULT_RAG_PROMPT = (
 )
 
 
-class RagConfig(BaseModel):
-    # The same settings as every other section (`schema._Section`): unknown keys are errors naming the key.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True,
-                              allow_inf_nan=False)
-
+class RagConfig(Section):
     documents: str | None = None
     """The document collection: a file (JSONL, JSON, CSV, Parquet), a glob, a plain-text file (`.txt`, `.md`: one
     document) or a folder of them. Relative paths are relative to the config file. Null: no retrieval."""

@@ -24,8 +24,11 @@ def _type_name(annotation) -> str:
         return " \\| ".join(f"`{value}`" for value in typing.get_args(annotation))
     if typing.get_origin(annotation) is typing.Annotated:  # a constrained type: its constraints are in the docs
         return _type_name(typing.get_args(annotation)[0])
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "section"
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and any(
-            typing.get_origin(member) in (typing.Literal, typing.Annotated) for member in typing.get_args(annotation)):
+            typing.get_origin(member) in (typing.Literal, typing.Annotated) or isinstance(member, type) and
+            issubclass(member, BaseModel) for member in typing.get_args(annotation)):
         return " \\| ".join(_type_name(member) for member in typing.get_args(annotation))
     text = getattr(annotation, "__name__", None) or str(annotation)
     return _cell(re.sub(r"\bNone(Type)?\b", "null", text.replace("typing.", "")))

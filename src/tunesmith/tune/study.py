@@ -31,8 +31,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from tunesmith.config.schema import SweepConfig
 from tunesmith.config.search_space import Param
+from tunesmith.config.sweep_section import SweepConfig
 
 STUDY_FILE = "sweep.db"
 LOCK_FILE = "sweep.lock"

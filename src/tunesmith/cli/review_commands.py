@@ -1,0 +1,113 @@
+"""Blind A/B review of a run's answers: `review create`, `review export`, `review stats`, `review judge`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable
+
+from tunesmith.cli.arguments import add_set
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("review", help="blind A/B review of the tuned model's answers by people and a judge model")
+    review_commands = p.add_subparsers(dest="review_command", required=True, metavar="SUBCOMMAND")
+
+    q = review_commands.add_parser(
+        "create", help="sample test prompts with both models' answers and give each reviewer a blind queue")
+    q.add_argument("run_dir")
+    q.add_argument("--against", action="append", metavar="base|RUN",
+                   help="the model to compare with: `base` (the run's base model) or another run folder; repeat for "
+                        "more than two models (default: base)")
+    q.add_argument("--items", type=int, help="test prompts to sample (default: review.items)")
+    q.add_argument("--reviewers", help="comma-separated reviewer names (default: review.reviewers)")
+    q.add_argument("--overlap", type=float, help="items every reviewer judges: a count, or a share below 1 "
+                                                 "(default: review.overlap)")
+    q.add_argument("--seed", type=int, help="seed of the sample, the queues and the sides (default: review.seed)")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing review and its judgments")
+    add_set(q, "a review: setting for this review", "review.show_reference=true")
+
+    q = review_commands.add_parser("export", help="write every judgment, models un-blinded, as CSV or JSON Lines")
+    q.add_argument("run_dir")
+    q.add_argument("--format", choices=["csv", "jsonl"], required=True)
+    q.add_argument("--out", help="file to write (default: <run>/review_judgments.<format>)")
+    q.add_argument("--overwrite", action="store_true", help="replace the file if it exists")
+
+    q = review_commands.add_parser(
+        "stats", help="win/tie/loss with intervals and a sign test, rubric means, agreement, Bradley-Terry")
+    q.add_argument("run_dir")
+    q.add_argument("--json", action="store_true", help="print the statistics as one JSON object")
+
+    q = review_commands.add_parser(
+        "judge", help="have a model served by an OpenAI-compatible endpoint judge every pair, in both orders")
+    q.add_argument("run_dir")
+    q.add_argument("--endpoint", required=True, metavar="URL",
+                   help="the server (e.g. http://127.0.0.1:8000) or its /v1/chat/completions URL")
+    q.add_argument("--model", required=True, help="the model name the endpoint serves")
+    q.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY"),
+                   help="sent as `Authorization: Bearer KEY` (default: $OPENAI_API_KEY)")
+    q.add_argument("--reviewer", help="name its verdicts are stored under (default: judge:<model>)")
+    q.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each answer")
+
+
+def _create(args: argparse.Namespace) -> int:
+    from tunesmith.config import override_section
+    from tunesmith.review.create import BASE, create_review
+    from tunesmith.run_dir import RunDir
+
+    run = RunDir(args.run_dir)
+    flags = {"items": args.items, "overlap": args.overlap, "seed": args.seed,
+             "reviewers": [name.strip() for name in args.reviewers.split(",")] if args.reviewers else None}
+    overrides = [*args.overrides, *(f"review.{key}={json.dumps(value)}" for key, value in flags.items()
+                                    if value is not None)]
+    settings = override_section("review", run.config().review, overrides)
+    made = create_review(run, against=args.against or [BASE], settings=settings, overwrite=args.overwrite)
+    print(f"review: {made['path']}")
+    print(f"models: {', '.join(made['models'])} ({made['prompts']} prompts, {made['items']} items; answers generated: "
+          + ", ".join(f"{name} {count}" for name, count in made["generated"].items()) + ")")
+    print("queues: " + ", ".join(f"{name} {count}" for name, count in made["queues"].items())
+          + f" (items everyone judges: {made['overlap']})")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from tunesmith.review.export import export_judgments
+
+    path, count = export_judgments(args.run_dir, args.format, args.out, args.overwrite)
+    print(f"{count} judgments: {path}")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from tunesmith.document import Document, Section, render_text
+    from tunesmith.review.stats import review_stats
+    from tunesmith.review.store import ReviewStore
+    from tunesmith.review.summary import stats_blocks
+
+    with ReviewStore.open(args.run_dir) as store:
+        stats = review_stats(store)
+    if args.json:
+        print(json.dumps(stats, indent=2, ensure_ascii=False))
+    else:
+        print(render_text(Document(f"Human review of {args.run_dir}", sections=[Section("", stats_blocks(stats))])))
+    return 0
+
+
+def _judge(args: argparse.Namespace) -> int:
+    from tunesmith.review.judge import JudgeEndpoint, chat_completions_url, judge_review
+
+    endpoint = JudgeEndpoint(chat_completions_url(args.endpoint), args.model, args.api_key, args.timeout)
+    made = judge_review(args.run_dir, endpoint, reviewer=args.reviewer)
+    print(f"{made['reviewer']}: judged {made['judged']} items ({made['consistent']} the same in both orders, "
+          f"{made['inconsistent']} order-dependent, stored as ties); {made['unreadable']} replies without a verdict; "
+          f"{made['remaining']} items left")
+    return 0
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "review create": _create,
+    "review export": _export,
+    "review stats": _stats,
+    "review judge": _judge,
+}

@@ -1,0 +1,31 @@
+"""The web UI: `tunesmith ui`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("ui", help="local web UI: runs, live curves, compare, playground, blind review")
+    p.add_argument("runs_dir", nargs="?", default="runs", metavar="RUNS_DIR",
+                   help="the folder of run folders (and sweep folders) to show (default: runs)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (anything but loopback needs --token)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--token", help="require this token on every page and API call (default: $TUNESMITH_UI_TOKEN); "
+                                   "open the printed link once, a cookie keeps it")
+    p.add_argument("--max-tokens", type=int, default=256, help="the most tokens a playground answer may have")
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from tunesmith.ui import UiSettings, serve_ui
+    from tunesmith.ui.security import TOKEN_VARIABLE
+
+    token = args.token or os.environ.get(TOKEN_VARIABLE) or None
+    return serve_ui(UiSettings(runs_dir=Path(args.runs_dir), host=args.host, port=args.port, token=token,
+                               max_tokens=args.max_tokens))
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"ui": _ui}

@@ -1,0 +1,76 @@
+"""What every page and route of the UI shares: its settings, the Jinja templates (autoescaped: every model output
+and every string from a data file is shown as text), and finding a run by its name or answering 404."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from starlette.exceptions import HTTPException
+
+from tunesmith.document import format_value, is_number, plain
+from tunesmith.run_dir import RunDir
+from tunesmith.ui.runs import find_runs
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class UiSettings:
+    """What `tunesmith ui` was started with."""
+
+    runs_dir: Path
+    """The folder of run folders (and sweep folders) the UI shows."""
+    host: str = "127.0.0.1"
+    port: int = 7860
+    token: str | None = None
+    """Required on every request when set (`tunesmith.ui.security`)."""
+    max_tokens: int = 256
+    """The most tokens a playground answer may have."""
+
+
+def _number(value: object, signed: bool = False) -> str:
+    """A metric as reports show it (4 decimals); a missing one as –."""
+    if value is None:
+        return "–"
+    return format_value(value, signed=signed) if is_number(value) else plain(value)
+
+
+def _setting(value: object) -> str:
+    """A config value as the user wrote it in YAML terms (``0.0002``, ``8.0``, ``[q_proj, v_proj]``); unset: –."""
+    if value is None:
+        return "–"
+    if isinstance(value, list):
+        return "[" + ", ".join(_setting(item) for item in value) + "]"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _model_name(name: object) -> str:
+    """A local model folder by its last part (the full path is in the cell's title); a Hub id as it is."""
+    return Path(name).name if isinstance(name, str) and name.startswith("/") else _setting(name)
+
+
+_ENVIRONMENT = jinja2.Environment(loader=jinja2.FileSystemLoader(PACKAGE / "templates"), autoescape=True,
+                                  undefined=jinja2.StrictUndefined)
+_ENVIRONMENT.filters["number"] = _number
+_ENVIRONMENT.filters["signed"] = lambda value: _number(value, signed=True)
+_ENVIRONMENT.filters["setting"] = _setting
+_ENVIRONMENT.filters["model_name"] = _model_name
+
+
+def render(request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
+    """A page: ``template`` with ``context`` and the session's CSRF token (in a ``<meta>``, for the page's scripts)."""
+    html = _ENVIRONMENT.get_template(template).render(csrf=request.state.csrf, **context)
+    return HTMLResponse(html, status_code=status_code)
+
+
+def find_run(settings: UiSettings, name: str) -> RunDir:
+    """The run called ``name`` (a folder under the runs folder, or a sweep's trial); 404 otherwise. Names are
+    looked up among the runs found, never joined onto a path, so ``..`` cannot leave the runs folder."""
+    run = find_runs(settings.runs_dir).get(name.strip("/"))
+    if run is None:
+        raise HTTPException(404, f"no run called {name!r} under {settings.runs_dir}")
+    return run

@@ -1,0 +1,212 @@
+"""The runs under the UI's folder, read as the pages show them: which folders are runs (sweep trials included),
+each run's settings, test metrics and status, its training curves, and what differs between runs' configs.
+
+Everything here reads; nothing writes into a run folder. A run that is training right now is read as it grows:
+metrics.jsonl through `read_jsonl`, which skips a line cut off mid-write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from tunesmith.config.vocabulary import ALWAYS_REPORTED, TASK_METRICS, task_of, uses_adapter
+from tunesmith.document import is_number
+from tunesmith.errors import RunError
+from tunesmith.json_files import read_json, read_jsonl
+from tunesmith.run_dir import RunDir
+from tunesmith.tune.sweep import SWEEP_FILE
+from tunesmith.tune.trial import TRIALS_FOLDER
+from tunesmith.ui.sweeps import trial_state
+
+STATUSES = ("running", "done", "pruned", "failed", "stopped")
+"""running: a process holds the run folder's lock; done: it has eval.json (or, a sweep trial, the study says it
+finished); failed: a stage ended with an error (the pipeline's ``failure.json``), or a sweep trial the study marked
+failed; pruned: a sweep trial the pruner stopped; stopped: none of these (stopped with Ctrl-C, or killed: a killed
+process records nothing)."""
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One row of the runs table."""
+
+    name: str
+    """The run folder's path under the UI's folder (``sweep/trials/trial-0003`` for a sweep trial)."""
+    task: str | None
+    model: str | None
+    method: str | None
+    settings: dict[str, object]
+    """The key settings: learning rate, steps or epochs, LoRA r and alpha (adapter methods)."""
+    metrics: dict[str, float]
+    """Test metrics of the tuned model (eval.json), headline metrics of the task first."""
+    deltas: dict[str, float]
+    """Tuned minus base, for the metrics both have."""
+    status: str
+
+
+def find_runs(runs_dir: Path) -> dict[str, RunDir]:
+    """Every run folder directly under ``runs_dir`` and every trial of a sweep folder there, by name, sorted."""
+    found: dict[str, RunDir] = {}
+    if not runs_dir.is_dir():
+        return found
+    for child in sorted(runs_dir.iterdir()):
+        if not child.is_dir():
+            continue
+        if (child / "config.yaml").is_file():
+            found[child.name] = RunDir(child)
+        if (child / SWEEP_FILE).is_file() and (child / TRIALS_FOLDER).is_dir():
+            for trial in sorted((child / TRIALS_FOLDER).iterdir()):
+                if (trial / "config.yaml").is_file():
+                    found[f"{child.name}/{TRIALS_FOLDER}/{trial.name}"] = RunDir(trial)
+    return found
+
+
+def raw_config(run: RunDir) -> dict:
+    """The run's resolved config.yaml as a plain mapping ({} when unreadable: the table still lists the run; its
+    page says what is wrong)."""
+    try:
+        raw = yaml.safe_load(run.config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def read_eval(run: RunDir) -> dict | None:
+    """eval.json; None when missing, or damaged (the run's page says what is wrong with it)."""
+    try:
+        result = read_json(run.eval_json)
+    except RunError:
+        return None
+    return result if isinstance(result, dict) else None
+
+
+def run_status(run: RunDir) -> str:
+    """One of `STATUSES`."""
+    if lock_holder_alive(run):
+        return "running"
+    if run.eval_json.is_file():
+        return "done"
+    if run.failure.is_file():
+        return "failed"
+    state = trial_state(run.root)
+    # The study's "running" or "queued" without a live lock holder is a worker that died: stopped.
+    return state if state in ("done", "pruned", "failed") else "stopped"
+
+
+def lock_holder_alive(run: RunDir) -> bool:
+    """Whether the process named in the run's ``.lock`` is alive and is the one that wrote it. Asking the kernel
+    for the lock itself (a non-blocking flock) would, for that instant, make a writer starting up fail with "in
+    use"; the holder's pid, which `RunDir.lock` writes when it takes the lock, answers without touching it."""
+    try:
+        pid = int(json.loads(run.lock_file.read_text(encoding="utf-8") or "{}")["pid"])
+        written = run.lock_file.stat().st_mtime
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    started = _process_start(pid)
+    # A pid reused since the holder died belongs to a process that started after the lock was written.
+    return started is None or started <= written + 1.0
+
+
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), from Linux's /proc; None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, IndexError, StopIteration, ValueError):
+        return None
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: start time in clock ticks
+
+
+def run_row(name: str, run: RunDir) -> RunRow:
+    raw = raw_config(run)
+    result = read_eval(run) or {}
+    train, lora = _section(raw, "train"), _section(raw, "lora")
+    method = raw.get("method")
+    settings: dict[str, object] = {"lr": train.get("learning_rate")}
+    if train.get("max_steps"):
+        settings["steps"] = train["max_steps"]
+    else:
+        settings["epochs"] = train.get("epochs")
+    if method and uses_adapter(method):
+        settings |= {"r": lora.get("r"), "alpha": lora.get("alpha")}
+    tuned = result.get("tuned") or {}
+    task = result.get("task") or _task_from_config(run, raw)
+    metrics = {key: tuned[key] for key in headline_metrics(task, tuned) if is_number(tuned.get(key))}
+    deltas = {key: value for key, value in (result.get("delta") or {}).items() if key in metrics}
+    return RunRow(name=name, task=task, model=_section(raw, "model").get("name"), method=method,
+                  settings=settings, metrics=metrics, deltas=deltas, status=run_status(run))
+
+
+def _section(raw: dict, name: str) -> dict:
+    """A section of a config read as YAML ({} when it is missing or, in a hand-edited file, not a mapping)."""
+    section = raw.get(name)
+    return section if isinstance(section, dict) else {}
+
+
+def headline_metrics(task: str | None, metrics: dict) -> list[str]:
+    """The task's metrics in their usual order, then the loss: what the runs table and compare show first."""
+    ordered = [*TASK_METRICS.get(task or "", ()), *ALWAYS_REPORTED]
+    return [key for key in ordered if key in metrics] + [key for key in metrics if key not in ordered
+                                                        and is_number(metrics[key])]
+
+
+def _task_from_config(run: RunDir, raw: dict) -> str | None:
+    """Before evaluation the task follows from `evaluate.task` and the data check's row format."""
+    try:
+        summary = read_json(run.data_summary) or {}
+    except RunError:
+        summary = {}
+    requested = _section(raw, "evaluate").get("task", "auto")
+    row_format = summary.get("format") if isinstance(summary, dict) else None
+    return task_of(requested, row_format) if row_format or requested != "auto" else None
+
+
+# ---- curves and configs ------------------------------------------------------------------------------------------
+
+
+def curves(run: RunDir) -> dict[str, list[list[float]]]:
+    """Every numeric series of metrics.jsonl against the step: ``loss`` (per step), ``val_loss`` and the other
+    validation values, each as ``[[step, value], ...]`` (non-finite values, written as null, are left out)."""
+    series: dict[str, list[list[float]]] = {}
+    for line in read_jsonl(run.metrics):
+        if not isinstance(line, dict) or not is_number(line.get("step")):
+            continue
+        for key in ("loss", *sorted(k for k in line if k.startswith("val_"))):
+            if is_number(line.get(key)):
+                series.setdefault(key, []).append([line["step"], line[key]])
+    return series
+
+
+def flatten(mapping: dict, prefix: str = "") -> dict[str, object]:
+    """``{"train": {"learning_rate": 1e-4}}`` → ``{"train.learning_rate": 1e-4}`` (lists stay values)."""
+    flat: dict[str, object] = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_differences(configs: dict[str, dict]) -> list[tuple[str, list[object]]]:
+    """``(dotted key, [value in each run])`` for the keys whose values are not the same in every run, in the
+    order of the first run's config (a key a run lacks shows as None)."""
+    flat = {name: flatten(raw) for name, raw in configs.items()}
+    keys = list(dict.fromkeys(key for values in flat.values() for key in values))
+    rows = []
+    for key in keys:
+        values = [values.get(key) for values in flat.values()]
+        if any(value != values[0] for value in values[1:]):
+            rows.append((key, values))
+    return rows

@@ -1,0 +1,65 @@
+"""Reading run folders for the UI: which folders are runs, their rows and statuses, curves of a run that is still
+writing, and config differences."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+from tunesmith.run_dir import RunDir
+from tunesmith.ui.runs import config_differences, curves, find_runs, flatten, lock_holder_alive, run_row
+
+
+def test_runs_and_sweep_trials_are_found_by_name_and_other_folders_are_not(runs_dir):
+    assert list(find_runs(runs_dir)) == ["sms-sweep-1/trials/trial-0000", "sms-sweep-1/trials/trial-0001",
+                                         "sms-sweep-1/trials/trial-0002",
+                                         "spam-done", "spam-full", "spam-live", "spam-lr-high", "spam-stopped"]
+    assert find_runs(runs_dir / "missing") == {}
+
+
+def test_a_row_has_the_key_settings_the_test_metrics_and_the_delta(runs_dir):
+    row = run_row("spam-lr-high", RunDir(runs_dir / "spam-lr-high"))
+    assert (row.task, row.method, row.status) == ("classification", "lora", "done")
+    assert row.settings == {"lr": 1e-3, "steps": 10, "r": 8, "alpha": 16.0}
+    assert list(row.metrics) == ["accuracy", "f1", "loss"]  # the task's metrics in their order, then the loss
+    assert row.metrics["accuracy"] == 0.75 and row.deltas["accuracy"] == 0.25
+
+
+def test_status_follows_the_lock_holder(tmp_path, runs_dir, live_lock):
+    assert run_row("spam-live", RunDir(live_lock)).status == "running"
+    assert run_row("spam-stopped", RunDir(runs_dir / "spam-stopped")).status == "stopped"
+    dead = RunDir(tmp_path)
+    process = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead.lock_file.write_text(json.dumps({"pid": int(process.stdout), "command": "tunesmith train"}))
+    assert not lock_holder_alive(dead)  # its process ended (a killed run leaves the file behind)
+    dead.lock_file.write_text(json.dumps({"pid": os.getpid(), "command": "tunesmith train"}))
+    os.utime(dead.lock_file, (0, 0))  # written long before this process started: the pid was reused
+    assert not lock_holder_alive(dead)
+    dead.lock_file.write_text("")
+    assert not lock_holder_alive(dead)
+
+
+
+def test_a_run_whose_stage_failed_reads_failed_until_it_finishes(tmp_path, runs_dir):
+    run = RunDir(shutil.copytree(runs_dir / "spam-stopped", tmp_path / "spam-stopped"))
+    run.failure.write_text(json.dumps({"stage": "train", "error": "out of memory", "time": "2026-11-30T12:00:00"}))
+    assert run_row("spam-stopped", run).status == "failed"
+    run.eval_json.write_text(json.dumps({"task": "classification", "tuned": {"accuracy": 0.5}}))
+    assert run_row("spam-stopped", run).status == "done"
+
+def test_curves_skip_a_line_cut_off_mid_write_and_non_numbers(tmp_path):
+    run = RunDir(tmp_path)
+    run.metrics.write_text('{"step": 1, "loss": 2.5, "lr": 0.1}\n{"step": 2, "loss": null}\n'
+                           '{"step": 2, "val_loss": 2.0, "val_accuracy": 0.5}\n{"step": 3, "lo')
+    assert curves(run) == {"loss": [[1, 2.5]], "val_loss": [[2, 2.0]], "val_accuracy": [[2, 0.5]]}
+
+
+def test_config_differences_list_only_the_keys_that_differ():
+    first = {"train": {"learning_rate": 1e-4, "epochs": 1}, "lora": {"r": 8}, "model": {"name": "m"}}
+    second = {"train": {"learning_rate": 2e-4, "epochs": 1}, "lora": {"r": 8}, "model": {"name": "m"}, "extra": [1]}
+    assert config_differences({"a": first, "b": second}) == [("train.learning_rate", [1e-4, 2e-4]),
+                                                            ("extra", [None, [1]])]
+    assert flatten({"a": {"b": {"c": 1}, "d": {}}}) == {"a.b.c": 1, "a.d": {}}

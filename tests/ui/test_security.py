@@ -1,0 +1,71 @@
+"""Who may use the UI: loopback unless a token is set; the token by link (then a cookie) or bearer header; CSRF on
+every POST."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tunesmith.cli import main
+from tunesmith.ui import UiSettings, create_app
+from tunesmith.ui.security import TOKEN_COOKIE, check_ui_bind, session_value
+
+
+def test_binding_beyond_loopback_needs_a_token(error_of, tmp_path, capsys):
+    check_ui_bind("127.0.0.1", None)
+    check_ui_bind("::1", None)
+    check_ui_bind("0.0.0.0", "t0ken")
+    assert "--token" in error_of(lambda: check_ui_bind("0.0.0.0", None))
+    assert main(["ui", str(tmp_path), "--host", "0.0.0.0"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--token" in error and "Traceback" not in error
+
+
+def test_a_missing_runs_folder_or_a_taken_port_is_one_line(tmp_path, capsys):
+    assert main(["ui", str(tmp_path / "nope")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main(["ui", str(tmp_path), "--port", str(taken.getsockname()[1])]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--port" in error
+
+
+@pytest.fixture()
+def guarded(runs_dir):
+    return TestClient(create_app(UiSettings(runs_dir=runs_dir, token="s3cret")), follow_redirects=False)
+
+
+def test_with_a_token_every_page_and_api_needs_it(guarded):
+    for path in ("/", "/runs/spam-done", "/api/runs", "/review/spam-done", "/static/ui.js?x=1"):
+        assert guarded.get(path).status_code == 401, path
+    assert guarded.get("/?token=wrong").status_code == 401
+    assert guarded.get("/api/runs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert guarded.get("/api/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_the_token_link_sets_a_cookie_and_leaves_the_address(guarded):
+    response = guarded.get("/compare?runs=spam-done,spam-lr-high&token=s3cret")
+    assert response.status_code == 303 and response.headers["location"] == "/compare?runs=spam-done%2Cspam-lr-high"
+    cookie = response.cookies[TOKEN_COOKIE]
+    assert cookie == session_value("s3cret") and "s3cret" not in cookie  # the cookie is not the token
+    assert guarded.get(response.headers["location"]).status_code == 200
+    guarded.cookies.clear()
+    elsewhere = guarded.get("http://testserver//evil.example/x?token=s3cret")
+    assert elsewhere.headers["location"] == "/evil.example/x"  # never "//evil.example": another site
+
+
+def test_posts_need_the_sessions_csrf_token(runs_dir):
+    client = TestClient(create_app(UiSettings(runs_dir=runs_dir)))
+    body = {"run": "spam-done", "reviewer": "nobody"}  # past the CSRF check: 404, and no state changes
+    assert client.post("/api/review/undo", json=body).status_code == 403  # no cookie, no header
+    client.get("/")
+    token = client.cookies["tunesmith_csrf"]
+    assert client.post("/api/review/undo", json=body, headers={"X-CSRF-Token": token + "x"}).status_code == 403
+    assert client.post("/api/review/undo", json=body, headers={"X-CSRF-Token": token}).status_code == 404
+    other = TestClient(create_app(UiSettings(runs_dir=runs_dir)))
+    other.get("/")
+    assert other.cookies["tunesmith_csrf"] != token  # one per session
