@@ -28,6 +28,7 @@ from tunesmith.evaluate import evaluate_run
 from tunesmith.json_files import read_json, write_json
 from tunesmith.models import check_method_available
 from tunesmith.report import build_report
+from tunesmith.retrieval import rag_run_config
 from tunesmith.run_dir import RunDir
 from tunesmith.train import train_run
 from tunesmith.train.checkpoint import latest_checkpoint
@@ -54,14 +55,16 @@ def stages(resume: bool = False) -> list[tuple[str, Stage]]:
 
 def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False, until: str | None = None) -> RunDir:
     """Everything `tunesmith run` does, in order, in one run folder (up to and including the stage ``until``,
-    e.g. ``"train"`` for `tunesmith train`). ``timings.json`` holds the seconds of each stage done so far and the
-    total, rewritten after every stage (so the report, last, shows the others)."""
+    e.g. ``"train"`` for `tunesmith train`). A `rag` section that changes rows (`tunesmith.retrieval.rows`) has
+    them written into the run folder first, and every stage reads them. ``timings.json`` holds the seconds of each
+    stage done so far and the total, rewritten after every stage (so the report, last, shows the others)."""
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     check_method_available(config.method)  # before the data stage tokenizes anything
     with run.lock():  # one writer for the whole run, not only stage by stage
         if distributed.is_main():
             run.failure.unlink(missing_ok=True)
+        config = rag_run_config(config, run)  # with `rag` rows, the run reads them from its folder (rag/*.jsonl)
         for name, stage in stages(resume):
             stage_started = time.perf_counter()
             if name in EVERY_PROCESS or distributed.is_main():

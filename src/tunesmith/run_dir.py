@@ -69,6 +69,8 @@ class RunDir:
     gguf = property(lambda self: self.root / "gguf")
     """`tunesmith export --format gguf`: ``<run-name>-<quant>.gguf`` files and an Ollama ``Modelfile``."""
     timings = property(lambda self: self.root / "timings.json")
+    rag = property(lambda self: self.root / "rag")
+    """Rows with retrieved context and `summary.json` of what retrieval did, when `rag` changes a run's rows."""
     """Seconds each pipeline stage took, and the total."""
     failure = property(lambda self: self.root / "failure.json")
     """Written when a stage of the pipeline ended with an error (the stage, the error, when); removed when the run

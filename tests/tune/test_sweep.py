@@ -169,3 +169,10 @@ def test_a_task_metric_is_scored_on_validation_at_every_step_and_chooses_the_bes
         at_best = [line for line in read_jsonl(run.metrics) if line.get("step") == best_step and "val_accuracy" in line]
         assert trial.value == at_best[-1]["val_accuracy"]
         assert set(trial.intermediate_values) == {1, 2, 3}
+
+
+def test_a_sweep_with_rag_rows_is_refused_before_any_trial(tmp_path, error_of):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("data: {train: t.jsonl}\nsweep: {trials: 2, params: {train.learning_rate: [0.001, 0.01]}}\n"
+                    "rag: {documents: d.jsonl, sft_on_documents: true}\n")
+    assert "config: rag: a sweep does not train on rag rows" in error_of(lambda: prepare_sweep(str(path), []))

@@ -21,11 +21,11 @@ from rich.logging import RichHandler
 
 from tunesmith import distributed
 from tunesmith.atomic import write_failure
-from tunesmith.cli import pipeline_commands, review_commands, run_commands, serve_commands, ui_commands
+from tunesmith.cli import pipeline_commands, rag_commands, review_commands, run_commands, serve_commands, ui_commands
 from tunesmith.cli.arguments import without_processes
 from tunesmith.errors import TunesmithError
 
-GROUPS = [pipeline_commands, run_commands, serve_commands, review_commands, ui_commands]
+GROUPS = [pipeline_commands, run_commands, serve_commands, review_commands, rag_commands, ui_commands]
 """In the order `tunesmith --help` lists them."""
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -92,5 +92,5 @@ def _configure_logging(verbose: bool) -> None:
 
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
-        for name in ("datasets", "peft", "accelerate", "gguf"):
+        for name in ("datasets", "peft", "accelerate", "gguf", "sentence_transformers", "bm25s", "faiss"):
             logging.getLogger(name).setLevel(logging.ERROR)

@@ -58,7 +58,7 @@ def _decide_run(args: argparse.Namespace, config: RunConfig) -> tuple[RunConfig,
 def existing_run(args: argparse.Namespace) -> tuple[RunConfig, RunDir]:
     """The run folder a command names and its config. ``--set`` may change the command's own settings only
     (`tunesmith.config.changes.run_folder_config`); the saved config records them, so the folder keeps saying
-    what was done."""
+    what was done. With `rag` rows the returned config reads them from the run folder (`rag_run_config`)."""
     run = RunDir(args.run_dir)
     config = run.config()  # fails clearly when this is not a run folder
     if args.overrides:
@@ -67,7 +67,9 @@ def existing_run(args: argparse.Namespace) -> tuple[RunConfig, RunDir]:
         with run.lock():
             if distributed.is_main():
                 save_config(config, run.config_path)
-    return config, run
+    from tunesmith.retrieval import rag_run_config
+
+    return rag_run_config(config, run), run  # a run with `rag` rows reads them from its folder, as it was trained
 
 
 def without_processes(argv: list[str]) -> list[str]:

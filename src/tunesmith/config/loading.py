@@ -44,6 +44,11 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
                 {**source, "path": _relative_to(path, source.get("path"))} if isinstance(source, dict) else source
                 for source in sources
             ]
+    rag = raw.get("rag")
+    if isinstance(rag, dict):
+        rag["documents"] = _relative_to(path, rag.get("documents"))
+        if rag.get("embedding_model") not in (None, "default"):
+            rag["embedding_model"] = _relative_to(path, rag["embedding_model"])
     model = raw.get("model")
     if isinstance(model, dict):
         template = model.get("chat_template")

@@ -40,7 +40,8 @@ def _default(field) -> str:
         return "" if isinstance(value, BaseModel) else f"`{value}`"
     if field.is_required():
         return "required"
-    return f"`{'null' if field.default is None else field.default}`"
+    # A multi-line default (a prompt template) is shown with its line breaks written out: a table cell is one line.
+    return f"`{'null' if field.default is None else field.default}`".replace("\n", "\\n")
 
 
 def _list_item_model(annotation) -> type[BaseModel] | None:

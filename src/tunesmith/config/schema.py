@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from tunesmith.config.monitor_section import MonitorConfig
+from tunesmith.config.rag_section import RagConfig
 from tunesmith.config.review_section import ReviewConfig
 from tunesmith.config.section import Section
 from tunesmith.config.sweep_section import SweepConfig
@@ -408,6 +409,8 @@ class RunConfig(Section):
     """Thresholds of `tunesmith monitor` for the served model of this run."""
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     """Blind A/B review of the tuned model's answers by people and a judge model (`tunesmith review`)."""
+    rag: RagConfig = Field(default_factory=RagConfig)
+    """Retrieval-augmented generation: documents, retriever, and passages in training and evaluation prompts."""
     sweep: SweepConfig | None = None
     """The hyperparameter search of `tunesmith sweep` (other commands ignore it)."""
 

@@ -63,7 +63,7 @@ def tokenized_cache_root() -> Path:
 # ---- the key ----------------------------------------------------------------------------------------------------
 
 
-def _hash_file(digest, path: Path) -> None:
+def hash_file(digest, path: Path) -> None:
     digest.update(f"{path}\0".encode())
     if not path.is_file():  # reading it will fail with a proper DataError; the key just has to differ
         digest.update(b"<missing>")
@@ -95,7 +95,7 @@ def cache_key(config: DataConfig, split: str, tokenizer, examples: list[Example]
     digest.update(json.dumps(settings, sort_keys=True).encode())
     digest.update(tokenizer_fingerprint(tokenizer).encode())
     for path in data_file_paths(config):
-        _hash_file(digest, path)
+        hash_file(digest, path)
     if examples is not None:
         digest.update(examples_fingerprint(examples).encode())
     return digest.hexdigest()[:32]

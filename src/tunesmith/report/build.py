@@ -2,7 +2,8 @@
 ``report.html``, saying the same thing.
 
 The sections run from the verdict to the detail: summary, evaluation, the human review (once the run's blind review
-has judgments), example predictions, training, data, and the resolved config last, folded.
+has judgments), example predictions, retrieval (for a run with `rag` rows), training, data, and the resolved config
+last, folded.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from tunesmith.config import RunConfig
 from tunesmith.document import Document, render_html, render_markdown
 from tunesmith.json_files import read_json, read_jsonl
 from tunesmith.report.human_review import human_review_section
+from tunesmith.report.rag_section import rag_section
 from tunesmith.report.sections import (
     config_section,
     data_section,
@@ -45,13 +47,14 @@ def collect_report(config: RunConfig, run: RunDir, generated_at: datetime) -> Do
     return Document(
         title=f"tunesmith report: {name} ({generated_at:%Y-%m-%d})",
         subtitle=f"{config.method} fine-tune of {config.model.name}; generated {generated_at:%Y-%m-%d %H:%M}",
-        sections=[
+        sections=[section for section in (
             summary_section(config, eval_data, train_summary, data_summary, read_json(run.timings)),
             evaluation_section(eval_data),
             *([human_review] if human_review else []),
             examples_section(read_jsonl(run.predictions), config.evaluate.num_examples),
+            rag_section(read_json(run.rag / "summary.json")),
             training_section(train_summary, read_jsonl(run.metrics)),
             data_section(data_summary, train_summary),
             config_section(config),
-        ],
+        ) if section is not None],
     )

@@ -39,6 +39,7 @@ from tunesmith.errors import ConfigError, RunError, TunesmithError
 from tunesmith.evaluate import evaluate_run
 from tunesmith.json_files import read_json, write_json
 from tunesmith.report import build_report
+from tunesmith.retrieval import uses_rows
 from tunesmith.run_dir import RunDir
 from tunesmith.tune.report import STATE_NAMES, best_settings, setting_text, write_sweep_report
 from tunesmith.tune.study import (
@@ -92,6 +93,9 @@ def prepare_sweep(config_path: str, overrides: list[str], resume: bool = False, 
     if config.sweep is None:
         raise ConfigError("sweep", "the config has no sweep section", "add one, e.g. sweep: {trials: 8, params: "
                           "{train.learning_rate: {log_uniform: [1e-5, 1e-3]}}}")
+    if uses_rows(config):  # trials train on `data` directly; rows with retrieved context would be left out unseen
+        raise ConfigError("rag", "a sweep does not train on rag rows (train_with_context, answer_with_context, "
+                          "sft_on_documents)", "sweep without them, then use the best config with them in a run")
     params = parse_space(config)
     splits = load_run_splits(config.data)  # the task decides which metrics exist; its format and labels, no scores
     check_metric(config.sweep.metric, task_of(config.evaluate.task, splits.format))

@@ -1,0 +1,20 @@
+"""recall@k and MRR from rankings with known gold documents."""
+
+import pytest
+
+from tunesmith.retrieval.chunking import Passage
+from tunesmith.retrieval.index import Hit
+from tunesmith.retrieval.metrics import retrieval_metrics
+
+
+def _ranking(*documents):
+    return [Hit(Passage(document, "", "", 0, 0, 0), 1.0, rank) for rank, document in enumerate(documents, 1)]
+
+
+def test_recall_at_k_and_mrr_by_hand():
+    rankings = [_ranking("a", "b", "c"), _ranking("x", "b", "c"), _ranking("x", "y", "c"), _ranking("x", "y", "z")]
+    metrics = retrieval_metrics(rankings, ["a", "b", "c", "c"], k=2)
+    assert metrics["recall@2"] == pytest.approx(2 / 4)
+    assert metrics["mrr"] == pytest.approx((1 + 1 / 2 + 1 / 3 + 0) / 4)
+    assert metrics["questions"] == 4
+    assert retrieval_metrics([], [], 5) == {"recall@5": None, "mrr": None, "questions": 0}
