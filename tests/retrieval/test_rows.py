@@ -86,7 +86,8 @@ def test_a_run_trains_on_raft_rows_and_documents_through_the_data_stage(tmp_path
     evaluation = json.loads(run.eval_json.read_text())
     assert "[1] " in json.loads(run.predictions.read_text().splitlines()[0])["prompt"]
     assert evaluation["task"] == "generation"
-    assert set(summary["test_retrieval"]["bm25"]) == {"recall@2", "mrr", "questions"}
+    assert set(summary["test_retrieval"]["bm25"]) == {"recall@1", "recall@2", "recall@5", "recall@10", "mrr",
+                                                       "questions"}
     report = run.report_md.read_text()
     assert "## Retrieval" in report and "gold passage mixed in" in report and "recall@2" in report
 

@@ -142,7 +142,7 @@ def _timed_index(config: RunConfig, tokenizer) -> tuple[RetrievalIndex, float, b
 
 
 def _retrieval_table(config: RunConfig, index: RetrievalIndex, questions: list[Example]) -> dict:
-    """recall@top_k and MRR of each retriever the index holds, over the test questions with a gold document."""
+    """recall@k and MRR of each retriever the index holds, over the test questions with a gold document."""
     retrievers = ["bm25", "dense", "hybrid"] if index.faiss_index is not None else ["bm25"]
     return measure_retrievers(config, index, questions, retrievers)
 

@@ -69,12 +69,13 @@ def comparison_document(result: dict, config: RunConfig) -> Document:
         Image(CHART_FILE, arms_chart_png(result, metrics), f"bar chart of {', '.join(metrics)} per arm"),
     ])]
     if result["retrieval"]:
-        recall = f"recall@{result['top_k']}"
+        recalls = [name for name in next(iter(result["retrieval"].values())) if name.startswith("recall@")]
         sections.append(Section("Retrieval", [
-            Text("How often a passage of the question's gold document is retrieved (test questions with one)."),
-            Table(["retriever", recall, "MRR", "questions"],
-                  [[name, plain(values[recall]), plain(values["mrr"]), plain(values["questions"])]
-                   for name, values in result["retrieval"].items()]),
+            Text("How often a passage of the question's gold document is retrieved among the first k (test "
+                 "questions with one)."),
+            Table(["retriever", *recalls, "MRR", "questions"],
+                  [[name, *(plain(values[recall]) for recall in recalls), plain(values["mrr"]),
+                    plain(values["questions"])] for name, values in result["retrieval"].items()]),
         ]))
     fit = result["test_prompts"]
     sections.append(Section("Passages in the prompts", [Facts([

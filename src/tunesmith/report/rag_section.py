@@ -32,9 +32,9 @@ def rag_section(summary: dict | None) -> Section | None:
             caption="Passages fitted to data.max_length"))
     retrieval = summary.get("test_retrieval")
     if retrieval:
-        recall = next(name for name in next(iter(retrieval.values())) if name.startswith("recall@"))
-        blocks.append(Table(["retriever", recall, "MRR", "questions"],
-                            [[name, plain(values[recall]), plain(values["mrr"]), plain(values["questions"])]
-                             for name, values in retrieval.items()],
+        recalls = [name for name in next(iter(retrieval.values())) if name.startswith("recall@")]
+        blocks.append(Table(["retriever", *recalls, "MRR", "questions"],
+                            [[name, *(plain(values[recall]) for recall in recalls), plain(values["mrr"]),
+                              plain(values["questions"])] for name, values in retrieval.items()],
                             caption="Retrieval on the test questions (gold document from rag.gold_column)"))
     return Section("Retrieval", blocks)

@@ -28,7 +28,7 @@ from tunesmith.models import load_tokenizer
 from tunesmith.retrieval.chunking import Passage
 from tunesmith.retrieval.documents import read_documents
 from tunesmith.retrieval.index import RetrievalIndex, load_index
-from tunesmith.retrieval.metrics import retrieval_metrics
+from tunesmith.retrieval.metrics import recall_depths, retrieval_metrics
 from tunesmith.retrieval.prompts import PromptFit, answer_token_count, with_passages
 from tunesmith.run_dir import RunDir
 
@@ -137,15 +137,16 @@ def document_examples(config: RunConfig) -> list[Example]:
 
 def measure_retrievers(config: RunConfig, index: RetrievalIndex, questions: list[Example],
                        retrievers: list[str]) -> dict:
-    """recall@`top_k` and MRR of each of ``retrievers`` over the ``questions`` whose row names a gold document
-    (`rag.gold_column`); empty when none does. MRR counts ranks down to `RETRIEVAL_DEPTH`."""
+    """recall@k (`recall_depths`) and MRR of each of ``retrievers`` over the ``questions`` whose row names a gold
+    document (`rag.gold_column`); empty when none does. MRR counts ranks down to `RETRIEVAL_DEPTH`."""
     golds = gold_ids(questions, config.rag.gold_column)
     known = [example for example in questions if example.location in golds]
     if not known:
         return {}
     return {retriever: retrieval_metrics(index.search([question_of(example) for example in known], retriever,
                                                       RETRIEVAL_DEPTH),
-                                         [golds[example.location] for example in known], config.rag.top_k)
+                                         [golds[example.location] for example in known],
+                                         recall_depths(config.rag.top_k))
             for retriever in retrievers}
 
 
