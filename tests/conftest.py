@@ -12,10 +12,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -262,6 +266,46 @@ def scoring_case() -> ScoringCase:
         labels=["ham", "spam", "spammy", "Sci/Tech news"],
     )
 
+
+
+@contextlib.contextmanager
+def _serving(app, probe_path: str, ready_status: int | None = 200, timeout_s: float = 30,
+             port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 (``port``, else a free one) in a thread; yield its base URL once
+    ``GET probe_path`` answers (with ``ready_status``, or anything when it is None); stop it gracefully on exit."""
+    import httpx
+    import uvicorn
+
+    from tunesmith import distributed
+
+    port = port or distributed.free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                status = httpx.get(url + probe_path).status_code
+                if ready_status is None or status == ready_status:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url}{probe_path} did not answer {ready_status or ''} in {timeout_s} s")
+            time.sleep(0.05)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture(scope="session")
+def serving():
+    """``with serving(app, probe_path, ready_status=200, timeout_s=30, port=None) as url``: ``app`` served on a
+    loopback port in a thread, from when ``GET probe_path`` answers until the block ends."""
+    return _serving
 
 def _error_of(call) -> str:
     with pytest.raises(TunesmithError) as caught:

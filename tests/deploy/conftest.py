@@ -3,6 +3,7 @@ model); run folders as serving sees them, and request logs as the server writes 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import string
@@ -12,10 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from tunesmith import distributed
 from tunesmith.config import save_config, validate_config
 from tunesmith.data.splits import load_run_splits
 from tunesmith.data.tokenize import prompt_token_ids
 from tunesmith.deploy.request_log import RequestLog, write_manifest
+from tunesmith.deploy.server import ServerSettings, create_app
 from tunesmith.run_dir import RunDir
 
 TINY_LORA = {"r": 4, "alpha": 8.0, "dropout": 0.0, "target_modules": ["q_proj", "v_proj", "o_proj", "down_proj"]}
@@ -139,43 +142,18 @@ def spam_runs(tmp_path, chatty_model_dir) -> tuple[Path, Path]:
 
 
 @pytest.fixture()
-def start_server(tmp_path):
+def start_server(tmp_path, serving):
     """``start_server(load, **settings) -> (base_url, app_state)``: a server on a free loopback port in a thread,
     returned once /ready says ready; stopped (gracefully) after the test."""
-    import threading
-    import time
+    with contextlib.ExitStack() as running:
+        def start(load, **settings):
+            settings = ServerSettings(port=distributed.free_port(), log_dir=settings.pop("log_dir", tmp_path / "logs"),
+                                      **settings)
+            app = create_app(load, settings)
+            url = running.enter_context(serving(app, "/ready", timeout_s=60, port=settings.port))
+            return url, app.state.tunesmith
 
-    import httpx
-    import uvicorn
-
-    from tunesmith import distributed
-    from tunesmith.deploy.server import ServerSettings, create_app
-
-    running = []
-
-    def start(load, **settings):
-        port = distributed.free_port()
-        settings = ServerSettings(port=port, log_dir=settings.pop("log_dir", tmp_path / "logs"), **settings)
-        app = create_app(load, settings)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        running.append((server, thread))
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/ready").status_code == 200:
-                    return url, app.state.tunesmith
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("the server did not become ready")
-
-    yield start
-    for server, thread in running:
-        server.should_exit = True
-        thread.join(30)
+        yield start
 
 
 # ---- served runs and their request logs (monitor, drift, feedback) ---------------------------------------------

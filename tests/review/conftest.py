@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import torch
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from tunesmith import distributed
 from tunesmith.config import save_config, validate_config
 from tunesmith.review.store import ReviewPlan, ReviewPrompt, create_database, database_path
 from tunesmith.run_dir import RunDir
@@ -123,7 +119,7 @@ class StubJudge:
 
 
 @pytest.fixture()
-def stub_judge():
+def stub_judge(serving):
     """``(url, stub)``: a `StubJudge` served by uvicorn on a free 127.0.0.1 port in a thread."""
     stub = StubJudge()
     app = FastAPI()
@@ -141,20 +137,5 @@ def stub_judge():
     async def health():
         return {"ok": True}
 
-    port = distributed.free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    yield url, stub
-    server.should_exit = True
-    thread.join(30)
+    with serving(app, "/health") as url:
+        yield url, stub

@@ -5,10 +5,9 @@ the UI served on a free loopback port in a thread."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -161,34 +160,10 @@ def live_lock(runs_dir):
 
 
 @pytest.fixture(scope="session")
-def serve_ui():
+def serve_ui(serving):
     """``serve_ui(settings) -> base URL``: the UI on a free loopback port in a thread (stopped at the end)."""
-    import httpx
-    import uvicorn
-
-    from tunesmith import distributed
     from tunesmith.ui import create_app
 
-    servers = []
-
-    def start(settings) -> str:
-        port = distributed.free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                               log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{url}/static/ui.js")
-                return url
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise AssertionError("the UI did not start")
-
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(30)
+    with contextlib.ExitStack() as servers:
+        # Any answer says it is up: with a token set, even the static files answer 401 without it.
+        yield lambda settings: servers.enter_context(serving(create_app(settings), "/static/ui.js", ready_status=None))

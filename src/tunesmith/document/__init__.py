@@ -7,7 +7,7 @@ so a pipe or a ``<script>`` in the data can neither break a table nor run in a b
 """
 
 from tunesmith.document.blocks import Block, Code, Document, Facts, Image, Section, Table, Text
-from tunesmith.document.render import render_html, render_markdown, render_text, text_table
+from tunesmith.document.render import render_html, render_markdown, render_text, text_table, write_document
 from tunesmith.document.values import (
     NOT_AVAILABLE,
     format_duration,
@@ -21,5 +21,5 @@ from tunesmith.document.values import (
 __all__ = [
     "NOT_AVAILABLE", "Block", "Code", "Document", "Facts", "Image", "Section", "Table", "Text", "format_duration",
     "format_length", "format_value", "humanize", "is_number", "plain", "render_html", "render_markdown",
-    "render_text", "text_table",
+    "render_text", "text_table", "write_document",
 ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import html
 import re
+from pathlib import Path
 
+from tunesmith.atomic import write_atomic
 from tunesmith.document.blocks import Block, Code, Document, Facts, Image, Table, Text
 from tunesmith.document.values import NOT_AVAILABLE
 
@@ -171,3 +173,12 @@ def _html_block(block: Block) -> str:
         data = base64.b64encode(block.png).decode("ascii")
         return f'<img alt="{escape(block.alt)}" src="data:image/png;base64,{data}">'
     raise TypeError(f"unknown document block {block!r}")
+
+
+def write_document(document: Document, markdown_path: Path, html_path: Path) -> None:
+    """Write ``document`` as Markdown (its PNGs beside it, which the Markdown links to) and as self-contained HTML,
+    each file atomically."""
+    for image in document.images():
+        write_atomic(markdown_path.parent / image.file_name, image.png)
+    write_atomic(markdown_path, render_markdown(document))
+    write_atomic(html_path, render_html(document))

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from tunesmith.atomic import write_atomic
 from tunesmith.config.schema import RunConfig
 from tunesmith.config.vocabulary import TASK_METRICS
 from tunesmith.document import (
@@ -20,8 +19,7 @@ from tunesmith.document import (
     Text,
     format_duration,
     plain,
-    render_html,
-    render_markdown,
+    write_document,
 )
 from tunesmith.document.figures import figure_png
 from tunesmith.text import shorten
@@ -103,8 +101,4 @@ def comparison_document(result: dict, config: RunConfig) -> Document:
 
 
 def write_report(folder: Path, result: dict, config: RunConfig) -> None:
-    document = comparison_document(result, config)
-    for image in document.images():
-        write_atomic(folder / image.file_name, image.png)
-    write_atomic(folder / "report.md", render_markdown(document))
-    write_atomic(folder / "report.html", render_html(document))
+    write_document(comparison_document(result, config), folder / "report.md", folder / "report.html")

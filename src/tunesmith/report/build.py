@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from tunesmith.atomic import write_atomic
 from tunesmith.config import RunConfig
-from tunesmith.document import Document, render_html, render_markdown
+from tunesmith.document import Document, write_document
 from tunesmith.json_files import read_json, read_jsonl
 from tunesmith.report.human_review import human_review_section
 from tunesmith.report.rag_section import rag_section
@@ -30,11 +29,7 @@ from tunesmith.run_dir import RunDir, locked
 @locked
 def build_report(config: RunConfig, run: RunDir) -> dict:
     """Write ``report.md`` (with its PNGs beside it) and ``report.html`` into the run folder; return their paths."""
-    report = collect_report(config, run, generated_at=datetime.now())
-    for image in report.images():
-        write_atomic(run.root / image.file_name, image.png)
-    write_atomic(run.report_md, render_markdown(report))
-    write_atomic(run.report_html, render_html(report))
+    write_document(collect_report(config, run, generated_at=datetime.now()), run.report_md, run.report_html)
     return {"markdown": str(run.report_md), "html": str(run.report_html)}
 
 

@@ -14,7 +14,6 @@ import optuna
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
-from tunesmith.atomic import write_atomic
 from tunesmith.config import dump_config
 from tunesmith.config.search_space import resolve
 from tunesmith.document import (
@@ -28,8 +27,7 @@ from tunesmith.document import (
     Text,
     format_duration,
     plain,
-    render_html,
-    render_markdown,
+    write_document,
 )
 from tunesmith.document.figures import figure_png
 from tunesmith.evaluate import comparison_table
@@ -41,11 +39,7 @@ ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, Tr
 
 
 def write_sweep_report(sweep, study: optuna.Study, best: optuna.trial.FrozenTrial, result: dict) -> dict:
-    report = sweep_document(sweep, study, best, result)
-    for image in report.images():
-        write_atomic(sweep.folder / image.file_name, image.png)
-    write_atomic(sweep.folder / REPORT_MD, render_markdown(report))
-    write_atomic(sweep.folder / REPORT_HTML, render_html(report))
+    write_document(sweep_document(sweep, study, best, result), sweep.folder / REPORT_MD, sweep.folder / REPORT_HTML)
     return {"report_md": str(sweep.folder / REPORT_MD), "report_html": str(sweep.folder / REPORT_HTML)}
 
 
