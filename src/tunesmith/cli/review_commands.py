@@ -53,7 +53,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def _create(args: argparse.Namespace) -> int:
     from tunesmith.config import override_section
-    from tunesmith.review.create import BASE, create_review
+    from tunesmith.config.vocabulary import BASE_MODEL
+    from tunesmith.review.create import create_review
     from tunesmith.run_dir import RunDir
 
     run = RunDir(args.run_dir)
@@ -62,7 +63,7 @@ def _create(args: argparse.Namespace) -> int:
     overrides = [*args.overrides, *(f"review.{key}={json.dumps(value)}" for key, value in flags.items()
                                     if value is not None)]
     settings = override_section("review", run.config().review, overrides)
-    made = create_review(run, against=args.against or [BASE], settings=settings, overwrite=args.overwrite)
+    made = create_review(run, against=args.against or [BASE_MODEL], settings=settings, overwrite=args.overwrite)
     print(f"review: {made['path']}")
     print(f"models: {', '.join(made['models'])} ({made['prompts']} prompts, {made['items']} items; answers generated: "
           + ", ".join(f"{name} {count}" for name, count in made["generated"].items()) + ")")

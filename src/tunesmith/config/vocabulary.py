@@ -130,3 +130,6 @@ def task_of(requested: str, row_format: str) -> str:
     if requested != "auto":
         return requested
     return row_format if row_format in ("classification", "regression") else "generation"
+
+BASE_MODEL = "base"
+"""The name a user gives the run's base model: a request's `model` to `tunesmith serve`, `review create --against`."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunesmith.config.schema import DataConfig, ModelConfig, RunConfig
-from tunesmith.config.vocabulary import task_of, uses_adapter
+from tunesmith.config.vocabulary import BASE_MODEL, task_of, uses_adapter
 from tunesmith.data.example import Message
 from tunesmith.data.formats import classification_user_turn
 from tunesmith.deploy.chat import stop_token_ids
@@ -26,8 +26,6 @@ from tunesmith.json_files import read_json
 from tunesmith.models import load_base_model, load_model_folder, load_tokenizer, model_folder, portable_name
 from tunesmith.models.loading import load_adapter
 from tunesmith.run_dir import RunDir
-
-BASE_NAME = "base"
 
 
 @dataclass(frozen=True)
@@ -87,8 +85,8 @@ def load_served(targets: list[str], shadow: str | None = None, device=None) -> S
                            "serve a model folder on its own")
         return _plain_model(targets[0], device)
     names = [run.root.resolve().name for run in runs]
-    if len(set(names)) < len(names) or BASE_NAME in names:
-        raise RunError(f"served names must differ (and not be {BASE_NAME!r}): {', '.join(names)}",
+    if len(set(names)) < len(names) or BASE_MODEL in names:
+        raise RunError(f"served names must differ (and not be {BASE_MODEL!r}): {', '.join(names)}",
                        "rename a run folder")
     configs = [run.config() for run in runs]
     full = [name for name, config in zip(names, configs) if not uses_adapter(config.method)]
@@ -107,7 +105,7 @@ def load_served(targets: list[str], shadow: str | None = None, device=None) -> S
         model = load_adapter(model, _weights(run, run.config()), name)
     model.eval()
     served = {name: _served_run(name, run, config, name) for name, run, config in zip(names, runs, configs)}
-    served[BASE_NAME] = _served_run(BASE_NAME, runs[0], configs[0], BASE_ADAPTER, is_base=True)
+    served[BASE_MODEL] = _served_run(BASE_MODEL, runs[0], configs[0], BASE_ADAPTER, is_base=True)
     return _served(model, served, names[0], names[-1] if shadow else None, configs[0].model)
 
 

@@ -20,6 +20,7 @@ from rich.console import Console
 from tunesmith.atomic import staged_folder
 from tunesmith.config.review_section import ReviewConfig
 from tunesmith.config.schema import RunConfig
+from tunesmith.config.vocabulary import BASE_MODEL
 from tunesmith.data.example import Example
 from tunesmith.data.splits import load_run_splits
 from tunesmith.errors import DataError, TunesmithError
@@ -42,10 +43,6 @@ from tunesmith.run_dir import RunDir
 
 _console = Console(stderr=True)
 
-BASE = "base"
-"""What ``--against`` names the run's base model by (anything else is a run folder)."""
-
-
 @dataclass(frozen=True)
 class Contender:
     """A model in the review: ``tuned`` (the run's own), ``base`` (its base model) or ``run`` (another run's)."""
@@ -58,7 +55,7 @@ class Contender:
     """Where it comes from, as stored in the review: a run folder's path, or the base model's name."""
 
 
-def create_review(run: RunDir, against: Sequence[str] = (BASE,), settings: ReviewConfig | None = None,
+def create_review(run: RunDir, against: Sequence[str] = (BASE_MODEL,), settings: ReviewConfig | None = None,
                   overwrite: bool = False) -> dict:
     """Write a new review of ``run``'s tuned model against each of ``against`` (``base`` or a run folder) into
     ``<run>/review/``, replacing an existing one (and its judgments) only with ``overwrite``. ``settings`` default
@@ -96,8 +93,8 @@ def contenders_of(run: RunDir, config: RunConfig, against: Sequence[str]) -> lis
                              "give --against base or --against RUN")
     contenders = [Contender(run.root.resolve().name, "tuned", run, str(run.root))]
     for name in against:
-        if name == BASE:
-            contenders.append(Contender(BASE, "base", None, config.model.name))
+        if name == BASE_MODEL:
+            contenders.append(Contender(BASE_MODEL, "base", None, config.model.name))
             continue
         other = RunDir(name)
         other.config()  # an error naming the folder when it is not a run

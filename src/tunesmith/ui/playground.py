@@ -26,10 +26,10 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from tunesmith.config.vocabulary import uses_adapter
+from tunesmith.config.vocabulary import BASE_MODEL, uses_adapter
 from tunesmith.data.tokenize import prompt_token_ids
 from tunesmith.deploy.engine import Engine, Finished, Generation, Sampling
-from tunesmith.deploy.served import BASE_NAME, Served, ServedModel, load_served
+from tunesmith.deploy.served import Served, ServedModel, load_served
 from tunesmith.json_files import dumps
 from tunesmith.run_dir import RunDir
 from tunesmith.ui.pages import UiSettings, find_run, render
@@ -86,7 +86,7 @@ class Playground:
         served = load_served([str(run.root)])
         tuned = _pane(served, served.models[served.primary])
         if uses_adapter(config.method):
-            return LoadedRun(tuned=tuned, base=Pane(served.models[BASE_NAME], served, tuned.engine))
+            return LoadedRun(tuned=tuned, base=Pane(served.models[BASE_MODEL], served, tuned.engine))
         base = load_served([config.model.name])  # a full fine-tune replaced every weight: its base loads apart
         return LoadedRun(tuned=tuned, base=_pane(base, base.models[base.primary]))
 
