@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from tunesmith.config import load_config
-from tunesmith.data.check import leaked_rows
+from tunesmith.data.check.report import leaked_rows
 from tunesmith.data.splits import load_run_splits
 from tunesmith.evaluate.baselines import BaselineResult, baseline_scores, baseline_text, run_baselines
 from tunesmith.evaluate.tasks import resolve_task

@@ -7,11 +7,14 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 SOURCE = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
     {"errors", "text", "atomic", "json_files", "document", "distributed"},
-    {"config"}, {"run_dir"}, {"models"}, {"data"}, {"retrieval"}, {"predict"}, {"train"}, {"evaluate"}, {"review"},
-    {"deploy"}, {"report"}, {"pipeline"}, {"tune", "rag"}, {"ui"}, {"cli", "__main__"},
+    {"config"}, {"run_dir"}, {"models"}, {"data"}, {"starter"}, {"retrieval"}, {"predict"}, {"train"}, {"evaluate"},
+    {"review"}, {"export"}, {"report"}, {"monitor"}, {"serve"}, {"pipeline"}, {"experiments"}, {"ui"},
+    {"cli", "__main__"},
 ]
 """Lowest first: a package may import its own layer's modules and lower layers only."""
 
@@ -90,3 +93,30 @@ def test_tunesmith_modules_are_imported_at_the_top_except_by_the_cli():
     lazy = [f"{module} -> {target}" for module, path in known.items() if not module.startswith("tunesmith.cli")
             for target, inside in imports_of(path, known) if inside]
     assert lazy == []
+
+
+NEVER_IMPORTS = {
+    "export": {"train"},  # an export ships the trained weights; it never needs the training loop
+    "serve": {"train"},
+    "ui": {"pipeline", "train", "experiments"},  # the UI reads run folders and serves through `serve`
+    "monitor": {"serve", "predict"},  # it reads request logs and run folders, never a model or the engine
+}
+"""Packages a package may not import, directly or through another package, although their layers would allow it."""
+
+
+@pytest.mark.xfail(strict=True, reason="in progress: export reaches train through evaluate, ui reaches the pipeline "
+                   "through experiments")
+def test_packages_never_reach_what_they_must_not():
+    known = modules()
+    graph = {module: {target for target, _ in imports_of(path, known)} for module, path in known.items()}
+    reached_wrongly = []
+    for module in known:
+        forbidden = NEVER_IMPORTS.get(package_of(module), set())
+        seen, stack = set(), [module]
+        while stack:
+            for target in graph.get(stack.pop(), ()):
+                if target not in seen:
+                    seen.add(target)
+                    stack.append(target)
+        reached_wrongly += [f"{module} -> {target}" for target in sorted(seen) if package_of(target) in forbidden]
+    assert reached_wrongly == []

@@ -22,9 +22,9 @@ from tunesmith import distributed
 from tunesmith.config import RunConfig, save_config
 from tunesmith.config.changes import describe, fingerprint, resumed_config
 from tunesmith.data import check_run_data
-from tunesmith.deploy import export_run
 from tunesmith.errors import RunError
 from tunesmith.evaluate import evaluate_run
+from tunesmith.export import export_run
 from tunesmith.json_files import read_json, write_json
 from tunesmith.models import check_method_available
 from tunesmith.report import build_report

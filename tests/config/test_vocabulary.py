@@ -34,7 +34,7 @@ def test_descriptions_cover_exactly_the_names():
 
 
 def test_every_finding_kind_is_reported_by_the_data_check():
-    source = "".join(path.read_text(encoding="utf-8") for path in DATA_PACKAGE.glob("*.py"))
+    source = "".join(path.read_text(encoding="utf-8") for path in DATA_PACKAGE.rglob("*.py"))
     reported = set(re.findall(r'\b(?:finding|Finding)\(\s*"(\w+)"', source)) | {"unreadable"}
     assert reported == set(FINDING_KINDS)
 

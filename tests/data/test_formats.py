@@ -12,7 +12,7 @@ from tunesmith.config.schema import DataConfig
 from tunesmith.config.vocabulary import RowFormat
 from tunesmith.data.example import Example
 from tunesmith.data.fields import detect_format
-from tunesmith.data.formats import CONVERTERS, convert_rows, row_text, to_example
+from tunesmith.data.formats import CONVERTERS, convert_rows, text_of_user_turn, to_example
 from tunesmith.data.readers import Row, read_rows
 from tunesmith.data.splits import load_splits
 from tunesmith.data.tokenize import IGNORE_INDEX, encode_texts, tokenize_example
@@ -318,7 +318,8 @@ def test_every_row_format_has_a_converter():
 def test_row_text_is_the_user_turn_without_the_instruction():
     for cfg in (config(), config(instruction="Is it {labels}?"), config(instruction="")):
         example = to_example(row(text="WIN a prize!", label="spam"), "classification", cfg, ["ham", "spam"])
-        assert row_text(example.messages[0]["content"], "classification", cfg, ["ham", "spam"]) == "WIN a prize!"
+        turn = example.messages[0]["content"]
+        assert text_of_user_turn(turn, "classification", cfg, ["ham", "spam"]) == "WIN a prize!"
     rated = to_example(row(text="great film", score=3.8), "regression", config(), None)
-    assert row_text(rated.messages[0]["content"], "regression", config(), None) == "great film"
-    assert row_text("Translate: hi", "prompt_completion", config(), None) == "Translate: hi"
+    assert text_of_user_turn(rated.messages[0]["content"], "regression", config(), None) == "great film"
+    assert text_of_user_turn("Translate: hi", "prompt_completion", config(), None) == "Translate: hi"

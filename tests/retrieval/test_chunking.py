@@ -4,7 +4,7 @@ overlap, each the exact slice of its document."""
 import pytest
 
 from tunesmith.retrieval.chunking import chunk_document, token_windows
-from tunesmith.retrieval.documents import Document
+from tunesmith.retrieval.documents import SourceDocument
 
 
 @pytest.mark.parametrize("count,size,overlap", [(0, 4, 1), (3, 4, 1), (4, 4, 1), (10, 4, 1), (57, 16, 5), (16, 8, 0)])
@@ -26,7 +26,7 @@ def test_overlap_must_be_below_the_window():
 
 def test_passages_are_slices_of_the_document_that_join_back_to_it(tiny_tokenizer):
     text = "The quick brown fox jumps over the lazy dog. " * 12
-    document = Document(id="fox", text=text, title="Fox", location="docs.jsonl:1")
+    document = SourceDocument(id="fox", text=text, title="Fox", location="docs.jsonl:1")
     passages = chunk_document(document, tiny_tokenizer, size=20, overlap=5)
     tokens = len(tiny_tokenizer(text, add_special_tokens=False)["input_ids"])
     assert len(passages) > 3 and passages[-1].token_end == tokens

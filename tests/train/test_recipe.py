@@ -360,7 +360,7 @@ def test_qlora_trains_adapters_on_a_4bit_base_and_exports_an_unquantized_merge(t
                                                                                monkeypatch):
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
-    from tunesmith.deploy import export_run
+    from tunesmith.export import export_run
 
     folder = tmp_path / "model"
     torch.manual_seed(0)

@@ -140,7 +140,7 @@ def write_sweep(folder: Path, model_dir: Path) -> None:
     import optuna
     from optuna.trial import TrialState, create_trial
 
-    from tunesmith.tune.study import sqlite_url
+    from tunesmith.experiments.study import sqlite_url
 
     folder.mkdir()
     (folder / "sweep.json").write_text(json.dumps({"storage": sqlite_url(folder), "study": "sms"}))
@@ -162,8 +162,9 @@ def live_lock(runs_dir):
 @pytest.fixture(scope="session")
 def serve_ui(serving):
     """``serve_ui(settings) -> base URL``: the UI on a free loopback port in a thread (stopped at the end)."""
-    from tunesmith.ui import create_app
+    from tunesmith.ui import create_ui_app
 
     with contextlib.ExitStack() as servers:
         # Any answer says it is up: with a token set, even the static files answer 401 without it.
-        yield lambda settings: servers.enter_context(serving(create_app(settings), "/static/ui.js", ready_status=None))
+        yield lambda settings: servers.enter_context(
+            serving(create_ui_app(settings), "/static/ui.js", ready_status=None))

@@ -8,12 +8,12 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from tunesmith.ui import UiSettings, create_app
+from tunesmith.ui import UiSettings, create_ui_app
 
 
 @pytest.fixture(scope="module")
 def client(runs_dir, live_lock):
-    with TestClient(create_app(UiSettings(runs_dir=runs_dir, max_tokens=4))) as client:
+    with TestClient(create_ui_app(UiSettings(runs_dir=runs_dir, max_tokens=4))) as client:
         yield client
 
 

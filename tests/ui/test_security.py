@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tunesmith.cli import main
-from tunesmith.ui import UiSettings, create_app
+from tunesmith.ui import UiSettings, create_ui_app
 from tunesmith.ui.security import TOKEN_COOKIE, check_ui_bind, session_value
 
 
@@ -36,7 +36,7 @@ def test_a_missing_runs_folder_or_a_taken_port_is_one_line(tmp_path, capsys):
 
 @pytest.fixture()
 def guarded(runs_dir):
-    return TestClient(create_app(UiSettings(runs_dir=runs_dir, token="s3cret")), follow_redirects=False)
+    return TestClient(create_ui_app(UiSettings(runs_dir=runs_dir, token="s3cret")), follow_redirects=False)
 
 
 def test_with_a_token_every_page_and_api_needs_it(guarded):
@@ -59,13 +59,13 @@ def test_the_token_link_sets_a_cookie_and_leaves_the_address(guarded):
 
 
 def test_posts_need_the_sessions_csrf_token(runs_dir):
-    client = TestClient(create_app(UiSettings(runs_dir=runs_dir)))
+    client = TestClient(create_ui_app(UiSettings(runs_dir=runs_dir)))
     body = {"run": "spam-done", "reviewer": "nobody"}  # past the CSRF check: 404, and no state changes
     assert client.post("/api/review/undo", json=body).status_code == 403  # no cookie, no header
     client.get("/")
     token = client.cookies["tunesmith_csrf"]
     assert client.post("/api/review/undo", json=body, headers={"X-CSRF-Token": token + "x"}).status_code == 403
     assert client.post("/api/review/undo", json=body, headers={"X-CSRF-Token": token}).status_code == 404
-    other = TestClient(create_app(UiSettings(runs_dir=runs_dir)))
+    other = TestClient(create_ui_app(UiSettings(runs_dir=runs_dir)))
     other.get("/")
     assert other.cookies["tunesmith_csrf"] != token  # one per session

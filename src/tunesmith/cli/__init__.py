@@ -21,11 +21,21 @@ from rich.logging import RichHandler
 
 from tunesmith import distributed
 from tunesmith.atomic import write_failure
-from tunesmith.cli import pipeline_commands, rag_commands, review_commands, run_commands, serve_commands, ui_commands
+from tunesmith.cli import (
+    experiment_commands,
+    monitor_commands,
+    pipeline_commands,
+    retrieval_commands,
+    review_commands,
+    run_commands,
+    serve_commands,
+    ui_commands,
+)
 from tunesmith.cli.arguments import without_processes
 from tunesmith.errors import TunesmithError
 
-GROUPS = [pipeline_commands, run_commands, serve_commands, review_commands, rag_commands, ui_commands]
+GROUPS = [pipeline_commands, run_commands, experiment_commands, serve_commands, monitor_commands, review_commands,
+          retrieval_commands, ui_commands]
 """In the order `tunesmith --help` lists them."""
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -1,9 +1,8 @@
-"""Commands that start work from a config: `init`, `run`, `train`, `sweep`, `data check|clean`, `config`."""
+"""Commands that start work from a config: `init`, `run`, `train`, `data check|clean`, `config`."""
 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 
 from tunesmith import distributed
@@ -34,18 +33,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     add_processes(p)
     add_set(p)
 
-    p = commands.add_parser("sweep", help="hyperparameter search (Optuna) on the validation split; the best trial is "
-                            "evaluated on test, exported and reported")
-    p.add_argument("config", help="a run config with a sweep: section")
-    p.add_argument("--resume", action="store_true", help="continue the newest sweep of this config")
-    p.add_argument("--storage", metavar="URL", help="Optuna database shared by workers on several machines, e.g. "
-                   "postgresql://user:pass@host/db (default: $TUNESMITH_SWEEP_STORAGE, else sweep.db in the sweep "
-                   "folder)")
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="local worker processes on the study")
-    p.add_argument("--sweep-dir", help="the sweep folder (default: a new one under output.dir)")
-    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a process started by --workers
-    add_set(p)
-
     p = commands.add_parser("data", help="inspect data")
     data_commands = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
     q = data_commands.add_parser(
@@ -68,7 +55,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from tunesmith.data.starter import write_starter_config
+    from tunesmith.starter import write_starter_config
 
     print(write_starter_config(args.data, args.test, args.out, args.overwrite).render())
     return 0
@@ -95,22 +82,6 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sweep(args: argparse.Namespace) -> int:
-    from tunesmith.tune import prepare_sweep, run_sweep, work
-    from tunesmith.tune.sweep import STORAGE_VARIABLE
-
-    storage = args.storage or os.environ.get(STORAGE_VARIABLE) or None
-    if args.worker:
-        work(prepare_sweep(args.config, args.overrides, resume=True, storage=storage, sweep_dir=args.sweep_dir))
-        return 0
-    summary = run_sweep(args.config, args.overrides, resume=args.resume, storage=storage, workers=args.workers,
-                        sweep_dir=args.sweep_dir)
-    print(f"best trial: {summary['best_trial']} ({summary['best_value']:.6g}); run folder: {summary['best_run']}")
-    print(f"best config: {summary['best_config']}")
-    print(f"report: {summary['report_html']}")
-    return 0
-
-
 def _data_check(args: argparse.Namespace) -> int:
     from tunesmith.data import run_check
 
@@ -124,7 +95,7 @@ def _data_check(args: argparse.Namespace) -> int:
 
 
 def _data_clean(args: argparse.Namespace) -> int:
-    from tunesmith.data.clean import run_clean
+    from tunesmith.data.check.clean import run_clean
 
     print(run_clean(args.input_path, args.output_path, args.config, args.drop, args.overrides, args.overwrite))
     return 0
@@ -139,7 +110,6 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": _init,
     "run": _run,
     "train": _train,
-    "sweep": _sweep,
     "data check": _data_check,
     "data clean": _data_clean,
     "config": _config,

@@ -70,8 +70,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from tunesmith.deploy import export_gguf, export_run
-    from tunesmith.deploy.gguf import MODELFILE
+    from tunesmith.export import export_gguf, export_run
+    from tunesmith.export.gguf import MODELFILE
 
     if args.format == "hf":
         if args.quant is not None:
@@ -94,7 +94,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from tunesmith.deploy import chat_loop
+    from tunesmith.predict import chat_loop
 
     existing_run(args)
     chat_loop(args.run_dir, max_new_tokens=args.max_new_tokens, system=args.system)
@@ -102,7 +102,7 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from tunesmith.deploy import generate_text
+    from tunesmith.predict import generate_text
 
     existing_run(args)
     print(generate_text(args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens, system=args.system))

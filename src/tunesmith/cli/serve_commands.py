@@ -1,4 +1,4 @@
-"""Commands around a served model: `serve`, `monitor`, `feedback export`."""
+"""`serve`: an OpenAI-compatible HTTP server for runs."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import argparse
 import os
 from collections.abc import Callable
 from pathlib import Path
-
-from tunesmith.cli.arguments import add_set
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -29,31 +27,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before a request is cancelled")
     p.add_argument("--max-batch", type=int, default=32, help="requests decoded together at most")
 
-    p = commands.add_parser(
-        "monitor", help="traffic, errors, latency and drift of a served model from the request log of `tunesmith "
-        "serve` (exit 0 when every threshold holds, 1 when one is breached)")
-    p.add_argument("log_dir", help="the log folder of `tunesmith serve` (a run's serve_logs/ or its --log-dir)")
-    p.add_argument("--run", help="run whose training data and monitor: thresholds to judge by (default: the primary "
-                                 "model's run in the log folder's served.json)")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    p.add_argument("--html", metavar="OUT.html", help="also write a page with figures")
-    add_set(p, "a threshold of the monitor: section", "monitor.max_error_rate=0.1")
-
-    p = commands.add_parser("feedback", help="use what users said about served answers")
-    feedback_commands = p.add_subparsers(dest="feedback_command", required=True, metavar="SUBCOMMAND")
-    q = feedback_commands.add_parser(
-        "export", help="write corrected and approved answers as training rows in the run's own data format")
-    q.add_argument("log_dir", help="the log folder of `tunesmith serve`")
-    q.add_argument("output_path", metavar="OUT", help="JSON Lines file to write (*.jsonl)")
-    q.add_argument("--run", help="run whose data format and columns to write (default: the primary model's run in "
-                                 "served.json)")
-    q.add_argument("--min-rating", choices=["up", "none"], default="up",
-                   help="up (default): only answers rated up or corrected; none: unrated answers too")
-    q.add_argument("--overwrite", action="store_true", help="replace OUT when it exists")
-
 
 def _serve(args: argparse.Namespace) -> int:
-    from tunesmith.deploy.server import ServerSettings, serve
+    from tunesmith.serve.server import ServerSettings, serve
 
     settings = ServerSettings(
         host=args.host, port=args.port, api_key=args.api_key or os.environ.get("TUNESMITH_API_KEY") or None,
@@ -65,25 +41,6 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(args.targets, settings, shadow=args.shadow)
 
 
-def _monitor(args: argparse.Namespace) -> int:
-    from tunesmith.deploy import monitor_log
-    from tunesmith.deploy.monitor_page import render_monitor
-
-    result = monitor_log(args.log_dir, args.run, args.overrides)
-    print(render_monitor(result, as_json=args.json, html=args.html))
-    return result.exit_code
-
-
-def _feedback_export(args: argparse.Namespace) -> int:
-    from tunesmith.deploy import export_feedback
-
-    result = export_feedback(args.log_dir, args.output_path, args.run, args.min_rating, args.overwrite)
-    print(result.render())
-    return result.exit_code
-
-
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _serve,
-    "monitor": _monitor,
-    "feedback export": _feedback_export,
 }

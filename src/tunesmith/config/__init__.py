@@ -1,4 +1,5 @@
-"""Stage 0: the run config (typed, validated, overridable from the command line)."""
+"""The run config: one YAML file, typed and validated (an unknown key or a bad value is an error naming the key),
+overridable from the command line (`--set key=value`)."""
 
 from tunesmith.config.loading import (
     apply_overrides,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from tunesmith.config.section import Section
+from tunesmith.config.section import ConfigSection
 
 
-class MonitorConfig(Section):
+class MonitorConfig(ConfigSection):
     min_requests: int = Field(30, ge=1)
     """Below this many answered requests (of the run's model) `tunesmith monitor` shows drift but does not judge
     it: a few requests say little about a distribution. Traffic thresholds are judged on any number."""

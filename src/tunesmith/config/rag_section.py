@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from tunesmith.config.section import Section
+from tunesmith.config.section import ConfigSection
 
 Retriever = Literal["bm25", "dense", "hybrid"]
 DOCUMENT_FIELDS = ("id", "text", "title")
@@ -19,7 +19,7 @@ DEFAULT_RAG_PROMPT = (
 )
 
 
-class RagConfig(Section):
+class RagConfig(ConfigSection):
     documents: str | None = None
     """The document collection: a file (JSONL, JSON, CSV, Parquet), a glob, a plain-text file (`.txt`, `.md`: one
     document) or a folder of them. Relative paths are relative to the config file. Null: no retrieval."""

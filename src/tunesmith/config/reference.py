@@ -45,7 +45,7 @@ def _default(field) -> str:
 
 
 def _list_item_model(annotation) -> type[BaseModel] | None:
-    """The section type of ``list[Section]`` or ``list[Section] | None``, else None."""
+    """The section type of ``list[ConfigSection]`` or ``list[ConfigSection] | None``, else None."""
     for candidate in (annotation, *typing.get_args(annotation)):
         if typing.get_origin(candidate) is list:
             (item,) = typing.get_args(candidate)

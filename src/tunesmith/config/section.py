@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 
-class Section(BaseModel):
+class ConfigSection(BaseModel):
     """A section of the run config: unknown keys are errors, assignments are validated, and each field's docstring
     is its documentation (the README's config reference is generated from them)."""
 

@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tunesmith.config.section import Section
+from tunesmith.config.section import ConfigSection
 
 
-class SweepConfig(Section):
+class SweepConfig(ConfigSection):
     trials: int = Field(12, ge=1)
     """Trials to finish (done or pruned; a failed trial is run again), over every worker of the study."""
     metric: str = "val_loss"

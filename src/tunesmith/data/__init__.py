@@ -1,7 +1,7 @@
 """Stage: data. Read files into rows (`readers`), turn rows into conversations (`formats`, with the format and
 labels from `fields`), split them (`load_run_splits`), tokenize them with assistant-only labels (`tokenize`,
-cached by `cache`, streamed by `stream`), and check them (`check_data`, `tunesmith data check`/`clean`). `starter`
-writes a commented config for a data file (`tunesmith init`)."""
+cached by `cache`, streamed by `stream`), and check them (the `check` subpackage: `tunesmith data check`/`clean`,
+and the pipeline's data stage `check_run_data`)."""
 
 from tunesmith.data.check import DataReport, check_data, check_file, check_run_data, run_check
 from tunesmith.data.example import Example, Splits

@@ -110,7 +110,7 @@ def regression_user_turn(config: DataConfig, text: str) -> str:
     return _with_instruction(_instruction(config, DEFAULT_REGRESSION_INSTRUCTION), text)
 
 
-def row_text(user_turn: str, fmt: str, config: DataConfig, labels: list[str] | None) -> str:
+def text_of_user_turn(user_turn: str, fmt: str, config: DataConfig, labels: list[str] | None) -> str:
     """The row's own text inside ``user_turn``, a user turn that rows of format ``fmt`` make: for classification
     and regression rows the turn without the instruction put before the text (the same on every row); other
     formats add no instruction, so their turn is the text."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from tunesmith.config.schema import DataConfig, EvaluateConfig
 from tunesmith.data.example import Example, Splits
-from tunesmith.data.formats import row_text
+from tunesmith.data.formats import text_of_user_turn
 from tunesmith.evaluate.tasks import last_user_message, select_metrics
 from tunesmith.predict.answers import regression_target, task_metrics, truth_of
 
@@ -67,11 +67,11 @@ def build_baseline(name: str, seed: int):
 
 def baseline_text(example: Example, fmt: str, data_config: DataConfig, labels: list[str] | None) -> str:
     """What every baseline reads of a row: its own text, i.e. the last user message without the instruction that
-    classification and regression rows put before the text (`tunesmith.data.formats.row_text`; the same on every
-    row, so no signal). Rows of other formats, evaluated as a forced task, give their last user message whole. The
-    system prompt is left out: it is the same on every row too. ``labels`` is the label set the rows were read
-    with (`Splits.labels`): the default classification instruction names it."""
-    return row_text(last_user_message(example), fmt, data_config, labels)
+    classification and regression rows put before the text (`tunesmith.data.formats.text_of_user_turn`; the same
+    on every row, so no signal). Rows of other formats, evaluated as a forced task, give their last user message
+    whole. The system prompt is left out: it is the same on every row too. ``labels`` is the label set the rows
+    were read with (`Splits.labels`): the default classification instruction names it."""
+    return text_of_user_turn(last_user_message(example), fmt, data_config, labels)
 
 
 def run_baselines(names: list[str], task: str, splits: Splits, data_config: DataConfig,

@@ -110,3 +110,11 @@ def apply_chat_template_choice(tokenizer, choice: str):
             problem = " ".join(f"{type(exc).__name__}: {exc}".split())
             raise ConfigError(_KEY, f"the chat template {choice!r} cannot render a conversation: {problem}") from None
     return tokenizer
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """Tokens that end a reply: the tokenizer's EOS (ChatML's end of turn, which SFT taught the model to emit)
+    plus any the model's generation config already names."""
+    configured = model.generation_config.eos_token_id
+    configured = configured if isinstance(configured, list) else [configured]
+    return list(dict.fromkeys(token for token in [tokenizer.eos_token_id, *configured] if token is not None))

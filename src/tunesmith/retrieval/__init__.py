@@ -3,13 +3,13 @@
 and MRR (`metrics`); and rows with retrieved context for training and evaluation (`rows`), which `tunesmith run`
 and `tunesmith compare-rag` use."""
 
-from tunesmith.retrieval.documents import Document, read_documents
+from tunesmith.retrieval.documents import SourceDocument, read_documents
 from tunesmith.retrieval.index import Hit, RetrievalIndex, load_index, reciprocal_rank_fusion
 from tunesmith.retrieval.metrics import retrieval_metrics
 from tunesmith.retrieval.prompts import PromptFit, with_passages
 from tunesmith.retrieval.rows import context_examples, rag_run_config, rag_splits, uses_rows
 
 __all__ = [
-    "Document", "Hit", "PromptFit", "RetrievalIndex", "context_examples", "load_index", "rag_run_config",
+    "SourceDocument", "Hit", "PromptFit", "RetrievalIndex", "context_examples", "load_index", "rag_run_config",
     "rag_splits", "read_documents", "reciprocal_rank_fusion", "retrieval_metrics", "uses_rows", "with_passages",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tunesmith.retrieval.documents import Document
+from tunesmith.retrieval.documents import SourceDocument
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def token_windows(count: int, size: int, overlap: int) -> list[tuple[int, int]]:
         start = end - overlap
 
 
-def chunk_document(document: Document, tokenizer, size: int, overlap: int) -> list[Passage]:
+def chunk_document(document: SourceDocument, tokenizer, size: int, overlap: int) -> list[Passage]:
     encoded = tokenizer(document.text, add_special_tokens=False, return_offsets_mapping=True)
     offsets = encoded["offset_mapping"]
     passages = []
@@ -48,5 +48,5 @@ def chunk_document(document: Document, tokenizer, size: int, overlap: int) -> li
     return passages
 
 
-def chunk_documents(documents: list[Document], tokenizer, size: int, overlap: int) -> list[Passage]:
+def chunk_documents(documents: list[SourceDocument], tokenizer, size: int, overlap: int) -> list[Passage]:
     return [passage for document in documents for passage in chunk_document(document, tokenizer, size, overlap)]

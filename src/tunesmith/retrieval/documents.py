@@ -16,7 +16,7 @@ TEXT_SUFFIXES = (".txt", ".md")
 
 
 @dataclass(frozen=True)
-class Document:
+class SourceDocument:
     id: str
     text: str
     title: str
@@ -35,15 +35,15 @@ def document_files(config: RagConfig) -> list[Path]:
     return files
 
 
-def read_documents(config: RagConfig) -> list[Document]:
+def read_documents(config: RagConfig) -> list[SourceDocument]:
     """Every document, in file order; a document id given twice, or a row without text, is a `DataError`."""
-    documents: list[Document] = []
+    documents: list[SourceDocument] = []
     for path in document_files(config):
         if path.suffix in TEXT_SUFFIXES:
             if not path.is_file():
                 raise DataError(str(path), None, "no such file")
             text = path.read_text(encoding="utf-8")
-            documents.append(Document(id=path.stem, text=text, title=path.stem, location=str(path)))
+            documents.append(SourceDocument(id=path.stem, text=text, title=path.stem, location=str(path)))
             continue
         documents += [_document_of(row, config.columns) for row in read_rows(path)]
     seen: dict[str, str] = {}
@@ -55,7 +55,7 @@ def read_documents(config: RagConfig) -> list[Document]:
     return documents
 
 
-def _document_of(row, columns: dict[str, str]) -> Document:
+def _document_of(row, columns: dict[str, str]) -> SourceDocument:
     text_key = key_of("text", columns)
     text = row.data.get(text_key)
     if not isinstance(text, str) or not text.strip():
@@ -63,5 +63,5 @@ def _document_of(row, columns: dict[str, str]) -> Document:
                         "map the text key with rag.columns, e.g. {text: context}")
     raw_id = row.data.get(key_of("id", columns))
     title = row.data.get(key_of("title", columns))
-    return Document(id=row.location if raw_id is None else str(raw_id), text=text,
+    return SourceDocument(id=row.location if raw_id is None else str(raw_id), text=text,
                     title="" if title is None else str(title), location=row.location)

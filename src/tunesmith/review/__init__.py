@@ -1,4 +1,4 @@
-"""Stage: review. People (and a judge model) compare two models' answers blind; the judgments are stored in SQLite
+"""Human review. People (and a judge model) compare two models' answers blind; the judgments are stored in SQLite
 in the run folder, exported, and summarized with intervals, tests and agreement.
 
 The package exports the store only, which the web UI and the run report use: `create` loads models (torch), and

@@ -163,7 +163,7 @@ def load_contender(contender: Contender, config: RunConfig):
 def review_plan(examples: list[Example], contenders: list[Contender], answers: dict[str, list[str]],
                 settings: ReviewConfig, task: str) -> ReviewPlan:
     """The review's content: one item per prompt and pair of models, and the reviewers' blind queues."""
-    prompts = [ReviewPrompt(location=example.location, system=system_of(example), prompt=prompt_text(example),
+    prompts = [ReviewPrompt(location=example.location, system=system_of(example), prompt=prompt_for_review(example),
                             reference=example.reference, label=example.label,
                             answers={contender.name: answers[contender.name][index] for contender in contenders})
                for index, example in enumerate(examples)]
@@ -201,7 +201,7 @@ def system_of(example: Example) -> str | None:
     return "\n\n".join(systems) if systems else None
 
 
-def prompt_text(example: Example) -> str:
+def prompt_for_review(example: Example) -> str:
     """What the models were asked, without the system prompt: the user message, or for a conversation every turn
     with its speaker."""
     turns = [message for message in example.prompt_messages if message["role"] != "system"]

@@ -49,7 +49,7 @@ RUN_FILES = {"report.html": "text/html; charset=utf-8", "report.md": _TEXT, "pre
 """The files of a run the UI serves as they are (report.html is tunesmith's own self-contained page)."""
 
 
-def create_app(settings: UiSettings) -> FastAPI:
+def create_ui_app(settings: UiSettings) -> FastAPI:
     models = Playground()
 
     @asynccontextmanager
@@ -208,5 +208,5 @@ def serve_ui(settings: UiSettings) -> int:
     _check_port(settings.host, settings.port)
     link = f"http://{settings.host}:{settings.port}/" + (f"?token={settings.token}" if settings.token else "")
     log.info("tunesmith ui: %s (runs in %s)", link, settings.runs_dir)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(create_ui_app(settings), host=settings.host, port=settings.port, log_level="warning")
     return 0

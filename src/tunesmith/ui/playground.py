@@ -1,7 +1,7 @@
 """The playground: chat with a run's model and its base side by side, tokens streamed to both panes.
 
-Models come from the serving code: `tunesmith.deploy.served.load_served` loads an adapter run on its base and
-serves the base too (as ``base``), and the batching engine (`tunesmith.deploy.engine.Engine`) generates, so both
+Models come from the serving code: `tunesmith.serve.served.load_served` loads an adapter run on its base and
+serves the base too (as ``base``), and the batching engine (`tunesmith.serve.engine.Engine`) generates, so both
 panes' requests decode in one batch. A full fine-tune has no base inside it: its base model is loaded beside it,
 with an engine of its own. Nothing loads until a run's playground is first opened; the `KEEP_LOADED` runs used
 last stay loaded.
@@ -28,10 +28,10 @@ from starlette.exceptions import HTTPException
 
 from tunesmith.config.vocabulary import BASE_MODEL, uses_adapter
 from tunesmith.data.tokenize import prompt_token_ids
-from tunesmith.deploy.engine import Engine, Finished, Generation, Sampling
-from tunesmith.deploy.served import Served, ServedModel, load_served
 from tunesmith.json_files import dumps
 from tunesmith.run_dir import RunDir
+from tunesmith.serve.engine import Engine, Finished, Generation, Sampling
+from tunesmith.serve.served import Served, ServedModel, load_served
 from tunesmith.ui.pages import UiSettings, find_run, render
 from tunesmith.ui.runs import find_runs
 

@@ -17,10 +17,10 @@ import yaml
 from tunesmith.config.vocabulary import ALWAYS_REPORTED, TASK_METRICS, task_of, uses_adapter
 from tunesmith.document import is_number
 from tunesmith.errors import RunError
+from tunesmith.experiments.sweep import SWEEP_FILE
+from tunesmith.experiments.trial import TRIALS_FOLDER
 from tunesmith.json_files import read_json, read_jsonl
 from tunesmith.run_dir import RunDir
-from tunesmith.tune.sweep import SWEEP_FILE
-from tunesmith.tune.trial import TRIALS_FOLDER
 from tunesmith.ui.sweeps import trial_state
 
 STATUSES = ("running", "done", "pruned", "failed", "stopped")

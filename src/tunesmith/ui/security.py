@@ -22,8 +22,8 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from tunesmith.deploy.server_state import check_bind
 from tunesmith.errors import ConfigError
+from tunesmith.serve.state import check_bind
 
 TOKEN_COOKIE = "tunesmith_session"
 CSRF_COOKIE = "tunesmith_csrf"
@@ -32,7 +32,7 @@ TOKEN_VARIABLE = "TUNESMITH_UI_TOKEN"
 
 
 def check_ui_bind(host: str, token: str | None) -> None:
-    """The serve rule (`tunesmith.deploy.server_state.check_bind`), worded for the UI's --token."""
+    """The serve rule (`tunesmith.serve.state.check_bind`), worded for the UI's --token."""
     try:
         check_bind(host, token)
     except ConfigError:

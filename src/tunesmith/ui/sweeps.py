@@ -14,10 +14,10 @@ import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
 from tunesmith.errors import RunError
+from tunesmith.experiments.sweep import SWEEP_FILE
+from tunesmith.experiments.sweep_report import STATE_NAMES
+from tunesmith.experiments.trial import TRIALS_FOLDER
 from tunesmith.json_files import read_json
-from tunesmith.tune.report import STATE_NAMES
-from tunesmith.tune.sweep import SWEEP_FILE
-from tunesmith.tune.trial import TRIALS_FOLDER
 
 SQLITE_PREFIX = "sqlite:///"
 

@@ -1,0 +1,164 @@
+"""What `tunesmith serve` serves: runs (or a plain model folder) loaded once, each under the name a request's
+``model`` field picks.
+
+Runs of adapter methods (LoRA, DoRA) on one base share it: the base is loaded once and every run's adapter is
+added to it as a named peft adapter, so N runs cost one model's memory plus N small adapters, and requests for
+different runs still decode in one batch. The base itself is served too, as ``base``. A full fine-tune, or a
+model folder (an export's ``merged/``, the default model, a Hub id), is served alone.
+
+Each served name keeps the run's chat template, system prompt and task, so a request is rendered exactly as
+evaluation rendered the test rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunesmith.config.schema import DataConfig, ModelConfig, RunConfig
+from tunesmith.config.vocabulary import BASE_MODEL, task_of, uses_adapter
+from tunesmith.data.example import Message
+from tunesmith.data.formats import classification_user_turn
+from tunesmith.errors import RunError
+from tunesmith.json_files import read_json
+from tunesmith.models import (
+    load_base_model,
+    load_model_folder,
+    load_tokenizer,
+    model_folder,
+    portable_name,
+    stop_token_ids,
+)
+from tunesmith.models.loading import load_adapter
+from tunesmith.run_dir import RunDir
+from tunesmith.serve.engine import BASE_ADAPTER
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    name: str
+    tokenizer: object
+    """This name's tokenizer, with the chat template its run trained with."""
+    adapter: str | None
+    """The peft adapter that answers for this name (`BASE_ADAPTER` for the base), None without adapters."""
+    system_prompt: str | None
+    task: str
+    labels: list[str] | None
+    data: DataConfig | None
+    run: Path | None
+
+    def conversation(self, messages: list[Message]) -> list[Message]:
+        """``messages`` with the run's system prompt first, unless the client sent its own."""
+        if self.system_prompt and not any(message["role"] == "system" for message in messages):
+            return [{"role": "system", "content": self.system_prompt}, *messages]
+        return list(messages)
+
+    def classification_prompt(self, text: str) -> list[Message]:
+        """The prompt evaluation gave a test row with ``text`` (instruction naming the labels, system prompt)."""
+        return self.conversation([{"role": "user", "content": classification_user_turn(self.data, self.labels, text)}])
+
+    def describe(self) -> dict:
+        return {"run": str(self.run) if self.run else None, "task": self.task, "labels": self.labels,
+                "adapter": self.adapter}
+
+
+@dataclass
+class Served:
+    model: object
+    models: dict[str, ServedModel]
+    primary: str
+    shadow: str | None
+    stop_ids: frozenset[int]
+    context_length: int
+    base_model: str
+
+    def manifest(self) -> dict:
+        """What `tunesmith.monitor.request_log.write_manifest` records for the monitor and the feedback export."""
+        return {"models": {name: served.describe() for name, served in self.models.items()},
+                "primary": self.primary, "shadow": self.shadow, "base_model": self.base_model}
+
+
+def load_served(targets: list[str], shadow: str | None = None, device=None) -> Served:
+    """Load what ``targets`` name (run folders, or one model folder / ``default`` / Hub id) and ``shadow`` (a run
+    whose answers are logged beside the first target's)."""
+    if not targets:
+        raise RunError("nothing to serve", "give a run folder (or a model folder)")
+    runs = [RunDir(target) for target in [*targets, *([shadow] if shadow else [])]]
+    if not all(run.config_path.is_file() for run in runs):
+        if len(targets) > 1 or shadow:
+            plain = [str(run.root) for run in runs if not run.config_path.is_file()]
+            raise RunError(f"{', '.join(plain)} is not a run folder; several models or a shadow can only be runs",
+                           "serve a model folder on its own")
+        return _plain_model(targets[0], device)
+    names = [run.root.resolve().name for run in runs]
+    if len(set(names)) < len(names) or BASE_MODEL in names:
+        raise RunError(f"served names must differ (and not be {BASE_MODEL!r}): {', '.join(names)}",
+                       "rename a run folder")
+    configs = [run.config() for run in runs]
+    full = [name for name, config in zip(names, configs) if not uses_adapter(config.method)]
+    if full and len(runs) > 1:
+        raise RunError(f"{full[0]} is a full fine-tune, which cannot share a base with other runs",
+                       "serve a full fine-tune on its own (one `tunesmith serve` per full run)")
+    if full:
+        config = configs[0]
+        model = load_model_folder(_weights(runs[0], config), config.model, device)
+        served = {names[0]: _served_run(names[0], runs[0], config, None)}
+        return _served(model, served, names[0], None, config.model)
+    _check_one_base(names, configs)
+    base, _ = load_base_model(configs[0].model, device)
+    model = base
+    for name, run in zip(names, runs):
+        model = load_adapter(model, _weights(run, run.config()), name)
+    model.eval()
+    served = {name: _served_run(name, run, config, name) for name, run, config in zip(names, runs, configs)}
+    served[BASE_MODEL] = _served_run(BASE_MODEL, runs[0], configs[0], BASE_ADAPTER, is_base=True)
+    return _served(model, served, names[0], names[-1] if shadow else None, configs[0].model)
+
+
+def _served(model, models: dict[str, ServedModel], primary: str, shadow: str | None,
+            model_config: ModelConfig) -> Served:
+    tokenizer = models[primary].tokenizer
+    return Served(model=model, models=models, primary=primary, shadow=shadow,
+                  stop_ids=frozenset(stop_token_ids(model, tokenizer)),
+                  context_length=int(getattr(model.config, "max_position_embeddings", 0) or 1 << 20),
+                  base_model=portable_name(model_config))
+
+
+def _plain_model(target: str, device) -> Served:
+    model_config = ModelConfig(name=target)
+    model = load_model_folder(model_folder(model_config), model_config, device)
+    name = "default" if target == "default" else Path(target.rstrip("/")).name
+    served = ServedModel(name=name, tokenizer=load_tokenizer(model_config), adapter=None, system_prompt=None,
+                         task="generation", labels=None, data=None, run=None)
+    return _served(model, {name: served}, name, None, model_config)
+
+
+def _served_run(name: str, run: RunDir, config: RunConfig, adapter: str | None, is_base: bool = False) -> ServedModel:
+    summary = read_json(run.data_summary) or {}
+    row_format = summary.get("format") or (config.data.format if config.data.format != "auto" else "messages")
+    labels = summary.get("labels") or config.data.label_names
+    return ServedModel(
+        name=name, tokenizer=load_tokenizer(config.model), adapter=adapter, system_prompt=config.data.system_prompt,
+        task=task_of(config.evaluate.task, row_format), labels=list(labels) if labels else None, data=config.data,
+        run=None if is_base else run.root.resolve(),
+    )
+
+
+def _weights(run: RunDir, config: RunConfig) -> Path:
+    """The run's best checkpoint; once its checkpoints are deleted (to free the disk), its export: ``adapter/``
+    (adapter methods) or ``merged/`` (a full fine-tune), which hold the same weights."""
+    if run.best.is_dir():
+        return run.best_weights()
+    exported = run.adapter if uses_adapter(config.method) else run.merged
+    return exported if (exported / "config.json").is_file() or (exported / "adapter_config.json").is_file() \
+        else run.best_weights()  # neither: the error says to train
+
+
+def _check_one_base(names: list[str], configs: list[RunConfig]) -> None:
+    """Adapters can share a base only if they were trained on the same weights."""
+    first = (model_folder(configs[0].model).resolve(), configs[0].model.revision)
+    for name, config in zip(names[1:], configs[1:]):
+        if (model_folder(config.model).resolve(), config.model.revision) != first:
+            raise RunError(f"{name} was trained on {portable_name(config.model)}, {names[0]} on "
+                           f"{portable_name(configs[0].model)}: adapters served together need one base",
+                           "serve runs of different base models with separate `tunesmith serve` commands")

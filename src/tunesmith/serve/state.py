@@ -1,0 +1,79 @@
+"""What the server's routes share: its settings, the loaded models and engine, the request log and the metrics;
+and the rule for where it may bind."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunesmith.errors import ConfigError
+from tunesmith.monitor.request_log import RequestLog
+from tunesmith.serve.engine import Engine
+from tunesmith.serve.metrics import ServerMetrics
+from tunesmith.serve.openai_api import ApiError
+from tunesmith.serve.served import Served, ServedModel
+
+LOG_FOLDER = "serve_logs"
+"""The request log's folder in the first run's folder (or the current one, serving a plain model)."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = None
+    log_dir: Path | None = None
+    log_content: bool = True
+    log_max_bytes: int = 64 * 1024 * 1024
+    max_prompt_tokens: int = 4096
+    """Longer prompts are refused (400); the model's context length caps it too."""
+    max_tokens: int = 512
+    """The most tokens a request may ask for, and what it gets when it asks for none."""
+    request_timeout_s: float = 120.0
+    max_batch: int = 32
+    batch_window_s: float = 0.005
+
+
+def check_bind(host: str, api_key: str | None) -> None:
+    """Binding beyond this machine exposes the model (and the request log's content) to the network: only with a
+    key."""
+    if api_key or host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ConfigError("--host", f"binding {host} (not a loopback address) without an API key would let anyone who "
+                      "can reach this machine use the model", "give --api-key (or set TUNESMITH_API_KEY)")
+
+
+class ServerState:
+    """What the routes share: the loaded models and engine (once loading finished), the log, the metrics."""
+
+    def __init__(self, settings: ServerSettings, metrics: ServerMetrics):
+        self.settings, self.metrics = settings, metrics
+        self.served: Served | None = None
+        self.engine: Engine | None = None
+        self.request_log: RequestLog | None = None
+        self.load_error: str | None = None
+        self.known_ids: set[str] = set()
+
+    def ready(self) -> Served:
+        if self.served is None:
+            raise ApiError(503, self.load_error or "the model is still loading; retry when /ready says ready",
+                           "service_unavailable")
+        return self.served
+
+    def pick(self, name: str | None) -> ServedModel:
+        served = self.ready()
+        model = served.models.get(name or served.primary)
+        if model is None:
+            raise ApiError(404, f"the model {name!r} does not exist; served: {', '.join(served.models)}",
+                           param="model", code="model_not_found")
+        return model
+
+    def write(self, record: dict) -> None:
+        if self.request_log is not None:
+            self.request_log.write(record)

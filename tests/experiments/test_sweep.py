@@ -1,0 +1,178 @@
+"""`tunesmith sweep` on the tiny model: trial counts, the test split kept for the winner, pruning, a SIGKILL
+mid-trial resumed, best.yaml reproducing its trial, grid coverage, two workers on one SQLite study."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import yaml
+
+from tunesmith.experiments import prepare_sweep, run_sweep, work
+from tunesmith.experiments import trial as trial_module
+from tunesmith.json_files import read_json, read_jsonl
+from tunesmith.run_dir import RunDir
+
+SOURCE = Path(__file__).resolve().parents[2] / "src"
+
+
+def finished_trials(summary_or_folder) -> list[optuna.trial.FrozenTrial]:
+    folder = Path(summary_or_folder["folder"] if isinstance(summary_or_folder, dict) else summary_or_folder)
+    record = read_json(folder / "sweep.json")
+    study = optuna.load_study(study_name=record["study"], storage=record["storage"])
+    return study.get_trials(deepcopy=False)
+
+
+def test_a_sweep_runs_its_trials_and_only_the_best_sees_the_test_split(sweep_config, monkeypatch):
+    seen_test_rows = []
+    real_train = trial_module.train
+
+    def spying_train(config, run, splits, **kwargs):
+        seen_test_rows.append(len(splits.test))
+        return real_train(config, run, splits, **kwargs)
+
+    monkeypatch.setattr(trial_module, "train", spying_train)
+    config = sweep_config({"train.learning_rate": {"log_uniform": [1e-3, 5e-2]}, "lora.r": [2, 4]}, pruner="none")
+    summary = run_sweep(str(config), [])
+    trials = finished_trials(summary)
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert seen_test_rows == [0, 0, 0]
+    best = min(trials, key=lambda t: t.value)
+    assert summary["best_trial"] == best.number
+    for trial in trials:  # only the winner was evaluated (on test), exported and reported
+        run = RunDir(trial.user_attrs["run_dir"])
+        assert run.eval_json.is_file() == (trial.number == best.number)
+        assert trial.value == read_json(run.train_summary)["best_val_loss"]
+        assert trial.user_attrs["train_tokens"] == read_json(run.train_summary)["train_tokens"]
+    folder = Path(summary["folder"])
+    report = (folder / "sweep_report.md").read_text()
+    for words in ("The best trial on the test split", "Parameter importances", "sweep_history.png", "Trials"):
+        assert words in report
+    assert (folder / "sweep_history.png").is_file() and (folder / "sweep_report.html").is_file()
+
+
+def test_best_yaml_reproduces_the_best_trials_validation_loss(sweep_config, tmp_path):
+    from tunesmith.cli import main
+
+    summary = run_sweep(str(sweep_config({"train.learning_rate": [5e-3, 2e-2]}, trials=2, pruner="none")), [])
+    best_yaml = Path(summary["best_config"])
+    assert yaml.safe_load(best_yaml.read_text())["sweep"] is None
+    assert main(["train", str(best_yaml), "--run-dir", str(tmp_path / "again")]) == 0
+    assert read_json(tmp_path / "again" / "train_summary.json")["best_val_loss"] == summary["best_value"]
+
+
+def test_the_median_pruner_stops_a_trial_that_falls_behind(sweep_config):
+    config = sweep_config({"train.learning_rate": [3e-2, 1e-9]}, trials=3, pruner="median")
+    sweep = prepare_sweep(str(config), [])
+    study = sweep.study()
+    for learning_rate in (3e-2, 3e-2, 1e-9):  # two good trials, then one that cannot learn
+        study.enqueue_trial({"train.learning_rate": learning_rate}, skip_if_exists=False)
+    work(sweep)
+    trials = sweep.study().get_trials(deepcopy=False)
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED"]
+    assert list(trials[2].intermediate_values) == [1]  # stopped at its first validation, not after 3 steps
+    assert read_json(Path(trials[2].user_attrs["run_dir"]) / "train_summary.json") is None
+    assert 0 < trials[2].user_attrs["train_tokens"] < trials[0].user_attrs["train_tokens"]  # its cost is counted
+
+
+def test_grid_sampling_covers_the_grid_exactly_once(sweep_config):
+    config = sweep_config({"lora.r": [2, 4], "train.learning_rate": [5e-3, 2e-2]}, trials=4, sampler="grid",
+                          pruner="none")
+    sweep = prepare_sweep(str(config), [])
+    work(sweep)
+    seen = sorted((t.params["lora.r"], t.params["train.learning_rate"]) for t in sweep.study().get_trials())
+    assert seen == [(2, 5e-3), (2, 2e-2), (4, 5e-3), (4, 2e-2)]
+
+
+def _sweep_command(config: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "tunesmith", "sweep", str(config), *extra]
+
+
+def test_a_sweep_killed_mid_trial_resumes_to_the_requested_count(sweep_config, tmp_path):
+    config = sweep_config({"train.learning_rate": [5e-3, 2e-2]}, trials=3, pruner="none")
+    env = {**os.environ, "PYTHONPATH": str(SOURCE)}
+    # Long enough to be killed inside the second trial; few validations, which are most of a tiny model's step.
+    slow = ["--set", "train.max_steps=40", "--set", "train.eval_every=10", "--set", "train.save_every=10"]
+    process = subprocess.Popen(_sweep_command(config, *slow), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    second = None
+    while time.monotonic() < deadline:
+        found = sorted((tmp_path / "runs").glob("sweep-sweep-*/trials/trial-0001/metrics.jsonl"))
+        if found and any("val_loss" in line for line in read_jsonl(found[0])):
+            second = found[0]
+            break
+        time.sleep(0.2)
+    assert second is not None, "the second trial never started"
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    folder = second.parents[2]
+    assert [t.state.name for t in finished_trials(folder)][:2] == ["COMPLETE", "RUNNING"]
+    resumed = subprocess.run(_sweep_command(config, *slow, "--resume"), env=env, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    states = [t.state.name for t in finished_trials(folder)]
+    assert states.count("COMPLETE") == 3 and states[1] == "FAIL"  # the killed trial never counts as done
+    retried = [t for t in finished_trials(folder) if t.user_attrs.get("retry_of") == 1]
+    assert len(retried) == 1 and retried[0].state.name == "COMPLETE"
+
+
+def test_two_local_workers_share_one_study_without_running_a_trial_twice(sweep_config):
+    config = sweep_config({"train.learning_rate": {"log_uniform": [1e-3, 5e-2]}}, trials=4, pruner="none")
+    summary = run_sweep(str(config), [], workers=2)
+    trials = finished_trials(summary)
+    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
+    assert len({t.user_attrs["pid"] for t in trials}) == 2  # both workers ran trials
+    run_dirs = [t.user_attrs["run_dir"] for t in trials]
+    assert len(set(run_dirs)) == 4
+    assert sorted(Path(summary["folder"], "trials").iterdir()) == sorted(Path(d) for d in run_dirs)
+
+
+def test_a_config_without_a_sweep_section_is_an_error(sweep_config, error_of, tmp_path):
+    config = sweep_config({"lora.r": [2]})
+    raw = yaml.safe_load(config.read_text())
+    del raw["sweep"]
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump(raw))
+    assert "config: sweep:" in error_of(lambda: run_sweep(str(plain), []))
+
+
+def test_a_metric_the_task_lacks_is_refused_before_any_trial(sweep_config, error_of):
+    config = sweep_config({"lora.r": [2]}, metric="bleu")
+    assert "sweep.metric" in error_of(lambda: run_sweep(str(config), []))
+
+
+def test_a_database_password_is_not_written_to_the_sweep_folder(sweep_config, tmp_path, error_of):
+    config = sweep_config({"lora.r": [2]})
+    folder = tmp_path / "remote-sweep"
+    prepare_sweep(str(config), [], storage="postgresql://tuner:s3cret@db.example:5432/studies", sweep_dir=str(folder))
+    record = (folder / "sweep.json").read_text()
+    assert "s3cret" not in record and "tuner:***@db.example" in record
+    message = error_of(lambda: prepare_sweep(str(config), [], resume=True, sweep_dir=str(folder)))
+    assert "--storage" in message
+
+
+def test_a_task_metric_is_scored_on_validation_at_every_step_and_chooses_the_best(sweep_config):
+    config = sweep_config({"train.learning_rate": [5e-3, 3e-2]}, trials=2, metric="accuracy", pruner="median")
+    sweep = prepare_sweep(str(config), [])
+    assert sweep.direction == "maximize"
+    work(sweep)
+    for trial in sweep.study().get_trials():
+        run = RunDir(trial.user_attrs["run_dir"])
+        assert run.config().train.val_metrics == ["accuracy"]
+        best_step = read_json(run.train_summary)["best_step"]
+        at_best = [line for line in read_jsonl(run.metrics) if line.get("step") == best_step and "val_accuracy" in line]
+        assert trial.value == at_best[-1]["val_accuracy"]
+        assert set(trial.intermediate_values) == {1, 2, 3}
+
+
+def test_a_sweep_with_rag_rows_is_refused_before_any_trial(tmp_path, error_of):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("data: {train: t.jsonl}\nsweep: {trials: 2, params: {train.learning_rate: [0.001, 0.01]}}\n"
+                    "rag: {documents: d.jsonl, sft_on_documents: true}\n")
+    assert "config: rag: a sweep does not train on rag rows" in error_of(lambda: prepare_sweep(str(path), []))

@@ -1,0 +1,123 @@
+"""The batching engine on the tiny model: rows that join and leave a running batch decode exactly as they would
+alone; stop strings, cancellation, timeouts and the batch cap."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+from tunesmith.data.tokenize import prompt_token_ids
+from tunesmith.serve.engine import Engine, Finished, Generation, Sampling
+
+
+@pytest.fixture()
+def chatty(chatty_model_dir):
+    model = AutoModelForCausalLM.from_pretrained(chatty_model_dir).eval()
+    return model, AutoTokenizer.from_pretrained(chatty_model_dir)
+
+
+class Collector:
+    """A sink that keeps a request's text deltas and its `Finished`."""
+
+    def __init__(self):
+        self.deltas: list[str] = []
+        self.finished: Finished | None = None
+        self.done = threading.Event()
+
+    def __call__(self, event) -> None:
+        if isinstance(event, Finished):
+            self.finished = event
+            self.done.set()
+        else:
+            self.deltas.append(event)
+
+
+def submit(engine, tokenizer, text: str, max_tokens: int = 24, timeout: float = 60,
+           **sampling) -> tuple[Generation, Collector]:
+    sink = Collector()
+    ids = prompt_token_ids(tokenizer, [{"role": "user", "content": text}])
+    generation = engine.submit(Generation(prompt_ids=ids, sampling=Sampling(max_tokens=max_tokens, **sampling),
+                                          adapter=None, stop_ids=frozenset([tokenizer.eos_token_id]), sink=sink,
+                                          deadline=time.monotonic() + timeout))
+    return generation, sink
+
+
+def alone(model, tokenizer, text: str, max_tokens: int = 24) -> list[int]:
+    ids = torch.tensor([prompt_token_ids(tokenizer, [{"role": "user", "content": text}])])
+    config = GenerationConfig(max_new_tokens=max_tokens, do_sample=False, eos_token_id=tokenizer.eos_token_id,
+                              pad_token_id=tokenizer.pad_token_id)
+    output = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)[0]
+    return [token for token in output[ids.shape[1]:].tolist() if token != tokenizer.eos_token_id]
+
+
+TEXTS = ["hi", "the quick brown fox jumps over the lazy dog " * 3, "sea", "WINNER!! claim your cash reward now",
+         "are we still meeting for lunch tomorrow? I'll bring the notes", "0 1 2 3"]
+
+
+def test_rows_joining_a_running_batch_decode_as_alone(chatty):
+    model, tokenizer = chatty
+    expected = [alone(model, tokenizer, text) for text in TEXTS]
+    engine = Engine(model, tokenizer, max_batch=4)
+    try:
+        runs = []
+        for text in TEXTS:  # staggered: later rows join a batch already decoding; at most 4 decode at once
+            runs.append(submit(engine, tokenizer, text))
+            time.sleep(0.01)
+        for generation, sink in runs:
+            assert sink.done.wait(60)
+        assert [generation.generated for generation, _ in runs] == expected
+        for (generation, sink), tokens in zip(runs, expected):
+            assert sink.finished.text == tokenizer.decode(tokens, skip_special_tokens=True)
+            assert "".join(sink.deltas) == sink.finished.text
+            assert sink.finished.completion_tokens == len(tokens)
+    finally:
+        engine.stop()
+    assert engine.active() == 0
+
+
+def test_a_stop_string_ends_the_answer_and_is_never_streamed(chatty):
+    model, tokenizer = chatty
+    full = tokenizer.decode(alone(model, tokenizer, TEXTS[3], 40), skip_special_tokens=True)
+    stop = full[5:8]
+    engine = Engine(model, tokenizer)
+    try:
+        _, sink = submit(engine, tokenizer, TEXTS[3], 40, stop=(stop, "never-there"))
+        assert sink.done.wait(60)
+    finally:
+        engine.stop()
+    assert sink.finished.text == full[:full.index(stop)] and sink.finished.reason == "stop"
+    assert "".join(sink.deltas) == sink.finished.text
+
+
+def test_cancelled_and_late_rows_leave_without_stalling_the_others(chatty):
+    model, tokenizer = chatty
+    engine = Engine(model, tokenizer)
+    try:
+        long_one, long_sink = submit(engine, tokenizer, TEXTS[1], 400)
+        late, late_sink = submit(engine, tokenizer, TEXTS[0], 400, timeout=0.0)
+        short, short_sink = submit(engine, tokenizer, TEXTS[2], 5)
+        long_one.cancel()
+        for sink in (long_sink, late_sink, short_sink):
+            assert sink.done.wait(60)
+    finally:
+        engine.stop()
+    assert long_sink.finished.reason == "cancelled" and late_sink.finished.reason == "timeout"
+    assert short_sink.finished.reason in ("length", "stop") and short.generated == alone(model, tokenizer, TEXTS[2], 5)
+
+
+def test_seeded_sampling_is_repeatable_and_top_p_near_zero_is_greedy(chatty):
+    model, tokenizer = chatty
+    engine = Engine(model, tokenizer)
+    try:
+        runs = [submit(engine, tokenizer, TEXTS[4], 16, temperature=1.0, seed=3) for _ in range(2)]
+        nucleus = submit(engine, tokenizer, TEXTS[4], 16, temperature=1.0, top_p=1e-6, seed=4)
+        for _, sink in [*runs, nucleus]:
+            assert sink.done.wait(60)
+    finally:
+        engine.stop()
+    assert runs[0][0].generated == runs[1][0].generated
+    assert nucleus[0].generated == alone(model, tokenizer, TEXTS[4], 16)
