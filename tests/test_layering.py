@@ -11,7 +11,7 @@ import pytest
 
 SOURCE = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
-    {"errors", "text", "atomic", "json_files", "document", "distributed"},
+    {"errors", "extras", "text", "atomic", "json_files", "document", "distributed"},
     {"config"}, {"run_dir"}, {"models"}, {"data"}, {"starter"}, {"retrieval"}, {"predict"}, {"train"}, {"evaluate"},
     {"review"}, {"export"}, {"report"}, {"monitor"}, {"serve"}, {"pipeline"}, {"experiments"}, {"ui"},
     {"cli", "__main__"},

@@ -5,7 +5,8 @@ each command to a function that calls the same library functions a Python user c
 mistake surfaces as a `TunesmithError`, printed on one line (no traceback), exit code 2 (`data check` exits 1
 when it found problems in readable data, 2 when it listed unreadable rows; `monitor` exits 1 when a threshold is
 breached; `feedback export` exits 1 when no row qualified). Handlers import the stages they run
-when they run: importing every stage (torch, transformers, peft) would cost `tunesmith --help` seconds.
+when they run: importing every stage (torch, transformers, peft) would cost `tunesmith --help` seconds, and the
+optional parts (`tunesmith.extras`) may not be installed.
 """
 
 from __future__ import annotations
@@ -33,10 +34,21 @@ from tunesmith.cli import (
 )
 from tunesmith.cli.arguments import without_processes
 from tunesmith.errors import TunesmithError
+from tunesmith.extras import MissingExtraError, extra_of, require_extras
 
 GROUPS = [pipeline_commands, run_commands, experiment_commands, serve_commands, monitor_commands, review_commands,
           retrieval_commands, ui_commands]
 """In the order `tunesmith --help` lists them."""
+
+COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
+    "serve": ("serve",),
+    "ui": ("ui",),
+    "sweep": ("sweep",),
+    "compare-rag": ("rag", "sweep"),  # `tunesmith.experiments` holds both experiments and imports Optuna
+    "rag index": ("rag",),
+    "rag query": ("rag",),
+}
+"""The extras (`tunesmith.extras.EXTRAS`) a command needs whatever its arguments; checked before it runs."""
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     name: handler for group in GROUPS for name, handler in group.HANDLERS.items()}
@@ -58,12 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     subcommand = getattr(args, f"{args.command}_command", None)
     command = f"{args.command} {subcommand}" if subcommand else args.command
     try:
+        require_extras(f"tunesmith {command}", *COMMAND_EXTRAS.get(command, ()))
         if getattr(args, "processes", 1) > 1:
             distributed.launch(without_processes(argv), args.processes)  # each process runs this command
             return 0
         if getattr(args, "processes", 1) < 1:
             raise TunesmithError("--processes must be 1 or more")
-        return HANDLERS[command](args)
+        return _dispatch(command, args)
     except TunesmithError as error:
         print(f"tunesmith: error: {error}", file=sys.stderr)
         return error.exit_code
@@ -85,6 +98,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # ---- handlers: parsed arguments in, exit code out ---------------------------------------------------------------
+
+
+def _dispatch(command: str, args: argparse.Namespace) -> int:
+    """Run the command's handler. An optional module it needs only for these arguments (e.g. `rag:` in the config of
+    `tunesmith run`) and finds missing is reported as the extra to install."""
+    try:
+        return HANDLERS[command](args)
+    except ModuleNotFoundError as error:
+        extra = extra_of(error)
+        if extra is None:
+            raise
+        raise MissingExtraError(f"tunesmith {command}", [extra]) from error
 
 
 def _configure_logging(verbose: bool) -> None:

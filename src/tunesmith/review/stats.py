@@ -8,10 +8,10 @@ said so, else a tie. Rubric means and Bradley-Terry strengths use every judgment
 the scores as independent; no interval is claimed for the strengths). Judge models (`tunesmith.review.judge`) are
 reported on their own, beside their agreement with the people.
 
-Reference implementations where they exist: Wilson intervals and Fleiss' kappa from statsmodels, Cohen's kappa
-from scikit-learn, the sign test as scipy's exact binomial test, t-intervals from scipy. Each is imported by the
-function that needs it: statsmodels alone takes about a second to import, and the run report imports this module
-for every run, reviewed or not.
+Reference implementations where they exist: Cohen's kappa from scikit-learn; the sign test, Wilson intervals and
+t-intervals from scipy. Fleiss' kappa is its textbook formula over a numpy table (a few lines; the library that
+offers it, statsmodels, would be a dependency for this one function). Each library is imported by the function
+that needs it: the run report imports this module for every run, reviewed or not.
 """
 
 from __future__ import annotations
@@ -93,12 +93,12 @@ def comparison(judgments: list[Judgment], items: dict[int, Item], model: str, ot
 
 def wilson(successes: int, trials: int) -> list[float] | None:
     """The Wilson score interval (`CONFIDENCE`) of a proportion; None without trials."""
-    from statsmodels.stats.proportion import proportion_confint
+    from scipy.stats import binomtest
 
     if not trials:
         return None
-    low, high = proportion_confint(successes, trials, alpha=1 - CONFIDENCE, method="wilson")
-    return [float(low), float(high)]
+    interval = binomtest(successes, trials).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
+    return [float(interval.low), float(interval.high)]
 
 
 # ---- rubric scores ----------------------------------------------------------------------------------------------
@@ -158,15 +158,20 @@ def cohen_kappa(first: list[Hashable], second: list[Hashable]) -> float | None:
 
 def fleiss_kappa(ratings: list[list[Hashable]]) -> float | None:
     """Fleiss' kappa of items each rated by the same number of raters (one list of ratings per item); None when
-    undefined."""
-    from statsmodels.stats.inter_rater import aggregate_raters
-    from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss
+    undefined. With n raters per item and n_ij of them choosing category j on item i: P_i = (sum_j n_ij^2 - n) /
+    (n(n - 1)) is item i's agreement, p_j the category's share of all ratings, and kappa = (mean P_i - sum_j p_j^2)
+    / (1 - sum_j p_j^2)."""
+    import numpy as np
 
     if not ratings or len({value for row in ratings for value in row}) < 2:
         return None
-    codes = {value: code for code, value in enumerate(sorted({str(value) for row in ratings for value in row}))}
-    table, _ = aggregate_raters([[codes[str(value)] for value in row] for row in ratings])
-    return float(statsmodels_fleiss(table, method="fleiss"))
+    categories = sorted({str(value) for row in ratings for value in row})
+    table = np.array([[[str(value) for value in row].count(category) for category in categories] for row in ratings],
+                     dtype=float)
+    raters = table[0].sum()
+    agreement = ((table**2).sum(axis=1) - raters) / (raters * (raters - 1))
+    chance = ((table.sum(axis=0) / table.sum()) ** 2).sum()
+    return float((agreement.mean() - chance) / (1 - chance))
 
 
 def judge_stats(judged: list[Judgment], humans: list[Judgment], items: dict[int, Item], tuned: str,
