@@ -7,10 +7,10 @@ Routes: ``POST /v1/chat/completions`` and ``/v1/completions`` (streamed over ser
 
 Safe by default: it binds 127.0.0.1; with an API key every route but /health and /ready needs
 ``Authorization: Bearer KEY``, and binding any other address without a key is refused; a request whose Host header
-is not a name the server answers to is refused (`tunesmith.web.AllowedHosts`). Bad requests get an OpenAI-style JSON
-error with a 4xx status, never a traceback. SIGTERM stops accepting, lets in-flight requests
-finish, then exits. Every answered request (and every error) is one line in the request log
-(`tunesmith.monitor.request_log`).
+is not a name the server answers to is refused before anything else sees it (`tunesmith.web.AllowedHosts`). Bad
+requests get an OpenAI-style JSON error with a 4xx status, never a traceback. SIGTERM stops accepting, lets
+in-flight requests finish, then exits. Every answered request (and every failed request to a ``/v1/`` route) is
+one line in the request log (`tunesmith.monitor.request_log`). The routes are `tunesmith.serve.routes`.
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ async def _require_key(request: Request, call_next):
 
 
 def _render_error(request: Request, error: HttpError) -> JSONResponse:
-    error = ApiError.of(error)
-    return JSONResponse(error.body(), status_code=error.status)
+    answer = ApiError.of(error)
+    return JSONResponse(answer.body(), status_code=answer.status)
 
 
 def _log_failure(request: Request, error: HttpError) -> None:

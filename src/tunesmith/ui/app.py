@@ -54,8 +54,7 @@ def create_ui_app(settings: UiSettings) -> FastAPI:
     app.state.settings = settings
     app.state.playground = Playground()
     app.mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static")
-    # Request validation fails with 422 here (FastAPI's status; the pages' scripts expect it).
-    install_error_handlers(app, render_error, validation_status=422)
+    install_error_handlers(app, render_error, validation_status=422)  # FastAPI's status for a body it refused
     app.include_router(router)
     app.include_router(playground_routes)
     app.include_router(review_routes)
