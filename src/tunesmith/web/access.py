@@ -119,8 +119,9 @@ class AllowedHosts:
         if self.admits(name):
             return None
         return HttpError(400, f"this server does not answer to the host {name[:100]!r} (it answers to localhost, "
-                              f"its loopback addresses and the names given with {ALLOWED_HOST_OPTION}): to reach "
-                              f"it by this name, start it with {ALLOWED_HOST_OPTION} {name[:100]}", code="invalid_host")
+                              f"loopback addresses, the address it listens on and the names given with "
+                              f"{ALLOWED_HOST_OPTION}): to reach it by this name, start it with "
+                              f"{ALLOWED_HOST_OPTION} {name[:100]}", code="invalid_host")
 
 
 class HostCheck:
