@@ -167,7 +167,7 @@ def main() -> None:
     args = parser.parse_args()
     import psutil
 
-    from tunesmith.serve.served import load_served
+    from tunesmith.serve import load_served
 
     prompts = load_prompts(args.requests)
     levels = [int(level) for level in args.clients.split(",")]

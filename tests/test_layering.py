@@ -13,7 +13,7 @@ SOURCE = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
     {"errors", "extras", "text", "atomic", "json_files", "document", "distributed"},
     {"config"}, {"run_dir"}, {"models"}, {"data"}, {"starter"}, {"retrieval"}, {"predict"}, {"train"}, {"evaluate"},
-    {"review"}, {"export"}, {"report"}, {"monitor"}, {"serve"}, {"pipeline"}, {"experiments"}, {"ui"},
+    {"review"}, {"export"}, {"report"}, {"monitor"}, {"web"}, {"serve"}, {"pipeline"}, {"experiments"}, {"ui"},
     {"cli", "__main__"},
 ]
 """Lowest first: a package may import its own layer's modules and lower layers only."""
@@ -100,6 +100,7 @@ NEVER_IMPORTS = {
     "serve": {"train"},
     "ui": {"pipeline", "train", "experiments"},  # the UI reads run folders and serves through `serve`
     "monitor": {"serve", "predict"},  # it reads request logs and run folders, never a model or the engine
+    "web": {"serve", "ui"},  # the HTTP layer both apps are built on knows neither of them
 }
 """Packages a package may not import, directly or through another package, although their layers would allow it."""
 

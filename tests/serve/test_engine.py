@@ -1,8 +1,11 @@
 """The batching engine on the tiny model: rows that join and leave a running batch decode exactly as they would
-alone; stop strings, cancellation, timeouts and the batch cap."""
+alone; stop strings, cancellation, timeouts and the batch cap; `Engine.stream`, which carries the events to the
+event loop."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 
@@ -11,6 +14,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from tunesmith.data.tokenize import prompt_token_ids
+from tunesmith.serve import engine as engine_module
 from tunesmith.serve.engine import Engine, Finished, Generation, Sampling
 
 
@@ -121,3 +125,81 @@ def test_seeded_sampling_is_repeatable_and_top_p_near_zero_is_greedy(chatty):
         engine.stop()
     assert runs[0][0].generated == runs[1][0].generated
     assert nucleus[0].generated == alone(model, tokenizer, TEXTS[4], 16)
+
+
+# ---- Engine.stream: the engine's events on the event loop ----------------------------------------------------------
+
+
+def stream_of(engine, tokenizer, text: str, max_tokens: int = 24, timeout: float = 60):
+    ids = prompt_token_ids(tokenizer, [{"role": "user", "content": text}])
+    return engine.stream(ids, Sampling(max_tokens=max_tokens), None, frozenset([tokenizer.eos_token_id]),
+                         deadline=time.monotonic() + timeout)
+
+
+def test_stream_gives_the_deltas_then_the_end_as_the_sink_does(chatty):
+    model, tokenizer = chatty
+    engine = Engine(model, tokenizer)
+
+    async def collect() -> list:
+        return [event async for event in stream_of(engine, tokenizer, TEXTS[3])]
+
+    try:
+        events = asyncio.run(collect())
+    finally:
+        engine.stop()
+    *deltas, finished = events
+    assert isinstance(finished, Finished) and all(isinstance(delta, str) for delta in deltas)
+    expected = alone(model, tokenizer, TEXTS[3])
+    assert "".join(deltas) == finished.text == tokenizer.decode(expected, skip_special_tokens=True)
+    assert finished.completion_tokens == len(expected)
+
+
+def test_leaving_a_stream_early_cancels_its_row(chatty):
+    model, tokenizer = chatty
+    engine = Engine(model, tokenizer)
+
+    async def leave_after_one_delta() -> None:
+        async with contextlib.aclosing(stream_of(engine, tokenizer, TEXTS[1], max_tokens=400)) as events:
+            assert isinstance(await anext(events), str)
+            assert engine.active() == 1
+        deadline = time.monotonic() + 30
+        while engine.active() and time.monotonic() < deadline:  # the row leaves at the engine's next step
+            await asyncio.sleep(0.01)
+
+    try:
+        asyncio.run(leave_after_one_delta())
+        assert engine.active() == 0
+        _, sink = submit(engine, tokenizer, TEXTS[2], 5)  # and the engine goes on
+        assert sink.done.wait(60) and sink.finished.reason in ("length", "stop")
+    finally:
+        engine.stop()
+
+
+def test_a_stream_whose_loop_has_closed_does_not_break_the_engine(chatty):
+    model, tokenizer = chatty
+    engine = Engine(model, tokenizer)
+
+    async def leave_after_one_delta() -> None:
+        async with contextlib.aclosing(stream_of(engine, tokenizer, TEXTS[1], max_tokens=400)) as events:
+            await anext(events)
+
+    try:
+        asyncio.run(leave_after_one_delta())  # the loop closes before the engine ends the row
+        _, sink = submit(engine, tokenizer, TEXTS[2], 5)
+        assert sink.done.wait(60) and sink.finished.reason in ("length", "stop")
+        assert engine.active() == 0
+    finally:
+        engine.stop()
+
+
+def test_a_stream_whose_engine_stopped_ends_in_a_timeout_rather_than_waiting_forever(chatty, monkeypatch):
+    model, tokenizer = chatty
+    engine = Engine(model, tokenizer)
+    engine.stop()  # as the playground unloads a run while a page asks it
+    monkeypatch.setattr(engine_module, "STALL_GRACE_S", 0.2)
+
+    async def collect() -> list:
+        return [event async for event in stream_of(engine, tokenizer, TEXTS[0], timeout=0.0)]
+
+    (finished,) = asyncio.run(collect())
+    assert finished.reason == "timeout" and finished.error and finished.completion_tokens == 0

@@ -172,12 +172,12 @@ def test_api_key(start_server, spam_runs):
 
 
 def test_binding_beyond_loopback_needs_a_key(error_of):
-    from tunesmith.serve.server import check_bind
+    from tunesmith.serve.server import SERVER_BIND
 
-    check_bind("127.0.0.1", None)
-    check_bind("::1", None)
-    check_bind("0.0.0.0", "key")
-    assert "--api-key" in error_of(lambda: check_bind("0.0.0.0", None))
+    SERVER_BIND.check("127.0.0.1", None)
+    SERVER_BIND.check("::1", None)
+    SERVER_BIND.check("0.0.0.0", "key")
+    assert "--api-key" in error_of(lambda: SERVER_BIND.check("0.0.0.0", None))
 
 
 def test_request_log_and_feedback(spam_server, tmp_path):

@@ -13,7 +13,8 @@ from tunesmith.ui import UiSettings, create_ui_app
 
 @pytest.fixture(scope="module")
 def client(runs_dir, live_lock):
-    with TestClient(create_ui_app(UiSettings(runs_dir=runs_dir, max_tokens=4))) as client:
+    # The UI answers only to loopback names: the test client's default host (``testserver``) would be refused.
+    with TestClient(create_ui_app(UiSettings(runs_dir=runs_dir, max_tokens=4)), base_url="http://127.0.0.1") as client:
         yield client
 
 

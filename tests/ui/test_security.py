@@ -10,14 +10,17 @@ from fastapi.testclient import TestClient
 
 from tunesmith.cli import main
 from tunesmith.ui import UiSettings, create_ui_app
-from tunesmith.ui.security import TOKEN_COOKIE, check_ui_bind, session_value
+from tunesmith.ui.security import TOKEN_COOKIE, UI_BIND, session_value
+
+LOOPBACK = "http://127.0.0.1"
+"""The test client's address: the UI answers only to loopback names (its default ``testserver`` is refused)."""
 
 
 def test_binding_beyond_loopback_needs_a_token(error_of, tmp_path, capsys):
-    check_ui_bind("127.0.0.1", None)
-    check_ui_bind("::1", None)
-    check_ui_bind("0.0.0.0", "t0ken")
-    assert "--token" in error_of(lambda: check_ui_bind("0.0.0.0", None))
+    UI_BIND.check("127.0.0.1", None)
+    UI_BIND.check("::1", None)
+    UI_BIND.check("0.0.0.0", "t0ken")
+    assert "--token" in error_of(lambda: UI_BIND.check("0.0.0.0", None))
     assert main(["ui", str(tmp_path), "--host", "0.0.0.0"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "--token" in error and "Traceback" not in error
@@ -36,7 +39,8 @@ def test_a_missing_runs_folder_or_a_taken_port_is_one_line(tmp_path, capsys):
 
 @pytest.fixture()
 def guarded(runs_dir):
-    return TestClient(create_ui_app(UiSettings(runs_dir=runs_dir, token="s3cret")), follow_redirects=False)
+    return TestClient(create_ui_app(UiSettings(runs_dir=runs_dir, token="s3cret")), base_url=LOOPBACK,
+                      follow_redirects=False)
 
 
 def test_with_a_token_every_page_and_api_needs_it(guarded):
@@ -54,18 +58,18 @@ def test_the_token_link_sets_a_cookie_and_leaves_the_address(guarded):
     assert cookie == session_value("s3cret") and "s3cret" not in cookie  # the cookie is not the token
     assert guarded.get(response.headers["location"]).status_code == 200
     guarded.cookies.clear()
-    elsewhere = guarded.get("http://testserver//evil.example/x?token=s3cret")
+    elsewhere = guarded.get(f"{LOOPBACK}//evil.example/x?token=s3cret")
     assert elsewhere.headers["location"] == "/evil.example/x"  # never "//evil.example": another site
 
 
 def test_posts_need_the_sessions_csrf_token(runs_dir):
-    client = TestClient(create_ui_app(UiSettings(runs_dir=runs_dir)))
+    client = TestClient(create_ui_app(UiSettings(runs_dir=runs_dir)), base_url=LOOPBACK)
     body = {"run": "spam-done", "reviewer": "nobody"}  # past the CSRF check: 404, and no state changes
     assert client.post("/api/review/undo", json=body).status_code == 403  # no cookie, no header
     client.get("/")
     token = client.cookies["tunesmith_csrf"]
     assert client.post("/api/review/undo", json=body, headers={"X-CSRF-Token": token + "x"}).status_code == 403
     assert client.post("/api/review/undo", json=body, headers={"X-CSRF-Token": token}).status_code == 404
-    other = TestClient(create_ui_app(UiSettings(runs_dir=runs_dir)))
+    other = TestClient(create_ui_app(UiSettings(runs_dir=runs_dir)), base_url=LOOPBACK)
     other.get("/")
     assert other.cookies["tunesmith_csrf"] != token  # one per session

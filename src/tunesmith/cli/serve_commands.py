@@ -16,6 +16,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (anything but loopback needs --api-key)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--api-key", help="require `Authorization: Bearer KEY` (default: $TUNESMITH_API_KEY)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests whose Host header is NAME (besides localhost and the --host address), "
+                        "e.g. a name behind a proxy; repeatable")
     p.add_argument("--shadow", metavar="RUN", help="also answer every request to the first run with this run, and "
                    "log its answer beside the primary's (never returned)")
     p.add_argument("--log-dir", help="request log folder (default: the first run's serve_logs/)")
@@ -29,10 +32,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from tunesmith.serve.server import ServerSettings, serve
+    from tunesmith.serve import API_KEY_VARIABLE, ServerSettings, serve
 
     settings = ServerSettings(
-        host=args.host, port=args.port, api_key=args.api_key or os.environ.get("TUNESMITH_API_KEY") or None,
+        host=args.host, port=args.port, api_key=args.api_key or os.environ.get(API_KEY_VARIABLE) or None,
+        allowed_hosts=tuple(args.allowed_host),
         log_dir=Path(args.log_dir) if args.log_dir else None, log_content=not args.no_log_content,
         log_max_bytes=int(args.log_max_mb * 2**20),
         max_prompt_tokens=args.max_prompt_tokens, max_tokens=args.max_tokens, request_timeout_s=args.timeout,

@@ -16,6 +16,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--token", help="require this token on every page and API call (default: $TUNESMITH_UI_TOKEN); "
                                    "open the printed link once, a cookie keeps it")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests whose Host header is NAME (besides localhost and the --host address), "
+                        "e.g. a name behind a proxy; repeatable")
     p.add_argument("--max-tokens", type=int, default=256, help="the most tokens a playground answer may have")
 
 
@@ -25,7 +28,7 @@ def _ui(args: argparse.Namespace) -> int:
 
     token = args.token or os.environ.get(TOKEN_VARIABLE) or None
     return serve_ui(UiSettings(runs_dir=Path(args.runs_dir), host=args.host, port=args.port, token=token,
-                               max_tokens=args.max_tokens))
+                               allowed_hosts=tuple(args.allowed_host), max_tokens=args.max_tokens))
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"ui": _ui}

@@ -1,9 +1,11 @@
 """Serving: an OpenAI-compatible HTTP server (`serve`, `tunesmith serve`) over a batching engine (`Engine`) that
-answers for the runs loaded once by `load_served`. The web UI's playground uses the same engine and loader."""
+answers for the runs loaded once by `load_served`. The web UI's playground uses the same loader, engine
+(`Engine.stream`) and message shape (`ChatMessage`), through this public face."""
 
 from tunesmith.serve.engine import Engine, Finished, Generation, Sampling
+from tunesmith.serve.openai_api import ChatMessage
 from tunesmith.serve.served import Served, ServedModel, load_served
-from tunesmith.serve.server import ServerSettings, create_server_app, serve
+from tunesmith.serve.server import API_KEY_VARIABLE, ServerSettings, create_server_app, serve
 
-__all__ = ["Engine", "Finished", "Generation", "Sampling", "Served", "ServedModel", "ServerSettings",
-           "create_server_app", "load_served", "serve"]
+__all__ = ["API_KEY_VARIABLE", "ChatMessage", "Engine", "Finished", "Generation", "Sampling", "Served", "ServedModel",
+           "ServerSettings", "create_server_app", "load_served", "serve"]

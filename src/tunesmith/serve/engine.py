@@ -14,17 +14,21 @@ settings are per manager, not per request; this loop runs any causal LM with its
 
 Classification requests (`classify`) run between decode steps, grouped by adapter into one label-scoring batch
 (`tunesmith.predict.labels.score_labels`, the scoring evaluation uses).
+
+Web routes reach the engine through `Engine.stream`, which carries a request's events from the engine's thread to
+the event loop (the server's replies, whole and streamed, and the UI's playground).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -37,6 +41,10 @@ log = logging.getLogger("tunesmith")
 
 BASE_ADAPTER = "__base__"
 """peft's name for "no adapter" in a mixed batch."""
+STALL_GRACE_S = 30.0
+"""How long past a request's deadline `Engine.stream` waits for the engine to end it (the engine checks deadlines
+between steps, so it ends a request a step late) before ending it itself: an engine stopped under a request (the
+playground unloads runs) never answers."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,7 @@ class Finished:
 
 Sink = Callable[[object], None]
 """Receives a request's events from the engine thread, in order: text deltas (`str`), then one `Finished`.
-It must not block (the server hands them to its event loop with ``call_soon_threadsafe``)."""
+It must not block (`Engine.stream` hands them to its event loop with ``call_soon_threadsafe``)."""
 
 
 @dataclass
@@ -130,8 +138,41 @@ class Engine:
     # ---- the server's side ----------------------------------------------------------------------------------------
 
     def submit(self, generation: Generation) -> Generation:
+        """Queue ``generation``; its events go to its sink, on the engine's thread."""
         self._waiting.put(generation)
         return generation
+
+    async def stream(self, prompt_ids: list[int], sampling: Sampling, adapter: str | None, stop_ids: frozenset[int],
+                     deadline: float) -> AsyncIterator[str | Finished]:
+        """Generate on the event loop's terms: the text deltas (`str`) as they come, then one `Finished`. The engine
+        ends the request at ``deadline`` (`time.monotonic`), with the reason ``timeout``. Leaving the iteration
+        early (a client that went away, a cancelled task; close it with `contextlib.aclosing`) cancels the request,
+        so its row leaves the batch at the next step."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[str | Finished] = asyncio.Queue()
+
+        def hand_over(event: str | Finished) -> None:  # on the engine's thread
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, event)
+            except RuntimeError:  # the loop has closed: nobody waits for this request (a sink must not raise)
+                pass
+
+        generation = self.submit(Generation(prompt_ids=prompt_ids, sampling=sampling, adapter=adapter,
+                                            stop_ids=stop_ids, sink=hand_over, deadline=deadline))
+        try:
+            while True:
+                try:
+                    event = await asyncio.wait_for(events.get(), max(0.0, deadline - time.monotonic()) + STALL_GRACE_S)
+                except TimeoutError:
+                    yield Finished("timeout", len(prompt_ids), len(generation.generated),
+                                   generation.text[:generation.sent], generation.first_token_at,
+                                   "no answer from the engine in time")
+                    return
+                yield event
+                if isinstance(event, Finished):
+                    return
+        finally:
+            generation.cancel()  # a no-op once finished
 
     def classify(self, prompt: list[Message], labels: list[str], adapter: str | None) -> Future:
         """A future of ``{label: log-probability}`` of ``prompt``'s reply being each label."""

@@ -5,6 +5,8 @@ Parameters the OpenAI API has and tunesmith does not implement (log-probabilitie
 choices, ...) are refused with a 400 naming them, rather than ignored: a client that asks for them would otherwise
 get an answer made without them and not know it. Other unknown fields are ignored, as OpenAI clients send
 vendor fields freely.
+
+The UI's playground takes its conversation in the same message shape (`ChatMessage`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import uuid
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tunesmith.web import HttpError
 
 UNSUPPORTED = {
     "logprobs": (None, False), "top_logprobs": (None, 0), "tools": (None, []), "tool_choice": (None, "none"),
@@ -25,13 +29,21 @@ UNSUPPORTED = {
 MAX_STOP_STRINGS = 4
 
 
-class ApiError(Exception):
+class ApiError(HttpError):
     """An error answered as OpenAI does: ``{"error": {"message", "type", "param", "code"}}`` with ``status``."""
 
     def __init__(self, status: int, message: str, kind: str = "invalid_request_error", param: str | None = None,
                  code: str | None = None):
-        super().__init__(message)
-        self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
+        super().__init__(status, message, param, code)
+        self.kind = kind
+
+    @classmethod
+    def of(cls, error: HttpError) -> ApiError:
+        """``error`` in OpenAI's terms (the web layer's errors: bad requests, unknown paths, internal errors)."""
+        if isinstance(error, ApiError):
+            return error
+        kind = "server_error" if error.status >= 500 else "invalid_request_error"
+        return cls(error.status, error.message, kind, error.param, error.code)
 
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}

@@ -7,11 +7,9 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
-
-from fastapi.responses import StreamingResponse
+from contextlib import aclosing
 
 from tunesmith.data.tokenize import prompt_token_ids
-from tunesmith.json_files import dumps
 from tunesmith.serve.engine import Finished, Generation, Sampling
 from tunesmith.serve.openai_api import (
     ApiError,
@@ -22,6 +20,7 @@ from tunesmith.serve.openai_api import (
 )
 from tunesmith.serve.served import ServedModel
 from tunesmith.serve.state import ServerState
+from tunesmith.web import event_stream, server_sent_event
 
 
 def _sampling(state: ServerState, body, prompt_tokens: int) -> Sampling:
@@ -54,23 +53,14 @@ async def reply(state: ServerState, model: ServedModel, body, messages: list[dic
     prompt_ids = prompt_ids_of(model, messages)
     sampling = _sampling(state, body, len(prompt_ids))
     started = time.monotonic()
-    loop = asyncio.get_running_loop()
-    events: asyncio.Queue = asyncio.Queue()
-    generation = state.engine.submit(Generation(
-        prompt_ids=prompt_ids, sampling=sampling, adapter=model.adapter, stop_ids=state.served.stop_ids,
-        sink=lambda event: loop.call_soon_threadsafe(events.put_nowait, event),
-        deadline=started + state.settings.request_timeout_s))
+    events = state.engine.stream(prompt_ids, sampling, model.adapter, state.served.stop_ids,
+                                 deadline=started + state.settings.request_timeout_s)
     record = {"kind": "request", "id": request_id, "model": model.name, "route": route, "messages": messages}
     _shadow(state, model, messages, prompt_ids, sampling, request_id)
     chat = route == "/v1/chat/completions"
     if body.stream:
-        stream = _stream(state, generation, events, record, started, chat, body.include_usage())
-        return StreamingResponse(stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-    try:
-        finished = await _finished(events)
-    except asyncio.CancelledError:  # the client went away
-        generation.cancel()
-        raise
+        return event_stream(_stream(state, events, record, started, chat, body.include_usage()))
+    finished = await _finished(events)
     _log_answer(state, record, finished, started)
     _raise_if_failed(finished)
     build = chat_response if chat else completion_response
@@ -78,38 +68,32 @@ async def reply(state: ServerState, model: ServedModel, body, messages: list[dic
                  finished.completion_tokens)
 
 
-async def _finished(events: asyncio.Queue) -> Finished:
-    while True:
-        event = await events.get()
-        if isinstance(event, Finished):
-            return event
+async def _finished(events: AsyncIterator[str | Finished]) -> Finished:
+    async with aclosing(events):  # a client that goes away cancels the task here, and with it the generation
+        async for event in events:
+            if isinstance(event, Finished):
+                return event
+    raise RuntimeError("the engine's events ended without a Finished")  # Engine.stream always ends with one
 
 
-async def _stream(state: ServerState, generation: Generation, events: asyncio.Queue, record: dict, started: float,
+async def _stream(state: ServerState, events: AsyncIterator[str | Finished], record: dict, started: float,
                   chat: bool, include_usage: bool) -> AsyncIterator[str]:
     request_id, name = record["id"], record["model"]
-    yield _event(stream_chunk(request_id, name, chat, "", first=True))
-    try:
-        while True:
-            event = await events.get()
+    yield server_sent_event(stream_chunk(request_id, name, chat, "", first=True))
+    async with aclosing(events):  # closing the response mid-stream cancels the generation
+        async for event in events:
             if isinstance(event, str):
-                yield _event(stream_chunk(request_id, name, chat, event))
+                yield server_sent_event(stream_chunk(request_id, name, chat, event))
                 continue
             _log_answer(state, record, event, started)
             if event.reason in ("timeout", "error"):
-                yield _event(_failure(event).body())
+                yield server_sent_event(_failure(event).body())
             else:
-                yield _event(stream_chunk(request_id, name, chat, None, finish=event.reason))
+                yield server_sent_event(stream_chunk(request_id, name, chat, None, finish=event.reason))
                 if include_usage:
-                    yield _event(usage_chunk(request_id, name, chat, event.prompt_tokens, event.completion_tokens))
-            yield "data: [DONE]\n\n"
-            return
-    finally:
-        generation.cancel()  # no-op once finished; drops the row when the client disconnected mid-stream
-
-
-def _event(data: dict) -> str:
-    return f"data: {dumps(data)}\n\n"
+                    yield server_sent_event(usage_chunk(request_id, name, chat, event.prompt_tokens,
+                                                        event.completion_tokens))
+            yield server_sent_event("[DONE]")
 
 
 def _failure(finished: Finished) -> ApiError:

@@ -1,14 +1,11 @@
-"""What the server's routes share: its settings, the loaded models and engine, the request log and the metrics;
-and the rule for where it may bind."""
+"""What the server's routes share: its settings, the loaded models and engine, the request log and the metrics."""
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunesmith.errors import ConfigError
-from tunesmith.monitor.request_log import RequestLog
+from tunesmith.monitor.request_log import RequestLog, read_log, write_manifest
 from tunesmith.serve.engine import Engine
 from tunesmith.serve.metrics import ServerMetrics
 from tunesmith.serve.openai_api import ApiError
@@ -23,6 +20,8 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     api_key: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    """Names the server answers to besides loopback and ``host`` (`tunesmith.web.AllowedHosts`)."""
     log_dir: Path | None = None
     log_content: bool = True
     log_max_bytes: int = 64 * 1024 * 1024
@@ -35,20 +34,6 @@ class ServerSettings:
     batch_window_s: float = 0.005
 
 
-def check_bind(host: str, api_key: str | None) -> None:
-    """Binding beyond this machine exposes the model (and the request log's content) to the network: only with a
-    key."""
-    if api_key or host == "localhost":
-        return
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
-    except ValueError:
-        pass
-    raise ConfigError("--host", f"binding {host} (not a loopback address) without an API key would let anyone who "
-                      "can reach this machine use the model", "give --api-key (or set TUNESMITH_API_KEY)")
-
-
 class ServerState:
     """What the routes share: the loaded models and engine (once loading finished), the log, the metrics."""
 
@@ -59,6 +44,27 @@ class ServerState:
         self.request_log: RequestLog | None = None
         self.load_error: str | None = None
         self.known_ids: set[str] = set()
+
+    def start(self, served: Served) -> None:
+        """Open the request log and start the engine for ``served`` (the loaded models); the routes answer after."""
+        settings = self.settings
+        self.request_log = RequestLog(settings.log_dir or Path(LOG_FOLDER), settings.log_max_bytes,
+                                      settings.log_content)
+        write_manifest(self.request_log.folder, served.manifest())
+        # Feedback may name an answer of an earlier server on the same log.
+        self.known_ids = {record["id"] for record in read_log(self.request_log.folder)
+                          if record.get("kind") == "request"}
+        self.engine = Engine(served.model, served.models[served.primary].tokenizer, settings.max_batch,
+                             settings.batch_window_s, on_step=self.metrics.batch_size.observe)
+        self.metrics.watch_engine(self.engine)
+        self.served = served
+
+    def stop(self) -> None:
+        """Let the requests under way finish (up to the request timeout), then close the log."""
+        if self.engine is not None:
+            self.engine.stop(self.settings.request_timeout_s)
+        if self.request_log is not None:
+            self.request_log.close()
 
     def ready(self) -> Served:
         if self.served is None:

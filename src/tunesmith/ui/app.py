@@ -3,29 +3,27 @@
 Pages: the runs table (``/``), a run (``/runs/<name>``: live curves, data report, evaluation, config), several runs
 compared (``/compare?runs=a,b``), the playground (``/playground?run=<name>``, `tunesmith.ui.playground`) and the
 blind review (``/review/<run>``, `tunesmith.ui.review_pages`). JSON under ``/api/``. Errors are a page (or JSON
-under /api/) with a 4xx status, never a traceback. Access rules: `tunesmith.ui.security`.
+under /api/) with a 4xx status, never a traceback. Access rules: `tunesmith.ui.security` (the token, CSRF) and
+`tunesmith.web.AllowedHosts` (the Host header).
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException
 
-from tunesmith.errors import ConfigError, RunError, TunesmithError
+from tunesmith.errors import RunError
 from tunesmith.evaluate.compare import comparison_table
 from tunesmith.json_files import read_json
 from tunesmith.review import ReviewStore
 from tunesmith.review.stats import review_stats
 from tunesmith.review.summary import stats_blocks
-from tunesmith.ui.pages import PACKAGE, UiSettings, find_run, render
+from tunesmith.ui.pages import PACKAGE, Settings, UiSettings, find_run, render, render_error
 from tunesmith.ui.playground import Playground
 from tunesmith.ui.playground import router as playground_routes
 from tunesmith.ui.review_pages import router as review_routes
@@ -39,7 +37,8 @@ from tunesmith.ui.runs import (
     run_row,
     run_status,
 )
-from tunesmith.ui.security import check_csrf, check_token, check_ui_bind, session_csrf, set_csrf
+from tunesmith.ui.security import UI_BIND, check_csrf, check_token, session_csrf, set_csrf
+from tunesmith.web import AllowedHosts, HostCheck, HttpError, check_port, install_error_handlers
 
 log = logging.getLogger("tunesmith")
 
@@ -50,75 +49,89 @@ RUN_FILES = {"report.html": "text/html; charset=utf-8", "report.md": _TEXT, "pre
 
 
 def create_ui_app(settings: UiSettings) -> FastAPI:
-    models = Playground()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        models.close()
-
-    app = FastAPI(title="tunesmith ui", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    hosts = AllowedHosts.of(settings.host, settings.allowed_hosts)
+    app = FastAPI(title="tunesmith ui", lifespan=_lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.settings = settings
+    app.state.playground = Playground()
     app.mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static")
-    # The pages are plain functions (not async): FastAPI runs them on worker threads, so reading run folders
-    # never stalls the event loop that streams playground answers.
-    _add_error_handlers(app)
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if settings.token and (refused := check_token(request, settings.token)) is not None:
-            return refused
-        if (refused := check_csrf(request)) is not None:
-            return refused
-        request.state.csrf, new = session_csrf(request)
-        response = await call_next(request)
-        if new:
-            set_csrf(response, request.state.csrf)
-        return response
-
-    @app.get("/")
-    def runs_page(request: Request):
-        rows = [run_row(name, run) for name, run in find_runs(settings.runs_dir).items()]
-        metric_names = list(dict.fromkeys(key for row in rows for key in row.metrics))
-        return render(request, "runs.html", rows=rows, metric_names=metric_names, runs_dir=str(settings.runs_dir))
-
-    @app.get("/api/runs")
-    def runs_json():
-        return [vars(run_row(name, run)) for name, run in find_runs(settings.runs_dir).items()]
-
-    @app.get("/api/curves/{name:path}")
-    def curves_json(name: str):
-        run = find_run(settings, name)
-        return {"name": name, "status": run_status(run), "series": curves(run)}
-
-    @app.get("/runs/{path:path}")
-    def run_page_or_file(request: Request, path: str):
-        # One route for both: a run's name may hold slashes (a sweep's trials), so only the last part can say
-        # whether a file of the run is meant.
-        name, _, file = path.rpartition("/")
-        if file in RUN_FILES and name in find_runs(settings.runs_dir):
-            run = find_run(settings, name)
-            if not (run.root / file).is_file():
-                raise HTTPException(404, f"{name} has no {file} yet")
-            return FileResponse(run.root / file, media_type=RUN_FILES[file])
-        return _run_page(request, settings, path)
-
-    @app.get("/compare")
-    def compare_page(request: Request, runs: str = ""):
-        names = [name for name in runs.split(",") if name.strip()]
-        if len(names) < 2:
-            raise HTTPException(400, "compare needs two or more runs: /compare?runs=a,b")
-        found = {name: find_run(settings, name) for name in names}
-        rows = [run_row(name, run) for name, run in found.items()]
-        results = {name: read_eval(run) or {} for name, run in found.items()}
-        metric_names = list(dict.fromkeys(key for result in results.values()
-                                          for key in headline_metrics(result.get("task"), result.get("tuned") or {})))
-        differences = config_differences({name: raw_config(run) for name, run in found.items()})
-        return render(request, "compare.html", rows=rows, results=results, metric_names=metric_names,
-                      differences=differences)
-
-    app.include_router(playground_routes(settings, models))
-    app.include_router(review_routes(settings))
+    install_error_handlers(app, render_error, validation_status=422)  # FastAPI's status for a body it refused
+    app.include_router(router)
+    app.include_router(playground_routes)
+    app.include_router(review_routes)
+    app.middleware("http")(_guard)
+    app.add_middleware(HostCheck, hosts=hosts, render=render_error)  # outermost: a foreign Host reaches nothing
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    app.state.playground.close()
+
+
+async def _guard(request: Request, call_next):
+    """The token (when set) and the CSRF check before any route; a new session gets its CSRF cookie."""
+    token = request.app.state.settings.token
+    if token and (refused := check_token(request, token)) is not None:
+        return refused
+    if (refused := check_csrf(request)) is not None:
+        return refused
+    request.state.csrf, new = session_csrf(request)
+    response = await call_next(request)
+    if new:
+        set_csrf(response, request.state.csrf)
+    return response
+
+
+router = APIRouter()
+"""The runs' pages and their JSON. They are plain functions (not async): FastAPI runs them on worker threads, so
+reading run folders never stalls the event loop that streams playground answers."""
+
+
+@router.get("/")
+def runs_page(request: Request, settings: Settings):
+    rows = [run_row(name, run) for name, run in find_runs(settings.runs_dir).items()]
+    metric_names = list(dict.fromkeys(key for row in rows for key in row.metrics))
+    return render(request, "runs.html", rows=rows, metric_names=metric_names, runs_dir=str(settings.runs_dir))
+
+
+@router.get("/api/runs")
+def runs_json(settings: Settings):
+    return [vars(run_row(name, run)) for name, run in find_runs(settings.runs_dir).items()]
+
+
+@router.get("/api/curves/{name:path}")
+def curves_json(name: str, settings: Settings):
+    run = find_run(settings, name)
+    return {"name": name, "status": run_status(run), "series": curves(run)}
+
+
+@router.get("/runs/{path:path}")
+def run_page_or_file(request: Request, path: str, settings: Settings):
+    # One route for both: a run's name may hold slashes (a sweep's trials), so only the last part can say
+    # whether a file of the run is meant.
+    name, _, file = path.rpartition("/")
+    if file in RUN_FILES and name in find_runs(settings.runs_dir):
+        run = find_run(settings, name)
+        if not (run.root / file).is_file():
+            raise HttpError(404, f"{name} has no {file} yet")
+        return FileResponse(run.root / file, media_type=RUN_FILES[file])
+    return _run_page(request, settings, path)
+
+
+@router.get("/compare")
+def compare_page(request: Request, settings: Settings, runs: str = ""):
+    names = [name for name in runs.split(",") if name.strip()]
+    if len(names) < 2:
+        raise HttpError(400, "compare needs two or more runs: /compare?runs=a,b")
+    found = {name: find_run(settings, name) for name in names}
+    rows = [run_row(name, run) for name, run in found.items()]
+    results = {name: read_eval(run) or {} for name, run in found.items()}
+    metric_names = list(dict.fromkeys(key for result in results.values()
+                                      for key in headline_metrics(result.get("task"), result.get("tuned") or {})))
+    differences = config_differences({name: raw_config(run) for name, run in found.items()})
+    return render(request, "compare.html", rows=rows, results=results, metric_names=metric_names,
+                  differences=differences)
 
 
 def _run_page(request: Request, settings: UiSettings, name: str) -> Response:
@@ -157,55 +170,14 @@ def _config_text(path) -> str:
         return f"(config.yaml cannot be read: {error})"
 
 
-def _add_error_handlers(app: FastAPI) -> None:
-    def respond(request: Request, status: int, message: str) -> Response:
-        if request.url.path.startswith("/api/"):
-            return JSONResponse({"error": message}, status_code=status)
-        if not hasattr(request.state, "csrf"):
-            request.state.csrf = ""
-        return render(request, "error.html", status_code=status, status=status, message=message)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException):
-        return respond(request, error.status_code, str(error.detail))
-
-    @app.exception_handler(RequestValidationError)
-    async def bad_request(request: Request, error: RequestValidationError):
-        problems = error.errors()
-        first = problems[0] if problems else {}
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
-        return respond(request, 422, f"{where}: {first.get('msg', 'invalid')}")
-
-    @app.exception_handler(TunesmithError)
-    async def user_error(request: Request, error: TunesmithError):
-        return respond(request, getattr(error, "status", 400), str(error))
-
-    @app.exception_handler(Exception)
-    async def server_error(request: Request, error: Exception):
-        log.exception("ui request failed")
-        return respond(request, 500, f"internal error: {type(error).__name__}")
-
-
-def _check_port(host: str, port: int) -> None:
-    """A port in use is one line now, rather than uvicorn's log and exit after the link was printed."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closed port is free
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise ConfigError("--port", f"cannot listen on {host}:{port}: {error.strerror}",
-                              "give another --port, or stop what uses it") from None
-
-
 def serve_ui(settings: UiSettings) -> int:
     """Serve the UI until Ctrl-C or SIGTERM; refuses a non-loopback address without a token."""
     import uvicorn
 
-    check_ui_bind(settings.host, settings.token)
+    UI_BIND.check(settings.host, settings.token)
     if not settings.runs_dir.is_dir():
         raise RunError(f"{settings.runs_dir} is not a folder", "give the folder your runs are in (default: runs)")
-    _check_port(settings.host, settings.port)
+    check_port(settings.host, settings.port)
     link = f"http://{settings.host}:{settings.port}/" + (f"?token={settings.token}" if settings.token else "")
     log.info("tunesmith ui: %s (runs in %s)", link, settings.runs_dir)
     uvicorn.run(create_ui_app(settings), host=settings.host, port=settings.port, log_level="warning")

@@ -1,19 +1,21 @@
-"""What every page and route of the UI shares: its settings, the Jinja templates (autoescaped: every model output
-and every string from a data file is shown as text), and finding a run by its name or answering 404."""
+"""What every page and route of the UI shares: its settings (`Settings`, from the app), the Jinja templates
+(autoescaped: every model output and every string from a data file is shown as text), errors as a page (or JSON
+under /api/), and finding a run by its name or answering 404."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import jinja2
-from fastapi import Request
-from fastapi.responses import HTMLResponse
-from starlette.exceptions import HTTPException
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from tunesmith.document import format_value, is_number, plain
 from tunesmith.run_dir import RunDir
 from tunesmith.ui.runs import find_runs
+from tunesmith.web import HttpError
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -28,8 +30,18 @@ class UiSettings:
     port: int = 7860
     token: str | None = None
     """Required on every request when set (`tunesmith.ui.security`)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Names the UI answers to besides loopback and ``host`` (`tunesmith.web.AllowedHosts`)."""
     max_tokens: int = 256
     """The most tokens a playground answer may have."""
+
+
+async def settings_of(request: Request) -> UiSettings:
+    return request.app.state.settings
+
+
+Settings = Annotated[UiSettings, Depends(settings_of)]
+"""A route's parameter of this type receives the app's settings."""
 
 
 def _number(value: object, signed: bool = False) -> str:
@@ -67,10 +79,19 @@ def render(request: Request, template: str, status_code: int = 200, **context) -
     return HTMLResponse(html, status_code=status_code)
 
 
+def render_error(request: Request, error: HttpError) -> Response:
+    """An error as JSON ``{"error": message}`` under /api/ (the pages' scripts read it), else as a page."""
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": error.message}, status_code=error.status)
+    if not hasattr(request.state, "csrf"):  # refused before the session was read (the Host check)
+        request.state.csrf = ""
+    return render(request, "error.html", status_code=error.status, status=error.status, message=error.message)
+
+
 def find_run(settings: UiSettings, name: str) -> RunDir:
     """The run called ``name`` (a folder under the runs folder, or a sweep's trial); 404 otherwise. Names are
     looked up among the runs found, never joined onto a path, so ``..`` cannot leave the runs folder."""
     run = find_runs(settings.runs_dir).get(name.strip("/"))
     if run is None:
-        raise HTTPException(404, f"no run called {name!r} under {settings.runs_dir}")
+        raise HttpError(404, f"no run called {name!r} under {settings.runs_dir}")
     return run

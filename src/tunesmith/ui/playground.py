@@ -1,8 +1,8 @@
 """The playground: chat with a run's model and its base side by side, tokens streamed to both panes.
 
-Models come from the serving code: `tunesmith.serve.served.load_served` loads an adapter run on its base and
-serves the base too (as ``base``), and the batching engine (`tunesmith.serve.engine.Engine`) generates, so both
-panes' requests decode in one batch. A full fine-tune has no base inside it: its base model is loaded beside it,
+Models come from the serving code: `tunesmith.serve.load_served` loads an adapter run on its base and serves the
+base too (as ``base``), and the batching engine (`tunesmith.serve.Engine`, through `Engine.stream`) generates, so
+both panes' requests decode in one batch. A full fine-tune has no base inside it: its base model is loaded beside it,
 with an engine of its own. Nothing loads until a run's playground is first opened; the `KEEP_LOADED` runs used
 last stay loaded.
 
@@ -12,28 +12,25 @@ edited template renders this request only, through the tokenizer's own (sandboxe
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 
 from tunesmith.config.vocabulary import BASE_MODEL, uses_adapter
 from tunesmith.data.tokenize import prompt_token_ids
-from tunesmith.json_files import dumps
 from tunesmith.run_dir import RunDir
-from tunesmith.serve.engine import Engine, Finished, Generation, Sampling
-from tunesmith.serve.served import Served, ServedModel, load_served
-from tunesmith.ui.pages import UiSettings, find_run, render
+from tunesmith.serve import ChatMessage, Engine, Finished, Sampling, Served, ServedModel, load_served
+from tunesmith.ui.pages import Settings, find_run, render
 from tunesmith.ui.runs import find_runs
+from tunesmith.web import HttpError, event_stream, server_sent_event
 
 REQUEST_TIMEOUT_S = 300.0
 
@@ -100,12 +97,17 @@ def _pane(served: Served, model: ServedModel) -> Pane:
     return Pane(model, served, Engine(served.model, model.tokenizer, max_batch=8))
 
 
-class ChatMessage(BaseModel):
-    role: Literal["user", "assistant"]
-    content: str
+async def playground_of(request: Request) -> Playground:
+    return request.app.state.playground
 
 
-class ChatRequest(BaseModel):
+AppPlayground = Annotated[Playground, Depends(playground_of)]
+"""A route's parameter of this type receives the app's `Playground`."""
+
+
+class PlaygroundRequest(BaseModel):
+    """One answer for one pane: the conversation so far (OpenAI's message shape, as `tunesmith serve` takes it)."""
+
     run: str
     side: Literal["tuned", "base"]
     messages: list[ChatMessage] = Field(min_length=1)
@@ -115,39 +117,38 @@ class ChatRequest(BaseModel):
     max_tokens: int = Field(128, ge=1)
 
 
-def router(settings: UiSettings, playground: Playground) -> APIRouter:
-    routes = APIRouter()
+router = APIRouter()
 
-    @routes.get("/playground")
-    def playground_page(request: Request, run: str = ""):
-        if not run:
-            return render(request, "playground_pick.html", names=list(find_runs(settings.runs_dir)))
-        find_run(settings, run)
-        return render(request, "playground.html", run=run, max_tokens=settings.max_tokens)
 
-    @routes.get("/api/playground/info")
-    async def playground_info(run: str):
-        loaded = await run_in_threadpool(playground.load, find_run(settings, run))
-        model = loaded.tuned.model
-        return {"run": run, "tuned": model.name, "base": loaded.base.model.name, "task": model.task,
-                "system_prompt": model.system_prompt or "", "template": model.tokenizer.chat_template or ""}
+@router.get("/playground")
+def playground_page(request: Request, settings: Settings, run: str = ""):
+    if not run:
+        return render(request, "playground_pick.html", names=list(find_runs(settings.runs_dir)))
+    find_run(settings, run)
+    return render(request, "playground.html", run=run, max_tokens=settings.max_tokens)
 
-    @routes.post("/api/playground/chat")
-    async def playground_chat(body: ChatRequest):
-        loaded = await run_in_threadpool(playground.load, find_run(settings, body.run))
-        pane = loaded.tuned if body.side == "tuned" else loaded.base
-        conversation = ([{"role": "system", "content": body.system}] if body.system.strip() else []) + [
-            message.model_dump() for message in body.messages]
-        prompt_ids = _prompt_ids(pane.model.tokenizer, conversation, body.template)
-        room = pane.served.context_length - len(prompt_ids)
-        if room < 1:
-            raise HTTPException(400, f"the conversation is {len(prompt_ids)} tokens, the model's context "
-                                     f"{pane.served.context_length}: clear the chat")
-        sampling = Sampling(max_tokens=min(body.max_tokens, settings.max_tokens, room))
-        return StreamingResponse(_stream(pane, prompt_ids, sampling), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
 
-    return routes
+@router.get("/api/playground/info")
+async def playground_info(run: str, settings: Settings, playground: AppPlayground):
+    loaded = await run_in_threadpool(playground.load, find_run(settings, run))
+    model = loaded.tuned.model
+    return {"run": run, "tuned": model.name, "base": loaded.base.model.name, "task": model.task,
+            "system_prompt": model.system_prompt or "", "template": model.tokenizer.chat_template or ""}
+
+
+@router.post("/api/playground/chat")
+async def playground_chat(body: PlaygroundRequest, settings: Settings, playground: AppPlayground):
+    loaded = await run_in_threadpool(playground.load, find_run(settings, body.run))
+    pane = loaded.tuned if body.side == "tuned" else loaded.base
+    conversation = ([{"role": "system", "content": body.system}] if body.system.strip() else []) + [
+        message.as_message() for message in body.messages]
+    prompt_ids = _prompt_ids(pane.model.tokenizer, conversation, body.template)
+    room = pane.served.context_length - len(prompt_ids)
+    if room < 1:
+        raise HttpError(400, f"the conversation is {len(prompt_ids)} tokens, the model's context "
+                             f"{pane.served.context_length}: clear the chat")
+    sampling = Sampling(max_tokens=min(body.max_tokens, settings.max_tokens, room))
+    return event_stream(_answer_events(pane, prompt_ids, sampling))
 
 
 def _prompt_ids(tokenizer, conversation: list[dict], template: str | None) -> list[int]:
@@ -158,33 +159,18 @@ def _prompt_ids(tokenizer, conversation: list[dict], template: str | None) -> li
                                              add_generation_prompt=True)
         return tokenizer(text, add_special_tokens=False)["input_ids"]
     except Exception as error:  # noqa: BLE001 - a template raises what its author chose (TemplateError, ...)
-        raise HTTPException(400, f"the chat template cannot render this conversation: {error}") from None
+        raise HttpError(400, f"the chat template cannot render this conversation: {error}") from None
 
 
-async def _stream(pane: Pane, prompt_ids: list[int], sampling: Sampling) -> AsyncIterator[str]:
-    """Server-sent events: ``{"text": delta}`` as tokens come, then ``{"done": reason, "tokens": n}``."""
-    loop = asyncio.get_running_loop()
-    events: asyncio.Queue = asyncio.Queue()
-    generation = pane.engine.submit(Generation(
-        prompt_ids=prompt_ids, sampling=sampling, adapter=pane.model.adapter, stop_ids=pane.served.stop_ids,
-        sink=lambda event: loop.call_soon_threadsafe(events.put_nowait, event),
-        deadline=time.monotonic() + REQUEST_TIMEOUT_S))
-    try:
-        while True:
-            try:
-                # The engine ends a request at its deadline; this wait covers an engine that stopped under it (its
-                # run unloaded to make room for another at that very moment).
-                event = await asyncio.wait_for(events.get(), REQUEST_TIMEOUT_S)
-            except asyncio.TimeoutError:
-                yield _event({"done": "timeout", "tokens": None, "error": "no answer in time; ask again"})
-                return
+async def _answer_events(pane: Pane, prompt_ids: list[int], sampling: Sampling) -> AsyncIterator[str]:
+    """Server-sent events: ``{"text": delta}`` as tokens come, then ``{"done": reason, "tokens": n, "error": ...}``.
+    The page going away mid-answer closes the stream, which frees the row."""
+    events = pane.engine.stream(prompt_ids, sampling, pane.model.adapter, pane.served.stop_ids,
+                                deadline=time.monotonic() + REQUEST_TIMEOUT_S)
+    async with aclosing(events):
+        async for event in events:
             if isinstance(event, Finished):
-                yield _event({"done": event.reason, "tokens": event.completion_tokens, "error": event.error})
-                return
-            yield _event({"text": event})
-    finally:
-        generation.cancel()  # no-op once finished; frees the row when the page went away mid-answer
-
-
-def _event(data: dict) -> str:
-    return f"data: {dumps(data)}\n\n"
+                yield server_sent_event({"done": event.reason, "tokens": event.completion_tokens,
+                                         "error": event.error})
+            else:
+                yield server_sent_event({"text": event})

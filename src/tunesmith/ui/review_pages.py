@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from tunesmith.review import VERDICTS, ReviewNotFound, ReviewStore
-from tunesmith.ui.pages import UiSettings, find_run, render
+from tunesmith.ui.pages import Settings, UiSettings, find_run, render
 from tunesmith.ui.runs import find_runs
 
 VERDICT_LABELS = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad": "Both bad"}
@@ -40,53 +40,54 @@ class UndoRequest(BaseModel):
     reviewer: str
 
 
-def router(settings: UiSettings) -> APIRouter:
-    routes = APIRouter()
+def store_of(settings: UiSettings, run_name: str) -> ReviewStore:
+    return ReviewStore.open(find_run(settings, run_name).root)
 
-    def store_of(run_name: str) -> ReviewStore:
-        return ReviewStore.open(find_run(settings, run_name).root)
 
-    def check_human(store: ReviewStore, reviewer: str) -> None:
-        """Judge models (`tunesmith review judge`) have queues too, but nobody judges in their name here."""
-        if reviewer not in store.reviewers:
-            raise ReviewNotFound(f"unknown reviewer {reviewer!r} (reviewers: {', '.join(store.reviewers) or 'none'})")
+def check_human(store: ReviewStore, reviewer: str) -> None:
+    """Judge models (`tunesmith review judge`) have queues too, but nobody judges in their name here."""
+    if reviewer not in store.reviewers:
+        raise ReviewNotFound(f"unknown reviewer {reviewer!r} (reviewers: {', '.join(store.reviewers) or 'none'})")
 
-    @routes.get("/review/{path:path}")
-    def review_page(request: Request, path: str):
-        # A run's name may hold slashes (a sweep's trials): a known run is the reviewers page, otherwise the last
-        # part names the reviewer.
-        path = path.strip("/")
-        if path in find_runs(settings.runs_dir):
-            with store_of(path) as store:
-                progress = {reviewer: store.progress(reviewer) for reviewer in store.reviewers}
-            return render(request, "review_list.html", run=path, progress=progress)
-        run, _, reviewer = path.rpartition("/")
-        if not run:
-            find_run(settings, path)  # the 404 names the run
-        with store_of(run) as store:
-            check_human(store, reviewer)
-            item = store.next_item(reviewer)
-            judged, total = store.progress(reviewer)
-            rubric = store.rubric
-        return render(request, "review.html", run=run, reviewer=reviewer, item=item, judged=judged, total=total,
-                      rubric=rubric, verdicts=[(verdict, VERDICT_LABELS[verdict]) for verdict in VERDICTS])
 
-    @routes.post("/api/review/judge")
-    def judge(body: JudgmentRequest):
-        with store_of(body.run) as store:
-            check_human(store, body.reviewer)
-            store.judge(body.reviewer, body.item_id, body.verdict, body.comment, body.scores_a, body.scores_b)
-            judged, total = store.progress(body.reviewer)
-            following = store.next_item(body.reviewer)
-        return {"judged": judged, "total": total, "next_item": following.item_id if following else None}
+router = APIRouter()
 
-    @routes.post("/api/review/undo")
-    def undo(body: UndoRequest):
-        with store_of(body.run) as store:
-            check_human(store, body.reviewer)
-            item_id = store.undo(body.reviewer)
-            judged, total = store.progress(body.reviewer)
-        return {"undone": item_id, "judged": judged, "total": total}
 
-    return routes
+@router.get("/review/{path:path}")
+def review_page(request: Request, path: str, settings: Settings):
+    # A run's name may hold slashes (a sweep's trials): a known run is the reviewers page, otherwise the last
+    # part names the reviewer.
+    path = path.strip("/")
+    if path in find_runs(settings.runs_dir):
+        with store_of(settings, path) as store:
+            progress = {reviewer: store.progress(reviewer) for reviewer in store.reviewers}
+        return render(request, "review_list.html", run=path, progress=progress)
+    run, _, reviewer = path.rpartition("/")
+    if not run:
+        find_run(settings, path)  # the 404 names the run
+    with store_of(settings, run) as store:
+        check_human(store, reviewer)
+        item = store.next_item(reviewer)
+        judged, total = store.progress(reviewer)
+        rubric = store.rubric
+    return render(request, "review.html", run=run, reviewer=reviewer, item=item, judged=judged, total=total,
+                  rubric=rubric, verdicts=[(verdict, VERDICT_LABELS[verdict]) for verdict in VERDICTS])
 
+
+@router.post("/api/review/judge")
+def judge(body: JudgmentRequest, settings: Settings):
+    with store_of(settings, body.run) as store:
+        check_human(store, body.reviewer)
+        store.judge(body.reviewer, body.item_id, body.verdict, body.comment, body.scores_a, body.scores_b)
+        judged, total = store.progress(body.reviewer)
+        following = store.next_item(body.reviewer)
+    return {"judged": judged, "total": total, "next_item": following.item_id if following else None}
+
+
+@router.post("/api/review/undo")
+def undo(body: UndoRequest, settings: Settings):
+    with store_of(settings, body.run) as store:
+        check_human(store, body.reviewer)
+        item_id = store.undo(body.reviewer)
+        judged, total = store.progress(body.reviewer)
+    return {"undone": item_id, "judged": judged, "total": total}

@@ -1,6 +1,7 @@
 """Who may use the UI, and which requests may change state.
 
-- Where it binds: loopback by default; any other address only with a token (`check_ui_bind`).
+- Where it binds: loopback by default; any other address only with a token (`UI_BIND`). Which names it answers
+  to (the Host header) is the web layer's rule, `tunesmith.web.AllowedHosts`.
 - The token: with one configured, every page and API call needs it. A browser brings it once as ``?token=`` (the
   link `tunesmith ui` prints), which sets a session cookie and redirects to the same page without it, so the
   token does not linger in the address bar or the history; scripts may send ``Authorization: Bearer TOKEN``.
@@ -22,23 +23,14 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from tunesmith.errors import ConfigError
-from tunesmith.serve.state import check_bind
+from tunesmith.web import BindRule
 
 TOKEN_COOKIE = "tunesmith_session"
 CSRF_COOKIE = "tunesmith_csrf"
 CSRF_HEADER = "x-csrf-token"
 TOKEN_VARIABLE = "TUNESMITH_UI_TOKEN"
-
-
-def check_ui_bind(host: str, token: str | None) -> None:
-    """The serve rule (`tunesmith.serve.state.check_bind`), worded for the UI's --token."""
-    try:
-        check_bind(host, token)
-    except ConfigError:
-        raise ConfigError("--host", f"binding {host} (not a loopback address) without a token would let anyone who "
-                          "can reach this machine read your runs, chat with their models and change reviews",
-                          f"give --token (or set {TOKEN_VARIABLE})") from None
+UI_BIND = BindRule(secret="a token", option="--token", variable=TOKEN_VARIABLE,
+                   exposes="read your runs, chat with their models and change reviews")
 
 
 def session_value(token: str) -> str:

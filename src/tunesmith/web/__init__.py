@@ -1,0 +1,11 @@
+"""The HTTP layer of tunesmith's two web apps (`tunesmith serve`, `tunesmith ui`): how a failed request is answered
+(`HttpError`, `install_error_handlers`), who may reach a server (`BindRule`, `check_port`, `AllowedHosts`,
+`HostCheck`) and server-sent events (`server_sent_event`, `event_stream`). It knows HTTP, not models: each app
+supplies its own wording and error format."""
+
+from tunesmith.web.access import LOOPBACK_NAMES, AllowedHosts, BindRule, HostCheck, check_port, is_loopback
+from tunesmith.web.errors import HttpError, install_error_handlers, validation_message
+from tunesmith.web.events import event_stream, server_sent_event
+
+__all__ = ["LOOPBACK_NAMES", "AllowedHosts", "BindRule", "HostCheck", "HttpError", "check_port", "event_stream",
+           "install_error_handlers", "is_loopback", "server_sent_event", "validation_message"]
