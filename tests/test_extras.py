@@ -23,7 +23,7 @@ from tunesmith.extras import EXTRAS
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "src" / "tunesmith"
-OPTIONAL_PACKAGES = {"serve", "ui", "experiments"}
+OPTIONAL_PACKAGES = {"web", "serve", "ui", "experiments"}
 """The tunesmith packages that need an extra to import."""
 CUDA_ONLY = {"liger_kernel", "bitsandbytes"}
 """Imported only on a CUDA machine that asked for them (`train.kernels`, `method: qlora`), each with its own check."""
