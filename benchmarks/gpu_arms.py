@@ -129,8 +129,8 @@ def run_tunesmith(arm: Arm, bench: Bench, steps: int, work: Path) -> dict:
     """tunesmith's own set-up and optimizer step (`tunesmith.train.recipe`), without validation or checkpoints."""
     from tunesmith.config import validate_config
     from tunesmith.data.example import Splits
+    from tunesmith.predict.loss import decoder_of
     from tunesmith.run_dir import RunDir
-    from tunesmith.train.loss import decoder_of
     from tunesmith.train.recipe import optimizer_step, set_up
     from tunesmith.train.state import TrainState
 

@@ -159,7 +159,7 @@ def same_batch_loss(config: dict, out: Path, mode: str) -> dict:
     """Step-1 loss of both on TRL's first batch with the same (freshly initialized, seeded) LoRA weights."""
     import torch
 
-    from tunesmith.train.loss import supervised_loss_sum
+    from tunesmith.predict.loss import supervised_loss_sum
 
     torch.manual_seed(SEED)
     trainer = build_trl_trainer(config, out, steps=1, mode=mode)

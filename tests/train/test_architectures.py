@@ -15,11 +15,12 @@ from tunesmith.config import save_config, validate_config
 from tunesmith.data.tokenize import IGNORE_INDEX, tokenize_examples
 from tunesmith.errors import ConfigError
 from tunesmith.models import load_tokenizer, load_tuned_model
+from tunesmith.predict.loss import supervised_loss_sum
+from tunesmith.predict.model_inputs import collate
 from tunesmith.run_dir import RunDir
 from tunesmith.train import train
-from tunesmith.train.batching import collate, count_supervised
+from tunesmith.train.batching import count_supervised
 from tunesmith.train.checkpoint import read_checkpoint
-from tunesmith.train.loss import supervised_loss_sum
 
 TINY_SIZES = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
               "num_key_value_heads": 2, "max_position_embeddings": 512}

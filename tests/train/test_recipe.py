@@ -15,15 +15,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import tunesmith.train.loss as loss_module
+import tunesmith.predict.loss as loss_module
 import tunesmith.train.recipe as recipe
 import tunesmith.train.validation as validation
 from tunesmith.config import save_config, validate_config
 from tunesmith.models import load_tuned_model, loading
+from tunesmith.predict.loss import mean_supervised_loss
 from tunesmith.run_dir import RunDir
 from tunesmith.train import TrainingError, train
 from tunesmith.train.batching import epoch_batches
-from tunesmith.train.loss import mean_supervised_loss
 from tunesmith.train.recipe import nonfinite_problem
 
 

@@ -16,7 +16,6 @@ from tunesmith.config import validate_config
 from tunesmith.errors import ConfigError
 from tunesmith.run_dir import RunDir
 from tunesmith.train import train
-from tunesmith.train.validation import describe_validation
 
 
 def config_of(model_dir, evaluate=None, **train):
@@ -125,8 +124,3 @@ def test_val_metrics_must_be_metrics_of_the_task(tiny_model_dir, tmp_path, tiny_
         config_of(tiny_model_dir, val_metrics=["acc"])
     with pytest.raises(ConfigError, match="train.val_metrics: 'bleu' is not a classification metric"):
         config_of(tiny_model_dir, {"task": "classification"}, val_metrics=["bleu"])
-
-
-def test_describe_validation():
-    assert describe_validation({"val_loss": 0.5, "val_accuracy": 0.75, "val_pearson": None}) == (
-        "validation loss 0.5000, accuracy 0.7500, pearson n/a")

@@ -21,11 +21,11 @@ from tunesmith.data.splits import load_run_splits
 from tunesmith.experiments.study import suggest
 from tunesmith.json_files import read_jsonl
 from tunesmith.pipeline import create_run
+from tunesmith.predict.validation_values import VAL_LOSS
 from tunesmith.run_dir import RunDir
 from tunesmith.train import train
 
 TRIALS_FOLDER = "trials"
-VAL_LOSS = "val_loss"
 
 
 def metric_key(metric: str) -> str:

@@ -35,6 +35,8 @@ from tunesmith.errors import RunError
 from tunesmith.json_files import finite, write_json
 from tunesmith.models import load_training_model, pick_dtype
 from tunesmith.models.loading import cpu_bf16_speedup
+from tunesmith.predict.loss import SupervisedLoss, decoder_of
+from tunesmith.predict.validation_values import describe_validation
 from tunesmith.run_dir import RunDir
 from tunesmith.train.batching import Batch, BatchPlan, count_supervised
 from tunesmith.train.budget import Budget, describe_budget, plan_budget
@@ -45,7 +47,6 @@ from tunesmith.train.checkpoint import (
     publish_best,
     save_checkpoint,
 )
-from tunesmith.train.loss import SupervisedLoss, decoder_of
 from tunesmith.train.metrics_log import TrainingLog
 from tunesmith.train.state import TrainState
 from tunesmith.train.strategy import (
@@ -57,13 +58,7 @@ from tunesmith.train.strategy import (
     micro_batch,
     strategy_of,
 )
-from tunesmith.train.validation import (
-    ValidationSet,
-    check_val_metrics,
-    describe_validation,
-    validate,
-    validation_set,
-)
+from tunesmith.train.validation import ValidationSet, check_val_metrics, validate, validation_set
 
 log = logging.getLogger("tunesmith")
 

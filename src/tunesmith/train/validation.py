@@ -28,9 +28,8 @@ from tunesmith.data.example import Example, Splits
 from tunesmith.data.tokenize import TokenizedExample
 from tunesmith.errors import ConfigError
 from tunesmith.predict.answers import answer, task_labels, task_metrics
-from tunesmith.train.loss import mean_supervised_loss
-
-VAL_LOSS = "val_loss"
+from tunesmith.predict.loss import mean_supervised_loss
+from tunesmith.predict.validation_values import VAL_LOSS
 
 
 @dataclass
@@ -91,13 +90,3 @@ def scoring(model: torch.nn.Module):
             yield
         finally:
             model.train(was_training)
-
-
-def describe_validation(values: dict[str, float | None]) -> str:
-    """``validation loss 0.1234, accuracy 0.9000`` (a metric the rows leave undefined, such as Pearson's r of
-    constant answers, is ``n/a``)."""
-    parts = [f"validation loss {values[VAL_LOSS]:.4f}"]
-    for key, value in values.items():
-        if key != VAL_LOSS:
-            parts.append(f"{key.removeprefix('val_')} {'n/a' if value is None else f'{value:.4f}'}")
-    return ", ".join(parts)
