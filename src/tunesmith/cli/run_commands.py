@@ -50,7 +50,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from tunesmith.evaluate import evaluate_run, format_comparison
+    from tunesmith.evaluate import evaluate_run
+    from tunesmith.results import format_comparison
 
     config, run = existing_run(args)
     result = evaluate_run(config, run, include_base=False if args.no_base else None)

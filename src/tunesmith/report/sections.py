@@ -24,9 +24,9 @@ from tunesmith.document import (
     is_number,
     plain,
 )
-from tunesmith.evaluate import baseline_verdict, comparison_table
 from tunesmith.predict.validation_values import describe_validation
 from tunesmith.report.plots import confusion_matrices_png, loss_curve_png, token_length_histogram_png
+from tunesmith.results import baseline_verdict, comparison_table
 from tunesmith.text import shorten
 
 PROMPT_CHARS = 200

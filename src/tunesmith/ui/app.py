@@ -20,8 +20,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from tunesmith.errors import ConfigError, RunError, TunesmithError
-from tunesmith.evaluate.compare import comparison_table
 from tunesmith.json_files import read_json
+from tunesmith.results import comparison_table
 from tunesmith.review import ReviewStore
 from tunesmith.review.stats import review_stats
 from tunesmith.review.summary import stats_blocks
