@@ -66,12 +66,14 @@ def load_examples(config: dict):
 def run_tunesmith(config: dict, out: Path) -> dict:
     from tunesmith.config import validate_config
     from tunesmith.data.example import Splits
+    from tunesmith.data.run_inputs import RunInputs
     from tunesmith.run_dir import RunDir
     from tunesmith.train import train
 
     cfg = validate_config(config)
     run = RunDir(out / "tunesmith")
-    train(cfg, run, Splits(train=load_examples(config), validation=[], test=[], format=cfg.data.format))
+    splits = Splits(train=load_examples(config), validation=[], test=[], format=cfg.data.format)
+    train(cfg, run, RunInputs(cfg, splits))
     steps = [json.loads(line) for line in run.metrics.read_text().splitlines()]
     steps = [s for s in steps if "loss" in s]
     return {"losses": [s["loss"] for s in steps], "tokens": [s["tokens"] for s in steps],

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 
+from tunesmith.data.run_inputs import RunInputs
 from tunesmith.evaluate.compare import compare_run
 from tunesmith.evaluate.runner import evaluate_run
 from tunesmith.json_files import read_jsonl
 
 
 def test_compare_run_evaluates_the_base_model_when_eval_json_lacks_it(run_folder):
-    first = evaluate_run(run_folder.config(), run_folder, include_base=False)
+    first = evaluate_run(run_folder.config(), run_folder, RunInputs(run_folder.config()), include_base=False)
     assert first["base"] is None and first["delta"] == {}
     assert read_jsonl(run_folder.predictions)[0]["base_prediction"] is None
 
@@ -41,9 +42,9 @@ def test_compare_against_a_previous_run_scores_both_models_on_this_runs_test_row
     get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False)).save_pretrained(
         previous.best)
 
-    itself = evaluate_against(run_folder.config(), run_folder, run_folder)
+    itself = evaluate_against(run_folder.config(), run_folder, run_folder, RunInputs(run_folder.config()))
     assert itself["base"] == itself["tuned"]  # the same model on the same rows: the comparison has no bias
-    result = evaluate_against(run_folder.config(), run_folder, previous)
+    result = evaluate_against(run_folder.config(), run_folder, previous, RunInputs(run_folder.config()))
     assert result["against"] == "previous" and result["tuned"] == itself["tuned"]
     assert result["base"]["loss"] != result["tuned"]["loss"]
     table = compare_run(run_folder.config(), run_folder, against=previous).splitlines()

@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 from tunesmith.config import validate_config
 from tunesmith.config.schema import LoraConfig
+from tunesmith.data.run_inputs import RunInputs
 from tunesmith.data.tokenize import tokenize_examples
 from tunesmith.models import add_lora
 from tunesmith.predict.loss import supervised_loss_sum
@@ -101,7 +102,7 @@ def test_packed_training_writes_run_files_and_resumes_exactly(tiny_model_dir, ti
     assert len(best_fit_decreasing([len(row.input_ids) for row in rows], 256)) == 5
 
     full = RunDir(tmp_path / "full")
-    summary = train(config, full, tiny_splits())
+    summary = train(config, full, RunInputs(config, tiny_splits()))
     assert summary["steps"] == 6 and summary["train_rows"] == 16
     assert summary["train_tokens"] == 2 * sum(len(row.input_ids) for row in rows)  # real tokens, no padding
     lines = [json.loads(line) for line in full.metrics.read_text().splitlines()]
@@ -114,7 +115,7 @@ def test_packed_training_writes_run_files_and_resumes_exactly(tiny_model_dir, ti
     shutil.copytree(full.root, resumed.root)
     shutil.rmtree(resumed.checkpoints / "step-000006")  # as if killed after the step-3 checkpoint
     shutil.rmtree(resumed.best)
-    assert train(config, resumed, tiny_splits(), resume=True)["steps"] == 6
+    assert train(config, resumed, RunInputs(config, tiny_splits()), resume=True)["steps"] == 6
     got = load_file(resumed.checkpoints / "step-000006" / "weights" / "adapter_model.safetensors")
     for key in reference:
         assert torch.allclose(got[key], reference[key], atol=1e-6), key

@@ -6,9 +6,8 @@ from tunesmith.evaluate.baselines import baseline_scores, run_baselines
 from tunesmith.evaluate.compare import compare_run
 from tunesmith.evaluate.likelihood import loss_and_perplexity
 from tunesmith.evaluate.runner import evaluate_run
-from tunesmith.evaluate.tasks import evaluate_model, resolve_task
+from tunesmith.evaluate.tasks import evaluate_model
 
 __all__ = [
-    "baseline_scores", "compare_run", "evaluate_model", "evaluate_run", "loss_and_perplexity", "resolve_task",
-    "run_baselines",
+    "baseline_scores", "compare_run", "evaluate_model", "evaluate_run", "loss_and_perplexity", "run_baselines",
 ]

@@ -4,7 +4,7 @@ loss, and the metrics of `train.val_metrics` at every validation) and `evaluate`
 the two score a model with the same functions. A run's answers in the terminal are here too (`generate_text`,
 `chat_loop`: `tunesmith generate` and `chat`)."""
 
-from tunesmith.predict.answers import Answers, answer, task_labels, task_metrics
+from tunesmith.predict.answers import Answers, answer, task_metrics
 from tunesmith.predict.chat import chat_loop, generate_text
 from tunesmith.predict.generation import generate
 from tunesmith.predict.labels import label_token_ids, predict_labels, score_labels
@@ -15,5 +15,5 @@ from tunesmith.predict.validation_values import VAL_LOSS, describe_validation
 __all__ = [
     "VAL_LOSS", "Answers", "SupervisedLoss", "answer", "chat_loop", "classification_metrics", "describe_validation",
     "generate", "generate_text", "generation_metrics", "label_token_ids", "mean_supervised_loss", "parse_number",
-    "predict_labels", "regression_metrics", "score_labels", "supervised_loss_sum", "task_labels", "task_metrics",
+    "predict_labels", "regression_metrics", "score_labels", "supervised_loss_sum", "task_metrics",
 ]

@@ -2,6 +2,6 @@
 recipe reads top to bottom in `tunesmith.train.recipe`. The loss it minimizes is `tunesmith.predict.loss`, which
 evaluation's test loss shares."""
 
-from tunesmith.train.recipe import TrainingError, train, train_run
+from tunesmith.train.recipe import TrainingError, train
 
-__all__ = ["TrainingError", "train", "train_run"]
+__all__ = ["TrainingError", "train"]
