@@ -19,7 +19,7 @@ from tunesmith.errors import ConfigError
 @dataclass(frozen=True)
 class Task:
     name: str
-    """``classification``, ``regression`` or ``generation`` (`tunesmith.config.vocabulary.Task`)."""
+    """``classification``, ``regression`` or ``generation`` (`tunesmith.config.vocabulary.TASK_METRICS`)."""
     labels: list[str] | None
     """The label set classification is scored on, in a fixed order; None for the other tasks."""
     metrics: tuple[str, ...]
