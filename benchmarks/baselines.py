@@ -24,9 +24,8 @@ from pathlib import Path
 
 from tunesmith.config import load_config
 from tunesmith.data.check.report import leaked_rows
-from tunesmith.data.splits import load_run_splits
+from tunesmith.data.run_inputs import RunInputs
 from tunesmith.evaluate.baselines import BaselineResult, baseline_scores, baseline_text, run_baselines
-from tunesmith.evaluate.tasks import resolve_task
 from tunesmith.predict.answers import truth_of
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "sms_spam" / "config.yaml"
@@ -56,34 +55,32 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_config(args.config)
-    splits = load_run_splits(config.data)
-    task = resolve_task(config.evaluate, splits.format)
+    inputs = RunInputs(config)
+    splits, task = inputs.splits, inputs.task
     names = args.baselines.split(",") if args.baselines else {
         "classification": ["majority", "tfidf_logreg", "tfidf_svm"], "regression": ["mean", "tfidf_ridge"],
-    }[task]
-    labels = splits.labels or config.data.label_names
+    }[task.name]
     leaked = leaked_rows(splits, "test", config.data.check.near_duplicate_threshold) or set()
     unleaked = [index for index, example in enumerate(splits.test) if example.location not in leaked]
 
     runs = []
     for _ in range(args.repeats):
         run = run_baselines(names, task, splits, config.data, config.train.seed)
-        runs.append(run + ([unweighted_logreg(splits, config)] if task == "classification" else []))
+        runs.append(run + ([unweighted_logreg(splits, config)] if task.name == "classification" else []))
     figures = {}
     for index, name in enumerate(result.name for result in runs[0]):
         results = [run[index] for run in runs]
         assert all(result.predictions == results[0].predictions for result in results), "seeded: same predictions"
-        scores = baseline_scores(results[0], task, splits.test, labels, config.evaluate)
+        scores = baseline_scores(results[0], task, splits.test)
         scores["train_seconds"] = statistics.median(result.train_seconds for result in results)
         scores["predict_seconds"] = statistics.median(result.predict_seconds for result in results)
-        scores["unleaked"] = baseline_scores(results[0], task, splits.test, labels, config.evaluate, unleaked,
-                                             timings=False)
+        scores["unleaked"] = baseline_scores(results[0], task, splits.test, unleaked, timings=False)
         for block in (scores, scores["unleaked"]):
             block.pop("confusion_matrix", None)
         figures[name] = scores
         headline = ", ".join(f"{key} {value:.3f}" for key, value in scores.items() if isinstance(value, float))
         print(f"{name}: {headline}")
-    print(json.dumps({"config": args.config, "task": task, "train_rows": len(splits.train),
+    print(json.dumps({"config": args.config, "task": task.name, "train_rows": len(splits.train),
                       "test_rows": len(splits.test), "unleaked_test_rows": len(unleaked), "repeats": args.repeats,
                       "baselines": figures}))
 

@@ -129,8 +129,9 @@ def run_tunesmith(arm: Arm, bench: Bench, steps: int, work: Path) -> dict:
     """tunesmith's own set-up and optimizer step (`tunesmith.train.recipe`), without validation or checkpoints."""
     from tunesmith.config import validate_config
     from tunesmith.data.example import Splits
+    from tunesmith.data.run_inputs import RunInputs
+    from tunesmith.predict.loss import decoder_of
     from tunesmith.run_dir import RunDir
-    from tunesmith.train.loss import decoder_of
     from tunesmith.train.recipe import optimizer_step, set_up
     from tunesmith.train.state import TrainState
 
@@ -144,7 +145,7 @@ def run_tunesmith(arm: Arm, bench: Bench, steps: int, work: Path) -> dict:
         "output": {"dir": str(work)},
     })
     splits = Splits(train=bench.examples, validation=[], test=[], format=config.data.format)
-    training = set_up(config, RunDir(work / "tunesmith"), splits)
+    training = set_up(config, RunDir(work / "tunesmith"), RunInputs(config, splits))
     record = {"ends": [], "tokens": [], "losses": [], "mixed_precision": training.accelerator.mixed_precision,
               "attention": decoder_of(training.model).config._attn_implementation}
     state = TrainState()

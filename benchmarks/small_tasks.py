@@ -85,14 +85,14 @@ def tfidf_baselines(config_path: Path) -> dict:
     builds them, fitted on the rows the run trains on (its training split) and scored on its test rows by the
     same metrics as the tuned model."""
     from tunesmith.config import load_config
-    from tunesmith.data.splits import load_run_splits
+    from tunesmith.data.run_inputs import RunInputs
     from tunesmith.evaluate.baselines import baseline_scores, run_baselines
 
     config = load_config(config_path)
-    splits = load_run_splits(config.data)
-    results = run_baselines(list(BASELINES), "classification", splits, config.data, config.train.seed)
-    scores = {result.name: baseline_scores(result, "classification", splits.test, splits.labels, config.evaluate)
-              for result in results}
+    inputs = RunInputs(config)
+    splits, task = inputs.splits, inputs.task
+    results = run_baselines(list(BASELINES), task, splits, config.data, config.train.seed)
+    scores = {result.name: baseline_scores(result, task, splits.test) for result in results}
     return {name: {"accuracy": score["accuracy"], "f1": score["f1"],
                    "seconds": round(score["train_seconds"] + score["predict_seconds"], 2)}
             for name, score in scores.items()}

@@ -66,12 +66,14 @@ def load_examples(config: dict):
 def run_tunesmith(config: dict, out: Path) -> dict:
     from tunesmith.config import validate_config
     from tunesmith.data.example import Splits
+    from tunesmith.data.run_inputs import RunInputs
     from tunesmith.run_dir import RunDir
     from tunesmith.train import train
 
     cfg = validate_config(config)
     run = RunDir(out / "tunesmith")
-    train(cfg, run, Splits(train=load_examples(config), validation=[], test=[], format=cfg.data.format))
+    splits = Splits(train=load_examples(config), validation=[], test=[], format=cfg.data.format)
+    train(cfg, run, RunInputs(cfg, splits))
     steps = [json.loads(line) for line in run.metrics.read_text().splitlines()]
     steps = [s for s in steps if "loss" in s]
     return {"losses": [s["loss"] for s in steps], "tokens": [s["tokens"] for s in steps],
@@ -159,7 +161,7 @@ def same_batch_loss(config: dict, out: Path, mode: str) -> dict:
     """Step-1 loss of both on TRL's first batch with the same (freshly initialized, seeded) LoRA weights."""
     import torch
 
-    from tunesmith.train.loss import supervised_loss_sum
+    from tunesmith.predict.loss import supervised_loss_sum
 
     torch.manual_seed(SEED)
     trainer = build_trl_trainer(config, out, steps=1, mode=mode)

@@ -12,8 +12,9 @@ import pytest
 SOURCE = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
     {"errors", "extras", "text", "atomic", "json_files", "document", "distributed"},
-    {"config"}, {"run_dir"}, {"models"}, {"data"}, {"starter"}, {"retrieval"}, {"predict"}, {"train"}, {"evaluate"},
-    {"review"}, {"export"}, {"report"}, {"monitor"}, {"web"}, {"serve"}, {"pipeline"}, {"experiments"}, {"ui"},
+    {"config"}, {"results"}, {"run_dir"}, {"models"}, {"data"}, {"starter"}, {"retrieval"}, {"predict"}, {"train"},
+    {"evaluate"}, {"review"}, {"export"}, {"report"}, {"monitor"}, {"web"}, {"serve"}, {"pipeline"}, {"experiments"},
+    {"ui"},
     {"cli", "__main__"},
 ]
 """Lowest first: a package may import its own layer's modules and lower layers only."""
@@ -105,8 +106,8 @@ NEVER_IMPORTS = {
 """Packages a package may not import, directly or through another package, although their layers would allow it."""
 
 
-@pytest.mark.xfail(strict=True, reason="in progress: export reaches train through evaluate, ui reaches the pipeline "
-                   "through experiments")
+@pytest.mark.xfail(strict=True, reason="in progress: ui reaches the pipeline and train through experiments "
+                   "(ui/runs.py, ui/sweeps.py)")
 def test_packages_never_reach_what_they_must_not():
     known = modules()
     graph = {module: {target for target, _ in imports_of(path, known)} for module, path in known.items()}

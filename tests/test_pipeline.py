@@ -1,5 +1,6 @@
 """The pipeline: its stages in order with one signature, timings after every stage, one load of the splits per
-run, run folders; and end to end on the real default model (a few steps, eval, export, plain reload)."""
+run passed to every stage, a run finished from a later stage, run folders; and end to end on the real default
+model (a few steps, eval, export, plain reload)."""
 
 import json
 import subprocess
@@ -61,23 +62,43 @@ def test_run_then_reload_merged_with_plain_transformers(tmp_path, capsys, defaul
     assert "GENERATED:" in result.stdout
 
 
+def fake_stages(seen: list, run):
+    """The pipeline's stages, each recording its name, the inputs it was given and the timings it saw."""
+    def fake(name):
+        def stage(stage_config, stage_run, inputs):
+            assert stage_run == run
+            seen.append((name, inputs, json.loads(run.timings.read_text()) if run.timings.exists() else None))
+            return {}
+        return stage
+
+    return lambda resume=False: [(name, fake(name)) for name, _ in stages(resume)]
+
+
 def test_stages_run_in_order_with_one_signature_and_timings_after_each(tmp_path, monkeypatch):
     config = validate_config({"data": {"train": "t.jsonl"}, "output": {"dir": str(tmp_path)}})
     run = create_run(config)
     seen = []
-
-    def fake(name):
-        def stage(stage_config, stage_run):
-            assert stage_config is config and stage_run == run
-            seen.append((name, json.loads(run.timings.read_text()) if run.timings.exists() else None))
-            return {}
-        return stage
-
-    monkeypatch.setattr(pipeline, "stages", lambda resume=False: [(name, fake(name)) for name, _ in stages(resume)])
+    monkeypatch.setattr(pipeline, "stages", fake_stages(seen, run))
     run_pipeline(config, run)
-    assert [name for name, _ in seen] == ["data", "train", "evaluate", "export", "report"]
-    assert set(seen[-1][1]) == {"data", "train", "evaluate", "export", "total"}  # the report sees the others
+    assert [name for name, *_ in seen] == ["data", "train", "evaluate", "export", "report"]
+    assert len({id(inputs) for _, inputs, _ in seen}) == 1 and seen[0][1].config is config  # one per run
+    assert set(seen[-1][2]) == {"data", "train", "evaluate", "export", "total"}  # the report sees the others
     assert set(json.loads(run.timings.read_text())) == {"data", "train", "evaluate", "export", "report", "total"}
+
+
+def test_a_run_finished_from_a_later_stage_runs_the_rest_and_keeps_the_earlier_timings(tmp_path, monkeypatch):
+    config = validate_config({"data": {"train": "t.jsonl"}, "output": {"dir": str(tmp_path)}})
+    run = create_run(config)
+    seen = []
+    monkeypatch.setattr(pipeline, "stages", fake_stages(seen, run))
+    run_pipeline(config, run, start="evaluate")
+    assert [name for name, *_ in seen] == ["evaluate", "export", "report"]
+    assert set(json.loads(run.timings.read_text())) == {"evaluate", "export", "report"}  # no whole run to total
+    run.timings.write_text(json.dumps({"data": 1.0, "train": 2.0, "evaluate": 3.0, "total": 6.0}))
+    run_pipeline(config, run, start="export", until="export")
+    assert json.loads(run.timings.read_text()).keys() == {"data", "train", "evaluate", "export"}
+    with pytest.raises(ValueError, match="no pipeline stage is named 'evaluation'"):
+        run_pipeline(config, run, start="evaluation")
 
 
 
@@ -85,16 +106,16 @@ def test_a_stage_that_fails_leaves_failure_json_and_a_rerun_clears_it(tmp_path, 
     config = validate_config({"data": {"train": "t.jsonl"}, "output": {"dir": str(tmp_path)}})
     run = create_run(config)
 
-    def failing_train(stage_config, stage_run):
+    def failing_train(stage_config, stage_run, inputs):
         raise RunError("the disk is full")
 
     monkeypatch.setattr(pipeline, "stages", lambda resume=False: [
-        (name, failing_train if name == "train" else (lambda c, r: {})) for name, _ in stages(resume)])
+        (name, failing_train if name == "train" else (lambda c, r, i: {})) for name, _ in stages(resume)])
     with pytest.raises(RunError):
         run_pipeline(config, run)
     failure = json.loads(run.failure.read_text())
     assert failure["stage"] == "train" and failure["error"] == "the disk is full" and failure["type"] == "RunError"
-    monkeypatch.setattr(pipeline, "stages", lambda resume=False: [(name, lambda c, r: {}) for name, _ in stages()])
+    monkeypatch.setattr(pipeline, "stages", lambda resume=False: [(name, lambda c, r, i: {}) for name, _ in stages()])
     run_pipeline(config, run, resume=True)
     assert not run.failure.exists()
 

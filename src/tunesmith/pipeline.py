@@ -1,7 +1,12 @@
 """The whole job in order: data check → train → evaluate (base vs tuned) → export → report.
 
-Every stage has one signature, ``stage(config, run) -> summary``, so the pipeline is a list of stages run in a
-loop, each timed the same way. The stages of one run share one load of the data splits (`load_run_splits`).
+Every stage has one signature, ``stage(config, run, inputs) -> summary``: the run's config, its folder, and what
+the stages of one run share, its `RunInputs` (the data splits and the `Task` they are scored on, read once, when
+a stage first needs them). So the pipeline is a list of stages run in a loop, each timed the same way; it makes
+one `RunInputs` per run and passes it to every stage. Export and report read only the run folder: they take the
+inputs and leave them unread (`_from_the_folder`). A command on one stage of an existing run (`tunesmith eval`,
+`compare`, ...) makes its own `RunInputs`; a run started part way (`start`: a sweep's best trial, trained as a
+trial, is finished from `evaluate`) goes through the same list, so no stage is skipped.
 
 In a job of several processes (`tunesmith.distributed`), training and evaluation run in every process (each
 on its share); the data check, the export and the report only in rank 0, the others waiting for it.
@@ -10,6 +15,7 @@ on its share); the data check, the export and the report only in rank 0, the oth
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import re
@@ -21,7 +27,7 @@ from pathlib import Path
 from tunesmith import distributed
 from tunesmith.config import RunConfig, save_config
 from tunesmith.config.changes import describe, fingerprint, resumed_config
-from tunesmith.data import check_run_data
+from tunesmith.data import RunInputs, check_run_data
 from tunesmith.errors import RunError
 from tunesmith.evaluate import evaluate_run
 from tunesmith.export import export_run
@@ -30,12 +36,12 @@ from tunesmith.models import check_method_available
 from tunesmith.report import build_report
 from tunesmith.retrieval import rag_run_config
 from tunesmith.run_dir import RunDir
-from tunesmith.train import train_run
+from tunesmith.train import train
 from tunesmith.train.checkpoint import latest_checkpoint
 
 log = logging.getLogger("tunesmith")
 
-Stage = Callable[[RunConfig, RunDir], dict]
+Stage = Callable[[RunConfig, RunDir, RunInputs], dict]
 
 
 EVERY_PROCESS = {"train", "evaluate"}
@@ -46,38 +52,75 @@ def stages(resume: bool = False) -> list[tuple[str, Stage]]:
     """The stages of `tunesmith run`, in order (``resume`` continues training from the last checkpoint)."""
     return [
         ("data", check_run_data),
-        ("train", partial(train_run, resume=resume)),
+        ("train", partial(train, resume=resume)),
         ("evaluate", evaluate_run),
-        ("export", export_run),
-        ("report", build_report),
+        ("export", _from_the_folder(export_run)),
+        ("report", _from_the_folder(build_report)),
     ]
 
 
-def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False, until: str | None = None) -> RunDir:
-    """Everything `tunesmith run` does, in order, in one run folder (up to and including the stage ``until``,
-    e.g. ``"train"`` for `tunesmith train`). A `rag` section that changes rows (`tunesmith.retrieval.rows`) has
-    them written into the run folder first, and every stage reads them. ``timings.json`` holds the seconds of each
-    stage done so far and the total, rewritten after every stage (so the report, last, shows the others)."""
+def _from_the_folder(stage: Callable[[RunConfig, RunDir], dict]) -> Stage:
+    """A stage that reads only the run folder (what earlier stages wrote there), not the run's data."""
+    @functools.wraps(stage)
+    def reading_the_folder(config: RunConfig, run: RunDir, inputs: RunInputs) -> dict:
+        return stage(config, run)
+
+    return reading_the_folder
+
+
+def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False, start: str | None = None,
+                 until: str | None = None) -> RunDir:
+    """Everything `tunesmith run` does, in order, in one run folder: from the stage ``start`` (the first when None;
+    ``"evaluate"`` finishes a run trained elsewhere) up to and including the stage ``until`` (e.g. ``"train"`` for
+    `tunesmith train`). A `rag` section that changes rows (`tunesmith.retrieval.rows`) has them written into the
+    run folder first, and every stage reads them. ``timings.json`` holds the seconds of each stage done so far,
+    rewritten after every stage (so the report, last, shows the others), and the whole run's ``total`` when it ran
+    from the first stage; started later, it keeps the seconds it held of the stages before ``start``."""
     started = time.perf_counter()
-    seconds: dict[str, float] = {}
+    selected = _selected_stages(stages(resume), start, until)
+    seconds: dict[str, float] = {} if start is None else _earlier_timings(run, [name for name, _ in selected])
     check_method_available(config.method)  # before the data stage tokenizes anything
     with run.lock():  # one writer for the whole run, not only stage by stage
         if distributed.is_main():
             run.failure.unlink(missing_ok=True)
         config = rag_run_config(config, run)  # with `rag` rows, the run reads them from its folder (rag/*.jsonl)
-        for name, stage in stages(resume):
+        inputs = RunInputs(config)  # read by the first stage that needs them, shared by the others
+        for name, stage in selected:
             stage_started = time.perf_counter()
             if name in EVERY_PROCESS or distributed.is_main():
                 with _recording_failure(run, name):
-                    stage(config, run)
+                    stage(config, run, inputs)
             distributed.barrier()  # the next stage reads what this one wrote
             seconds[name] = round(time.perf_counter() - stage_started, 1)
             if distributed.is_main():
-                write_json(run.timings, {**seconds, "total": round(time.perf_counter() - started, 1)})
-            if name == until:
-                break
-    log.info("stage times (s): %s", {**seconds, "total": round(time.perf_counter() - started, 1)})
+                write_json(run.timings, _with_total(seconds, started, start))
+    log.info("stage times (s): %s", _with_total(seconds, started, start))
     return run
+
+
+def _selected_stages(every: list[tuple[str, Stage]], start: str | None, until: str | None) -> list[tuple[str, Stage]]:
+    """The stages from ``start`` through ``until`` (the first and the last when None)."""
+    names = [name for name, _ in every]
+    for given in (start, until):
+        if given is not None and given not in names:
+            raise ValueError(f"no pipeline stage is named {given!r} (the stages: {', '.join(names)})")
+    first = names.index(start) if start is not None else 0
+    last = names.index(until) if until is not None else len(names) - 1
+    return every[first : last + 1]
+
+
+def _earlier_timings(run: RunDir, running: list[str]) -> dict[str, float]:
+    """The seconds timings.json holds of the stages that this pipeline does not run again."""
+    try:
+        recorded = read_json(run.timings) or {}
+    except RunError:
+        return {}  # a damaged file: only this pipeline's stages are timed
+    return {name: value for name, value in recorded.items() if name not in running and name != "total"}
+
+
+def _with_total(seconds: dict[str, float], started: float, start: str | None) -> dict[str, float]:
+    """The stage seconds, and the whole run's when this pipeline ran it from the first stage."""
+    return seconds if start is not None else {**seconds, "total": round(time.perf_counter() - started, 1)}
 
 
 @contextlib.contextmanager

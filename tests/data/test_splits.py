@@ -1,6 +1,6 @@
 """Files → Splits: seeded, disjoint, correctly sized splits; carving missing splits; caps; label sets; real data;
 `data.sources` (each source read with its own settings, split on its own, mixed by weight); the streaming route;
-and one load per run (`load_run_splits`)."""
+and a run's splits read afresh at every call (`load_run_splits`)."""
 
 from __future__ import annotations
 
@@ -235,12 +235,11 @@ def test_streaming_reads_only_the_held_out_files(tmp_path, write_jsonl):
     assert splits.labels == ["eggs", "ham", "spam"] and splits.format == "classification"
 
 
-def test_a_run_loads_its_splits_once_until_a_file_changes(tmp_path, write_jsonl):
+def test_run_splits_are_read_from_the_files_at_every_call(tmp_path, write_jsonl):
+    """No memo across calls (a run's stages share one load through `RunInputs`): a changed file is read again."""
     path = write_jsonl(tmp_path / "all.jsonl", numbered(20))
     config = DataConfig(path=path)
     first = load_run_splits(config)
-    assert load_run_splits(DataConfig(path=path)) is first  # the same settings and bytes: no second read
     write_jsonl(tmp_path / "all.jsonl", numbered(21))
     changed = load_run_splits(config)
     assert changed is not first and len(changed.train) + len(changed.validation) + len(changed.test) == 21
-    assert load_run_splits(config.model_copy(update={"max_train_rows": 5})) is not changed

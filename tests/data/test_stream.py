@@ -73,7 +73,8 @@ def test_a_bad_row_mid_stream_is_a_data_error(files, tiny_tokenizer, tmp_path):
 
 def test_training_reads_streamed_rows(files, tiny_model_dir, tmp_path):
     from tunesmith.config import validate_config
-    from tunesmith.data.check.report import check_data
+    from tunesmith.data.check.report import CheckSettings, check_data
+    from tunesmith.data.run_inputs import RunInputs
     from tunesmith.models import load_tokenizer
     from tunesmith.run_dir import RunDir
     from tunesmith.train import train
@@ -83,7 +84,7 @@ def test_training_reads_streamed_rows(files, tiny_model_dir, tmp_path):
         "lora": {"r": 2, "alpha": 4}, "train": {"batch_size": 4, "max_steps": 2, "eval_every": 2, "save_every": 2},
     })
     splits = load_heldout_splits(config.data)
-    check_data(splits, load_tokenizer(config.model), 160)  # the pipeline checks the held-out files only
-    summary = train(config, RunDir(tmp_path / "run"), splits)
+    check_data(splits, CheckSettings(load_tokenizer(config.model), 160))  # the pipeline checks the held-out files only
+    summary = train(config, RunDir(tmp_path / "run"), RunInputs(config, splits))
     assert summary["train_rows"] == 2_500 and summary["validation_rows"] == 20 and summary["steps"] == 2
     assert summary["truncation"]["rows"] == 2_500

@@ -12,11 +12,14 @@ from tunesmith.config import DataConfig, EvaluateConfig
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.formats import to_example
 from tunesmith.data.readers import Row
+from tunesmith.data.run_inputs import RunInputs
+from tunesmith.data.task import Task
 from tunesmith.evaluate.baselines import NOT_HELD_IN_MEMORY, baseline_scores, baseline_text, run_baselines
 from tunesmith.evaluate.runner import evaluate_run
 from tunesmith.predict.metrics import classification_metrics
 
 DATA = DataConfig(train="train.jsonl")
+SPAM = Task.of("classification", ["ham", "spam"])
 
 
 def labelled(text: str, label: str, line: int) -> Example:
@@ -42,7 +45,7 @@ def separable(count: int, offset: int = 0) -> list[Example]:
 
 
 def only(name: str, task: str, data: Splits) -> tuple:
-    (result,) = run_baselines([name], task, data, DATA, seed=0)
+    (result,) = run_baselines([name], Task.of(task, data.labels), data, DATA, seed=0)
     return result
 
 
@@ -50,7 +53,7 @@ def test_majority_scores_exactly_the_majority_share():
     train, test = separable(30), separable(10, offset=30)
     result = only("majority", "classification", splits(train, test, "classification", ["ham", "spam"]))
     assert result.predictions == ["ham"] * 10
-    scores = baseline_scores(result, "classification", test, ["ham", "spam"], EvaluateConfig())
+    scores = baseline_scores(result, SPAM, test)
     assert scores["accuracy"] == sum(example.label == "ham" for example in test) / 10
     assert scores["train_seconds"] >= 0 and scores["predict_seconds"] >= 0
 
@@ -59,7 +62,7 @@ def test_majority_scores_exactly_the_majority_share():
 def test_a_linear_text_model_learns_a_separable_set(name):
     train, test = separable(60), separable(15, offset=60)
     result = only(name, "classification", splits(train, test, "classification", ["ham", "spam"]))
-    scores = baseline_scores(result, "classification", test, ["ham", "spam"], EvaluateConfig())
+    scores = baseline_scores(result, SPAM, test)
     assert scores["accuracy"] == 1.0 and scores["per_class"]["spam"]["f1"] == 1.0
 
 
@@ -67,18 +70,18 @@ def test_mean_baseline_mse_is_the_variance():
     words = ["awful film", "poor film", "good film", "great film", "fine film"]
     rows = [scored(text, target, i) for i, (text, target) in enumerate(zip(words, [1.0, 2.5, 4.0, 4.5, 3.0]))]
     result = only("mean", "regression", splits(rows, rows, "regression"))
-    scores = baseline_scores(result, "regression", rows, None, EvaluateConfig())
+    scores = baseline_scores(result, Task.of("regression"), rows)
     assert scores["mse"] == pytest.approx(statistics.pvariance([1.0, 2.5, 4.0, 4.5, 3.0]), rel=1e-12)
     assert scores["pearson"] is None  # a constant prediction has no correlation
     ridge = only("tfidf_ridge", "regression", splits(rows, rows, "regression"))
-    assert baseline_scores(ridge, "regression", rows, None, EvaluateConfig())["mse"] < scores["mse"]
+    assert baseline_scores(ridge, Task.of("regression"), rows)["mse"] < scores["mse"]
 
 
 def test_scores_follow_evaluate_metrics_and_a_subset_of_rows():
     train, test = separable(30), separable(10, offset=30)
     result = only("majority", "classification", splits(train, test, "classification", ["ham", "spam"]))
-    scores = baseline_scores(result, "classification", test, ["ham", "spam"], EvaluateConfig(metrics=["accuracy"]),
-                             rows=[0, 1], timings=False)
+    scores = baseline_scores(result, Task.of("classification", ["ham", "spam"], ["accuracy"]), test, rows=[0, 1],
+                             timings=False)
     assert set(scores) == {"accuracy", "per_class", "confusion_matrix"}
     assert scores["accuracy"] == 0.5  # rows 31 and 32: spam, then ham
 
@@ -98,19 +101,20 @@ def test_a_baseline_reads_the_row_text_without_the_instruction():
 def test_rows_a_baseline_cannot_learn_from_skip_it_with_the_reason():
     one_label = [labelled("see you at lunch", "ham", 1), labelled("call me later", "ham", 2)]
     data = splits(one_label, one_label, "classification", ["ham", "spam"])
-    majority, logreg = run_baselines(["majority", "tfidf_logreg"], "classification", data, DATA, seed=0)
+    majority, logreg = run_baselines(["majority", "tfidf_logreg"], SPAM, data, DATA, seed=0)
     assert majority.predictions == ["ham", "ham"]
     assert logreg.predictions is None and logreg.skipped.startswith("could not be trained:")
-    assert baseline_scores(logreg, "classification", one_label, ["ham", "spam"], EvaluateConfig()) == {
+    assert baseline_scores(logreg, SPAM, one_label) == {
         "skipped": logreg.skipped}
     streamed = DataConfig(train="t.jsonl", validation="v.jsonl", test="s.jsonl", streaming=True)
-    (skipped,) = run_baselines(["majority"], "classification", splits([], one_label, "classification"), streamed, 0)
+    (skipped,) = run_baselines(["majority"], SPAM, splits([], one_label, "classification"), streamed, 0)
     assert skipped.skipped == NOT_HELD_IN_MEMORY
-    assert run_baselines([], "generation", splits([], one_label, "messages"), DATA, 0) == []
+    assert run_baselines([], Task.of("generation"), splits([], one_label, "messages"), DATA, 0) == []
 
 
 def test_evaluate_run_writes_the_baselines_beside_the_models(run_folder):
-    result = evaluate_run(run_folder.config(), run_folder, include_base=False)
+    config = run_folder.config()
+    result = evaluate_run(config, run_folder, RunInputs(config), include_base=False)
     assert json.loads(run_folder.eval_json.read_text(encoding="utf-8"))["baselines"] == result["baselines"]
     assert list(result["baselines"]) == ["majority", "tfidf_logreg"]  # evaluate.baselines: auto
     for scores in result["baselines"].values():
@@ -124,7 +128,7 @@ def test_evaluate_run_scores_the_baselines_on_the_unleaked_rows_too(run_folder, 
     write_jsonl(config.data.test, [{"text": "free prize call now", "label": "spam"},  # train's first row: leaked
                                    {"text": "are we still meeting?", "label": "ham"},
                                    {"text": "free cash reward", "label": "spam"}])
-    result = evaluate_run(config, run_folder, include_base=False)
+    result = evaluate_run(config, run_folder, RunInputs(config), include_base=False)
     assert list(result["baselines"]) == ["majority"]
     # The majority class, ham, on the two rows not leaked: spam and ham.
     assert result["unleaked"]["baselines"] == {

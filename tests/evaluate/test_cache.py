@@ -12,7 +12,9 @@ from dataclasses import replace
 import pytest
 
 from tunesmith.config import EvaluateConfig, apply_overrides, validate_config
+from tunesmith.data.run_inputs import RunInputs
 from tunesmith.data.splits import load_run_splits
+from tunesmith.data.task import Task
 from tunesmith.errors import RunError
 from tunesmith.evaluate import cache, runner
 from tunesmith.evaluate.cache import SCORING_SETTINGS, eval_cache_root, evaluation_key, key_ingredients
@@ -60,7 +62,7 @@ def run_files(run) -> tuple[dict, str]:
 
 def test_second_evaluation_reuses_the_base_model_results_and_says_so(run_folder, monkeypatch, capsys):
     config = run_folder.config()
-    first = evaluate_run(config, run_folder)
+    first = evaluate_run(config, run_folder, RunInputs(config))
     assert first["base_from_cache"] is False and len(first["base_cache"]["key"]) == 32
     computed = run_files(run_folder)
 
@@ -69,7 +71,7 @@ def test_second_evaluation_reuses_the_base_model_results_and_says_so(run_folder,
 
     monkeypatch.setattr(runner, "load_model_folder", no_base_model)
     capsys.readouterr()
-    second = evaluate_run(config, run_folder)
+    second = evaluate_run(config, run_folder, RunInputs(config))
     assert second["base_from_cache"] is True and second["base_cache"] == first["base_cache"]
     said = " ".join(capsys.readouterr().err.split())  # the console wraps long lines
     assert f"base model: reusing its evaluation from the cache (key {first['base_cache']['key']}, computed " in said
@@ -79,10 +81,10 @@ def test_second_evaluation_reuses_the_base_model_results_and_says_so(run_folder,
 
 def test_a_changed_test_row_is_evaluated_again(run_folder, write_jsonl, base_loads):
     config = run_folder.config()
-    evaluate_run(config, run_folder)
+    evaluate_run(config, run_folder, RunInputs(config))
     rows = [json.loads(line) for line in open(config.data.test, encoding="utf-8")]
     write_jsonl(config.data.test, [{**rows[0], "text": rows[0]["text"] + "!"}, *rows[1:]])
-    result = evaluate_run(config, run_folder)
+    result = evaluate_run(config, run_folder, RunInputs(config))
     assert result["base_from_cache"] is False and len(base_loads) == 2
 
 
@@ -95,7 +97,7 @@ def test_each_key_ingredient_changes_the_key(run_folder, tmp_path):
 
     def key(config=config, examples=examples, task="classification", labels=labels):
         tokenizer = load_tokenizer(config.model)
-        return evaluation_key(key_ingredients(config, tokenizer, examples, task, labels))
+        return evaluation_key(key_ingredients(config, tokenizer, examples, Task.of(task, labels)))
 
     def model_copy(name: str, change_weights: bool):
         folder = shutil.copytree(config.model.name, tmp_path / name)
@@ -137,7 +139,7 @@ def test_every_evaluate_setting_is_either_in_the_key_or_cannot_change_the_scores
 @pytest.mark.parametrize("damage", ["entry not JSON", "a row missing", "predictions gone", "another key"])
 def test_a_damaged_entry_is_evaluated_again_with_a_warning(run_folder, base_loads, caplog, damage):
     config = run_folder.config()
-    key = evaluate_run(config, run_folder)["base_cache"]["key"]
+    key = evaluate_run(config, run_folder, RunInputs(config))["base_cache"]["key"]
     computed = run_files(run_folder)
     entry = eval_cache_root() / key
     if damage == "entry not JSON":
@@ -152,21 +154,22 @@ def test_a_damaged_entry_is_evaluated_again_with_a_warning(run_folder, base_load
         (entry / "entry.json").write_text(json.dumps({**stored, "key": "0" * 32}), encoding="utf-8")
 
     with caplog.at_level(logging.WARNING, logger="tunesmith"):
-        again = evaluate_run(config, run_folder)
+        again = evaluate_run(config, run_folder, RunInputs(config))
     assert again["base_from_cache"] is False and len(base_loads) == 2
     assert f"ignoring the damaged cached base-model evaluation {entry}" in caplog.text
     assert run_files(run_folder) == computed
-    assert evaluate_run(config, run_folder)["base_from_cache"] is True  # the damaged entry was replaced
+    again = evaluate_run(config, run_folder, RunInputs(config))
+    assert again["base_from_cache"] is True  # the damaged entry was replaced
 
 
 def test_cache_base_false_neither_reads_nor_writes_the_cache(run_folder, base_loads):
     config = run_folder.config()
-    evaluate_run(config, run_folder)
+    evaluate_run(config, run_folder, RunInputs(config))
     off = with_settings(config, "evaluate.cache_base=false")
-    result = evaluate_run(off, run_folder)
+    result = evaluate_run(off, run_folder, RunInputs(off))
     assert result["base_from_cache"] is False and result["base_cache"] is None and len(base_loads) == 2
     shutil.rmtree(eval_cache_root())
-    evaluate_run(off, run_folder)
+    evaluate_run(off, run_folder, RunInputs(off))
     assert not eval_cache_root().exists()
 
 
@@ -176,6 +179,7 @@ def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_evaluation(run_f
 
     monkeypatch.setattr(cache, "staged_folder", read_only)
     with caplog.at_level(logging.WARNING, logger="tunesmith"):
-        result = evaluate_run(run_folder.config(), run_folder)
+        config = run_folder.config()
+        result = evaluate_run(config, run_folder, RunInputs(config))
     assert result["base"] and result["base_cache"] is None and result["base_from_cache"] is False
     assert "the base model's evaluation is not kept in the cache: cannot write" in caplog.text

@@ -6,13 +6,14 @@ import json
 
 import pytest
 
+from tunesmith.data.run_inputs import RunInputs
 from tunesmith.errors import RunError
 from tunesmith.evaluate.runner import evaluate_run
 from tunesmith.json_files import read_jsonl
 
 
 def test_evaluate_run_writes_eval_json_and_predictions(run_folder):
-    result = evaluate_run(run_folder.config(), run_folder)
+    result = evaluate_run(run_folder.config(), run_folder, RunInputs(run_folder.config()))
     assert json.loads(run_folder.eval_json.read_text(encoding="utf-8")) == result
     assert result["task"] == "classification"
     assert result["labels"] == ["ham", "spam"]
@@ -40,7 +41,7 @@ def test_evaluate_run_needs_a_trained_model(run_folder):
 
     shutil.rmtree(run_folder.best)
     with pytest.raises(RunError, match="run `tunesmith train` first"):
-        evaluate_run(run_folder.config(), run_folder)
+        evaluate_run(run_folder.config(), run_folder, RunInputs(run_folder.config()))
 
 
 def test_test_rows_leaked_from_train_are_scored_apart(run_folder, write_jsonl):
@@ -48,7 +49,7 @@ def test_test_rows_leaked_from_train_are_scored_apart(run_folder, write_jsonl):
     test = [{"text": "free prize call now", "label": "spam"},  # the same row as train's first: leaked
             {"text": "are we still meeting?", "label": "ham"}, {"text": "free cash reward", "label": "spam"}]
     write_jsonl(config.data.test, test)
-    result = evaluate_run(config, run_folder)
+    result = evaluate_run(config, run_folder, RunInputs(config))
     assert result["leakage"] == {"checked": True, "leaked_rows": 1, "locations": [f"{config.data.test}:1"]}
     unleaked = result["unleaked"]
     assert unleaked["num_examples"] == 2 and "loss" not in unleaked["tuned"]
@@ -59,5 +60,5 @@ def test_test_rows_leaked_from_train_are_scored_apart(run_folder, write_jsonl):
 
 
 def test_no_leaked_row_means_no_unleaked_block(run_folder):
-    result = evaluate_run(run_folder.config(), run_folder, include_base=False)
+    result = evaluate_run(run_folder.config(), run_folder, RunInputs(run_folder.config()), include_base=False)
     assert result["leakage"]["leaked_rows"] == 0 and result["unleaked"] is None

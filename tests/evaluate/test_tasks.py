@@ -7,13 +7,15 @@ import pytest
 
 from tunesmith.config import EvaluateConfig
 from tunesmith.data.example import Example
-from tunesmith.errors import ConfigError, DataError
+from tunesmith.data.task import Task
+from tunesmith.errors import DataError
 from tunesmith.evaluate.likelihood import loss_and_perplexity
-from tunesmith.evaluate.tasks import evaluate_model, resolve_task
+from tunesmith.evaluate.tasks import evaluate_model
 from tunesmith.predict import answers
 from tunesmith.predict.answers import task_metrics
 
 LABELS = ["ham", "spam"]
+CLASSIFICATION = Task.of("classification", LABELS)
 
 
 def labelled(text: str, label: str, line: int) -> Example:
@@ -46,21 +48,9 @@ def fixed_replies(monkeypatch):
     return install
 
 
-@pytest.mark.parametrize(
-    ("task", "fmt", "expected"),
-    [
-        ("auto", "classification", "classification"), ("auto", "regression", "regression"),
-        ("auto", "alpaca", "generation"), ("auto", "messages", "generation"), ("auto", "text", "generation"),
-        ("generation", "classification", "generation"), ("regression", "alpaca", "regression"),
-    ],
-)
-def test_resolve_task(task, fmt, expected):
-    assert resolve_task(EvaluateConfig(task=task), fmt) == expected
-
-
 def test_likelihood_classification_end_to_end(chatty_model, tiny_tokenizer):
     metrics, records = evaluate_model(
-        chatty_model, tiny_tokenizer, EXAMPLES, "classification", EvaluateConfig(batch_size=2), LABELS, 256
+        chatty_model, tiny_tokenizer, EXAMPLES, CLASSIFICATION, EvaluateConfig(batch_size=2), 256
     )
     assert set(metrics) == {
         "accuracy", "precision", "recall", "f1", "per_class", "confusion_matrix", "loss", "perplexity",
@@ -82,7 +72,7 @@ def test_likelihood_classification_end_to_end(chatty_model, tiny_tokenizer):
 def test_generate_mode_matches_labels_case_insensitively(chatty_model, tiny_tokenizer, fixed_replies):
     fixed_replies([" Spam\n", "ham.", "HAM"])
     config = EvaluateConfig(classification_mode="generate")
-    metrics, records = evaluate_model(chatty_model, tiny_tokenizer, EXAMPLES, "classification", config, LABELS, 256)
+    metrics, records = evaluate_model(chatty_model, tiny_tokenizer, EXAMPLES, CLASSIFICATION, config, 256)
     assert [record["prediction"] for record in records] == ["spam", "ham.", "ham"]
     assert [record["correct"] for record in records] == [True, False, False]
     assert all("scores" not in record for record in records)
@@ -95,26 +85,24 @@ def test_generate_mode_matches_labels_case_insensitively(chatty_model, tiny_toke
 
 def test_generate_mode_on_the_real_tiny_model_runs(chatty_model, tiny_tokenizer):
     config = EvaluateConfig(classification_mode="generate", max_new_tokens=4, batch_size=2)
-    metrics, records = evaluate_model(chatty_model, tiny_tokenizer, EXAMPLES, "classification", config, LABELS, 256)
+    metrics, records = evaluate_model(chatty_model, tiny_tokenizer, EXAMPLES, CLASSIFICATION, config, 256)
     assert {"accuracy", "f1", "confusion_matrix", "loss", "perplexity"} <= set(metrics)
     assert len(records) == 3 and all(isinstance(record["prediction"], str) for record in records)
 
 
 def test_selected_metrics_keep_details_and_loss(chatty_model, tiny_tokenizer):
-    config = EvaluateConfig(metrics=["accuracy"])
-    metrics, _ = evaluate_model(chatty_model, tiny_tokenizer, EXAMPLES, "classification", config, LABELS, 256)
+    """(A metric of another task fails when the task is resolved: `tests/data/test_task.py`.)"""
+    selected = Task.of("classification", LABELS, ["accuracy"])
+    metrics, _ = evaluate_model(chatty_model, tiny_tokenizer, EXAMPLES, selected, EvaluateConfig(), 256)
     assert set(metrics) == {"accuracy", "per_class", "confusion_matrix", "loss", "perplexity"}
-    with pytest.raises(ConfigError, match="evaluate.metrics: 'bleu' is not a classification metric"):
-        evaluate_model(
-            chatty_model, tiny_tokenizer, EXAMPLES, "classification", EvaluateConfig(metrics=["bleu"]), LABELS, 256
-        )
 
 
 def test_regression_parses_numbers_from_replies(chatty_model, tiny_tokenizer, fixed_replies):
     fixed_replies(["3.5", "about 2 I think", "no idea"])
     examples = [answered("How similar?", "3.0", 1, target=3.0), answered("And?", "2.0", 2, target=2.0),
                 answered("Now?", "4.0", 3, target=4.0)]
-    metrics, records = evaluate_model(chatty_model, tiny_tokenizer, examples, "regression", EvaluateConfig(), None, 256)
+    metrics, records = evaluate_model(chatty_model, tiny_tokenizer, examples, Task.of("regression"), EvaluateConfig(),
+                                      256)
     # parsed pairs (3, 3.5), (2, 2): errors 0.5 and 0
     assert metrics["mse"] == pytest.approx(0.125)
     assert metrics["mae"] == pytest.approx(0.25)
@@ -128,7 +116,7 @@ def test_regression_on_rows_without_a_number_is_a_data_error(chatty_model, tiny_
     fixed_replies(["3"])
     with pytest.raises(DataError, match="test.jsonl:1: regression needs a numeric answer, got 'soon'"):
         evaluate_model(
-            chatty_model, tiny_tokenizer, [answered("When?", "soon", 1)], "regression", EvaluateConfig(), None, 256
+            chatty_model, tiny_tokenizer, [answered("When?", "soon", 1)], Task.of("regression"), EvaluateConfig(), 256
         )
 
 
@@ -138,7 +126,8 @@ def test_generation_uses_every_reference(chatty_model, tiny_tokenizer, fixed_rep
         answered("Capital of France?", "paris", 1),
         answered("Summarize.", "the cat sat", 2, meta={"references": ["the cat sat", "a dog runs"]}),
     ]
-    metrics, records = evaluate_model(chatty_model, tiny_tokenizer, examples, "generation", EvaluateConfig(), None, 256)
+    metrics, records = evaluate_model(chatty_model, tiny_tokenizer, examples, Task.of("generation"), EvaluateConfig(),
+                                      256)
     assert set(metrics) == {"bleu", "rouge_l", "exact_match", "loss", "perplexity"}
     assert metrics["exact_match"] == 1.0 and metrics["rouge_l"] == pytest.approx(1.0)
     assert [record["correct"] for record in records] == [True, True]
@@ -146,9 +135,8 @@ def test_generation_uses_every_reference(chatty_model, tiny_tokenizer, fixed_rep
 
 
 def test_task_metrics_score_any_subset_of_the_predictions(chatty_model, tiny_tokenizer):
-    metrics, records = evaluate_model(chatty_model, tiny_tokenizer, EXAMPLES, "classification", EvaluateConfig(),
-                                      LABELS, 128)
+    metrics, records = evaluate_model(chatty_model, tiny_tokenizer, EXAMPLES, CLASSIFICATION, EvaluateConfig(), 128)
     predictions = [record["prediction"] for record in records]
-    assert task_metrics("classification", EXAMPLES, predictions, LABELS)["accuracy"] == metrics["accuracy"]
-    subset = task_metrics("classification", EXAMPLES[1:], predictions[1:], LABELS)
+    assert task_metrics(CLASSIFICATION, EXAMPLES, predictions)["accuracy"] == metrics["accuracy"]
+    subset = task_metrics(CLASSIFICATION, EXAMPLES[1:], predictions[1:])
     assert subset["accuracy"] == sum(record["correct"] for record in records[1:]) / 2

@@ -79,7 +79,7 @@ def test_four_arms_scored_from_their_own_predictions(comparison_config, tmp_path
     with pytest.raises(RunError, match="already holds a comparison"):
         compare_rag(load_config(comparison_config), comparison_config, out)
     # Answers with known scores: every arm's metrics must be those of its own file's predictions.
-    def known_answers(model, tokenizer, examples, task, eval_config, labels):
+    def known_answers(model, tokenizer, examples, task, eval_config):
         with_passages = ["[1] " in example.prompt_messages[-1]["content"] for example in examples]
         return Answers([example.reference if rag else f"not {example.reference} but the {example.reference}s"
                         for example, rag in zip(examples, with_passages)])

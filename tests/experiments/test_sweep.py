@@ -32,9 +32,9 @@ def test_a_sweep_runs_its_trials_and_only_the_best_sees_the_test_split(sweep_con
     seen_test_rows = []
     real_train = trial_module.train
 
-    def spying_train(config, run, splits, **kwargs):
-        seen_test_rows.append(len(splits.test))
-        return real_train(config, run, splits, **kwargs)
+    def spying_train(config, run, inputs, **kwargs):
+        seen_test_rows.append(len(inputs.splits.test))
+        return real_train(config, run, inputs, **kwargs)
 
     monkeypatch.setattr(trial_module, "train", spying_train)
     config = sweep_config({"train.learning_rate": {"log_uniform": [1e-3, 5e-2]}, "lora.r": [2, 4]}, pruner="none")
@@ -47,6 +47,9 @@ def test_a_sweep_runs_its_trials_and_only_the_best_sees_the_test_split(sweep_con
     for trial in trials:  # only the winner was evaluated (on test), exported and reported
         run = RunDir(trial.user_attrs["run_dir"])
         assert run.eval_json.is_file() == (trial.number == best.number)
+        if trial.number == best.number:  # through the pipeline's stages after training, every one of them
+            assert set(read_json(run.timings)) == {"evaluate", "export", "report"}
+            assert run.merged.is_dir() and run.report_html.is_file()
         assert trial.value == read_json(run.train_summary)["best_val_loss"]
         assert trial.user_attrs["train_tokens"] == read_json(run.train_summary)["train_tokens"]
     folder = Path(summary["folder"])

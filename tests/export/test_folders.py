@@ -14,6 +14,7 @@ import yaml
 
 from tunesmith.config import save_config, validate_config
 from tunesmith.data.example import Splits
+from tunesmith.data.run_inputs import RunInputs
 from tunesmith.errors import RunError
 from tunesmith.export import export_run
 from tunesmith.run_dir import RunDir
@@ -185,7 +186,7 @@ def test_a_hub_model_run_exports_an_adapter_that_loads_elsewhere_by_its_hub_id(h
     save_config(config, run.config_path)
     splits = Splits(train=spam_examples(8), validation=spam_examples(2, 100), test=[], format="classification",
                     labels=["ham", "spam"])
-    train(config, run, splits)  # offline (HF_HUB_OFFLINE=1): the base comes from the cache
+    train(config, run, RunInputs(config, splits))  # offline (HF_HUB_OFFLINE=1): the base comes from the cache
     for folder in (run.best, run.checkpoints / "step-000002" / "weights"):
         saved = json.loads((folder / "adapter_config.json").read_text())
         assert (saved["base_model_name_or_path"], saved["revision"]) == ("owner/tiny-llama", "v1")

@@ -14,8 +14,8 @@ from tunesmith.config import ModelConfig
 from tunesmith.data.tokenize import tokenize_examples
 from tunesmith.models import kernels, load_base_model, load_model_folder
 from tunesmith.models.kernels import attention_implementation
-from tunesmith.train import supervised_loss_sum
-from tunesmith.train.batching import collate
+from tunesmith.predict.loss import supervised_loss_sum
+from tunesmith.predict.model_inputs import collate
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 

@@ -101,7 +101,7 @@ def test_gradient_checkpointing_recomputes_the_layers_the_loss_calls(tiny_model,
     """The training loss calls the decoder body, not the CausalLM: checkpointing must hold there (each layer runs
     twice per step: forward, and again in the backward pass) and give the same gradients."""
     from tunesmith.models import prepare_for_training
-    from tunesmith.train.loss import decoder_of, supervised_loss_sum
+    from tunesmith.predict.loss import decoder_of, supervised_loss_sum
 
     def gradients_and_layer_calls(checkpointing: bool):
         torch.manual_seed(0)

@@ -11,11 +11,14 @@ import pytest
 
 from tunesmith.config.review_section import ReviewConfig
 from tunesmith.data.example import Example
+from tunesmith.data.task import Task
 from tunesmith.errors import TunesmithError
 from tunesmith.review.create import Contender, create_review, review_plan, sample_prompts, share_items
 from tunesmith.review.export import export_judgments
 from tunesmith.review.store import ReviewConflict, ReviewStore
 from tunesmith.run_dir import RunDir
+
+CLASSIFICATION = Task.of("classification", ["ham", "other", "spam"])
 
 
 def labelled(counts: dict[str, int]) -> list[Example]:
@@ -26,18 +29,18 @@ def labelled(counts: dict[str, int]) -> list[Example]:
 
 def test_sample_keeps_each_label_share():
     examples = labelled({"ham": 30, "spam": 9, "other": 1})
-    sample = sample_prompts(examples, "classification", 10, seed=3)
+    sample = sample_prompts(examples, CLASSIFICATION, 10, seed=3)
     # 10 of 40: ham 7.5, spam 2.25, other 0.25 → 7 + 2 + 0, and the largest leftover (ham's .5) gets the last one.
     assert Counter(example.label for example in sample) == {"ham": 8, "spam": 2}
     assert sample == sorted(sample, key=examples.index)  # test order
-    assert sample == sample_prompts(examples, "classification", 10, seed=3)
-    assert sample != sample_prompts(examples, "classification", 10, seed=4)
+    assert sample == sample_prompts(examples, CLASSIFICATION, 10, seed=3)
+    assert sample != sample_prompts(examples, CLASSIFICATION, 10, seed=4)
 
 
 def test_sample_of_generation_is_plain_and_complete_when_small():
     examples = labelled({"x": 5, "y": 5})
-    assert len(sample_prompts(examples, "generation", 4, seed=0)) == 4
-    assert sample_prompts(examples, "generation", 50, seed=0) == examples
+    assert len(sample_prompts(examples, Task.of("generation"), 4, seed=0)) == 4
+    assert sample_prompts(examples, Task.of("generation"), 50, seed=0) == examples
 
 
 def test_queues_share_the_overlap_and_split_the_rest():
@@ -55,7 +58,8 @@ def test_plan_stores_both_orders_and_pairs_of_three_models():
     contenders = [Contender(name, role, None, name) for name, role in [("t", "tuned"), ("base", "base"),
                                                                         ("r2", "run")]]
     answers = {contender.name: [f"{contender.name}{n}" for n in range(12)] for contender in contenders}
-    plan = review_plan(examples, contenders, answers, ReviewConfig(reviewers=["ann", "bob"], overlap=6), "generation")
+    plan = review_plan(examples, contenders, answers, ReviewConfig(reviewers=["ann", "bob"], overlap=6),
+                       Task.of("generation"))
     assert len(plan.items) == 36  # 12 prompts x 3 pairs (Bradley-Terry needs every pair)
     assert Counter((first, second) for _, first, second in plan.items) == {("t", "base"): 12, ("t", "r2"): 12,
                                                                           ("base", "r2"): 12}

@@ -116,13 +116,14 @@ def _sample(metrics: str, name: str) -> float:
 
 
 def test_classify_equals_evaluation(spam_server, spam_runs):
+    from tunesmith.data import RunInputs
     from tunesmith.evaluate import evaluate_run
     from tunesmith.json_files import read_jsonl
     from tunesmith.run_dir import RunDir
 
     url, _, a, _ = spam_server
     run = RunDir(spam_runs[0])
-    evaluate_run(run.config(), run)
+    evaluate_run(run.config(), run, RunInputs(run.config()))
     predictions = read_jsonl(run.predictions)
     for row in predictions:
         text = row["prompt"].split("\n\n", 1)[1]

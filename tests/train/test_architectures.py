@@ -12,14 +12,16 @@ from safetensors.torch import load_file
 
 import tunesmith.train.recipe as recipe
 from tunesmith.config import save_config, validate_config
+from tunesmith.data.run_inputs import RunInputs
 from tunesmith.data.tokenize import IGNORE_INDEX, tokenize_examples
 from tunesmith.errors import ConfigError
 from tunesmith.models import load_tokenizer, load_tuned_model
+from tunesmith.predict.loss import supervised_loss_sum
+from tunesmith.predict.model_inputs import collate
 from tunesmith.run_dir import RunDir
 from tunesmith.train import train
-from tunesmith.train.batching import collate, count_supervised
+from tunesmith.train.batching import count_supervised
 from tunesmith.train.checkpoint import read_checkpoint
-from tunesmith.train.loss import supervised_loss_sum
 
 TINY_SIZES = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
               "num_key_value_heads": 2, "max_position_embeddings": 512}
@@ -74,7 +76,7 @@ def trained_run(root, config, splits) -> RunDir:
     run = RunDir(root)
     run.root.mkdir()
     save_config(config, run.config_path)
-    train(config, run, splits)
+    train(config, run, RunInputs(config, splits))
     return run
 
 
@@ -122,14 +124,16 @@ def test_the_training_loss_is_the_models_own_loss(family, model_dir, tiny_tokeni
 def test_every_family_trains_lora_steps_and_a_full_step(family, model_dir, tmp_path, tiny_splits):
     folder = model_dir(family)
     lora = RunDir(tmp_path / "lora")
-    train(run_config(folder, "lora", max_steps=4), lora, tiny_splits(n_val=0))
+    cfg = run_config(folder, "lora", max_steps=4)
+    train(cfg, lora, RunInputs(cfg, tiny_splits(n_val=0)))
     losses = step_losses(lora)
     assert len(losses) == 4 and losses[-1] < losses[0]
     adapter = load_file(lora.best / "adapter_model.safetensors")
     assert all(float(tensor.abs().max()) > 0 for key, tensor in adapter.items() if "lora_B" in key)
 
     full = RunDir(tmp_path / "full")
-    train(run_config(folder, "full", max_steps=1, learning_rate=1e-3), full, tiny_splits(n_val=0))
+    cfg = run_config(folder, "full", max_steps=1, learning_rate=1e-3)
+    train(cfg, full, RunInputs(cfg, tiny_splits(n_val=0)))
     base, tuned = load_file(folder / "model.safetensors"), load_file(full.best / "model.safetensors")
     assert tuned.keys() == base.keys() and all(not torch.equal(base[key], tuned[key]) for key in base)
 
@@ -149,7 +153,8 @@ def test_a_tokenizer_without_chat_template_needs_a_built_in(model_dir, tiny_toke
         load_tokenizer(run_config(folder).model)
 
     run = RunDir(tmp_path / "run")
-    train(run_config(folder, chat_template="chatml", max_steps=2), run, tiny_splits(n_val=0))
+    cfg = run_config(folder, chat_template="chatml", max_steps=2)
+    train(cfg, run, RunInputs(cfg, tiny_splits(n_val=0)))
     assert len(step_losses(run)) == 2
 
 

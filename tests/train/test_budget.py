@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 import tunesmith.train.budget as budget_module
 from tunesmith.config import validate_config
 from tunesmith.config.schema import TrainConfig
+from tunesmith.data.run_inputs import RunInputs
 from tunesmith.run_dir import RunDir
 from tunesmith.train import train
 from tunesmith.train.budget import Budget, auto_epochs, describe_budget, plan_budget
@@ -77,7 +78,8 @@ def test_auto_budget_is_logged_and_recorded(tiny_model_dir, tmp_path, tiny_split
     monkeypatch.setattr(budget_module, "MIN_STEPS", 32)
     run = RunDir(tmp_path / "run")
     with caplog.at_level(logging.INFO, logger="tunesmith"):
-        summary = train(run_config(tiny_model_dir), run, tiny_splits())
+        cfg = run_config(tiny_model_dir)
+        summary = train(cfg, run, RunInputs(cfg, tiny_splits()))
     # 16 rows in 4 steps per epoch: 3 epochs are 12 steps, 8 make the 32 (and show more than 100 rows)
     expected = ("epochs: auto → 8 (16 training rows, 4 steps per epoch: 3 epochs would make only 12 steps; at least "
                 "32 steps and 100 rows seen); eval_every: auto → 4 (10 validations in 32 steps); save_every: auto → "
@@ -94,7 +96,7 @@ def test_a_resumed_run_keeps_the_budget_it_started_with(tiny_model_dir, tmp_path
     monkeypatch.setattr(budget_module, "MIN_STEPS", 32)
     config = run_config(tiny_model_dir)
     full = RunDir(tmp_path / "full")
-    train(config, full, tiny_splits())
+    train(config, full, RunInputs(config, tiny_splits()))
     reference = load_file(full.checkpoints / "step-000032" / "weights" / "adapter_model.safetensors")
 
     resumed = RunDir(tmp_path / "resumed")
@@ -103,7 +105,7 @@ def test_a_resumed_run_keeps_the_budget_it_started_with(tiny_model_dir, tmp_path
         shutil.rmtree(resumed.checkpoints / f"step-{step:06d}")
     shutil.rmtree(resumed.best)
     monkeypatch.setattr(budget_module, "MIN_STEPS", 48)  # auto would now choose 12 epochs
-    summary = train(config, resumed, tiny_splits(), resume=True)
+    summary = train(config, resumed, RunInputs(config, tiny_splits()), resume=True)
     assert summary["steps"] == 32 and summary["budget"]["epochs"] == 8
     got = load_file(resumed.checkpoints / "step-000032" / "weights" / "adapter_model.safetensors")
     assert all(torch.allclose(got[key], reference[key], atol=1e-6) for key in reference)

@@ -17,9 +17,9 @@ import yaml
 from safetensors.torch import load_file
 
 from tunesmith.config import load_config
-from tunesmith.data import check_run_data
+from tunesmith.data import RunInputs, check_run_data
 from tunesmith.run_dir import RunDir
-from tunesmith.train import train_run
+from tunesmith.train import train
 from tunesmith.train.checkpoint import latest_checkpoint
 from tunesmith.train.state import TrainState
 
@@ -161,8 +161,9 @@ def test_kill_while_writing_a_checkpoint_resumes_from_the_previous_one(project, 
     config = load_config(project / "config.yaml")
     threads = torch.get_num_threads()
     try:
-        check_run_data(config, run)
-        train_run(config, run, resume=True)
+        inputs = RunInputs(config)  # as the pipeline passes them: one load for both stages
+        check_run_data(config, run, inputs)
+        train(config, run, inputs, resume=True)
     finally:
         torch.set_num_threads(threads)  # the config's `threads: 1` must not slow the rest of the session
     assert not run.best.with_name("best.old").exists()

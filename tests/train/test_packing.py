@@ -8,18 +8,15 @@ from safetensors.torch import load_file
 
 from tunesmith.config import validate_config
 from tunesmith.config.schema import LoraConfig
-from tunesmith.data.tokenize import IGNORE_INDEX, TokenizedExample, tokenize_examples
+from tunesmith.data.run_inputs import RunInputs
+from tunesmith.data.tokenize import tokenize_examples
 from tunesmith.models import add_lora
+from tunesmith.predict.loss import supervised_loss_sum
+from tunesmith.predict.model_inputs import collate, collate_packed, flatten_packed
 from tunesmith.run_dir import RunDir
-from tunesmith.train import supervised_loss_sum, train
-from tunesmith.train.batching import collate, count_supervised
-from tunesmith.train.packing import (
-    best_fit_decreasing,
-    collate_packed,
-    epoch_packed_batches,
-    flatten_packed,
-    varlen_attention_inputs,
-)
+from tunesmith.train import train
+from tunesmith.train.batching import count_supervised
+from tunesmith.train.packing import best_fit_decreasing, epoch_packed_batches
 
 
 def test_best_fit_decreasing_by_hand():
@@ -45,35 +42,6 @@ def test_epoch_packed_batches_deterministic_bounded_and_complete():
     loads = [sum(lengths[i] for i in pack) for pack in packs]
     assert all(loads[i] + loads[j] > 48 for i in range(len(loads)) for j in range(i))
     assert plan != epoch_packed_batches(lengths, max_length=48, batch_size=2, seed=7, epoch=1)
-
-
-def test_collate_packed_token_by_token():
-    a = TokenizedExample(input_ids=[11, 12, 13], labels=[IGNORE_INDEX, 12, 13], location="a")
-    b = TokenizedExample(input_ids=[21, 22], labels=[21, 22], location="b")  # as with `loss_on: all`
-    c = TokenizedExample(input_ids=[31, 32, 33], labels=[IGNORE_INDEX, IGNORE_INDEX, 33], location="c")
-    batch = collate_packed([[a, b], [c]], pad_token_id=0)
-    x = IGNORE_INDEX
-    assert batch["input_ids"].tolist() == [[11, 12, 13, 21, 22], [31, 32, 33, 0, 0]]
-    assert batch["labels"].tolist() == [[x, 12, 13, x, 22], [x, x, 33, x, x]]  # 21 is not learned from 13
-    assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 1], [0, 1, 2, 0, 0]]
-    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
-    assert count_supervised(batch) == 4
-
-
-def test_flatten_packed_and_varlen_inputs_by_hand():
-    a = TokenizedExample(input_ids=[11, 12, 13], labels=[IGNORE_INDEX, 12, 13], location="a")
-    b = TokenizedExample(input_ids=[21, 22], labels=[21, 22], location="b")
-    c = TokenizedExample(input_ids=[31, 32, 33], labels=[IGNORE_INDEX, IGNORE_INDEX, 33], location="c")
-    flat = flatten_packed(collate_packed([[a, b], [c]], pad_token_id=0))
-    x = IGNORE_INDEX
-    assert flat["input_ids"].tolist() == [[11, 12, 13, 21, 22, 31, 32, 33]]  # the padding after c is gone
-    assert flat["labels"].tolist() == [[x, 12, 13, x, 22, x, x, 33]]
-    assert flat["position_ids"].tolist() == [[0, 1, 2, 0, 1, 0, 1, 2]]
-    assert count_supervised(flat) == 4
-    inputs = varlen_attention_inputs(flat["position_ids"])
-    assert inputs["cu_seq_lens_q"].tolist() == inputs["cu_seq_lens_k"].tolist() == [0, 3, 5, 8]
-    assert inputs["cu_seq_lens_q"].dtype == torch.int32
-    assert inputs["max_length_q"] == inputs["max_length_k"] == 3 and isinstance(inputs["max_length_q"], int)
 
 
 def lora_model(model):
@@ -134,7 +102,7 @@ def test_packed_training_writes_run_files_and_resumes_exactly(tiny_model_dir, ti
     assert len(best_fit_decreasing([len(row.input_ids) for row in rows], 256)) == 5
 
     full = RunDir(tmp_path / "full")
-    summary = train(config, full, tiny_splits())
+    summary = train(config, full, RunInputs(config, tiny_splits()))
     assert summary["steps"] == 6 and summary["train_rows"] == 16
     assert summary["train_tokens"] == 2 * sum(len(row.input_ids) for row in rows)  # real tokens, no padding
     lines = [json.loads(line) for line in full.metrics.read_text().splitlines()]
@@ -147,7 +115,7 @@ def test_packed_training_writes_run_files_and_resumes_exactly(tiny_model_dir, ti
     shutil.copytree(full.root, resumed.root)
     shutil.rmtree(resumed.checkpoints / "step-000006")  # as if killed after the step-3 checkpoint
     shutil.rmtree(resumed.best)
-    assert train(config, resumed, tiny_splits(), resume=True)["steps"] == 6
+    assert train(config, resumed, RunInputs(config, tiny_splits()), resume=True)["steps"] == 6
     got = load_file(resumed.checkpoints / "step-000006" / "weights" / "adapter_model.safetensors")
     for key in reference:
         assert torch.allclose(got[key], reference[key], atol=1e-6), key

@@ -15,15 +15,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import tunesmith.train.loss as loss_module
+import tunesmith.predict.loss as loss_module
 import tunesmith.train.recipe as recipe
 import tunesmith.train.validation as validation
 from tunesmith.config import save_config, validate_config
+from tunesmith.data.run_inputs import RunInputs
 from tunesmith.models import load_tuned_model, loading
+from tunesmith.predict.loss import mean_supervised_loss
 from tunesmith.run_dir import RunDir
 from tunesmith.train import TrainingError, train
 from tunesmith.train.batching import epoch_batches
-from tunesmith.train.loss import mean_supervised_loss
 from tunesmith.train.recipe import nonfinite_problem
 
 
@@ -41,7 +42,8 @@ def adapter_weights(folder):
 
 def test_train_writes_run_files(tiny_model_dir, tmp_path, tiny_splits):
     run = RunDir(tmp_path / "run")
-    summary = train(tiny_config(tiny_model_dir, max_steps=4), run, tiny_splits())
+    cfg = tiny_config(tiny_model_dir, max_steps=4)
+    summary = train(cfg, run, RunInputs(cfg, tiny_splits()))
     assert summary["steps"] == 4 and summary["best_step"] in (2, 4)
     lines = [json.loads(line) for line in run.metrics.read_text().splitlines()]
     assert [line["step"] for line in lines if "loss" in line] == [1, 2, 3, 4]
@@ -62,8 +64,8 @@ def test_grad_accumulation_equals_large_batch(tiny_model_dir, tmp_path, tiny_spl
     small_config = tiny_config(tiny_model_dir, batch_size=2, grad_accumulation=4, **config)
     for c in (big_config, small_config):
         c.lora.dropout = 0.0
-    train(big_config, big, tiny_splits(n_train=8, n_val=0))
-    train(small_config, small, tiny_splits(n_train=8, n_val=0))
+    train(big_config, big, RunInputs(big_config, tiny_splits(n_train=8, n_val=0)))
+    train(small_config, small, RunInputs(small_config, tiny_splits(n_train=8, n_val=0)))
     a, b = adapter_weights(big.best), adapter_weights(small.best)
     assert a.keys() == b.keys()
     for key in a:
@@ -77,14 +79,14 @@ def test_grad_accumulation_equals_large_batch(tiny_model_dir, tmp_path, tiny_spl
 def test_resume_equals_uninterrupted(tiny_model_dir, tmp_path, tiny_splits):
     config = tiny_config(tiny_model_dir, max_steps=6, save_every=3, eval_every=100, keep_checkpoints=5)
     full = RunDir(tmp_path / "full")
-    train(config, full, tiny_splits())
+    train(config, full, RunInputs(config, tiny_splits()))
     reference = adapter_weights(full.checkpoints / "step-000006" / "weights")
 
     resumed = RunDir(tmp_path / "resumed")
     shutil.copytree(full.root, resumed.root)
     shutil.rmtree(resumed.checkpoints / "step-000006")  # as if killed after the step-3 checkpoint
     shutil.rmtree(resumed.best)
-    summary = train(config, resumed, tiny_splits(), resume=True)
+    summary = train(config, resumed, RunInputs(config, tiny_splits()), resume=True)
     assert summary["steps"] == 6
     got = adapter_weights(resumed.checkpoints / "step-000006" / "weights")
     for key in reference:
@@ -97,7 +99,7 @@ def test_full_fine_tuning_saves_full_weights(tiny_model_dir, tmp_path, tiny_spli
     config = tiny_config(tiny_model_dir, max_steps=4, learning_rate=1e-3, eval_every=4)
     config.method = "full"
     run = RunDir(tmp_path / "run")
-    summary = train(config, run, tiny_splits())
+    summary = train(config, run, RunInputs(config, tiny_splits()))
     assert summary["trainable_params"] == summary["total_params"]  # every weight trains
     base = load_file(tiny_model_dir / "model.safetensors")
     tuned = load_file(run.best / "model.safetensors")
@@ -117,15 +119,16 @@ def test_non_finite_loss_names_step_and_rows(tiny_model_dir, tmp_path, monkeypat
 
     monkeypatch.setattr(loss_module, "supervised_loss_sum", poisoned)
     with pytest.raises(TrainingError, match=r"non-finite loss at step 1 on rows mem.jsonl:\d+"):
-        train(tiny_config(tiny_model_dir, max_steps=2), RunDir(tmp_path / "run"), tiny_splits())
+        cfg = tiny_config(tiny_model_dir, max_steps=2)
+        train(cfg, RunDir(tmp_path / "run"), RunInputs(cfg, tiny_splits()))
 
 
 def test_early_stopping_keeps_the_best(tiny_model_dir, tmp_path, monkeypatch, tiny_splits):
     rising = iter([1.0, 2.0, 3.0, 4.0])
     monkeypatch.setattr(validation, "mean_supervised_loss", lambda *args: (next(rising), 10))
     run = RunDir(tmp_path / "run")
-    summary = train(tiny_config(tiny_model_dir, max_steps=8, eval_every=2, early_stopping_patience=1), run,
-                    tiny_splits())
+    cfg = tiny_config(tiny_model_dir, max_steps=8, eval_every=2, early_stopping_patience=1)
+    summary = train(cfg, run, RunInputs(cfg, tiny_splits()))
     assert summary["stopped_early"] and summary["steps"] == 4
     assert summary["best_step"] == 2 and summary["best_val_loss"] == 1.0
     assert (run.checkpoints / "step-000004").is_dir()  # the stopping step is checkpointed too
@@ -135,9 +138,9 @@ def test_compiled_training_matches_eager(tiny_model_dir, tmp_path, tiny_splits):
     eager, compiled = RunDir(tmp_path / "eager"), RunDir(tmp_path / "compiled")
     config = tiny_config(tiny_model_dir, max_steps=2, eval_every=10)
     config.lora.dropout = 0.0
-    train(config, eager, tiny_splits(n_val=0))
+    train(config, eager, RunInputs(config, tiny_splits(n_val=0)))
     config.train.compile = True
-    train(config, compiled, tiny_splits(n_val=0))
+    train(config, compiled, RunInputs(config, tiny_splits(n_val=0)))
     a, b = adapter_weights(eager.best), adapter_weights(compiled.best)
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-5), key
@@ -215,7 +218,8 @@ def test_stop_on_nan_loss_names_step_and_rows_and_keeps_the_last_checkpoint(tiny
     run = RunDir(tmp_path / "run")
     poison_loss_at(monkeypatch, step=3)
     with pytest.raises(TrainingError) as raised:
-        train(config(tiny_model_dir), run, tiny_splits(ROWS, 0))
+        cfg = config(tiny_model_dir)
+        train(cfg, run, RunInputs(cfg, tiny_splits(ROWS, 0)))
     assert str(raised.value) == (
         f"non-finite loss at step 3 on rows {', '.join(batch_sources(3))} "
         "(lower train.learning_rate or set train.on_nonfinite: skip; the last good checkpoint is kept)"
@@ -224,7 +228,8 @@ def test_stop_on_nan_loss_names_step_and_rows_and_keeps_the_last_checkpoint(tiny
     assert [line["step"] for line in metric_lines(run)] == [1, 2]
 
     monkeypatch.undo()  # the cause is gone: the kept checkpoint resumes to the end
-    summary = train(config(tiny_model_dir), run, tiny_splits(ROWS, 0), resume=True)
+    cfg = config(tiny_model_dir)
+    summary = train(cfg, run, RunInputs(cfg, tiny_splits(ROWS, 0)), resume=True)
     assert summary["steps"] == STEPS and summary["skipped_steps"] == []
     assert [line["step"] for line in metric_lines(run)] == [1, 2, 3, 4, 5]
 
@@ -234,7 +239,8 @@ def test_stop_on_nan_gradient(tiny_model_dir, tmp_path, monkeypatch, max_grad_no
     run = RunDir(tmp_path / "run")
     poison_gradient_at(monkeypatch, step=2)
     with pytest.raises(TrainingError, match=r"^non-finite gradient norm at step 2 on rows ") as raised:
-        train(config(tiny_model_dir, max_grad_norm=max_grad_norm), run, tiny_splits(ROWS, 0))
+        cfg = config(tiny_model_dir, max_grad_norm=max_grad_norm)
+        train(cfg, run, RunInputs(cfg, tiny_splits(ROWS, 0)))
     assert ", ".join(batch_sources(2)) in str(raised.value)
     assert checkpoint_steps(run) == ["step-000001"]
     step_one = metric_lines(run)[0]
@@ -245,7 +251,8 @@ def test_skip_nan_loss_drops_exactly_that_update(tiny_model_dir, tmp_path, monke
     run = RunDir(tmp_path / "run")
     poison_loss_at(monkeypatch, step=3)
     with caplog.at_level(logging.WARNING, logger="tunesmith"):
-        summary = train(config(tiny_model_dir, on_nonfinite="skip"), run, tiny_splits(ROWS, 0))
+        cfg = config(tiny_model_dir, on_nonfinite="skip")
+        summary = train(cfg, run, RunInputs(cfg, tiny_splits(ROWS, 0)))
 
     assert summary["steps"] == STEPS and summary["skipped_steps"] == [3]
     assert f"skipped the update: non-finite loss at step 3 on rows {', '.join(batch_sources(3))}" in caplog.text
@@ -273,7 +280,8 @@ def test_skip_nan_loss_drops_exactly_that_update(tiny_model_dir, tmp_path, monke
         shutil.rmtree(resumed.checkpoints / f"step-{step:06d}")
     monkeypatch.undo()
     poison_loss_at(monkeypatch, step=1)  # the resumed process's first step is step 3
-    summary = train(config(tiny_model_dir, on_nonfinite="skip"), resumed, tiny_splits(ROWS, 0), resume=True)
+    cfg = config(tiny_model_dir, on_nonfinite="skip")
+    summary = train(cfg, resumed, RunInputs(cfg, tiny_splits(ROWS, 0)), resume=True)
     assert summary["skipped_steps"] == [3]
     reference, got = weights(run, 5), weights(resumed, 5)
     assert all(torch.equal(reference[key], got[key]) for key in reference)
@@ -282,7 +290,8 @@ def test_skip_nan_loss_drops_exactly_that_update(tiny_model_dir, tmp_path, monke
 def test_skip_nan_gradient_keeps_weights_and_logs_the_finite_loss(tiny_model_dir, tmp_path, monkeypatch, tiny_splits):
     run = RunDir(tmp_path / "run")
     poison_gradient_at(monkeypatch, step=2)
-    summary = train(config(tiny_model_dir, on_nonfinite="skip", max_steps=3), run, tiny_splits(ROWS, 0))
+    cfg = config(tiny_model_dir, on_nonfinite="skip", max_steps=3)
+    summary = train(cfg, run, RunInputs(cfg, tiny_splits(ROWS, 0)))
     assert summary["steps"] == 3 and summary["skipped_steps"] == [2]
     before, skipped = weights(run, 1), weights(run, 2)
     assert all(torch.equal(before[key], skipped[key]) for key in before)
@@ -295,13 +304,14 @@ def test_resuming_with_another_global_batch_is_refused(tiny_model_dir, tmp_path,
     """The cursor counts global batches, so a resume needs the same rows per step, however many processes share
     them (on 1 process after 2 x 4: batch_size 8, or grad_accumulation 2)."""
     run = RunDir(tmp_path / "run")
-    train(tiny_config(tiny_model_dir, max_steps=2, batch_size=8), run, tiny_splits())
-    message = error_of(lambda: train(tiny_config(tiny_model_dir, max_steps=4, batch_size=4), run, tiny_splits(),
-                                     resume=True))
+    cfg = tiny_config(tiny_model_dir, max_steps=2, batch_size=8)
+    train(cfg, run, RunInputs(cfg, tiny_splits()))
+    cfg = tiny_config(tiny_model_dir, max_steps=4, batch_size=4)
+    message = error_of(lambda: train(cfg, run, RunInputs(cfg, tiny_splits()), resume=True))
     assert "global batch of 8 rows per step; now it would be 4 (batch_size 4 x 1 processes x grad_accumulation 1)" \
         in message
-    summary = train(tiny_config(tiny_model_dir, max_steps=4, batch_size=4, grad_accumulation=2), run, tiny_splits(),
-                    resume=True)
+    cfg = tiny_config(tiny_model_dir, max_steps=4, batch_size=4, grad_accumulation=2)
+    summary = train(cfg, run, RunInputs(cfg, tiny_splits()), resume=True)
     assert summary["steps"] == 4 and summary["global_batch"] == 8
 
 
@@ -322,7 +332,7 @@ def test_each_method_trains_and_its_tuned_model_loads_back(method, tiny_model_di
     run.root.mkdir()
     save_config(config, run.config_path)
     splits = tiny_splits()
-    summary = train(config, run, splits)
+    summary = train(config, run, RunInputs(config, splits))
     losses = loss_lines(run)
     assert losses[-1] < losses[0]
     assert (summary["trainable_params"] == summary["total_params"]) == (method == "full")
@@ -343,9 +353,9 @@ def test_gradient_checkpointing_trains_the_same_weights(method, tiny_model_dir, 
     config = tiny_config(tiny_model_dir, max_steps=3, eval_every=10, learning_rate=1e-3)
     config.method = method
     config.lora.dropout = 0.0  # dropout masks would differ between a forward and its recompute's RNG use
-    train(config, plain, tiny_splits(n_val=0))
+    train(config, plain, RunInputs(config, tiny_splits(n_val=0)))
     config.train.gradient_checkpointing = True
-    train(config, checkpointed, tiny_splits(n_val=0))
+    train(config, checkpointed, RunInputs(config, tiny_splits(n_val=0)))
     assert loss_lines(plain) == pytest.approx(loss_lines(checkpointed), abs=1e-5)
     name = "model.safetensors" if method == "full" else "adapter_model.safetensors"
     a, b = load_file(plain.best / name), load_file(checkpointed.best / name)
@@ -381,7 +391,7 @@ def test_qlora_trains_adapters_on_a_4bit_base_and_exports_an_unquantized_merge(t
         runs[checkpointing] = run = RunDir(tmp_path / f"run-{checkpointing}")
         run.root.mkdir()
         save_config(config, run.config_path)
-        train(config, run, tiny_splits())
+        train(config, run, RunInputs(config, tiny_splits()))
 
     quantized = [module for module in trainings[0][0].unwrapped.modules() if type(module).__name__ == "Linear4bit"]
     assert quantized and all(module.weight.quant_type == "nf4" and module.weight.compress_statistics
@@ -403,7 +413,8 @@ def test_qlora_trains_adapters_on_a_4bit_base_and_exports_an_unquantized_merge(t
 
 def test_liger_on_a_cpu_is_a_config_error_before_training(tiny_model_dir, tmp_path, tiny_splits, error_of):
     run = RunDir(tmp_path / "run")
-    message = error_of(lambda: train(tiny_config(tiny_model_dir, max_steps=1, liger=True), run, tiny_splits()))
+    cfg = tiny_config(tiny_model_dir, max_steps=1, liger=True)
+    message = error_of(lambda: train(cfg, run, RunInputs(cfg, tiny_splits())))
     assert message.startswith("config: train.liger: Liger's kernels are Triton GPU kernels, and this run is on the cpu")
     assert not run.metrics.exists()
 
@@ -420,7 +431,7 @@ def test_bf16_training_on_a_gpu(cuda, tiny_model_dir, tmp_path, tiny_splits, met
     config.lora.dropout = 0.0
     config.method = method
     run = RunDir(tmp_path / "run")
-    summary = train(config, run, tiny_splits())
+    summary = train(config, run, RunInputs(config, tiny_splits()))
     assert summary["device"].startswith("cuda") and summary["dtype"] == "bfloat16"
     losses = [line["loss"] for line in metric_lines(run) if "loss" in line]
     assert len(losses) == 6 and all(math.isfinite(loss) for loss in losses)

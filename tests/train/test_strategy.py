@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from tunesmith.config import validate_config
+from tunesmith.data.run_inputs import RunInputs
 from tunesmith.run_dir import RunDir
 from tunesmith.train import train
 from tunesmith.train.strategy import check_strategy
@@ -25,7 +26,8 @@ def config_with(strategy: str, **train_settings):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU-only error")
 def test_fsdp_without_a_gpu_is_an_error_before_anything_loads(tmp_path, tiny_splits, error_of):
-    message = error_of(lambda: train(config_with("fsdp"), RunDir(tmp_path / "run"), tiny_splits()))
+    cfg = config_with("fsdp")
+    message = error_of(lambda: train(cfg, RunDir(tmp_path / "run"), RunInputs(cfg, tiny_splits())))
     assert message.startswith("config: distributed.strategy: fsdp shards the model across GPUs")
     assert "use distributed.strategy: ddp on CPU" in message
 

@@ -13,10 +13,10 @@ import torch
 from safetensors.torch import load_file
 
 from tunesmith.config import validate_config
+from tunesmith.data.run_inputs import RunInputs
 from tunesmith.errors import ConfigError
 from tunesmith.run_dir import RunDir
 from tunesmith.train import train
-from tunesmith.train.validation import describe_validation
 
 
 def config_of(model_dir, evaluate=None, **train):
@@ -35,7 +35,8 @@ def metrics_lines(run: RunDir) -> list[dict]:
 
 def test_val_metrics_are_recorded_next_to_the_loss_and_at_the_best_step(tiny_model_dir, tmp_path, tiny_splits):
     run = RunDir(tmp_path / "run")
-    summary = train(config_of(tiny_model_dir, val_metrics=["accuracy", "f1"]), run, tiny_splits(n_val=6))
+    cfg = config_of(tiny_model_dir, val_metrics=["accuracy", "f1"])
+    summary = train(cfg, run, RunInputs(cfg, tiny_splits(n_val=6)))
     validations = [line for line in metrics_lines(run) if "val_loss" in line]
     assert [line["step"] for line in validations] == [2, 4]
     for line in validations:
@@ -58,7 +59,8 @@ def test_val_metrics_score_only_the_first_rows(tiny_model_dir, tmp_path, tiny_sp
 
     monkeypatch.setattr(validation, "answer", counting)
     splits = tiny_splits(n_val=6)
-    train(config_of(tiny_model_dir, val_metrics=["accuracy"], val_metrics_rows=4), RunDir(tmp_path / "run"), splits)
+    cfg = config_of(tiny_model_dir, val_metrics=["accuracy"], val_metrics_rows=4)
+    train(cfg, RunDir(tmp_path / "run"), RunInputs(cfg, splits))
     assert scored == [[example.location for example in splits.validation[:4]]] * 2
 
 
@@ -66,8 +68,10 @@ def test_val_metrics_score_only_the_first_rows(tiny_model_dir, tmp_path, tiny_sp
 def test_training_is_the_same_with_and_without_val_metrics(mode, tiny_model_dir, tmp_path, tiny_splits):
     plain, measured = RunDir(tmp_path / "plain"), RunDir(tmp_path / "measured")
     evaluate = {"classification_mode": mode}
-    train(config_of(tiny_model_dir, evaluate, max_steps=6), plain, tiny_splits())
-    train(config_of(tiny_model_dir, evaluate, max_steps=6, val_metrics=["accuracy"]), measured, tiny_splits())
+    cfg = config_of(tiny_model_dir, evaluate, max_steps=6)
+    train(cfg, plain, RunInputs(cfg, tiny_splits()))
+    cfg = config_of(tiny_model_dir, evaluate, max_steps=6, val_metrics=["accuracy"])
+    train(cfg, measured, RunInputs(cfg, tiny_splits()))
     losses = [[line["loss"] for line in metrics_lines(run) if "loss" in line] for run in (plain, measured)]
     assert losses[0] == losses[1]
     val_losses = [[line["val_loss"] for line in metrics_lines(run) if "val_loss" in line] for run in (plain, measured)]
@@ -80,7 +84,8 @@ def test_training_is_the_same_with_and_without_val_metrics(mode, tiny_model_dir,
 def test_on_validation_gets_what_metrics_jsonl_records(tiny_model_dir, tmp_path, tiny_splits):
     run = RunDir(tmp_path / "run")
     seen = []
-    train(config_of(tiny_model_dir, val_metrics=["accuracy"]), run, tiny_splits(),
+    cfg = config_of(tiny_model_dir, val_metrics=["accuracy"])
+    train(cfg, run, RunInputs(cfg, tiny_splits()),
           on_validation=lambda step, values: seen.append({"step": step, **values}))
     assert seen == [line for line in metrics_lines(run) if "val_loss" in line]
     assert [line["step"] for line in seen] == [2, 4] and all("val_accuracy" in line for line in seen)
@@ -96,7 +101,8 @@ def test_an_error_raised_by_on_validation_stops_training_at_that_step(tiny_model
 
     run = RunDir(tmp_path / "run")
     with pytest.raises(Pruned, match="at step 4"):
-        train(config_of(tiny_model_dir, max_steps=8), run, tiny_splits(), on_validation=prune_at_four)
+        cfg = config_of(tiny_model_dir, max_steps=8)
+        train(cfg, run, RunInputs(cfg, tiny_splits()), on_validation=prune_at_four)
     assert max(line["step"] for line in metrics_lines(run)) == 4
     assert (run.checkpoints / "step-000004").is_dir()  # the step's bookkeeping was done before the hook
     assert not run.train_summary.exists()
@@ -113,20 +119,15 @@ def test_val_metrics_need_validation_rows_before_the_model_loads(tiny_model_dir,
 
     monkeypatch.setattr(recipe, "load_training_model", lambda *args: pytest.fail("the model was loaded"))
     config = config_of(tiny_model_dir, val_metrics=["accuracy"])
-    message = error_of(lambda: train(config, RunDir(tmp_path / "run"), tiny_splits(n_val=0)))
+    message = error_of(lambda: train(config, RunDir(tmp_path / "run"), RunInputs(config, tiny_splits(n_val=0))))
     assert message.startswith("config: train.val_metrics: there are no validation rows")
 
 
 def test_val_metrics_must_be_metrics_of_the_task(tiny_model_dir, tmp_path, tiny_splits, error_of):
     config = config_of(tiny_model_dir, val_metrics=["bleu"])
-    message = error_of(lambda: train(config, RunDir(tmp_path / "run"), tiny_splits()))
+    message = error_of(lambda: train(config, RunDir(tmp_path / "run"), RunInputs(config, tiny_splits())))
     assert message.startswith("config: train.val_metrics: 'bleu' is not a classification metric")
     with pytest.raises(ConfigError, match="train.val_metrics: 'acc': not a task metric"):
         config_of(tiny_model_dir, val_metrics=["acc"])
     with pytest.raises(ConfigError, match="train.val_metrics: 'bleu' is not a classification metric"):
         config_of(tiny_model_dir, {"task": "classification"}, val_metrics=["bleu"])
-
-
-def test_describe_validation():
-    assert describe_validation({"val_loss": 0.5, "val_accuracy": 0.75, "val_pearson": None}) == (
-        "validation loss 0.5000, accuracy 0.7500, pearson n/a")

@@ -50,10 +50,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from tunesmith.evaluate import evaluate_run, format_comparison
+    from tunesmith.data import RunInputs
+    from tunesmith.evaluate import evaluate_run
+    from tunesmith.results import format_comparison
 
     config, run = existing_run(args)
-    result = evaluate_run(config, run, include_base=False if args.no_base else None)
+    result = evaluate_run(config, run, RunInputs(config), include_base=False if args.no_base else None)
     if distributed.is_main():
         print(format_comparison(result))
     return 0

@@ -27,36 +27,17 @@ from tunesmith.config.schema import DataConfig, SourceConfig, SplitConfig
 from tunesmith.data.example import MIXED_FORMAT, Example, Splits
 from tunesmith.data.fields import infer_format_and_labels, sort_labels
 from tunesmith.data.formats import convert_rows
-from tunesmith.data.readers import OnError, Row, data_file_paths, iter_rows, read_rows
+from tunesmith.data.readers import OnError, Row, iter_rows, read_rows
 from tunesmith.data.stream import require_streamable
 from tunesmith.errors import ConfigError
 
 SPLITS = ("train", "validation", "test")
 
-_loaded: list = []
-"""``[key, Splits]`` of the last `load_run_splits`."""
-
 
 def load_run_splits(config: DataConfig) -> Splits:
-    """The splits a run holds in memory: all of them, or with ``data.streaming`` only the held-out ones.
-
-    Loaded once per process for the same data settings and unchanged files (path, size, modification time): the
-    stages of one run (data check, training, evaluation) share one load. Treat the result as read-only.
-    """
-    key = _data_key(config)
-    if _loaded and _loaded[0] == key:
-        return _loaded[1]
-    splits = load_heldout_splits(config) if config.streaming else load_splits(config)
-    _loaded[:] = [key, splits]
-    return splits
-
-
-def _data_key(config: DataConfig) -> tuple:
-    stats = []
-    for path in data_file_paths(config):
-        stat = path.stat() if path.exists() else None
-        stats.append((str(path), stat.st_size, stat.st_mtime_ns) if stat else (str(path),))
-    return config.model_dump_json(), tuple(stats)
+    """The splits a run holds in memory: all of them, or with ``data.streaming`` only the held-out ones. Read from
+    the files at every call: the stages of one run share one load through `tunesmith.data.run_inputs.RunInputs`."""
+    return load_heldout_splits(config) if config.streaming else load_splits(config)
 
 
 def load_splits(config: DataConfig, on_error: OnError | None = None) -> Splits:

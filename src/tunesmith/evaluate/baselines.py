@@ -19,9 +19,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from tunesmith.config.schema import DataConfig, EvaluateConfig
+from tunesmith.config.schema import DataConfig
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.formats import text_of_user_turn
+from tunesmith.data.task import Task
 from tunesmith.evaluate.tasks import last_user_message, select_metrics
 from tunesmith.predict.answers import regression_target, task_metrics, truth_of
 
@@ -74,7 +75,7 @@ def baseline_text(example: Example, fmt: str, data_config: DataConfig, labels: l
     return text_of_user_turn(last_user_message(example), fmt, data_config, labels)
 
 
-def run_baselines(names: list[str], task: str, splits: Splits, data_config: DataConfig,
+def run_baselines(names: list[str], task: Task, splits: Splits, data_config: DataConfig,
                   seed: int) -> list[BaselineResult]:
     """Train each named baseline on ``splits.train`` and predict ``splits.test``. Without training rows (data
     streaming) every baseline is skipped; one that cannot be fitted (a single label in train) is skipped with
@@ -89,26 +90,25 @@ def run_baselines(names: list[str], task: str, splits: Splits, data_config: Data
         return [baseline_text(example, splits.format, data_config, splits.labels) for example in rows]
 
     train_texts, test_texts = texts(splits.train), texts(splits.test)
-    if task == "classification":
+    if task.name == "classification":
         answers: list = [truth_of(example) for example in splits.train]
-    elif task == "regression":
+    elif task.name == "regression":
         answers = [regression_target(example) for example in splits.train]
     else:
-        raise ValueError(f"{task} has no baselines")
-    return [_fit_and_predict(name, task, train_texts, answers, test_texts, seed) for name in names]
+        raise ValueError(f"{task.name} has no baselines")
+    return [_fit_and_predict(name, task.name, train_texts, answers, test_texts, seed) for name in names]
 
 
-def baseline_scores(result: BaselineResult, task: str, test: list[Example], labels: list[str] | None,
-                    eval_config: EvaluateConfig, rows: list[int] | None = None, timings: bool = True) -> dict:
-    """eval.json's entry for a baseline: the task metrics `evaluate.metrics` selects, on every test row or only
-    on ``rows`` (indices into ``test``), plus ``train_seconds`` and ``predict_seconds`` when ``timings``; a
+def baseline_scores(result: BaselineResult, task: Task, test: list[Example], rows: list[int] | None = None,
+                    timings: bool = True) -> dict:
+    """eval.json's entry for a baseline: the task metrics the task reports (`Task.metrics`), on every test row or
+    only on ``rows`` (indices into ``test``), plus ``train_seconds`` and ``predict_seconds`` when ``timings``; a
     skipped baseline's entry is ``{"skipped": reason}``."""
     if result.predictions is None:
         return {"skipped": result.skipped}
     keep = range(len(test)) if rows is None else rows
-    metrics = task_metrics(task, [test[index] for index in keep], [result.predictions[index] for index in keep],
-                           labels)
-    scores = select_metrics(metrics, task, eval_config)
+    metrics = task_metrics(task, [test[index] for index in keep], [result.predictions[index] for index in keep])
+    scores = select_metrics(metrics, task)
     if timings:
         scores.update(train_seconds=result.train_seconds, predict_seconds=result.predict_seconds)
     return scores

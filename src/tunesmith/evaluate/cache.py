@@ -30,6 +30,7 @@ from tunesmith.atomic import recover_folder, staged_folder
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.cache import examples_fingerprint
 from tunesmith.data.example import Example
+from tunesmith.data.task import Task
 from tunesmith.errors import RunError
 from tunesmith.json_files import read_json, read_jsonl, write_json, write_jsonl
 from tunesmith.models import cache_dir, model_folder, pick_dtype
@@ -69,8 +70,7 @@ def eval_cache_root() -> Path:
     return cache_dir() / "eval"
 
 
-def key_ingredients(config: RunConfig, tokenizer, examples: list[Example], task: str,
-                    labels: list[str] | None) -> dict:
+def key_ingredients(config: RunConfig, tokenizer, examples: list[Example], task: Task) -> dict:
     """Everything that decides the base model's evaluation on ``examples`` (see the module docstring), as JSON."""
     device = distributed.device()
     return {
@@ -81,8 +81,8 @@ def key_ingredients(config: RunConfig, tokenizer, examples: list[Example], task:
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "test_rows": examples_fingerprint(examples),
         "num_rows": len(examples),
-        "task": task,
-        "labels": labels,
+        "task": task.name,
+        "labels": task.labels,
         "evaluate": config.evaluate.model_dump(mode="json", include=set(SCORING_SETTINGS)),
         "max_length": config.data.max_length,
         "libraries": {"torch": torch.__version__, "transformers": version("transformers")},

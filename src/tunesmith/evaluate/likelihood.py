@@ -8,7 +8,7 @@ import math
 from tunesmith.data.example import Example
 from tunesmith.data.tokenize import tokenize_examples
 from tunesmith.predict.labels import label_token_ids
-from tunesmith.train.loss import mean_supervised_loss  # the training loop's own validation loss
+from tunesmith.predict.loss import mean_supervised_loss  # the training loop's own validation loss
 
 
 def loss_and_perplexity(model, tokenizer, examples: list[Example], max_length: int, batch_size: int) -> dict:

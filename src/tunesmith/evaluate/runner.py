@@ -14,23 +14,25 @@ from tunesmith import distributed
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.check.report import leaked_rows
 from tunesmith.data.example import Example, Splits
-from tunesmith.data.splits import load_run_splits
+from tunesmith.data.run_inputs import RunInputs
+from tunesmith.data.task import Task
 from tunesmith.document import is_number
 from tunesmith.errors import ConfigError, DataError
 from tunesmith.evaluate.baselines import BaselineResult, baseline_scores, run_baselines
 from tunesmith.evaluate.cache import evaluation_key, key_ingredients, load_evaluation, store_evaluation
-from tunesmith.evaluate.tasks import evaluate_model, resolve_task, select_metrics
+from tunesmith.evaluate.tasks import evaluate_model, select_metrics
 from tunesmith.json_files import read_json, write_json, write_jsonl
 from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
-from tunesmith.predict.answers import task_labels, task_metrics
+from tunesmith.predict.answers import task_metrics
 from tunesmith.run_dir import RunDir, locked
 
 _console = Console(stderr=True)
 
 
 @locked
-def evaluate_run(config: RunConfig, run: RunDir, include_base: bool | None = None) -> dict:
-    """Evaluate a run's tuned model (and its base model) on the test split; write eval.json and predictions.jsonl.
+def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base: bool | None = None) -> dict:
+    """Evaluate a run's tuned model (and its base model) on the test split of ``inputs`` (the run's splits and
+    task); write eval.json and predictions.jsonl.
 
     ``include_base`` defaults to ``evaluate.compare_base``. Returns the eval.json content: the task, the
     metrics of each model and their deltas on every test row, and under ``unleaked`` the same on the test rows
@@ -44,36 +46,33 @@ def evaluate_run(config: RunConfig, run: RunDir, include_base: bool | None = Non
     run.best_weights()  # fail before spending minutes on the base model
     distributed.barrier()  # rank 0 finished any interrupted replacement of the best weights
     include_base = config.evaluate.compare_base if include_base is None else include_base
-    splits = load_run_splits(config.data)
+    splits, task = inputs.splits, inputs.task
     if not splits.test:
         raise DataError(
             splits.files.get("test", "data"), None, "the test split has no rows",
             "give data.test or set data.split.test above 0",
         )
-    task = resolve_task(config.evaluate, splits.format)
-    labels = task_labels(task, splits.labels, config)
     baselines = _baselines(config, splits, task)
 
     base_metrics = base_rows = base_cache = None
     base_from_cache = False
     if include_base:
-        base_metrics, base_rows, base_cache, base_from_cache = _base_evaluation(config, splits.test, task, labels)
+        base_metrics, base_rows, base_cache, base_from_cache = _base_evaluation(config, splits.test, task)
         _free_memory()  # the tuned model (on top of its own copy of the base) is loaded next
     model, tokenizer = load_tuned_model(run.root, merge=True)
-    tuned_metrics, tuned_rows = _timed_evaluation("tuned", model, tokenizer, splits.test, task, labels, config)
+    tuned_metrics, tuned_rows = _timed_evaluation("tuned", model, tokenizer, splits.test, task, config)
     del model
     _free_memory()
 
-    leakage, unleaked = _unleaked_scores(config, splits, task, labels, base_rows, tuned_rows, baselines)
+    leakage, unleaked = _unleaked_scores(config, splits, task, base_rows, tuned_rows, baselines)
     result = {
-        "task": task,
-        "labels": labels,
+        "task": task.name,
+        "labels": task.labels,
         "num_examples": len(splits.test),
         "base": base_metrics,
         "tuned": tuned_metrics,
         "delta": metric_deltas(base_metrics, tuned_metrics),
-        "baselines": {baseline.name: baseline_scores(baseline, task, splits.test, labels, config.evaluate)
-                      for baseline in baselines},
+        "baselines": {baseline.name: baseline_scores(baseline, task, splits.test) for baseline in baselines},
         "base_from_cache": base_from_cache,
         "base_cache": base_cache,
         "leakage": leakage,
@@ -85,30 +84,27 @@ def evaluate_run(config: RunConfig, run: RunDir, include_base: bool | None = Non
     return result
 
 
-def evaluate_against(config: RunConfig, run: RunDir, previous: RunDir) -> dict:
+def evaluate_against(config: RunConfig, run: RunDir, previous: RunDir, inputs: RunInputs) -> dict:
     """A previous run's tuned model scored on this run's test split, beside this run's own tuned model: what the
     retrain (more data, users' feedback) changed, measured on the same rows. The previous model sees the rows as
     this run's data settings render them, through its own tokenizer and chat template. Writes nothing; returns
     eval.json's shape with the previous run in place of the base model (``against`` names it), and this run's
     baselines, which were scored on the same rows."""
-    current = read_json(run.eval_json) or evaluate_run(config, run, include_base=False)
-    splits = load_run_splits(config.data)
-    task = resolve_task(config.evaluate, splits.format)
-    if task != current["task"]:
+    current = read_json(run.eval_json) or evaluate_run(config, run, inputs, include_base=False)
+    splits, task = inputs.splits, inputs.task
+    if task.name != current["task"]:
         raise ConfigError("evaluate.task", f"{run.root} was evaluated as {current['task']}, its data now reads as "
-                          f"{task}", f"run `tunesmith eval {run.root}` again")
-    labels = task_labels(task, splits.labels, config)
+                          f"{task.name}", f"run `tunesmith eval {run.root}` again")
     model, tokenizer = load_tuned_model(previous.root, merge=True)
-    metrics, _ = _timed_evaluation("previous run's", model, tokenizer, splits.test, task, labels, config)
-    return {"task": task, "labels": labels, "num_examples": len(splits.test), "base": metrics,
+    metrics, _ = _timed_evaluation("previous run's", model, tokenizer, splits.test, task, config)
+    return {"task": task.name, "labels": task.labels, "num_examples": len(splits.test), "base": metrics,
             "tuned": current["tuned"], "delta": metric_deltas(metrics, current["tuned"]),
             "baselines": current.get("baselines") or {}, "against": previous.root.resolve().name,
             "columns": [previous.root.resolve().name, run.root.resolve().name]}
 
 
-def _unleaked_scores(config: RunConfig, splits: Splits, task: str, labels: list[str] | None,
-                     base_rows: list[dict] | None, tuned_rows: list[dict],
-                     baselines: list[BaselineResult]) -> tuple[dict, dict | None]:
+def _unleaked_scores(config: RunConfig, splits: Splits, task: Task, base_rows: list[dict] | None,
+                     tuned_rows: list[dict], baselines: list[BaselineResult]) -> tuple[dict, dict | None]:
     """``(leakage, unleaked)`` of eval.json. The unleaked scores are the task metrics of the same predictions
     (the models' and the baselines') on the test rows that are not leaked (the loss is left out: it is not kept
     per row); None when no row is leaked, or when leakage cannot be checked."""
@@ -124,11 +120,11 @@ def _unleaked_scores(config: RunConfig, splits: Splits, task: str, labels: list[
         if rows is None:
             return None
         examples: list[Example] = [splits.test[index] for index in keep]
-        metrics = task_metrics(task, examples, [rows[index]["prediction"] for index in keep], labels)
-        return select_metrics(metrics, task, config.evaluate)
+        metrics = task_metrics(task, examples, [rows[index]["prediction"] for index in keep])
+        return select_metrics(metrics, task)
 
     base, tuned = scores(base_rows), scores(tuned_rows)
-    others = {baseline.name: baseline_scores(baseline, task, splits.test, labels, config.evaluate, keep, timings=False)
+    others = {baseline.name: baseline_scores(baseline, task, splits.test, keep, timings=False)
               for baseline in baselines}
     return leakage, {"num_examples": len(keep), "base": base, "tuned": tuned, "delta": metric_deltas(base, tuned),
                      "baselines": others}
@@ -158,10 +154,10 @@ def merge_predictions(base_rows: list[dict] | None, tuned_rows: list[dict]) -> l
     return merged
 
 
-def _baselines(config: RunConfig, splits: Splits, task: str) -> list[BaselineResult]:
+def _baselines(config: RunConfig, splits: Splits, task: Task) -> list[BaselineResult]:
     """The `evaluate.baselines` of the task, trained and run by rank 0 alone (seconds of CPU, no model) and sent to
     the other processes, so every process writes and returns the same result."""
-    names = config.evaluate.baselines_for(task)  # on every rank: a ConfigError must stop them all
+    names = config.evaluate.baselines_for(task.name)  # on every rank: a ConfigError must stop them all
     results = None
     if distributed.is_main():
         if names:
@@ -173,7 +169,7 @@ def _baselines(config: RunConfig, splits: Splits, task: str) -> list[BaselineRes
     return distributed.broadcast(results)
 
 
-def _base_evaluation(config: RunConfig, examples: list[Example], task: str, labels: list[str] | None):
+def _base_evaluation(config: RunConfig, examples: list[Example], task: Task):
     """The base model's metrics and prediction records; the cache entry they came from or were kept in (its key
     and when it was computed; None when `evaluate.cache_base` is off or the cache cannot be written); and whether
     they came from it. On a cache hit the base model is not loaded."""
@@ -182,7 +178,7 @@ def _base_evaluation(config: RunConfig, examples: list[Example], task: str, labe
     if config.evaluate.cache_base:
         # Rank 0 reads the cache and tells the others, so every process of a job takes the same branch.
         if distributed.is_main():
-            ingredients = key_ingredients(config, tokenizer, examples, task, labels)
+            ingredients = key_ingredients(config, tokenizer, examples, task)
             key = evaluation_key(ingredients)
             cached = load_evaluation(key, examples)
         key, cached = distributed.broadcast((key, cached))
@@ -192,18 +188,18 @@ def _base_evaluation(config: RunConfig, examples: list[Example], task: str, labe
                                f"{cached.computed_at}; evaluate.cache_base: false evaluates it again)")
             return cached.metrics, cached.rows, cached.record(), True
     model = load_model_folder(model_folder(config.model), config.model)
-    metrics, rows = _timed_evaluation("base", model, tokenizer, examples, task, labels, config)
+    metrics, rows = _timed_evaluation("base", model, tokenizer, examples, task, config)
     stored = store_evaluation(key, ingredients, metrics, rows) if key and distributed.is_main() else None
     record = distributed.broadcast(stored.record() if stored else None)
     return metrics, rows, record, False
 
 
-def _timed_evaluation(which: str, model, tokenizer, examples, task, labels, config: RunConfig):
+def _timed_evaluation(which: str, model, tokenizer, examples: list[Example], task: Task, config: RunConfig):
     say = _console.print if distributed.is_main() else (lambda text: None)
     processes = f", {distributed.world_size()} processes" if distributed.world_size() > 1 else ""
-    say(f"evaluating the {which} model on {len(examples)} test rows ({task}{processes})")
+    say(f"evaluating the {which} model on {len(examples)} test rows ({task.name}{processes})")
     started = time.perf_counter()
-    metrics, rows = evaluate_model(model, tokenizer, examples, task, config.evaluate, labels, config.data.max_length)
+    metrics, rows = evaluate_model(model, tokenizer, examples, task, config.evaluate, config.data.max_length)
     say(f"  {which} model done in {time.perf_counter() - started:.1f}s")
     return metrics, rows
 

@@ -5,8 +5,9 @@
 from __future__ import annotations
 
 from tunesmith.config.schema import EvaluateConfig
-from tunesmith.config.vocabulary import ALWAYS_REPORTED, task_of
+from tunesmith.config.vocabulary import ALWAYS_REPORTED
 from tunesmith.data.example import Example
+from tunesmith.data.task import Task
 from tunesmith.evaluate.likelihood import loss_and_perplexity, loss_from_label_scores
 from tunesmith.predict.answers import answer, correct_of, task_metrics
 
@@ -18,27 +19,21 @@ TASK_DETAILS = {
 }
 
 
-def resolve_task(eval_config: EvaluateConfig, splits_format: str) -> str:
-    """The task of `evaluate.task` for data of ``splits_format`` (see `tunesmith.config.vocabulary.task_of`)."""
-    return task_of(eval_config.task, splits_format)
-
-
 def evaluate_model(
-    model, tokenizer, examples: list[Example], task: str, eval_config: EvaluateConfig, labels: list[str] | None,
-    max_length: int,
+    model, tokenizer, examples: list[Example], task: Task, eval_config: EvaluateConfig, max_length: int,
 ) -> tuple[dict, list[dict]]:
     """Metrics of ``model`` on ``examples`` for ``task``, plus one prediction record per example.
 
     Every record has ``location``, ``prompt`` (the last user message), ``reference``, ``prediction`` and
     ``correct`` (``None`` for regression); likelihood-mode classification adds ``scores`` ({label: logprob}).
     """
-    answers = answer(model, tokenizer, examples, task, eval_config, labels)
-    metrics = select_metrics(task_metrics(task, examples, answers.predictions, labels), task, eval_config)
+    answers = answer(model, tokenizer, examples, task, eval_config)
+    metrics = select_metrics(task_metrics(task, examples, answers.predictions), task)
     loss = None
     extras = [{} for _ in examples]
     if answers.label_scores is not None:
-        extras = [{"scores": dict(zip(labels, row))} for row in answers.label_scores]
-        loss = loss_from_label_scores(tokenizer, examples, labels, answers.label_scores)  # no second pass
+        extras = [{"scores": dict(zip(task.labels, row))} for row in answers.label_scores]
+        loss = loss_from_label_scores(tokenizer, examples, task.labels, answers.label_scores)  # no second pass
     if loss is None:
         loss = loss_and_perplexity(model, tokenizer, examples, max_length, eval_config.batch_size)
     metrics.update({name: loss[name] for name in ALWAYS_REPORTED})
@@ -50,12 +45,10 @@ def evaluate_model(
     return metrics, records
 
 
-def select_metrics(metrics: dict, task: str, eval_config: EvaluateConfig) -> dict:
-    """Keep the metrics named in ``evaluate.metrics`` (all when ``None``) and the task's always-kept details."""
-    eval_config.check_metrics(task)
-    if eval_config.metrics is None:
-        return dict(metrics)
-    keep = set(eval_config.metrics) | set(TASK_DETAILS[task])
+def select_metrics(metrics: dict, task: Task) -> dict:
+    """Keep the metrics the task reports (`Task.metrics`: `evaluate.metrics`, else all) and its always-kept
+    details."""
+    keep = {*task.metrics, *TASK_DETAILS[task.name]}
     return {name: value for name, value in metrics.items() if name in keep}
 
 

@@ -20,16 +20,16 @@ from rich.console import Console
 
 from tunesmith.config.changes import fingerprint
 from tunesmith.config.schema import RunConfig
-from tunesmith.config.vocabulary import task_of
 from tunesmith.data.example import Example
-from tunesmith.data.splits import load_run_splits
+from tunesmith.data.run_inputs import RunInputs
+from tunesmith.data.task import Task
 from tunesmith.data.tokenize import prompt_token_ids
 from tunesmith.errors import ConfigError, DataError, ModelError, RunError
 from tunesmith.experiments.rag_report import write_report
 from tunesmith.json_files import read_json, write_json, write_jsonl
 from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
 from tunesmith.pipeline import create_run, run_pipeline
-from tunesmith.predict.answers import answer, correct_of, references_of, task_labels, task_metrics
+from tunesmith.predict.answers import answer, correct_of, references_of, task_metrics
 from tunesmith.predict.metrics import qa_metrics
 from tunesmith.retrieval.index import RetrievalIndex, load_index, uses_dense
 from tunesmith.retrieval.rows import context_examples, measure_retrievers, question_of
@@ -72,9 +72,8 @@ def compare_rag(config: RunConfig, config_path: str | Path, out: str | Path | No
     started = time.perf_counter()
     tokenizer = load_tokenizer(config.model)
     index, index_seconds, index_cached = _timed_index(config, tokenizer)
-    splits = load_run_splits(config.data)
-    task = task_of(config.evaluate.task, splits.format)
-    labels = task_labels(task, splits.labels, config)
+    inputs = RunInputs(config)
+    splits, task = inputs.splits, inputs.task
     plain = splits.test
     if not plain:
         raise DataError(splits.files.get("test", "data"), None, "the test split has no rows",
@@ -88,11 +87,11 @@ def compare_rag(config: RunConfig, config_path: str | Path, out: str | Path | No
     predictions: dict[str, list[str]] = {}
     base = load_model_folder(model_folder(config.model), config.model)
     for arm, examples in (("base", plain), ("base+RAG", with_context)):
-        arms[arm], predictions[arm] = _answer_arm(arm, base, tokenizer, examples, task, labels, config)
+        arms[arm], predictions[arm] = _answer_arm(arm, base, tokenizer, examples, task, config)
     del base
     for arm, name, examples in (("SFT", "sft", plain), ("SFT+RAG", "sft_rag", with_context)):
         model, tuned_tokenizer = load_tuned_model(trained[name].run.root, merge=True)
-        arms[arm], predictions[arm] = _answer_arm(arm, model, tuned_tokenizer, examples, task, labels, config)
+        arms[arm], predictions[arm] = _answer_arm(arm, model, tuned_tokenizer, examples, task, config)
         arms[arm]["train_seconds"] = trained[name].train_seconds
         arms[arm]["run"] = str(trained[name].run.root)
         del model
@@ -103,7 +102,7 @@ def compare_rag(config: RunConfig, config_path: str | Path, out: str | Path | No
         examples = with_context if arm.endswith("+RAG") else plain
         write_jsonl(folder / "predictions" / f"{_slug(arm)}.jsonl", _records(task, examples, predictions[arm]))
     result = {
-        "task": task, "num_questions": len(plain), "retriever": config.rag.retriever, "top_k": config.rag.top_k,
+        "task": task.name, "num_questions": len(plain), "retriever": config.rag.retriever, "top_k": config.rag.top_k,
         "arms": arms, "retrieval": retrieval, "test_prompts": asdict(test_fit),
         "index": {"key": index.key, "passages": len(index.passages), "seconds": index_seconds,
                   "from_cache": index_cached},
@@ -165,14 +164,14 @@ def _trained_arm(config: RunConfig, overwrite: bool) -> TrainedArm:
     return TrainedArm(run, (read_json(run.timings) or {}).get("train"), reused=False)
 
 
-def _answer_arm(arm: str, model, tokenizer, examples: list[Example], task: str, labels: list[str] | None,
+def _answer_arm(arm: str, model, tokenizer, examples: list[Example], task: Task,
                 config: RunConfig) -> tuple[dict, list[str]]:
     _console.print(f"answering {len(examples)} questions: {arm}")
     started = time.perf_counter()
-    predictions = answer(model, tokenizer, examples, task, config.evaluate, labels).predictions
+    predictions = answer(model, tokenizer, examples, task, config.evaluate).predictions
     seconds = time.perf_counter() - started
-    metrics = dict(task_metrics(task, examples, predictions, labels))
-    if task == "generation":
+    metrics = dict(task_metrics(task, examples, predictions))
+    if task.name == "generation":
         metrics.update(qa_metrics([references_of(example) for example in examples], predictions))
     prompt_tokens = [len(prompt_token_ids(tokenizer, example.prompt_messages)) for example in examples]
     return {
@@ -182,7 +181,7 @@ def _answer_arm(arm: str, model, tokenizer, examples: list[Example], task: str, 
     }, predictions
 
 
-def _records(task: str, examples: list[Example], predictions: list[str]) -> list[dict]:
+def _records(task: Task, examples: list[Example], predictions: list[str]) -> list[dict]:
     return [{"location": example.location, "prompt": question_of(example), "reference": example.reference,
              "references": references_of(example), "prediction": prediction,
              "correct": correct_of(task, example, prediction)}

@@ -1,5 +1,6 @@
 """`tunesmith sweep CONFIG`: search the settings of ``sweep.params`` with Optuna, choosing by the validation split
-only; then evaluate the best trial on the test split (once), export it, report it, and write ``best.yaml``.
+only; then finish the best trial through the pipeline's stages after training (evaluate on the test split, once;
+export; report), and write ``best.yaml``.
 
 The sweep folder (``<output.dir>/<config stem>-sweep-<timestamp>/``) holds ``sweep.json`` (what this sweep is:
 its config file, study and storage), ``sweep.db`` (the Optuna study, unless ``--storage`` names a database),
@@ -31,11 +32,10 @@ from tunesmith.atomic import write_atomic
 from tunesmith.config import dump_config, load_config, validate_config
 from tunesmith.config.schema import RunConfig
 from tunesmith.config.search_space import Param, check_metric, metric_direction, parse_space
-from tunesmith.config.vocabulary import task_of
-from tunesmith.data.splits import load_run_splits
+from tunesmith.data.example import Splits
+from tunesmith.data.run_inputs import RunInputs
 from tunesmith.document import format_duration
 from tunesmith.errors import ConfigError, RunError, TunesmithError
-from tunesmith.evaluate import evaluate_run
 from tunesmith.experiments.study import (
     counts,
     every,
@@ -49,9 +49,8 @@ from tunesmith.experiments.study import (
 )
 from tunesmith.experiments.sweep_report import STATE_NAMES, best_settings, setting_text, write_sweep_report
 from tunesmith.experiments.trial import metric_key, run_trial
-from tunesmith.export import export_run
 from tunesmith.json_files import read_json, write_json
-from tunesmith.report import build_report
+from tunesmith.pipeline import run_pipeline
 from tunesmith.retrieval import uses_rows
 from tunesmith.run_dir import RunDir
 
@@ -76,6 +75,8 @@ class Sweep:
     study_name: str
     direction: str
     started: float
+    splits: Splits
+    """The splits of the sweep's data settings, read once: the trials that leave `data` alone train on them."""
 
     @property
     def metric(self) -> str:
@@ -97,8 +98,8 @@ def prepare_sweep(config_path: str, overrides: list[str], resume: bool = False, 
         raise ConfigError("rag", "a sweep does not train on rag rows (train_with_context, answer_with_context, "
                           "sft_on_documents)", "sweep without them, then use the best config with them in a run")
     params = parse_space(config)
-    splits = load_run_splits(config.data)  # the task decides which metrics exist; its format and labels, no scores
-    check_metric(config.sweep.metric, task_of(config.evaluate.task, splits.format))
+    inputs = RunInputs(config)
+    check_metric(config.sweep.metric, inputs.task.name)  # the task decides which metrics exist
     folder = _sweep_folder(config, config_path, resume, sweep_dir)
     record = read_json(folder / SWEEP_FILE)
     if record is None:
@@ -114,7 +115,7 @@ def prepare_sweep(config_path: str, overrides: list[str], resume: bool = False, 
     return Sweep(folder=folder, config=config, config_path=str(Path(config_path).resolve()),
                  overrides=tuple(overrides), params=params, url=storage or record["storage"],
                  study_name=record["study"], direction=metric_direction(config.sweep.metric, config.sweep.direction),
-                 started=record["started"])
+                 started=record["started"], splits=inputs.splits)
 
 
 def _sweep_folder(config: RunConfig, config_path: str, resume: bool, sweep_dir: str | None) -> Path:
@@ -167,7 +168,7 @@ def work(sweep: Sweep) -> None:
             mark_owner(trial)
         try:
             with heartbeat(study, trial):
-                value = run_trial(trial, sweep.config, sweep.params, sweep.folder, sweep.config_path)
+                value = run_trial(trial, sweep.config, sweep.params, sweep.folder, sweep.config_path, sweep.splits)
         except optuna.TrialPruned as pruned:
             log.info("trial %d pruned: %s", trial.number, pruned)
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -207,8 +208,9 @@ def run_workers(sweep: Sweep, workers: int) -> None:
 
 
 def finish(sweep: Sweep) -> dict:
-    """Evaluate the best trial on the test split (the only time the test split is used), export and report it,
-    write ``best.yaml`` and the sweep report; return the sweep's summary."""
+    """Run the pipeline's stages after training on the best trial (`run_pipeline` from ``evaluate``: the test split
+    is used this once; then export and report), write ``best.yaml`` and the sweep report; return the sweep's
+    summary."""
     study = sweep.study()
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
@@ -218,9 +220,8 @@ def finish(sweep: Sweep) -> dict:
     run = RunDir(best.user_attrs["run_dir"])
     config = run.config()
     log.info("best trial: %d (%s %.4g); evaluating it on the test split", best.number, sweep.metric, best.value)
-    result = evaluate_run(config, run)
-    export_run(config, run)
-    build_report(config, run)
+    run_pipeline(config, run, start="evaluate")
+    result = read_json(run.eval_json)
     runnable = config.model_dump(mode="json")
     runnable["output"] = sweep.config.output.model_dump(mode="json") | {"name": None}
     write_atomic(sweep.folder / BEST_CONFIG, _best_yaml_header(sweep, best) + dump_config(validate_config(runnable)))

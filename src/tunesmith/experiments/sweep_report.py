@@ -30,7 +30,7 @@ from tunesmith.document import (
     write_document,
 )
 from tunesmith.document.figures import figure_png
-from tunesmith.evaluate import comparison_table
+from tunesmith.results import comparison_table
 
 REPORT_MD = "sweep_report.md"
 REPORT_HTML = "sweep_report.html"

@@ -17,15 +17,17 @@ import optuna
 from tunesmith.config import dump_config, validate_config
 from tunesmith.config.schema import RunConfig
 from tunesmith.config.search_space import Param, apply_params, resolve
+from tunesmith.data.example import Splits
+from tunesmith.data.run_inputs import RunInputs
 from tunesmith.data.splits import load_run_splits
 from tunesmith.experiments.study import suggest
 from tunesmith.json_files import read_jsonl
 from tunesmith.pipeline import create_run
+from tunesmith.predict.validation_values import VAL_LOSS
 from tunesmith.run_dir import RunDir
 from tunesmith.train import train
 
 TRIALS_FOLDER = "trials"
-VAL_LOSS = "val_loss"
 
 
 def metric_key(metric: str) -> str:
@@ -46,9 +48,11 @@ def trial_config(base: RunConfig, params: list[Param], values: dict, sweep_dir: 
     return validate_config(raw)
 
 
-def run_trial(trial: optuna.Trial, base: RunConfig, params: list[Param], sweep_dir: Path,
-              config_path: str | None) -> float:
-    """Train the trial's run and return its objective; `optuna.TrialPruned` when the pruner stops it."""
+def run_trial(trial: optuna.Trial, base: RunConfig, params: list[Param], sweep_dir: Path, config_path: str | None,
+              base_splits: Splits) -> float:
+    """Train the trial's run and return its objective; `optuna.TrialPruned` when the pruner stops it.
+    ``base_splits`` are the splits of ``base``'s data settings: the trial trains on them unless its sampled
+    settings change `data`, when it reads its own."""
     values = {param.key: suggest(trial, param) for param in params}
     config = trial_config(base, params, values, sweep_dir, trial.number)
     run = create_run(config, config_path)
@@ -64,9 +68,10 @@ def run_trial(trial: optuna.Trial, base: RunConfig, params: list[Param], sweep_d
         if trial.should_prune():
             raise optuna.TrialPruned(f"{metric} {value:.4g} at step {step}")
 
-    splits = dataclasses.replace(load_run_splits(config.data), test=[])  # the test split is for the winner only
+    splits = base_splits if config.data == base.data else load_run_splits(config.data)
+    splits = dataclasses.replace(splits, test=[])  # the test split is for the winner only
     try:
-        summary = train(config, run, splits, on_validation=report)
+        summary = train(config, run, RunInputs(config, splits), on_validation=report)
     finally:
         gc.collect()  # the trial's model and optimizer go before the next trial's load
         # What the trial cost, pruned or not: its training steps' lines in metrics.jsonl.

@@ -22,10 +22,10 @@ from tunesmith.config import RunConfig, dump_config
 from tunesmith.config.vocabulary import METHODS, uses_adapter
 from tunesmith.document import NOT_AVAILABLE, Code, Document, Section, Text, render_markdown
 from tunesmith.errors import RunError
-from tunesmith.evaluate import baseline_verdict, comparison_table
 from tunesmith.json_files import read_json
 from tunesmith.models import load_base_model, load_model_folder, load_tokenizer, portable_name, stop_token_ids
 from tunesmith.models.loading import load_adapter
+from tunesmith.results import baseline_verdict, comparison_table
 from tunesmith.run_dir import RunDir, locked
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")

@@ -81,7 +81,7 @@ def apply_liger(model) -> None:
     """Swap Liger's RMSNorm, rotary embedding and SwiGLU (GeGLU...) kernels into ``model`` in place, before any
     LoRA wrapping. `check_liger` first.
 
-    Not Liger's cross-entropy or fused linear cross-entropy: tunesmith's loss (`tunesmith.train.loss`) calls the
+    Not Liger's cross-entropy or fused linear cross-entropy: tunesmith's loss (`tunesmith.predict.loss`) calls the
     decoder body and applies the LM head to the supervised positions only, with its own chunked fused
     cross-entropy. Liger's fused version replaces ``*ForCausalLM.forward``, which tunesmith never calls, and over
     every position it would do more work than the supervised-only head.

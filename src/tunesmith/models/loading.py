@@ -218,7 +218,7 @@ def enable_gradient_checkpointing(model) -> None:
     """Checkpoint every decoder layer of ``model`` (a *ForCausalLM), non-reentrant.
 
     transformers sets the flag on the layers themselves, so it also holds when the training loss calls the decoder
-    body directly (`tunesmith.train.loss`). The embeddings' output is made to require grad, as transformers 5 does
+    body directly (`tunesmith.predict.loss`). The embeddings' output is made to require grad, as transformers 5 does
     itself: non-reentrant checkpointing does not need it, but a checkpointed block whose inputs need no grad
     (a frozen base under adapters) is where reentrant variants silently drop gradients.
     """

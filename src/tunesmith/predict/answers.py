@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from tunesmith import distributed
-from tunesmith.config.schema import EvaluateConfig, RunConfig
+from tunesmith.config.schema import EvaluateConfig
 from tunesmith.data.example import Example
-from tunesmith.errors import ConfigError, DataError
+from tunesmith.data.task import Task
+from tunesmith.errors import DataError
 from tunesmith.predict.generation import generate
 from tunesmith.predict.labels import predict_labels, score_labels
 from tunesmith.predict.metrics import (
@@ -39,12 +40,12 @@ class Answers:
     """Likelihood-mode classification: each example's log-probability of each label (in label order)."""
 
 
-def answer(model, tokenizer, examples: Sequence[Example], task: str, eval_config: EvaluateConfig,
-           labels: list[str] | None) -> Answers:
+def answer(model, tokenizer, examples: Sequence[Example], task: Task, eval_config: EvaluateConfig) -> Answers:
     """``model``'s answer to each of ``examples`` for ``task``, with the evaluation settings of ``eval_config``
     (classification mode, generation budget, batch size)."""
     prompts = [example.prompt_messages for example in examples]
-    if task == "classification":
+    labels = task.labels
+    if task.name == "classification":
         if not labels:
             raise ValueError("classification needs the label set")
         if eval_config.classification_mode == "likelihood":
@@ -52,11 +53,11 @@ def answer(model, tokenizer, examples: Sequence[Example], task: str, eval_config
                 lambda share: score_labels(model, tokenizer, share, labels, eval_config.batch_size), prompts)
             return Answers(predict_labels(scores, labels), scores)
         return Answers([match_label(output, labels) for output in _generated(model, tokenizer, prompts, eval_config)])
-    if task == "regression":
+    if task.name == "regression":
         for example in examples:
             regression_target(example)  # before generating: fail fast on bad rows
-    elif task != "generation":
-        raise ValueError(f"unknown task {task!r}")
+    elif task.name != "generation":
+        raise ValueError(f"unknown task {task.name!r}")
     return Answers(_generated(model, tokenizer, prompts, eval_config))
 
 
@@ -70,34 +71,23 @@ def per_row_sharded(compute: Callable[[list[T]], list[R]], items: Sequence[T]) -
     return distributed.gather_shards(compute(distributed.shard(items)), len(items))
 
 
-def task_metrics(task: str, examples: Sequence[Example], predictions: list[str], labels: list[str] | None) -> dict:
-    """The task's metrics of ``predictions`` (a predicted label, or the generated text) against ``examples``."""
-    if task == "classification":
-        return classification_metrics([truth_of(example) for example in examples], predictions, labels)
-    if task == "regression":
+def task_metrics(task: Task, examples: Sequence[Example], predictions: list[str]) -> dict:
+    """The task's metrics of ``predictions`` (a predicted label, or the generated text) against ``examples``: all of
+    them, whatever `Task.metrics` selects (evaluation selects; training's validation reads the ones it needs)."""
+    if task.name == "classification":
+        return classification_metrics([truth_of(example) for example in examples], predictions, task.labels)
+    if task.name == "regression":
         return regression_metrics([regression_target(example) for example in examples],
                                   [parse_number(prediction) for prediction in predictions])
     return generation_metrics([references_of(example) for example in examples], predictions)
 
 
-def task_labels(task: str, found: list[str] | None, config: RunConfig) -> list[str] | None:
-    """The label set a ``task`` is scored on: for classification, the data's labels (``found``) or
-    `data.label_names`; None for the other tasks."""
-    if task != "classification":
-        return None
-    labels = found or config.data.label_names
-    if not labels:
-        raise ConfigError(
-            "evaluate.task", f"{task} needs labelled rows, but the data format has no label set",
-            "use classification rows (text + label) or set data.label_names",
-        )
-    return list(labels)
-
-
-def correct_of(task: str, example: Example, prediction: str) -> bool | None:
-    if task == "classification":
+def correct_of(task: Task, example: Example, prediction: str) -> bool | None:
+    """Whether ``prediction`` answers ``example`` right: the label (classification), an exact match of a reference
+    (generation); None for regression, which has no right or wrong."""
+    if task.name == "classification":
         return prediction == truth_of(example)
-    if task == "generation":
+    if task.name == "generation":
         return exact_match(references_of(example), prediction)
     return None
 

@@ -24,10 +24,10 @@ from tunesmith.document import (
     is_number,
     plain,
 )
-from tunesmith.evaluate import baseline_verdict, comparison_table
+from tunesmith.predict.validation_values import describe_validation
 from tunesmith.report.plots import confusion_matrices_png, loss_curve_png, token_length_histogram_png
+from tunesmith.results import baseline_verdict, comparison_table
 from tunesmith.text import shorten
-from tunesmith.train.validation import describe_validation
 
 PROMPT_CHARS = 200
 ANSWER_CHARS = 300

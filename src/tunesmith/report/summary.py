@@ -7,7 +7,7 @@ from __future__ import annotations
 from tunesmith.config import RunConfig
 from tunesmith.config.vocabulary import METHODS, uses_adapter
 from tunesmith.document import Facts, Section, Table, Text, format_duration, format_length, plain
-from tunesmith.evaluate import baseline_verdict, comparison_table
+from tunesmith.results import baseline_verdict, comparison_table
 
 HEADLINE_METRICS = {
     "classification": ("accuracy", "f1", "loss"),

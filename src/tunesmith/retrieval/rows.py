@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass, field, replace
 
 from tunesmith import distributed
 from tunesmith.config.schema import RunConfig
-from tunesmith.config.vocabulary import task_of
 from tunesmith.data.example import Example, Splits, location_order
 from tunesmith.data.readers import read_rows
 from tunesmith.data.splits import SPLITS, load_run_splits
+from tunesmith.data.task import Task
 from tunesmith.errors import DataError
 from tunesmith.json_files import write_json, write_jsonl
 from tunesmith.models import load_tokenizer
@@ -199,16 +199,16 @@ def rag_run_config(config: RunConfig, run: RunDir) -> RunConfig:
                 write_jsonl(folder / f"{name}.jsonl", [_row(example) for example in examples])
         write_json(folder / "summary.json", built.summary)
     distributed.barrier()
-    task = task_of(config.evaluate.task, splits.format)
+    task = Task.resolve(config, splits)
     files = {name: str(folder / f"{name}.jsonl") if getattr(splits, name) else None for name in SPLITS}
     # A held-out split without rows stays empty: no file, and a fraction of 0 so nothing is carved from train.
     split = config.data.split.model_copy(update={name: 0.0 for name in ("validation", "test") if not files[name]})
     data = config.data.model_copy(update={
         **files, "split": split, "path": None, "sources": None, "format": "messages", "columns": {},
         "system_prompt": None, "instruction": None, "max_train_rows": None, "max_eval_rows": None,
-        "streaming": False, "label_names": splits.labels if task == "classification" else None,
+        "streaming": False, "label_names": task.labels,
     })
-    evaluate = config.evaluate.model_copy(update={"task": task})
+    evaluate = config.evaluate.model_copy(update={"task": task.name})
     return config.model_copy(update={"data": data, "evaluate": evaluate})
 
 

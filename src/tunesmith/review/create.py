@@ -22,12 +22,13 @@ from tunesmith.config.review_section import ReviewConfig
 from tunesmith.config.schema import RunConfig
 from tunesmith.config.vocabulary import BASE_MODEL
 from tunesmith.data.example import Example
-from tunesmith.data.splits import load_run_splits
+from tunesmith.data.run_inputs import RunInputs
+from tunesmith.data.task import Task
 from tunesmith.errors import DataError, TunesmithError
-from tunesmith.evaluate.tasks import last_user_message, resolve_task
+from tunesmith.evaluate.tasks import last_user_message
 from tunesmith.json_files import read_jsonl
 from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
-from tunesmith.predict.answers import answer, task_labels, truth_of
+from tunesmith.predict.answers import answer, truth_of
 from tunesmith.review.store import (
     DATABASE,
     REVIEW_FOLDER,
@@ -67,15 +68,15 @@ def create_review(run: RunDir, against: Sequence[str] = (BASE_MODEL,), settings:
         raise ReviewConflict(f"{database_path(run.root)} exists already, with its judgments",
                              "add --overwrite to replace it (its judgments are lost; export them first)")
     contenders = contenders_of(run, config, against)
-    splits = load_run_splits(config.data)
+    inputs = RunInputs(config)
+    splits = inputs.splits
     if not splits.test:
         raise DataError(splits.files.get("test", "data"), None, "the test split has no rows, so nothing to review")
-    task = resolve_task(config.evaluate, splits.format)
+    task = inputs.task
     examples = sample_prompts(splits.test, task, settings.items, settings.seed)
     answers, generated = {}, {}
     for contender in contenders:
-        answers[contender.name], generated[contender.name] = contender_answers(contender, run, config, examples, task,
-                                                                               task_labels(task, splits.labels, config))
+        answers[contender.name], generated[contender.name] = contender_answers(contender, run, config, examples, task)
     plan = review_plan(examples, contenders, answers, settings, task)
     with run.lock(), staged_folder(run.root / REVIEW_FOLDER) as staging:
         create_database(staging / DATABASE, plan)
@@ -107,7 +108,7 @@ def contenders_of(run: RunDir, config: RunConfig, against: Sequence[str]) -> lis
     return contenders
 
 
-def sample_prompts(examples: list[Example], task: str, count: int, seed: int) -> list[Example]:
+def sample_prompts(examples: list[Example], task: Task, count: int, seed: int) -> list[Example]:
     """``count`` of ``examples`` (all when there are fewer), in test order. For classification the sample keeps each
     label's share of the test rows (largest remainder: every label gets its share rounded down, and the labels with
     the largest leftover fractions one more), so a review of a skewed task is not all one label."""
@@ -116,7 +117,7 @@ def sample_prompts(examples: list[Example], task: str, count: int, seed: int) ->
     rng = random.Random(seed)
     strata: dict[str, list[int]] = {}
     for index, example in enumerate(examples):
-        strata.setdefault(truth_of(example) if task == "classification" else "", []).append(index)
+        strata.setdefault(truth_of(example) if task.name == "classification" else "", []).append(index)
     exact = {label: count * len(indices) / len(examples) for label, indices in strata.items()}
     quotas = {label: int(share) for label, share in exact.items()}
     by_leftover = sorted(strata, key=lambda label: (quotas[label] - exact[label], label))
@@ -126,8 +127,8 @@ def sample_prompts(examples: list[Example], task: str, count: int, seed: int) ->
     return [examples[index] for index in sorted(chosen)]
 
 
-def contender_answers(contender: Contender, run: RunDir, config: RunConfig, examples: list[Example], task: str,
-                      labels: list[str] | None) -> tuple[list[str], int]:
+def contender_answers(contender: Contender, run: RunDir, config: RunConfig, examples: list[Example],
+                      task: Task) -> tuple[list[str], int]:
     """The contender's answer to each example, and how many of them had to be generated."""
     known = known_answers(contender, run)
 
@@ -140,7 +141,7 @@ def contender_answers(contender: Contender, run: RunDir, config: RunConfig, exam
     if missing:
         _console.print(f"generating {len(missing)} answers of {contender.name} (not in its predictions.jsonl)")
         model, tokenizer = load_contender(contender, config)
-        texts = answer(model, tokenizer, missing, task, config.evaluate, labels).predictions
+        texts = answer(model, tokenizer, missing, task, config.evaluate).predictions
         generated = {example.location: text for example, text in zip(missing, texts)}
     return [generated[example.location] if example.location in generated else known[example.location][1]
             for example in examples], len(missing)
@@ -161,7 +162,7 @@ def load_contender(contender: Contender, config: RunConfig):
 
 
 def review_plan(examples: list[Example], contenders: list[Contender], answers: dict[str, list[str]],
-                settings: ReviewConfig, task: str) -> ReviewPlan:
+                settings: ReviewConfig, task: Task) -> ReviewPlan:
     """The review's content: one item per prompt and pair of models, and the reviewers' blind queues."""
     prompts = [ReviewPrompt(location=example.location, system=system_of(example), prompt=prompt_for_review(example),
                             reference=example.reference, label=example.label,
@@ -179,7 +180,7 @@ def review_plan(examples: list[Example], contenders: list[Contender], answers: d
     return ReviewPlan(models=[(contender.name, contender.role, contender.source) for contender in contenders],
                       prompts=prompts, items=items, queues=queues, rubric=settings.rubric,
                       show_reference=settings.show_reference,
-                      settings={"task": task, "seed": settings.seed, "overlap": overlap})
+                      settings={"task": task.name, "seed": settings.seed, "overlap": overlap})
 
 
 def share_items(num_items: int, reviewers: list[str], overlap: int, rng: random.Random) -> dict[str, list[int]]:

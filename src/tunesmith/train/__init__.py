@@ -1,7 +1,7 @@
 """Stage: train. Fine-tuning (LoRA or full) with validation, best-checkpoint selection and exact resume; the
-recipe reads top to bottom in `tunesmith.train.recipe`."""
+recipe reads top to bottom in `tunesmith.train.recipe`. The loss it minimizes is `tunesmith.predict.loss`, which
+evaluation's test loss shares."""
 
-from tunesmith.train.loss import mean_supervised_loss, supervised_loss_sum
-from tunesmith.train.recipe import TrainingError, train, train_run
+from tunesmith.train.recipe import TrainingError, train
 
-__all__ = ["TrainingError", "mean_supervised_loss", "supervised_loss_sum", "train", "train_run"]
+__all__ = ["TrainingError", "train"]

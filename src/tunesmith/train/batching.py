@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import torch
 
 from tunesmith.data.tokenize import IGNORE_INDEX, TokenizedExample
-from tunesmith.train.packing import collate_packed, epoch_packed_batches
+from tunesmith.predict.model_inputs import collate, collate_packed
+from tunesmith.train.packing import epoch_packed_batches
 from tunesmith.train.state import TrainState
 
 # Rows are sorted by length inside windows of this many batches: most of the padding saving of a global sort,
@@ -45,20 +46,6 @@ def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
-
-
-def collate(rows: list[TokenizedExample], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad a list of tokenized rows into input_ids / attention_mask / labels tensors."""
-    width = max(len(row.input_ids) for row in rows)
-    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        n = len(row.input_ids)
-        input_ids[i, :n] = torch.tensor(row.input_ids)
-        labels[i, :n] = torch.tensor(row.labels)
-        attention_mask[i, :n] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
 def split_evenly(items: list, parts: int) -> list[list]:

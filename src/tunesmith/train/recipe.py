@@ -28,13 +28,15 @@ from tunesmith.config.changes import resumed_config
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.cache import keep_supervised, row_lengths, tokenized_split
 from tunesmith.data.example import Splits
-from tunesmith.data.splits import load_run_splits
+from tunesmith.data.run_inputs import RunInputs
 from tunesmith.data.stream import stream_train_rows
 from tunesmith.data.tokenize import TruncationStats
 from tunesmith.errors import RunError
 from tunesmith.json_files import finite, write_json
 from tunesmith.models import load_training_model, pick_dtype
 from tunesmith.models.loading import cpu_bf16_speedup
+from tunesmith.predict.loss import SupervisedLoss, decoder_of
+from tunesmith.predict.validation_values import describe_validation
 from tunesmith.run_dir import RunDir
 from tunesmith.train.batching import Batch, BatchPlan, count_supervised
 from tunesmith.train.budget import Budget, describe_budget, plan_budget
@@ -45,7 +47,6 @@ from tunesmith.train.checkpoint import (
     publish_best,
     save_checkpoint,
 )
-from tunesmith.train.loss import SupervisedLoss, decoder_of
 from tunesmith.train.metrics_log import TrainingLog
 from tunesmith.train.state import TrainState
 from tunesmith.train.strategy import (
@@ -57,13 +58,7 @@ from tunesmith.train.strategy import (
     micro_batch,
     strategy_of,
 )
-from tunesmith.train.validation import (
-    ValidationSet,
-    check_val_metrics,
-    describe_validation,
-    validate,
-    validation_set,
-)
+from tunesmith.train.validation import ValidationSet, check_val_metrics, validate, validation_set
 
 log = logging.getLogger("tunesmith")
 
@@ -118,7 +113,7 @@ class StepResult:
 # ---- setup ------------------------------------------------------------------------------------------------------
 
 
-def set_up(config: RunConfig, run: RunDir, splits: Splits,
+def set_up(config: RunConfig, run: RunDir, inputs: RunInputs,
            resume: bool = False) -> tuple[Training, Checkpoint | None]:
     """Build the components in dependency order: what `train.val_metrics` needs checked before anything loads;
     the runtime (threads, seed) before the model, so LoRA's initialization is seeded (and the same in every
@@ -128,7 +123,8 @@ def set_up(config: RunConfig, run: RunDir, splits: Splits,
     accelerate's wrapping last (FSDP shards the model's own decoder layers). Returns the checkpoint resumed from,
     for `start_state`."""
     tc = config.train
-    check_val_metrics(config, splits)
+    splits, task = inputs.splits, inputs.task
+    check_val_metrics(config, splits, task)
     device = distributed.device()
     configure_runtime(config, device)
     model, tokenizer = load_training_model(config, device)
@@ -160,7 +156,8 @@ def set_up(config: RunConfig, run: RunDir, splits: Splits,
     accelerator = accelerator_for(config)
     loss_module, optimizer = accelerator.prepare(SupervisedLoss(model), optimizer)
     training = Training(config, run, accelerator, loss_module, tokenizer, plan,
-                        validation_set(config, splits, validation_rows), truncation, budget, optimizer, scheduler)
+                        validation_set(config, splits, task, validation_rows), truncation, budget, optimizer,
+                        scheduler)
     return training, checkpoint
 
 
@@ -387,9 +384,10 @@ def write_checkpoint(training: Training, state: TrainState) -> None:
 # ---- the loop ---------------------------------------------------------------------------------------------------
 
 
-def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False,
+def train(config: RunConfig, run: RunDir, inputs: RunInputs, resume: bool = False,
           on_validation: Callable[[int, dict[str, float]], None] | None = None) -> dict:
-    """Fine-tune the configured model on ``splits.train``; keep the best weights by validation loss.
+    """Fine-tune the configured model on the training split of ``inputs`` (the run's splits and task); keep the
+    best weights by validation loss. The pipeline's training stage.
 
     Writes `checkpoints/` (atomic, resumable), `checkpoints/best`, `metrics.jsonl`, TensorBoard events and
     `train_summary.json`; returns the summary. ``on_validation(step, values)`` is called on every process after
@@ -406,7 +404,7 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False,
         distributed.barrier()  # rank 0 holds the lock and has repaired the folder before anyone reads it
         if resume and run.config_path.is_file():
             resumed_config(run.config(), config, str(run.root))  # the run's own settings, or an error naming them
-        training, checkpoint = set_up(config, run, splits, resume)
+        training, checkpoint = set_up(config, run, inputs, resume)
         if distributed.is_main():
             run.checkpoints.mkdir(exist_ok=True)
         state = start_state(training, checkpoint)
@@ -423,12 +421,6 @@ def train(config: RunConfig, run: RunDir, splits: Splits, resume: bool = False,
         summary = write_summary(training, state, stopped_early)
         distributed.barrier()  # the best weights are written before any process goes on to read them
         return summary
-
-
-def train_run(config: RunConfig, run: RunDir, resume: bool = False,
-              on_validation: Callable[[int, dict[str, float]], None] | None = None) -> dict:
-    """The pipeline's training stage: `train` on the run's splits."""
-    return train(config, run, load_run_splits(config.data), resume, on_validation)
 
 
 def write_summary(training: Training, state: TrainState, stopped_early: bool) -> dict:

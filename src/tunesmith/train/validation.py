@@ -23,14 +23,13 @@ from dataclasses import dataclass
 import torch
 
 from tunesmith.config.schema import RunConfig
-from tunesmith.config.vocabulary import task_of
 from tunesmith.data.example import Example, Splits
+from tunesmith.data.task import Task
 from tunesmith.data.tokenize import TokenizedExample
 from tunesmith.errors import ConfigError
-from tunesmith.predict.answers import answer, task_labels, task_metrics
-from tunesmith.train.loss import mean_supervised_loss
-
-VAL_LOSS = "val_loss"
+from tunesmith.predict.answers import answer, task_metrics
+from tunesmith.predict.loss import mean_supervised_loss
+from tunesmith.predict.validation_values import VAL_LOSS
 
 
 @dataclass
@@ -39,29 +38,24 @@ class ValidationSet:
     """Every validation row, tokenized: the validation loss."""
     examples: list[Example]
     """The first `train.val_metrics_rows` validation rows, scored for `train.val_metrics` (none without them)."""
-    task: str
-    labels: list[str] | None
+    task: Task
+    """The run's task, whose label set the metrics are scored on."""
 
 
-def check_val_metrics(config: RunConfig, splits: Splits) -> None:
+def check_val_metrics(config: RunConfig, splits: Splits, task: Task) -> None:
     """What `train.val_metrics` needs, checked once the data is read and before the model loads: metrics of the
-    data's task, validation rows to score, and for classification a label set."""
+    data's task and validation rows to score (the task's label set is checked when it is resolved)."""
     if not config.train.val_metrics:
         return
-    task = task_of(config.evaluate.task, splits.format)
-    config.train.check_val_metrics(task)
+    config.train.check_val_metrics(task.name)
     if not splits.validation:
         raise ConfigError("train.val_metrics", "there are no validation rows to compute them on",
                           "give data.validation, or set data.split.validation above 0")
-    task_labels(task, splits.labels, config)
 
 
-def validation_set(config: RunConfig, splits: Splits, rows: Sequence[TokenizedExample]) -> ValidationSet:
-    task = task_of(config.evaluate.task, splits.format)
-    if not config.train.val_metrics:
-        return ValidationSet(rows, [], task, None)
-    return ValidationSet(rows, list(splits.validation[: config.train.val_metrics_rows]), task,
-                         task_labels(task, splits.labels, config))
+def validation_set(config: RunConfig, splits: Splits, task: Task, rows: Sequence[TokenizedExample]) -> ValidationSet:
+    scored = list(splits.validation[: config.train.val_metrics_rows]) if config.train.val_metrics else []
+    return ValidationSet(rows, scored, task)
 
 
 def validate(loss_module, model, tokenizer, validation: ValidationSet, config: RunConfig) -> dict[str, float | None]:
@@ -73,9 +67,8 @@ def validate(loss_module, model, tokenizer, validation: ValidationSet, config: R
     values: dict[str, float | None] = {VAL_LOSS: val_loss}
     if validation.examples and math.isfinite(val_loss):
         with scoring(model):
-            answers = answer(model, tokenizer, validation.examples, validation.task, config.evaluate,
-                             validation.labels)
-        metrics = task_metrics(validation.task, validation.examples, answers.predictions, validation.labels)
+            answers = answer(model, tokenizer, validation.examples, validation.task, config.evaluate)
+        metrics = task_metrics(validation.task, validation.examples, answers.predictions)
         values.update({f"val_{name}": metrics[name] for name in config.train.val_metrics})
     return values
 
@@ -91,13 +84,3 @@ def scoring(model: torch.nn.Module):
             yield
         finally:
             model.train(was_training)
-
-
-def describe_validation(values: dict[str, float | None]) -> str:
-    """``validation loss 0.1234, accuracy 0.9000`` (a metric the rows leave undefined, such as Pearson's r of
-    constant answers, is ``n/a``)."""
-    parts = [f"validation loss {values[VAL_LOSS]:.4f}"]
-    for key, value in values.items():
-        if key != VAL_LOSS:
-            parts.append(f"{key.removeprefix('val_')} {'n/a' if value is None else f'{value:.4f}'}")
-    return ", ".join(parts)

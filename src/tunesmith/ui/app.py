@@ -18,8 +18,8 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from tunesmith.errors import RunError
-from tunesmith.evaluate.compare import comparison_table
 from tunesmith.json_files import read_json
+from tunesmith.results import comparison_table
 from tunesmith.review import ReviewStore
 from tunesmith.review.stats import review_stats
 from tunesmith.review.summary import stats_blocks

@@ -8,7 +8,7 @@ import pytest
 
 from tunesmith.config.schema import CheckConfig
 from tunesmith.data.check.quality import copied_inputs, describe_character, length_outliers
-from tunesmith.data.check.report import check_data
+from tunesmith.data.check.report import CheckSettings, check_data
 from tunesmith.data.example import Example, Splits
 
 ANIMALS = ["cat", "dog", "owl", "fox", "bee", "elk", "yak", "emu", "ant", "bat", "cow", "pig"]
@@ -32,7 +32,7 @@ def clean_rows(prefix: str = "t", count: int = 12) -> list[Example]:
 
 def report_of(tokenizer, train, validation=(), test=(), fmt="prompt_completion", labels=None, **settings):
     splits = Splits(train=list(train), validation=list(validation), test=list(test), format=fmt, labels=labels)
-    return check_data(splits, tokenizer, 512, settings=CheckConfig(**settings))
+    return check_data(splits, CheckSettings(tokenizer, 512, check=CheckConfig(**settings)))
 
 
 def kinds(report) -> dict[tuple[str, str], object]:
@@ -169,7 +169,7 @@ def test_real_data_duplicates_and_leakage_match_a_brute_force_count(shared_data,
     config = DataConfig(train=str(shared_data / name), test=str(shared_data / "sms_spam_test.jsonl"),
                         validation=str(shared_data / "sms_spam_test.jsonl"), max_eval_rows=200)
     splits = load_splits(config)
-    report = check_data(splits, tiny_tokenizer, 512)
+    report = check_data(splits, CheckSettings(tiny_tokenizer, 512))
     found = kinds(report)
     texts = [json.loads(line)["text"] for line in (shared_data / name).read_text(encoding="utf-8").splitlines()]
     assert found["duplicate", "train"].count == len(texts) - len(set(texts))

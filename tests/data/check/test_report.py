@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tunesmith.config.schema import DataConfig
-from tunesmith.data.check.report import check_data, check_file, run_check
+from tunesmith.data.check.report import CheckSettings, check_data, check_file, run_check
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.splits import load_splits
 from tunesmith.data.tokenize import prompt_token_ids, tokenize_example
@@ -47,7 +47,7 @@ def test_planted_problems_are_found(tiny_tokenizer):
     others = [e for e in splits.train + splits.validation + splits.test if e is not long_row]
     assert max(len(tokenize_example(e, tiny_tokenizer, 10_000).input_ids) for e in others) <= max_length
 
-    report = check_data(splits, tiny_tokenizer, max_length)
+    report = check_data(splits, CheckSettings(tiny_tokenizer, max_length))
 
     findings = {(f.kind, f.split): f for f in report.findings}
     assert sorted(findings) == [
@@ -74,7 +74,7 @@ def test_length_stats_are_min_mean_median_p95_max(tiny_tokenizer):
     lengths = [len(tokenize_example(e, tiny_tokenizer, 10_000).input_ids) for e in examples]
     assert lengths == sorted(lengths) and len(set(lengths)) == 4
     splits = Splits(train=examples, validation=[], test=[], format="prompt_completion")
-    tokens = check_data(splits, tiny_tokenizer, 512).splits[0].tokens
+    tokens = check_data(splits, CheckSettings(tiny_tokenizer, 512)).splits[0].tokens
     # p95 of 4 sorted values interpolates 0.95 * 3 = 2.85 of the way: x2 + 0.85 * (x3 - x2)
     p95 = lengths[2] + 0.85 * (lengths[3] - lengths[2])
     assert tokens == {
@@ -90,7 +90,7 @@ def test_label_balance_and_a_clean_report(tiny_tokenizer):
     train = [row(1, "ham"), row(2, "spam"), row(3, "ham"), row(4, "ham")]
     test = [row(5, "spam")]
     splits = Splits(train=train, validation=[], test=test, format="classification", labels=["ham", "spam"])
-    report = check_data(splits, tiny_tokenizer, 512)
+    report = check_data(splits, CheckSettings(tiny_tokenizer, 512))
     assert not report.has_problems and report.findings == []
     by_name = {s.name: s for s in report.splits}
     assert by_name["train"].label_counts == {"ham": 3, "spam": 1}
@@ -117,7 +117,7 @@ def test_text_rows_overlap_on_their_whole_text(tiny_tokenizer):
 
     splits = Splits(train=[text_row("t:1", "one"), text_row("t:2", "two")], validation=[],
                     test=[text_row("s:1", "two"), text_row("s:2", "three")], format="text")
-    overlaps = [f for f in check_data(splits, tiny_tokenizer, 512).findings if f.kind == "leakage"]
+    overlaps = [f for f in check_data(splits, CheckSettings(tiny_tokenizer, 512)).findings if f.kind == "leakage"]
     assert [f.locations for f in overlaps] == [["s:1 (same prompt as t:2)"]]
 
 
@@ -167,7 +167,8 @@ def test_run_check_on_a_config_and_on_unreadable_input(tmp_path, tiny_model_dir,
 
 def test_findings_name_at_most_20_rows_but_count_all(tiny_tokenizer):
     examples = [qa(f"t.jsonl:{i}", "Same question?", "Same answer.") for i in range(1, 27)]
-    report = check_data(Splits(train=examples, validation=[], test=[], format="prompt_completion"), tiny_tokenizer, 512)
+    report = check_data(Splits(train=examples, validation=[], test=[], format="prompt_completion"),
+                        CheckSettings(tiny_tokenizer, 512))
     [duplicate] = report.findings
     assert duplicate.count == 25
     assert duplicate.locations == [f"t.jsonl:{i} (same as t.jsonl:1)" for i in range(2, 22)]
@@ -251,7 +252,7 @@ def test_weighted_repeats_are_not_reported_as_duplicates(tmp_path, tiny_tokenize
     config = DataConfig(sources=[{"path": str(path), "weight": 3}], split={"validation": 0.0, "test": 0.0})
     splits = load_splits(config)
     assert len(splits.train) == 60
-    report = check_data(splits, tiny_tokenizer, max_length=64)
+    report = check_data(splits, CheckSettings(tiny_tokenizer, 64))
     assert not [f for f in report.findings if f.kind in ("duplicate", "near_duplicate")]
     assert report.splits[0].rows == 20
 

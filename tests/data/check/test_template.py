@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tunesmith.config.schema import DataConfig
-from tunesmith.data.check.report import check_data
+from tunesmith.data.check.report import CheckSettings, check_data
 from tunesmith.data.check.template import round_trip_problems, template_sample
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.formats import convert_rows
@@ -55,7 +55,8 @@ def test_a_template_that_rewrites_replies_is_a_finding(tiny_tokenizer):
     assert round_trip_problems(example, tiny_tokenizer) == []
     problems = round_trip_problems(example, trimming)
     assert len(problems) == 1 and problems[0].startswith("the supervised tokens decode to ['Paris.<|im_end|>']")
-    report = check_data(Splits(train=[example], validation=[], test=[], format="prompt_completion"), trimming, 64)
+    report = check_data(Splits(train=[example], validation=[], test=[], format="prompt_completion"),
+                        CheckSettings(trimming, 64))
     [finding] = report.findings
     assert (finding.kind, finding.split, finding.locations) == ("template", "train", ["t.jsonl:1"])
     assert report.sample["round_trip"] == problems[0] and "template round trip: the supervised" in report.render()

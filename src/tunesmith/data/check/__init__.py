@@ -3,6 +3,16 @@ split (`report`), the finders of problems in rows (`quality`, with `near_duplica
 trip (`template`), and a copy of a file without the rows it flags (`clean`, `tunesmith data clean`)."""
 
 from tunesmith.data.check.clean import clean_file, run_clean
-from tunesmith.data.check.report import DataReport, check_data, check_file, check_run_data, run_check
+from tunesmith.data.check.report import (
+    CheckSettings,
+    DataReport,
+    ExamplesToCheck,
+    check_data,
+    check_examples,
+    check_file,
+    check_run_data,
+    run_check,
+)
 
-__all__ = ["DataReport", "check_data", "check_file", "check_run_data", "clean_file", "run_check", "run_clean"]
+__all__ = ["CheckSettings", "DataReport", "ExamplesToCheck", "check_data", "check_examples", "check_file",
+           "check_run_data", "clean_file", "run_check", "run_clean"]

@@ -29,7 +29,7 @@ import zstandard
 from tunesmith.atomic import staged_file
 from tunesmith.config import apply_overrides, load_config, validate_config
 from tunesmith.config.schema import DataConfig
-from tunesmith.data.check.report import check_examples
+from tunesmith.data.check.report import CheckSettings, ExamplesToCheck, check_examples
 from tunesmith.data.example import location_order
 from tunesmith.data.formats import convert_rows
 from tunesmith.data.readers import Row, RowErrors, data_files, read_rows
@@ -86,8 +86,8 @@ def clean_file(input_path: str | Path, output_path: str | Path, config: DataConf
     for location, error in zip(unreadable.locations(), unreadable.errors):
         reasons.setdefault(location, ("unreadable", error.problem))
     if any(examples.values()):
-        report = check_examples(examples, fmt, labels, {input_path.name: str(input_path)}, tokenizer,
-                                config.max_length, config.loss_on, config.check)
+        checked = ExamplesToCheck(examples, fmt, labels, {input_path.name: str(input_path)})
+        report = check_examples(checked, CheckSettings.of(tokenizer, config))
         for finding in report.findings:
             if finding.kind in drop:
                 for location, why in finding.flagged:

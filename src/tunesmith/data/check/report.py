@@ -22,12 +22,12 @@ import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from tunesmith.config import RunConfig, apply_overrides, load_config, validate_config
 from tunesmith.config.schema import CheckConfig, DataConfig
-from tunesmith.config.vocabulary import task_of
 from tunesmith.data.check.quality import (
     MAX_LOCATIONS,
     Finding,
@@ -47,7 +47,8 @@ from tunesmith.data.check.template import template_sample
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.formats import convert_rows
 from tunesmith.data.readers import RowErrors, read_rows
-from tunesmith.data.splits import SPLITS, load_run_splits, load_splits
+from tunesmith.data.run_inputs import RunInputs
+from tunesmith.data.splits import SPLITS, load_splits
 from tunesmith.data.tokenize import tokenize_examples
 from tunesmith.document import Table, text_table
 from tunesmith.errors import NoUsableRowsError
@@ -56,8 +57,8 @@ from tunesmith.models import load_tokenizer
 from tunesmith.run_dir import RunDir, locked
 from tunesmith.text import count_of
 
-__all__ = ["MAX_LOCATIONS", "DataReport", "Finding", "SplitSummary", "check_data", "check_file", "check_run_data",
-           "run_check"]
+__all__ = ["MAX_LOCATIONS", "CheckSettings", "DataReport", "ExamplesToCheck", "Finding", "SplitSummary", "check_data",
+           "check_examples", "check_file", "check_run_data", "run_check"]
 
 log = logging.getLogger("tunesmith")
 
@@ -158,17 +159,41 @@ class DataReport:
         return "\n".join(lines)
 
 
-def check_data(
-    splits: Splits, tokenizer, max_length: int, loss_on: str = "assistant", settings: CheckConfig | None = None,
-    unreadable: RowErrors | None = None,
-) -> DataReport:
-    """Check the train/validation/test splits of a run (``settings``: ``data.check``, defaults when None;
-    ``unreadable``: the rows a lenient `load_splits` left out).
+@dataclass(frozen=True)
+class ExamplesToCheck:
+    """What `check_examples` reports on: examples grouped by split (or by file), with what the data says of them."""
+
+    named: dict[str, list[Example]]
+    """Group name (a split, or a file's name) → its examples."""
+    format: str
+    labels: list[str] | None
+    files: dict[str, str]
+    """Group name → the file its rows came from."""
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """How `check_examples` looks at rows: tokenized by ``tokenizer`` as training tokenizes them (up to
+    ``max_length`` tokens, loss on ``loss_on`` tokens), with the thresholds of ``data.check``."""
+
+    tokenizer: Any
+    max_length: int
+    loss_on: str = "assistant"
+    check: CheckConfig = field(default_factory=CheckConfig)
+
+    @classmethod
+    def of(cls, tokenizer, config: DataConfig) -> CheckSettings:
+        """The settings of a run's `data` section."""
+        return cls(tokenizer, config.max_length, config.loss_on, config.check)
+
+
+def check_data(splits: Splits, settings: CheckSettings, unreadable: RowErrors | None = None) -> DataReport:
+    """Check the train/validation/test splits of a run (``unreadable``: the rows a lenient `load_splits` left out).
 
     Repeats made by a source's `weight` are left out: the report is about the rows in the files, and a
     deliberate repeat is not a duplicate (`Splits.sources` has the weighted counts)."""
-    return check_examples(_rows_in_files(splits), splits.format, splits.labels, splits.files, tokenizer, max_length,
-                          loss_on, settings, unreadable)
+    examples = ExamplesToCheck(_rows_in_files(splits), splits.format, splits.labels, splits.files)
+    return check_examples(examples, settings, unreadable)
 
 
 def _rows_in_files(splits: Splits) -> dict[str, list[Example]]:
@@ -193,60 +218,58 @@ def check_file(path: str | Path, tokenizer, max_length: int, config: DataConfig)
     unreadable rows are listed in the report and skipped."""
     unreadable = RowErrors()
     read = read_file_as_split(path, config, unreadable)
-    return check_examples(*read, tokenizer, max_length, config.loss_on, config.check, unreadable)
+    return check_examples(read, CheckSettings(tokenizer, max_length, config.loss_on, config.check), unreadable)
 
 
-def read_file_as_split(path: str | Path, config: DataConfig, unreadable: RowErrors | None = None):
-    """``(examples by split name, format, labels, files)`` for one unsplit file. Without ``unreadable`` the
-    first bad row raises its `DataError`; with it, bad rows are collected there and skipped. A file that cannot
-    be used at all (missing, unknown type, not one usable row) always raises."""
+def read_file_as_split(path: str | Path, config: DataConfig, unreadable: RowErrors | None = None) -> ExamplesToCheck:
+    """One unsplit file as one group, named after the file. Without ``unreadable`` the first bad row raises its
+    `DataError`; with it, bad rows are collected there and skipped. A file that cannot be used at all (missing,
+    unknown type, not one usable row) always raises."""
     name = Path(path).name
     examples, fmt, labels = convert_rows({name: read_rows(path, unreadable)}, config, on_error=unreadable)
     if not examples[name]:  # rows were read, but none of them converts (`read_rows` raises when none is read)
         first = min(unreadable.errors, key=lambda e: e.line or 0)
         raise NoUsableRowsError(first.file, first.line, first.problem,
                                 f"no row of {path} is usable: {count_of(len(unreadable.errors), 'bad row')}")
-    return examples, fmt, labels, {name: str(path)}
+    return ExamplesToCheck(examples, fmt, labels, {name: str(path)})
 
 
-def check_examples(
-    named: dict[str, list[Example]], fmt: str, labels: list[str] | None, files: dict[str, str], tokenizer,
-    max_length: int, loss_on: str, settings: CheckConfig | None = None, unreadable: RowErrors | None = None,
-) -> DataReport:
+def check_examples(checked: ExamplesToCheck, settings: CheckSettings,
+                   unreadable: RowErrors | None = None) -> DataReport:
     """The data report of examples grouped by split (or by file): summaries, findings, the template sample."""
-    settings = settings or CheckConfig()
+    named, fmt, labels, thresholds = checked.named, checked.format, checked.labels, settings.check
     instruction = shared_instruction([e for examples in named.values() for e in examples], fmt)
     summaries, findings, lengths_by_split = [], [], {}
     for name, examples in named.items():
-        summary, lengths, truncation = _summarize(
-            name, examples, files.get(name), labels, tokenizer, max_length, loss_on)
+        summary, lengths, truncation = _summarize(name, examples, checked.files.get(name), labels, settings)
         summaries.append(summary)
         lengths_by_split[name] = lengths
         findings += [f for f in (
             truncation,
             empty_outputs(name, examples),
             duplicates(name, examples),
-            near_duplicate_rows(name, examples, instruction, settings.near_duplicate_threshold),
+            near_duplicate_rows(name, examples, instruction, thresholds.near_duplicate_threshold),
             conflicting_labels(name, examples, fmt),
             # Imbalance matters where the model learns; held-out splits just measure what they hold.
-            None if name in HELD_OUT else label_imbalance(name, examples, labels, settings.imbalance_ratio),
+            None if name in HELD_OUT else label_imbalance(name, examples, labels, thresholds.imbalance_ratio),
             copied_inputs(name, examples, fmt),
-            length_outliers(name, examples, lengths, settings.length_outlier_factor),
+            length_outliers(name, examples, lengths, thresholds.length_outlier_factor),
             non_printable(name, examples),
         ) if f]
     if named.get("train"):
         for name in HELD_OUT:
             if named.get(name):
-                leaked = leakage(named["train"], name, named[name], fmt, instruction, settings.near_duplicate_threshold)
+                leaked = leakage(named["train"], name, named[name], fmt, instruction,
+                                 thresholds.near_duplicate_threshold)
                 findings += [leaked] if leaked else []
     _add_histograms(summaries, lengths_by_split)
     sample = None
     first = next(((name, examples[0]) for name, examples in named.items() if examples), None)
     if first is not None:
-        sample, template_finding = template_sample(first[1], first[0], tokenizer, loss_on)
+        sample, template_finding = template_sample(first[1], first[0], settings.tokenizer, settings.loss_on)
         findings += [template_finding] if template_finding else []
-    return DataReport(fmt, labels, max_length, loss_on, summaries, findings,
-                      **_unreadable_listing(unreadable, settings.max_errors), sample=sample)
+    return DataReport(fmt, labels, settings.max_length, settings.loss_on, summaries, findings,
+                      **_unreadable_listing(unreadable, thresholds.max_errors), sample=sample)
 
 
 def _unreadable_listing(unreadable: RowErrors | None, max_errors: int) -> dict:
@@ -255,10 +278,9 @@ def _unreadable_listing(unreadable: RowErrors | None, max_errors: int) -> dict:
     return {"unreadable": [str(error) for error in errors[:max_errors]], "unreadable_count": len(errors)}
 
 
-def _summarize(
-    name: str, examples: list[Example], file: str | None, labels: list[str] | None, tokenizer, max_length: int,
-    loss_on: str,
-) -> tuple[SplitSummary, list[int], Finding | None]:
+def _summarize(name: str, examples: list[Example], file: str | None, labels: list[str] | None,
+               settings: CheckSettings) -> tuple[SplitSummary, list[int], Finding | None]:
+    tokenizer, max_length, loss_on = settings.tokenizer, settings.max_length, settings.loss_on
     tokenized, stats = tokenize_examples(examples, tokenizer, max_length, loss_on)
     lengths = [len(item.input_ids) for item in tokenized]
     truncated = [index for index, item in enumerate(tokenized) if item.truncated]
@@ -350,12 +372,10 @@ def run_check(target: str, overrides: list[str], as_json: bool) -> tuple[str, in
     try:
         if is_config:
             splits = load_splits(config.data, on_error=unreadable)
-            report = check_data(splits, load_tokenizer(config.model), config.data.max_length, config.data.loss_on,
-                                config.data.check, unreadable)
+            report = check_data(splits, CheckSettings.of(load_tokenizer(config.model), config.data), unreadable)
         else:
             checked = read_file_as_split(target, config.data, unreadable)
-            report = check_examples(*checked, load_tokenizer(config.model), config.data.max_length,
-                                    config.data.loss_on, config.data.check, unreadable)
+            report = check_examples(checked, CheckSettings.of(load_tokenizer(config.model), config.data), unreadable)
     except NoUsableRowsError as error:
         # The error names the first bad row; the report lists every one (FILE:LINE: problem) for the user to fix.
         listing = DataReport("none", None, config.data.max_length, config.data.loss_on, [], [],
@@ -367,20 +387,20 @@ def run_check(target: str, overrides: list[str], as_json: bool) -> tuple[str, in
 
 
 @locked
-def check_run_data(config: RunConfig, run: RunDir) -> dict:
-    """The pipeline's data stage: check the run's splits, write ``data_summary.json`` and show the findings.
+def check_run_data(config: RunConfig, run: RunDir, inputs: RunInputs) -> dict:
+    """The pipeline's data stage: check the run's splits (``inputs``), write ``data_summary.json`` and show the
+    findings.
 
     With ``data.streaming`` only the held-out files are checked here; training counts the truncation of every
     streamed row (``train_summary.json``).
     """
-    splits = load_run_splits(config.data)
-    # The task is known now: metric and baseline names that do not fit it fail before any model is loaded.
-    task = task_of(config.evaluate.task, splits.format)
-    config.evaluate.check_metrics(task)
-    config.evaluate.baselines_for(task)
-    config.train.check_val_metrics(task)
-    report = check_data(splits, load_tokenizer(config.model), config.data.max_length, config.data.loss_on,
-                        config.data.check)
+    splits = inputs.splits
+    # The task is known now (resolving it checks `evaluate.metrics` and the label set): baseline and validation
+    # metric names that do not fit it fail before any model is loaded.
+    task = inputs.task
+    config.evaluate.baselines_for(task.name)
+    config.train.check_val_metrics(task.name)
+    report = check_data(splits, CheckSettings.of(load_tokenizer(config.model), config.data))
     summary = report.to_dict()
     write_json(run.data_summary, summary)
     sizes = ", ".join(f"{name} {len(getattr(splits, name))}" for name in SPLITS)

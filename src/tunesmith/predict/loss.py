@@ -1,4 +1,5 @@
-"""Cross-entropy on supervised positions only.
+"""Cross-entropy on supervised positions only: the loss training minimizes (`SupervisedLoss`), its validation loss
+and evaluation's test loss (`mean_supervised_loss`), one function for all three.
 
 Why not `model(labels=...)`: that materializes [batch, seq, vocab] logits for every position, and with a
 49k vocabulary the LM head is ~20% of SmolLM2's compute. SFT supervises only the answers (often a few
@@ -13,8 +14,7 @@ import torch.nn.functional as F
 
 from tunesmith import distributed
 from tunesmith.data.tokenize import IGNORE_INDEX
-from tunesmith.train.batching import collate
-from tunesmith.train.packing import flatten_packed, varlen_attention_inputs
+from tunesmith.predict.model_inputs import collate, flatten_packed, varlen_attention_inputs
 
 _HEAD_CHUNK_ROWS = 2048
 
@@ -36,7 +36,7 @@ def supervised_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Te
     decoder = decoder_of(model)
     if "position_ids" in batch and lm.config._attn_implementation == "flash_attention_2":
         # Packed rows as one variable-length sequence, padding dropped: FlashAttention's varlen kernel keeps the
-        # rows apart by their boundaries, so no mask exists at all (`tunesmith.train.packing.flatten_packed`).
+        # rows apart by their boundaries, so no mask exists at all (`tunesmith.predict.model_inputs`).
         batch = flatten_packed(batch)
         attention_inputs = varlen_attention_inputs(batch["position_ids"])
     elif "position_ids" in batch:

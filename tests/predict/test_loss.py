@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from tunesmith.data.tokenize import tokenize_examples
-from tunesmith.train import supervised_loss_sum
-from tunesmith.train.batching import collate
+from tunesmith.predict.loss import supervised_loss_sum
+from tunesmith.predict.model_inputs import collate
 
 
 def test_supervised_loss_equals_full_logits(tiny_model, tiny_tokenizer, spam_examples):
@@ -29,7 +29,7 @@ def test_supervised_loss_equals_full_logits(tiny_model, tiny_tokenizer, spam_exa
 
 @pytest.mark.parametrize("train_head", [False, True])
 def test_fused_head_cross_entropy_equals_autograd_across_chunks(monkeypatch, train_head):
-    from tunesmith.train import loss as loss_module
+    from tunesmith.predict import loss as loss_module
 
     monkeypatch.setattr(loss_module, "_HEAD_CHUNK_ROWS", 7)  # 30 rows: several chunks and a ragged last one
     generator = torch.Generator().manual_seed(0)
@@ -48,7 +48,7 @@ def test_fused_head_cross_entropy_equals_autograd_across_chunks(monkeypatch, tra
 def test_fused_head_cross_entropy_in_bf16_keeps_the_loss_in_fp32(monkeypatch):
     """bf16 hidden states and head (a GPU's `model.dtype: auto`): the loss is summed in fp32, the gradients come back
     in bf16 and agree with an fp32 reference to bf16 rounding."""
-    from tunesmith.train import loss as loss_module
+    from tunesmith.predict import loss as loss_module
 
     monkeypatch.setattr(loss_module, "_HEAD_CHUNK_ROWS", 7)
     generator = torch.Generator().manual_seed(0)
@@ -69,7 +69,7 @@ def test_fused_head_cross_entropy_in_bf16_keeps_the_loss_in_fp32(monkeypatch):
 
 
 def test_right_padding_is_detected_so_only_those_batches_drop_the_mask():
-    from tunesmith.train.loss import _right_padded
+    from tunesmith.predict.loss import _right_padded
 
     assert _right_padded(torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0]]))
     assert not _right_padded(torch.tensor([[1, 1, 1], [0, 1, 1]]))  # left padding needs the mask
