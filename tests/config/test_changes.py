@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tunesmith.config import validate_config
+from tunesmith.config import changes
 from tunesmith.config.changes import fingerprint, resumed_config, run_folder_config
 from tunesmith.errors import ConfigError
 
@@ -37,3 +38,24 @@ def test_monitor_thresholds_may_change_on_resume_and_do_not_change_the_fingerpri
     assert config == stricter and [key for key, _, _ in applied] == ["monitor.max_error_rate",
                                                                       "monitor.max_p95_latency_s"]
     assert fingerprint(saved) == fingerprint(stricter)
+
+
+# What a resume and a command on a run folder may change, as it was written by hand before the schema carried it.
+# The schema's markers must classify every key the same way; a change to a marker changes these sets on purpose.
+RESUMABLE_KEYS = {
+    "train.max_steps", "train.epochs", "train.eval_every", "train.save_every", "train.keep_checkpoints",
+    "train.early_stopping_patience", "train.threads", "train.on_nonfinite", "train.compile", "train.val_metrics",
+    "train.val_metrics_rows", "train.gradient_checkpointing", "model.offline", "data.num_proc", "data.cache",
+    "data.check.", "evaluate.", "output.", "distributed.", "model.attention", "train.liger", "monitor.", "review.",
+    "sweep.", "train.batch_size", "train.grad_accumulation",
+}
+RUN_FOLDER_KEYS = {"evaluate.", "model.attention", "review."}
+
+
+def _pinned(key: str, rules: set[str]) -> bool:
+    return any(key == rule or (rule.endswith(".") and key.startswith(rule)) for rule in rules)
+
+
+def test_the_hand_kept_sets_are_pinned():
+    assert set(changes.RESUMABLE) == RESUMABLE_KEYS
+    assert set(changes.RUN_FOLDER_SETTINGS) == RUN_FOLDER_KEYS
