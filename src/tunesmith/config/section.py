@@ -1,6 +1,10 @@
-"""The base of every config section."""
+"""The base of every config section, and the markers that say which settings may change after a run started."""
 
 from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -13,3 +17,28 @@ class ConfigSection(BaseModel):
     # has loaded.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True,
                               allow_inf_nan=False)
+
+
+@dataclass(frozen=True)
+class Resumable:
+    """Marks a setting that a resume may change (in its field's type: ``Annotated[int, Resumable()]``): it says how
+    long the run goes on, what it records, or how the machine computes it, not what the run is. On a section field
+    it marks every key of the section. A setting without a marker defines the run: a resume that changes it is an
+    error, and the run's fingerprint covers it (`tunesmith.config.changes`)."""
+
+
+@dataclass(frozen=True)
+class RunFolderSetting(Resumable):
+    """Marks a setting of the commands on a run folder (`eval`, `export`, `report`, `chat`, `review create`, ...):
+    `--set` may change it there, and so may a resume. The settings that define the trained model or its data are
+    never one: an export's model card must describe the model it ships."""
+
+
+def section_type(annotation: Any) -> type[ConfigSection] | None:
+    """The section of a field typed ``Section`` or ``Section | None``; None for a setting."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        # `list[Section]` is no section, though before Python 3.11 it passes for a type.
+        is_class = typing.get_origin(candidate) is None and isinstance(candidate, type)
+        if is_class and issubclass(candidate, ConfigSection):
+            return candidate
+    return None
