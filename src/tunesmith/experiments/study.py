@@ -33,6 +33,7 @@ from optuna.trial import TrialState
 
 from tunesmith.config.search_space import Param
 from tunesmith.config.sweep_section import SweepConfig
+from tunesmith.run_dir import process_alive
 
 STUDY_FILE = "sweep.db"
 LOCK_FILE = "sweep.lock"
@@ -155,13 +156,7 @@ def recover_dead_trials(study: optuna.Study) -> list[int]:
 def _alive(pid) -> bool:
     if not isinstance(pid, int):
         return True  # not ours to judge: the heartbeat will
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(pid)
 
 
 @contextlib.contextmanager

@@ -7,8 +7,6 @@ metrics.jsonl through `read_jsonl`, which skips a line cut off mid-write.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +22,10 @@ from tunesmith.run_dir import RunDir
 from tunesmith.ui.sweeps import trial_state
 
 STATUSES = ("running", "done", "pruned", "failed", "stopped")
-"""running: a process holds the run folder's lock; done: it has eval.json (or, a sweep trial, the study says it
-finished); failed: a stage ended with an error (the pipeline's ``failure.json``), or a sweep trial the study marked
-failed; pruned: a sweep trial the pruner stopped; stopped: none of these (stopped with Ctrl-C, or killed: a killed
-process records nothing)."""
+"""running: a live process of this machine holds the run folder's lock (`RunDir.lock_holder`); done: it has
+eval.json (or, a sweep trial, the study says it finished); failed: a stage ended with an error (the pipeline's
+``failure.json``), or a sweep trial the study marked failed; pruned: a sweep trial the pruner stopped; stopped: none
+of these (stopped with Ctrl-C, or killed: a killed process records nothing)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +84,8 @@ def read_eval(run: RunDir) -> dict | None:
 
 def run_status(run: RunDir) -> str:
     """One of `STATUSES`."""
-    if lock_holder_alive(run):
+    holder = run.lock_holder()
+    if holder is not None and holder.alive:
         return "running"
     if run.eval_json.is_file():
         return "done"
@@ -95,37 +94,6 @@ def run_status(run: RunDir) -> str:
     state = trial_state(run.root)
     # The study's "running" or "queued" without a live lock holder is a worker that died: stopped.
     return state if state in ("done", "pruned", "failed") else "stopped"
-
-
-def lock_holder_alive(run: RunDir) -> bool:
-    """Whether the process named in the run's ``.lock`` is alive and is the one that wrote it. Asking the kernel
-    for the lock itself (a non-blocking flock) would, for that instant, make a writer starting up fail with "in
-    use"; the holder's pid, which `RunDir.lock` writes when it takes the lock, answers without touching it."""
-    try:
-        pid = int(json.loads(run.lock_file.read_text(encoding="utf-8") or "{}")["pid"])
-        written = run.lock_file.stat().st_mtime
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, another user's
-    started = _process_start(pid)
-    # A pid reused since the holder died belongs to a process that started after the lock was written.
-    return started is None or started <= written + 1.0
-
-
-def _process_start(pid: int) -> float | None:
-    """When process ``pid`` started (seconds since the epoch), from Linux's /proc; None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
-    except (OSError, IndexError, StopIteration, ValueError):
-        return None
-    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: start time in clock ticks
 
 
 def run_row(name: str, run: RunDir) -> RunRow:
