@@ -22,9 +22,9 @@ from tunesmith.experiments.study import suggest
 from tunesmith.json_files import read_jsonl
 from tunesmith.pipeline import create_run
 from tunesmith.run_dir import RunDir
+from tunesmith.sweep_folder import TRIALS_FOLDER
 from tunesmith.train import train
 
-TRIALS_FOLDER = "trials"
 VAL_LOSS = "val_loss"
 
 

@@ -15,11 +15,9 @@ import yaml
 from tunesmith.config.vocabulary import ALWAYS_REPORTED, TASK_METRICS, task_of, uses_adapter
 from tunesmith.document import is_number
 from tunesmith.errors import RunError
-from tunesmith.experiments.sweep import SWEEP_FILE
-from tunesmith.experiments.trial import TRIALS_FOLDER
 from tunesmith.json_files import read_json, read_jsonl
 from tunesmith.run_dir import RunDir
-from tunesmith.ui.sweeps import trial_state
+from tunesmith.sweep_folder import TRIALS_FOLDER, is_sweep_folder, trial_state
 
 STATUSES = ("running", "done", "pruned", "failed", "stopped")
 """running: a live process of this machine holds the run folder's lock (`RunDir.lock_holder`); done: it has
@@ -56,7 +54,7 @@ def find_runs(runs_dir: Path) -> dict[str, RunDir]:
             continue
         if (child / "config.yaml").is_file():
             found[child.name] = RunDir(child)
-        if (child / SWEEP_FILE).is_file() and (child / TRIALS_FOLDER).is_dir():
+        if is_sweep_folder(child):
             for trial in sorted((child / TRIALS_FOLDER).iterdir()):
                 if (trial / "config.yaml").is_file():
                     found[f"{child.name}/{TRIALS_FOLDER}/{trial.name}"] = RunDir(trial)
