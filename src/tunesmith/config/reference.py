@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from tunesmith.config.changes import resumable, run_folder_setting
 from tunesmith.config.schema import RunConfig
-from tunesmith.config.section import section_type
+from tunesmith.config.section import list_item_section, section_type
 from tunesmith.config.vocabulary import FINDING_KINDS, ROW_FORMATS
 
 
@@ -45,16 +45,6 @@ def _default(field) -> str:
         return "required"
     # A multi-line default (a prompt template) is shown with its line breaks written out: a table cell is one line.
     return f"`{'null' if field.default is None else field.default}`".replace("\n", "\\n")
-
-
-def _list_item_model(annotation) -> type[BaseModel] | None:
-    """The section type of ``list[ConfigSection]`` or ``list[ConfigSection] | None``, else None."""
-    for candidate in (annotation, *typing.get_args(annotation)):
-        if typing.get_origin(candidate) is list:
-            (item,) = typing.get_args(candidate)
-            if isinstance(item, type) and issubclass(item, BaseModel):
-                return item
-    return None
 
 
 _SENTENCE_END = re.compile(r"(?<!e\.g\.)(?<!i\.e\.)(?<=[.!?])\s+(?=[A-Z`])")
@@ -94,7 +84,7 @@ def reference_rows(model: type[BaseModel] = RunConfig, prefix: str = "") -> list
                             f"{doc} |")
             rows += reference_rows(section, f"{key}.")
             continue
-        item = _list_item_model(annotation)
+        item = list_item_section(annotation)
         if item is not None:  # a list of sections: the list, then each item's keys as `key[].field`
             rows.append(f"| `{key}` | list \\| null | {_default(field)} | {may_change_on(key)} | {doc} |")
             rows += reference_rows(item, f"{key}[].")

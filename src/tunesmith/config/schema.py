@@ -6,14 +6,14 @@ Every field has a default and a docstring; the README's config reference is gene
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
 from tunesmith.config.monitor_section import MonitorConfig
 from tunesmith.config.rag_section import RagConfig
 from tunesmith.config.review_section import ReviewConfig
-from tunesmith.config.section import ConfigSection, Resumable, RunFolderSetting
+from tunesmith.config.section import ConfigSection, RelativeToConfig, Resumable, RunFolderSetting
 from tunesmith.config.sweep_section import SweepConfig
 from tunesmith.config.vocabulary import (
     ALWAYS_REPORTED,
@@ -26,6 +26,7 @@ from tunesmith.config.vocabulary import (
     Method,
     RowFormat,
     Task,
+    TemplateName,
 )
 from tunesmith.errors import ConfigError
 
@@ -58,7 +59,7 @@ class ModelConfig(ConfigSection):
     where it cannot run (no GPU, no `flash_attn`, float32) is an error before the model loads."""
     trust_remote_code: bool = False
     """Run Python code shipped with a model (a folder's or Hub repo's `*.py` files). Off unless you trust it."""
-    chat_template: str = "model"
+    chat_template: Annotated[str, RelativeToConfig(names=get_args(TemplateName))] = "model"
     """How conversations are rendered: `model` (the tokenizer's own template), a built-in (`chatml`, `llama-3`,
     `alpaca`, `plain`) for models without one, or the path of a Jinja template file (relative to the config
     file). Training, evaluation, chat and export all use the same template."""
@@ -98,7 +99,7 @@ class CheckConfig(ConfigSection):
 
 
 class SourceConfig(ConfigSection):
-    path: str
+    path: Annotated[str, RelativeToConfig()]
     """A file, a glob of files (`data/*.jsonl.gz`), or a folder written by `datasets.save_to_disk`."""
     weight: float = Field(1.0, ge=0.0)
     """Share of this source in the training mix: its training rows are sampled `weight` times (0.5 keeps a
@@ -114,14 +115,14 @@ class SourceConfig(ConfigSection):
 
 
 class DataConfig(ConfigSection):
-    train: str | None = None
+    train: Annotated[str | None, RelativeToConfig()] = None
     """Training data: a file (JSONL, optionally `.gz`/`.zst` compressed, JSON array, CSV or Parquet), a glob of
     files, or a `datasets.save_to_disk` folder. Relative paths are relative to the config file."""
-    validation: str | None = None
+    validation: Annotated[str | None, RelativeToConfig()] = None
     """Validation file. If absent, a `split.validation` fraction of the training rows is held out."""
-    test: str | None = None
+    test: Annotated[str | None, RelativeToConfig()] = None
     """Test file, never seen in training. If absent, a `split.test` fraction of the training rows is held out."""
-    path: str | None = None
+    path: Annotated[str | None, RelativeToConfig()] = None
     """One file to split into train/validation/test with `split` (instead of `train`/`validation`/`test`)."""
     sources: list[SourceConfig] | None = None
     """Several datasets mixed in one run, each with its own format, columns and weight; each is split by

@@ -1,4 +1,5 @@
-"""The base of every config section, and the markers that say which settings may change after a run started."""
+"""The base of every config section, and the markers a field carries: which settings may change after a run
+started, and which are paths relative to the config file."""
 
 from __future__ import annotations
 
@@ -34,6 +35,15 @@ class RunFolderSetting(Resumable):
     never one: an export's model card must describe the model it ships."""
 
 
+@dataclass(frozen=True)
+class RelativeToConfig:
+    """Marks a path setting whose relative value is resolved against the config file's folder when the config loads
+    (`tunesmith.config.load_config`), so that a config works from any working directory."""
+
+    names: tuple[str, ...] = ()
+    """Values that name something rather than a path (`default`, a built-in chat template): kept as they are."""
+
+
 def section_type(annotation: Any) -> type[ConfigSection] | None:
     """The section of a field typed ``Section`` or ``Section | None``; None for a setting."""
     for candidate in (annotation, *typing.get_args(annotation)):
@@ -41,4 +51,12 @@ def section_type(annotation: Any) -> type[ConfigSection] | None:
         is_class = typing.get_origin(candidate) is None and isinstance(candidate, type)
         if is_class and issubclass(candidate, ConfigSection):
             return candidate
+    return None
+
+
+def list_item_section(annotation: Any) -> type[ConfigSection] | None:
+    """The section of the items of a field typed ``list[Section]`` or ``list[Section] | None``, else None."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(candidate) is list:
+            return section_type(typing.get_args(candidate)[0])
     return None

@@ -52,11 +52,11 @@ def find_runs(runs_dir: Path) -> dict[str, RunDir]:
     for child in sorted(runs_dir.iterdir()):
         if not child.is_dir():
             continue
-        if (child / "config.yaml").is_file():
+        if RunDir(child).config_path.is_file():
             found[child.name] = RunDir(child)
         if is_sweep_folder(child):
             for trial in sorted((child / TRIALS_FOLDER).iterdir()):
-                if (trial / "config.yaml").is_file():
+                if RunDir(trial).config_path.is_file():
                     found[f"{child.name}/{TRIALS_FOLDER}/{trial.name}"] = RunDir(trial)
     return found
 
