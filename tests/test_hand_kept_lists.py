@@ -143,3 +143,14 @@ def test_every_run_status_has_its_style():
 
     style = (SOURCE / "ui" / "static" / "style.css").read_text(encoding="utf-8")
     assert [status for status in STATUSES if f".status-{status} " not in style] == []
+
+
+def test_every_rag_setting_that_changes_rows_makes_a_run_read_rag_rows():
+    from tunesmith.config import validate_config
+    from tunesmith.config.rag_section import ROW_SETTINGS
+    from tunesmith.retrieval import uses_rows
+
+    for name in ROW_SETTINGS:
+        rag = {"documents": "d.jsonl", "gold_column": "doc", name: True}
+        assert uses_rows(validate_config({"data": {"train": "t.jsonl"}, "rag": rag})), name
+    assert not uses_rows(validate_config({"data": {"train": "t.jsonl"}, "rag": {"documents": "d.jsonl"}}))

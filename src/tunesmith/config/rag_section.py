@@ -13,6 +13,9 @@ Retriever = Literal["bm25", "dense", "hybrid"]
 DOCUMENT_FIELDS = ("id", "text", "title")
 """The fields `rag.columns` maps to a document file's keys."""
 
+ROW_SETTINGS = ("answer_with_context", "train_with_context", "sft_on_documents")
+"""The settings that put retrieved passages or the documents themselves into a run's rows (they need documents)."""
+
 DEFAULT_RAG_PROMPT = (
     "Answer the question using the passages below. Answer with a short phrase only.\n\n"
     "{passages}\n\nQuestion: {question}"
@@ -81,8 +84,7 @@ class RagConfig(ConfigSection):
     def _consistent(self) -> "RagConfig":
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be below chunk_tokens ({self.chunk_tokens})")
-        uses = [name for name in ("answer_with_context", "train_with_context", "sft_on_documents")
-                if getattr(self, name)]
+        uses = [name for name in ROW_SETTINGS if getattr(self, name)]
         if uses and self.documents is None:
             raise ValueError(f"{uses[0]} needs rag.documents")
         if self.train_with_context and self.gold_column is None:

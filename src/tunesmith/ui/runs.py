@@ -90,8 +90,9 @@ def run_status(run: RunDir) -> str:
     if run.failure.is_file():
         return "failed"
     state = trial_state(run.root)
-    # The study's "running" or "queued" without a live lock holder is a worker that died: stopped.
-    return state if state in ("done", "pruned", "failed") else "stopped"
+    # The study's word where it is a status, but "running" (or "queued") without a live lock holder is a worker that
+    # died: stopped.
+    return state if state in STATUSES and state != "running" else "stopped"
 
 
 def run_row(name: str, run: RunDir) -> RunRow:
