@@ -3,6 +3,8 @@
 Every stage reads and writes its files through these names. A stage that writes holds `RunDir.lock()`: an OS
 file lock (`flock`) on ``.lock``, which the kernel releases when the process ends, so a killed run never leaves
 a stale lock. The lock is reentrant within a process (the pipeline holds it around stages that take it too).
+Its holder writes who it is into ``.lock`` (pid, host, command): `RunDir.lock_holder` reads that back for the
+UI and for the error a second writer gets, without touching the lock itself.
 Taking it first finishes or cleans up what a killed writer left (`tunesmith.atomic.recover_folders`,
 `remove_stale_staging`): with the lock held, no other writer can be in the middle of them.
 
@@ -18,6 +20,7 @@ import functools
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +40,24 @@ log = logging.getLogger("tunesmith")
 T = TypeVar("T")
 _HELD: dict[str, list] = {}
 """Locks this process holds: resolved run folder → [file descriptor, depth]."""
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds a run folder's lock (`RunDir.lock_holder`)."""
+
+    pid: int
+    host: str
+    command: str
+    """The holder's command line."""
+    alive: bool | None
+    """Whether the holder still runs: its pid is alive here and started before it took the lock (a pid reused since
+    the holder died belongs to a later process). None for a holder on another machine (a run folder on a shared
+    file system): this one cannot ask."""
+
+    def __str__(self) -> str:
+        where = "" if self.host == socket.gethostname() else f" on {self.host}"
+        return f"pid {self.pid}{where}: {self.command}"
 
 
 @dataclass(frozen=True)
@@ -124,20 +145,39 @@ class RunDir:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_holder(descriptor)
             os.close(descriptor)
-            raise RunError(f"run folder {self.root} is in use by another tunesmith process ({holder})",
+            holder = self.lock_holder()
+            raise RunError(f"run folder {self.root} is in use by another tunesmith process "
+                           f"({holder or 'pid unknown'})",
                            "wait for it to end, or stop it; a process that dies releases the folder") from None
         os.ftruncate(descriptor, 0)
-        os.write(descriptor, json.dumps({"pid": os.getpid(), "command": " ".join(sys.argv)}).encode())
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)}
+        os.write(descriptor, json.dumps(holder).encode())
         _HELD[key] = [descriptor, 1]
         try:
             self._repair()
             yield self
         finally:
             _HELD.pop(key)
+            os.ftruncate(descriptor, 0)  # no holder now; a killed one leaves its record, which names a dead pid
             fcntl.flock(descriptor, fcntl.LOCK_UN)
             os.close(descriptor)
+
+    def lock_holder(self) -> LockHolder | None:
+        """The process that holds the lock, or the last holder when it was killed (it leaves its record behind:
+        see `LockHolder.alive`); None when no process holds it. Read from the record that `lock` writes,
+        without asking the kernel for the lock itself: a non-blocking flock would, for that instant, make a writer
+        starting up fail with "in use"."""
+        try:
+            record = json.loads(self.lock_file.read_text(encoding="utf-8"))
+            written = self.lock_file.stat().st_mtime
+            pid, host, command = record["pid"], record["host"], record["command"]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+            return None  # no record, or one cut off as its writer wrote it
+        if not (isinstance(pid, int) and pid > 0 and isinstance(host, str) and isinstance(command, str)):
+            return None
+        alive = process_alive(pid, started_by=written) if host == socket.gethostname() else None
+        return LockHolder(pid=pid, host=host, command=command, alive=alive)
 
     def _repair(self) -> None:
         for folder in (self.root, self.checkpoints):
@@ -157,9 +197,30 @@ def locked(stage: Callable[..., T]) -> Callable[..., T]:
     return holding_the_lock
 
 
-def _read_holder(descriptor: int) -> str:
+def process_alive(pid: int, started_by: float | None = None) -> bool:
+    """Whether process ``pid`` of this machine is alive (another user's too) and, given ``started_by`` (seconds since
+    the epoch), started by then: a pid written down by a process that has since died may name a later one. Where
+    Linux's /proc cannot say when a process started, a live pid counts."""
+    if pid < 1:
+        return False  # 0 and negative pids name process groups, not a process
     try:
-        holder = json.loads(os.pread(descriptor, 4096, 0) or b"{}")
-        return f"pid {holder['pid']}: {holder['command']}"
-    except (ValueError, KeyError):
-        return "pid unknown"
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    if started_by is None:
+        return True
+    started = _process_start(pid)
+    return started is None or started <= started_by + 1.0  # /proc's boot time is in whole seconds
+
+
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), from Linux's /proc; None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, IndexError, StopIteration, ValueError):
+        return None
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: start time in clock ticks

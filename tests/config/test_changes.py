@@ -1,13 +1,17 @@
-"""What may change after a run started: the kernels that compute the model (`model.attention`, `train.liger`)
-are the machine's choice, so a resume may change them and a command on a run folder may change the attention; the
-run's fingerprint ignores them."""
+"""What may change after a run started, as the schema's markers say: the kernels that compute the model
+(`model.attention`, `train.liger`) are the machine's choice, so a resume may change them and a command on a run
+folder may change the attention; the run's fingerprint ignores them. Every key is classified as it was when the
+sets were kept by hand."""
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 
-from tunesmith.config import validate_config
+from tunesmith.config import RunConfig, changes, validate_config
 from tunesmith.config.changes import fingerprint, resumed_config, run_folder_config
+from tunesmith.config.section import section_type
 from tunesmith.errors import ConfigError
 
 SAVED = {"data": {"train": "a.jsonl"}, "model": {"attention": "flash_attention_2"}, "train": {"liger": True}}
@@ -37,3 +41,47 @@ def test_monitor_thresholds_may_change_on_resume_and_do_not_change_the_fingerpri
     assert config == stricter and [key for key, _, _ in applied] == ["monitor.max_error_rate",
                                                                       "monitor.max_p95_latency_s"]
     assert fingerprint(saved) == fingerprint(stricter)
+
+
+# What a resume and a command on a run folder may change, as it was kept by hand before the schema's markers said it.
+# A new or moved marker changes these sets on purpose: say so here.
+RESUMABLE_KEYS = {
+    "train.max_steps", "train.epochs", "train.eval_every", "train.save_every", "train.keep_checkpoints",
+    "train.early_stopping_patience", "train.threads", "train.on_nonfinite", "train.compile", "train.val_metrics",
+    "train.val_metrics_rows", "train.gradient_checkpointing", "model.offline", "data.num_proc", "data.cache",
+    "data.check.", "evaluate.", "output.", "distributed.", "model.attention", "train.liger", "monitor.", "review.",
+    "sweep.", "train.batch_size", "train.grad_accumulation",
+}
+RUN_FOLDER_KEYS = {"evaluate.", "model.attention", "review."}
+
+
+def _pinned(key: str, rules: set[str]) -> bool:
+    return any(key == rule or (rule.endswith(".") and key.startswith(rule)) for rule in rules)
+
+
+def schema_keys(model=RunConfig, prefix: str = "") -> list[str]:
+    """Every key of the schema: sections (an optional one's own key is what `changes.flat` gives when it is null),
+    settings, and an entry of each setting, as a mapping setting (`data.columns`, `sweep.params`) flattens."""
+    keys = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        section = section_type(field.annotation)
+        mapping = typing.get_origin(field.annotation) is dict
+        keys += [key, *(schema_keys(section, f"{key}.") if section else [f"{key}.entry"] if mapping else [])]
+    return keys
+
+
+def test_the_schema_marks_what_was_kept_by_hand():
+    assert set(changes.RESUMABLE) == RESUMABLE_KEYS
+    assert set(changes.RUN_FOLDER_SETTINGS) == RUN_FOLDER_KEYS
+
+
+def test_every_key_of_the_schema_is_classified_as_it_was():
+    keys = schema_keys()
+    assert len(keys) > 100 and "sweep" in keys and "sweep.params.entry" in keys
+    assert [key for key in keys if changes.resumable(key) != _pinned(key, RESUMABLE_KEYS)] == []
+    assert [key for key in keys if changes.run_folder_setting(key) != _pinned(key, RUN_FOLDER_KEYS)] == []
+
+
+def test_a_run_folder_setting_is_resumable_too():
+    assert all(changes.resumable(key) for key in schema_keys() if changes.run_folder_setting(key))

@@ -109,6 +109,17 @@ def test_source_paths_and_template_files_are_relative_to_the_config(tmp_path):
     assert load_config(config_file).model.chat_template == "chatml"
 
 
+def test_every_setting_marked_as_a_path_is_relative_to_the_config(tmp_path):
+    config = load_config(write(tmp_path, {"data": {"path": "d/all.jsonl"}, "rag": {"documents": "docs"},
+                                          "model": {"chat_template": "/abs/t.jinja"}}))
+    assert config.data.path == str(tmp_path / "d" / "all.jsonl") and config.rag.documents == str(tmp_path / "docs")
+    assert config.model.chat_template == "/abs/t.jinja" and config.rag.embedding_model == "default"
+    config = load_config(write(tmp_path, {"data": {"train": "t.jsonl", "validation": "v.jsonl", "test": "../x.jsonl"}}))
+    assert (config.data.validation, config.data.test) == (str(tmp_path / "v.jsonl"), str(tmp_path.parent / "x.jsonl"))
+    with pytest.raises(ConfigError, match=r"data\.sources\.0\.path: is required"):
+        load_config(write(tmp_path, {"data": {"sources": [{"weight": 2}]}}))
+
+
 def test_one_section_with_overrides():
     settings = override_section("monitor", MonitorConfig(max_error_rate=0.2), ["monitor.max_p95_latency_s=1.5"])
     assert (settings.max_error_rate, settings.max_p95_latency_s) == (0.2, 1.5)

@@ -17,6 +17,7 @@ from tunesmith.experiments import prepare_sweep, run_sweep, work
 from tunesmith.experiments import trial as trial_module
 from tunesmith.json_files import read_json, read_jsonl
 from tunesmith.run_dir import RunDir
+from tunesmith.sweep_folder import trial_state
 
 SOURCE = Path(__file__).resolve().parents[2] / "src"
 
@@ -81,6 +82,8 @@ def test_the_median_pruner_stops_a_trial_that_falls_behind(sweep_config):
     assert list(trials[2].intermediate_values) == [1]  # stopped at its first validation, not after 3 steps
     assert read_json(Path(trials[2].user_attrs["run_dir"]) / "train_summary.json") is None
     assert 0 < trials[2].user_attrs["train_tokens"] < trials[0].user_attrs["train_tokens"]  # its cost is counted
+    # What the web UI reads from the sweep folder (sweep.json's storage and study, the trials' folders) agrees.
+    assert [trial_state(Path(t.user_attrs["run_dir"])) for t in trials] == ["done", "done", "pruned"]
 
 
 def test_grid_sampling_covers_the_grid_exactly_once(sweep_config):

@@ -140,7 +140,7 @@ def write_sweep(folder: Path, model_dir: Path) -> None:
     import optuna
     from optuna.trial import TrialState, create_trial
 
-    from tunesmith.experiments.study import sqlite_url
+    from tunesmith.sweep_folder import sqlite_url
 
     folder.mkdir()
     (folder / "sweep.json").write_text(json.dumps({"storage": sqlite_url(folder), "study": "sms"}))

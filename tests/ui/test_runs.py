@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
 from tunesmith.run_dir import RunDir
-from tunesmith.ui.runs import config_differences, curves, find_runs, flatten, lock_holder_alive, run_row
+from tunesmith.ui.runs import config_differences, curves, find_runs, flatten, run_row
 
 
 def test_runs_and_sweep_trials_are_found_by_name_and_other_folders_are_not(runs_dir):
@@ -31,15 +32,17 @@ def test_a_row_has_the_key_settings_the_test_metrics_and_the_delta(runs_dir):
 def test_status_follows_the_lock_holder(tmp_path, runs_dir, live_lock):
     assert run_row("spam-live", RunDir(live_lock)).status == "running"
     assert run_row("spam-stopped", RunDir(runs_dir / "spam-stopped")).status == "stopped"
-    dead = RunDir(tmp_path)
+    dead = RunDir(shutil.copytree(runs_dir / "spam-stopped", tmp_path / "spam-stopped"))
     process = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead.lock_file.write_text(json.dumps({"pid": int(process.stdout), "command": "tunesmith train"}))
-    assert not lock_holder_alive(dead)  # its process ended (a killed run leaves the file behind)
-    dead.lock_file.write_text(json.dumps({"pid": os.getpid(), "command": "tunesmith train"}))
+    holder = {"pid": int(process.stdout), "host": socket.gethostname(), "command": "tunesmith train"}
+    dead.lock_file.write_text(json.dumps(holder))
+    assert run_row("spam-stopped", dead).status == "stopped"  # its process ended (a killed run leaves the record)
+    dead.lock_file.write_text(json.dumps(holder | {"pid": os.getpid()}))
+    assert run_row("spam-stopped", dead).status == "running"
     os.utime(dead.lock_file, (0, 0))  # written long before this process started: the pid was reused
-    assert not lock_holder_alive(dead)
-    dead.lock_file.write_text("")
-    assert not lock_holder_alive(dead)
+    assert run_row("spam-stopped", dead).status == "stopped"
+    dead.lock_file.write_text(json.dumps(holder | {"pid": os.getpid(), "host": "elsewhere"}))
+    assert run_row("spam-stopped", dead).status == "stopped"  # another machine's process: not known to run
 
 
 

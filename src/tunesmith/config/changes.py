@@ -2,13 +2,16 @@
 
 A run folder's `config.yaml` is the truth about what a run is. Two rules follow:
 
-- **Resume** continues the run exactly as it was configured. A setting that only says how long to go on or
-  what to record along the way (`RESUMABLE`) may change: it is applied and written to the run's `config.yaml`.
-  Any other difference is an error naming each changed key with its old and new value.
+- **Resume** continues the run exactly as it was configured. A setting that only says how long to go on, what
+  to record along the way, or how this machine computes it may change: it is applied and written to the run's
+  `config.yaml`. Any other difference is an error naming each changed key with its old and new value.
 - **A command on a run folder** (`eval`, `compare`, `export`, `report`, `chat`, `generate`, `review create`) may
-  change the settings of the command at hand (`RUN_FOLDER_SETTINGS`: evaluation and generation, review, and the
-  attention kernel of the machine it runs on), never those that define
-  the trained model or its data: an export's model card must describe the model it ships.
+  change the settings of the command at hand (evaluation and generation, review, and the attention kernel of the
+  machine it runs on), never those that define the trained model or its data: an export's model card must
+  describe the model it ships.
+
+Which settings are which is said on each field of the schema, by its marker (`Resumable`, `RunFolderSetting` in
+`tunesmith.config.section`); `RESUMABLE` and `RUN_FOLDER_SETTINGS` are read from those markers.
 """
 
 from __future__ import annotations
@@ -18,27 +21,27 @@ import json
 from typing import Any
 
 from tunesmith.config.schema import RunConfig
+from tunesmith.config.section import ConfigSection, Resumable, RunFolderSetting, section_type
 from tunesmith.errors import ConfigError
 
-KERNELS = ("model.attention", "train.liger")
-"""Which kernels compute the model (`tunesmith.models.kernels`): the same function up to rounding, and a property
-of the machine rather than of the run, so a run trained on a GPU can resume, be evaluated and chat elsewhere."""
-RESUMABLE = (
-    "train.max_steps", "train.epochs", "train.eval_every", "train.save_every", "train.keep_checkpoints",
-    "train.early_stopping_patience", "train.threads", "train.on_nonfinite", "train.compile",
-    "train.val_metrics", "train.val_metrics_rows",  # measured along the way; they do not change the training
-    "train.gradient_checkpointing", "model.offline", "data.num_proc", "data.cache", "data.check.", "evaluate.",
-    "output.", "distributed.", *KERNELS,
-    "monitor.",  # how the served model is judged, not what it is
-    "review.",  # how people judge the model's answers, not what the model is
-    "sweep.",  # the search that made the run, not the run
-    # The global batch (batch_size x processes x grad_accumulation) must stay the same, which training checks:
-    # a run started on 2 processes with batch_size 4 resumes on 1 with grad_accumulation 2 (or batch_size 8).
-    "train.batch_size", "train.grad_accumulation",
-)
-"""Keys (or prefixes ending in a dot) a resume may change."""
-RUN_FOLDER_SETTINGS = ("evaluate.", "model.attention", "review.")
-"""Keys (or prefixes) `--set` may change on a run folder."""
+
+def _marked(marker: type[Resumable], model: type[ConfigSection] = RunConfig, prefix: str = "") -> tuple[str, ...]:
+    """The keys whose field carries ``marker`` (or a marker that implies it): a marked section as ``name.`` (every key
+    in it), a marked setting by its key; an unmarked section is searched for marked keys."""
+    found: list[str] = []
+    for name, field in model.model_fields.items():
+        section = section_type(field.annotation)
+        if any(isinstance(item, marker) for item in field.metadata):
+            found.append(f"{prefix}{name}." if section else f"{prefix}{name}")
+        elif section is not None:
+            found += _marked(marker, section, f"{prefix}{name}.")
+    return tuple(found)
+
+
+RESUMABLE = _marked(Resumable)
+"""Keys (or sections, ending in a dot) a resume may change: the fields marked `Resumable` in the schema."""
+RUN_FOLDER_SETTINGS = _marked(RunFolderSetting)
+"""Keys (or sections) `--set` may change on a run folder: the fields marked `RunFolderSetting`."""
 
 
 def flat(config: RunConfig) -> dict[str, Any]:
@@ -63,13 +66,31 @@ def describe(found: list[tuple[str, Any, Any]]) -> str:
 
 
 def _matches(key: str, allowed: tuple[str, ...]) -> bool:
-    return any(key == rule or (rule.endswith(".") and key.startswith(rule)) for rule in allowed)
+    """Whether ``key`` is one of ``allowed``, lies in one of its sections, or is an entry of one of its mappings."""
+    return any(key.startswith(rule) if rule.endswith(".") else key == rule or key.startswith(f"{rule}.")
+               for rule in allowed)
+
+
+def resumable(key: str) -> bool:
+    """Whether a resume may change the dotted ``key`` (`Resumable` in the schema)."""
+    return _matches(key, RESUMABLE)
+
+
+def run_folder_setting(key: str) -> bool:
+    """Whether `--set` may change the dotted ``key`` on a run folder (`RunFolderSetting` in the schema)."""
+    return _matches(key, RUN_FOLDER_SETTINGS)
+
+
+def _listed(rules: tuple[str, ...]) -> str:
+    """``evaluate.*, review.* and model.attention``: the sections, then the keys."""
+    names = [f"{rule}*" for rule in rules if rule.endswith(".")] + [rule for rule in rules if not rule.endswith(".")]
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def resumed_config(saved: RunConfig, requested: RunConfig, run_name: str) -> tuple[RunConfig, list]:
     """The config a resume runs with, and the resumable changes it applies (see the module docstring)."""
     found = changes(saved, requested)
-    fixed = [change for change in found if not _matches(change[0], RESUMABLE)]
+    fixed = [change for change in found if not resumable(change[0])]
     if fixed:
         raise ConfigError(
             "", f"resuming {run_name} with changed settings: {describe(fixed)}",
@@ -81,17 +102,17 @@ def resumed_config(saved: RunConfig, requested: RunConfig, run_name: str) -> tup
 
 def run_folder_config(saved: RunConfig, requested: RunConfig) -> RunConfig:
     """``requested`` when it changes only settings of the command at hand, else a `ConfigError` naming the key."""
-    fixed = [change for change in changes(saved, requested) if not _matches(change[0], RUN_FOLDER_SETTINGS)]
+    fixed = [change for change in changes(saved, requested) if not run_folder_setting(change[0])]
     if fixed:
         key, old, _ = fixed[0]
         raise ConfigError(key, f"is fixed in a trained run (it was trained with {json.dumps(old)})",
-                          "on a run folder, --set changes evaluate.*, review.* and model.attention only; start a new "
-                          "run to change the rest")
+                          f"on a run folder, --set changes {_listed(RUN_FOLDER_SETTINGS)} only; start a new run to "
+                          "change the rest")
     return requested
 
 
 def fingerprint(config: RunConfig) -> str:
     """sha256 of every setting that defines a run (what a resume may not change): two configs with the same
     fingerprint train the same model."""
-    fixed = {key: value for key, value in flat(config).items() if not _matches(key, RESUMABLE)}
+    fixed = {key: value for key, value in flat(config).items() if not resumable(key)}
     return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()

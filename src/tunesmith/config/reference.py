@@ -1,6 +1,7 @@
-"""Generate the README's reference tables from the code: the config keys (from the config models), the row formats
-and the data-check findings (from `tunesmith.config.vocabulary`); and the one-line summary of a key that a
-generated config (`tunesmith init`) writes beside it (`key_summary`).
+"""Generate the README's reference tables from the code: the config keys (from the config models: each key's type,
+default, whether a resume or a command on a run folder may change it, and meaning), the row formats and the
+data-check findings (from `tunesmith.config.vocabulary`); and the one-line summary of a key that a generated config
+(`tunesmith init`) writes beside it (`key_summary`).
 
 `python -m tunesmith.config.reference [config|formats|findings]` prints one table (all three by default); a test
 keeps the README's copies current.
@@ -15,7 +16,9 @@ import typing
 
 from pydantic import BaseModel
 
+from tunesmith.config.changes import resumable, run_folder_setting
 from tunesmith.config.schema import RunConfig
+from tunesmith.config.section import list_item_section, section_type
 from tunesmith.config.vocabulary import FINDING_KINDS, ROW_FORMATS
 
 
@@ -44,16 +47,6 @@ def _default(field) -> str:
     return f"`{'null' if field.default is None else field.default}`".replace("\n", "\\n")
 
 
-def _list_item_model(annotation) -> type[BaseModel] | None:
-    """The section type of ``list[ConfigSection]`` or ``list[ConfigSection] | None``, else None."""
-    for candidate in (annotation, *typing.get_args(annotation)):
-        if typing.get_origin(candidate) is list:
-            (item,) = typing.get_args(candidate)
-            if isinstance(item, type) and issubclass(item, BaseModel):
-                return item
-    return None
-
-
 _SENTENCE_END = re.compile(r"(?<!e\.g\.)(?<!i\.e\.)(?<=[.!?])\s+(?=[A-Z`])")
 """Where a docstring's first sentence ends: a full stop and a capital or a code span, but not "e.g." or "i.e."."""
 
@@ -63,12 +56,19 @@ def key_summary(key: str) -> str:
     *sections, name = key.split(".")
     model: type[BaseModel] = RunConfig
     for section in sections:
-        annotation = model.model_fields[section].annotation
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        inner = section_type(model.model_fields[section].annotation)
+        if inner is None:
             raise KeyError(f"{key}: {section} is not a section")
-        model = annotation
+        model = inner
     doc = " ".join((model.model_fields[name].description or "").split())
     return _SENTENCE_END.split(doc, maxsplit=1)[0]
+
+
+def may_change_on(key: str) -> str:
+    """When a key may change after its run started (`tunesmith.config.changes`): ``resume``, ``resume, run folder``,
+    or ``—`` (never: it defines the run). A key of a list's items (``data.sources[].path``) is the list's."""
+    key = key.replace("[]", "")
+    return ", ".join(["resume"] * resumable(key) + ["run folder"] * run_folder_setting(key)) or "—"
 
 
 def reference_rows(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:
@@ -76,16 +76,20 @@ def reference_rows(model: type[BaseModel] = RunConfig, prefix: str = "") -> list
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
         annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            rows += reference_rows(annotation, f"{key}.")
-            continue
         doc = " ".join((field.description or "").split()).replace("|", "\\|")
-        item = _list_item_model(annotation)
+        section = section_type(annotation)
+        if section is not None:  # its keys; an optional section's own row first (null leaves it out)
+            if annotation is not section:
+                rows.append(f"| `{key}` | {_type_name(annotation)} | {_default(field)} | {may_change_on(f'{key}.')} | "
+                            f"{doc} |")
+            rows += reference_rows(section, f"{key}.")
+            continue
+        item = list_item_section(annotation)
         if item is not None:  # a list of sections: the list, then each item's keys as `key[].field`
-            rows.append(f"| `{key}` | list \\| null | {_default(field)} | {doc} |")
+            rows.append(f"| `{key}` | list \\| null | {_default(field)} | {may_change_on(key)} | {doc} |")
             rows += reference_rows(item, f"{key}[].")
             continue
-        rows.append(f"| `{key}` | {_type_name(annotation)} | {_default(field)} | {doc} |")
+        rows.append(f"| `{key}` | {_type_name(annotation)} | {_default(field)} | {may_change_on(key)} | {doc} |")
     return rows
 
 
@@ -94,7 +98,7 @@ def _cell(text: str) -> str:
 
 
 def reference_markdown() -> str:
-    return "\n".join(["| key | type | default | meaning |", "|---|---|---|---|", *reference_rows()])
+    return "\n".join(["| key | type | default | may change on | meaning |", "|---|---|---|---|---|", *reference_rows()])
 
 
 def formats_markdown() -> str:

@@ -6,14 +6,14 @@ Every field has a default and a docstring; the README's config reference is gene
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
 from tunesmith.config.monitor_section import MonitorConfig
 from tunesmith.config.rag_section import RagConfig
 from tunesmith.config.review_section import ReviewConfig
-from tunesmith.config.section import ConfigSection
+from tunesmith.config.section import ConfigSection, RelativeToConfig, Resumable, RunFolderSetting
 from tunesmith.config.sweep_section import SweepConfig
 from tunesmith.config.vocabulary import (
     ALWAYS_REPORTED,
@@ -25,7 +25,8 @@ from tunesmith.config.vocabulary import (
     FindingKind,
     Method,
     RowFormat,
-    Task,
+    TaskName,
+    TemplateName,
 )
 from tunesmith.errors import ConfigError
 
@@ -41,12 +42,15 @@ class ModelConfig(ConfigSection):
     same name. Weights load from safetensors only."""
     revision: str | None = None
     """Branch, tag or commit of a Hub id to use; null is `main`."""
-    offline: bool = False
+    offline: Annotated[bool, Resumable()] = False
     """Never contact the Hub: a Hub id must already be in the Hugging Face cache (as with `HF_HUB_OFFLINE=1`)."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """Weights and compute precision. `auto` is bfloat16 on GPUs that support it and float32 on CPU (the CPU
     trade-off is measured in BENCHMARKS.md, "CPU precision"; training logs when bf16 would be faster here)."""
-    attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    # The kernels that compute the model (this and `train.liger`) are the same function up to rounding, and a
+    # property of the machine rather than of the run: a run trained on a GPU resumes, is evaluated and chats
+    # elsewhere.
+    attention: Annotated[Literal["auto", "sdpa", "eager", "flash_attention_2"], RunFolderSetting()] = "auto"
     """Attention implementation (transformers' `attn_implementation`). `auto` is `flash_attention_2` on a GPU where
     the `flash_attn` package imports and the dtype is bfloat16 or float16, else transformers' default for the
     architecture (`sdpa` where it supports it). With `flash_attention_2`,
@@ -55,7 +59,7 @@ class ModelConfig(ConfigSection):
     where it cannot run (no GPU, no `flash_attn`, float32) is an error before the model loads."""
     trust_remote_code: bool = False
     """Run Python code shipped with a model (a folder's or Hub repo's `*.py` files). Off unless you trust it."""
-    chat_template: str = "model"
+    chat_template: Annotated[str, RelativeToConfig(names=get_args(TemplateName))] = "model"
     """How conversations are rendered: `model` (the tokenizer's own template), a built-in (`chatml`, `llama-3`,
     `alpaca`, `plain`) for models without one, or the path of a Jinja template file (relative to the config
     file). Training, evaluation, chat and export all use the same template."""
@@ -95,7 +99,7 @@ class CheckConfig(ConfigSection):
 
 
 class SourceConfig(ConfigSection):
-    path: str
+    path: Annotated[str, RelativeToConfig()]
     """A file, a glob of files (`data/*.jsonl.gz`), or a folder written by `datasets.save_to_disk`."""
     weight: float = Field(1.0, ge=0.0)
     """Share of this source in the training mix: its training rows are sampled `weight` times (0.5 keeps a
@@ -111,14 +115,14 @@ class SourceConfig(ConfigSection):
 
 
 class DataConfig(ConfigSection):
-    train: str | None = None
+    train: Annotated[str | None, RelativeToConfig()] = None
     """Training data: a file (JSONL, optionally `.gz`/`.zst` compressed, JSON array, CSV or Parquet), a glob of
     files, or a `datasets.save_to_disk` folder. Relative paths are relative to the config file."""
-    validation: str | None = None
+    validation: Annotated[str | None, RelativeToConfig()] = None
     """Validation file. If absent, a `split.validation` fraction of the training rows is held out."""
-    test: str | None = None
+    test: Annotated[str | None, RelativeToConfig()] = None
     """Test file, never seen in training. If absent, a `split.test` fraction of the training rows is held out."""
-    path: str | None = None
+    path: Annotated[str | None, RelativeToConfig()] = None
     """One file to split into train/validation/test with `split` (instead of `train`/`validation`/`test`)."""
     sources: list[SourceConfig] | None = None
     """Several datasets mixed in one run, each with its own format, columns and weight; each is split by
@@ -147,15 +151,15 @@ class DataConfig(ConfigSection):
     """Use at most this many training rows (a seeded sample), e.g. to fit a time budget."""
     max_eval_rows: int | None = Field(None, ge=1)
     """Use at most this many validation and test rows each (the first ones in file order)."""
-    cache: bool = True
+    cache: Annotated[bool, Resumable()] = True
     """Keep tokenized datasets (Arrow files under the tunesmith cache) keyed on the data files' contents, the
     tokenizer, the chat template and these data settings; a second run with the same key skips tokenization."""
-    num_proc: int | None = Field(None, ge=1)
+    num_proc: Annotated[int | None, Resumable()] = Field(None, ge=1)
     """Processes that tokenize; null uses every core (small datasets are tokenized in-process)."""
     streaming: bool = False
     """Read and tokenize the training data in bounded memory (rows are streamed to an on-disk Arrow cache and
     read back memory-mapped), for datasets larger than RAM. The data check then keeps only bounded statistics."""
-    check: CheckConfig = Field(default_factory=CheckConfig)
+    check: Annotated[CheckConfig, Resumable()] = Field(default_factory=CheckConfig)
     """What `tunesmith data check` and `tunesmith data clean` look for."""
 
     @model_validator(mode="after")
@@ -188,18 +192,20 @@ class LoraConfig(ConfigSection):
 class TrainConfig(ConfigSection):
     learning_rate: float = Field(2e-4, gt=0)
     """Peak learning rate of AdamW."""
-    epochs: Annotated[float, Field(gt=0)] | Literal["auto"] = "auto"
+    epochs: Annotated[Annotated[float, Field(gt=0)] | Literal["auto"], Resumable()] = "auto"
     """Passes over the training rows (fractions allowed), or `auto`: sized to the dataset. `auto` chooses as hosted
     fine-tuning services do, 3 epochs, fewer for large sets (at most 25,000 rows seen, at least 1 epoch) and more
     for small ones (at least 100 rows seen and 200 optimizer steps, at most 25 epochs). The log and
     `train_summary.json` (`budget`) say what was chosen and why; a resumed run keeps it. Ignored when `max_steps`
     is set."""
-    max_steps: int | None = Field(None, ge=1)
+    max_steps: Annotated[int | None, Resumable()] = Field(None, ge=1)
     """Optimizer steps to run; overrides `epochs`."""
-    batch_size: int = Field(8, ge=1)
+    # The global batch (batch_size x processes x grad_accumulation) must stay the same on resume, which training
+    # checks: a run started on 2 processes with batch_size 4 resumes on 1 with grad_accumulation 2 (or batch_size 8).
+    batch_size: Annotated[int, Resumable()] = Field(8, ge=1)
     """Rows per micro-batch, per process. An optimizer step trains on `batch_size x processes x grad_accumulation`
     rows (the global batch, logged and recorded in `train_summary.json`)."""
-    grad_accumulation: int = Field(1, ge=1)
+    grad_accumulation: Annotated[int, Resumable()] = Field(1, ge=1)
     """Micro-batches per optimizer step; the loss is normalized over all their supervised tokens (those of every
     process)."""
     warmup_ratio: float = Field(0.05, ge=0.0, lt=1.0)
@@ -212,25 +218,26 @@ class TrainConfig(ConfigSection):
     """Clip the gradient norm to this value; null disables clipping."""
     seed: int = 42
     """Seed of weight init, dropout and data order."""
-    eval_every: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    eval_every: Annotated[Annotated[int, Field(ge=1)] | Literal["auto"], Resumable()] = "auto"
     """Validate every this many optimizer steps (and at the end), or `auto`: 10 times per run. A validation computes
     the validation loss and `val_metrics`; `auto` is every tenth of the planned steps, rounded up."""
-    save_every: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    save_every: Annotated[Annotated[int, Field(ge=1)] | Literal["auto"], Resumable()] = "auto"
     """Write a checkpoint every this many optimizer steps (and at the end), or `auto`: at every validation."""
-    val_metrics: list[str] = Field(default_factory=list)
+    # Measured along the way (this and `val_metrics_rows`): they do not change the training.
+    val_metrics: Annotated[list[str], Resumable()] = Field(default_factory=list)
     """Task metrics computed at every validation besides the loss, e.g. `[accuracy, f1]`. Classification: accuracy,
     precision, recall, f1; regression: mse, mae, pearson; generation: bleu, rouge_l, exact_match. They are scored on
     the validation split by the functions evaluation uses, with its settings (`evaluate.classification_mode`,
     `max_new_tokens`, `batch_size`). Logged and recorded as `val_<name>` in `metrics.jsonl`, with the values at the
     best step in `train_summary.json` (`best_val_metrics`); the best weights are still chosen by the loss."""
-    val_metrics_rows: int = Field(200, ge=1)
+    val_metrics_rows: Annotated[int, Resumable()] = Field(200, ge=1)
     """The first this many validation rows are scored for `val_metrics`. Classification by label likelihood costs
     about one forward pass per row; regression, generation and `classification_mode: generate` generate an answer
     for every row at every validation, which on a CPU can take longer than the training steps between two
     validations."""
-    keep_checkpoints: int = Field(2, ge=1)
+    keep_checkpoints: Annotated[int, Resumable()] = Field(2, ge=1)
     """How many recent checkpoints to keep besides the best one."""
-    early_stopping_patience: int | None = Field(None, ge=1)
+    early_stopping_patience: Annotated[int | None, Resumable()] = Field(None, ge=1)
     """Stop after this many validations without a better validation loss; null never stops early."""
     group_by_length: bool = True
     """Batch rows of similar length together to cut padding (order is still seeded and shuffled)."""
@@ -238,21 +245,21 @@ class TrainConfig(ConfigSection):
     """Concatenate rows into sequences of up to `data.max_length` tokens (best-fit decreasing) instead of
     padding each; rows in a sequence cannot attend to each other, so the loss is unchanged. `batch_size` then
     counts packed sequences and `group_by_length` is not used."""
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: Annotated[bool, Resumable()] = False
     """Recompute each decoder layer's activations in the backward pass instead of keeping them: much less
     activation memory (longer sequences, larger batches, bigger models) for one more forward pass of the decoder
     per step. The loss and gradients are the same."""
-    compile: bool = False
+    compile: Annotated[bool, Resumable()] = False
     """Compile the decoder with `torch.compile` before training: faster steps after a one-off compile of several
     minutes, so it pays off only on long runs (the figures for this project's CPU are in BENCHMARKS.md)."""
-    liger: bool = False
+    liger: Annotated[bool, Resumable()] = False  # a kernel: see `model.attention`
     """Replace the model's RMSNorm, rotary embedding and SwiGLU with Liger's fused Triton kernels (package
     `liger-kernel`; GPU only, Llama-family and other models Liger supports). tunesmith's own supervised-only
     head cross-entropy stays in use. Asked for without a GPU or without the package, it is an error before the
     model loads."""
-    threads: int | None = Field(None, ge=1)
+    threads: Annotated[int | None, Resumable()] = Field(None, ge=1)
     """CPU threads for torch; null uses every core."""
-    on_nonfinite: Literal["stop", "skip"] = "stop"
+    on_nonfinite: Annotated[Literal["stop", "skip"], Resumable()] = "stop"
     """What to do when a step's loss or gradient norm is NaN or infinite. `stop` ends training with an error
     naming the step and its rows (the last good checkpoint is kept); `skip` logs a warning, drops that step's
     update (weights, optimizer and learning-rate schedule stay as they were) and goes on with the next batch."""
@@ -294,7 +301,7 @@ class DistributedConfig(ConfigSection):
 
 
 class EvaluateConfig(ConfigSection):
-    task: Literal["auto", Task] = "auto"
+    task: Literal["auto", TaskName] = "auto"
     """What the test split measures. `auto` follows the data format (classification and regression rows give
     those tasks, everything else is generation)."""
     metrics: list[str] | None = None
@@ -399,19 +406,21 @@ class RunConfig(ConfigSection):
     """Adapter settings (used by `lora`, `dora` and `qlora`)."""
     train: TrainConfig = Field(default_factory=TrainConfig)
     """Optimization settings."""
-    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+    distributed: Annotated[DistributedConfig, Resumable()] = Field(default_factory=DistributedConfig)
     """Training in several processes (one machine or several)."""
-    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    evaluate: Annotated[EvaluateConfig, RunFolderSetting()] = Field(default_factory=EvaluateConfig)
     """Evaluation on the test split."""
-    output: OutputConfig = Field(default_factory=OutputConfig)
+    output: Annotated[OutputConfig, Resumable()] = Field(default_factory=OutputConfig)
     """Where runs are written."""
-    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    # How the served model is judged, not what it is.
+    monitor: Annotated[MonitorConfig, Resumable()] = Field(default_factory=MonitorConfig)
     """Thresholds of `tunesmith monitor` for the served model of this run."""
-    review: ReviewConfig = Field(default_factory=ReviewConfig)
+    # How people judge the model's answers, not what the model is.
+    review: Annotated[ReviewConfig, RunFolderSetting()] = Field(default_factory=ReviewConfig)
     """Blind A/B review of the tuned model's answers by people and a judge model (`tunesmith review`)."""
     rag: RagConfig = Field(default_factory=RagConfig)
     """Retrieval-augmented generation: documents, retriever, and passages in training and evaluation prompts."""
-    sweep: SweepConfig | None = None
+    sweep: Annotated[SweepConfig | None, Resumable()] = None  # the search that made the run, not the run
     """The hyperparameter search of `tunesmith sweep` (other commands ignore it)."""
 
     @model_validator(mode="after")

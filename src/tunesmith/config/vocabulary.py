@@ -92,9 +92,11 @@ FINDING_KINDS: dict[str, str] = {
 WHOLE_DATA_FINDINGS = ("label_imbalance", "template")
 """Findings about the data as a whole rather than about rows: `data clean` has no rows to drop for them."""
 
-Task = Literal["classification", "regression", "generation"]
+TaskName = Literal["classification", "regression", "generation"]
 """What evaluation measures; the row formats `classification` and `regression` give those tasks, every other
 format is generation."""
+LABELED_FORMATS = ("classification", "regression")
+"""Row formats whose rows carry a label or a target: each gives the task of its name (`task_of`)."""
 
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("accuracy", "precision", "recall", "f1"),
@@ -129,7 +131,7 @@ def task_of(requested: str, row_format: str) -> str:
     generation (every other format, and sources of mixed formats)."""
     if requested != "auto":
         return requested
-    return row_format if row_format in ("classification", "regression") else "generation"
+    return row_format if row_format in LABELED_FORMATS else "generation"
 
 BASE_MODEL = "base"
 """The name a user gives the run's base model: a request's `model` to `tunesmith serve`, `review create --against`."""

@@ -33,9 +33,9 @@ from optuna.trial import TrialState
 
 from tunesmith.config.search_space import Param
 from tunesmith.config.sweep_section import SweepConfig
+from tunesmith.run_dir import process_alive
+from tunesmith.sweep_folder import LOCK_FILE
 
-STUDY_FILE = "sweep.db"
-LOCK_FILE = "sweep.lock"
 HEARTBEAT_S = 30
 GRACE_S = 120
 RETRIES = 2
@@ -44,10 +44,6 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Optuna warns when a storage with a heartbeat serves trials outside `Study.optimize`; `heartbeat` below is what
 # `optimize` would do, so the warning says nothing here.
 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-
-
-def sqlite_url(folder: Path) -> str:
-    return f"sqlite:///{(folder / STUDY_FILE).resolve()}"
 
 
 def open_study(url: str, name: str, sweep: SweepConfig, params: list[Param], direction: str) -> optuna.Study:
@@ -155,13 +151,7 @@ def recover_dead_trials(study: optuna.Study) -> list[int]:
 def _alive(pid) -> bool:
     if not isinstance(pid, int):
         return True  # not ours to judge: the heartbeat will
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(pid)
 
 
 @contextlib.contextmanager

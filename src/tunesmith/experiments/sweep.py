@@ -45,20 +45,18 @@ from tunesmith.experiments.study import (
     one_worker_at_a_time,
     open_study,
     recover_dead_trials,
-    sqlite_url,
 )
-from tunesmith.experiments.sweep_report import STATE_NAMES, best_settings, setting_text, write_sweep_report
+from tunesmith.experiments.sweep_report import best_settings, setting_text, write_sweep_report
 from tunesmith.experiments.trial import metric_key, run_trial
 from tunesmith.json_files import read_json, write_json
 from tunesmith.pipeline import run_pipeline
 from tunesmith.retrieval import uses_rows
 from tunesmith.run_dir import RunDir
+from tunesmith.sweep_folder import BEST_CONFIG, SWEEP_FILE, sqlite_url, state_name
 
 log = logging.getLogger("tunesmith")
-SWEEP_FILE = "sweep.json"
 STORAGE_VARIABLE = "TUNESMITH_SWEEP_STORAGE"
 """Read by `--storage` when it is not given (how `--workers` hands a database URL to its processes)."""
-BEST_CONFIG = "best.yaml"
 MAX_FAILURES_IN_A_ROW = 3
 """Trials that fail (an error, not pruning) in a row before a worker gives up: the same error again and again is a
 problem of the config, not of one trial's settings."""
@@ -268,7 +266,7 @@ def trials_table(sweep: Sweep, study: optuna.Study) -> Table:
         seconds = (end - trial.datetime_start).total_seconds() if trial.datetime_start else None
         value = trial.value if trial.value is not None else (
             trial.intermediate_values[max(trial.intermediate_values)] if trial.intermediate_values else None)
-        table.add_row(str(trial.number), STATE_NAMES.get(trial.state.name, trial.state.name.lower()),
+        table.add_row(str(trial.number), state_name(trial.state),
                       *(_short(trial.params.get(param.key)) for param in sweep.params),
                       _short(value), format_duration(seconds) if seconds is not None else "")
     return table

@@ -31,6 +31,7 @@ from tunesmith.document import (
 )
 from tunesmith.document.figures import figure_png
 from tunesmith.results import comparison_table
+from tunesmith.sweep_folder import BEST_CONFIG, state_name
 
 REPORT_MD = "sweep_report.md"
 REPORT_HTML = "sweep_report.html"
@@ -66,10 +67,6 @@ def sweep_document(sweep, study: optuna.Study, best: optuna.trial.FrozenTrial, r
     )
 
 
-STATE_NAMES = {"COMPLETE": "done", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "queued"}
-"""What the user reads for each of Optuna's trial states."""
-
-
 def setting_text(value) -> str:
     """A sampled setting to 4 significant digits: a learning rate of 0.000443 is not "0.0004"."""
     return f"{value:.4g}" if isinstance(value, float) else plain(value)
@@ -91,7 +88,7 @@ def _summary(sweep, trials, best) -> Section:
                    f"{states.count(TrialState.FAIL)} failed"),
         ("wall time", format_duration(time.time() - sweep.started)),
         ("tokens trained", f"{tokens:,} (every trial, pruned ones included)"),
-        ("best config", "best.yaml (runnable: tunesmith run best.yaml)"),
+        ("best config", f"{BEST_CONFIG} (runnable: tunesmith run {BEST_CONFIG})"),
     ]
     return Section("Summary", [Facts(facts)])
 
@@ -116,7 +113,7 @@ def _trials_section(sweep, trials) -> Section:
         value = _trial_value(trial)
         note = "last reported before pruning" if trial.state == TrialState.PRUNED and value is not None else (
             trial.user_attrs.get("error", ""))
-        rows.append([str(trial.number), STATE_NAMES.get(trial.state.name, trial.state.name.lower()),
+        rows.append([str(trial.number), state_name(trial.state),
                      *(setting_text(trial.params.get(param.key)) for param in sweep.params),
                      f"{value:.6g}" if value is not None else NOT_AVAILABLE,
                      format_duration(seconds) if seconds is not None else "", note])

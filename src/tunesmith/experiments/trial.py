@@ -25,9 +25,8 @@ from tunesmith.json_files import read_jsonl
 from tunesmith.pipeline import create_run
 from tunesmith.predict.validation_values import VAL_LOSS
 from tunesmith.run_dir import RunDir
+from tunesmith.sweep_folder import TRIALS_FOLDER
 from tunesmith.train import train
-
-TRIALS_FOLDER = "trials"
 
 
 def metric_key(metric: str) -> str:

@@ -7,8 +7,6 @@ metrics.jsonl through `read_jsonl`, which skips a line cut off mid-write.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,17 +15,15 @@ import yaml
 from tunesmith.config.vocabulary import ALWAYS_REPORTED, TASK_METRICS, task_of, uses_adapter
 from tunesmith.document import is_number
 from tunesmith.errors import RunError
-from tunesmith.experiments.sweep import SWEEP_FILE
-from tunesmith.experiments.trial import TRIALS_FOLDER
 from tunesmith.json_files import read_json, read_jsonl
 from tunesmith.run_dir import RunDir
-from tunesmith.ui.sweeps import trial_state
+from tunesmith.sweep_folder import TRIALS_FOLDER, is_sweep_folder, trial_state
 
 STATUSES = ("running", "done", "pruned", "failed", "stopped")
-"""running: a process holds the run folder's lock; done: it has eval.json (or, a sweep trial, the study says it
-finished); failed: a stage ended with an error (the pipeline's ``failure.json``), or a sweep trial the study marked
-failed; pruned: a sweep trial the pruner stopped; stopped: none of these (stopped with Ctrl-C, or killed: a killed
-process records nothing)."""
+"""running: a live process of this machine holds the run folder's lock (`RunDir.lock_holder`); done: it has
+eval.json (or, a sweep trial, the study says it finished); failed: a stage ended with an error (the pipeline's
+``failure.json``), or a sweep trial the study marked failed; pruned: a sweep trial the pruner stopped; stopped: none
+of these (stopped with Ctrl-C, or killed: a killed process records nothing)."""
 
 
 @dataclass(frozen=True)
@@ -56,11 +52,11 @@ def find_runs(runs_dir: Path) -> dict[str, RunDir]:
     for child in sorted(runs_dir.iterdir()):
         if not child.is_dir():
             continue
-        if (child / "config.yaml").is_file():
+        if RunDir(child).config_path.is_file():
             found[child.name] = RunDir(child)
-        if (child / SWEEP_FILE).is_file() and (child / TRIALS_FOLDER).is_dir():
+        if is_sweep_folder(child):
             for trial in sorted((child / TRIALS_FOLDER).iterdir()):
-                if (trial / "config.yaml").is_file():
+                if RunDir(trial).config_path.is_file():
                     found[f"{child.name}/{TRIALS_FOLDER}/{trial.name}"] = RunDir(trial)
     return found
 
@@ -86,46 +82,17 @@ def read_eval(run: RunDir) -> dict | None:
 
 def run_status(run: RunDir) -> str:
     """One of `STATUSES`."""
-    if lock_holder_alive(run):
+    holder = run.lock_holder()
+    if holder is not None and holder.alive:
         return "running"
     if run.eval_json.is_file():
         return "done"
     if run.failure.is_file():
         return "failed"
     state = trial_state(run.root)
-    # The study's "running" or "queued" without a live lock holder is a worker that died: stopped.
-    return state if state in ("done", "pruned", "failed") else "stopped"
-
-
-def lock_holder_alive(run: RunDir) -> bool:
-    """Whether the process named in the run's ``.lock`` is alive and is the one that wrote it. Asking the kernel
-    for the lock itself (a non-blocking flock) would, for that instant, make a writer starting up fail with "in
-    use"; the holder's pid, which `RunDir.lock` writes when it takes the lock, answers without touching it."""
-    try:
-        pid = int(json.loads(run.lock_file.read_text(encoding="utf-8") or "{}")["pid"])
-        written = run.lock_file.stat().st_mtime
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, another user's
-    started = _process_start(pid)
-    # A pid reused since the holder died belongs to a process that started after the lock was written.
-    return started is None or started <= written + 1.0
-
-
-def _process_start(pid: int) -> float | None:
-    """When process ``pid`` started (seconds since the epoch), from Linux's /proc; None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
-    except (OSError, IndexError, StopIteration, ValueError):
-        return None
-    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat: start time in clock ticks
+    # The study's word where it is a status, but "running" (or "queued") without a live lock holder is a worker that
+    # died: stopped.
+    return state if state in STATUSES and state != "running" else "stopped"
 
 
 def run_row(name: str, run: RunDir) -> RunRow:

@@ -1,8 +1,15 @@
-"""What a sweep's Optuna study says about its trials: a trial the pruner stopped or one that failed leaves a run
-folder like any stopped run, and only the study tells them apart.
+"""The layout of a sweep folder, and what its Optuna study says about its trials (read only).
 
-Only a study in the sweep's own SQLite file is read (a database elsewhere is not contacted on every page load, and
-sweep.json leaves its password out anyway); never created: a missing file means no study to read.
+A sweep folder (``<output.dir>/<config stem>-sweep-<timestamp>/``) holds ``sweep.json`` (what the sweep is: its
+config file, study and storage), ``sweep.db`` (the Optuna study in SQLite, unless the sweep names a database),
+``sweep.lock`` (local workers take turns on it), ``trials/trial-NNNN/`` (each trial a run folder) and, once the
+search is over, ``best.yaml`` and the sweep report. `tunesmith.experiments` writes it; the web UI reads it through
+this module, without the training stack.
+
+A trial the pruner stopped or one that failed leaves a run folder like any stopped run: only the study tells them
+apart (`trial_state`). Only a study in the sweep's own SQLite file is read (a database elsewhere is not contacted
+on every page load, and sweep.json leaves its password out anyway); never created: a missing file means no study
+to read.
 """
 
 from __future__ import annotations
@@ -11,15 +18,33 @@ import functools
 from pathlib import Path
 
 import optuna
+from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
 from tunesmith.errors import RunError
-from tunesmith.experiments.sweep import SWEEP_FILE
-from tunesmith.experiments.sweep_report import STATE_NAMES
-from tunesmith.experiments.trial import TRIALS_FOLDER
 from tunesmith.json_files import read_json
 
+SWEEP_FILE = "sweep.json"
+STUDY_FILE = "sweep.db"
+LOCK_FILE = "sweep.lock"
+TRIALS_FOLDER = "trials"
+BEST_CONFIG = "best.yaml"
 SQLITE_PREFIX = "sqlite:///"
+STATE_NAMES = {"COMPLETE": "done", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "queued"}
+"""What the user reads for each of Optuna's trial states."""
+
+
+def sqlite_url(folder: Path) -> str:
+    """The storage URL of the study in the sweep folder's own SQLite file."""
+    return f"{SQLITE_PREFIX}{(folder / STUDY_FILE).resolve()}"
+
+
+def state_name(state: TrialState) -> str:
+    return STATE_NAMES.get(state.name, state.name.lower())
+
+
+def is_sweep_folder(folder: Path) -> bool:
+    return (folder / SWEEP_FILE).is_file() and (folder / TRIALS_FOLDER).is_dir()
 
 
 def trial_state(run_root: Path) -> str | None:
@@ -55,5 +80,5 @@ def _states(url: str, study: str, changed: tuple[int, ...]) -> dict[str, str]:
         return {}
     finally:
         storage.engine.dispose()
-    return {Path(trial.user_attrs["run_dir"]).name: STATE_NAMES.get(trial.state.name, trial.state.name.lower())
+    return {Path(trial.user_attrs["run_dir"]).name: state_name(trial.state)
             for trial in trials if "run_dir" in trial.user_attrs}
