@@ -371,18 +371,29 @@ def dora_run(tmp_path, tiny_model_dir) -> Path:
     return adapter_run(tmp_path / "dora-run", tiny_model_dir, "dora")
 
 
-@pytest.fixture()
-def full_run(tmp_path, tiny_model_dir) -> Path:
-    """A full fine-tune run: the best checkpoint is the base with every weight nudged, so it differs from it."""
+def _save_nudged_model(model_dir: Path, folder: Path, seed: int) -> None:
     from transformers import AutoModelForCausalLM
 
-    run = write_config(tmp_path / "full-run", tiny_model_dir, "full")
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    generator = torch.Generator().manual_seed(3)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.05)
-    model.save_pretrained(run.best)
+    model.save_pretrained(folder)
+
+
+@pytest.fixture(scope="session")
+def save_nudged_model():
+    """``save_nudged_model(model_dir, folder, seed)``: the model of ``model_dir`` with every weight nudged (seeded),
+    saved to ``folder``: a full fine-tune's best checkpoint that differs from its base."""
+    return _save_nudged_model
+
+
+@pytest.fixture()
+def full_run(tmp_path, tiny_model_dir) -> Path:
+    """A full fine-tune run: the best checkpoint is the base with every weight nudged, so it differs from it."""
+    run = write_config(tmp_path / "full-run", tiny_model_dir, "full")
+    _save_nudged_model(tiny_model_dir, run.best, seed=3)
     return run.root
 
 

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-
-import optuna
-from optuna.trial import TrialState
-from sqlalchemy.exc import SQLAlchemyError
+from typing import TYPE_CHECKING
 
 from tunesmith.errors import RunError
 from tunesmith.json_files import read_json
@@ -32,6 +29,9 @@ BEST_CONFIG = "best.yaml"
 SQLITE_PREFIX = "sqlite:///"
 STATE_NAMES = {"COMPLETE": "done", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "queued"}
 """What the user reads for each of Optuna's trial states."""
+
+if TYPE_CHECKING:
+    from optuna.trial import TrialState
 
 
 def sqlite_url(folder: Path) -> str:
@@ -70,6 +70,10 @@ def trial_state(run_root: Path) -> str | None:
 
 @functools.lru_cache(maxsize=16)
 def _states(url: str, study: str, changed: tuple[int, ...]) -> dict[str, str]:
+    # Optuna (the sweep extra) is imported only when a sweep's study is read: the core imports this module too.
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         storage = optuna.storages.RDBStorage(url)
     except SQLAlchemyError:

@@ -66,19 +66,6 @@ def write_adapter(run: RunDir, model_dir: Path, seed: int) -> None:
     get_peft_model(model, adapter).save_pretrained(run.best)
 
 
-def write_full_weights(run: RunDir, model_dir: Path) -> None:
-    """A full fine-tune's best checkpoint: the base with every weight nudged."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    generator = torch.Generator().manual_seed(5)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.05)
-    model.save_pretrained(run.best)
-
-
 def review_plan() -> ReviewPlan:
     """Tuned vs base on 7 prompts; each reviewer's sides drawn at random (seeded). The tuned answer of prompt 0
     is markup that must show as text; every other answer names its model and prompt, so a test can tell from
@@ -111,7 +98,7 @@ def chatty_dir(tmp_path_factory, tiny_tokenizer, build_chatty_model) -> Path:
 
 
 @pytest.fixture(scope="session")
-def runs_dir(tmp_path_factory, chatty_dir) -> Path:
+def runs_dir(tmp_path_factory, chatty_dir, save_nudged_model) -> Path:
     """The fixture runs; ``spam-live`` is locked by this process for the whole session (it reads as running)."""
     root = tmp_path_factory.mktemp("ui-runs")
     done = write_run(root / "spam-done", chatty_dir)
@@ -127,7 +114,7 @@ def runs_dir(tmp_path_factory, chatty_dir) -> Path:
     write_metrics(other, 20, 4.0)
     write_results(other, 0.75)
     write_metrics(write_run(root / "spam-stopped", chatty_dir), 3, 3.0)
-    write_full_weights(write_run(root / "spam-full", chatty_dir, method="full"), chatty_dir)
+    save_nudged_model(chatty_dir, write_run(root / "spam-full", chatty_dir, method="full").best, seed=5)
     live = write_run(root / "spam-live", chatty_dir)
     write_metrics(live, 6, 3.5)
     write_sweep(root / "sms-sweep-1", chatty_dir)
