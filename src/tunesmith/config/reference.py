@@ -1,9 +1,10 @@
-"""Generate the README's reference tables from the code: the config keys (from the config models), the row formats
+"""Generate the manual's reference tables from the code: the config keys (from the config models), the row formats
 and the data-check findings (from `tunesmith.config.vocabulary`); and the one-line summary of a key that a
 generated config (`tunesmith init`) writes beside it (`key_summary`).
 
-`python -m tunesmith.config.reference [config|formats|findings]` prints one table (all three by default); a test
-keeps the README's copies current.
+`python -m tunesmith.config.reference [config|formats|findings]` prints one table (all three by default);
+`python -m tunesmith.config.reference page > docs/reference/config.md` writes the config reference page whole.
+Tests keep the manual's copies current (the formats and findings tables are in `docs/data.md`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ def _default(field) -> str:
         return "required"
     # A multi-line default (a prompt template) is shown with its line breaks written out: a table cell is one line.
     return f"`{'null' if field.default is None else field.default}`".replace("\n", "\\n")
+
+
+def _optional_section(annotation) -> type[BaseModel] | None:
+    """The section type of ``ConfigSection | None`` (a section that is absent unless given), else None."""
+    members = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else ()
+    sections = [member for member in members if isinstance(member, type) and issubclass(member, BaseModel)]
+    return sections[0] if len(sections) == 1 and type(None) in members else None
 
 
 def _list_item_model(annotation) -> type[BaseModel] | None:
@@ -86,6 +94,9 @@ def reference_rows(model: type[BaseModel] = RunConfig, prefix: str = "") -> list
             rows += reference_rows(item, f"{key}[].")
             continue
         rows.append(f"| `{key}` | {_type_name(annotation)} | {_default(field)} | {doc} |")
+        section = _optional_section(annotation)
+        if section is not None:  # a section that is null unless given: its keys, when it is
+            rows += reference_rows(section, f"{key}.")
     return rows
 
 
@@ -95,6 +106,33 @@ def _cell(text: str) -> str:
 
 def reference_markdown() -> str:
     return "\n".join(["| key | type | default | meaning |", "|---|---|---|---|", *reference_rows()])
+
+
+REFERENCE_PAGE = "docs/reference/config.md"
+"""Where the config reference page lives in the repository (`reference_page` writes it)."""
+
+
+def reference_page() -> str:
+    """The config reference page of the manual, whole: how to read and regenerate it, then one table per top-level
+    key of the config, in the config's order."""
+    header = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    sections = []
+    for name in RunConfig.model_fields:
+        rows = [row for row in reference_rows() if row.startswith((f"| `{name}` ", f"| `{name}.", f"| `{name}[]"))]
+        sections += [f"## `{name}`", "", *header, *rows, ""]
+    return "\n".join([
+        "# Config reference",
+        "",
+        "<!-- Generated from the config models' docstrings: `python -m tunesmith.config.reference page > "
+        f"{REFERENCE_PAGE}`. tests/config/test_reference.py fails when this page is stale. -->",
+        "",
+        "A run is one YAML file of these sections and keys. Every key has a default; only the data must be given. "
+        "Unknown keys and bad values are errors that name the key and the allowed values. `--set key=value` "
+        "overrides a key on the command line, and `tunesmith config CONFIG` prints a config with every default "
+        "filled in. A key written `a.b[].c` is a key of each item of the list `a.b`.",
+        "",
+        *sections,
+    ])
 
 
 def formats_markdown() -> str:
@@ -111,4 +149,7 @@ TABLES = {"config": reference_markdown, "formats": formats_markdown, "findings":
 
 
 if __name__ == "__main__":
-    print("\n\n".join(TABLES[name]() for name in (sys.argv[1:] or TABLES)))
+    if sys.argv[1:] == ["page"]:
+        sys.stdout.write(reference_page())
+    else:
+        print("\n\n".join(TABLES[name]() for name in (sys.argv[1:] or TABLES)))
