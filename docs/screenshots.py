@@ -38,7 +38,10 @@ def start_browser() -> webdriver.Chrome:
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver))
-    browser.set_window_size(*WINDOW)
+    # The page itself is WINDOW: the window around it is that much larger by its frame.
+    frame = browser.execute_script(
+        "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]")
+    browser.set_window_size(WINDOW[0] + frame[0], WINDOW[1] + frame[1])
     return browser
 
 
