@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup browser demo test clean
+.PHONY: setup browser demo test docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,15 @@ browser:
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		($(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver)
 
-# TUNESMITH_REQUIRE_BROWSER: here a missing browser fails the UI tests instead of skipping them.
+# TUNESMITH_REQUIRE_BROWSER: here a missing browser fails the UI tests instead of skipping them. The manual is built
+# too, strictly: a broken link, a page missing from the nav or a docstring mkdocstrings cannot read fails the test.
 test: setup browser
 	TUNESMITH_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The manual (docs/, mkdocs.yml) as a site in site/; `$(BIN)/mkdocs serve` shows it while you edit.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site

@@ -177,11 +177,11 @@ def test_set_on_a_run_folder_updates_its_saved_config(tmp_path, tiny_model_dir, 
     assert capsys.readouterr().out.splitlines() == [str(run.report_md), str(run.report_html)]
 
 
-def test_the_readme_error_examples_are_what_the_cli_prints(tmp_path):
+def test_the_documented_error_examples_are_what_the_cli_prints(tmp_path):
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    example = readme.split("$ tunesmith train config.yaml\n", 1)[1].split("\n```", 1)[0].splitlines()
+    page = (Path(__file__).resolve().parents[1] / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    example = page.split("$ tunesmith train config.yaml\n", 1)[1].split("\n```", 1)[0].splitlines()
     shown_folder = example[0].split("tunesmith: error: ", 1)[1].rsplit("/data.jsonl", 1)[0]
     (tmp_path / "data.jsonl").write_text('{"text": "Free entry! Win cash now", "label": "spam"}\n'
                                          '{"text": "See you at lunch?", "label": "ham"}\n'

@@ -373,7 +373,7 @@ def _header(files: dict[str, str], fmt: str, out: Path) -> list[str]:
     return [
         f"Written by `{command}` (format {fmt}).",
         "Every key that matters for a first run, with its default or a value chosen from the data; other keys keep",
-        "their defaults (all keys: the README's \"Config reference\"). Each comment says what the key does, then",
+        "their defaults (all keys: docs/reference/config.md). Each comment says what the key does, then",
         "why this value and when to change it.",
         f"Next: tunesmith data check {out}, then tunesmith run {out}",
     ]

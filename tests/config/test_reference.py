@@ -1,18 +1,34 @@
-"""The README's reference tables are generated from the code and kept current."""
+"""The manual's reference tables are generated from the code and kept current: the config reference page whole,
+and the row formats and data-check findings on the data page."""
 
 from pathlib import Path
 
 import pytest
 
-from tunesmith.config.reference import TABLES, reference_markdown
+from tunesmith.config.reference import REFERENCE_PAGE, TABLES, reference_markdown, reference_page, reference_rows
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+PAGE_OF_TABLE = {"formats": ROOT / "docs" / "data.md", "findings": ROOT / "docs" / "data.md"}
+"""Where each table other than the config keys is pasted (the config keys are the whole reference page)."""
 
 
-@pytest.mark.parametrize("name", sorted(TABLES))
-def test_readme_tables_are_generated_from_the_code(name):
-    assert TABLES[name]() in README.read_text(encoding="utf-8"), (
-        f"README's {name} table is stale: paste the output of `python -m tunesmith.config.reference {name}`"
+def test_the_config_reference_page_is_generated_from_the_code():
+    assert (ROOT / REFERENCE_PAGE).read_text(encoding="utf-8") == reference_page(), (
+        f"{REFERENCE_PAGE} is stale: run `python -m tunesmith.config.reference page > {REFERENCE_PAGE}`"
+    )
+
+
+def test_the_reference_page_shows_every_key_once():
+    page = reference_page().splitlines()
+    assert sorted(row for row in page if row.startswith("| `")) == sorted(reference_rows())
+
+
+@pytest.mark.parametrize("name", sorted(PAGE_OF_TABLE))
+def test_the_data_page_tables_are_generated_from_the_code(name):
+    page = PAGE_OF_TABLE[name]
+    assert TABLES[name]() in page.read_text(encoding="utf-8"), (
+        f"{page.relative_to(ROOT)}'s {name} table is stale: paste the output of "
+        f"`python -m tunesmith.config.reference {name}`"
     )
 
 
@@ -33,3 +49,9 @@ def test_each_key_says_whether_a_resume_or_a_run_folder_command_may_change_it():
     assert rows["| `evaluate.task`"] == "resume, run folder" and rows["| `model.attention`"] == "resume, run folder"
     assert rows["| `lora.r`"] == "—" and rows["| `data.sources[].path`"] == "—"
     assert rows["| `sweep`"] == "resume" and rows["| `sweep.trials`"] == "resume"  # an optional section's keys too
+
+
+def test_a_section_that_is_null_unless_given_lists_its_keys():
+    rows = {row.split(" | ")[0]: row for row in reference_markdown().splitlines()}
+    assert rows["| `sweep`"].startswith("| `sweep` | section \\| null | `null` |")
+    assert rows["| `sweep.trials`"].startswith("| `sweep.trials` | int | `12` |")

@@ -114,7 +114,7 @@ def test_real_sms_spam_int_labels_and_mapped_label_text(shared_data):
     assert (splits.format, splits.labels) == ("classification", ["0", "1"])
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (3660, 457, 457)
     every = splits.train + splits.validation + splits.test
-    assert sum(example.label == "1" for example in every) == 603  # the README's spam count
+    assert sum(example.label == "1" for example in every) == 603  # the spam count of `tunesmith init` in docs/data.md
     named = load_splits(DataConfig(path=path, columns={"label": "label_text"}))
     assert named.labels == ["ham", "spam"]
     assert sum(example.label == "spam" for example in named.train + named.validation + named.test) == 603

@@ -42,7 +42,7 @@ F16_TOLERANCE = 1e-2
 Q8_0_TOLERANCE = 0.1
 """Largest |logit difference| allowed for q8_0, as a share of the largest |logit|: about twice what the tiny runs
 measure (their LoRA A matrices start from the global RNG, so it varies with the tests run before), three times the
-default model's (README, "GGUF and Ollama"). That the difference is q8_0's rounding alone is tested exactly."""
+default model's (BENCHMARKS.md, "GGUF export"). That the difference is q8_0's rounding alone is tested exactly."""
 
 
 def export(root: Path, quant: str) -> Path:

@@ -1,10 +1,11 @@
-"""Generate the README's reference tables from the code: the config keys (from the config models: each key's type,
+"""Generate the manual's reference tables from the code: the config keys (from the config models: each key's type,
 default, whether a resume or a command on a run folder may change it, and meaning), the row formats and the
 data-check findings (from `tunesmith.config.vocabulary`); and the one-line summary of a key that a generated config
 (`tunesmith init`) writes beside it (`key_summary`).
 
-`python -m tunesmith.config.reference [config|formats|findings]` prints one table (all three by default); a test
-keeps the README's copies current.
+`python -m tunesmith.config.reference [config|formats|findings]` prints one table (all three by default);
+`python -m tunesmith.config.reference page > docs/reference/config.md` writes the config reference page whole.
+Tests keep the manual's copies current (the formats and findings tables are in `docs/data.md`).
 """
 
 from __future__ import annotations
@@ -101,6 +102,37 @@ def reference_markdown() -> str:
     return "\n".join(["| key | type | default | may change on | meaning |", "|---|---|---|---|---|", *reference_rows()])
 
 
+REFERENCE_PAGE = "docs/reference/config.md"
+"""Where the config reference page lives in the repository (`reference_page` writes it)."""
+
+
+def reference_page() -> str:
+    """The config reference page of the manual, whole: how to read and regenerate it, then one table per top-level
+    key of the config, in the config's order."""
+    header = ["| key | type | default | may change on | meaning |", "|---|---|---|---|---|"]
+    sections = []
+    for name in RunConfig.model_fields:
+        rows = [row for row in reference_rows() if row.startswith((f"| `{name}` ", f"| `{name}.", f"| `{name}[]"))]
+        sections += [f"## `{name}`", "", *header, *rows, ""]
+    return "\n".join([
+        "# Config reference",
+        "",
+        "<!-- Generated from the config models' docstrings: `python -m tunesmith.config.reference page > "
+        f"{REFERENCE_PAGE}`. tests/config/test_reference.py fails when this page is stale. -->",
+        "",
+        "A run is one YAML file of these sections and keys. Every key has a default; only the data must be given. "
+        "Unknown keys and bad values are errors that name the key and the allowed values. `--set key=value` "
+        "overrides a key on the command line, and `tunesmith config CONFIG` prints a config with every default "
+        "filled in. A key written `a.b[].c` is a key of each item of the list `a.b`.",
+        "",
+        "*may change on*: `resume`, a `--resume` may change the key; `run folder`, so may `--set` on a command on a "
+        "run folder (`eval`, `compare`, `export`, `report`, `chat`, `generate`, `review create`); `—`, the key defines "
+        "the run and never changes.",
+        "",
+        *sections,
+    ])
+
+
 def formats_markdown() -> str:
     rows = [f"| `{name}` | {_cell(keys)} | {_cell(becomes)} |" for name, (keys, becomes) in ROW_FORMATS.items()]
     return "\n".join(["| format | keys | becomes |", "|---|---|---|", *rows])
@@ -115,4 +147,7 @@ TABLES = {"config": reference_markdown, "formats": formats_markdown, "findings":
 
 
 if __name__ == "__main__":
-    print("\n\n".join(TABLES[name]() for name in (sys.argv[1:] or TABLES)))
+    if sys.argv[1:] == ["page"]:
+        sys.stdout.write(reference_page())
+    else:
+        print("\n\n".join(TABLES[name]() for name in (sys.argv[1:] or TABLES)))

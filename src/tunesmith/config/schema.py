@@ -1,6 +1,6 @@
 """The run config: one YAML file validates into these typed models.
 
-Every field has a default and a docstring; the README's config reference is generated from them
+Every field has a default and a docstring; the config reference (docs/reference/config.md) is generated from them
 (``python -m tunesmith.config.reference``). Unknown keys are errors (``extra="forbid"``).
 """
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 class ConfigSection(BaseModel):
     """A section of the run config: unknown keys are errors, assignments are validated, and each field's docstring
-    is its documentation (the README's config reference is generated from them)."""
+    is its documentation (the manual's config reference, docs/reference/config.md, is generated from them)."""
 
     # allow_inf_nan=False: `train.epochs: inf` and the like are errors naming the key, not a crash after the model
     # has loaded.

@@ -1,5 +1,5 @@
 """The names tunesmith's config, code and generated docs share. Each vocabulary is one `Literal`, and the table
-beside it describes every name for the README (`python -m tunesmith.config.reference`).
+beside it describes every name for the manual (`python -m tunesmith.config.reference`).
 
 Adding a name here is the one edit a new row format, chat template, training method or data-check finding needs
 besides its implementation; tests check that the implementations cover exactly these names.

@@ -1,7 +1,7 @@
 """Row formats: turn one row of a user's file into an `Example` (a conversation ending with the assistant turn).
 
 Formats and the fields they read (``data.columns`` maps a field to the user's key, e.g. ``{label: label_text}``;
-the README's table is generated from `tunesmith.config.vocabulary.ROW_FORMATS`):
+the manual's table (docs/data.md) is generated from `tunesmith.config.vocabulary.ROW_FORMATS`):
 
 - ``alpaca``: instruction, input (optional), output
 - ``messages``: messages (a list of {role, content}, ending with an assistant turn). This is also OpenAI's
