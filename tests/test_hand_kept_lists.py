@@ -19,7 +19,7 @@ from tunesmith.config.changes import resumable
 from tunesmith.config.monitor_section import MonitorConfig
 from tunesmith.config.schema import DataConfig, DistributedConfig, EvaluateConfig, RunConfig
 from tunesmith.config.section import section_type
-from tunesmith.config.vocabulary import ALWAYS_REPORTED, LABELED_FORMATS, TASK_METRICS, GgufQuant, TaskName
+from tunesmith.config.vocabulary import ALWAYS_REPORTED, TASK_METRICS, GgufQuant, TaskName
 from tunesmith.run_dir import RunDir
 
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "tunesmith"
@@ -71,13 +71,6 @@ def test_every_monitor_threshold_has_its_check():
 
     thresholds = {name for name in MonitorConfig.model_fields if name.startswith(("max_", "min_"))} - {"min_requests"}
     assert sorted(setting for _, _, setting, _ in CHECKS) == sorted(thresholds)
-
-
-def test_the_labeled_formats_are_one_set():
-    from tunesmith.data.check.quality import LABELED_FORMATS as CHECKED
-    from tunesmith.monitor.feedback import LABELED_FORMATS as EXPORTED
-
-    assert set(CHECKED) == set(EXPORTED) == set(LABELED_FORMATS)
 
 
 def test_the_tables_of_each_task_cover_exactly_the_tasks():

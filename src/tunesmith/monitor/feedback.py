@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunesmith.config import RunConfig
+from tunesmith.config.vocabulary import LABELED_FORMATS
 from tunesmith.data.fields import key_of
 from tunesmith.data.splits import load_run_splits
 from tunesmith.errors import ConfigError, RunError
@@ -31,8 +32,7 @@ from tunesmith.monitor.request_log import LOG_FILE, ROTATED, answered, log_files
 from tunesmith.run_dir import RunDir
 
 MIN_RATINGS = ("up", "none")
-SINGLE_TURN_FORMATS = ("alpaca", "prompt_completion", "classification", "regression")
-LABELED_FORMATS = ("classification", "regression")
+SINGLE_TURN_FORMATS = ("alpaca", "prompt_completion", *LABELED_FORMATS)
 SHAREGPT_FROM = {"user": "human", "assistant": "gpt", "system": "system"}
 
 UNRATED = "not rated (--min-rating none keeps unrated answers)"

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tunesmith.config.vocabulary import FindingKind
+from tunesmith.config.vocabulary import LABELED_FORMATS, FindingKind
 from tunesmith.data.check.near_duplicates import near_duplicates, near_matches, normalize
 from tunesmith.data.example import Example, location_order
 from tunesmith.data.tokenize import is_supervised_turn
@@ -36,7 +36,6 @@ MAX_LOCATIONS = 20
 """Rows named per finding; the count always covers all of them."""
 MIN_ROWS_FOR_OUTLIERS = 10
 """Quartiles of fewer rows say little about what a normal length is."""
-LABELED_FORMATS = ("classification", "regression")
 COPY_MIN_SHARE = 0.5
 """An answer found inside its prompt is a copy when it has at least this share of the prompt's words."""
 
