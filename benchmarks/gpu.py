@@ -1,35 +1,18 @@
 """tunesmith vs TRL's SFTTrainer on one CUDA GPU, side by side in one run: real (non-padding) tokens/s, peak GPU
 memory and MFU, for a ~1.07B Llama and SmolLM2-135M x max_length 2048 and 1024 x packed and padded x full
-fine-tuning and LoRA. BENCHMARKS.md ("GPU") gives the matched settings, the FLOP count and the results.
+fine-tuning and LoRA. BENCHMARKS.md ("GPU") gives the matched settings, the FLOP count, the results, and the
+steps to run it on a CUDA machine without network access (wheels brought along).
 
     python benchmarks/gpu.py --smoke       # anywhere, CPU too: a tiny model, a few steps, every code path
-    python benchmarks/gpu.py --prepare     # here, before the device run: fill .gpu-bench/ (tokenizer, data)
-    python3 benchmarks/gpu.py --preflight  # there: what imports, with versions; exits 1 if the run cannot start
-    python3 benchmarks/gpu.py              # there: the comparison, under 8 minutes on one H200
+    python benchmarks/gpu.py --prepare     # on a machine with the datasets: fill .gpu-bench/ (tokenizer, data)
+    python benchmarks/gpu.py --preflight   # on the GPU machine: what imports, with versions; exits 1 if not ready
+    python benchmarks/gpu.py               # on the GPU machine: the comparison, under 8 minutes on one H200
 
-The GPU machine has no network; its Python has PyTorch, transformers, peft and accelerate. The rest travels as
-wheels (about 11 MB), fetched here, in the repository root, with
-
-    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-      --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
-      trl==1.16.0 liger-kernel==0.8.5 datasets==4.8.5 dill==0.4.1 multiprocess==0.70.19 pydantic==2.14.4 \
-      pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 typing-extensions==4.16.0 \
-      zstandard==0.25.0
-
-and the device command (carry `.whl` and `.gpu-bench`, timeout_s 590) is
-
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-      .whl/*.whl && export PYTHONPATH=$PWD/src:/tmp/site PYTHONUNBUFFERED=1 || exit; set -o pipefail;
-    python3 benchmarks/gpu.py --preflight | tee $OUT/preflight.json || exit;
-    timeout 120 python3 -m pytest -m gpu -q -rs -p no:cacheprovider tests/models/test_kernels.py \
-      tests/train/test_packing.py tests/train/test_recipe.py 2>&1 | tee $OUT/gpu_tests.log;
-    python3 benchmarks/gpu.py --budget-s 360 2> $OUT/gpu_benchmark.err
-
-Both models are randomly initialized from a config, with SmolLM2's tokenizer: the default model's weights (a 98 MB
-GGUF) exceed what the GPU machine is sent (64 MiB), and throughput and memory do not depend on weight values. Data:
-the 547 real multi-turn chats of chat_oasst_en.jsonl. Every arm runs in this process, tunesmith and TRL alternating
-who goes first; `--budget-s` skips the arms left when time runs out, and the report names them. Prints a table,
-then one JSON line last, also written to $OUT/gpu_benchmark.json when OUT is set.
+Both models are randomly initialized from a config, with SmolLM2's tokenizer: throughput and memory do not depend on
+weight values, and the GPU machine then needs only the small files of `--prepare`, not the weights. Data: the 547
+real multi-turn chats of chat_oasst_en.jsonl. Every arm runs in this process, tunesmith and TRL alternating who
+goes first; `--budget-s` skips the arms left when time runs out, and the report names them. Prints a table, then
+one JSON line last (also written to the file `--json-out` names).
 """
 
 from __future__ import annotations
@@ -51,8 +34,8 @@ from pathlib import Path
 from gpu_arms import SEED, Arm, Bench, Settings, run_arm, synchronize, tokenizer_of
 
 ROOT = Path(__file__).resolve().parents[1]
-CARRIED = ROOT / ".gpu-bench"
-"""Git-ignored; filled by --prepare, carried to the GPU machine."""
+PREPARED = ROOT / ".gpu-bench"
+"""Git-ignored; filled by --prepare, copied to the GPU machine with the repository."""
 TOKENIZER_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                    "special_tokens_map.json", "chat_template.jinja")
 DATA_FILE = "chat_oasst_en.jsonl"
@@ -83,18 +66,18 @@ def prepare() -> None:
     from tunesmith.models import resolve_model
 
     source = resolve_model("default")
-    (CARRIED / "smollm2").mkdir(parents=True, exist_ok=True)
-    (CARRIED / "data").mkdir(exist_ok=True)
+    (PREPARED / "smollm2").mkdir(parents=True, exist_ok=True)
+    (PREPARED / "data").mkdir(exist_ok=True)
     for name in TOKENIZER_FILES:
         if (source / name).is_file():
-            shutil.copy2(source / name, CARRIED / "smollm2" / name)
-    shutil.copy2(ROOT.parent / "shared" / "data" / DATA_FILE, CARRIED / "data" / DATA_FILE)
-    size = sum(path.stat().st_size for path in CARRIED.rglob("*") if path.is_file())
-    print(f"{CARRIED}: {size / 2**20:.1f} MiB; fetch the wheels into .whl/ with the pip download line above")
+            shutil.copy2(source / name, PREPARED / "smollm2" / name)
+    shutil.copy2(ROOT.parent / "shared" / "data" / DATA_FILE, PREPARED / "data" / DATA_FILE)
+    size = sum(path.stat().st_size for path in PREPARED.rglob("*") if path.is_file())
+    print(f"{PREPARED}: {size / 2**20:.1f} MiB; bring it to the GPU machine with the wheels (BENCHMARKS.md, GPU)")
 
 
 def preflight(smoke: bool) -> dict:
-    """Versions of what imports (or why not), the GPU, and whether the carried files are there."""
+    """Versions of what imports (or why not), the GPU, and whether the files of --prepare are there."""
     packages = {}
     for name in REQUIRED + OPTIONAL:
         try:
@@ -110,12 +93,12 @@ def preflight(smoke: bool) -> dict:
         gpu = {"name": props.name, "capability": f"{props.major}.{props.minor}", "cuda": torch.version.cuda,
                "memory_gib": round(props.total_memory / 2**30, 1), "bf16": torch.cuda.is_bf16_supported()}
     files = {str(path.relative_to(ROOT)): path.is_file()
-             for path in (CARRIED / "smollm2" / "tokenizer.json", CARRIED / "data" / DATA_FILE)}
+             for path in (PREPARED / "smollm2" / "tokenizer.json", PREPARED / "data" / DATA_FILE)}
     missing = [name for name in REQUIRED if packages[name].startswith("does not import")]
     if not smoke:
         missing += ["a CUDA GPU"] * (gpu is None) + [f"{name} (run --prepare here)" for name, ok in files.items()
                                                      if not ok]
-    return {"packages": packages, "gpu": gpu, "carried_files": files, "missing": missing, "ready": not missing}
+    return {"packages": packages, "gpu": gpu, "prepared_files": files, "missing": missing, "ready": not missing}
 
 
 # ---- models, data, the matmul ceiling -----------------------------------------------------------------------------
@@ -240,8 +223,8 @@ def set_up_bench(settings: Settings, smoke: bool) -> Bench:
                 "columns": {"label": "label_text"}, "system_prompt": "Classify each SMS message as ham or spam.",
                 "instruction": "", "max_train_rows": settings.rows}
     else:
-        tokenizer_folder = CARRIED / "smollm2"
-        data = {"path": str(CARRIED / "data" / DATA_FILE), "format": "messages"}
+        tokenizer_folder = PREPARED / "smollm2"
+        data = {"path": str(PREPARED / "data" / DATA_FILE), "format": "messages"}
     data["split"] = {"validation": 0.0, "test": 0.0, "seed": SEED}
     folders = {name: build_model(name, tokenizer_folder, work / "models", device, dtype) for name in settings.models}
     examples = load_examples({**data, "max_length": max(settings.max_lengths)})
@@ -263,6 +246,7 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=None,
                         help="skip the arms left after this many seconds (default 400; none with --smoke)")
     parser.add_argument("--no-liger", action="store_true", help="no tunesmith+liger arms")
+    parser.add_argument("--json-out", metavar="FILE", help="also write the JSON line to FILE")
     args = parser.parse_args()
     if args.prepare:
         return prepare()
@@ -302,8 +286,8 @@ def main() -> None:
     }
     print_table(results)
     line = json.dumps(report)
-    if os.environ.get("OUT"):
-        Path(os.environ["OUT"], "gpu_benchmark.json").write_text(line + "\n", encoding="utf-8")
+    if args.json_out:
+        Path(args.json_out).write_text(line + "\n", encoding="utf-8")
     print(line)
 
 

@@ -281,7 +281,7 @@ def run_arm(arm: Arm, bench: Bench) -> dict:
         with LlamaModuleRestored():
             record = (run_trl if arm.tool == "trl" else run_tunesmith)(arm, bench, steps, work)
         result = summarize(record, bench.settings)
-    except Exception as exc:  # one device run: a failed arm is reported and the others still run
+    except Exception as exc:  # one run of every arm: a failed arm is reported and the others still run
         result = {"error": f"{type(exc).__name__}: {exc}"[:500], "traceback": traceback.format_exc()[-2000:]}
     result["seconds"] = round(time.perf_counter() - started, 1)
     if bench.device.type == "cuda":

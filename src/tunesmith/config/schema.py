@@ -251,7 +251,7 @@ class TrainConfig(ConfigSection):
     per step. The loss and gradients are the same."""
     compile: Annotated[bool, Resumable()] = False
     """Compile the decoder with `torch.compile` before training: faster steps after a one-off compile of several
-    minutes, so it pays off only on long runs (the figures for this project's CPU are in BENCHMARKS.md)."""
+    minutes, so it pays off only on long runs (measured figures are in BENCHMARKS.md)."""
     liger: Annotated[bool, Resumable()] = False  # a kernel: see `model.attention`
     """Replace the model's RMSNorm, rotary embedding and SwiGLU with Liger's fused Triton kernels (package
     `liger-kernel`; GPU only, Llama-family and other models Liger supports). tunesmith's own supervised-only
