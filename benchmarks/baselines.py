@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from tunesmith.config import load_config
-from tunesmith.data.check.report import leaked_rows
+from tunesmith.data.check.data_report import leaked_rows
 from tunesmith.data.run_inputs import RunInputs
 from tunesmith.evaluate.baselines import BaselineResult, baseline_scores, baseline_text, run_baselines
 from tunesmith.predict.answers import truth_of

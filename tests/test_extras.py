@@ -19,7 +19,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tunesmith.cli import COMMAND_EXTRAS, HANDLERS
-from tunesmith.extras import EXTRAS
+from tunesmith.extras import EXTRAS, MissingExtraError
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "src" / "tunesmith"
@@ -185,7 +185,7 @@ def test_help_works(core_only, args):
     (["serve", "x"], "'serve' extra: pip install 'tunesmith[serve]'"),
     (["ui"], "'ui' extra: pip install 'tunesmith[ui]'"),
     (["sweep", "x.yaml"], "'sweep' extra: pip install 'tunesmith[sweep]'"),
-    (["compare-rag", "x.yaml"], "'rag' and 'sweep' extras: pip install 'tunesmith[rag,sweep]'"),
+    (["compare-rag", "x.yaml"], "'rag' extra: pip install 'tunesmith[rag]'"),
     (["rag", "index", "x.yaml"], "'rag' extra: pip install 'tunesmith[rag]'"),
     (["rag", "query", "x.yaml", "a question"], "'rag' extra: pip install 'tunesmith[rag]'"),
 ])
@@ -217,3 +217,8 @@ def test_a_run_with_retrieved_rows_names_the_rag_extra(core_only, tmp_path, tiny
     assert (result.returncode, result.stderr.splitlines()[-1:]) == (
         2, ["tunesmith: error: tunesmith run needs the 'rag' extra: pip install 'tunesmith[rag]'"]), result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_several_missing_extras_are_named_in_one_install_line():
+    assert str(MissingExtraError("tunesmith x", ["rag", "sweep"])) == (
+        "tunesmith x needs the 'rag' and 'sweep' extras: pip install 'tunesmith[rag,sweep]'")

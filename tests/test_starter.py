@@ -15,8 +15,8 @@ import yaml
 from tunesmith.cli import main
 from tunesmith.config import load_config
 from tunesmith.config.reference import key_summary
-from tunesmith.data.check.report import run_check
-from tunesmith.data.readers import Row
+from tunesmith.data.check.data_report import run_check
+from tunesmith.data.rows import Row
 from tunesmith.starter import (
     LENGTH_MULTIPLE,
     MAX_LENGTH_CAP,

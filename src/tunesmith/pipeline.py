@@ -27,7 +27,7 @@ from pathlib import Path
 from tunesmith import distributed
 from tunesmith.config import RunConfig, save_config
 from tunesmith.config.changes import describe, fingerprint, resumed_config
-from tunesmith.data import RunInputs, check_run_data
+from tunesmith.data import RunInputs, Splits, check_run_data
 from tunesmith.errors import RunError
 from tunesmith.evaluate import evaluate_run
 from tunesmith.export import export_run
@@ -69,13 +69,15 @@ def _from_the_folder(stage: Callable[[RunConfig, RunDir], dict]) -> Stage:
 
 
 def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False, start: str | None = None,
-                 until: str | None = None) -> RunDir:
+                 until: str | None = None, splits: Splits | None = None) -> RunDir:
     """Everything `tunesmith run` does, in order, in one run folder: from the stage ``start`` (the first when None;
     ``"evaluate"`` finishes a run trained elsewhere) up to and including the stage ``until`` (e.g. ``"train"`` for
     `tunesmith train`). A `rag` section that changes rows (`tunesmith.retrieval.rows`) has them written into the
     run folder first, and every stage reads them. ``timings.json`` holds the seconds of each stage done so far,
     rewritten after every stage (so the report, last, shows the others), and the whole run's ``total`` when it ran
-    from the first stage; started later, it keeps the seconds it held of the stages before ``start``."""
+    from the first stage; started later, it keeps the seconds it held of the stages before ``start``. ``splits``
+    are the splits of ``config``'s data when the caller holds them already (a sweep, a RAG comparison): the stages
+    use them instead of reading the files again."""
     started = time.perf_counter()
     selected = _selected_stages(stages(resume), start, until)
     seconds: dict[str, float] = {} if start is None else _earlier_timings(run, [name for name, _ in selected])
@@ -83,8 +85,10 @@ def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False, start: st
     with run.lock():  # one writer for the whole run, not only stage by stage
         if distributed.is_main():
             run.failure.unlink(missing_ok=True)
-        config = rag_run_config(config, run)  # with `rag` rows, the run reads them from its folder (rag/*.jsonl)
-        inputs = RunInputs(config)  # read by the first stage that needs them, shared by the others
+        # With `rag` rows, the run reads them from its folder (rag/*.jsonl) rather than the caller's splits.
+        run_config = rag_run_config(config, run, splits)
+        inputs = RunInputs(run_config, splits if run_config is config else None)  # shared by every stage
+        config = run_config
         for name, stage in selected:
             stage_started = time.perf_counter()
             if name in EVERY_PROCESS or distributed.is_main():

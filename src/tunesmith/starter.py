@@ -29,11 +29,12 @@ from tunesmith.config import RunConfig, validate_config
 from tunesmith.config.reference import key_summary
 from tunesmith.config.schema import DataConfig, ModelConfig
 from tunesmith.config.vocabulary import ALWAYS_REPORTED, ROW_FORMATS, TASK_METRICS, task_of
-from tunesmith.data.check.report import CONFIG_SUFFIXES
+from tunesmith.data.check.data_report import CONFIG_SUFFIXES
 from tunesmith.data.example import Example
 from tunesmith.data.fields import detect_format, infer_format_and_labels, key_of, target_key, text_key
 from tunesmith.data.formats import convert_rows
-from tunesmith.data.readers import Row, read_rows
+from tunesmith.data.readers import read_rows
+from tunesmith.data.rows import Row
 from tunesmith.data.splits import carve, sample
 from tunesmith.data.tokenize import tokenize_examples
 from tunesmith.errors import ConfigError, DataError

@@ -7,7 +7,7 @@ import pytest
 
 from tunesmith.config.schema import DataConfig
 from tunesmith.data.fields import detect_format, infer_format_and_labels, sort_labels, target_text
-from tunesmith.data.readers import Row
+from tunesmith.data.rows import Row
 
 
 def row(line: int = 1, **data) -> Row:

@@ -13,7 +13,8 @@ from tunesmith.config.vocabulary import RowFormat
 from tunesmith.data.example import Example
 from tunesmith.data.fields import detect_format
 from tunesmith.data.formats import CONVERTERS, convert_rows, text_of_user_turn, to_example
-from tunesmith.data.readers import Row, read_rows
+from tunesmith.data.readers import read_rows
+from tunesmith.data.rows import Row
 from tunesmith.data.splits import load_splits
 from tunesmith.data.tokenize import IGNORE_INDEX, encode_texts, tokenize_example
 from tunesmith.errors import DataError

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from tunesmith.config.schema import DataConfig
 from tunesmith.data.formats import convert_rows
-from tunesmith.data.readers import Row, iter_rows, read_rows
+from tunesmith.data.readers import iter_rows, read_rows
+from tunesmith.data.rows import Row
 from tunesmith.errors import DataError, TunesmithError
 
 

@@ -73,7 +73,7 @@ def test_a_bad_row_mid_stream_is_a_data_error(files, tiny_tokenizer, tmp_path):
 
 def test_training_reads_streamed_rows(files, tiny_model_dir, tmp_path):
     from tunesmith.config import validate_config
-    from tunesmith.data.check.report import CheckSettings, check_data
+    from tunesmith.data.check.data_report import CheckSettings, check_data
     from tunesmith.data.run_inputs import RunInputs
     from tunesmith.models import load_tokenizer
     from tunesmith.run_dir import RunDir

@@ -11,7 +11,7 @@ import pytest
 from tunesmith.config import DataConfig, EvaluateConfig
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.formats import to_example
-from tunesmith.data.readers import Row
+from tunesmith.data.rows import Row
 from tunesmith.data.run_inputs import RunInputs
 from tunesmith.data.task import Task
 from tunesmith.evaluate.baselines import NOT_HELD_IN_MEMORY, baseline_scores, baseline_text, run_baselines

@@ -9,8 +9,8 @@ import pytest
 from tunesmith.cli import main
 from tunesmith.config import load_config
 from tunesmith.errors import RunError
-from tunesmith.experiments import ARMS, compare_rag
 from tunesmith.experiments import rag_comparison as compare_module
+from tunesmith.experiments.rag_comparison import ARMS, compare_rag
 from tunesmith.predict.answers import Answers
 from tunesmith.predict.metrics import qa_metrics
 

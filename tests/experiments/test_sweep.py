@@ -13,8 +13,8 @@ from pathlib import Path
 import optuna
 import yaml
 
-from tunesmith.experiments import prepare_sweep, run_sweep, work
 from tunesmith.experiments import trial as trial_module
+from tunesmith.experiments.sweep import prepare_sweep, run_sweep, work
 from tunesmith.json_files import read_json, read_jsonl
 from tunesmith.run_dir import RunDir
 from tunesmith.sweep_folder import trial_state

@@ -203,3 +203,26 @@ def test_a_stream_whose_engine_stopped_ends_in_a_timeout_rather_than_waiting_for
 
     (finished,) = asyncio.run(collect())
     assert finished.reason == "timeout" and finished.error and finished.completion_tokens == 0
+
+
+def test_a_stream_is_queued_when_asked_for_so_requests_keep_their_order(chatty, monkeypatch):
+    """The server asks for a request's stream, then queues its shadow: the request is first in the engine's line,
+    before anything iterates the stream."""
+    model, tokenizer = chatty
+    engine = Engine(model, tokenizer)
+    queued: list[Generation] = []
+    queue_now = engine.submit
+    monkeypatch.setattr(engine, "submit", lambda generation: queued.append(generation) or queue_now(generation))
+
+    async def ask_then_queue_another() -> Finished:
+        events = stream_of(engine, tokenizer, TEXTS[0])
+        assert len(queued) == 1
+        submit(engine, tokenizer, TEXTS[1], 5)
+        return [event async for event in events][-1]
+
+    try:
+        finished = asyncio.run(ask_then_queue_another())
+    finally:
+        engine.stop()
+    assert queued[0].prompt_ids == prompt_token_ids(tokenizer, [{"role": "user", "content": TEXTS[0]}])
+    assert len(queued) == 2 and finished.reason in ("length", "stop")

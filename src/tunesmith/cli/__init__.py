@@ -44,7 +44,7 @@ COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
     "serve": ("serve",),
     "ui": ("ui",),
     "sweep": ("sweep",),
-    "compare-rag": ("rag", "sweep"),  # `tunesmith.experiments` holds both experiments and imports Optuna
+    "compare-rag": ("rag",),
     "rag index": ("rag",),
     "rag query": ("rag",),
 }

@@ -17,6 +17,14 @@ def add_processes(parser: argparse.ArgumentParser) -> None:
                              "of every batch; for several machines use `accelerate launch ... -m tunesmith` instead")
 
 
+def add_allowed_host(parser: argparse.ArgumentParser) -> None:
+    """The option of `serve` and `ui` (`tunesmith.web.AllowedHosts`), written here: the CLI loads no web code to
+    parse arguments."""
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help="also answer requests whose Host header is NAME (besides localhost and the --host "
+                             "address), e.g. a name behind a proxy; repeatable")
+
+
 def add_set(parser: argparse.ArgumentParser, what: str = "a config value",
              example: str = "train.learning_rate=1e-4") -> None:
     parser.add_argument(

@@ -34,8 +34,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from tunesmith.experiments import prepare_sweep, run_sweep, work
-    from tunesmith.experiments.sweep import STORAGE_VARIABLE
+    from tunesmith.experiments.sweep import STORAGE_VARIABLE, prepare_sweep, run_sweep, work
 
     storage = args.storage or os.environ.get(STORAGE_VARIABLE) or None
     if args.worker:
@@ -50,15 +49,16 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _compare_rag(args: argparse.Namespace) -> int:
-    from tunesmith.experiments import compare_rag, comparison_folder
+    from tunesmith.experiments.rag_comparison import compare_rag, comparison_folder
+    from tunesmith.experiments.rag_report import scored_metrics
 
     config = load_config(args.config, args.overrides)
     result = compare_rag(config, args.config, args.out, args.overwrite)
     folder = comparison_folder(config, args.config, args.out)
+    metrics = scored_metrics(result)  # what the report compares the arms on
     for arm, entry in result["arms"].items():
-        scores = ", ".join(f"{name} {value:.4f}" for name, value in entry["metrics"].items()
-                           if name in ("squad_em", "squad_f1", "accuracy", "f1", "mae", "pearson")
-                           and isinstance(value, float))
+        scores = ", ".join(f"{name} {entry['metrics'][name]:.4f}" for name in metrics
+                           if isinstance(entry["metrics"].get(name), float))
         print(f"{arm:9} {scores}; {entry['seconds_per_question']:.3f} s and "
               f"{entry['prompt_tokens_per_question']:.0f} prompt tokens per question")
     print(f"report: {folder / 'report.html'}")

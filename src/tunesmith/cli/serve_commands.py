@@ -7,6 +7,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from tunesmith.cli.arguments import add_allowed_host
+
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("serve", help="OpenAI-compatible HTTP server for runs (batched; metrics; request log)")
@@ -16,9 +18,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (anything but loopback needs --api-key)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--api-key", help="require `Authorization: Bearer KEY` (default: $TUNESMITH_API_KEY)")
-    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
-                   help="also answer requests whose Host header is NAME (besides localhost and the --host address), "
-                        "e.g. a name behind a proxy; repeatable")
+    add_allowed_host(p)
     p.add_argument("--shadow", metavar="RUN", help="also answer every request to the first run with this run, and "
                    "log its answer beside the primary's (never returned)")
     p.add_argument("--log-dir", help="request log folder (default: the first run's serve_logs/)")

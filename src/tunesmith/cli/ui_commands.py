@@ -7,6 +7,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from tunesmith.cli.arguments import add_allowed_host
+
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("ui", help="local web UI: runs, live curves, compare, playground, blind review")
@@ -16,9 +18,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--token", help="require this token on every page and API call (default: $TUNESMITH_UI_TOKEN); "
                                    "open the printed link once, a cookie keeps it")
-    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
-                   help="also answer requests whose Host header is NAME (besides localhost and the --host address), "
-                        "e.g. a name behind a proxy; repeatable")
+    add_allowed_host(p)
     p.add_argument("--max-tokens", type=int, default=256, help="the most tokens a playground answer may have")
 
 

@@ -98,8 +98,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+_REFERENCE_HEADER = ["| key | type | default | may change on | meaning |", "|---|---|---|---|---|"]
+
+
 def reference_markdown() -> str:
-    return "\n".join(["| key | type | default | may change on | meaning |", "|---|---|---|---|---|", *reference_rows()])
+    return "\n".join([*_REFERENCE_HEADER, *reference_rows()])
 
 
 REFERENCE_PAGE = "docs/reference/config.md"
@@ -109,11 +112,11 @@ REFERENCE_PAGE = "docs/reference/config.md"
 def reference_page() -> str:
     """The config reference page of the manual, whole: how to read and regenerate it, then one table per top-level
     key of the config, in the config's order."""
-    header = ["| key | type | default | may change on | meaning |", "|---|---|---|---|---|"]
+    every_row = reference_rows()
     sections = []
     for name in RunConfig.model_fields:
-        rows = [row for row in reference_rows() if row.startswith((f"| `{name}` ", f"| `{name}.", f"| `{name}[]"))]
-        sections += [f"## `{name}`", "", *header, *rows, ""]
+        rows = [row for row in every_row if row.startswith((f"| `{name}` ", f"| `{name}.", f"| `{name}[]"))]
+        sections += [f"## `{name}`", "", *_REFERENCE_HEADER, *rows, ""]
     return "\n".join([
         "# Config reference",
         "",

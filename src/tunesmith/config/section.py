@@ -45,9 +45,9 @@ class RelativeToConfig:
 
 
 def section_type(annotation: Any) -> type[ConfigSection] | None:
-    """The section of a field typed ``Section`` or ``Section | None``; None for a setting."""
+    """The section of a field typed ``ConfigSection`` or ``ConfigSection | None``; None for a setting."""
     for candidate in (annotation, *typing.get_args(annotation)):
-        # `list[Section]` is no section, though before Python 3.11 it passes for a type.
+        # `list[ConfigSection]` is no section, though before Python 3.11 it passes for a type.
         is_class = typing.get_origin(candidate) is None and isinstance(candidate, type)
         if is_class and issubclass(candidate, ConfigSection):
             return candidate
@@ -55,7 +55,8 @@ def section_type(annotation: Any) -> type[ConfigSection] | None:
 
 
 def list_item_section(annotation: Any) -> type[ConfigSection] | None:
-    """The section of the items of a field typed ``list[Section]`` or ``list[Section] | None``, else None."""
+    """The section of the items of a field typed ``list[ConfigSection]`` or ``list[ConfigSection] | None``; None
+    for anything else."""
     for candidate in (annotation, *typing.get_args(annotation)):
         if typing.get_origin(candidate) is list:
             return section_type(typing.get_args(candidate)[0])

@@ -15,7 +15,7 @@ from typing import Any, get_args
 
 from tunesmith.config.schema import DataConfig
 from tunesmith.config.vocabulary import RowFormat
-from tunesmith.data.readers import Row
+from tunesmith.data.rows import Row
 from tunesmith.errors import DataError
 from tunesmith.text import preview
 

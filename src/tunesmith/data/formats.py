@@ -39,7 +39,7 @@ from tunesmith.data.fields import (
     target_text,
     text_key,
 )
-from tunesmith.data.readers import OnError, Row
+from tunesmith.data.rows import OnError, Row
 from tunesmith.errors import DataError
 from tunesmith.text import preview
 

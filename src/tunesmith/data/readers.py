@@ -26,8 +26,7 @@ import gzip
 import io
 import json
 import zlib
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,6 +35,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from tunesmith.config.schema import DataConfig
+from tunesmith.data.rows import OnError, Row
 from tunesmith.errors import DataError, NoUsableRowsError
 from tunesmith.text import count_of
 
@@ -44,42 +44,12 @@ SUFFIXES = (*JSONL_SUFFIXES, ".json", ".csv", ".parquet")
 COMPRESSED_SUFFIXES = (".gz", ".zst")
 """Compression around a JSON Lines, JSON or CSV file (`train.jsonl.gz`, `train.jsonl.zst`)."""
 
-OnError = Callable[[DataError], None]
-
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff")  # also the start of the UTF-32 BOMs
 _JSON_WHITESPACE = " \t\r\n"
 _GLOB_CHARACTERS = "*?["
 _BATCH_ROWS = 1_000
 _SNIFF_BYTES = 4_096
-
-
-@dataclass(frozen=True)
-class Row:
-    """One record of a data file. ``line`` is where it starts: the physical line for JSONL, JSON and CSV (the
-    header is line 1), the row index + 1 for Parquet and saved datasets."""
-
-    file: str
-    line: int
-    data: dict[str, Any]
-
-    @property
-    def location(self) -> str:
-        """``FILE:LINE``, as every error and finding names the row."""
-        return f"{self.file}:{self.line}"
-
-
-class RowErrors:
-    """An ``on_error`` callback for lenient reading: keeps every bad row's `DataError`."""
-
-    def __init__(self) -> None:
-        self.errors: list[DataError] = []
-
-    def __call__(self, error: DataError) -> None:
-        self.errors.append(error)
-
-    def locations(self) -> list[str]:
-        return [error.location for error in self.errors]
 
 
 def read_rows(path: str | Path, on_error: OnError | None = None) -> list[Row]:

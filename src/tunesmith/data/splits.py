@@ -27,7 +27,8 @@ from tunesmith.config.schema import DataConfig, SourceConfig, SplitConfig
 from tunesmith.data.example import MIXED_FORMAT, Example, Splits
 from tunesmith.data.fields import infer_format_and_labels, sort_labels
 from tunesmith.data.formats import convert_rows
-from tunesmith.data.readers import OnError, Row, iter_rows, read_rows
+from tunesmith.data.readers import iter_rows, read_rows
+from tunesmith.data.rows import OnError, Row
 from tunesmith.data.stream import require_streamable
 from tunesmith.errors import ConfigError
 

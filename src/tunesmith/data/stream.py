@@ -29,7 +29,8 @@ from tunesmith.data.cache import (
     tokenized_cache_root,
 )
 from tunesmith.data.formats import to_example
-from tunesmith.data.readers import Row, iter_rows
+from tunesmith.data.readers import iter_rows
+from tunesmith.data.rows import Row
 from tunesmith.data.tokenize import TruncationStats, columns_from_rows, no_progress_bars, tokenize_batch
 from tunesmith.errors import ConfigError, TunesmithError
 

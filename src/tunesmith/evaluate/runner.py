@@ -12,7 +12,7 @@ from rich.console import Console
 
 from tunesmith import distributed
 from tunesmith.config.schema import RunConfig
-from tunesmith.data.check.report import leaked_rows
+from tunesmith.data.check.data_report import leaked_rows
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.run_inputs import RunInputs
 from tunesmith.data.task import Task

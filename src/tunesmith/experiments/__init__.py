@@ -1,8 +1,8 @@
-"""Experiments: commands that train and score several runs to choose between them. `tunesmith sweep` searches
-hyperparameters on the validation split (Optuna) and finishes the best trial through the pipeline;
-`tunesmith compare-rag` measures base, base+RAG, SFT and SFT+RAG on the same test questions."""
+"""Experiments: commands that train and score several runs to choose between them, each in its module, which is its
+public face (each needs an extra of its own, so importing one does not import the other):
 
-from tunesmith.experiments.rag_comparison import ARMS, compare_rag, comparison_folder
-from tunesmith.experiments.sweep import finish, prepare_sweep, run_sweep, work
-
-__all__ = ["ARMS", "compare_rag", "comparison_folder", "finish", "prepare_sweep", "run_sweep", "work"]
+- `tunesmith.experiments.sweep` (`tunesmith sweep`, the ``sweep`` extra): a hyperparameter search on the validation
+  split (Optuna); `run_sweep`, `prepare_sweep`, `work`, `finish`. Its best trial finishes through the pipeline.
+- `tunesmith.experiments.rag_comparison` (`tunesmith compare-rag`, the ``rag`` extra): base, base+RAG, SFT and
+  SFT+RAG on the same test questions; `compare_rag`, `comparison_folder`, `ARMS`.
+"""

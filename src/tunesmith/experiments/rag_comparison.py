@@ -20,7 +20,7 @@ from rich.console import Console
 
 from tunesmith.config.changes import fingerprint
 from tunesmith.config.schema import RunConfig
-from tunesmith.data.example import Example
+from tunesmith.data.example import Example, Splits
 from tunesmith.data.run_inputs import RunInputs
 from tunesmith.data.task import Task
 from tunesmith.data.tokenize import prompt_token_ids
@@ -81,7 +81,7 @@ def compare_rag(config: RunConfig, config_path: str | Path, out: str | Path | No
     with_context, test_fit, _ = context_examples(plain, index, config, tokenizer, config.evaluate.max_new_tokens)
     retrieval = _retrieval_table(config, index, plain)
 
-    trained = {name: _trained_arm(arm_config(config, folder, name, context), overwrite)
+    trained = {name: _trained_arm(arm_config(config, folder, name, context), overwrite, splits)
                for name, context in (("sft", False), ("sft_rag", True))}
     arms: dict[str, dict] = {}
     predictions: dict[str, list[str]] = {}
@@ -146,7 +146,7 @@ def _retrieval_table(config: RunConfig, index: RetrievalIndex, questions: list[E
     return measure_retrievers(config, index, questions, retrievers)
 
 
-def _trained_arm(config: RunConfig, overwrite: bool) -> TrainedArm:
+def _trained_arm(config: RunConfig, overwrite: bool, splits: Splits) -> TrainedArm:
     run = RunDir(Path(config.output.dir) / config.output.name)
     if run.best.is_dir():
         origin = read_json(run.origin) or {}
@@ -160,7 +160,7 @@ def _trained_arm(config: RunConfig, overwrite: bool) -> TrainedArm:
         shutil.rmtree(run.root)
     _console.print(f"training {run.root.name} ({'with' if config.rag.train_with_context else 'without'} passages)")
     run = create_run(config)
-    run_pipeline(config, run, until="train")
+    run_pipeline(config, run, until="train", splits=splits)  # the arms' data settings are the comparison's
     return TrainedArm(run, (read_json(run.timings) or {}).get("train"), reused=False)
 
 

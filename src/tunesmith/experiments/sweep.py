@@ -218,7 +218,7 @@ def finish(sweep: Sweep) -> dict:
     run = RunDir(best.user_attrs["run_dir"])
     config = run.config()
     log.info("best trial: %d (%s %.4g); evaluating it on the test split", best.number, sweep.metric, best.value)
-    run_pipeline(config, run, start="evaluate")
+    run_pipeline(config, run, start="evaluate", splits=sweep.splits if config.data == sweep.config.data else None)
     result = read_json(run.eval_json)
     runnable = config.model_dump(mode="json")
     runnable["output"] = sweep.config.output.model_dump(mode="json") | {"name": None}

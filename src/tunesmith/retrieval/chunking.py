@@ -46,7 +46,3 @@ def chunk_document(document: SourceDocument, tokenizer, size: int, overlap: int)
         last_char = len(document.text) if end == len(offsets) else offsets[end - 1][1]
         passages.append(Passage(document.id, document.title, document.text[first_char:last_char], index, start, end))
     return passages
-
-
-def chunk_documents(documents: list[SourceDocument], tokenizer, size: int, overlap: int) -> list[Passage]:
-    return [passage for document in documents for passage in chunk_document(document, tokenizer, size, overlap)]

@@ -178,15 +178,16 @@ def rag_splits(config: RunConfig, splits: Splits, tokenizer, index: RetrievalInd
 # ---- the seam into `tunesmith run` -------------------------------------------------------------------------------
 
 
-def rag_run_config(config: RunConfig, run: RunDir) -> RunConfig:
+def rag_run_config(config: RunConfig, run: RunDir, splits: Splits | None = None) -> RunConfig:
     """The config a run trains and evaluates with: ``config`` itself when `rag` changes no rows, else one whose
     data settings read the rows `rag_splits` wrote into the run folder (rank 0 writes them the first time, the
     others wait). The task and labels of the original data are kept (`evaluate.task`, `data.label_names`), as
-    messages rows do not say them; a split without rows (no validation, say) stays without rows."""
+    messages rows do not say them; a split without rows (no validation, say) stays without rows. ``splits`` are
+    ``config``'s own splits when the caller holds them already (they are read otherwise)."""
     if not uses_rows(config):
         return config
     folder = run.rag
-    splits = load_run_splits(config.data)
+    splits = splits if splits is not None else load_run_splits(config.data)
     # Written once per run (summary.json last): a resumed run, and commands on a finished one, read the same rows.
     if distributed.is_main() and not (folder / "summary.json").is_file():
         tokenizer = load_tokenizer(config.model)

@@ -142,12 +142,13 @@ class Engine:
         self._waiting.put(generation)
         return generation
 
-    async def stream(self, prompt_ids: list[int], sampling: Sampling, adapter: str | None, stop_ids: frozenset[int],
-                     deadline: float) -> AsyncIterator[str | Finished]:
-        """Generate on the event loop's terms: the text deltas (`str`) as they come, then one `Finished`. The engine
-        ends the request at ``deadline`` (`time.monotonic`), with the reason ``timeout``. Leaving the iteration
-        early (a client that went away, a cancelled task; close it with `contextlib.aclosing`) cancels the request,
-        so its row leaves the batch at the next step."""
+    def stream(self, prompt_ids: list[int], sampling: Sampling, adapter: str | None, stop_ids: frozenset[int],
+               deadline: float) -> AsyncIterator[str | Finished]:
+        """Queue a request now (call it on the event loop) and return its events on the loop's terms: the text
+        deltas (`str`) as they come, then one `Finished`. The engine ends the request at ``deadline``
+        (`time.monotonic`), with the reason ``timeout``. Leaving the iteration early (a client that went away, a
+        cancelled task; close it with `contextlib.aclosing`) cancels the request, so its row leaves the batch at the
+        next step. Queued at the call, not at the first iteration: requests join the engine in the order they came."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[str | Finished] = asyncio.Queue()
 
@@ -159,20 +160,7 @@ class Engine:
 
         generation = self.submit(Generation(prompt_ids=prompt_ids, sampling=sampling, adapter=adapter,
                                             stop_ids=stop_ids, sink=hand_over, deadline=deadline))
-        try:
-            while True:
-                try:
-                    event = await asyncio.wait_for(events.get(), max(0.0, deadline - time.monotonic()) + STALL_GRACE_S)
-                except TimeoutError:
-                    yield Finished("timeout", len(prompt_ids), len(generation.generated),
-                                   generation.text[:generation.sent], generation.first_token_at,
-                                   "no answer from the engine in time")
-                    return
-                yield event
-                if isinstance(event, Finished):
-                    return
-        finally:
-            generation.cancel()  # a no-op once finished
+        return _events_of(generation, events)
 
     def classify(self, prompt: list[Message], labels: list[str], adapter: str | None) -> Future:
         """A future of ``{label: log-probability}`` of ``prompt``'s reply being each label."""
@@ -441,3 +429,23 @@ def _pad_left(tensor: torch.Tensor, columns: int) -> torch.Tensor:
     shape = list(tensor.shape)
     shape[axis] = columns
     return torch.cat([tensor.new_zeros(shape), tensor], dim=axis)
+
+
+async def _events_of(generation: Generation, events: asyncio.Queue) -> AsyncIterator[str | Finished]:
+    """``generation``'s events as `Engine.stream` hands them over; a request the engine never ends (it stopped under
+    it: a playground run unloaded at that moment) ends `STALL_GRACE_S` after its deadline."""
+    try:
+        while True:
+            try:
+                wait = max(0.0, generation.deadline - time.monotonic()) + STALL_GRACE_S
+                event = await asyncio.wait_for(events.get(), wait)
+            except asyncio.TimeoutError:  # not the builtin TimeoutError: they differ before Python 3.11
+                yield Finished("timeout", len(generation.prompt_ids), len(generation.generated),
+                               generation.text[:generation.sent], generation.first_token_at,
+                               "no answer from the engine in time")
+                return
+            yield event
+            if isinstance(event, Finished):
+                return
+    finally:
+        generation.cancel()  # a no-op once finished

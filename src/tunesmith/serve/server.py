@@ -29,8 +29,8 @@ from fastapi.responses import JSONResponse
 
 from tunesmith.errors import TunesmithError
 from tunesmith.run_dir import RunDir
-from tunesmith.serve.metrics import ServerMetrics
 from tunesmith.serve.openai_api import ApiError, new_id
+from tunesmith.serve.prometheus import ServerMetrics
 from tunesmith.serve.routes import router
 from tunesmith.serve.served import Served, load_served
 from tunesmith.serve.state import LOG_FOLDER, ServerSettings, ServerState

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from tunesmith.monitor.request_log import RequestLog, read_log, write_manifest
 from tunesmith.serve.engine import Engine
-from tunesmith.serve.metrics import ServerMetrics
 from tunesmith.serve.openai_api import ApiError
+from tunesmith.serve.prometheus import ServerMetrics
 from tunesmith.serve.served import Served, ServedModel
 
 LOG_FOLDER = "serve_logs"

@@ -3,9 +3,9 @@
 `HostCheck`) and server-sent events (`server_sent_event`, `event_stream`). It knows HTTP, not models: each app
 supplies its own wording and error format."""
 
-from tunesmith.web.access import LOOPBACK_NAMES, AllowedHosts, BindRule, HostCheck, check_port, is_loopback
+from tunesmith.web.access import AllowedHosts, BindRule, HostCheck, check_port, is_loopback
 from tunesmith.web.errors import HttpError, install_error_handlers, validation_message
 from tunesmith.web.events import event_stream, server_sent_event
 
-__all__ = ["LOOPBACK_NAMES", "AllowedHosts", "BindRule", "HostCheck", "HttpError", "check_port", "event_stream",
+__all__ = ["AllowedHosts", "BindRule", "HostCheck", "HttpError", "check_port", "event_stream",
            "install_error_handlers", "is_loopback", "server_sent_event", "validation_message"]

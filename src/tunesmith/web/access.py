@@ -26,7 +26,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tunesmith.errors import ConfigError
 from tunesmith.web.errors import HttpError, Render
 
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 ALLOWED_HOST_OPTION = "--allowed-host"
 _HOST = re.compile(r"(?:\[(?P<ipv6>[0-9a-fA-F:.]+)\]|(?P<name>[A-Za-z0-9._-]+))(?::(?P<port>[0-9]{1,5}))?")
 """A Host header: a name or IPv4 address, or an IPv6 address in brackets, then an optional port. Anything else

@@ -10,7 +10,7 @@ import pytest
 
 from tunesmith.config.schema import DataConfig
 from tunesmith.data.check.clean import clean_file, run_clean
-from tunesmith.data.check.report import check_file
+from tunesmith.data.check.data_report import check_file
 from tunesmith.errors import ConfigError, DataError
 
 ROWS = [

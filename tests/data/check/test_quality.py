@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tunesmith.config.schema import CheckConfig
+from tunesmith.data.check.data_report import CheckSettings, check_data
 from tunesmith.data.check.quality import copied_inputs, describe_character, length_outliers
-from tunesmith.data.check.report import CheckSettings, check_data
 from tunesmith.data.example import Example, Splits
 
 ANIMALS = ["cat", "dog", "owl", "fox", "bee", "elk", "yak", "emu", "ant", "bat", "cow", "pig"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tunesmith.config.schema import DataConfig
-from tunesmith.data.check.report import CheckSettings, check_data
+from tunesmith.data.check.data_report import CheckSettings, check_data
 from tunesmith.data.check.template import round_trip_problems, template_sample
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.formats import convert_rows

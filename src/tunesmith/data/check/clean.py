@@ -29,10 +29,11 @@ import zstandard
 from tunesmith.atomic import staged_file
 from tunesmith.config import apply_overrides, load_config, validate_config
 from tunesmith.config.schema import DataConfig
-from tunesmith.data.check.report import CheckSettings, ExamplesToCheck, check_examples
+from tunesmith.data.check.data_report import CheckSettings, ExamplesToCheck, check_examples
 from tunesmith.data.example import location_order
 from tunesmith.data.formats import convert_rows
-from tunesmith.data.readers import Row, RowErrors, data_files, read_rows
+from tunesmith.data.readers import data_files, read_rows
+from tunesmith.data.rows import Row, RowErrors
 from tunesmith.errors import ConfigError, DataError
 from tunesmith.json_files import jsonl_text
 from tunesmith.models import load_tokenizer

@@ -46,7 +46,8 @@ from tunesmith.data.check.quality import (
 from tunesmith.data.check.template import template_sample
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.formats import convert_rows
-from tunesmith.data.readers import RowErrors, read_rows
+from tunesmith.data.readers import read_rows
+from tunesmith.data.rows import RowErrors
 from tunesmith.data.run_inputs import RunInputs
 from tunesmith.data.splits import SPLITS, load_splits
 from tunesmith.data.tokenize import tokenize_examples

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tunesmith.config.schema import DataConfig
-from tunesmith.data.check.report import CheckSettings, check_data, check_file, run_check
+from tunesmith.data.check.data_report import CheckSettings, check_data, check_file, run_check
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.splits import load_splits
 from tunesmith.data.tokenize import prompt_token_ids, tokenize_example
