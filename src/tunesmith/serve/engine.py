@@ -144,11 +144,10 @@ class Engine:
 
     def stream(self, prompt_ids: list[int], sampling: Sampling, adapter: str | None, stop_ids: frozenset[int],
                deadline: float) -> AsyncIterator[str | Finished]:
-        """Queue a request now (call it on the event loop) and return its events on the loop's terms: the text
-        deltas (`str`) as they come, then one `Finished`. The engine ends the request at ``deadline``
-        (`time.monotonic`), with the reason ``timeout``. Leaving the iteration early (a client that went away, a
-        cancelled task; close it with `contextlib.aclosing`) cancels the request, so its row leaves the batch at the
-        next step. Queued at the call, not at the first iteration: requests join the engine in the order they came."""
+        """Queue a request now, not at the first iteration (so requests keep their order), and return its events on
+        the event loop's terms: text deltas (`str`), then one `Finished`. The engine ends it at ``deadline``
+        (`time.monotonic`) as ``timeout``; leaving the iteration early (close it with `contextlib.aclosing`)
+        cancels it, so its row leaves the batch at the next step."""
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[str | Finished] = asyncio.Queue()
 
