@@ -50,6 +50,7 @@ NOT_SCORING = {
     "cache_base": "whether its evaluation is kept",
     "baselines": "other models, scored apart from the base model",
     "num_examples": "what the report shows",
+    "reference": "what is measured of the tuned model beside its scores",
 }
 
 

@@ -85,6 +85,12 @@ class RunDir:
     data_summary = property(lambda self: self.root / "data_summary.json")
     eval_json = property(lambda self: self.root / "eval.json")
     predictions = property(lambda self: self.root / "predictions.jsonl")
+    reference = property(lambda self: self.root / "reference.json")
+    """What healthy traffic looks like for the run, from its held-out rows (`tunesmith.results.reference`): written
+    by evaluation, read by `tunesmith serve` (calibration) and `tunesmith monitor` (drift)."""
+    novelty = property(lambda self: self.root / "novelty")
+    """The training inputs' embeddings (`tunesmith.retrieval.novelty.NoveltyIndex`) each request's novelty is
+    measured against."""
     adapter = property(lambda self: self.root / "adapter")
     merged = property(lambda self: self.root / "merged")
     gguf = property(lambda self: self.root / "gguf")

@@ -17,12 +17,13 @@ from tunesmith.config.schema import (
     MonitorConfig,
     OutputConfig,
     RunConfig,
+    ServeConfig,
     SplitConfig,
     TrainConfig,
 )
 
 __all__ = [
     "DataConfig", "EvaluateConfig", "LoraConfig", "ModelConfig", "MonitorConfig", "OutputConfig", "RunConfig",
-    "SplitConfig", "TrainConfig", "apply_overrides", "dump_config", "load_config", "override_section", "save_config",
-    "validate_config",
+    "ServeConfig", "SplitConfig", "TrainConfig", "apply_overrides", "dump_config", "load_config", "override_section",
+    "save_config", "validate_config",
 ]

@@ -1,4 +1,4 @@
-"""The `monitor:` section: thresholds of `tunesmith monitor` for a served run."""
+"""The `monitor:` and `serve:` sections: how a served run is judged and what its answers are flagged with."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from tunesmith.config.section import ConfigSection
 
 
 class MonitorConfig(ConfigSection):
+    embedding_model: str = "default"
+    """Sentence-transformers model whose embeddings measure novelty (an input's distance to the nearest training
+    input): `default` (all-MiniLM-L6-v2, shipped by the rag extra) or a local folder. Used by evaluation (the
+    run's reference) and `tunesmith serve` (each request's novelty), which must agree."""
     min_requests: int = Field(30, ge=1)
     """Below this many answered requests (of the run's model) `tunesmith monitor` shows drift but does not judge
     it: a few requests say little about a distribution. Traffic thresholds are judged on any number."""
@@ -38,3 +42,10 @@ class MonitorConfig(ConfigSection):
     """Share of low-confidence classifications above which the monitor reports a breach; null does not check
     it."""
 
+
+
+class ServeConfig(ConfigSection):
+    min_confidence: float | None = Field(None, gt=0.0, le=1.0)
+    """Answers whose confidence (a classification's calibrated label probability, a generation's geometric mean
+    token probability) is below this are flagged: ``low_confidence: true`` in the response and the request log.
+    null flags nothing."""

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from tunesmith.config.monitor_section import MonitorConfig
+from tunesmith.config.monitor_section import MonitorConfig, ServeConfig
 from tunesmith.config.rag_section import RagConfig
 from tunesmith.config.review_section import ReviewConfig
 from tunesmith.config.section import ConfigSection, RelativeToConfig, Resumable, RunFolderSetting
@@ -327,6 +327,10 @@ class EvaluateConfig(ConfigSection):
     `tfidf_logreg`, or `mean` and `tfidf_ridge`; generation has none. `[]` trains none."""
     num_examples: int = Field(8, ge=0)
     """Example predictions shown in the report."""
+    reference: bool = True
+    """Also compute what healthy traffic looks like for the run (`reference.json`: held-out inputs' novelty,
+    prompt lengths, predicted labels and confidence) and fit the confidence calibration on the validation rows;
+    `tunesmith monitor` judges live traffic against it, `tunesmith serve` returns calibrated probabilities."""
 
     @field_validator("metrics")
     @classmethod
@@ -415,6 +419,8 @@ class RunConfig(ConfigSection):
     # How the served model is judged, not what it is.
     monitor: Annotated[MonitorConfig, Resumable()] = Field(default_factory=MonitorConfig)
     """Thresholds of `tunesmith monitor` for the served model of this run."""
+    serve: Annotated[ServeConfig, RunFolderSetting()] = Field(default_factory=ServeConfig)
+    """How `tunesmith serve` answers for this run (what it flags), not what the model is."""
     # How people judge the model's answers, not what the model is.
     review: Annotated[ReviewConfig, RunFolderSetting()] = Field(default_factory=ReviewConfig)
     """Blind A/B review of the tuned model's answers by people and a judge model (`tunesmith review`)."""
