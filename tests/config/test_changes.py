@@ -49,8 +49,8 @@ RESUMABLE_KEYS = {
     "train.max_steps", "train.epochs", "train.eval_every", "train.save_every", "train.keep_checkpoints",
     "train.early_stopping_patience", "train.threads", "train.on_nonfinite", "train.compile", "train.val_metrics",
     "train.val_metrics_rows", "train.gradient_checkpointing", "model.offline", "data.num_proc", "data.cache",
-    "data.check.", "evaluate.", "output.", "distributed.", "model.attention", "train.liger", "monitor.", "review.", "serve.",
-    "sweep.", "train.batch_size", "train.grad_accumulation",
+    "data.check.", "evaluate.", "output.", "distributed.", "model.attention", "train.liger", "monitor.", "review.",
+    "serve.", "sweep.", "train.batch_size", "train.grad_accumulation",
 }
 RUN_FOLDER_KEYS = {"evaluate.", "model.attention", "review.", "serve."}
 
