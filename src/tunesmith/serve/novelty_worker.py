@@ -3,7 +3,8 @@
 Embedding is CPU work that must not run on the event loop (every client would wait) nor on the engine's thread
 (every generation would wait). A route hands the input to `NoveltyWorker.score` when it starts the model call, so the
 two run side by side, and `novelty_fields` collects the score for the request record once the answer is ready.
-Inputs waiting together are embedded in one batch. A novelty failure never fails a request: the record says what
+Inputs waiting together are embedded in one batch (a batch that fails is scored again one input at a time, so a
+hostile input fails alone). A novelty failure never fails a request: the record says what
 went wrong (``novelty_error``) instead of holding a score.
 """
 
@@ -67,13 +68,15 @@ class NoveltyWorker:
             if stopping:
                 return
 
-    @staticmethod
-    def _score(group: list[_Job]) -> None:
+    def _score(self, group: list[_Job]) -> None:
         try:
             scores = group[0].index.scores([job.text for job in group])
-        except Exception as error:  # noqa: BLE001 - handed to each waiting request, which records it
-            for job in group:
-                job.future.set_exception(error)
+        except Exception as error:  # noqa: BLE001 - handed to the waiting request, which records it
+            if len(group) > 1:  # one input that breaks the embedder must not cost the others their scores
+                for job in group:
+                    self._score([job])
+                return
+            group[0].future.set_exception(error)
             return
         for job, score in zip(group, scores):
             job.future.set_result(score)

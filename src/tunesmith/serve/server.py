@@ -128,9 +128,9 @@ def serve(targets: list[str], settings: ServerSettings, shadow: str | None = Non
     code: 2 when the model failed to load."""
     import uvicorn
 
+    serve_settings(ServeConfig(), serve_overrides)  # a bad --set fails now, in one line
     SERVER_BIND.check(settings.host, settings.api_key)
     check_port(settings.host, settings.port)
-    serve_settings(ServeConfig(), serve_overrides)  # a bad --set fails now, in one line
     runs = [RunDir(target) for target in [*targets, *([shadow] if shadow else [])]]
     for run in runs:
         if run.config_path.is_file():
