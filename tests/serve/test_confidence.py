@@ -101,7 +101,8 @@ def _expected_sequence_confidence(served, name: str, messages, max_tokens: int) 
 
 
 def test_generation_answers_carry_their_sequence_confidence(start_server, chatty_model_dir, tmp_path):
-    url, state = start_server(lambda: load_served([str(chatty_model_dir)], serve_overrides=["serve.min_confidence=0.5"]))
+    url, state = start_server(lambda: load_served([str(chatty_model_dir)],
+                                                  serve_overrides=["serve.min_confidence=0.5"]))
     name = chatty_model_dir.name
     messages = [{"role": "user", "content": "tell me about the sea"}]
     text, expected = _expected_sequence_confidence(state.served, name, messages, 10)
