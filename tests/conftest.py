@@ -446,3 +446,62 @@ def cuda_with_liger(cuda, monkeypatch) -> torch.device:
     for name in ("apply_rotary_pos_emb", "LlamaRMSNorm", "LlamaMLP"):
         monkeypatch.setattr(modeling_llama, name, getattr(modeling_llama, name))
     return cuda
+
+
+# ---- a run's reference and novelty index, without evaluating it (serving tests) ----------------------------------
+
+
+class TrigramEmbedder:
+    """A deterministic `tunesmith.retrieval.dense.Embedder` without a model: character 3-grams hashed into 64
+    dimensions (plus one shared dimension, so no vector is zero), unit length. Texts that share words lie close,
+    unrelated ones far, as with a sentence embedder. ``encoded`` lists every batch it was given."""
+
+    identity = "trigram-embedder-v1"
+
+    def __init__(self, name: str = "default"):
+        self.name = name
+        self.encoded: list[list[str]] = []
+
+    def encode(self, texts: list[str]):
+        import zlib
+
+        import numpy as np
+
+        self.encoded.append(list(texts))
+        vectors = np.zeros((len(texts), 65), dtype=np.float32)
+        vectors[:, 64] = 0.1
+        for row, text in enumerate(texts):
+            padded = f"  {text.lower()} "
+            for start in range(len(padded) - 2):
+                vectors[row, zlib.crc32(padded[start:start + 3].encode("utf-8", "replace")) % 64] += 1.0
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="session")
+def trigram_embedder() -> type[TrigramEmbedder]:
+    return TrigramEmbedder
+
+
+def _write_reference(run_root: Path, inputs: list[str], labels: list[str] | None = None,
+                     temperature: float | None = None, novelty: bool = True) -> None:
+    """Give the run at ``run_root`` what evaluation would leave for serving: ``reference.json`` (``temperature``
+    for its label probabilities) and, with ``novelty``, a novelty index of ``inputs`` by `TrigramEmbedder`."""
+    from tunesmith.results.reference import Reference, write_reference
+    from tunesmith.retrieval.novelty import NoveltyIndex
+
+    run = RunDir(run_root)
+    index = NoveltyIndex.build(inputs, TrigramEmbedder()) if novelty else None
+    write_reference(run.reference, Reference(
+        task="classification" if labels else "generation", sources={"validation": len(inputs)}, instruction="",
+        prompt_tokens=[10] * len(inputs), novelty=index.scores(inputs) if index else None,
+        novelty_skipped=None if index else "not measured in this test", embedder=TrigramEmbedder.identity,
+        training_inputs=len(inputs), labels=labels, temperature=temperature, created="2026-01-01T00:00:00+00:00"))
+    if index is not None:
+        index.save(run.novelty)
+
+
+@pytest.fixture(scope="session")
+def write_reference():
+    """``write_reference(run_root, inputs, labels=None, temperature=None, novelty=True)``: a run's reference.json and
+    novelty index (`TrigramEmbedder`), as evaluation leaves them."""
+    return _write_reference

@@ -1,9 +1,10 @@
 """Faults at the door of both web apps (`tunesmith serve`, `tunesmith ui`): a hostile Host header (DNS rebinding)
-is a clear 400 before anything else looks at the request, even with the right key or token; a name the user
-admitted is answered; a port in use is one line for both commands."""
+is a clear 400 before anything else looks at the request, even with the right key or token (the server logs it as
+a refused request); a name the user admitted is answered; a port in use is one line for both commands."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 
@@ -48,9 +49,14 @@ def test_the_server_refuses_a_foreign_host_even_with_the_right_key(server):
             assert "Traceback" not in error["message"] and "\n" not in error["message"]
     message = client.get("/v1/models", headers={**key, "Host": "evil.example"}).json()["error"]["message"]
     assert "--allowed-host evil.example" in message
-    # Nothing behind the check saw them: no line in the request log (a bad body that reached the route would be
-    # one), and the metrics counted no request.
-    assert not [line for line in (logs / "requests.jsonl").read_text().splitlines() if '"status": 400' in line]
+    # Nothing behind the check saw them (the metrics counted no request), but each is a line of the request log
+    # (a refusal without a model), and no line holds the key.
+    logged = (logs / "requests.jsonl").read_text()
+    refused = [record for record in map(json.loads, logged.splitlines()) if record["status"] == 400]
+    assert len(refused) == 4 * len(HOSTILE) + 1
+    assert all(r["model"] is None and r["kind"] == "request" and "host" in r["error"].lower() for r in refused)
+    assert {r["route"] for r in refused} == {"/v1/chat/completions", "/v1/models", "/health"}
+    assert "k3y" not in logged
     assert 'status="400"' not in client.get("/metrics", headers=key).text
     assert client.get("/v1/models", headers={**key, "Host": "localhost:1234"}).status_code == 200
     assert client.get("/v1/models", headers={**key, "Host": "[::1]:8000"}).status_code == 200

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from tunesmith.cli.arguments import add_allowed_host
+from tunesmith.cli.arguments import add_allowed_host, add_set
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -29,6 +29,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--max-prompt-tokens", type=int, default=4096, help="longer prompts get a 400")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before a request is cancelled")
     p.add_argument("--max-batch", type=int, default=32, help="requests decoded together at most")
+    add_set(p, "a serve: setting for every served run", "serve.min_confidence=0.8")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -42,7 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_prompt_tokens=args.max_prompt_tokens, max_tokens=args.max_tokens, request_timeout_s=args.timeout,
         max_batch=args.max_batch,
     )
-    return serve(args.targets, settings, shadow=args.shadow)
+    return serve(args.targets, settings, shadow=args.shadow, serve_overrides=args.overrides)
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -4,16 +4,24 @@ back by `tunesmith monitor` and `tunesmith feedback export`.
 
 Records (every one has ``kind``, ``id`` and ``time``, an ISO 8601 UTC timestamp):
 
-- ``request``: ``model`` (the served name), ``route`` (``/v1/chat/completions``, ``/v1/completions`` or
-  ``/v1/classify``), ``status`` (HTTP status), ``latency_s``, ``ttft_s`` (time to the first token; None for
-  classification and failed requests), ``prompt_tokens`` (the templated prompt, system prompt included),
-  ``completion_tokens``, ``finish_reason``; with content logging on, ``messages`` (the conversation the client
-  sent, before the run's system prompt is added) and ``answer``; a classification adds ``text``, ``label`` and
-  ``probability`` (the predicted label's); a failed request adds ``error``.
+- ``request``: ``model`` (the served name; None for a refused request), ``route`` (``/v1/chat/completions``,
+  ``/v1/completions``, ``/v1/classify``; a refused request's path), ``status`` (HTTP status), ``latency_s``,
+  ``ttft_s`` (time to the first token; None for classification and failed requests), ``prompt_tokens`` (the
+  templated prompt, system prompt included), ``completion_tokens``, ``finish_reason``; with content logging on,
+  ``messages`` (the conversation the client sent, before the run's system prompt is added) and ``answer``; a
+  classification adds ``text``, ``label`` and ``probability`` (the predicted label's, calibrated). An answer adds
+  ``confidence`` (a label's calibrated probability, or a generation's sequence confidence, exp(mean token
+  log-probability)), ``confidence_kind`` (``label_probability`` or ``sequence``), ``low_confidence`` (only when
+  ``serve.min_confidence`` is set) and, for label probabilities, ``calibrated`` (whether a temperature was
+  applied); ``novelty`` (the input's novelty; absent when not measured) or ``novelty_error`` (why scoring failed).
+  A failed or refused request (a bad request, a 401 of the key check, a foreign Host) adds ``error``; no record
+  holds key material.
 - ``shadow``: the shadow model's answer to request ``id`` (``model``, ``latency_s``, ``answer`` or ``label`` and
-  ``probability``), written when the shadow finishes, after the primary's record.
-- ``feedback``: a user's judgment of the answer to request ``id``: ``rating`` (``up``/``down``/None),
-  ``correction`` (a better answer) and ``label`` (the right label), each optional.
+  ``probability``, ``confidence``, ``confidence_kind``, ``low_confidence``), written when the shadow finishes,
+  after the primary's record.
+- ``feedback``: a user's judgment of the answer to request ``id``, by ``model`` (the served name that answered):
+  ``rating`` (``up``/``down``/None), ``correction`` (a better answer) and ``label`` (the right label, one of that
+  model's labels), each optional.
 
 Without content logging (``--no-log-content``) the fields that hold user or model text (`CONTENT_FIELDS`) are left
 out of every record; the counts, timings and labels stay.

@@ -2,8 +2,9 @@
 answers for the runs loaded once by `load_served`. The web UI's playground uses the same loader, engine
 (`Engine.stream`) and message shape (`ChatMessage`), through this public face."""
 
-from tunesmith.serve.engine import Engine, Finished, Generation, Sampling
+from tunesmith.serve.engine import Engine, Finished, Generation
 from tunesmith.serve.openai_api import ChatMessage
+from tunesmith.serve.sampling import Sampling
 from tunesmith.serve.served import Served, ServedModel, load_served
 from tunesmith.serve.server import API_KEY_VARIABLE, ServerSettings, create_server_app, serve
 

@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 import torch
 
 from tunesmith.data.example import Message
+from tunesmith.predict.calibration import sequence_confidence
 from tunesmith.predict.labels import score_labels
+from tunesmith.serve.sampling import Sampling, sample_tokens
 
 log = logging.getLogger("tunesmith")
 
@@ -47,20 +49,12 @@ between steps, so it ends a request a step late) before ending it itself: an eng
 playground unloads runs) never answers."""
 
 
-@dataclass(frozen=True)
-class Sampling:
-    max_tokens: int
-    temperature: float = 0.0
-    """0 decodes greedily, as evaluation does."""
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-
-
 @dataclass
 class Finished:
     """The end of a request: why it ended (``stop``, ``length``, ``timeout``, ``cancelled``, ``error``), its token
-    counts, the whole answer, and the time of its first token."""
+    counts, the whole answer, the time of its first token, and its sequence confidence: the geometric mean of the
+    probabilities of the tokens the model chose, the end-of-turn token that ended it included
+    (`tunesmith.serve.sampling`); None without tokens."""
 
     reason: str
     prompt_tokens: int
@@ -68,6 +62,7 @@ class Finished:
     text: str
     first_token_at: float | None
     error: str | None = None
+    confidence: float | None = None
 
 
 Sink = Callable[[object], None]
@@ -88,6 +83,8 @@ class Generation:
     deadline: float
     cancelled: threading.Event = field(default_factory=threading.Event)
     generated: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    """The log-probability of each chosen token (the stop token too), under the model's own distribution."""
     text: str = ""
     sent: int = 0
     """Characters of ``text`` already handed to the sink."""
@@ -302,20 +299,11 @@ class Engine:
             yield
 
     def _sample(self, rows: list[Generation], logits: torch.Tensor) -> torch.Tensor:
-        """One token per row: greedy at temperature 0, else nucleus sampling with the row's own generator."""
-        chosen = logits.argmax(-1)
-        for index, row in enumerate(rows):
-            sampling = row.sampling
-            if sampling.temperature <= 0:
-                continue
-            probs = torch.softmax(logits[index].float() / sampling.temperature, dim=-1)
-            if sampling.top_p < 1.0:
-                sorted_probs, order = probs.sort(descending=True)
-                outside = sorted_probs.cumsum(-1) - sorted_probs > sampling.top_p  # keeps the token that crosses it
-                sorted_probs[outside] = 0.0
-                probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
-            chosen[index] = torch.multinomial(probs, 1, generator=row._generator)[0]
-        return chosen
+        """One token per row (`sample_tokens`); each row keeps the chosen token's log-probability."""
+        tokens, logprobs = sample_tokens([row.sampling for row in rows], [row._generator for row in rows], logits)
+        for row, logprob in zip(rows, logprobs):
+            row.logprobs.append(logprob)
+        return tokens
 
     def _join(self, arrivals: list[Generation], cache, mask: torch.Tensor, positions: torch.Tensor,
               tokens: torch.Tensor) -> None:
@@ -399,7 +387,8 @@ class Engine:
             return
         keep = [index for index, row in enumerate(self._active) if row.finish is None]
         for row in done:
-            row.sink(Finished(row.finish, len(row.prompt_ids), len(row.generated), row.text, row.first_token_at))
+            row.sink(Finished(row.finish, len(row.prompt_ids), len(row.generated), row.text, row.first_token_at,
+                              confidence=sequence_confidence(row.logprobs)))
         self._active = [self._active[index] for index in keep]
         if not keep:
             self._cache = self._mask = self._positions = self._last = None

@@ -1,16 +1,27 @@
 """Answering requests: chat and text completions through the engine (whole or streamed as server-sent events),
-classification by label scoring, and the shadow model's answers; each answer is logged and counted."""
+classification by label scoring, and the shadow model's answers; each answer is logged and counted.
+
+An answer carries its confidence (`tunesmith.serve.confidence`): ``/v1/classify`` in its body (``confidence``,
+``low_confidence``, ``calibrated``), chat and text completions in a top-level ``tunesmith`` object (in the last
+chunk, the one with the finish reason, when streamed) that OpenAI clients keep as an extra field. Each request's
+novelty is scored beside the model call (`tunesmith.serve.novelty_worker`) and lands in its request record only.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import math
+import logging
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from contextlib import aclosing
 
 from tunesmith.data.tokenize import prompt_token_ids
-from tunesmith.serve.engine import Finished, Generation, Sampling
+from tunesmith.predict.answers import match_label
+from tunesmith.predict.calibration import calibrated_probabilities
+from tunesmith.serve.confidence import Confidence, label_confidence
+from tunesmith.serve.engine import Finished, Generation
+from tunesmith.serve.novelty_worker import novelty_fields
 from tunesmith.serve.openai_api import (
     ApiError,
     chat_response,
@@ -18,9 +29,12 @@ from tunesmith.serve.openai_api import (
     stream_chunk,
     usage_chunk,
 )
+from tunesmith.serve.sampling import Sampling
 from tunesmith.serve.served import ServedModel
 from tunesmith.serve.state import ServerState
 from tunesmith.web import event_stream, server_sent_event
+
+log = logging.getLogger("tunesmith")
 
 
 def _sampling(state: ServerState, body, prompt_tokens: int) -> Sampling:
@@ -53,19 +67,81 @@ async def reply(state: ServerState, model: ServedModel, body, messages: list[dic
     prompt_ids = prompt_ids_of(model, messages)
     sampling = _sampling(state, body, len(prompt_ids))
     started = time.monotonic()
-    events = state.engine.stream(prompt_ids, sampling, model.adapter, state.served.stop_ids,
-                                 deadline=started + state.settings.request_timeout_s)
-    record = {"kind": "request", "id": request_id, "model": model.name, "route": route, "messages": messages}
+    deadline = started + state.settings.request_timeout_s
+    events = state.engine.stream(prompt_ids, sampling, model.adapter, state.served.stop_ids, deadline=deadline)
+    answer = _Answer(state, model, {"kind": "request", "id": request_id, "model": model.name, "route": route,
+                                    "messages": messages}, started, deadline,
+                     _label_scores(state, model, messages), _novelty(state, model, messages=messages))
     _shadow(state, model, messages, prompt_ids, sampling, request_id)
     chat = route == "/v1/chat/completions"
     if body.stream:
-        return event_stream(_stream(state, events, record, started, chat, body.include_usage()))
+        return event_stream(_stream(answer, events, chat, body.include_usage()))
     finished = await _finished(events)
-    _log_answer(state, record, finished, started)
+    confidence = await answer.log(finished)
     _raise_if_failed(finished)
     build = chat_response if chat else completion_response
-    return build(request_id, model.name, finished.text, finished.reason, finished.prompt_tokens,
-                 finished.completion_tokens)
+    return {**build(request_id, model.name, finished.text, finished.reason, finished.prompt_tokens,
+                    finished.completion_tokens), "tunesmith": confidence.response()}
+
+
+class _Answer:
+    """A generation under way, and what its request record needs when it ends: the label scores of its prompt (a
+    classification run's chat answer that is a label reports that label's probability) and its novelty, both
+    computed beside the generation."""
+
+    def __init__(self, state: ServerState, model: ServedModel, record: dict, started: float, deadline: float,
+                 label_scores: Future | None, novelty: Future | None):
+        self.state, self.model, self.record, self.started, self.deadline = state, model, record, started, deadline
+        self.label_scores, self.novelty = label_scores, novelty
+
+    async def log(self, finished: Finished) -> Confidence | None:
+        """Write the request record of ``finished``; its confidence (None for a failed request)."""
+        failed = finished.reason in ("timeout", "error")
+        confidence = None if failed else await self._confidence(finished)
+        ttft = finished.first_token_at - self.started if finished.first_token_at is not None else None
+        latency = time.monotonic() - self.started
+        self.state.answered({
+            **self.record, "status": _failure(finished).status if failed else 200, "latency_s": round(latency, 4),
+            "ttft_s": round(ttft, 4) if ttft is not None else None, "prompt_tokens": finished.prompt_tokens,
+            "completion_tokens": finished.completion_tokens, "finish_reason": finished.reason, "answer": finished.text,
+            **({"error": _failure(finished).message} if failed else {}),
+            **(confidence.log_fields() if confidence else {}), **await novelty_fields(self.novelty)})
+        self.state.metrics.answered(self.record["route"], self.model.name, ttft, finished.prompt_tokens,
+                                    finished.completion_tokens)
+        return confidence
+
+    async def _confidence(self, finished: Finished) -> Confidence:
+        labels = self.model.labels or []
+        label = match_label(finished.text, labels)
+        if self.label_scores is not None and label in labels:
+            try:
+                scores = await asyncio.wait_for(asyncio.wrap_future(self.label_scores),
+                                                max(0.0, self.deadline - time.monotonic()))
+            except Exception as error:  # noqa: BLE001 - the answer stands; its confidence falls back, said in the log
+                log.warning("%s: the label scores of request %s failed (%s: %s); it reports sequence confidence",
+                            self.model.name, self.record["id"], type(error).__name__, error)
+            else:
+                probabilities = calibrated_probabilities(scores, self.model.temperature)
+                return Confidence.judged(self.model, probabilities[label], "label_probability",
+                                         calibrated=self.model.temperature is not None)
+        return Confidence.judged(self.model, finished.confidence, "sequence")
+
+
+def _label_scores(state: ServerState, model: ServedModel, messages: list[dict]) -> Future | None:
+    """The labels of a classification run scored as replies to the chat's prompt, beside its generation."""
+    if model.task != "classification" or not model.labels:
+        return None
+    return state.engine.classify(model.conversation(messages), model.labels, model.adapter)
+
+
+def _novelty(state: ServerState, model: ServedModel, text: str | None = None,
+             messages: list[dict] | None = None) -> Future | None:
+    """The novelty of the request's input, scored on the novelty worker beside the model call; None when the
+    served model has no novelty index (or the request no text)."""
+    if model.novelty is None or state.novelty is None:
+        return None
+    given = model.reference.input_of(text=text, messages=messages)
+    return state.novelty.score(model.novelty, given) if given is not None else None
 
 
 async def _finished(events: AsyncIterator[str | Finished]) -> Finished:
@@ -76,20 +152,21 @@ async def _finished(events: AsyncIterator[str | Finished]) -> Finished:
     raise RuntimeError("the engine's events ended without a Finished")  # Engine.stream always ends with one
 
 
-async def _stream(state: ServerState, events: AsyncIterator[str | Finished], record: dict, started: float,
-                  chat: bool, include_usage: bool) -> AsyncIterator[str]:
-    request_id, name = record["id"], record["model"]
+async def _stream(answer: _Answer, events: AsyncIterator[str | Finished], chat: bool,
+                  include_usage: bool) -> AsyncIterator[str]:
+    request_id, name = answer.record["id"], answer.model.name
     yield server_sent_event(stream_chunk(request_id, name, chat, "", first=True))
     async with aclosing(events):  # closing the response mid-stream cancels the generation
         async for event in events:
             if isinstance(event, str):
                 yield server_sent_event(stream_chunk(request_id, name, chat, event))
                 continue
-            _log_answer(state, record, event, started)
+            confidence = await answer.log(event)
             if event.reason in ("timeout", "error"):
                 yield server_sent_event(_failure(event).body())
             else:
-                yield server_sent_event(stream_chunk(request_id, name, chat, None, finish=event.reason))
+                last = stream_chunk(request_id, name, chat, None, finish=event.reason)
+                yield server_sent_event({**last, "tunesmith": confidence.response()})
                 if include_usage:
                     yield server_sent_event(usage_chunk(request_id, name, chat, event.prompt_tokens,
                                                         event.completion_tokens))
@@ -108,18 +185,6 @@ def _raise_if_failed(finished: Finished) -> None:
         raise _failure(finished)
 
 
-def _log_answer(state: ServerState, record: dict, finished: Finished, started: float) -> None:
-    failed = finished.reason in ("timeout", "error")
-    ttft = finished.first_token_at - started if finished.first_token_at is not None else None
-    latency = time.monotonic() - started
-    state.write({**record, "status": _failure(finished).status if failed else 200, "latency_s": round(latency, 4),
-                 "ttft_s": round(ttft, 4) if ttft is not None else None, "prompt_tokens": finished.prompt_tokens,
-                 "completion_tokens": finished.completion_tokens, "finish_reason": finished.reason,
-                 "answer": finished.text, **({"error": _failure(finished).message} if failed else {})})
-    state.known_ids.add(record["id"])
-    state.metrics.answered(record["route"], record["model"], ttft, finished.prompt_tokens, finished.completion_tokens)
-
-
 def _shadow(state: ServerState, model: ServedModel, messages: list[dict], prompt_ids: list[int], sampling: Sampling,
             request_id: str) -> None:
     """Ask the shadow the same question; its answer is logged beside the primary's and never returned."""
@@ -131,9 +196,10 @@ def _shadow(state: ServerState, model: ServedModel, messages: list[dict], prompt
 
     def on_event(event) -> None:
         if isinstance(event, Finished):
+            confidence = Confidence.judged(shadow, event.confidence, "sequence")
             state.write({"kind": "shadow", "id": request_id, "model": shadow.name, "answer": event.text,
                          "finish_reason": event.reason, "latency_s": round(time.monotonic() - started, 4),
-                         "completion_tokens": event.completion_tokens})
+                         "completion_tokens": event.completion_tokens, **confidence.log_fields()})
 
     shadow_ids = prompt_ids_of(shadow, messages) if shadow.system_prompt != model.system_prompt else prompt_ids
     state.engine.submit(Generation(prompt_ids=shadow_ids, sampling=sampling, adapter=shadow.adapter,
@@ -156,25 +222,25 @@ async def reply_classification(state: ServerState, model: ServedModel, text: str
         raise ApiError(400, f"the text makes a {prompt_tokens}-token prompt; this server allows at most {limit}",
                        param="text", code="context_length_exceeded")
     future = state.engine.classify(prompt, model.labels, model.adapter)
+    novelty = _novelty(state, model, text=text)
     shadow = _shadow_classification(state, model, text)
     try:
         scores = await asyncio.wait_for(asyncio.wrap_future(future), state.settings.request_timeout_s)
     except asyncio.TimeoutError:
         raise ApiError(408, "the request ran past the server's timeout", "timeout", code="request_timeout") from None
-    probabilities = _softmax(scores)
-    label = max(model.labels, key=probabilities.__getitem__)  # the first listed on a tie, as evaluation picks
+    label, probabilities, confidence = label_confidence(model, scores)
     latency = time.monotonic() - started
-    state.write({"kind": "request", "id": request_id, "model": model.name, "route": "/v1/classify", "status": 200,
-                 "latency_s": round(latency, 4), "ttft_s": None, "prompt_tokens": prompt_tokens,
-                 "completion_tokens": 0, "finish_reason": "stop", "text": text, "label": label,
-                 "probability": probabilities[label]})
-    state.known_ids.add(request_id)
+    state.answered({"kind": "request", "id": request_id, "model": model.name, "route": "/v1/classify", "status": 200,
+                    "latency_s": round(latency, 4), "ttft_s": None, "prompt_tokens": prompt_tokens,
+                    "completion_tokens": 0, "finish_reason": "stop", "text": text, "label": label,
+                    "probability": probabilities[label], **confidence.log_fields(), **await novelty_fields(novelty)})
     state.metrics.answered("/v1/classify", model.name, None, prompt_tokens, 0)
     if shadow is not None:
-        shadow_name, shadow_future = shadow
-        shadow_future.add_done_callback(lambda done: _log_shadow_label(state, request_id, shadow_name, done, started))
+        shadow_model, shadow_future = shadow
+        shadow_future.add_done_callback(lambda done: _log_shadow_label(state, request_id, shadow_model, done, started))
     return {"id": request_id, "object": "classification", "model": model.name, "label": label,
-            "probabilities": probabilities, "usage": {"prompt_tokens": prompt_tokens}}
+            "probabilities": probabilities, **confidence.response(), "calibrated": confidence.calibrated,
+            "usage": {"prompt_tokens": prompt_tokens}}
 
 
 def _shadow_classification(state: ServerState, model: ServedModel, text: str):
@@ -184,21 +250,13 @@ def _shadow_classification(state: ServerState, model: ServedModel, text: str):
     shadow = served.models[served.shadow]
     if shadow.task != "classification" or not shadow.labels:
         return None
-    return shadow.name, state.engine.classify(shadow.classification_prompt(text), shadow.labels, shadow.adapter)
+    return shadow, state.engine.classify(shadow.classification_prompt(text), shadow.labels, shadow.adapter)
 
 
-def _log_shadow_label(state: ServerState, request_id: str, name: str, future, started: float) -> None:
+def _log_shadow_label(state: ServerState, request_id: str, shadow: ServedModel, future, started: float) -> None:
     if future.exception() is not None:
         return
-    probabilities = _softmax(future.result())
-    label = max(probabilities, key=probabilities.__getitem__)
-    state.write({"kind": "shadow", "id": request_id, "model": name, "label": label,
-                 "probability": probabilities[label], "latency_s": round(time.monotonic() - started, 4)})
-
-
-def _softmax(scores: dict[str, float]) -> dict[str, float]:
-    """Label log-probabilities → probabilities over the label set (they sum to 1)."""
-    top = max(scores.values())
-    weights = {label: math.exp(score - top) for label, score in scores.items()}
-    total = sum(weights.values())
-    return {label: weight / total for label, weight in weights.items()}
+    label, probabilities, confidence = label_confidence(shadow, future.result())
+    state.write({"kind": "shadow", "id": request_id, "model": shadow.name, "label": label,
+                 "probability": probabilities[label], "latency_s": round(time.monotonic() - started, 4),
+                 **confidence.log_fields()})

@@ -18,6 +18,7 @@ from tunesmith.serve.openai_api import (
     new_id,
 )
 from tunesmith.serve.replies import reply, reply_classification
+from tunesmith.serve.served import ServedModel
 from tunesmith.serve.state import ServerState
 
 
@@ -79,11 +80,27 @@ async def classify(body: ClassifyRequest, state: State):
 
 @router.post("/v1/feedback")
 async def feedback(body: FeedbackRequest, state: State):
-    state.ready()
+    """Feedback on an answer, checked against the model that gave it: a label must be one of its labels."""
+    served = state.ready()
     if body.id not in state.known_ids:
         raise ApiError(404, f"no answered request has the id {body.id!r}", param="id", code="unknown_id")
     if body.rating is None and body.correction is None and body.label is None:
         raise ApiError(400, "give a rating (up or down), a correction or a label", param="rating")
-    state.write({"kind": "feedback", "id": body.id, "rating": body.rating, "correction": body.correction,
-                 "label": body.label})
-    return {"id": body.id, "stored": True}
+    name = state.known_ids[body.id]
+    if body.label is not None:
+        _check_label(served.models.get(name), name, body.label)
+    state.write({"kind": "feedback", "id": body.id, "model": name, "rating": body.rating,
+                 "correction": body.correction, "label": body.label})
+    return {"id": body.id, "model": name, "stored": True}
+
+
+def _check_label(model: ServedModel | None, name: str, label: str) -> None:
+    if model is None:
+        raise ApiError(400, f"{name}, which answered this request, is not served now, so its labels are unknown; "
+                            "send a rating or a correction", param="label", code="unknown_model")
+    if model.task != "classification" or not model.labels:
+        raise ApiError(400, f"{name} is a {model.task} model, which has no labels: send a correction instead",
+                       param="label", code="not_classification")
+    if label not in model.labels:
+        raise ApiError(400, f"{label[:100]!r} is not a label of {name}; its labels are: {', '.join(model.labels)}",
+                       param="label", code="unknown_label")

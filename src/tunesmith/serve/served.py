@@ -7,19 +7,28 @@ different runs still decode in one batch. The base itself is served too, as ``ba
 model folder (an export's ``merged/``, the default model, a Hub id), is served alone.
 
 Each served name keeps the run's chat template, system prompt and task, so a request is rendered exactly as
-evaluation rendered the test rows.
+evaluation rendered the test rows; and what evaluation measured of it (its ``reference.json``: the calibration
+temperature of its label probabilities, the instruction novelty is measured without), its ``serve.min_confidence``,
+and, when asked for (``embedder``), the novelty index of its training inputs. A run without what novelty needs (no
+reference, novelty not measured, no ``novelty/`` index, the rag extra missing) is served without it, and the
+server's log says why in one line.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunesmith.config import ServeConfig, override_section
 from tunesmith.config.schema import DataConfig, ModelConfig, RunConfig
 from tunesmith.config.vocabulary import BASE_MODEL, task_of, uses_adapter
 from tunesmith.data.example import Message
 from tunesmith.data.formats import classification_user_turn
-from tunesmith.errors import RunError
+from tunesmith.errors import RunError, TunesmithError
+from tunesmith.extras import require_extras
 from tunesmith.json_files import read_json
 from tunesmith.models import (
     load_base_model,
@@ -30,8 +39,15 @@ from tunesmith.models import (
     stop_token_ids,
 )
 from tunesmith.models.loading import load_adapter
+from tunesmith.results.reference import Reference, read_reference
+from tunesmith.retrieval.dense import Embedder, SentenceEmbedder
+from tunesmith.retrieval.novelty import NoveltyIndex
 from tunesmith.run_dir import RunDir
 from tunesmith.serve.engine import BASE_ADAPTER
+
+log = logging.getLogger("tunesmith")
+EmbedderFactory = Callable[[str], Embedder]
+"""``monitor.embedding_model`` → the embedder novelty is measured with (`sentence_embedder`; a test's fake)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,18 @@ class ServedModel:
     labels: list[str] | None
     data: DataConfig | None
     run: Path | None
+    reference: Reference | None = None
+    """What evaluation measured of the run (`tunesmith.results.reference`); None for the base, a model folder, or a
+    run evaluated before references existed."""
+    min_confidence: float | None = None
+    """``serve.min_confidence``: answers less confident than this are flagged ``low_confidence``."""
+    novelty: NoveltyIndex | None = None
+    """The run's training inputs, each request's input is scored against; None: novelty is not measured."""
+
+    @property
+    def temperature(self) -> float | None:
+        """The calibration temperature of the run's label probabilities; None: they are not calibrated."""
+        return self.reference.temperature if self.reference is not None else None
 
     def conversation(self, messages: list[Message]) -> list[Message]:
         """``messages`` with the run's system prompt first, unless the client sent its own."""
@@ -78,9 +106,11 @@ class Served:
                 "primary": self.primary, "shadow": self.shadow, "base_model": self.base_model}
 
 
-def load_served(targets: list[str], shadow: str | None = None, device=None) -> Served:
+def load_served(targets: list[str], shadow: str | None = None, device=None, serve_overrides: list[str] = (),
+                embedder: EmbedderFactory | None = None) -> Served:
     """Load what ``targets`` name (run folders, or one model folder / ``default`` / Hub id) and ``shadow`` (a run
-    whose answers are logged beside the first target's)."""
+    whose answers are logged beside the first target's). ``serve_overrides`` (``serve.KEY=VALUE``, `serve_settings`)
+    apply to every served name; ``embedder`` makes each run's novelty index load (None: novelty is not measured)."""
     if not targets:
         raise RunError("nothing to serve", "give a run folder (or a model folder)")
     runs = [RunDir(target) for target in [*targets, *([shadow] if shadow else [])]]
@@ -89,7 +119,7 @@ def load_served(targets: list[str], shadow: str | None = None, device=None) -> S
             plain = [str(run.root) for run in runs if not run.config_path.is_file()]
             raise RunError(f"{', '.join(plain)} is not a run folder; several models or a shadow can only be runs",
                            "serve a model folder on its own")
-        return _plain_model(targets[0], device)
+        return _plain_model(targets[0], device, serve_settings(ServeConfig(), serve_overrides))
     names = [run.root.resolve().name for run in runs]
     if len(set(names)) < len(names) or BASE_MODEL in names:
         raise RunError(f"served names must differ (and not be {BASE_MODEL!r}): {', '.join(names)}",
@@ -102,7 +132,7 @@ def load_served(targets: list[str], shadow: str | None = None, device=None) -> S
     if full:
         config = configs[0]
         model = load_model_folder(_weights(runs[0], config), config.model, device)
-        served = {names[0]: _served_run(names[0], runs[0], config, None)}
+        served = {names[0]: _served_run(names[0], runs[0], config, None, serve_overrides, embedder)}
         return _served(model, served, names[0], None, config.model)
     _check_one_base(names, configs)
     base, _ = load_base_model(configs[0].model, device)
@@ -110,8 +140,10 @@ def load_served(targets: list[str], shadow: str | None = None, device=None) -> S
     for name, run in zip(names, runs):
         model = load_adapter(model, _weights(run, run.config()), name)
     model.eval()
-    served = {name: _served_run(name, run, config, name) for name, run, config in zip(names, runs, configs)}
-    served[BASE_MODEL] = _served_run(BASE_MODEL, runs[0], configs[0], BASE_ADAPTER, is_base=True)
+    embedders = functools.cache(embedder) if embedder else None  # runs of one embedding model share it
+    served = {name: _served_run(name, run, config, name, serve_overrides, embedders)
+              for name, run, config in zip(names, runs, configs)}
+    served[BASE_MODEL] = _served_run(BASE_MODEL, runs[0], configs[0], BASE_ADAPTER, serve_overrides, is_base=True)
     return _served(model, served, names[0], names[-1] if shadow else None, configs[0].model)
 
 
@@ -124,24 +156,61 @@ def _served(model, models: dict[str, ServedModel], primary: str, shadow: str | N
                   base_model=portable_name(model_config))
 
 
-def _plain_model(target: str, device) -> Served:
+def serve_settings(section: ServeConfig, overrides: list[str]) -> ServeConfig:
+    """A run's ``serve:`` section with ``--set serve.KEY=VALUE`` applied (any other key is a `ConfigError`)."""
+    return override_section("serve", section, list(overrides)) if overrides else section
+
+
+def sentence_embedder(name: str) -> Embedder:
+    """The real embedder (`SentenceEmbedder`); without the rag extra, a `MissingExtraError` naming it."""
+    require_extras("novelty per request", "rag")
+    return SentenceEmbedder(name)
+
+
+def _plain_model(target: str, device, settings: ServeConfig) -> Served:
     model_config = ModelConfig(name=target)
     model = load_model_folder(model_folder(model_config), model_config, device)
     name = "default" if target == "default" else Path(target.rstrip("/")).name
     served = ServedModel(name=name, tokenizer=load_tokenizer(model_config), adapter=None, system_prompt=None,
-                         task="generation", labels=None, data=None, run=None)
+                         task="generation", labels=None, data=None, run=None,
+                         min_confidence=settings.min_confidence)
     return _served(model, {name: served}, name, None, model_config)
 
 
-def _served_run(name: str, run: RunDir, config: RunConfig, adapter: str | None, is_base: bool = False) -> ServedModel:
+def _served_run(name: str, run: RunDir, config: RunConfig, adapter: str | None, serve_overrides: list[str],
+                embedder: EmbedderFactory | None = None, is_base: bool = False) -> ServedModel:
+    """``run`` served as ``name``; the base (``is_base``) takes the run's template and task but nothing evaluation
+    measured of the tuned model."""
     summary = read_json(run.data_summary) or {}
     row_format = summary.get("format") or (config.data.format if config.data.format != "auto" else "messages")
     labels = summary.get("labels") or config.data.label_names
+    reference = None if is_base else read_reference(run.reference)
+    if reference is None and not is_base:
+        why = ("evaluate.reference is off in its config" if not config.evaluate.reference
+               else f"evaluate it again: tunesmith eval {run.root}")
+        log.warning("%s: served without calibrated probabilities or novelty: %s has no reference.json (%s)", name,
+                    run.root, why)
     return ServedModel(
         name=name, tokenizer=load_tokenizer(config.model), adapter=adapter, system_prompt=config.data.system_prompt,
         task=task_of(config.evaluate.task, row_format), labels=list(labels) if labels else None, data=config.data,
-        run=None if is_base else run.root.resolve(),
+        run=None if is_base else run.root.resolve(), reference=reference,
+        min_confidence=serve_settings(config.serve, serve_overrides).min_confidence,
+        novelty=_novelty_index(name, run, config, reference, embedder) if embedder and reference else None,
     )
+
+
+def _novelty_index(name: str, run: RunDir, config: RunConfig, reference: Reference,
+                   embedder: EmbedderFactory) -> NoveltyIndex | None:
+    """The run's novelty index; None, with one warning line saying why, when it cannot be had."""
+    if reference.novelty is None:
+        why = f"evaluation did not measure it ({reference.novelty_skipped or 'no reason recorded'})"
+    else:
+        try:
+            return NoveltyIndex.load(run.novelty, embedder(config.monitor.embedding_model))
+        except TunesmithError as error:  # the rag extra missing, no index, an index of another embedding model
+            why = str(error)
+    log.warning("%s: served without novelty: %s", name, why)
+    return None
 
 
 def _weights(run: RunDir, config: RunConfig) -> Path:

@@ -9,8 +9,10 @@ Safe by default: it binds 127.0.0.1; with an API key every route but /health and
 ``Authorization: Bearer KEY``, and binding any other address without a key is refused; a request whose Host header
 is not a name the server answers to is refused before anything else sees it (`tunesmith.web.AllowedHosts`). Bad
 requests get an OpenAI-style JSON error with a 4xx status, never a traceback. SIGTERM stops accepting, lets
-in-flight requests finish, then exits. Every answered request (and every failed request to a ``/v1/`` route) is
-one line in the request log (`tunesmith.monitor.request_log`). The routes are `tunesmith.serve.routes`.
+in-flight requests finish, then exits. Every request is one line in the request log
+(`tunesmith.monitor.request_log`): each answer, and each refusal (a failed request to a ``/v1/`` route, a missing
+or wrong API key on any route, a foreign Host), the refusals without a model and without anything of the request's
+headers. The routes are `tunesmith.serve.routes`.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from tunesmith.config import ServeConfig
 from tunesmith.errors import TunesmithError
+from tunesmith.results.reference import read_reference
 from tunesmith.run_dir import RunDir
-from tunesmith.serve.openai_api import ApiError, new_id
+from tunesmith.serve.openai_api import ApiError
 from tunesmith.serve.prometheus import ServerMetrics
 from tunesmith.serve.routes import router
-from tunesmith.serve.served import Served, load_served
+from tunesmith.serve.served import Served, load_served, sentence_embedder, serve_settings
 from tunesmith.serve.state import LOG_FOLDER, ServerSettings, ServerState
 from tunesmith.web import AllowedHosts, BindRule, HostCheck, HttpError, check_port, install_error_handlers
 
@@ -55,7 +59,8 @@ def create_server_app(load: Callable[[], Served], settings: ServerSettings, on_l
     app.include_router(router)
     app.middleware("http")(_require_key)
     state.metrics.instrument(app)  # outside the key check, so it counts the key check's 401s too
-    app.add_middleware(HostCheck, hosts=hosts, render=_render_error)  # outermost: a foreign Host reaches nothing
+    # Outermost: a foreign Host reaches nothing (not even the metrics), but it is a line of the request log.
+    app.add_middleware(HostCheck, hosts=hosts, render=_render_error, on_refused=_log_refusal)
     return app
 
 
@@ -63,6 +68,7 @@ def create_server_app(load: Callable[[], Served], settings: ServerSettings, on_l
 async def _lifespan(app: FastAPI, load: Callable[[], Served], on_loaded: Callable[[], None] | None,
                     on_load_failed: Callable[[str], None] | None) -> AsyncIterator[None]:
     state: ServerState = app.state.tunesmith
+    state.open_log()
     loader = threading.Thread(target=_load, args=(state, load, on_loaded, on_load_failed), name="tunesmith-load",
                               daemon=True)
     loader.start()
@@ -92,8 +98,10 @@ async def _require_key(request: Request, call_next):
     if api_key and request.url.path not in OPEN_ROUTES:
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-            return _render_error(request, ApiError(401, "missing or wrong API key: send Authorization: Bearer KEY",
-                                                   "authentication_error", code="invalid_api_key"))
+            error = ApiError(401, "missing or wrong API key: send Authorization: Bearer KEY", "authentication_error",
+                             code="invalid_api_key")
+            _log_refusal(request, error)
+            return _render_error(request, error)
     return await call_next(request)
 
 
@@ -105,23 +113,29 @@ def _render_error(request: Request, error: HttpError) -> JSONResponse:
 def _log_failure(request: Request, error: HttpError) -> None:
     """A failed API request is a line of the request log, as an answered one is (the monitor counts errors)."""
     if request.url.path.startswith("/v1/"):
-        request.app.state.tunesmith.write({
-            "kind": "request", "id": new_id("err"), "model": None, "route": request.url.path, "status": error.status,
-            "latency_s": None, "ttft_s": None, "prompt_tokens": 0, "completion_tokens": 0, "finish_reason": None,
-            "error": error.message})
+        _log_refusal(request, error)
 
 
-def serve(targets: list[str], settings: ServerSettings, shadow: str | None = None) -> int:
+def _log_refusal(request: Request, error: HttpError) -> None:
+    """A request refused at the door (a 401 of the key check, a foreign Host's 400), on any path."""
+    request.app.state.tunesmith.refused(request.url.path, error.status, error.message)
+
+
+def serve(targets: list[str], settings: ServerSettings, shadow: str | None = None,
+          serve_overrides: list[str] = ()) -> int:
     """Serve until SIGTERM or Ctrl-C (in-flight requests finish first). The port opens at once; the model loads
-    behind it (`/ready`). Returns the exit code: 2 when the model failed to load."""
+    behind it (`/ready`). ``serve_overrides`` (``serve.KEY=VALUE``) apply to every served run. Returns the exit
+    code: 2 when the model failed to load."""
     import uvicorn
 
+    serve_settings(ServeConfig(), serve_overrides)  # a bad --set fails now, in one line
     SERVER_BIND.check(settings.host, settings.api_key)
     check_port(settings.host, settings.port)
     runs = [RunDir(target) for target in [*targets, *([shadow] if shadow else [])]]
     for run in runs:
         if run.config_path.is_file():
-            run.config()  # a damaged config fails now, in one line, not in the background
+            run.config()  # a damaged config or reference fails now, in one line, not in the background
+            read_reference(run.reference)
     if settings.log_dir is None:
         first = runs[0]
         settings = replace(settings, log_dir=(first.root if first.config_path.is_file() else Path.cwd()) / LOG_FOLDER)
@@ -132,7 +146,10 @@ def serve(targets: list[str], settings: ServerSettings, shadow: str | None = Non
         failed.append(message)
         server.should_exit = True
 
-    app = create_server_app(lambda: load_served(targets, shadow), settings, on_load_failed=stop_on_failure)
+    def load() -> Served:
+        return load_served(targets, shadow, serve_overrides=serve_overrides, embedder=sentence_embedder)
+
+    app = create_server_app(load, settings, on_load_failed=stop_on_failure)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
                             timeout_graceful_shutdown=int(settings.request_timeout_s))
     server = uvicorn.Server(config)

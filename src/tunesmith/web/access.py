@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tunesmith.errors import ConfigError
-from tunesmith.web.errors import HttpError, Render
+from tunesmith.web.errors import HttpError, OnFailure, Render
 
 ALLOWED_HOST_OPTION = "--allowed-host"
 _HOST = re.compile(r"(?:\[(?P<ipv6>[0-9a-fA-F:.]+)\]|(?P<name>[A-Za-z0-9._-]+))(?::(?P<port>[0-9]{1,5}))?")
@@ -125,20 +125,24 @@ class AllowedHosts:
 
 class HostCheck:
     """ASGI middleware: refuses (400, in the app's format) a request whose Host header the server does not answer to,
-    before any other middleware or route sees it. Add it last, so it is the outermost layer.
+    before any other middleware or route sees it, and tells ``on_refused`` of it (the server logs it). Add it last,
+    so it is the outermost layer.
 
     Written here rather than taken from Starlette's ``TrustedHostMiddleware``: that one answers in plain text
     ("Invalid host header"), not in each app's error format, and cannot say which option admits a name."""
 
-    def __init__(self, app: ASGIApp, hosts: AllowedHosts, render: Render):
-        self.app, self.hosts, self.render = app, hosts, render
+    def __init__(self, app: ASGIApp, hosts: AllowedHosts, render: Render, on_refused: OnFailure | None = None):
+        self.app, self.hosts, self.render, self.on_refused = app, hosts, render, on_refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Only HTTP: neither app has WebSocket routes (the router refuses those), and lifespan has no Host.
         if scope["type"] == "http":
             refusal = self.hosts.refusal(Headers(scope=scope).get("host"))
             if refusal is not None:
-                response = self.render(Request(scope, receive), refusal)
+                request = Request(scope, receive)
+                if self.on_refused is not None:
+                    self.on_refused(request, refusal)
+                response = self.render(request, refusal)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

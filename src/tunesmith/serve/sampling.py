@@ -1,0 +1,42 @@
+"""How the engine picks each row's next token (`Sampling`, `sample_tokens`), and how sure the model was of it.
+
+A token's log-probability is taken under the model's own distribution (the softmax of its raw logits), before the
+request's temperature and top-p reshape it: the confidence of an answer then says what the model believes, not how
+it was asked to sample, and a sampled answer is scored as a greedy one would be. An answer's sequence confidence
+is the geometric mean of its tokens' probabilities (`tunesmith.predict.calibration.sequence_confidence`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Sampling:
+    max_tokens: int
+    temperature: float = 0.0
+    """0 decodes greedily, as evaluation does."""
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+def sample_tokens(settings: list[Sampling], generators: list[torch.Generator | None],
+                  logits: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
+    """One token per row of ``logits`` ([rows, vocabulary]): greedy at temperature 0, else nucleus sampling with the
+    row's own generator; and each chosen token's log-probability under the model's own distribution."""
+    chosen = logits.argmax(-1)
+    for index, sampling in enumerate(settings):
+        if sampling.temperature <= 0:
+            continue
+        probs = torch.softmax(logits[index].float() / sampling.temperature, dim=-1)
+        if sampling.top_p < 1.0:
+            sorted_probs, order = probs.sort(descending=True)
+            outside = sorted_probs.cumsum(-1) - sorted_probs > sampling.top_p  # keeps the token that crosses it
+            sorted_probs[outside] = 0.0
+            probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+        chosen[index] = torch.multinomial(probs, 1, generator=generators[index])[0]
+    logprobs = torch.log_softmax(logits.float(), dim=-1).gather(-1, chosen[:, None])[:, 0]
+    return chosen, logprobs.tolist()
