@@ -4,7 +4,6 @@ reference window by window, breaches naming their window, --window and --since, 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -26,7 +26,13 @@ from pathlib import Path
 
 from tunesmith.config import MonitorConfig, override_section
 from tunesmith.errors import RunError
-from tunesmith.monitor.checks import EVALUATE_HINT, drift_breaches, most_novel, window_drift
+from tunesmith.monitor.checks import (
+    EVALUATE_HINT,
+    drift_breaches,
+    finite_number,
+    most_novel,
+    window_drift,
+)
 from tunesmith.monitor.drift import percentiles
 from tunesmith.monitor.request_log import LogRecords, ServedRun, answered, parse_time, read_records, served_run
 from tunesmith.monitor.windows import Window, parse_since, parse_window, split_windows
@@ -72,11 +78,16 @@ def request_figures(requests: list[dict]) -> dict:
         "error_rate": errors / total if total else None,
         "server_errors": server_errors,
         "server_error_rate": server_errors / total if total else None,
-        "latency_s": percentiles([r["latency_s"] for r in ok if r.get("latency_s") is not None], LATENCY_POINTS),
-        "ttft_s": percentiles([r["ttft_s"] for r in ok if r.get("ttft_s") is not None], TTFT_POINTS),
-        "prompt_tokens": sum(r.get("prompt_tokens") or 0 for r in requests),
-        "completion_tokens": sum(r.get("completion_tokens") or 0 for r in requests),
+        "latency_s": percentiles(_figures(ok, "latency_s"), LATENCY_POINTS),
+        "ttft_s": percentiles(_figures(ok, "ttft_s"), TTFT_POINTS),
+        "prompt_tokens": sum(_figures(requests, "prompt_tokens")),
+        "completion_tokens": sum(_figures(requests, "completion_tokens")),
     }
+
+
+def _figures(records: list[dict], key: str) -> list[float]:
+    """The ``key`` figure of each record that holds a finite number there."""
+    return [r[key] for r in records if finite_number(r.get(key))]
 
 
 def traffic(log: LogRecords) -> dict:
@@ -107,7 +118,7 @@ def shadow_agreement(log: LogRecords) -> dict | None:
             labels.append(request["label"] == shadow["label"])
         elif isinstance(request.get("answer"), str) and isinstance(shadow.get("answer"), str):
             answers.append(request["answer"].strip() == shadow["answer"].strip())
-    latencies = [s["latency_s"] for s in log.shadows.values() if s.get("latency_s") is not None]
+    latencies = _figures(list(log.shadows.values()), "latency_s")
     return {"models": sorted({str(s.get("model")) for s in log.shadows.values()}), "answers": len(log.shadows),
             "latency_s": percentiles(latencies, SHADOW_LATENCY_POINTS),
             "labels_compared": len(labels), "label_agreement": sum(labels) / len(labels) if labels else None,
@@ -263,8 +274,8 @@ def _series(requests: list[dict], mine: list[dict], reference: Reference | None)
     def seconds(records: list[dict]) -> list[float]:
         return [(parse_time(r["time"]) - start).total_seconds() for r in records]
 
-    return Series(latencies=[r["latency_s"] for r in requests if answered(r) and r.get("latency_s") is not None],
+    return Series(latencies=_figures([r for r in requests if answered(r)], "latency_s"),
                   request_times=seconds(timed), failed_times=seconds([r for r in timed if not answered(r)]),
-                  live_lengths=[r["prompt_tokens"] for r in mine if r.get("prompt_tokens") is not None],
+                  live_lengths=_figures(mine, "prompt_tokens"),
                   reference_lengths=reference.prompt_tokens if reference else [])
 

@@ -13,6 +13,8 @@ A check that cannot be measured says why (``{"skipped": ...}``) and does not cou
 
 from __future__ import annotations
 
+import math
+
 from tunesmith.config import MonitorConfig
 from tunesmith.monitor.drift import label_shift, length_shift, tail_shift
 from tunesmith.results.reference import Reference
@@ -26,14 +28,15 @@ INPUT_CHARS = 160
 EVALUATE_HINT = "evaluate the run: `tunesmith eval RUN`"
 
 
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def finite_number(value) -> bool:
+    """A finite number (a hand-edited log may hold a string, a boolean or NaN where a figure belongs)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def live_confidence(record: dict) -> float | None:
-    if _number(record.get("confidence")):
+    if finite_number(record.get("confidence")):
         return float(record["confidence"])
-    if record.get("label") is not None and _number(record.get("probability")):
+    if record.get("label") is not None and finite_number(record.get("probability")):
         return float(record["probability"])
     return None
 
@@ -41,8 +44,8 @@ def live_confidence(record: dict) -> float | None:
 def live_values(records: list[dict], reference: Reference) -> dict[str, list | str]:
     """What each check compares with the reference: the live values of ``records``, or why the check cannot be
     measured."""
-    novelty = [float(r["novelty"]) for r in records if _number(r.get("novelty"))]
-    lengths = [r["prompt_tokens"] for r in records if _number(r.get("prompt_tokens"))]
+    novelty = [float(r["novelty"]) for r in records if finite_number(r.get("novelty"))]
+    lengths = [r["prompt_tokens"] for r in records if finite_number(r.get("prompt_tokens"))]
     labels = [str(r["label"]) for r in records if r.get("label") is not None]
     confidence = [value for r in records if (value := live_confidence(r)) is not None]
     return {
@@ -103,7 +106,8 @@ def drift_breaches(drift: dict) -> list[dict]:
 def most_novel(records: list[dict], reference: Reference | None, count: int = NOVEL_LISTED) -> list[dict]:
     """The ``count`` requests of ``records`` with the highest novelty: id, time, novelty and the input (shortened;
     None without content logging)."""
-    scored = sorted((r for r in records if _number(r.get("novelty"))), key=lambda r: -float(r["novelty"]))[:count]
+    scored = sorted((r for r in records if finite_number(r.get("novelty"))),
+                    key=lambda r: -float(r["novelty"]))[:count]
     return [{"id": r.get("id"), "time": r.get("time"), "novelty": float(r["novelty"]), "input": _input(r, reference)}
             for r in scored]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from tunesmith.config import MonitorConfig
 from tunesmith.document.figures import figure_png
@@ -14,6 +15,8 @@ DRIFT_FIGURE_TITLES = {
     "labels": "label-mix chi-square statistic against the reference, per window",
     "confidence": "share of answers below the reference's confidence tail, per window",
 }
+AXIS_LABELS = {"novelty": "share above the tail", "prompt_length": "KS statistic", "labels": "chi-square",
+               "confidence": "share below the tail"}
 BREACH_COLOR = "#c44e52"
 
 
@@ -31,7 +34,9 @@ def check_over_windows_png(name: str, points: list[tuple[int, float, float | Non
     numbers = np.array([index + 1 for index, _, _, _ in points])
     values = np.array([value for _, value, _, _ in points], dtype=float)
     figure = Figure(figsize=(7.0, 3.2), dpi=100)
-    axes = _axes(figure, "window", DRIFT_FIGURE_TITLES[name].split(",")[0])
+    axes = _axes(figure, "window", AXIS_LABELS[name])
+    axes.set_title(DRIFT_FIGURE_TITLES[name], fontsize=10)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.plot(numbers, values, marker="o", color="#4c72b0", label="window")
     limits = [(n, at) for n, (_, _, at, _) in zip(numbers, points) if at is not None]
     if limits:
@@ -61,6 +66,7 @@ def traffic_over_windows_png(windows: list[dict], settings: MonitorConfig) -> by
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
     latency.set_xlabel("window")
+    latency.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
     return figure_png(figure)
 
