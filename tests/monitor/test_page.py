@@ -72,3 +72,12 @@ def test_an_empty_log_reports_no_traffic(tmp_path, spam_run, write_log, capsys):
     assert main(["monitor", str(folder), "--run", str(spam_run.root), "--html", str(page)]) == 0
     assert "0 requests in 1 window (the whole log); every threshold holds" in capsys.readouterr().out
     assert "no figures: the log holds no requests" in page.read_text(encoding="utf-8")
+
+
+def test_every_drift_check_has_its_figure_title_and_labels():
+    from tunesmith.monitor.checks import DRIFT_CHECKS, FIGURES
+    from tunesmith.monitor.page import CHECK_TITLES
+    from tunesmith.monitor.page_figures import AXIS_LABELS, DRIFT_FIGURE_TITLES
+
+    for table in (FIGURES, CHECK_TITLES, AXIS_LABELS, DRIFT_FIGURE_TITLES):
+        assert list(table) == list(DRIFT_CHECKS)
