@@ -7,6 +7,7 @@ record) drops the records before it."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -71,7 +72,7 @@ class Window:
     records: list[dict]
 
 
-def split_windows(records: list[dict], spec: WindowSpec, counts: callable) -> list[Window]:
+def split_windows(records: list[dict], spec: WindowSpec, counts: Callable[[dict], bool]) -> list[Window]:
     """``records`` (request records, oldest first, each with a ``time``) cut as ``spec`` says; ``counts(record)``
     tells whether a record counts toward a window of N requests. Empty time slots are left out."""
     if spec.duration is not None:
@@ -94,7 +95,7 @@ def _by_time(records: list[dict], duration: timedelta) -> list[Window]:
             for index, slot in enumerate(sorted(slots))]
 
 
-def _by_count(records: list[dict], size: int, counts: callable) -> list[Window]:
+def _by_count(records: list[dict], size: int, counts: Callable[[dict], bool]) -> list[Window]:
     """A new window starts at every ``size``-th counted record; records before the first counted one join the
     first window."""
     groups: list[list[dict]] = [[]]
