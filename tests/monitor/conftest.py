@@ -1,20 +1,18 @@
-"""Run folders as the monitor and the feedback export see them (a config and data, no weights), and request logs as
-the server writes them."""
+"""Run folders as the monitor and the feedback export see them (a config and data, no weights), request logs as
+the server writes them, a synthetic run's reference and live traffic drawn like it (or shifted from it)."""
 
 from __future__ import annotations
 
 import json
-import random
-import string
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tunesmith.config import save_config, validate_config
-from tunesmith.data.splits import load_run_splits
-from tunesmith.data.tokenize import prompt_token_ids
 from tunesmith.monitor.request_log import RequestLog, write_manifest
+from tunesmith.results.reference import Reference, write_reference
 from tunesmith.run_dir import RunDir
 
 START = datetime(2026, 11, 30, 8, 0, tzinfo=timezone.utc)
@@ -78,30 +76,68 @@ def write_log():
     return _write_log
 
 
+# ---- a run's reference and live traffic drawn like it ----------------------------------------------------------
+
+LABELS = ["ham", "spam"]
+HEALTHY_LABEL_SHARES = [0.87, 0.13]
+
+
+def _draw(rng, count: int, shift: str | None = None) -> dict[str, list]:
+    """``count`` held-out rows or requests of a synthetic classification run: novelty scores (continuous), prompt
+    lengths (token counts, which repeat), predicted labels (13% spam) and confidence. ``shift`` moves one of them
+    away from healthy traffic: ``novel`` inputs, ``long`` prompts, ``one_label`` (every answer spam), ``unsure``
+    answers."""
+    novelty = rng.beta(2, 5, count) * 0.8
+    lengths = rng.poisson(30, count) + 10
+    labels = rng.choice(LABELS, size=count, p=HEALTHY_LABEL_SHARES)
+    confidence = 1 - rng.beta(1.2, 12, count)
+    if shift == "novel":
+        novelty = rng.uniform(0.6, 1.0, count)
+    elif shift == "long":
+        lengths = lengths + 40
+    elif shift == "one_label":
+        labels = ["spam"] * count
+    elif shift == "unsure":
+        confidence = rng.uniform(0.5, 0.7, count)
+    return {"novelty": [float(v) for v in novelty], "prompt_tokens": [int(v) for v in lengths],
+            "labels": [str(v) for v in labels], "confidence": [float(v) for v in confidence]}
+
+
+def _reference(seed: int = 0, rows: int = 1000, **fields):
+    drawn = _draw(np.random.default_rng(seed), rows)
+    values = {"task": "classification", "sources": {"validation": rows // 5, "test": rows - rows // 5},
+              "instruction": "Classify this message.\n\n", "prompt_tokens": drawn["prompt_tokens"],
+              "novelty": drawn["novelty"], "embedder": "all-MiniLM-L6-v2", "training_inputs": 4000,
+              "labels": LABELS, "predicted_labels": drawn["labels"], "confidence": drawn["confidence"],
+              "confidence_kind": "label_probability", "temperature": 1.3, "created": "2026-11-29T00:00:00+00:00"}
+    return Reference(**{**values, **fields})
+
+
+@pytest.fixture(scope="session")
+def make_reference():
+    """``make_reference(seed=0, rows=1000, **fields) -> Reference``: a synthetic classification run's reference
+    (`_draw`), ``fields`` replacing its own."""
+    return _reference
+
+
+def _stream(seed: int, count: int, shift: str | None = None, first: int = 0, **fields) -> list[dict]:
+    drawn = _draw(np.random.default_rng(seed), count, shift)
+    return [_request(first + n, text=f"message {first + n}", label=drawn["labels"][n],
+                     probability=drawn["confidence"][n], confidence=drawn["confidence"][n],
+                     novelty=drawn["novelty"][n], prompt_tokens=drawn["prompt_tokens"][n], **fields)
+            for n in range(count)]
+
+
+@pytest.fixture(scope="session")
+def live_stream():
+    """``live_stream(seed, count, shift=None, first=0, **fields) -> records``: classification request records
+    (one a second from ``START + first``) drawn as `make_reference`'s rows are, or shifted (see `_draw`)."""
+    return _stream
+
+
 @pytest.fixture()
-def spam_run(run_folder, spam_rows):
-    """A classification run of 60 `spam_rows` (48 of them training rows)."""
-    return run_folder("spam-run", spam_rows(60))
-
-
-def _live_requests(tokenizer, run: RunDir, kind: str, count: int | None = None) -> list[dict]:
-    rng = random.Random(0)
-    records = []
-    for number, example in enumerate(load_run_splits(run.config().data).train[:count]):
-        tokens = len(prompt_token_ids(tokenizer, example.prompt_messages))
-        text = example.messages[-2]["content"].split("\n\n", 1)[1]  # the row's text, after the instruction
-        if kind == "shifted":
-            text = " ".join("".join(rng.choices(string.ascii_lowercase, k=7)) for _ in range(12))
-            records.append(_request(number, text=text, label="spam", probability=0.4, prompt_tokens=tokens + 100))
-        else:
-            records.append(_request(number, text=text, label=example.label, probability=0.95, prompt_tokens=tokens))
-    return records
-
-
-@pytest.fixture()
-def live_requests(tiny_tokenizer):
-    """``live_requests(run, kind, count=None) -> records``: classification requests for a run of `tiny_model_dir`,
-    one per training row (the first ``count``). ``"familiar"``: the training rows themselves (their texts, labels
-    and prompt lengths) predicted with confidence. ``"shifted"``: random texts 100 tokens longer, all predicted
-    spam, with low confidence."""
-    return lambda run, kind, count=None: _live_requests(tiny_tokenizer, run, kind, count)
+def spam_run(run_folder, spam_rows, make_reference):
+    """A classification run of 60 `spam_rows` with a synthetic reference (`make_reference`)."""
+    run = run_folder("spam-run", spam_rows(60))
+    write_reference(run.reference, make_reference())
+    return run

@@ -10,14 +10,20 @@ from tunesmith.cli.arguments import add_set
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
-        "monitor", help="traffic, errors, latency and drift of a served model from the request log of `tunesmith "
-        "serve` (exit 0 when every threshold holds, 1 when one is breached)")
+        "monitor", help="traffic, errors, latency and drift (against the run's reference) of a served model from the "
+        "request log of `tunesmith serve`, window by window (exit 0 when every window holds, 1 when one breaches)")
     p.add_argument("log_dir", help="the log folder of `tunesmith serve` (a run's serve_logs/ or its --log-dir)")
-    p.add_argument("--run", help="run whose training data and monitor: thresholds to judge by (default: the primary "
+    p.add_argument("--run", help="run whose reference and monitor: settings to judge by (default: the primary "
                                  "model's run in the log folder's served.json)")
+    p.add_argument("--window", metavar="SIZE",
+                   help="judge the log in windows: a duration (30m, 1h, 1d; aligned to the clock in UTC) or a number "
+                        "of answered requests of the run's model (50); default: the whole log is one window")
+    p.add_argument("--since", metavar="WHEN",
+                   help="only the records from WHEN on: an ISO time (2026-11-30T08:00, UTC unless it names a zone) or "
+                        "a duration back from the log's last record (24h)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--html", metavar="OUT.html", help="also write a page with figures")
-    add_set(p, "a threshold of the monitor: section", "monitor.max_error_rate=0.1")
+    add_set(p, "a setting of the monitor: section", "monitor.false_alarm_rate=0.05")
 
     p = commands.add_parser("feedback", help="use what users said about served answers")
     feedback_commands = p.add_subparsers(dest="feedback_command", required=True, metavar="SUBCOMMAND")
@@ -36,7 +42,7 @@ def _monitor(args: argparse.Namespace) -> int:
     from tunesmith.monitor import monitor_log
     from tunesmith.monitor.page import render_monitor
 
-    result = monitor_log(args.log_dir, args.run, args.overrides)
+    result = monitor_log(args.log_dir, args.run, args.overrides, window=args.window, since=args.since)
     print(render_monitor(result, as_json=args.json, html=args.html))
     return result.exit_code
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tunesmith.config.section import ConfigSection
+
+REMOVED_THRESHOLDS = {"max_length_psi": 0.2, "min_length_ks_pvalue": 0.01, "max_label_psi": 0.2,
+                      "unfamiliar_similarity": 0.3, "max_unfamiliar_share": 0.25, "low_confidence": 0.6,
+                      "max_low_confidence_share": 0.25}
+"""The absolute drift thresholds of earlier versions and their defaults: a run folder saved then holds them (its
+config has every default filled in) and still loads; a value someone chose is an error, since it no longer does
+anything."""
 
 
 class MonitorConfig(ConfigSection):
@@ -13,35 +20,36 @@ class MonitorConfig(ConfigSection):
     input): `default` (all-MiniLM-L6-v2, shipped by the rag extra) or a local folder. Used by evaluation (the
     run's reference) and `tunesmith serve` (each request's novelty), which must agree."""
     min_requests: int = Field(30, ge=1)
-    """Below this many answered requests (of the run's model) `tunesmith monitor` shows drift but does not judge
-    it: a few requests say little about a distribution. Traffic thresholds are judged on any number."""
+    """Below this many answered requests (of the run's model) in a window, `tunesmith monitor` shows its drift but
+    does not judge it: a few requests say little about a distribution. Traffic thresholds are judged on any
+    number."""
+    false_alarm_rate: float | None = Field(0.01, gt=0.0, lt=1.0)
+    """The chance that a window of healthy traffic (drawn as the run's reference was) raises any drift breach:
+    each drift check (novelty, prompt length, label mix, confidence) is a statistical test judged at this rate
+    divided by the number of checks measured in the window. null shows drift without judging it."""
+    novelty_tail: float = Field(0.05, gt=0.0, lt=1.0)
+    """The reference's upper tail of novelty: a window breaches when significantly more of its requests than of
+    the reference's rows lie above the reference's ``1 - novelty_tail`` percentile (0.05: its 95th)."""
+    confidence_tail: float = Field(0.05, gt=0.0, lt=1.0)
+    """The reference's lower tail of confidence: a window breaches when significantly more of its answers than of
+    the reference's rows lie below the reference's ``confidence_tail`` percentile."""
     max_error_rate: float | None = Field(0.05, ge=0.0, le=1.0)
-    """Share of requests answered with an HTTP status of 400 or more above which the monitor reports a breach;
-    null does not check it."""
+    """Share of a window's requests answered with an HTTP status of 400 or more above which the monitor reports a
+    breach; null does not check it."""
     max_p95_latency_s: float | None = Field(None, gt=0.0)
-    """95th percentile of the answered requests' latency (seconds) above which the monitor reports a breach;
-    null does not check it."""
-    max_length_psi: float | None = Field(0.2, ge=0.0)
-    """Population stability index of live prompt lengths (tokens) against the training prompts' (bins: the
-    deciles of training) above which the prompt lengths have drifted (0.1-0.2 is a moderate shift, above 0.2 a
-    large one); null does not check it."""
-    min_length_ks_pvalue: float | None = Field(0.01, ge=0.0, le=1.0)
-    """p-value of the two-sample Kolmogorov-Smirnov test (live vs training prompt lengths) below which the
-    prompt lengths have drifted; null does not check it."""
-    max_label_psi: float | None = Field(0.2, ge=0.0)
-    """Population stability index of the predicted labels against the training labels (classification) above
-    which the label mix has drifted; null does not check it."""
-    unfamiliar_similarity: float = Field(0.3, gt=0.0, le=1.0)
-    """A live input is unfamiliar when no training input reaches this word 3-gram Jaccard similarity with it
-    (the measure of `data.check.near_duplicate_threshold`)."""
-    max_unfamiliar_share: float | None = Field(0.25, ge=0.0, le=1.0)
-    """Share of unfamiliar live inputs above which the monitor reports a breach; null does not check it."""
-    low_confidence: float = Field(0.6, gt=0.0, le=1.0)
-    """A classification is low-confidence when the probability of its predicted label is below this."""
-    max_low_confidence_share: float | None = Field(0.25, ge=0.0, le=1.0)
-    """Share of low-confidence classifications above which the monitor reports a breach; null does not check
-    it."""
+    """95th percentile of a window's answered requests' latency (seconds) above which the monitor reports a
+    breach; null does not check it."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_removed_defaults(cls, raw):
+        if not isinstance(raw, dict):
+            return raw
+        for key, default in REMOVED_THRESHOLDS.items():
+            if key in raw and raw[key] != default:
+                raise ValueError(f"{key} was removed: drift is judged against the run's reference by "
+                                 "statistical tests at monitor.false_alarm_rate (see docs/serving.md); delete it")
+        return {key: value for key, value in raw.items() if key not in REMOVED_THRESHOLDS}
 
 
 class ServeConfig(ConfigSection):

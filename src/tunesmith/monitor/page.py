@@ -1,16 +1,14 @@
 """The monitor's result as a terminal summary, one JSON object, or an HTML page with figures (`render_monitor`).
 
-One `Document` serves the terminal and the page, so both say the same; the page adds the figures (latency,
-prompt lengths live vs training, label shares live vs training, requests over time).
+One `Document` serves the terminal and the page, so both say the same; the page adds the figures: each drift
+check's figure over the windows with the line where it would breach (breached windows in red), traffic over the
+windows with its thresholds, latency, prompt lengths live vs reference, requests over time.
 """
 
 from __future__ import annotations
 
 from datetime import timezone
 from pathlib import Path
-
-import numpy as np
-from matplotlib.figure import Figure
 
 from tunesmith.atomic import write_atomic
 from tunesmith.document import (
@@ -25,13 +23,23 @@ from tunesmith.document import (
     render_html,
     render_text,
 )
-from tunesmith.document.figures import figure_png
 from tunesmith.json_files import dumps
-from tunesmith.monitor.analysis import MonitorResult, Series
+from tunesmith.monitor.analysis import MonitorResult
+from tunesmith.monitor.checks import DRIFT_CHECKS, FIGURES
+from tunesmith.monitor.page_figures import (
+    DRIFT_FIGURE_TITLES,
+    check_over_windows_png,
+    latency_png,
+    prompt_lengths_png,
+    requests_over_time_png,
+    traffic_over_windows_png,
+)
 from tunesmith.monitor.request_log import parse_time
 from tunesmith.text import count_of
 
 NOT_MEASURED = "-"
+CHECK_TITLES = {"novelty": "Novelty", "prompt_length": "Prompt length (tokens)", "labels": "Predicted labels",
+                "confidence": "Confidence"}
 
 
 def render_monitor(result: MonitorResult, as_json: bool = False, html: str | Path | None = None) -> str:
@@ -46,13 +54,22 @@ def render_monitor(result: MonitorResult, as_json: bool = False, html: str | Pat
 
 
 def monitor_document(result: MonitorResult, figures: bool = False) -> Document:
-    traffic, drift = result.traffic, result.drift
-    verdict = (f"{count_of(len(result.breaches), 'threshold')} breached" if result.breaches
+    breaches = result.breaches
+    breached = {breach["window"] for breach in breaches}
+    verdict = (f"{count_of(len(breaches), 'breach')} in {count_of(len(breached), 'window')}" if breaches
                else "every threshold holds")
-    subtitle = f"{count_of(traffic['requests'], 'request')}; {verdict}"
-    sections = [_breaches(result), _traffic(traffic), _drift(drift)]
+    subtitle = (f"{count_of(result.traffic['requests'], 'request')} in {count_of(len(result.windows), 'window')} "
+                f"({result.window}"
+                + (f", since {_moment(result.since)}" if result.since else "") + f"); {verdict}")
+    sections = [_breaches(result), _traffic(result.traffic), _drift(result), _novel("Most novel requests",
+                                                                                     result.most_novel)]
+    if len(result.windows) > 1:
+        sections.append(_windows(result))
+    for window in result.windows:
+        if window["index"] in breached or len(result.windows) == 1:
+            sections.append(_window_detail(window, len(result.windows) > 1))
     if figures:
-        sections.append(Section("Figures", _figures(result.series, drift)))
+        sections.append(Section("Figures", _figures(result)))
     return Document(f"Monitor: {result.log_dir}", subtitle, sections)
 
 
@@ -67,7 +84,7 @@ def _seconds(value: float | None) -> str:
 
 
 def _number(value: float | None) -> str:
-    """A figure with 4 decimals, or 3 significant digits when it is smaller than that shows (a KS p-value)."""
+    """A figure with 4 decimals, or 3 significant digits when it is smaller than that shows (a p-value)."""
     if value is None:
         return NOT_MEASURED
     return f"{value:.3g}" if 0 < abs(value) < 0.001 else format_value(value)
@@ -77,11 +94,19 @@ def _moment(text: str | None) -> str:
     return NOT_MEASURED if text is None else parse_time(text).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _window_name(index: int, start: str | None) -> str:
+    return f"#{index + 1} ({_moment(start)})"
+
+
 def _breaches(result: MonitorResult) -> Section:
     if not result.breaches:
         return Section("Breaches", [Text("none: every threshold that was judged holds")])
-    rows = [[b["name"], _number(b["value"]), _number(b["threshold"]), b["setting"]] for b in result.breaches]
-    return Section("Breaches", [Table(["figure", "value", "threshold", "setting"], rows)])
+    rows = [[b["check"], _window_name(b["window"], b["start"]), _number(b["value"]), _number(b["p_value"]),
+             _number(b["threshold"]), b["setting"]] for b in result.breaches]
+    return Section("Breaches", [
+        Table(["check", "window", "value", "p-value", "threshold", "setting"], rows),
+        Text("A drift breach: the check's p-value is at or below its threshold (monitor.false_alarm_rate split over "
+             "the checks measured in the window). A traffic breach: the value is beyond its threshold.")])
 
 
 def _traffic(traffic: dict) -> Section:
@@ -113,122 +138,130 @@ def _traffic(traffic: dict) -> Section:
             ("same answer (exact)", f"{_share(shadow['answer_agreement'])} of {shadow['answers_compared']}"),
             ("latency p50 / p95", " / ".join(_seconds(shadow["latency_s"][key]) for key in ("p50", "p95"))),
         ], f"Shadow ({', '.join(shadow['models'])})"))
-    return Section("Traffic", blocks)
+    return Section("Traffic (whole log)", blocks)
 
 
-def _drift(drift: dict) -> Section:
-    who = f"run {drift['run']}" if drift["run"] else "no run"
-    blocks: list = [Text(f"{count_of(drift['requests'], 'answered request')} of {who}"
-                         + (f" (served as {drift['model']!r})" if drift["model"] else "") + ".")]
-    if drift["not_judged"]:
-        blocks.append(Text(f"Not judged: {drift['not_judged']}."))
-    length = drift["prompt_length"]
-    blocks.append(_skipped("Prompt length", length) or Facts([
-        ("PSI (training deciles)", format_value(length["psi"])),
-        ("KS statistic / p-value", f"{format_value(length['ks_statistic'])} / {_number(length['ks_pvalue'])}"),
-        ("training rows / live requests", f"{length['train_rows']} / {length['live_requests']}"),
-    ], "Prompt length (tokens), live vs training"))
-    labels = drift["labels"]
-    blocks.append(_skipped("Predicted labels", labels) or Table(
-        ["label", "training", "live"],
-        [[label, _share(share["train"]), _share(share["live"])] for label, share in labels["shares"].items()],
-        f"Predicted labels vs training labels: PSI {format_value(labels['psi'])}"))
-    unfamiliar = drift["unfamiliar"]
-    blocks.append(_skipped("Unfamiliar inputs", unfamiliar) or Facts([
-        ("unfamiliar", f"{unfamiliar['unfamiliar']} of {unfamiliar['inputs']} ({_share(unfamiliar['share'])})"),
-        ("similarity below", format_value(unfamiliar["threshold"])),
-    ], "Unfamiliar inputs (no training input this similar)"))
-    if "examples" in unfamiliar and unfamiliar["examples"]:
-        blocks.append(Table(["request", "input"], [[str(e["id"]), e["input"]] for e in unfamiliar["examples"]]))
-    low = drift["low_confidence"]
-    blocks.append(_skipped("Low-confidence predictions", low) or Facts([
-        ("low confidence", f"{low['low']} of {low['classified']} ({_share(low['share'])})"),
-        ("probability below", format_value(low["threshold"])),
-    ], "Low-confidence predictions"))
-    return Section("Drift against the training data", blocks)
+def _drift(result: MonitorResult) -> Section:
+    who = f"run {result.run}" if result.run else "no run"
+    served = f" (served as {result.model!r})" if result.model else ""
+    reference = result.reference
+    if "skipped" in reference:
+        return Section("Drift", [Text(f"Against {who}{served}: not judged, {reference['skipped']}.")])
+    sources = ", ".join(f"{rows} {split}" for split, rows in reference["sources"].items())
+    rate = result.settings.false_alarm_rate
+    return Section("Drift", [Text(
+        f"Against {who}{served}: its reference of {count_of(reference['rows'], 'held-out row')} ({sources}). "
+        + (f"A healthy window raises a drift breach with a chance of at most {rate:g} (monitor.false_alarm_rate); "
+           f"windows of fewer than {result.settings.min_requests} answered requests are shown, not judged."
+           if rate is not None else "monitor.false_alarm_rate is null: drift is shown, not judged."))])
 
 
-def _skipped(what: str, part: dict) -> Text | None:
-    return Text(f"{what}: skipped, {part['skipped']}.") if "skipped" in part else None
+def _novel(title: str, novel: list[dict]) -> Section:
+    return Section(title, [_novel_table(novel) if novel else Text("none: no request record has a novelty score")])
+
+
+def _novel_table(novel: list[dict]) -> Table:
+    return Table(["request", "time", "novelty", "input"],
+                 [[str(n["id"]), _moment(n["time"]), format_value(n["novelty"]),
+                   NOT_MEASURED if n["input"] is None else n["input"]] for n in novel])
+
+
+def _cell(part: dict) -> str:
+    if "skipped" in part:
+        return NOT_MEASURED
+    figure = part["share"] if "share" in part else part.get("ks_statistic", part.get("statistic"))
+    shown = _share(figure) if "share" in part else format_value(figure)
+    return f"{shown} (p {_number(part['p_value'])})"
+
+
+def _windows(result: MonitorResult) -> Section:
+    rows = []
+    for window in result.windows:
+        traffic, drift = window["figures"]["traffic"], window["figures"]["drift"]
+        checks = [_cell(drift[name]) if name in drift else NOT_MEASURED for name in DRIFT_CHECKS]
+        status = ("breach: " + ", ".join(b["check"] for b in window["breaches"]) if window["breaches"]
+                  else "ok" if drift.get("judged") else "not judged")
+        rows.append([_window_name(window["index"], window["start"]), str(window["requests"]), str(window["answered"]),
+                     _share(traffic["error_rate"]), *checks, status])
+    return Section("Windows", [Table(
+        ["window", "requests", "answered", "errors", "novelty tail", "length KS", "label chi-square",
+         "low-confidence tail", "verdict"], rows)])
+
+
+def _window_detail(window: dict, several: bool) -> Section:
+    drift = window["figures"]["drift"]
+    title = f"Window {_window_name(window['index'], window['start'])}" if several else "Drift checks"
+    blocks: list = [Text(f"{_moment(window['start'])} to {_moment(window['end'])}: "
+                         f"{count_of(window['requests'], 'request')}, {window['answered']} answered by the run's "
+                         "model.")]
+    if "skipped" in drift:
+        blocks.append(Text(f"Drift: {drift['skipped']}."))
+    else:
+        if drift["not_judged"]:
+            blocks.append(Text(f"Not judged: {drift['not_judged']}."))
+        elif drift["level"] is not None:
+            blocks.append(Text(f"Each of the {len(drift['checks'])} checks measured is judged at p <= "
+                               f"{_number(drift['level'])}."))
+        blocks += [_check_block(name, drift[name]) for name in DRIFT_CHECKS]
+    if several and window["most_novel"]:
+        blocks.append(_novel_table(window["most_novel"]))
+    return Section(title, blocks)
+
+
+def _check_block(name: str, part: dict):
+    title = CHECK_TITLES[name]
+    if "skipped" in part:
+        return Text(f"{title}: skipped, {part['skipped']}.")
+    if name == "labels":
+        return Table(["label", "reference", "live"],
+                     [[label, _share(share["reference"]), _share(share["live"])]
+                      for label, share in part["shares"].items()],
+                     f"{title} vs the reference's: chi-square {format_value(part['statistic'])}, p-value "
+                     f"{_number(part['p_value'])}, PSI {format_value(part['psi'])} ({part['live']} live, "
+                     f"{part['reference_rows']} reference)")
+    if name == "prompt_length":
+        return Facts([
+            ("KS statistic / p-value", f"{format_value(part['ks_statistic'])} / {_number(part['p_value'])}"),
+            ("breaches from KS statistic", _number(part["breach_at"])),
+            ("PSI (reference deciles)", format_value(part["psi"])),
+            ("live requests / reference rows", f"{part['live']} / {part['reference_rows']}"),
+        ], f"{title}, live vs reference")
+    side = "above" if name == "novelty" else "below"
+    low, high = part["share_interval"]
+    return Facts([
+        (f"{side} the reference's cutoff {format_value(part['cutoff'])}",
+         f"{part['beyond']} of {part['live']} ({_share(part['share'])}, 95% interval {_share(low)} to {_share(high)})"),
+        ("reference share", f"{_share(part['reference_share'])} of {part['reference_rows']}"),
+        ("p-value", _number(part["p_value"])),
+        ("breaches from share", _share(part["breach_at"])),
+    ], f"{title}: share {side} the reference's tail")
 
 
 # ---- figures ----------------------------------------------------------------------------------------------------
 
 
-def _figures(series: Series, drift: dict) -> list:
+def _figures(result: MonitorResult) -> list:
+    series = result.series
     figures = []
+    windows = result.windows
+    if windows and "skipped" not in result.reference:
+        for name in DRIFT_CHECKS:
+            parts = [w["figures"]["drift"].get(name, {}) for w in windows]
+            if all("skipped" in part for part in parts):
+                continue
+            points = [(w["index"], part[FIGURES[name]], part["breach_at"], bool(
+                [b for b in w["breaches"] if b["check"] == name])) for w, part in zip(windows, parts)
+                if "skipped" not in part]
+            figures.append(Image(f"{name}.png", check_over_windows_png(name, points), DRIFT_FIGURE_TITLES[name]))
+    if series.request_times:
+        figures.append(Image("traffic.png", traffic_over_windows_png(windows, result.settings),
+                             "error rate and p95 latency over the windows"))
     if series.latencies:
         figures.append(Image("latency.png", latency_png(series.latencies), "latency of answered requests"))
-    if series.live_lengths and series.train_lengths:
-        figures.append(Image("prompt_lengths.png", prompt_lengths_png(series.train_lengths, series.live_lengths),
-                             "prompt length in tokens, live vs training"))
-    if "shares" in drift["labels"]:
-        figures.append(Image("labels.png", label_shares_png(drift["labels"]["shares"]),
-                             "share of each label, live predictions vs training"))
+    if series.live_lengths and series.reference_lengths:
+        figures.append(Image("prompt_lengths.png", prompt_lengths_png(series.reference_lengths, series.live_lengths),
+                             "prompt length in tokens, live vs reference"))
     if series.request_times:
         figures.append(Image("requests.png", requests_over_time_png(series.request_times, series.failed_times),
                              "requests over time"))
     return figures or [Text("no figures: the log holds no requests")]
-
-
-def _axes(figure: Figure, xlabel: str, ylabel: str):
-    axes = figure.add_subplot()
-    axes.set_xlabel(xlabel)
-    axes.set_ylabel(ylabel)
-    axes.grid(alpha=0.3)
-    return axes
-
-
-def latency_png(latencies: list[float]) -> bytes:
-    figure = Figure(figsize=(7.0, 3.2), dpi=100)
-    axes = _axes(figure, "latency (s)", "requests")
-    axes.hist(latencies, bins=30, color="#4c72b0")
-    for point, style in ((50, ":"), (95, "--"), (99, "-.")):
-        value = float(np.percentile(latencies, point))
-        axes.axvline(value, color="#c44e52", linestyle=style, linewidth=1, label=f"p{point} {_seconds(value)}")
-    axes.legend(loc="best")
-    figure.tight_layout()
-    return figure_png(figure)
-
-
-def prompt_lengths_png(train: list[int], live: list[int]) -> bytes:
-    """Share of prompts per length bin, on bins shared by both, so samples of different sizes compare by shape."""
-    edges = np.histogram_bin_edges(np.concatenate([train, live]).astype(float), bins=30)
-    figure = Figure(figsize=(7.0, 3.2), dpi=100)
-    axes = _axes(figure, "prompt tokens", "share of prompts")
-    for name, values in (("training", train), ("live", live)):
-        counts, _ = np.histogram(values, bins=edges)
-        axes.stairs(counts / len(values), edges, label=f"{name} ({len(values):,})", linewidth=1.4)
-    axes.legend(loc="best")
-    figure.tight_layout()
-    return figure_png(figure)
-
-
-def label_shares_png(shares: dict[str, dict[str, float]]) -> bytes:
-    labels = list(shares)
-    positions = np.arange(len(labels))
-    figure = Figure(figsize=(max(4.0, 1.0 + 0.8 * len(labels)), 3.2), dpi=100)
-    axes = _axes(figure, "label", "share")
-    axes.bar(positions - 0.2, [shares[label]["train"] for label in labels], width=0.4, label="training")
-    axes.bar(positions + 0.2, [shares[label]["live"] for label in labels], width=0.4, label="live")
-    axes.set_xticks(positions, labels, rotation=30, ha="right")
-    axes.legend(loc="best")
-    figure.tight_layout()
-    return figure_png(figure)
-
-
-def requests_over_time_png(times: list[float], failed: list[float]) -> bytes:
-    """Requests per time bucket (30 buckets over the log's span), failed ones on top in red."""
-    end = max(times) or 1.0
-    edges = np.linspace(0.0, end, 31)
-    unit, scale = ("min", 60.0) if end >= 600 else ("s", 1.0)
-    figure = Figure(figsize=(7.0, 3.2), dpi=100)
-    axes = _axes(figure, f"time since the first request ({unit})", "requests")
-    answered_counts, _ = np.histogram(times, bins=edges)
-    failed_counts, _ = np.histogram(failed, bins=edges)
-    axes.stairs(answered_counts, edges / scale, label="all", fill=True, color="#4c72b0", alpha=0.7)
-    if failed:
-        axes.stairs(failed_counts, edges / scale, label="failed", fill=True, color="#c44e52", alpha=0.9)
-    axes.legend(loc="best")
-    figure.tight_layout()
-    return figure_png(figure)
