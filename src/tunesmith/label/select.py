@@ -16,6 +16,7 @@ Every request left out is counted under the reason it was left out.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import chain, zip_longest
@@ -24,6 +25,7 @@ from pathlib import Path
 from tunesmith.config.vocabulary import task_of
 from tunesmith.data.check.near_duplicates import jaccard, normalize, shingles
 from tunesmith.errors import ConfigError, RunError
+from tunesmith.label.store import is_unicode
 from tunesmith.monitor.request_log import LogRecords, answered, read_records, refusal, served_run
 from tunesmith.monitor.training_rows import run_format
 from tunesmith.run_dir import RunDir
@@ -41,6 +43,7 @@ HAS_FEEDBACK = "a user already gave its label or correction (feedback export wri
 NEAR_COPY = "a near-copy of a request picked already"
 OVER_BUDGET = "ranked below the budget"
 NO_ID = "it has no request id"
+NOT_UNICODE = "its text is not valid Unicode (a lone surrogate)"
 
 _NO_SIGNAL = {
     "confidence": "serve the run after evaluating it, so the log carries confidence, or use --strategy novelty",
@@ -155,6 +158,9 @@ def _unusable(request: dict, model: str | None, feedback: dict | None) -> str | 
         return NO_CONTENT
     if feedback and (feedback.get("label") is not None or feedback.get("correction")):
         return HAS_FEEDBACK
+    if not is_unicode(json.dumps([request.get("text"), request.get("messages"), request.get("answer"),
+                                  request.get("label")], ensure_ascii=False)):
+        return NOT_UNICODE
     return None
 
 

@@ -134,6 +134,15 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def is_unicode(text: str) -> bool:
+    """Whether ``text`` can be stored as UTF-8 (JSON lets a client send a lone surrogate, which cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_annotator(name: object) -> str:
     """``name`` when it is a usable annotator name (non-empty, at most `MAX_ANNOTATOR_LENGTH` characters, printable,
     no surrounding spaces), else a `LabelError` saying what is wrong."""
@@ -301,6 +310,8 @@ class LabelQueue:
         if not isinstance(value, str) or not value.strip():
             raise LabelError("an annotation needs a value (or a skip)",
                              "pick a label" if self.meta.task == "classification" else "write the answer")
+        if not is_unicode(value):
+            raise LabelError("the value is not valid Unicode text (it holds a lone surrogate)")
         if self.meta.task == "classification" and self.meta.labels is not None and value not in self.meta.labels:
             raise LabelError(f"{value!r} is not one of the run's labels ({', '.join(self.meta.labels)})")
         if self.meta.task == "regression":

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from tunesmith.label.store import is_unicode
 from tunesmith.review.endpoint import ChatEndpoint, EndpointError, ask_chat
 
 CONCURRENCY = 4
@@ -58,6 +59,8 @@ def _ask(client: httpx.Client, endpoint: ChatEndpoint, item, task: str, labels: 
                          "--teacher, --teacher-model and the API key")
     except EndpointError as error:
         return Suggestion(None, error.message)
+    if not is_unicode(reply):
+        return Suggestion(None, "the teacher's reply is not valid Unicode text (a lone surrogate)")
     if task == "classification":
         return parse_label(reply, labels or [])
     if task == "regression":
