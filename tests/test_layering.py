@@ -11,8 +11,8 @@ SOURCE = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
     {"errors", "extras", "text", "atomic", "json_files", "document", "distributed"},
     {"config"}, {"results"}, {"run_dir", "sweep_folder"}, {"models"}, {"data"}, {"starter"}, {"retrieval"},
-    {"predict"}, {"train"}, {"evaluate"}, {"review"}, {"export"}, {"report"}, {"monitor"}, {"web"}, {"serve"},
-    {"pipeline"}, {"experiments"}, {"ui"},
+    {"predict"}, {"train"}, {"evaluate"}, {"review"}, {"export"}, {"report"}, {"monitor"}, {"label"}, {"web"},
+    {"serve"}, {"pipeline"}, {"experiments"}, {"ui"},
     {"cli", "__main__"},
 ]
 """Lowest first: a package may import its own layer's modules and lower layers only."""
@@ -99,6 +99,7 @@ NEVER_IMPORTS = {
     "serve": {"train"},
     "ui": {"pipeline", "train", "experiments"},  # the UI reads run folders and serves through `serve`
     "monitor": {"serve", "predict"},  # it reads request logs and run folders, never a model or the engine
+    "label": {"serve", "predict", "train"},  # it reads request logs and asks a teacher over HTTP, never a model
     "web": {"serve", "ui"},  # the HTTP layer both apps are built on knows neither of them
 }
 """Packages a package may not import, directly or through another package, although their layers would allow it."""
