@@ -117,3 +117,138 @@ def test_a_queue_name_never_reaches_outside_the_labeling_folder(client, label_ru
     assert "secret input" not in client.get(f"/label/sms/{queue}").text
     assert client.post("/api/label/annotate", json={**where(queue=queue), "item_id": 1,
                                                      "value": "ham"}).status_code == 404
+
+
+# ---- in a real headless Chromium -----------------------------------------------------------------------------------
+
+WAIT_S = 20
+
+
+def page_state(browser) -> dict:
+    """The labeling page's data attributes (item, done, ready, ...); {} while a page loads."""
+    return browser.execute_script("const root = document.getElementById('label'); return root ? {...root.dataset} : {};")
+
+
+def until(browser, condition, what: str):
+    from selenium.common.exceptions import JavascriptException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, WAIT_S, poll_frequency=0.1, ignored_exceptions=(JavascriptException,)).until(
+        lambda driver: condition(page_state(driver)), message=f"waited for {what}")
+
+
+def at_item(browser, item_id: int | str) -> None:
+    """Wait for item ``item_id`` ("" for the done page) with the page's keys listening."""
+    until(browser, lambda state: state.get("ready") == "true" and state.get("item") == str(item_id),
+          f"item {item_id!r}")
+
+
+def press(browser, *keys) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(browser).send_keys(*keys).perform()
+
+
+def text_of(browser, selector: str) -> str:
+    return browser.execute_script("return document.querySelector(arguments[0]).textContent", selector)
+
+
+def sign_in(browser, url: str, name: str, queue: str = "queue") -> None:
+    browser.get(f"{url}/label/sms/{queue}")
+    browser.find_element("css selector", "#annotator-name").send_keys(name + "\n")
+
+
+def annotations_of(label_run, queue: str = "queue") -> list[tuple]:
+    with LabelQueue.open(label_run / "labeling" / f"{queue}.db") as store:
+        return [(a.annotator, a.item_id, a.value, a.skipped) for a in store.annotations()]
+
+
+@pytest.fixture()
+def ui(serve_ui, label_run) -> str:
+    return serve_ui(UiSettings(runs_dir=label_run.parent))
+
+
+def test_keys_label_skip_and_undo_and_a_reload_resumes(browser, ui, label_run, label_hostile):
+    sign_in(browser, ui, "ann")
+    at_item(browser, 1)
+    # Item 1's input is markup: it shows as written, and nothing in it runs or renders.
+    assert text_of(browser, "#input") == label_hostile
+    assert browser.execute_script("return window.__xss === undefined && !document.querySelector('main img, main b')")
+    assert text_of(browser, "#prediction") == "ham" and text_of(browser, "#confidence") == "0.510"
+    assert text_of(browser, "#novelty") == "0.100" and text_of(browser, "#reason") == "least confident: 0.51"
+    assert text_of(browser, "#teacher-suggestion") == "spam" and "teacher-7b" in text_of(browser, "#teacher")
+    assert text_of(browser, "#progress-text") == "0 of 5 done"
+    press(browser, "2")
+    at_item(browser, 2)
+    assert text_of(browser, "#teacher-suggestion") == label_hostile  # a teacher's reply is text too
+    assert browser.execute_script("return window.__xss === undefined")
+    press(browser, "s")
+    at_item(browser, 3)
+    press(browser, "9", "x")  # no ninth label, no such shortcut: nothing happens
+    press(browser, "1")
+    at_item(browser, 4)
+    assert browser.execute_script("return document.getElementById('teacher').hidden")
+    assert "timed out after 30 s" in text_of(browser, "#teacher-error")
+    press(browser, "u")
+    at_item(browser, 3)  # the undone item comes back
+    browser.refresh()
+    at_item(browser, 3)  # the name is remembered, the place is the server's
+    assert text_of(browser, "#annotator") == "ann" and text_of(browser, "#progress-text") == "2 of 5 done"
+    assert annotations_of(label_run) == [("ann", 1, "spam", False), ("ann", 2, None, True)]
+    browser.find_element("css selector", 'button[data-value="ham"]').click()
+    at_item(browser, 4)
+    for item in (4, 5):
+        press(browser, "1")
+        at_item(browser, item + 1 if item < 5 else "")
+    assert browser.execute_script("return !document.getElementById('done').hidden")
+    assert [value for _, _, value, _ in annotations_of(label_run)] == ["spam", None, "ham", "ham", "ham"]
+
+
+def test_two_annotators_in_two_browsers_keep_their_own_places(browser, start_browser, ui, label_run):
+    other = start_browser()
+    sign_in(browser, ui, "ann")
+    sign_in(other, ui, "bob")
+    at_item(browser, 1)
+    at_item(other, 1)
+    for key, following in (("2", 2), ("2", 3), ("1", 4)):
+        press(browser, key)
+        at_item(browser, following)
+    other.refresh()
+    at_item(other, 1)  # ann's work does not move bob
+    for key, following in (("2", 2), ("1", 3), ("1", 4)):
+        press(other, key)
+        at_item(other, following)
+    browser.refresh()
+    at_item(browser, 4)
+    assert annotations_of(label_run) == [("ann", 1, "spam", False), ("ann", 2, "spam", False),
+                                         ("ann", 3, "ham", False), ("bob", 1, "spam", False),
+                                         ("bob", 2, "ham", False), ("bob", 3, "ham", False)]
+
+
+def test_a_generation_answer_is_typed_in_the_box_where_keys_are_text(browser, ui, label_run):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    sign_in(browser, ui, "cy", queue="answers")
+    at_item(browser, 1)
+    assert "system: Be brief." in text_of(browser, "#messages")  # the whole conversation, on request
+    assert text_of(browser, "#prediction") == "model answer 1"
+    press(browser, "s u 1")  # the box has the focus: these are text, not shortcuts
+    ActionChains(browser).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
+    press(browser, "second line", Keys.ENTER)
+    at_item(browser, 2)
+    assert annotations_of(label_run, "answers") == [("cy", 1, "s u 1\nsecond line", False)]
+    press(browser, Keys.ENTER)  # an empty answer is not sent
+    browser.execute_script("document.activeElement.blur()")
+    press(browser, "u")
+    at_item(browser, 1)
+    # The undone answer comes back into the box, to be corrected.
+    assert browser.execute_script("return document.getElementById('answer').value") == "s u 1\nsecond line"
+    press(browser, Keys.BACKSPACE * 4, Keys.ENTER)
+    at_item(browser, 2)
+    press(browser, "s")
+    at_item(browser, 2)  # in the box, s is a letter
+    browser.execute_script("document.activeElement.blur()")
+    press(browser, "s")
+    at_item(browser, 3)
+    assert annotations_of(label_run, "answers") == [("cy", 1, "s u 1\nsecond ", False), ("cy", 2, None, True)]

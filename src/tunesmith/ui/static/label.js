@@ -146,6 +146,7 @@
 
   function start(name) {
     annotator = name;
+    document.activeElement.blur();  // the name field goes away: keys go to the page's shortcuts from here on
     $("who").hidden = true;
     $("work").hidden = false;
     $("annotator").textContent = name;
