@@ -1,7 +1,7 @@
 """The UI in a real headless Chromium (Debian's `chromium` and `chromium-driver`, driven by Selenium): the runs
 table, live curves, compare, the playground streaming from the tiny model, and a blind review done with the
-keyboard. One browser (the `browser` fixture) and one server for the module. Screenshots of each page go to the session's temp folder
-(``<basetemp>/screenshots``), which CI keeps.
+keyboard. One browser (`browser`, tests/ui/conftest.py) and one server for the module. Screenshots of each page
+go to the session's temp folder (``<basetemp>/screenshots``), which CI keeps.
 
 Without Chromium the tests skip, unless ``TUNESMITH_REQUIRE_BROWSER`` is set (`make test` sets it and installs
 the packages), where a missing browser fails them."""

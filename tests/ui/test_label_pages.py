@@ -85,7 +85,8 @@ def test_bad_requests_are_clear_4xx_json_and_change_nothing(client, label_run):
         (post("/api/label/annotate", json={**item, "annotator": "x" * 65, "value": "ham"}), 400, "at most"),
         (post("/api/label/annotate", json={**item, "item_id": "one", "value": "ham"}), 422, "item_id"),
         (post("/api/label/annotate", json={**item, "value": "x" * 20_001}), 422, "value"),
-        (post("/api/label/annotate", content=b"{not json", headers={"Content-Type": "application/json"}), 422, "not valid JSON"),
+        (post("/api/label/annotate", content=b"{not json", headers={"Content-Type": "application/json"}), 422,
+         "not valid JSON"),
         (post("/api/label/skip", json={**item, "run": "nope"}), 404, "no run called 'nope'"),
         (post("/api/label/skip", json={**item, "queue": "nope"}), 404, "no labeling queue 'nope'"),
         (client.get("/api/label/next", params=where(annotator="")), 400, "needs a name"),
@@ -126,7 +127,8 @@ WAIT_S = 20
 
 def page_state(browser) -> dict:
     """The labeling page's data attributes (item, done, ready, ...); {} while a page loads."""
-    return browser.execute_script("const root = document.getElementById('label'); return root ? {...root.dataset} : {};")
+    return browser.execute_script("const root = document.getElementById('label');"
+                                  "return root ? {...root.dataset} : {};")
 
 
 def until(browser, condition, what: str):

@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tunesmith.label import QUEUE_FOLDER, LabelQueue
 from tunesmith.run_dir import RunDir
@@ -37,15 +37,16 @@ LABEL_KEYS = 9
 
 
 class QueueRequest(BaseModel):
-    # Lengths bound what a request may make the server hold; the annotator's name is the store's to judge
-    # (`tunesmith.label.store.check_annotator`: a 400 that says what is wrong).
+    # Lengths bound what a request may make the server hold, and a field the API does not have is a mistake said
+    # (422), not ignored; the annotator's name is the store's to judge (`tunesmith.label.store.check_annotator`).
+    model_config = ConfigDict(extra="forbid")
     run: str = Field(max_length=1_000)
     queue: str = Field(max_length=1_000)
     annotator: str = Field(max_length=1_000)
 
 
 class ItemRequest(QueueRequest):
-    item_id: int
+    item_id: int = Field(ge=1, le=2**63 - 1)  # an id SQLite can hold
 
 
 class AnnotationRequest(ItemRequest):
