@@ -37,6 +37,7 @@ def test_the_run_page_links_its_queues_and_each_queue_has_a_page(client, label_r
     listing = client.get("/label/sms")
     assert listing.status_code == 200
     assert 'href="/label/sms/queue"' in listing.text and 'href="/label/sms/answers"' in listing.text
+    assert '<td class="num">5</td>' in listing.text and '<td class="num">3</td>' in listing.text  # items
     page = client.get("/label/sms/queue")
     assert page.status_code == 200
     assert '<kbd>1</kbd> ham' in page.text and '<kbd>2</kbd> spam' in page.text and "teacher-7b" in page.text
@@ -100,6 +101,27 @@ def test_bad_requests_are_clear_4xx_json_and_change_nothing(client, label_run):
         assert [(a.annotator, a.item_id, a.value) for a in queue.annotations()] == [("ann", 1, "spam")]
     assert client.get("/label/sms/nope").status_code == 404
     assert client.get("/label/nope").status_code == 404 and client.get("/label/nope/queue").status_code == 404
+
+
+def test_stats_count_each_annotator_and_their_agreement_with_n(client):
+    empty = client.get("/api/label/stats", params={"run": "sms", "queue": "queue"}).json()
+    assert empty["annotators"] == {} and empty["items"] == 5 and empty["agreement"]["items"] == 0
+    for annotator, values in (("ann", ["spam", "spam", "ham"]), ("bob", ["spam", "ham", "ham"])):
+        for item_id, value in enumerate(values, start=1):
+            assert client.post("/api/label/annotate", json={**where(annotator), "item_id": item_id,
+                                                            "value": value}).status_code == 200
+    client.post("/api/label/skip", json={**where("bob"), "item_id": 4})
+    stats = client.get("/api/label/stats", params={"run": "sms", "queue": "queue"}).json()
+    assert stats["annotators"] == {"ann": {"labeled": 3, "skipped": 0}, "bob": {"labeled": 3, "skipped": 1}}
+    agreement = stats["agreement"]
+    assert (agreement["method"], agreement["items"], agreement["observed"]) == ("cohen", 3, 2 / 3)
+    assert agreement["kappa"] == pytest.approx(0.4) and len(agreement["observed_interval"]) == 2
+    # The teacher suggested spam, markup, spam for items 1-3: ann agrees on 1 of 3, bob on 1 of 3.
+    teacher = stats["teacher"]
+    assert (teacher["model"], teacher["suggestions"], teacher["errors"]) == ("teacher-7b", 3, 1)
+    assert {name: pair["items"] for name, pair in teacher["agreement"].items()} == {"ann": 3, "bob": 3}
+    assert client.get("/api/label/stats", params={"run": "sms", "queue": "../queue"}).status_code == 404
+    assert "ann 3 / 5" in client.get("/label/sms").text and "bob 4 / 5" in client.get("/label/sms").text
 
 
 @pytest.mark.parametrize("queue", ["../secret", "../../outside", "..%2Fsecret", "/tmp/x", "queue.db", "queue/",
@@ -222,6 +244,15 @@ def test_two_annotators_in_two_browsers_keep_their_own_places(browser, start_bro
         at_item(other, following)
     browser.refresh()
     at_item(browser, 4)
+    # ann: spam spam ham; bob: spam ham ham. They agree on 2 of 3 items, kappa 0.40 (Cohen).
+    until(browser, lambda state: state.get("statsVersion"), "the stats")
+    assert text_of(browser, "#agreement").startswith("kappa 0.40 (cohen) · 67% agree (95% CI ")
+    assert text_of(browser, "#agreement").endswith(" · n = 3")
+    counts = {row.get_attribute("data-annotator"): row.text
+              for row in browser.find_elements("css selector", "#annotator-counts tbody tr")}
+    assert set(counts) == {"ann", "bob"} and counts["ann"].startswith("ann 3 0 ")
+    assert "n = 3" in counts["bob"]  # with the teacher, on the 3 items it suggested for and bob labeled
+    assert "suggested 3 of 5 items" in text_of(browser, "#teacher-stats")
     assert annotations_of(label_run) == [("ann", 1, "spam", False), ("ann", 2, "spam", False),
                                          ("ann", 3, "ham", False), ("bob", 1, "spam", False),
                                          ("bob", 2, "ham", False), ("bob", 3, "ham", False)]

@@ -18,13 +18,14 @@ outside that folder. The queue is opened per request and closed after it, as the
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from tunesmith.label import QUEUE_FOLDER, LabelQueue
+from tunesmith.label import QUEUE_FOLDER, LabelQueue, QueueMeta
+from tunesmith.label.stats import label_stats
 from tunesmith.run_dir import RunDir
 from tunesmith.ui.pages import Settings, UiSettings, find_run, render
 from tunesmith.ui.runs import find_runs
@@ -101,12 +102,23 @@ def label_page(request: Request, path: str, settings: Settings):
                   keyed=min(len(labels), LABEL_KEYS), teacher=meta.teacher_model, max_answer=MAX_ANSWER_CHARS)
 
 
-def _queue_rows(run: RunDir) -> list[dict]:
+@dataclass(frozen=True)
+class QueueRow:
+    """A queue as the run's queues page lists it."""
+
+    name: str
+    meta: QueueMeta
+    size: int
+    progress: dict[str, tuple[int, int]]
+    """``(done, total)`` of each annotator, in the order they started."""
+
+
+def _queue_rows(run: RunDir) -> list[QueueRow]:
     rows = []
     for name, path in queues_of(run).items():
         with LabelQueue.open(path) as store:
-            rows.append({"name": name, "meta": store.meta, "items": len(store.items()),
-                         "progress": {annotator: store.progress(annotator) for annotator in store.annotators()}})
+            rows.append(QueueRow(name=name, meta=store.meta, size=len(store.items()),
+                                 progress={annotator: store.progress(annotator) for annotator in store.annotators()}))
     return rows
 
 
@@ -137,3 +149,10 @@ def undo(body: QueueRequest, settings: Settings):
         if undone is None:
             raise HttpError(409, f"{body.annotator} has nothing to undo in {body.queue!r}")
         return {"undone": asdict(undone), **standing(store, body.annotator)}
+
+
+@router.get("/api/label/stats")
+def stats(settings: Settings, run: str, queue: str):
+    """The queue's statistics as `tunesmith label stats --json` gives them (`tunesmith.label.stats.label_stats`)."""
+    with opened(settings, run, queue) as store:
+        return label_stats(store)

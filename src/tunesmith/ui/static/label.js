@@ -74,25 +74,40 @@
     return tr;
   }
 
-  function kappa(agreement) {
-    return agreement.kappa === null ? "–" : number(agreement.kappa, 3);
+  function percent(share) {
+    return `${Math.round(share * 100)}%`;
+  }
+
+  // Agreement as `tunesmith label stats` gives it: kappa where defined, the share agreed with its interval, and
+  // the number of items it rests on (a figure without its n is not one to act on).
+  function agreementText(figures) {
+    if (!figures.items) return figures.note || "no item labeled by both";
+    const [low, high] = figures.observed_interval;
+    const parts = [];
+    if (figures.kappa !== null && figures.kappa !== undefined) {
+      parts.push(`kappa ${number(figures.kappa, 2)}${figures.method ? ` (${figures.method})` : ""}`);
+    }
+    parts.push(`${percent(figures.observed)} agree (95% CI ${percent(low)}–${percent(high)})`);
+    parts.push(`n = ${figures.items}`);
+    return parts.join(" · ") + (figures.note ? ` · ${figures.note}` : "");
   }
 
   function showStats(stats) {
-    const counts = $("annotator-counts"), pairs = $("agreement");
+    const counts = $("annotator-counts");
     counts.querySelector("tbody").replaceChildren();
-    pairs.querySelector("tbody").replaceChildren();
-    for (const person of stats.annotators) {
-      const teacher = person.teacher ? `${kappa(person.teacher)} (${person.teacher.n})` : "–";
-      row(counts, [person.name, String(person.labeled), String(person.skipped), teacher]).dataset.annotator =
-        person.name;
+    for (const [name, done] of Object.entries(stats.annotators)) {
+      const cells = [name, String(done.labeled), String(done.skipped)];
+      if (stats.teacher) cells.push(agreementText(stats.teacher.agreement[name]));
+      row(counts, cells).dataset.annotator = name;
     }
-    for (const pair of stats.agreement) {
-      row(pairs, [pair.annotators.join(" · "), kappa(pair), String(pair.n)]).dataset.pair =
-        pair.annotators.join(",");
+    $("agreement").textContent = agreementText(stats.agreement);
+    if (stats.teacher && $("teacher-stats")) {
+      $("teacher-stats").textContent = `The teacher (${stats.teacher.model}) suggested ${stats.teacher.suggestions} ` +
+        `of ${stats.items} items; it gave no usable suggestion for ${stats.teacher.errors}.`;
     }
-    $("stats-note").textContent = stats.note || "";
-    root.dataset.statsAnnotations = String(stats.annotations);
+    $("stats-note").textContent = `${stats.items} items; agreement counts the items every annotator labeled ` +
+      "(a skip is no label).";
+    root.dataset.statsVersion = String(Number(root.dataset.statsVersion || 0) + 1);
   }
 
   async function refreshStats() {
