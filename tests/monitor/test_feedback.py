@@ -223,3 +223,27 @@ def test_a_run_is_needed(tmp_path, run_folder, request_record, write_log, capsys
     text_run = run_folder("text-run", [{"text": f"plain text number {i}"} for i in range(20)])
     with pytest.raises(RunError, match="reads its data as 'text'"):
         export_feedback(logs, tmp_path / "out.jsonl", run=text_run.root)
+
+
+def test_refused_requests_are_counted_as_what_they_were(tmp_path, mapped_spam_run, request_record, write_log):
+    refused = {"model": None, "latency_s": None, "ttft_s": None, "prompt_tokens": 0, "completion_tokens": 0,
+               "finish_reason": None}
+    records = [
+        request_record(1, text="win cash now, reply to claim", label="spam", probability=0.9),
+        request_record(2, status=401, route="/v1/classify", error="a valid API key is needed", **refused),
+        request_record(3, status=401, route="/v1/feedback", error="a valid API key is needed", **refused),
+        request_record(4, status=400, route="/v1/feedback", error="'eggs' is not one of the labels", **refused),
+        request_record(5, status=400, route="/v1/chat/completions", error="messages is required", **refused),
+        request_record(6, status=200, route="/v1/feedback", **refused),
+        {"kind": "feedback", "id": "req-1", "rating": "up"},
+        {"kind": "feedback", "id": "req-2", "rating": "up"},
+    ]
+    logs = write_log(tmp_path / "logs", records, served(mapped_spam_run))
+    result = export_feedback(logs, tmp_path / "out.jsonl")
+    assert result.written == 1
+    assert result.skipped == {"a refused request (401 to /v1/classify)": 1,
+                              "a refused request (401 to /v1/feedback)": 1,
+                              "a refused request (400 to /v1/feedback)": 1,
+                              "a refused request (400 to /v1/chat/completions)": 1,
+                              "a request that asks for no answer (/v1/feedback)": 1}
+    assert feedback.OTHER_MODEL not in result.skipped

@@ -46,6 +46,8 @@ LOG_FILE = "requests.jsonl"
 MANIFEST_FILE = "served.json"
 ROTATED = re.compile(r"requests-(\d{6})\.jsonl")
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+ANSWERING_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/classify")
+"""The routes whose requests a model answers (the others read or record: models, feedback, health)."""
 CONTENT_FIELDS = ("messages", "answer", "text", "correction")
 """Fields with user or model text, left out under ``--no-log-content``."""
 
@@ -153,6 +155,18 @@ def read_records(folder: str | Path) -> LogRecords:
 def answered(record: dict) -> bool:
     """A request record the model answered (no HTTP error)."""
     return (record.get("status") or 0) < 400
+
+
+def refusal(record: dict) -> str | None:
+    """What a request record is when no model was asked: a request refused before reaching one (a 401, a bad
+    body: ``model`` None), e.g. "a refused request (401 to /v1/classify)", or one to a route that asks for no
+    answer (a feedback POST); None for a request to a model, answered or failed."""
+    route = record.get("route")
+    if route in ANSWERING_ROUTES and record.get("model") is not None:
+        return None
+    if not answered(record):
+        return f"a refused request ({record.get('status')} to {route})"
+    return f"a request that asks for no answer ({route})"
 
 
 def write_manifest(folder: str | Path, served: dict) -> None:

@@ -14,14 +14,16 @@ them apart from the people, with their agreement.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import httpx
 
 from tunesmith.errors import TunesmithError
+from tunesmith.review.endpoint import ChatEndpoint, ask_chat, chat_completions_url
 from tunesmith.review.store import Item, ReviewStore
 
-TIMEOUT_S = 120.0
+__all__ = ["JUDGE_INSTRUCTIONS", "JudgeEndpoint", "ask", "chat_completions_url", "combine", "judge_review",
+           "parse_verdict"]
+
 MAX_TOKENS = 512
 _VERDICT = re.compile(r"verdict\s*[:=]\s*\**\s*(a|b|tie|both[ _]bad)\b", re.IGNORECASE)
 _SWAPPED = {"a": "b", "b": "a", "tie": "tie", "both_bad": "both_bad"}
@@ -38,22 +40,8 @@ VERDICT: BOTH_BAD
 acceptable.)"""
 
 
-@dataclass(frozen=True)
-class JudgeEndpoint:
-    """Where and how to ask: the chat completions URL, the model name it serves, an optional API key."""
-
-    url: str
-    model: str
-    api_key: str | None = None
-    timeout_s: float = TIMEOUT_S
-
-
-def chat_completions_url(endpoint: str) -> str:
-    """``endpoint`` as a chat completions URL: a server root or a ``/v1`` base gets the rest of the path."""
-    endpoint = endpoint.rstrip("/")
-    if endpoint.endswith("/chat/completions"):
-        return endpoint
-    return f"{endpoint}/chat/completions" if endpoint.endswith("/v1") else f"{endpoint}/v1/chat/completions"
+JudgeEndpoint = ChatEndpoint
+"""The judge's endpoint: its chat completions URL, model name, optional API key and timeout."""
 
 
 def judge_review(run_root, endpoint: JudgeEndpoint, reviewer: str | None = None,
@@ -108,26 +96,11 @@ def ask(client: httpx.Client, endpoint: JudgeEndpoint, item: Item, rubric: list[
         f"Answer A:\n{shown_a}", f"Answer B:\n{shown_b}",
     ] if part)
     criteria = ", ".join(rubric) if rubric else "overall quality"
-    body = {"model": endpoint.model, "temperature": 0, "max_tokens": MAX_TOKENS, "messages": [
-        {"role": "system", "content": JUDGE_INSTRUCTIONS.format(criteria=criteria)},
-        {"role": "user", "content": request}]}
-    headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
-    try:
-        response = client.post(endpoint.url, json=body, headers=headers)
-        response.raise_for_status()
-        reply = response.json()["choices"][0]["message"]["content"]
-    except httpx.TimeoutException:
-        raise TunesmithError(f"judge endpoint {endpoint.url} did not answer within {endpoint.timeout_s:g}s",
-                             "check that it is up; the items judged so far are kept") from None
-    except httpx.HTTPStatusError as error:
-        raise TunesmithError(f"judge endpoint {endpoint.url} answered HTTP {error.response.status_code}: "
-                             f"{error.response.text[:200]}", "check --endpoint, --model and --api-key") from None
-    except httpx.HTTPError as error:
-        raise TunesmithError(f"judge endpoint {endpoint.url}: {error}", "check --endpoint") from None
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise TunesmithError(f"judge endpoint {endpoint.url} did not answer as an OpenAI-compatible chat "
-                             "completions endpoint (no choices[0].message.content)") from None
-    return parse_verdict(reply if isinstance(reply, str) else "")
+    messages = [{"role": "system", "content": JUDGE_INSTRUCTIONS.format(criteria=criteria)},
+                {"role": "user", "content": request}]
+    return parse_verdict(ask_chat(client, endpoint, messages, MAX_TOKENS, "judge endpoint",
+                                  "--endpoint, --model and --api-key",
+                                  timeout_hint="check that it is up; the items judged so far are kept"))
 
 
 def parse_verdict(reply: str) -> str | None:
