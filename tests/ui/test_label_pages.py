@@ -43,6 +43,12 @@ def test_the_run_page_links_its_queues_and_each_queue_has_a_page(client, label_r
     assert '<kbd>1</kbd> ham' in page.text and '<kbd>2</kbd> spam' in page.text and "teacher-7b" in page.text
     assert label_hostile not in page.text  # items reach the page as JSON, put in with textContent
     assert 'id="answer"' in client.get("/label/sms/answers").text  # generation: a text box, no label keys
+    (label_run / "labeling" / "damaged.db").write_bytes(b"not a database")
+    listing = client.get("/label/sms")
+    assert listing.status_code == 200 and "damaged.db is not a labeling queue" in listing.text
+    assert 'href="/label/sms/queue"' in listing.text  # the other queues still show
+    damaged = client.get("/api/label/next", params=where(queue="damaged"))
+    assert damaged.status_code == 400 and "is not a labeling queue" in damaged.json()["error"]
     (label_run.parent / "bare").mkdir()
     (label_run.parent / "bare" / "config.yaml").write_text("model:\n  name: tiny\n")
     assert 'href="/label/bare"' not in client.get("/runs/bare").text

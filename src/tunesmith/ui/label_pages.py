@@ -24,7 +24,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from tunesmith.label import QUEUE_FOLDER, LabelQueue, QueueMeta
+from tunesmith.label import QUEUE_FOLDER, LabelError, LabelQueue, QueueMeta
 from tunesmith.label.stats import label_stats
 from tunesmith.run_dir import RunDir
 from tunesmith.ui.pages import Settings, UiSettings, find_run, render
@@ -51,7 +51,7 @@ class ItemRequest(QueueRequest):
 
 
 class AnnotationRequest(ItemRequest):
-    value: str = Field(min_length=1, max_length=MAX_ANSWER_CHARS)
+    value: str = Field(max_length=MAX_ANSWER_CHARS)
 
 
 def queues_of(run: RunDir) -> dict[str, Path]:
@@ -107,18 +107,23 @@ class QueueRow:
     """A queue as the run's queues page lists it."""
 
     name: str
-    meta: QueueMeta
+    meta: QueueMeta | None
     size: int
     progress: dict[str, tuple[int, int]]
     """``(done, total)`` of each annotator, in the order they started."""
+    problem: str | None = None
+    """Why the queue cannot be read (a damaged file): said in its row, and the other queues still show."""
 
 
 def _queue_rows(run: RunDir) -> list[QueueRow]:
     rows = []
     for name, path in queues_of(run).items():
-        with LabelQueue.open(path) as store:
-            rows.append(QueueRow(name=name, meta=store.meta, size=len(store.items()),
-                                 progress={annotator: store.progress(annotator) for annotator in store.annotators()}))
+        try:
+            with LabelQueue.open(path) as store:
+                rows.append(QueueRow(name=name, meta=store.meta, size=len(store.items()), progress={
+                    annotator: store.progress(annotator) for annotator in store.annotators()}))
+        except LabelError as error:
+            rows.append(QueueRow(name=name, meta=None, size=0, progress={}, problem=str(error)))
     return rows
 
 

@@ -100,6 +100,7 @@
       if (stats.teacher) cells.push(agreementText(stats.teacher.agreement[name]));
       row(counts, cells).dataset.annotator = name;
     }
+    if (!Object.keys(stats.annotators).length) row(counts, ["nobody yet"]);
     $("agreement").textContent = agreementText(stats.agreement);
     if (stats.teacher && $("teacher-stats")) {
       $("teacher-stats").textContent = `The teacher (${stats.teacher.model}) suggested ${stats.teacher.suggestions} ` +
