@@ -259,7 +259,15 @@ def test_two_annotators_in_two_browsers_keep_their_own_places(browser, start_bro
     assert set(counts) == {"ann", "bob"} and counts["ann"].startswith("ann 3 0 ")
     assert "n = 3" in counts["bob"]  # with the teacher, on the 3 items it suggested for and bob labeled
     assert "suggested 3 of 5 items" in text_of(browser, "#teacher-stats")
-    assert annotations_of(label_run) == [("ann", 1, "spam", False), ("ann", 2, "spam", False),
+    # bob labels item 4 elsewhere (another tab) while this page still shows it: the page says so and moves on.
+    with LabelQueue.open(label_run / "labeling" / "queue.db") as store:
+        store.annotate(4, "bob", "ham")
+    press(other, "2")
+    at_item(other, 5)
+    assert "bob has annotated item 4 already" in text_of(other, "#label-error")
+    annotations = annotations_of(label_run)
+    assert annotations.pop() == ("bob", 4, "ham", False)
+    assert annotations == [("ann", 1, "spam", False), ("ann", 2, "spam", False),
                                          ("ann", 3, "ham", False), ("bob", 1, "spam", False),
                                          ("bob", 2, "ham", False), ("bob", 3, "ham", False)]
 

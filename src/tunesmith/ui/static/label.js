@@ -139,8 +139,9 @@
         if (answer && standing.undone && standing.undone.value !== null) answer.value = standing.undone.value;
         refreshStats();
       } else {
-        errorBox.textContent = await errorMessage(response);
+        const message = await errorMessage(response);
         if (response.status === 409) await load();  // another tab of this annotator moved on: show where they are
+        errorBox.textContent = message;
         root.dataset.ready = "true";
       }
     } finally {
