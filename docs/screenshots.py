@@ -1,7 +1,8 @@
 """Take the web UI's screenshots for the manual (docs/images/ui-*.png) from a running `tunesmith ui`.
 
-The runs folder should hold a real run of the demo with a blind review, and a second run to compare it with
-(docs/development.md, "Screenshots", gives the commands). Needs Selenium (the `dev` extra) and Debian's
+The runs folder should hold a real run of the demo with a blind review and a labeling queue, and a second run to
+compare it with (docs/development.md, "Screenshots", gives the commands); without a labeling queue the labeling
+page is left out. Needs Selenium (the `dev` extra) and Debian's
 `chromium` and `chromium-driver`:
 
     python docs/screenshots.py --url http://127.0.0.1:7861 --run sms-spam-demo --other sms-spam-short
@@ -100,10 +101,25 @@ def review_item(browser, url: str, run: str, out: Path) -> None:
     save(browser, "review", out)
 
 
+def labeling(browser, url: str, run: str, out: Path) -> None:
+    browser.get(f"{url}/label/{run}")
+    if browser.find_elements(By.CSS_SELECTOR, "#no-queues"):
+        print(f"no labeling page: {run} has no labeling queue (tunesmith label create)")
+        return
+    css(browser, "#queues a").click()  # the first queue
+    wait_for(browser, lambda driver: driver.find_elements(By.CSS_SELECTOR, "#annotator-name"), "the page", 20)
+    # The name lives in the browser (localStorage): asked once, then every visit goes straight to the next item.
+    if css(browser, "#annotator-name").is_displayed():
+        css(browser, "#annotator-name").send_keys("ann\n")
+    wait_for(browser, lambda driver: css(driver, "#label").get_attribute("data-ready") == "true"
+             and css(driver, "#label").get_attribute("data-stats-version"), "the item and the stats", 20)
+    save(browser, "label", out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:7860", help="where `tunesmith ui` listens")
-    parser.add_argument("--run", required=True, help="the demo's run: its page, playground and review")
+    parser.add_argument("--run", required=True, help="the demo's run: its page, playground, review and labeling")
     parser.add_argument("--other", required=True, help="a second run to compare with")
     parser.add_argument("--out", type=Path, default=IMAGES, help="folder for the PNG files (default: docs/images)")
     parser.add_argument("--load-seconds", type=float, default=600, help="how long the playground may take")
@@ -117,6 +133,7 @@ def main() -> None:
         compare_page(browser, url, [args.run, args.other], args.out)
         playground(browser, url, args.run, args.out, args.load_seconds)
         review_item(browser, url, args.run, args.out)
+        labeling(browser, url, args.run, args.out)
     finally:
         browser.quit()
 

@@ -31,7 +31,7 @@ from tunesmith.cli import main
 from tunesmith.config import save_config, validate_config
 from tunesmith.data.example import Example
 from tunesmith.errors import TunesmithError
-from tunesmith.label.store import LabelQueue, QueueMeta
+from tunesmith.label import QUEUE_FOLDER, LabelQueue, QueueMeta
 from tunesmith.monitor.request_log import RequestLog, write_manifest
 from tunesmith.run_dir import RunDir
 
@@ -411,6 +411,51 @@ def merged_run(tmp_path, tiny_model_dir, tiny_tokenizer):
         return run.root
 
     return make
+
+
+# ---- a run with labeling queues, as `tunesmith label create` leaves it (made with the store, not the selection)
+
+LABEL_HOSTILE = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2"><b>bold</b>'
+
+
+def _write_label_run(runs_dir: Path, name: str = "sms") -> Path:
+    """``runs_dir/name``: a run folder (its config.yaml is all the UI needs to list it) with two queues under
+    ``labeling/``: ``queue`` (classification, ham/spam, 5 items: item 1's input and item 2's teacher suggestion are
+    hostile markup, items 1-3 have a teacher suggestion, item 4 a teacher error) and ``answers`` (generation, 3
+    items, the first a conversation)."""
+    root = runs_dir / name
+    root.mkdir(parents=True)
+    (root / "config.yaml").write_text("model:\n  name: tiny\n", encoding="utf-8")
+    meta = {"run": str(root), "log_dir": "logs", "strategy": "mixed", "budget": 5,
+            "created": "2025-01-01T00:00:00+00:00", "teacher_model": "teacher-7b"}
+    items = [{"request_id": f"r{n}", "input": LABEL_HOSTILE if n == 1 else f"message number {n}",
+              "prediction": "ham", "confidence": 0.5 + n / 100, "novelty": n / 10,
+              "reason": f"least confident: {0.5 + n / 100:.2f}",
+              "teacher_suggestion": (LABEL_HOSTILE if n == 2 else "spam") if n <= 3 else None,
+              "teacher_error": "timed out after 30 s" if n == 4 else None} for n in range(1, 6)]
+    LabelQueue.create(root / QUEUE_FOLDER / "queue.db",
+                      QueueMeta(task="classification", labels=["ham", "spam"], format="classification", **meta),
+                      items).close()
+    conversation = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}]
+    answers = [{"request_id": f"g{n}", "input": f"question {n}", "messages": conversation if n == 1 else None,
+                "prediction": f"model answer {n}", "confidence": 0.3, "reason": "least confident: 0.30"}
+               for n in range(1, 4)]
+    LabelQueue.create(root / QUEUE_FOLDER / "answers.db",
+                      QueueMeta(task="generation", labels=None, format="prompt_completion", **meta), answers).close()
+    return root
+
+
+@pytest.fixture()
+def queues_run(tmp_path) -> Path:
+    """A run with two labeling queues under ``tmp_path/runs`` (the UI's runs folder is the run's parent); see
+    `_write_label_run`."""
+    return _write_label_run(tmp_path / "runs")
+
+
+@pytest.fixture(scope="session")
+def label_hostile() -> str:
+    """The markup in `label_run`'s queue: item 1's input and item 2's teacher suggestion, shown as text."""
+    return LABEL_HOSTILE
 
 
 # ---- CUDA tests (`pytest -m gpu`) ----------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,39 @@ def serve_ui(serving):
         # Any answer says it is up: with a token set, even the static files answer 401 without it.
         yield lambda settings: servers.enter_context(
             serving(create_ui_app(settings), "/static/ui.js", ready_status=None))
+
+
+@pytest.fixture(scope="module")
+def start_browser():
+    """``start_browser() -> driver``: a headless Chromium (Debian's `chromium` and `chromium-driver`, driven by
+    Selenium), quit at the end of the module. Each is a browser session of its own (cookies, localStorage). Without
+    Chromium the test skips, unless ``TUNESMITH_REQUIRE_BROWSER`` is set, where a missing browser fails it."""
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    started = []
+
+    def start():
+        if not (chromium and driver_path):
+            message = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+            if os.environ.get("TUNESMITH_REQUIRE_BROWSER"):
+                pytest.fail(f"TUNESMITH_REQUIRE_BROWSER is set and the browser is missing: {message}")
+            pytest.skip(message)
+        from selenium import webdriver
+
+        options = webdriver.ChromeOptions()
+        options.binary_location = chromium
+        for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                         "--window-size=1280,860", "--hide-scrollbars"):
+            options.add_argument(argument)
+        started.append(webdriver.Chrome(options=options,
+                                        service=webdriver.ChromeService(executable_path=driver_path)))
+        return started[-1]
+
+    yield start
+    for driver in started:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def browser(start_browser):
+    """One headless Chromium for the module's tests."""
+    return start_browser()

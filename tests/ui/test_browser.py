@@ -1,7 +1,7 @@
 """The UI in a real headless Chromium (Debian's `chromium` and `chromium-driver`, driven by Selenium): the runs
 table, live curves, compare, the playground streaming from the tiny model, and a blind review done with the
-keyboard. One browser and one server for the module. Screenshots of each page go to the session's temp folder
-(``<basetemp>/screenshots``), which CI keeps.
+keyboard. One browser (`browser`, tests/ui/conftest.py) and one server for the module. Screenshots of each page
+go to the session's temp folder (``<basetemp>/screenshots``), which CI keeps.
 
 Without Chromium the tests skip, unless ``TUNESMITH_REQUIRE_BROWSER`` is set (`make test` sets it and installs
 the packages), where a missing browser fails them."""
@@ -9,8 +9,6 @@ the packages), where a missing browser fails them."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 
 import httpx
@@ -20,26 +18,6 @@ from tunesmith.review import ReviewStore
 from tunesmith.ui import UiSettings
 
 WAIT_S = 20
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        message = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
-        if os.environ.get("TUNESMITH_REQUIRE_BROWSER"):
-            pytest.fail(f"TUNESMITH_REQUIRE_BROWSER is set and the browser is missing: {message}")
-        pytest.skip(message)
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1280,860", "--hide-scrollbars"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture(scope="module")

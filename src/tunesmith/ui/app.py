@@ -2,7 +2,8 @@
 
 Pages: the runs table (``/``), a run (``/runs/<name>``: live curves, data report, evaluation, config), several runs
 compared (``/compare?runs=a,b``), the playground (``/playground?run=<name>``, `tunesmith.ui.playground`) and the
-blind review (``/review/<run>``, `tunesmith.ui.review_pages`). JSON under ``/api/``. Errors are a page (or JSON
+blind review (``/review/<run>``, `tunesmith.ui.review_pages`) and the labeling queues (``/label/<run>``,
+`tunesmith.ui.label_pages`). JSON under ``/api/``. Errors are a page (or JSON
 under /api/) with a 4xx status, never a traceback. Access rules: `tunesmith.ui.security` (the token, CSRF) and
 `tunesmith.web.AllowedHosts` (the Host header).
 """
@@ -23,6 +24,8 @@ from tunesmith.results import comparison_table
 from tunesmith.review import ReviewStore
 from tunesmith.review.stats import review_stats
 from tunesmith.review.summary import stats_blocks
+from tunesmith.ui.label_pages import queues_of
+from tunesmith.ui.label_pages import router as label_routes
 from tunesmith.ui.pages import PACKAGE, Settings, UiSettings, find_run, render, render_error
 from tunesmith.ui.playground import Playground
 from tunesmith.ui.playground import router as playground_routes
@@ -58,6 +61,7 @@ def create_ui_app(settings: UiSettings) -> FastAPI:
     app.include_router(router)
     app.include_router(playground_routes)
     app.include_router(review_routes)
+    app.include_router(label_routes)
     app.middleware("http")(_guard)
     app.add_middleware(HostCheck, hosts=hosts, render=render_error)  # outermost: a foreign Host reaches nothing
     return app
@@ -144,7 +148,8 @@ def _run_page(request: Request, settings: UiSettings, name: str) -> Response:
                   problems=[problem for problem in (result_problem, summary_problem, failure_problem) if problem],
                   failure=failure,
                   files=[file for file in RUN_FILES if (run.root / file).is_file()],
-                  review=_review_blocks(run) if ReviewStore.exists(run.root) else None)
+                  review=_review_blocks(run) if ReviewStore.exists(run.root) else None,
+                  labeling=bool(queues_of(run)))
 
 
 def _review_blocks(run) -> list[tuple[str, object]]:

@@ -30,7 +30,7 @@ CSRF_COOKIE = "tunesmith_csrf"
 CSRF_HEADER = "x-csrf-token"
 TOKEN_VARIABLE = "TUNESMITH_UI_TOKEN"
 UI_BIND = BindRule(secret="a token", option="--token", variable=TOKEN_VARIABLE,
-                   exposes="read your runs, chat with their models and change reviews")
+                   exposes="read your runs, chat with their models and change reviews and labels")
 
 
 def session_value(token: str) -> str:
