@@ -454,7 +454,7 @@ def queues_run(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def label_hostile() -> str:
-    """The markup in `label_run`'s queue: item 1's input and item 2's teacher suggestion, shown as text."""
+    """The markup in `queues_run`'s queue: item 1's input and item 2's teacher suggestion, shown as text."""
     return LABEL_HOSTILE
 
 
