@@ -99,6 +99,7 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
     }
     if distributed.is_main():  # every process evaluated its share and holds every row's prediction
         write_run_reference(run, reference)
+        _say_reference(reference, calibration)
         write_json(run.eval_json, result)
         write_jsonl(run.predictions, merge_predictions(base_rows, tuned_rows))
     distributed.barrier()  # the run folder is whole before any process goes on
@@ -225,6 +226,18 @@ def _timed_evaluation(which: str, model, tokenizer, examples: list[Example], tas
                                    confidence)
     say(f"  {which} model done in {time.perf_counter() - started:.1f}s")
     return metrics, rows
+
+
+def _say_reference(built, calibration: dict) -> None:
+    if built is None:
+        _console.print("evaluate.reference is false: the run keeps no reference.json or novelty/")
+        return
+    reference = built.reference
+    line = f"reference: {reference.rows} held-out rows ({reference.sources})"
+    if "temperature" in calibration:
+        line += (f"; temperature {calibration['temperature']:.3g} takes the test ECE "
+                 f"{calibration['before']['ece']:.4f} -> {calibration['after']['ece']:.4f}")
+    _console.print(line + (f"; novelty skipped: {reference.novelty_skipped}" if reference.novelty_skipped else ""))
 
 
 def _free_memory() -> None:
