@@ -146,7 +146,7 @@ def monitor(run: Path, log_dir: Path, window: int) -> dict:
 
 
 def judged_windows(result: dict) -> list[dict]:
-    return [window for window in result["windows"] if window.get("judged")]
+    return [window for window in result["windows"] if window["figures"]["drift"].get("judged")]
 
 
 def breach_checks(window: dict) -> set[str]:
@@ -170,7 +170,7 @@ def stream_result(run: Path, name: str, texts: list[str], training: list[str], w
     seconds = replay(run, texts, log_dir)
     windows = judged_windows(monitor(run, log_dir, window))
     lexical = lexical_flags(texts, training, window)
-    novelty = [window_.get("figures", {}).get("novelty", {}) for window_ in windows]
+    novelty = [w["figures"]["drift"].get("novelty") or {} for w in windows]
     return {"stream": name, "requests": len(texts), "seconds": round(seconds, 1), "windows": len(windows),
             "flagged": sum(bool(breach_checks(w)) for w in windows),
             "flagged_by_novelty": sum("novelty" in breach_checks(w) for w in windows),

@@ -643,3 +643,40 @@ def records():
     """``records.classified(number, text, **fields)`` and ``records.chatted(number, content, answer, **fields)``:
     request records as the server writes them."""
     return SimpleNamespace(classified=classified, chatted=chatted)
+
+
+class WordHashEmbedder:
+    """Deterministic vectors through the `Embedder` interface, no model: a normalized bag of hashed words, so a
+    text seen in training has novelty 0 and one sharing no word with any training input about 1."""
+
+    identity = "word-hash-embedder-v1"
+    DIMENSIONS = 64
+
+    def encode(self, texts):
+        import zlib
+
+        import numpy as np
+
+        vectors = np.zeros((len(texts), self.DIMENSIONS), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split() or ["<empty>"]:
+                vectors[row, zlib.crc32(word.encode()) % self.DIMENSIONS] += 1.0
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.fixture(autouse=True)
+def _novelty_without_a_model(request, monkeypatch):
+    """Evaluation measures the run's novelty with `WordHashEmbedder` rather than the packaged MiniLM (seconds to
+    load, in every test that evaluates a run); a test that means the real model asks for `real_novelty_embedder`."""
+    if "real_novelty_embedder" not in request.fixturenames:
+        monkeypatch.setattr("tunesmith.evaluate.reference.novelty_embedder", lambda config: WordHashEmbedder())
+
+
+@pytest.fixture()
+def real_novelty_embedder():
+    """Evaluation measures novelty with `monitor.embedding_model` itself (see `_novelty_without_a_model`)."""
+
+
+@pytest.fixture(scope="session")
+def word_hash_embedder():
+    return WordHashEmbedder

@@ -210,6 +210,20 @@ def recover_folder(final: Path) -> None:
         old.rename(final)
 
 
+def remove_folder(final: Path) -> None:
+    """Remove ``final`` whole or not at all: it is first renamed to a staging name (which `remove_stale_staging`
+    clears if we die while deleting it), so a reader never finds half of it."""
+    recover_folder(final)
+    if not final.exists():
+        return
+    doomed = final.with_name(f".{final.name}{STAGING_MARK}removed")
+    if doomed.exists():
+        shutil.rmtree(doomed)
+    final.rename(doomed)
+    fsync_entry(final.parent)
+    shutil.rmtree(doomed)
+
+
 def remove_stale_staging(parent: Path) -> list[Path]:
     """Delete the staging files and folders a killed writer left in ``parent`` (never picked up as results, but a
     checkpoint or an export is a whole model's worth of disk). Call only when no writer is running there, after

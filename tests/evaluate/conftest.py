@@ -32,3 +32,4 @@ def run_folder(tmp_path, tiny_model_dir, tiny_model, write_jsonl):
     adapter = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(tiny_model, adapter).save_pretrained(run.best)
     return run
+

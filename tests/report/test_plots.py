@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunesmith.report.plots import loss_curve_png, token_length_histogram_png
+from tunesmith.report.plots import loss_curve_png, reliability_diagram_png, token_length_histogram_png
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EDGES = [9.0, 40.0, 71.0, 102.0, 133.0, 164.0, 195.0]
@@ -20,3 +20,13 @@ def test_loss_curve_is_a_png_with_or_without_validation():
     with_validation = loss_curve_png([(1, 2.0), (2, 1.5)], [(2, 1.7)], best_step=2)
     assert with_validation.startswith(PNG_MAGIC)
     assert loss_curve_png([(1, 2.0), (2, 1.5)], []).startswith(PNG_MAGIC)
+
+
+def test_reliability_diagram_draws_before_and_after_and_skips_empty_bins():
+    empty = {"count": 0, "confidence": None, "accuracy": None}
+    before = [{**empty, "low": 0.8, "high": 0.9}, {"low": 0.9, "high": 1.0, "count": 9, "confidence": 0.98,
+                                                   "accuracy": 0.8}]
+    after = [{"low": 0.8, "high": 0.9, "count": 4, "confidence": 0.85, "accuracy": 0.75},
+             {"low": 0.9, "high": 1.0, "count": 5, "confidence": 0.93, "accuracy": 0.8}]
+    png = reliability_diagram_png([("before", before), ("after", after)], rows=9)
+    assert png.startswith(PNG_MAGIC) and png == reliability_diagram_png([("before", before), ("after", after)], 9)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tunesmith.document import Document, render_text
-from tunesmith.report.sections import evaluation_section, pick_examples
+from tunesmith.report.sections import RELIABILITY_FILE, evaluation_section, pick_examples
 
 
 def test_pick_examples_fills_from_the_other_kind_then_from_unscored_rows():
@@ -45,3 +45,36 @@ def test_evaluation_shows_the_baselines_and_the_verdict_against_the_best():
     assert ("The tuned model does not beat TF-IDF + logistic regression, the best baseline: accuracy 0.9000 vs "
             "0.9500 (-0.0500).") in text
     assert "tfidf_logreg F1" in text and "0.8500" in text  # the per-class table has the baseline's F1
+
+
+def calibration_of(temperature: float, ece_before: float, ece_after: float) -> dict:
+    bins = [{"low": i / 10, "high": (i + 1) / 10, "count": 0, "confidence": None, "accuracy": None} for i in range(10)]
+    bins[9] = {"low": 0.9, "high": 1.0, "count": 40, "confidence": 0.97, "accuracy": 0.9}
+    figures = {"rows": 40, "ece_interval": [0.01, 0.09], "brier": 0.12, "bins": bins}
+    return {"temperature": temperature, "validation_rows": 20, "test_rows": 40,
+            "before": {**figures, "ece": ece_before}, "after": {**figures, "ece": ece_after}}
+
+
+def test_evaluation_shows_calibration_before_and_after_with_the_reliability_diagram():
+    eval_data = {"task": "classification", "num_examples": 40, "tuned": {"accuracy": 0.9},
+                 "calibration": calibration_of(2.5, 0.07, 0.02)}
+    section = evaluation_section(eval_data)
+    text = " ".join(render_text(Document("r", sections=[section])).split())
+    assert "ECE (95% interval)" in text and "0.0700 (0.0100–0.0900)" in text and "Brier score" in text
+    assert "on 40 test rows, temperature 2.5000 fitted on 20 validation rows" in text
+    assert "Temperature 2.5 softened the probabilities" in text
+    assert "lowered the ECE on the test rows, 0.0700 → 0.0200" in text
+    images = [block for block in section.blocks if getattr(block, "file_name", None) == RELIABILITY_FILE]
+    assert len(images) == 1 and images[0].png.startswith(b"\x89PNG")
+
+
+def test_calibration_says_what_the_temperature_did_and_why_there_is_none():
+    def text_of(calibration):
+        section = evaluation_section({"task": "classification", "num_examples": 1, "calibration": calibration})
+        return " ".join(render_text(Document("r", sections=[section])).split())
+
+    assert "sharpened the probabilities" in text_of(calibration_of(0.5, 0.05, 0.06))
+    assert "did not lower the ECE" in text_of(calibration_of(0.5, 0.05, 0.06))
+    assert "nearly as they were" in text_of(calibration_of(1.01, 0.02, 0.02))
+    assert "Confidence calibration: none (no validation rows)." in text_of({"skipped": "no validation rows"})
+    assert "Confidence calibration" not in text_of(None)

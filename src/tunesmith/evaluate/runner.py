@@ -20,6 +20,12 @@ from tunesmith.document import is_number
 from tunesmith.errors import ConfigError, DataError
 from tunesmith.evaluate.baselines import BaselineResult, baseline_scores, run_baselines
 from tunesmith.evaluate.cache import evaluation_key, key_ingredients, load_evaluation, store_evaluation
+from tunesmith.evaluate.reference import (
+    build_reference,
+    novelty_unavailable,
+    skipped_calibration,
+    write_run_reference,
+)
 from tunesmith.evaluate.tasks import evaluate_model, select_metrics
 from tunesmith.json_files import read_json, write_json, write_jsonl
 from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
@@ -41,6 +47,9 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
     (`tunesmith.evaluate.cache`), and ``base_cache`` names that entry (its key and when it was computed).
     ``baselines`` holds each `evaluate.baselines` model's metrics with its ``train_seconds`` and
     ``predict_seconds`` (`tunesmith.evaluate.baselines`; trained again at every evaluation, in seconds).
+    ``calibration`` holds the temperature fitted on the validation rows and the test rows' ECE, Brier score and
+    reliability bins before and after it, or why there are none (`tunesmith.evaluate.reference`, which also writes
+    reference.json and the novelty index unless `evaluate.reference` is off).
     """
     distributed.start(config.distributed.timeout_minutes)
     run.best_weights()  # fail before spending minutes on the base model
@@ -52,6 +61,7 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
             splits.files.get("test", "data"), None, "the test split has no rows",
             "give data.test or set data.split.test above 0",
         )
+    novelty_skipped = novelty_unavailable(config) if config.evaluate.reference else None  # a bad model: fail now
     baselines = _baselines(config, splits, task)
 
     base_metrics = base_rows = base_cache = None
@@ -60,7 +70,15 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
         base_metrics, base_rows, base_cache, base_from_cache = _base_evaluation(config, splits.test, task)
         _free_memory()  # the tuned model (on top of its own copy of the base) is loaded next
     model, tokenizer = load_tuned_model(run.root, merge=True)
-    tuned_metrics, tuned_rows = _timed_evaluation("tuned", model, tokenizer, splits.test, task, config)
+    tuned_metrics, tuned_rows = _timed_evaluation("tuned", model, tokenizer, splits.test, task, config,
+                                                  confidence=config.evaluate.reference)
+    reference = None
+    if config.evaluate.reference:
+        reference = build_reference(config, model, tokenizer, splits, task, tuned_rows, novelty_skipped)
+        # Every process computed the same calibration; rank 0 alone holds the reference.
+        calibration = distributed.broadcast(reference.calibration if reference else None)
+    else:
+        calibration = skipped_calibration("evaluate.reference is false")
     del model
     _free_memory()
 
@@ -77,10 +95,14 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
         "base_cache": base_cache,
         "leakage": leakage,
         "unleaked": unleaked,
+        "calibration": calibration,
     }
     if distributed.is_main():  # every process evaluated its share and holds every row's prediction
+        write_run_reference(run, reference)
+        _say_reference(reference, calibration)
         write_json(run.eval_json, result)
         write_jsonl(run.predictions, merge_predictions(base_rows, tuned_rows))
+    distributed.barrier()  # the run folder is whole before any process goes on
     return result
 
 
@@ -194,14 +216,28 @@ def _base_evaluation(config: RunConfig, examples: list[Example], task: Task):
     return metrics, rows, record, False
 
 
-def _timed_evaluation(which: str, model, tokenizer, examples: list[Example], task: Task, config: RunConfig):
+def _timed_evaluation(which: str, model, tokenizer, examples: list[Example], task: Task, config: RunConfig,
+                      confidence: bool = False):
     say = _console.print if distributed.is_main() else (lambda text: None)
     processes = f", {distributed.world_size()} processes" if distributed.world_size() > 1 else ""
     say(f"evaluating the {which} model on {len(examples)} test rows ({task.name}{processes})")
     started = time.perf_counter()
-    metrics, rows = evaluate_model(model, tokenizer, examples, task, config.evaluate, config.data.max_length)
+    metrics, rows = evaluate_model(model, tokenizer, examples, task, config.evaluate, config.data.max_length,
+                                   confidence)
     say(f"  {which} model done in {time.perf_counter() - started:.1f}s")
     return metrics, rows
+
+
+def _say_reference(built, calibration: dict) -> None:
+    if built is None:
+        _console.print("evaluate.reference is false: the run keeps no reference.json or novelty/")
+        return
+    reference = built.reference
+    line = f"reference: {reference.rows} held-out rows ({reference.sources})"
+    if "temperature" in calibration:
+        line += (f"; temperature {calibration['temperature']:.3g} takes the test ECE "
+                 f"{calibration['before']['ece']:.4f} -> {calibration['after']['ece']:.4f}")
+    _console.print(line + (f"; novelty skipped: {reference.novelty_skipped}" if reference.novelty_skipped else ""))
 
 
 def _free_memory() -> None:

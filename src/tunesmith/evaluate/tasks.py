@@ -10,6 +10,7 @@ from tunesmith.data.example import Example
 from tunesmith.data.task import Task
 from tunesmith.evaluate.likelihood import loss_and_perplexity, loss_from_label_scores
 from tunesmith.predict.answers import answer, correct_of, task_metrics
+from tunesmith.predict.calibration import sequence_confidence
 
 # Detail that goes with a task's metrics whatever `evaluate.metrics` selects (the report draws on it).
 TASK_DETAILS = {
@@ -21,19 +22,23 @@ TASK_DETAILS = {
 
 def evaluate_model(
     model, tokenizer, examples: list[Example], task: Task, eval_config: EvaluateConfig, max_length: int,
+    confidence: bool = False,
 ) -> tuple[dict, list[dict]]:
     """Metrics of ``model`` on ``examples`` for ``task``, plus one prediction record per example.
 
     Every record has ``location``, ``prompt`` (the last user message), ``reference``, ``prediction`` and
-    ``correct`` (``None`` for regression); likelihood-mode classification adds ``scores`` ({label: logprob}).
+    ``correct`` (``None`` for regression); likelihood-mode classification adds ``scores`` ({label: logprob}), and
+    generation adds ``confidence`` (the answer's sequence confidence) when ``confidence`` asks for it.
     """
-    answers = answer(model, tokenizer, examples, task, eval_config)
+    answers = answer(model, tokenizer, examples, task, eval_config, token_logprobs=confidence)
     metrics = select_metrics(task_metrics(task, examples, answers.predictions), task)
     loss = None
     extras = [{} for _ in examples]
     if answers.label_scores is not None:
         extras = [{"scores": dict(zip(task.labels, row))} for row in answers.label_scores]
         loss = loss_from_label_scores(tokenizer, examples, task.labels, answers.label_scores)  # no second pass
+    if answers.token_logprobs is not None:
+        extras = [{"confidence": sequence_confidence(logprobs)} for logprobs in answers.token_logprobs]
     if loss is None:
         loss = loss_and_perplexity(model, tokenizer, examples, max_length, eval_config.batch_size)
     metrics.update({name: loss[name] for name in ALWAYS_REPORTED})

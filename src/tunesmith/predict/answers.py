@@ -18,7 +18,7 @@ from tunesmith.config.schema import EvaluateConfig
 from tunesmith.data.example import Example
 from tunesmith.data.task import Task
 from tunesmith.errors import DataError
-from tunesmith.predict.generation import generate
+from tunesmith.predict.generation import generate, generate_with_logprobs
 from tunesmith.predict.labels import predict_labels, score_labels
 from tunesmith.predict.metrics import (
     classification_metrics,
@@ -38,11 +38,15 @@ class Answers:
     """One per example: the predicted label, or the generated text."""
     label_scores: list[list[float]] | None = None
     """Likelihood-mode classification: each example's log-probability of each label (in label order)."""
+    token_logprobs: list[list[float]] | None = None
+    """Generation asked for them (``token_logprobs``): the log-probability of each token of each answer."""
 
 
-def answer(model, tokenizer, examples: Sequence[Example], task: Task, eval_config: EvaluateConfig) -> Answers:
+def answer(model, tokenizer, examples: Sequence[Example], task: Task, eval_config: EvaluateConfig,
+           token_logprobs: bool = False) -> Answers:
     """``model``'s answer to each of ``examples`` for ``task``, with the evaluation settings of ``eval_config``
-    (classification mode, generation budget, batch size)."""
+    (classification mode, generation budget, batch size); a generation task's answers come with their token
+    log-probabilities when ``token_logprobs`` asks for them."""
     prompts = [example.prompt_messages for example in examples]
     labels = task.labels
     if task.name == "classification":
@@ -58,6 +62,10 @@ def answer(model, tokenizer, examples: Sequence[Example], task: Task, eval_confi
             regression_target(example)  # before generating: fail fast on bad rows
     elif task.name != "generation":
         raise ValueError(f"unknown task {task.name!r}")
+    if token_logprobs and task.name == "generation":
+        scored = per_row_sharded(lambda share: generate_with_logprobs(
+            model, tokenizer, share, eval_config.max_new_tokens, eval_config.batch_size), prompts)
+        return Answers([text for text, _ in scored], token_logprobs=[logprobs for _, logprobs in scored])
     return Answers(_generated(model, tokenizer, prompts, eval_config))
 
 

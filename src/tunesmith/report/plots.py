@@ -74,3 +74,28 @@ def token_length_histogram_png(histograms: dict[str, dict], max_length: int | No
     figure.tight_layout()
     return figure_png(figure)
 
+
+
+def reliability_diagram_png(curves: list[tuple[str, list[dict]]], rows: int) -> bytes:
+    """Accuracy against mean confidence per confidence bin, one line per ``(label, bins)`` curve (eval.json's
+    ``calibration`` bins), each point's area growing with its bin's rows; the diagonal is perfect calibration."""
+    figure = Figure(figsize=(5.2, 4.6), dpi=100)
+    axes = figure.add_subplot()
+    axes.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for (label, bins), color in zip(curves, ("#dd8452", "#4c72b0")):
+        filled = [b for b in bins if b.get("count")]
+        if not filled:
+            continue
+        axes.plot([b["confidence"] for b in filled], [b["accuracy"] for b in filled], color=color, linewidth=1.2,
+                  label=label)
+        axes.scatter([b["confidence"] for b in filled], [b["accuracy"] for b in filled], color=color,
+                     s=[12 + 200 * b["count"] / max(rows, 1) for b in filled], zorder=3)
+    axes.set_xlim(0, 1.02)
+    axes.set_ylim(0, 1.02)
+    axes.set_xlabel("confidence of the predicted label (bin mean)")
+    axes.set_ylabel("accuracy in the bin")
+    axes.set_title(f"Reliability on {rows:,} test rows (point area: rows in the bin)", fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    return figure_png(figure)

@@ -25,7 +25,12 @@ from tunesmith.document import (
     plain,
 )
 from tunesmith.predict.validation_values import describe_validation
-from tunesmith.report.plots import confusion_matrices_png, loss_curve_png, token_length_histogram_png
+from tunesmith.report.plots import (
+    confusion_matrices_png,
+    loss_curve_png,
+    reliability_diagram_png,
+    token_length_histogram_png,
+)
 from tunesmith.results import baseline_verdict, comparison_table
 from tunesmith.text import shorten
 
@@ -36,6 +41,7 @@ MAX_LISTED = 20
 LOSS_CURVE_FILE = "loss_curve.png"
 CONFUSION_FILE = "confusion_matrix.png"
 LENGTH_HISTOGRAM_FILE = "token_lengths.png"
+RELIABILITY_FILE = "reliability.png"
 SPLIT_DETAIL_CAPTIONS = {"tokens": "Tokens per row (before truncation)"}
 
 
@@ -210,7 +216,57 @@ def evaluation_section(eval_data: dict | None) -> Section:
     elif leakage.get("checked") is False:
         blocks.append(Text(f"Leakage from train not checked: {leakage.get('reason')}."))
     blocks += classification_blocks(eval_data)
+    blocks += calibration_blocks(eval_data.get("calibration"))
     return Section("Evaluation", blocks)
+
+
+def calibration_blocks(calibration: dict | None) -> list[Block]:
+    """eval.json's ``calibration``: ECE (with its interval) and Brier score before and after temperature scaling,
+    what the temperature did, and the reliability diagram; or why there is none. Nothing for an eval.json written
+    before calibration existed."""
+    if not isinstance(calibration, dict):
+        return []
+    if calibration.get("skipped"):
+        return [Text(f"Confidence calibration: none ({calibration['skipped']}).")]
+    before, after = calibration.get("before") or {}, calibration.get("after") or {}
+    rows = [["ECE (95% interval)", _ece_text(before), _ece_text(after)],
+            ["Brier score", plain(before.get("brier")), plain(after.get("brier"))]]
+    caption = (f"Calibration of the label probabilities on {plain(calibration.get('test_rows'))} test rows, "
+               f"temperature {plain(calibration.get('temperature'))} fitted on "
+               f"{plain(calibration.get('validation_rows'))} validation rows (lower is better for both)")
+    blocks: list[Block] = [Table(["", "before", "after"], rows, caption=caption),
+                           Text(temperature_effect(calibration))]
+    curves = [(f"before (ECE {plain(before.get('ece'))})", before.get("bins") or []),
+              (f"after (ECE {plain(after.get('ece'))})", after.get("bins") or [])]
+    if any(b.get("count") for _, bins in curves for b in bins):
+        png = reliability_diagram_png(curves, int(calibration.get("test_rows") or 0))
+        blocks.append(Image(RELIABILITY_FILE, png, "reliability diagram before and after calibration"))
+    return blocks
+
+
+def temperature_effect(calibration: dict) -> str:
+    """One line: what the fitted temperature did to the probabilities and to the ECE."""
+    temperature = calibration.get("temperature")
+    before, after = (calibration.get(side, {}).get("ece") for side in ("before", "after"))
+    if not (is_number(temperature) and is_number(before) and is_number(after)):
+        return "The temperature's effect is not available."
+    if abs(temperature - 1) < 0.05:
+        what = "left the probabilities nearly as they were (the model was about as sure as it was right)"
+    elif temperature > 1:
+        what = "softened the probabilities (the model was more sure than it was right)"
+    else:
+        what = "sharpened the probabilities (the model was less sure than it was right)"
+    change = "lowered" if after < before else "did not lower"
+    return (f"Temperature {temperature:.3g} {what}; it {change} the ECE on the test rows, {before:.4f} → "
+            f"{after:.4f}. Accuracy is unchanged: scaling never changes the predicted label.")
+
+
+def _ece_text(figures: dict) -> str:
+    interval = figures.get("ece_interval")
+    shown = plain(figures.get("ece"))
+    if isinstance(interval, list) and len(interval) == 2 and all(is_number(v) for v in interval):
+        shown += f" ({interval[0]:.4f}–{interval[1]:.4f})"
+    return shown
 
 
 def classification_blocks(eval_data: dict) -> list[Block]:

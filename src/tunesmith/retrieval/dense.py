@@ -27,12 +27,12 @@ class Embedder(Protocol):
 
 class SentenceEmbedder:
     """A sentence-transformers model from a local folder (`resolve_embedding_model`), on the CPU unless a GPU is
-    there, weights from safetensors only, no remote code."""
+    there, weights from safetensors only, no remote code. ``key`` is the setting that named it, for its errors."""
 
-    def __init__(self, name: str, batch_size: int = 64):
+    def __init__(self, name: str, batch_size: int = 64, key: str = "rag.embedding_model"):
         from sentence_transformers import SentenceTransformer
 
-        folder = resolve_embedding_model(name)
+        folder = resolve_embedding_model(name, key)
         self.identity = f"sentence-transformers:{folder_fingerprint(folder)}"
         self.batch_size = batch_size
         self._model = SentenceTransformer(str(folder), local_files_only=True, trust_remote_code=False,
