@@ -37,7 +37,7 @@ from tunesmith.predict.calibration import calibration_figures, fit_temperature, 
 from tunesmith.predict.calibration import sequence_confidence as confidence_of_sequence
 from tunesmith.results.reference import Reference, write_reference
 from tunesmith.retrieval.dense import Embedder, SentenceEmbedder
-from tunesmith.retrieval.novelty import NoveltyIndex
+from tunesmith.retrieval.novelty import EMBEDDING_SETTING, NoveltyIndex
 from tunesmith.run_dir import RunDir
 
 MAX_VALIDATION_ROWS = 1_000
@@ -47,7 +47,6 @@ MAX_VALIDATION_GENERATIONS = 100
 """Validation rows answered by generating (generation runs, ``classification_mode: generate``): a generation costs
 up to ``evaluate.max_new_tokens`` forward passes, and the test rows are in the reference anyway."""
 SAMPLE_SEED = 0
-EMBEDDING_KEY = "monitor.embedding_model"
 NO_VALIDATION = ("no validation rows to fit the temperature on (give data.validation or set data.split.validation "
                  "above 0)")
 
@@ -64,7 +63,7 @@ class RunReference:
 
 def novelty_embedder(config: RunConfig) -> Embedder:
     """The embedder novelty is measured with: `monitor.embedding_model`, which `tunesmith serve` uses too."""
-    return SentenceEmbedder(config.monitor.embedding_model, key=EMBEDDING_KEY)
+    return SentenceEmbedder(config.monitor.embedding_model, key=EMBEDDING_SETTING)
 
 
 def novelty_unavailable(config: RunConfig) -> str | None:
@@ -77,7 +76,7 @@ def novelty_unavailable(config: RunConfig) -> str | None:
         return str(error)
     if config.data.streaming:
         return "data.streaming: the training rows are not held in memory to index"
-    resolve_embedding_model(config.monitor.embedding_model, EMBEDDING_KEY)
+    resolve_embedding_model(config.monitor.embedding_model, EMBEDDING_SETTING)
     return None
 
 

@@ -23,6 +23,8 @@ from tunesmith.errors import RunError
 from tunesmith.json_files import read_json, write_json
 from tunesmith.retrieval.dense import Embedder, build_faiss, load_faiss, save_faiss, search_faiss
 
+EMBEDDING_SETTING = "monitor.embedding_model"
+"""The setting that names the embedding model novelty is measured with, by evaluation and by the server alike."""
 INDEX_FILE = "index.faiss"
 META_FILE = "novelty.json"
 

@@ -41,7 +41,7 @@ from tunesmith.models import (
 from tunesmith.models.loading import load_adapter
 from tunesmith.results.reference import Reference, read_reference
 from tunesmith.retrieval.dense import Embedder, SentenceEmbedder
-from tunesmith.retrieval.novelty import NoveltyIndex
+from tunesmith.retrieval.novelty import EMBEDDING_SETTING, NoveltyIndex
 from tunesmith.run_dir import RunDir
 from tunesmith.serve.engine import BASE_ADAPTER
 
@@ -164,7 +164,7 @@ def serve_settings(section: ServeConfig, overrides: list[str]) -> ServeConfig:
 def sentence_embedder(name: str) -> Embedder:
     """The real embedder (`SentenceEmbedder`); without the rag extra, a `MissingExtraError` naming it."""
     require_extras("novelty per request", "rag")
-    return SentenceEmbedder(name)
+    return SentenceEmbedder(name, key=EMBEDDING_SETTING)
 
 
 def _plain_model(target: str, device, settings: ServeConfig) -> Served:
