@@ -82,7 +82,7 @@ def run_folder_setting(key: str) -> bool:
 
 
 def _listed(rules: tuple[str, ...]) -> str:
-    """``evaluate.*, review.* and model.attention``: the sections, then the keys."""
+    """``evaluate.*, serve.*, review.* and model.attention``: the sections, then the keys."""
     names = [f"{rule}*" for rule in rules if rule.endswith(".")] + [rule for rule in rules if not rule.endswith(".")]
     return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
