@@ -36,3 +36,13 @@ def shorten(text: str, limit: int) -> str:
 def count_of(count: int, noun: str) -> str:
     """``1 row``, ``3 rows``."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def is_unicode(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8: JSON lets a client send a lone surrogate (``"\\ud800"``), which
+    Python holds in a str but no file, database or tokenizer takes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

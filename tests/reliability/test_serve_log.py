@@ -120,3 +120,21 @@ def test_hostile_inputs_to_novelty_do_not_harm_another_clients_request(start_ser
         else:  # a prompt over the server's limit is refused before any model or scorer sees it
             assert response.status_code == 400 and response.json()["error"]["code"] == "context_length_exceeded"
     assert max(len(text) for batch in embedder.inner.encoded for text in batch) <= 8192
+
+
+def test_a_lone_surrogate_is_a_400_naming_the_field_and_the_log_stays_readable(start_server, spam_run, tmp_path):
+    """JSON can spell a lone surrogate, UTF-8 cannot: the request models refuse it (pydantic), so it never reaches
+    the tokenizer or the log."""
+    url, _ = start_server(lambda: load_served([str(spam_run)]))
+    surrogate = '"lone \\ud800 half"'  # the JSON escape itself: httpx would refuse to encode the character
+    bodies = {"/v1/classify": f'{{"text": {surrogate}}}',
+              "/v1/chat/completions": f'{{"messages": [{{"role": "user", "content": {surrogate}}}]}}',
+              "/v1/completions": f'{{"prompt": {surrogate}}}'}
+    for route, body in bodies.items():
+        response = httpx.post(f"{url}{route}", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, (route, response.text)
+        assert "unicode" in response.json()["error"]["message"]
+    answered = httpx.post(f"{url}/v1/classify", json={"text": "see you at lunch"})
+    assert answered.status_code == 200
+    records = [record for record in read_log(tmp_path / "logs") if record["kind"] == "request"]
+    assert [r["status"] for r in records] == [400, 400, 400, 200]

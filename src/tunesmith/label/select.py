@@ -25,10 +25,10 @@ from pathlib import Path
 from tunesmith.config.vocabulary import task_of
 from tunesmith.data.check.near_duplicates import jaccard, normalize, shingles
 from tunesmith.errors import ConfigError, RunError
-from tunesmith.label.store import is_unicode
 from tunesmith.monitor.request_log import LogRecords, answered, read_records, refusal, served_run
 from tunesmith.monitor.training_rows import run_format
 from tunesmith.run_dir import RunDir
+from tunesmith.text import is_unicode
 
 SIGNALS = {"uncertainty": ("confidence",), "novelty": ("novelty",), "mixed": ("confidence", "novelty")}
 """The request field each strategy ranks by."""

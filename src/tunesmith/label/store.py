@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tunesmith.errors import TunesmithError
+from tunesmith.text import is_unicode
 
 QUEUE_FOLDER = "labeling"
 QUEUE_FILE = "queue.db"
@@ -132,15 +133,6 @@ def queue_path(run_root: str | Path) -> Path:
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def is_unicode(text: str) -> bool:
-    """Whether ``text`` can be stored as UTF-8 (JSON lets a client send a lone surrogate, which cannot)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def check_annotator(name: object) -> str:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from tunesmith.label.store import is_unicode
 from tunesmith.review.endpoint import ChatEndpoint, EndpointError, ask_chat
+from tunesmith.text import is_unicode
 
 CONCURRENCY = 4
 TIMEOUT_S = 60.0
