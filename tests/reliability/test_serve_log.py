@@ -123,8 +123,8 @@ def test_hostile_inputs_to_novelty_do_not_harm_another_clients_request(start_ser
 
 
 def test_a_lone_surrogate_is_a_400_naming_the_field_and_the_log_stays_readable(start_server, spam_run, tmp_path):
-    """JSON can spell a lone surrogate, UTF-8 cannot: the request models refuse it (pydantic), so it never reaches
-    the tokenizer or the log."""
+    """JSON can spell a lone surrogate, UTF-8 cannot: the request models refuse it, naming the field, so it never
+    reaches the tokenizer or the log."""
     url, _ = start_server(lambda: load_served([str(spam_run)]))
     surrogate = '"lone \\ud800 half"'  # the JSON escape itself: httpx would refuse to encode the character
     bodies = {"/v1/classify": f'{{"text": {surrogate}}}',
@@ -133,7 +133,8 @@ def test_a_lone_surrogate_is_a_400_naming_the_field_and_the_log_stays_readable(s
     for route, body in bodies.items():
         response = httpx.post(f"{url}{route}", content=body, headers={"Content-Type": "application/json"})
         assert response.status_code == 400, (route, response.text)
-        assert "unicode" in response.json()["error"]["message"]
+        error = response.json()["error"]
+        assert error["param"] in ("text", "prompt", "messages.0.content") and "unicode" in error["message"].lower()
     answered = httpx.post(f"{url}/v1/classify", json={"text": "see you at lunch"})
     assert answered.status_code == 200
     records = [record for record in read_log(tmp_path / "logs") if record["kind"] == "request"]

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from tunesmith.text import is_unicode
 from tunesmith.web import HttpError
 
 UNSUPPORTED = {
@@ -27,6 +28,18 @@ UNSUPPORTED = {
 }
 """Parameter → the values that mean "not used" (accepted); any other value is refused."""
 MAX_STOP_STRINGS = 4
+
+
+def _unicode(text: str) -> str:
+    if not is_unicode(text):
+        raise ValueError("holds a lone surrogate (\\ud800-\\udfff), which is not Unicode text")
+    return text
+
+
+Text = Annotated[str, AfterValidator(_unicode)]
+"""Text a request carries to the tokenizer and the log. JSON can spell a lone surrogate, UTF-8 cannot: where
+pydantic's own parsing lets one through (a union such as a message's content or a prompt, which are checked by
+their validators with `_unicode`), it is a 400 naming the field rather than the tokenizer's error."""
 
 
 class ApiError(HttpError):
@@ -106,6 +119,13 @@ class ChatMessage(BaseModel):
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[ContentPart]
 
+    @field_validator("content")
+    @classmethod
+    def _unicode_content(cls, content):
+        for text in [content] if isinstance(content, str) else [part.text for part in content]:
+            _unicode(text)
+        return content
+
     def as_message(self) -> dict[str, str]:
         content = self.content if isinstance(self.content, str) else "".join(part.text for part in self.content)
         # OpenAI's newer name for the system turn; chat templates know only "system".
@@ -125,14 +145,14 @@ class CompletionRequest(_Request):
         prompts = [prompt] if isinstance(prompt, str) else prompt
         if len(prompts) != 1:
             raise ValueError("give one prompt per request (send several requests: they are batched)")
-        return prompts[0]
+        return _unicode(prompts[0])
 
 
 class ClassifyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = None
-    text: str = Field(min_length=1)
+    text: Text = Field(min_length=1)
 
 
 class FeedbackRequest(BaseModel):
@@ -140,8 +160,8 @@ class FeedbackRequest(BaseModel):
 
     id: str = Field(min_length=1, max_length=200)
     rating: Literal["up", "down"] | None = None
-    correction: str | None = None
-    label: str | None = None
+    correction: Text | None = None
+    label: Text | None = None
 
 
 def new_id(prefix: str) -> str:
