@@ -2,7 +2,7 @@
 serve` against evaluated classification runs, judged by `tunesmith monitor --window 50`.
 
     python benchmarks/drift.py --run sms_spam=RUN [--run ag_news=RUN] [--run sst2=RUN] [--window 50]
-                               [--max-windows 30] [--ood-windows 4] [--json-out results.json]
+                               [--max-windows 30] [--ood-windows 4] [--source FILE] [--json-out results.json]
 
 Each RUN is an evaluated run folder of that task (made by `tunesmith run examples/sms_spam/config.yaml` or
 `tunesmith run examples/small_tasks/<task>/config.yaml`), so it holds its reference (`reference.json`) and novelty
@@ -11,7 +11,8 @@ index. Streams, each sent to a fresh server with its own log folder, in order, 8
 
 - **in-distribution**: messages of the run's own task that the run never saw (in none of its train, validation or
   test rows): the rows of the task's files in the datasets folder beside the checkout (`../shared/data`) outside
-  the run's splits, in file order, at most ``--max-windows`` windows.
+  the run's splits, in file order, at most ``--max-windows`` windows (``--source FILE``: from that file of the
+  datasets folder only, e.g. a task whose training file holds another kind of text than its test file).
 - **out-of-distribution** (``--ood-windows`` windows each): another task's inputs (the shipped examples' test
   rows), long documents (the Wikipedia paragraphs of `examples/squad_rag/documents.jsonl`), and another language
   (the German captions of Multi30k).
@@ -61,21 +62,26 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def run_inputs(run: Path) -> tuple[set[str], list[str]]:
-    """The texts of every row the run holds (train, validation, test), and its training inputs (last user turns)."""
+    """The texts of every row the run holds (train, validation, test), and its training inputs (last user turns
+    without the instruction every row shares)."""
+    from tunesmith.data.check.quality import shared_instruction
     from tunesmith.data.splits import load_run_splits
     from tunesmith.run_dir import RunDir
 
     splits = load_run_splits(RunDir(run).config().data)
+    instruction = shared_instruction(splits.train, splits.format)  # the raw text is what follows it
 
     def user_text(example) -> str:
-        return next(m["content"] for m in reversed(example.prompt_messages) if m["role"] == "user")
+        return next(m["content"] for m in reversed(example.prompt_messages) if m["role"] == "user"
+                    ).removeprefix(instruction)
 
     seen = {user_text(example) for part in (splits.train, splits.validation, splits.test) for example in part}
     return seen, [user_text(example) for example in splits.train]
 
 
-def in_distribution(task: str, seen: set[str], limit: int) -> list[str]:
+def in_distribution(task: str, seen: set[str], limit: int, source: str | None = None) -> list[str]:
     files, field = SOURCES[task]
+    files = [source] if source else files
     texts = [row[field] for name in files for row in read_jsonl(SHARED / name)]
     fresh = list(dict.fromkeys(text for text in texts if text not in seen and text.strip()))
     return fresh[:limit]
@@ -166,7 +172,7 @@ def lexical_flags(texts: list[str], training: list[str], window: int) -> list[bo
 
 
 def stream_result(run: Path, name: str, texts: list[str], training: list[str], window: int, work: Path) -> dict:
-    log_dir = work / name.replace(" ", "_")
+    log_dir = work / "".join(c if c.isalnum() else "_" for c in name)
     seconds = replay(run, texts, log_dir)
     windows = judged_windows(monitor(run, log_dir, window))
     lexical = lexical_flags(texts, training, window)
@@ -196,6 +202,7 @@ def main() -> int:
     parser.add_argument("--window", type=int, default=50)
     parser.add_argument("--max-windows", type=int, default=30, help="in-distribution windows per run, at most")
     parser.add_argument("--ood-windows", type=int, default=4, help="windows of each out-of-distribution stream")
+    parser.add_argument("--source", help="the in-distribution stream from this file of ../shared/data only")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     results = []
@@ -207,8 +214,10 @@ def main() -> int:
             run = Path(folder).resolve()
             work = Path(scratch) / task
             seen, training = run_inputs(run)
-            streams = {"in-distribution": in_distribution(task, seen, args.max_windows * args.window)}
-            streams |= out_of_distribution(task, args.ood_windows * args.window)
+            name = f"in-distribution ({args.source})" if args.source else "in-distribution"
+            streams = {name: in_distribution(task, seen, args.max_windows * args.window, args.source)}
+            if args.ood_windows:
+                streams |= out_of_distribution(task, args.ood_windows * args.window)
             rows = []
             for name, texts in streams.items():
                 print(f"{task}: {name}, {len(texts)} requests", file=sys.stderr, flush=True)
