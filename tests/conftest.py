@@ -680,3 +680,20 @@ def real_novelty_embedder():
 @pytest.fixture(scope="session")
 def word_hash_embedder():
     return WordHashEmbedder
+
+
+@pytest.fixture()
+def check_with_run_config(tmp_path):
+    """``check_with_run_config(run, path) -> (text, exit code)``: `tunesmith data check` of the rows in ``path`` read
+    with the run's config (its format, columns and labels), as the next run would read exported rows."""
+    from tunesmith.data import run_check
+
+    def check(run: RunDir, path: Path) -> tuple[str, int]:
+        config = run.config()
+        split = config.data.split.model_copy(update={"validation": 0, "test": 0})
+        data = config.data.model_copy(update={"path": None, "train": str(path), "split": split})
+        checked = tmp_path / "check.yaml"
+        save_config(config.model_copy(update={"data": data}), checked)
+        return run_check(str(checked), [], False)
+
+    return check

@@ -3,13 +3,10 @@ feedback export uses; a round trip through the run's own config."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tunesmith.config import save_config
-from tunesmith.data import run_check
 from tunesmith.errors import ConfigError
+from tunesmith.json_files import read_jsonl
 from tunesmith.label import export
 from tunesmith.label.create import create_queue
 from tunesmith.label.export import export_labels
@@ -20,19 +17,6 @@ from tunesmith.monitor.feedback import export_feedback
 SPAM_COLUMNS = {"text": "sms", "label": "category"}
 
 
-def read_rows(path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def check_with_the_run_config(run, path, tmp_path) -> tuple[str, int]:
-    """`tunesmith data check` of ``path`` read with the run's config (its format, columns and labels)."""
-    config = run.config()
-    data = config.data.model_copy(update={"path": None, "train": str(path),
-                                          "split": config.data.split.model_copy(update={"validation": 0, "test": 0})})
-    checked = tmp_path / "check.yaml"
-    save_config(config.model_copy(update={"data": data}), checked)
-    return run_check(str(checked), [], False)
-
 
 @pytest.fixture()
 def mapped_run(label_run, spam_rows):
@@ -40,7 +24,8 @@ def mapped_run(label_run, spam_rows):
     return label_run("mapped-run", rows, data={"columns": SPAM_COLUMNS})
 
 
-def test_majority_labels_round_trip_through_the_run_config(tmp_path, mapped_run, request_log, records):
+def test_majority_labels_round_trip_through_the_run_config(tmp_path, check_with_run_config, mapped_run, request_log,
+                                                           records):
     texts = ["win cash now", "lunch at noon?", "call me later", "free tickets tonight", "see you soon"]
     logs = request_log([records.classified(i, text, confidence=0.5 + i / 100) for i, text in enumerate(texts)],
                        mapped_run)
@@ -56,12 +41,12 @@ def test_majority_labels_round_trip_through_the_run_config(tmp_path, mapped_run,
                     queue.annotate(item_id, annotator, value)
     out = tmp_path / "labels.jsonl"
     result = export_labels(tmp_path / "q.db", out)
-    assert read_rows(out) == [{"sms": "win cash now", "category": "spam"},
+    assert read_jsonl(out) == [{"sms": "win cash now", "category": "spam"},
                               {"sms": "lunch at noon?", "category": "ham"},
                               {"sms": "free tickets tonight", "category": "spam"}]
     assert result.written == 3 and result.exit_code == 0 and result.format == "classification"
     assert result.skipped == {export.DISAGREE: 1, export.NOT_LABELED: 1}
-    text, code = check_with_the_run_config(mapped_run, out, tmp_path)
+    text, code = check_with_run_config(mapped_run, out)
     assert code == 0, text
     assert result.render("item").startswith(f"wrote 3 rows (classification, as run {mapped_run.root} reads them)")
 
@@ -77,7 +62,7 @@ def test_the_same_writer_as_feedback_export(tmp_path, mapped_run, request_log, r
     queue = LabelQueue.create(tmp_path / "q.db", _meta(mapped_run), [item])
     queue.annotate(1, "ann", "spam")
     export_labels(tmp_path / "q.db", tmp_path / "labels.jsonl")
-    assert read_rows(tmp_path / "labels.jsonl") == read_rows(tmp_path / "feedback.jsonl") == [
+    assert read_jsonl(tmp_path / "labels.jsonl") == read_jsonl(tmp_path / "feedback.jsonl") == [
         {"sms": "free cash, reply now", "category": "spam", "system": "be kind"}]
     assert export.TrainingRows is training_rows.TrainingRows
 
@@ -94,7 +79,7 @@ def test_generation_rows_and_unlabelled_items(tmp_path, label_run, request_log, 
         queue.annotate(1, "ann", "Four.")
         queue.annotate(2, "ann", None, skipped=True)
     result = export_labels(tmp_path / "q.db", tmp_path / "out.jsonl")
-    assert read_rows(tmp_path / "out.jsonl") == [{"instruction": "what is two and two?", "output": "Four."}]
+    assert read_jsonl(tmp_path / "out.jsonl") == [{"instruction": "what is two and two?", "output": "Four."}]
     assert result.skipped == {export.ALL_SKIPPED: 1, export.NOT_LABELED: 1}
 
 

@@ -3,34 +3,18 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from tunesmith.cli import main
-from tunesmith.config import save_config, validate_config
-from tunesmith.data import run_check
+from tunesmith.config import validate_config
 from tunesmith.data.splits import load_splits
 from tunesmith.errors import ConfigError, RunError
-from tunesmith.json_files import write_json
+from tunesmith.json_files import read_jsonl, write_json
 from tunesmith.monitor import feedback
 from tunesmith.monitor.feedback import export_feedback
 
 SPAM_COLUMNS = {"text": "sms", "label": "category"}
 
-
-def read_rows(path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def check_with_the_run_config(run, path, tmp_path) -> tuple[str, int]:
-    """`tunesmith data check` of ``path`` read with the run's config (its format, columns and labels)."""
-    config = run.config()
-    data = config.data.model_copy(update={"path": None, "train": str(path),
-                                          "split": config.data.split.model_copy(update={"validation": 0, "test": 0})})
-    checked = tmp_path / "check.yaml"
-    save_config(config.model_copy(update={"data": data}), checked)
-    return run_check(str(checked), [], False)
 
 
 def served(run, name: str = "tuned") -> dict:
@@ -66,11 +50,12 @@ def classification_log(request_record) -> list[dict]:
     ]
 
 
-def test_classification_rows_use_the_run_columns_and_labels(tmp_path, mapped_spam_run, request_record, write_log):
+def test_classification_rows_use_the_run_columns_and_labels(tmp_path, check_with_run_config, mapped_spam_run,
+                                                            request_record, write_log):
     logs = write_log(tmp_path / "logs", classification_log(request_record), served(mapped_spam_run))
     out = tmp_path / "feedback.jsonl"
     result = export_feedback(logs, out)
-    assert read_rows(out) == [
+    assert read_jsonl(out) == [
         {"sms": "win cash now, reply to claim", "category": "spam"},
         {"sms": "lunch at noon tomorrow?", "category": "ham"},
         {"sms": "free tickets for the game tonight", "category": "spam"},
@@ -78,7 +63,7 @@ def test_classification_rows_use_the_run_columns_and_labels(tmp_path, mapped_spa
     assert result.written == 3 and result.exit_code == 0 and result.format == "classification"
     assert result.skipped == {feedback.UNKNOWN_LABEL: 1, feedback.RATED_DOWN: 1, feedback.UNRATED: 1,
                               feedback.FAILED: 1, feedback.OTHER_MODEL: 1, feedback.NO_REQUEST: 1}
-    text, code = check_with_the_run_config(mapped_spam_run, out, tmp_path)
+    text, code = check_with_run_config(mapped_spam_run, out)
     assert code == 0, text
 
 
@@ -103,7 +88,7 @@ def test_min_rating_none_keeps_unrated_answers(tmp_path, mapped_spam_run, reques
     logs = write_log(tmp_path / "logs", classification_log(request_record), served(mapped_spam_run))
     out = tmp_path / "all.jsonl"
     result = export_feedback(logs, out, min_rating="none")
-    assert {"sms": "meeting moved to five", "category": "ham"} in read_rows(out)
+    assert {"sms": "meeting moved to five", "category": "ham"} in read_jsonl(out)
     assert result.written == 4 and feedback.UNRATED not in result.skipped
 
 
@@ -151,14 +136,14 @@ def chat_log(request_record) -> list[dict]:
 
 
 @pytest.mark.parametrize("fmt", sorted(GENERATION_RUNS))
-def test_generation_rows_in_the_run_format(tmp_path, run_folder, request_record, write_log, fmt):
+def test_generation_rows_in_the_run_format(tmp_path, check_with_run_config, run_folder, request_record, write_log, fmt):
     make_row, columns = GENERATION_RUNS[fmt]
     run = run_folder(f"{fmt}-run", [make_row(q, str(2 * i)) for i, q in enumerate(QUESTIONS)],
                      data={"columns": columns})
     logs = write_log(tmp_path / "logs", chat_log(request_record))
     out = tmp_path / "feedback.jsonl"
     result = export_feedback(logs, out, run=run.root)
-    rows = read_rows(out)
+    rows = read_jsonl(out)
     assert rows[1] == CORRECTED[fmt] and result.format == fmt
     multi_turn = fmt in ("messages", "sharegpt")
     assert result.written == (4 if multi_turn else 3)
@@ -166,11 +151,11 @@ def test_generation_rows_in_the_run_format(tmp_path, run_folder, request_record,
     assert result.skipped == (expected_skips if multi_turn else {**expected_skips, feedback.MULTI_TURN: 1})
     if fmt == "alpaca":
         assert rows[2] == {"instruction": "Name a planet.", "output": "Mars.", "system": "Be brief."}
-    text, code = check_with_the_run_config(run, out, tmp_path)
+    text, code = check_with_run_config(run, out)
     assert code == 0, text
 
 
-def test_regression_targets_are_numbers(tmp_path, run_folder, request_record, write_log):
+def test_regression_targets_are_numbers(tmp_path, check_with_run_config, run_folder, request_record, write_log):
     run = run_folder("stars-run", [{"text": f"review number {i}", "stars": i % 5 + 0.5} for i in range(20)],
                      data={"columns": {"target": "stars"}})
     records = [
@@ -183,9 +168,9 @@ def test_regression_targets_are_numbers(tmp_path, run_folder, request_record, wr
     ]
     out = tmp_path / "feedback.jsonl"
     result = export_feedback(write_log(tmp_path / "logs", records), out, run=run.root)
-    assert read_rows(out) == [{"text": "Great film", "stars": 4.5}, {"text": "Bad film", "stars": 1.0}]
+    assert read_jsonl(out) == [{"text": "Great film", "stars": 4.5}, {"text": "Bad film", "stars": 1.0}]
     assert result.skipped == {feedback.NOT_A_NUMBER: 1}
-    text, code = check_with_the_run_config(run, out, tmp_path)
+    text, code = check_with_run_config(run, out)
     assert code == 0, text
 
 
@@ -209,7 +194,7 @@ def test_out_is_never_replaced_unasked(tmp_path, mapped_spam_run, request_record
     printed = capsys.readouterr().out
     assert printed.startswith(f"wrote 3 rows (classification, as run {mapped_spam_run.root} reads them) to {out}")
     assert f"  {feedback.RATED_DOWN}: 1" in printed
-    assert len(read_rows(out)) == 3
+    assert len(read_jsonl(out)) == 3
     assert "is a file of the request log" in error_of(lambda: export_feedback(logs, logs / "requests.jsonl",
                                                                                overwrite=True))
     with pytest.raises(ConfigError, match="JSON Lines"):
