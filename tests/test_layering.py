@@ -11,7 +11,7 @@ SOURCE = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
     {"errors", "extras", "text", "atomic", "json_files", "document", "distributed"},
     {"config"}, {"results"}, {"run_dir", "sweep_folder"}, {"models"}, {"data"}, {"starter"}, {"retrieval"},
-    {"predict"}, {"train"}, {"evaluate"}, {"review"}, {"export"}, {"report"}, {"monitor"}, {"label"}, {"web"},
+    {"predict"}, {"train"}, {"evaluate"}, {"review"}, {"export"}, {"gate"}, {"report"}, {"monitor"}, {"label"}, {"web"},
     {"serve"}, {"pipeline"}, {"experiments"}, {"ui"},
     {"cli", "__main__"},
 ]
@@ -96,7 +96,8 @@ def test_tunesmith_modules_are_imported_at_the_top_except_by_the_cli():
 
 NEVER_IMPORTS = {
     "export": {"train"},  # an export ships the trained weights; it never needs the training loop
-    "serve": {"train"},
+    "serve": {"train", "gate"},  # it reads a run's gate.json (`tunesmith.results.gate`), never runs the gate
+    "gate": {"train"},
     "ui": {"pipeline", "train", "experiments"},  # the UI reads run folders and serves through `serve`
     "monitor": {"serve", "predict"},  # it reads request logs and run folders, never a model or the engine
     "label": {"serve", "predict", "train"},  # it reads request logs and asks a teacher over HTTP, never a model

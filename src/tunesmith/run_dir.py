@@ -85,6 +85,8 @@ class RunDir:
     data_summary = property(lambda self: self.root / "data_summary.json")
     eval_json = property(lambda self: self.root / "eval.json")
     predictions = property(lambda self: self.root / "predictions.jsonl")
+    gate_json = property(lambda self: self.root / "gate.json")
+    """The release gate's result (`tunesmith gate`, `tunesmith.results.gate`)."""
     reference = property(lambda self: self.root / "reference.json")
     """What healthy traffic looks like for the run, from its held-out rows (`tunesmith.results.reference`): written
     by evaluation, read by `tunesmith serve` (calibration) and `tunesmith monitor` (drift)."""

@@ -50,9 +50,9 @@ RESUMABLE_KEYS = {
     "train.early_stopping_patience", "train.threads", "train.on_nonfinite", "train.compile", "train.val_metrics",
     "train.val_metrics_rows", "train.gradient_checkpointing", "model.offline", "data.num_proc", "data.cache",
     "data.check.", "evaluate.", "output.", "distributed.", "model.attention", "train.liger", "monitor.", "review.",
-    "serve.", "sweep.", "train.batch_size", "train.grad_accumulation",
+    "serve.", "gate.", "sweep.", "train.batch_size", "train.grad_accumulation",
 }
-RUN_FOLDER_KEYS = {"evaluate.", "model.attention", "review.", "serve."}
+RUN_FOLDER_KEYS = {"evaluate.", "model.attention", "review.", "serve.", "gate."}
 
 
 def _pinned(key: str, rules: set[str]) -> bool:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
+from tunesmith.config.gate_section import GateConfig
 from tunesmith.config.monitor_section import MonitorConfig, ServeConfig
 from tunesmith.config.rag_section import RagConfig
 from tunesmith.config.review_section import ReviewConfig
@@ -327,6 +328,9 @@ class EvaluateConfig(ConfigSection):
     `tfidf_logreg`, or `mean` and `tfidf_ridge`; generation has none. `[]` trains none."""
     num_examples: int = Field(8, ge=0)
     """Example predictions shown in the report."""
+    output_schema: dict | None = None
+    """A JSON schema (draft 2020-12 unless it says otherwise) that every answer of a generation task must match,
+    parsed as JSON: the gate's output-validity check counts the answers that do. null: no schema."""
     reference: bool = True
     """Also compute what healthy traffic looks like for the run (`reference.json`: held-out inputs' novelty,
     prompt lengths, predicted labels and confidence) and fit the confidence calibration on the validation rows;
@@ -340,6 +344,18 @@ class EvaluateConfig(ConfigSection):
         if unknown:
             raise ValueError(f"{', '.join(map(repr, unknown))}: not a metric; known: {', '.join(sorted(known))}")
         return names
+
+    @field_validator("output_schema")
+    @classmethod
+    def _valid_schema(cls, schema: dict | None) -> dict | None:
+        if schema is not None:
+            from jsonschema import SchemaError, validators  # only configs that set a schema pay for the import
+
+            try:
+                validators.validator_for(schema).check_schema(schema)
+            except SchemaError as exc:
+                raise ValueError(f"not a valid JSON schema: {exc.message}") from None
+        return schema
 
     @field_validator("baselines", mode="before")
     @classmethod
@@ -426,6 +442,9 @@ class RunConfig(ConfigSection):
     """Blind A/B review of the tuned model's answers by people and a judge model (`tunesmith review`)."""
     rag: RagConfig = Field(default_factory=RagConfig)
     """Retrieval-augmented generation: documents, retriever, and passages in training and evaluation prompts."""
+    gate: Annotated[GateConfig | None, RunFolderSetting()] = None
+    """What the run must show before it replaces the model in service (`tunesmith gate`); when set, `tunesmith run`
+    ends with the gate and fails when it fails. Without it `tunesmith gate` uses the defaults."""
     sweep: Annotated[SweepConfig | None, Resumable()] = None  # the search that made the run, not the run
     """The hyperparameter search of `tunesmith sweep` (other commands ignore it)."""
 
