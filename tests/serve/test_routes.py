@@ -49,7 +49,7 @@ def test_the_next_server_on_the_log_knows_which_model_answered(start_server, spa
     first, _ = start_server(lambda: load_served([str(a), str(b)]))
     answer = httpx.post(f"{first}/v1/classify", json={"model": b.name, "text": "lunch?"}).json()
     second, state = start_server(lambda: load_served([str(a), str(b)]))  # the same log folder
-    assert state.known_ids[answer["id"]] == b.name
+    assert state.known_ids[answer["id"]] == (b.name, str(b.resolve()))
     assert httpx.post(f"{second}/v1/feedback", json={"id": answer["id"], "label": "nope"}).status_code == 400
     assert httpx.post(f"{second}/v1/feedback", json={"id": answer["id"], "label": "ham"}).json()["model"] == b.name
     # An answer of a model the next server does not serve: its labels are unknown, so a label is refused.

@@ -170,6 +170,11 @@ class Engine:
     def active(self) -> int:
         return len(self._active)
 
+    @property
+    def alive(self) -> bool:
+        """Whether the engine's thread still runs (`stop` returns after its timeout even when it does)."""
+        return self._thread.is_alive()
+
     def stop(self, timeout: float = 30.0) -> None:
         """Finish what is queued and running, then end the thread."""
         self._running = False

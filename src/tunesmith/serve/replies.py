@@ -20,7 +20,8 @@ from tunesmith.data.tokenize import prompt_token_ids
 from tunesmith.predict.answers import match_label
 from tunesmith.predict.calibration import calibrated_probabilities
 from tunesmith.serve.confidence import Confidence, label_confidence
-from tunesmith.serve.engine import Finished, Generation
+from tunesmith.serve.deployment import Deployment
+from tunesmith.serve.engine import Engine, Finished, Generation
 from tunesmith.serve.novelty_worker import novelty_fields
 from tunesmith.serve.openai_api import (
     ApiError,
@@ -37,17 +38,18 @@ from tunesmith.web import event_stream, server_sent_event
 log = logging.getLogger("tunesmith")
 
 
-def _sampling(state: ServerState, body, prompt_tokens: int) -> Sampling:
+def _sampling(state: ServerState, deployment: Deployment, body, prompt_tokens: int) -> Sampling:
     settings = state.settings
+    context_length = deployment.served.context_length
     requested = body.requested_tokens()
     if requested is not None and requested > settings.max_tokens:
         raise ApiError(400, f"max_tokens is {requested}; this server allows at most {settings.max_tokens}",
                        param="max_tokens")
-    limit = min(settings.max_prompt_tokens, state.ready().context_length - 1)
+    limit = min(settings.max_prompt_tokens, context_length - 1)
     if prompt_tokens > limit:
         raise ApiError(400, f"the prompt is {prompt_tokens} tokens; this server allows at most {limit}",
                        param="messages", code="context_length_exceeded")
-    room = state.ready().context_length - prompt_tokens
+    room = context_length - prompt_tokens
     return Sampling(max_tokens=max(1, min(requested or settings.max_tokens, room)),
                     temperature=body.temperature or 0.0, top_p=body.top_p, seed=body.seed, stop=tuple(body.stop or ()))
 
@@ -60,19 +62,24 @@ def prompt_ids_of(model: ServedModel, messages: list[dict]) -> list[int]:
                        param="messages") from None
 
 
-async def reply(state: ServerState, model: ServedModel, body, messages: list[dict], route: str, request_id: str):
+async def reply(state: ServerState, deployment: Deployment, model: ServedModel, body, messages: list[dict],
+                route: str, request_id: str):
+    """Answer ``messages`` with ``model`` of ``deployment`` (the one the request holds): whole, or as an event
+    stream whose generation is queued on the deployment's engine before this returns."""
     unsupported = body.unsupported()
     if unsupported:
         raise ApiError(400, f"{unsupported} is not supported by tunesmith serve", param=unsupported)
     prompt_ids = prompt_ids_of(model, messages)
-    sampling = _sampling(state, body, len(prompt_ids))
+    sampling = _sampling(state, deployment, body, len(prompt_ids))
     started = time.monotonic()
     deadline = started + state.settings.request_timeout_s
-    events = state.engine.stream(prompt_ids, sampling, model.adapter, state.served.stop_ids, deadline=deadline)
-    answer = _Answer(state, model, {"kind": "request", "id": request_id, "model": model.name, "route": route,
-                                    "messages": messages}, started, deadline,
-                     _label_scores(state, model, messages), _novelty(state, model, messages=messages))
-    _shadow(state, model, messages, prompt_ids, sampling, request_id)
+    engine = deployment.engine
+    events = engine.stream(prompt_ids, sampling, model.adapter, deployment.served.stop_ids, deadline=deadline)
+    record = {"kind": "request", "id": request_id, "model": model.name, "run": model.run_folder, "route": route,
+              "messages": messages}
+    answer = _Answer(state, model, record, started, deadline, _label_scores(engine, model, messages),
+                     _novelty(state, model, messages=messages))
+    _shadow(state, deployment, model, messages, prompt_ids, sampling, request_id)
     chat = route == "/v1/chat/completions"
     if body.stream:
         return event_stream(_stream(answer, events, chat, body.include_usage()))
@@ -127,11 +134,11 @@ class _Answer:
         return Confidence.judged(self.model, finished.confidence, "sequence")
 
 
-def _label_scores(state: ServerState, model: ServedModel, messages: list[dict]) -> Future | None:
+def _label_scores(engine: Engine, model: ServedModel, messages: list[dict]) -> Future | None:
     """The labels of a classification run scored as replies to the chat's prompt, beside its generation."""
     if model.task != "classification" or not model.labels:
         return None
-    return state.engine.classify(model.conversation(messages), model.labels, model.adapter)
+    return engine.classify(model.conversation(messages), model.labels, model.adapter)
 
 
 def _novelty(state: ServerState, model: ServedModel, text: str | None = None,
@@ -185,10 +192,10 @@ def _raise_if_failed(finished: Finished) -> None:
         raise _failure(finished)
 
 
-def _shadow(state: ServerState, model: ServedModel, messages: list[dict], prompt_ids: list[int], sampling: Sampling,
-            request_id: str) -> None:
+def _shadow(state: ServerState, deployment: Deployment, model: ServedModel, messages: list[dict],
+            prompt_ids: list[int], sampling: Sampling, request_id: str) -> None:
     """Ask the shadow the same question; its answer is logged beside the primary's and never returned."""
-    served = state.served
+    served = deployment.served
     if served.shadow is None or model.name != served.primary:
         return
     shadow = served.models[served.shadow]
@@ -197,12 +204,13 @@ def _shadow(state: ServerState, model: ServedModel, messages: list[dict], prompt
     def on_event(event) -> None:
         if isinstance(event, Finished):
             confidence = Confidence.judged(shadow, event.confidence, "sequence")
-            state.write({"kind": "shadow", "id": request_id, "model": shadow.name, "answer": event.text,
+            state.write({"kind": "shadow", "id": request_id, "model": shadow.name, "run": shadow.run_folder,
+                         "answer": event.text,
                          "finish_reason": event.reason, "latency_s": round(time.monotonic() - started, 4),
                          "completion_tokens": event.completion_tokens, **confidence.log_fields()})
 
     shadow_ids = prompt_ids_of(shadow, messages) if shadow.system_prompt != model.system_prompt else prompt_ids
-    state.engine.submit(Generation(prompt_ids=shadow_ids, sampling=sampling, adapter=shadow.adapter,
+    deployment.engine.submit(Generation(prompt_ids=shadow_ids, sampling=sampling, adapter=shadow.adapter,
                                    stop_ids=served.stop_ids, sink=on_event,
                                    deadline=started + state.settings.request_timeout_s))
 
@@ -210,27 +218,29 @@ def _shadow(state: ServerState, model: ServedModel, messages: list[dict], prompt
 # ---- classification ----------------------------------------------------------------------------------------------
 
 
-async def reply_classification(state: ServerState, model: ServedModel, text: str, request_id: str) -> dict:
+async def reply_classification(state: ServerState, deployment: Deployment, model: ServedModel, text: str,
+                               request_id: str) -> dict:
     if model.task != "classification" or not model.labels:
         raise ApiError(400, f"{model.name} is a {model.task} model; /v1/classify needs a classification run",
                        param="model")
     started = time.monotonic()
     prompt = model.classification_prompt(text)
     prompt_tokens = len(prompt_token_ids(model.tokenizer, prompt))
-    limit = min(state.settings.max_prompt_tokens, state.ready().context_length - 1)
+    limit = min(state.settings.max_prompt_tokens, deployment.served.context_length - 1)
     if prompt_tokens > limit:
         raise ApiError(400, f"the text makes a {prompt_tokens}-token prompt; this server allows at most {limit}",
                        param="text", code="context_length_exceeded")
-    future = state.engine.classify(prompt, model.labels, model.adapter)
+    future = deployment.engine.classify(prompt, model.labels, model.adapter)
     novelty = _novelty(state, model, text=text)
-    shadow = _shadow_classification(state, model, text)
+    shadow = _shadow_classification(deployment, model, text)
     try:
         scores = await asyncio.wait_for(asyncio.wrap_future(future), state.settings.request_timeout_s)
     except asyncio.TimeoutError:
         raise ApiError(408, "the request ran past the server's timeout", "timeout", code="request_timeout") from None
     label, probabilities, confidence = label_confidence(model, scores)
     latency = time.monotonic() - started
-    state.answered({"kind": "request", "id": request_id, "model": model.name, "route": "/v1/classify", "status": 200,
+    state.answered({"kind": "request", "id": request_id, "model": model.name, "run": model.run_folder,
+                    "route": "/v1/classify", "status": 200,
                     "latency_s": round(latency, 4), "ttft_s": None, "prompt_tokens": prompt_tokens,
                     "completion_tokens": 0, "finish_reason": "stop", "text": text, "label": label,
                     "probability": probabilities[label], **confidence.log_fields(), **await novelty_fields(novelty)})
@@ -243,20 +253,20 @@ async def reply_classification(state: ServerState, model: ServedModel, text: str
             "usage": {"prompt_tokens": prompt_tokens}}
 
 
-def _shadow_classification(state: ServerState, model: ServedModel, text: str):
-    served = state.served
+def _shadow_classification(deployment: Deployment, model: ServedModel, text: str):
+    served = deployment.served
     if served.shadow is None or model.name != served.primary:
         return None
     shadow = served.models[served.shadow]
     if shadow.task != "classification" or not shadow.labels:
         return None
-    return shadow, state.engine.classify(shadow.classification_prompt(text), shadow.labels, shadow.adapter)
+    return shadow, deployment.engine.classify(shadow.classification_prompt(text), shadow.labels, shadow.adapter)
 
 
 def _log_shadow_label(state: ServerState, request_id: str, shadow: ServedModel, future, started: float) -> None:
     if future.exception() is not None:
         return
     label, probabilities, confidence = label_confidence(shadow, future.result())
-    state.write({"kind": "shadow", "id": request_id, "model": shadow.name, "label": label,
+    state.write({"kind": "shadow", "id": request_id, "model": shadow.name, "run": shadow.run_folder, "label": label,
                  "probability": probabilities[label], "latency_s": round(time.monotonic() - started, 4),
                  **confidence.log_fields()})

@@ -75,6 +75,12 @@ class ServedModel:
         """The calibration temperature of the run's label probabilities; None: they are not calibrated."""
         return self.reference.temperature if self.reference is not None else None
 
+    @property
+    def run_folder(self) -> str | None:
+        """The run folder that answers for this name (resolved), as `/v1/models` and the request log name it; None
+        for the base and a plain model folder."""
+        return str(self.run) if self.run is not None else None
+
     def conversation(self, messages: list[Message]) -> list[Message]:
         """``messages`` with the run's system prompt first, unless the client sent its own."""
         if self.system_prompt and not any(message["role"] == "system" for message in messages):
@@ -86,7 +92,7 @@ class ServedModel:
         return self.conversation([{"role": "user", "content": classification_user_turn(self.data, self.labels, text)}])
 
     def describe(self) -> dict:
-        return {"run": str(self.run) if self.run else None, "task": self.task, "labels": self.labels,
+        return {"run": self.run_folder, "task": self.task, "labels": self.labels,
                 "adapter": self.adapter}
 
 

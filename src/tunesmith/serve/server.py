@@ -3,7 +3,13 @@
 Routes: ``POST /v1/chat/completions`` and ``/v1/completions`` (streamed over server-sent events or not),
 ``GET /v1/models``, ``POST /v1/classify`` (label and every label's probability, by evaluation's label scoring),
 ``POST /v1/feedback``; ``GET /health`` (the process is up), ``/ready`` (the model is loaded) and ``/metrics``
-(Prometheus). The model loads in the background after the port opens, so probes can tell "starting" from "dead".
+(Prometheus), ``POST /admin/reload``. The model loads in the background after the port opens, so probes can tell
+"starting" from "dead".
+
+Hot-swap: ``POST /admin/reload``, or the marker of ``--watch`` (`tunesmith.promotion`) pointing at another run, loads
+the models anew beside those in service and switches to them at once; requests already under way finish on the old
+models, which are then stopped and freed (`tunesmith.serve.deployment`). A load that fails keeps the old in service
+and says why (the log, the reload's answer, ``/ready``'s ``reload_error``).
 
 Safe by default: it binds 127.0.0.1; with an API key every route but /health and /ready needs
 ``Authorization: Bearer KEY``, and binding any other address without a key is refused; a request whose Host header
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -30,7 +37,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from tunesmith.config import ServeConfig
-from tunesmith.errors import TunesmithError
+from tunesmith.errors import ConfigError, TunesmithError
+from tunesmith.promotion import marked_run
 from tunesmith.results.reference import read_reference
 from tunesmith.run_dir import RunDir
 from tunesmith.serve.openai_api import ApiError
@@ -51,8 +59,8 @@ def create_server_app(load: Callable[[], Served], settings: ServerSettings, on_l
                       on_load_failed: Callable[[str], None] | None = None) -> FastAPI:
     """The server's app; ``load`` runs in a background thread when the app starts."""
     hosts = AllowedHosts.of(settings.host, settings.allowed_hosts)
-    state = ServerState(settings, ServerMetrics())
-    lifespan = partial(_lifespan, load=load, on_loaded=on_loaded, on_load_failed=on_load_failed)
+    state = ServerState(settings, ServerMetrics(), load)
+    lifespan = partial(_lifespan, on_loaded=on_loaded, on_load_failed=on_load_failed)
     app = FastAPI(title="tunesmith", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.tunesmith = state
     install_error_handlers(app, _render_error, on_failure=_log_failure)
@@ -65,22 +73,25 @@ def create_server_app(load: Callable[[], Served], settings: ServerSettings, on_l
 
 
 @asynccontextmanager
-async def _lifespan(app: FastAPI, load: Callable[[], Served], on_loaded: Callable[[], None] | None,
+async def _lifespan(app: FastAPI, on_loaded: Callable[[], None] | None,
                     on_load_failed: Callable[[str], None] | None) -> AsyncIterator[None]:
     state: ServerState = app.state.tunesmith
     state.open_log()
-    loader = threading.Thread(target=_load, args=(state, load, on_loaded, on_load_failed), name="tunesmith-load",
+    stopping = threading.Event()
+    loader = threading.Thread(target=_load, args=(state, on_loaded, on_load_failed, stopping), name="tunesmith-load",
                               daemon=True)
     loader.start()
     yield
+    stopping.set()
     loader.join()
     state.stop()
 
 
-def _load(state: ServerState, load: Callable[[], Served], on_loaded: Callable[[], None] | None,
-          on_load_failed: Callable[[str], None] | None) -> None:
+def _load(state: ServerState, on_loaded: Callable[[], None] | None, on_load_failed: Callable[[str], None] | None,
+          stopping: threading.Event) -> None:
+    """Load and start serving; then, with a marker to watch, watch it until the server stops."""
     try:
-        served = load()
+        served = state.load()
         state.start(served)
     except TunesmithError as error:
         state.load_error = f"the model failed to load: {error}"
@@ -91,6 +102,25 @@ def _load(state: ServerState, load: Callable[[], Served], on_loaded: Callable[[]
     log.info("ready: serving %s", ", ".join(served.models))
     if on_loaded:
         on_loaded()
+    if state.settings.watch is not None:
+        _watch(state, state.settings.watch, stopping)
+
+
+def _watch(state: ServerState, marker: Path, stopping: threading.Event) -> None:
+    """Reload whenever ``marker`` points at another run than the one in service. A run that failed to load is not
+    tried again until the marker moves (``POST /admin/reload`` tries it on demand)."""
+    failed: str | None = None
+    while not stopping.wait(state.settings.watch_interval_s):
+        target = os.path.realpath(marker)  # a link to nothing resolves to where it points
+        if target in (state.ready().primary_run, failed):
+            continue
+        log.info("%s now points to %s: reloading", marker, target)
+        try:
+            state.reload("watch")
+        except ApiError as error:  # logged by the reload; a reload under way (409) is followed by another look
+            failed = target if error.code == "load_failed" else None
+        else:
+            failed = None
 
 
 async def _require_key(request: Request, call_next):
@@ -124,12 +154,18 @@ def _log_refusal(request: Request, error: HttpError) -> None:
 def serve(targets: list[str], settings: ServerSettings, shadow: str | None = None,
           serve_overrides: list[str] = ()) -> int:
     """Serve until SIGTERM or Ctrl-C (in-flight requests finish first). The port opens at once; the model loads
-    behind it (`/ready`). ``serve_overrides`` (``serve.KEY=VALUE``) apply to every served run. Returns the exit
-    code: 2 when the model failed to load."""
+    behind it (`/ready`). ``serve_overrides`` (``serve.KEY=VALUE``) apply to every served run. With
+    ``settings.watch`` (a marker, the one target) the marker's run is served and swapped when the marker moves,
+    and the log defaults to ``<marker>-serve_logs`` beside it (one log across promotions). Returns the exit code:
+    2 when the model failed to load."""
     import uvicorn
 
     serve_settings(ServeConfig(), serve_overrides)  # a bad --set fails now, in one line
     SERVER_BIND.check(settings.host, settings.api_key)
+    if settings.watch is not None:
+        targets = _watched(targets, settings)
+        settings = replace(settings, aliases=(settings.watch.name,),
+                           log_dir=settings.log_dir or settings.watch.parent / f"{settings.watch.name}-{LOG_FOLDER}")
     check_port(settings.host, settings.port)
     runs = [RunDir(target) for target in [*targets, *([shadow] if shadow else [])]]
     for run in runs:
@@ -147,7 +183,9 @@ def serve(targets: list[str], settings: ServerSettings, shadow: str | None = Non
         server.should_exit = True
 
     def load() -> Served:
-        return load_served(targets, shadow, serve_overrides=serve_overrides, embedder=sentence_embedder)
+        # The marker is read once per load: the run's weights and its name come from one promotion.
+        chosen = [str(marked_run(settings.watch).root)] if settings.watch is not None else targets
+        return load_served(chosen, shadow, serve_overrides=serve_overrides, embedder=sentence_embedder)
 
     app = create_server_app(load, settings, on_load_failed=stop_on_failure)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
@@ -156,3 +194,11 @@ def serve(targets: list[str], settings: ServerSettings, shadow: str | None = Non
     log.info("request log: %s", settings.log_dir)
     server.run()
     return 2 if failed else 0
+
+
+def _watched(targets: list[str], settings: ServerSettings) -> list[str]:
+    """The run ``--watch``'s marker points to now, checked in one line before the port opens."""
+    if len(targets) != 1 or Path(targets[0]).absolute() != settings.watch.absolute():
+        raise ConfigError("--watch", "watches the one marker served: tunesmith serve MARKER --watch",
+                          "give the marker alone (serve other runs beside it with --shadow, or another server)")
+    return [str(marked_run(settings.watch).root)]

@@ -1,0 +1,28 @@
+"""`tunesmith promote` and `tunesmith serve --watch` argument errors, in-process, as one line."""
+
+from __future__ import annotations
+
+import os
+
+from tunesmith import distributed
+from tunesmith.config import save_config, validate_config
+from tunesmith.run_dir import RunDir
+
+
+def test_promote_refuses_an_ungated_run_and_forces_it(tmp_path, cli):
+    run = RunDir(tmp_path / "round-1")
+    run.root.mkdir()
+    save_config(validate_config({"model": {"name": "default"}, "data": {"train": "train.jsonl"}}), run.config_path)
+    code, out, error = cli("promote", str(run.root))
+    assert code == 2 and "round-1 has not passed a release gate" in error and "--force" in error
+    assert not (tmp_path / "current").is_symlink()
+    code, out, error = cli("promote", str(run.root), "--marker", str(tmp_path / "live"), "--force")
+    assert (code, error) == (0, "") and os.readlink(tmp_path / "live") == "round-1"
+    assert out.strip().endswith("not gated: run `tunesmith gate RUN` (forced)") and "(was nothing)" in out
+
+
+def test_serve_watch_takes_one_marker(tmp_path, cli):
+    code, _, error = cli("serve", str(tmp_path / "a"), str(tmp_path / "b"), "--watch")
+    assert code == 2 and "--watch" in error and "one marker" in error
+    code, _, error = cli("serve", str(tmp_path / "current"), "--watch", "--port", str(distributed.free_port()))
+    assert code == 2 and "the marker" in error and "does not exist" in error
