@@ -15,16 +15,17 @@ import httpx
 
 from tunesmith.monitor.analysis import monitor_log
 from tunesmith.monitor.request_log import read_log, read_manifest
-from tunesmith.promotion import marked_run, promote
+from tunesmith.promotion import promote
 from tunesmith.serve.served import load_served
+from tunesmith.serve.server import marker_loader
 
 CHAT = {"messages": [{"role": "user", "content": "claim your cash reward"}], "max_tokens": 16}
 
 
-def start_watching(start_server, marker, **settings):
+def start_watching(start_server, marker, shadow=None, **settings):
     """A server on the run ``marker`` points to, looking at the marker every 50 ms."""
-    return start_server(lambda: load_served([str(marked_run(marker).root)]), watch=marker, watch_interval_s=0.05,
-                        aliases=(marker.name,), max_tokens=24, **settings)
+    return start_server(marker_loader(marker, shadow), watch=marker, watch_interval_s=0.05, aliases=(marker.name,),
+                        max_tokens=24, **settings)
 
 
 def wait_for(condition, timeout_s: float = 60.0) -> None:
@@ -139,4 +140,17 @@ def test_admin_reload_reloads_the_same_targets(start_server, spam_runs, tmp_path
     assert state.served.primary == a.name
     answer = httpx.post(f"{url}/admin/reload", timeout=60)
     assert answer.status_code == 200 and answer.json()["to"] == {b.name: str(b.resolve()), "base": None}
+    assert httpx.post(f"{url}/v1/chat/completions", json=CHAT).json()["model"] == b.name
+
+
+def test_a_promoted_shadow_answers_and_nothing_shadows_it(start_server, spam_runs, tmp_path):
+    """Shadow first, then promote: the candidate's answers are logged beside the served run's, then it serves."""
+    a, b = spam_runs
+    marker = tmp_path / "current"
+    promote(a, marker, force=True)
+    url, state = start_watching(start_server, marker, shadow=str(b))
+    assert (state.served.primary, state.served.shadow) == (a.name, b.name)
+    promote(b, marker, force=True)
+    wait_for(lambda: state.served.primary == b.name)
+    assert state.served.shadow is None and state.reload_error is None
     assert httpx.post(f"{url}/v1/chat/completions", json=CHAT).json()["model"] == b.name

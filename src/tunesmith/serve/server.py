@@ -44,7 +44,7 @@ from tunesmith.run_dir import RunDir
 from tunesmith.serve.openai_api import ApiError
 from tunesmith.serve.prometheus import ServerMetrics
 from tunesmith.serve.routes import router
-from tunesmith.serve.served import Served, load_served, sentence_embedder, serve_settings
+from tunesmith.serve.served import EmbedderFactory, Served, load_served, sentence_embedder, serve_settings
 from tunesmith.serve.state import LOG_FOLDER, ServerSettings, ServerState
 from tunesmith.web import AllowedHosts, BindRule, HostCheck, HttpError, check_port, install_error_handlers
 
@@ -182,11 +182,8 @@ def serve(targets: list[str], settings: ServerSettings, shadow: str | None = Non
         failed.append(message)
         server.should_exit = True
 
-    def load() -> Served:
-        # The marker is read once per load: the run's weights and its name come from one promotion.
-        chosen = [str(marked_run(settings.watch).root)] if settings.watch is not None else targets
-        return load_served(chosen, shadow, serve_overrides=serve_overrides, embedder=sentence_embedder)
-
+    load = (marker_loader(settings.watch, shadow, serve_overrides, sentence_embedder) if settings.watch is not None
+            else partial(load_served, targets, shadow, serve_overrides=serve_overrides, embedder=sentence_embedder))
     app = create_server_app(load, settings, on_load_failed=stop_on_failure)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
                             timeout_graceful_shutdown=int(settings.request_timeout_s))
@@ -194,6 +191,21 @@ def serve(targets: list[str], settings: ServerSettings, shadow: str | None = Non
     log.info("request log: %s", settings.log_dir)
     server.run()
     return 2 if failed else 0
+
+
+def marker_loader(marker: Path, shadow: str | None = None, serve_overrides: list[str] = (),
+                  embedder: EmbedderFactory | None = None) -> Callable[[], Served]:
+    """What a server watching ``marker`` loads, each time: the run the marker points to then (read once, so the
+    weights and the name come from one promotion), with ``shadow`` beside it, unless the shadow is that run: a
+    promoted shadow answers, and nothing shadows it any more."""
+    def load() -> Served:
+        run = marked_run(marker).root
+        shadowing = shadow if shadow is None or Path(shadow).resolve() != run else None
+        if shadow is not None and shadowing is None:
+            log.info("the shadow %s was promoted: it answers now, and nothing shadows it", run.name)
+        return load_served([str(run)], shadowing, serve_overrides=serve_overrides, embedder=embedder)
+
+    return load
 
 
 def _watched(targets: list[str], settings: ServerSettings) -> list[str]:
