@@ -4,7 +4,9 @@ back by `tunesmith monitor` and `tunesmith feedback export`.
 
 Records (every one has ``kind``, ``id`` and ``time``, an ISO 8601 UTC timestamp):
 
-- ``request``: ``model`` (the served name; None for a refused request), ``route`` (``/v1/chat/completions``,
+- ``request``: ``model`` (the served name; None for a refused request), ``run`` (the run folder that answered;
+  None for the base, a plain model folder and a refused request; absent in logs written before runs were named),
+  ``route`` (``/v1/chat/completions``,
   ``/v1/completions``, ``/v1/classify``; a refused request's path), ``status`` (HTTP status), ``latency_s``,
   ``ttft_s`` (time to the first token; None for classification and failed requests), ``prompt_tokens`` (the
   templated prompt, system prompt included), ``completion_tokens``, ``finish_reason``; with content logging on,
@@ -16,10 +18,13 @@ Records (every one has ``kind``, ``id`` and ``time``, an ISO 8601 UTC timestamp)
   applied); ``novelty`` (the input's novelty; absent when not measured) or ``novelty_error`` (why scoring failed).
   A failed or refused request (a bad request, a 401 of the key check, a foreign Host) adds ``error``; no record
   holds key material.
-- ``shadow``: the shadow model's answer to request ``id`` (``model``, ``latency_s``, ``answer`` or ``label`` and
-  ``probability``, ``confidence``, ``confidence_kind``, ``low_confidence``), written when the shadow finishes,
-  after the primary's record.
-- ``feedback``: a user's judgment of the answer to request ``id``, by ``model`` (the served name that answered):
+- ``shadow``: the shadow model's answer to request ``id`` (``model``, ``run``, ``latency_s``, ``answer`` or
+  ``label`` and ``probability``, ``confidence``, ``confidence_kind``, ``low_confidence``), written when the shadow
+  finishes, after the primary's record.
+- ``reload``: the server swapped what it serves (`tunesmith.serve.state.ServerState.reload`): ``trigger``
+  (``watch``, ``admin``), ``from`` and ``to`` (served name → run folder), ``status`` (200, or the failure's),
+  ``seconds`` or ``error`` (the previous models stayed in service), ``run`` (the primary run answering after it).
+- ``feedback``: a user's judgment of the answer to request ``id``, by ``model`` and ``run`` (what answered it):
   ``rating`` (``up``/``down``/None), ``correction`` (a better answer) and ``label`` (the right label, one of that
   model's labels), each optional.
 
@@ -30,9 +35,9 @@ The log survives a crash of the server: every record is one ``write`` of a whole
 killed process loses nothing it had answered (the kernel holds what was flushed), and a reader skips a cut-off
 last line. When ``requests.jsonl`` grows past ``max_bytes`` it is renamed ``requests-000001.jsonl`` (then
 ``-000002``, ...) and a new one is started; readers take the numbered files in order, then the current one.
-``served.json`` beside them says which runs were served under which names (`write_manifest`); `served_run` finds
-the run a log is judged against (``--run``, else the primary model's), and `read_records` sorts the records by
-kind for the monitor and the feedback export.
+``served.json`` beside them says which runs were served under which names, those replaced by a reload included
+(`write_manifest`); `served_run` finds the run a log is judged against (``--run``, else the primary model's), and
+`read_records` sorts the records by kind for the monitor and the feedback export.
 """
 
 from __future__ import annotations
