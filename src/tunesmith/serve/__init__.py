@@ -1,6 +1,7 @@
 """Serving: an OpenAI-compatible HTTP server (`serve`, `tunesmith serve`) over a batching engine (`Engine`) that
-answers for the runs loaded once by `load_served`. The web UI's playground uses the same loader, engine
-(`Engine.stream`) and message shape (`ChatMessage`), through this public face."""
+answers for the runs `load_served` loads (again on a reload, which swaps them without dropping a request). The web
+UI's playground uses the same loader, engine (`Engine.stream`) and message shape (`ChatMessage`), through this
+public face."""
 
 from tunesmith.serve.engine import Engine, Finished, Generation
 from tunesmith.serve.openai_api import ChatMessage

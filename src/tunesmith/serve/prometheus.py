@@ -13,7 +13,7 @@ import time
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/classify", "/v1/feedback", "/v1/models", "/health",
-          "/ready", "/metrics")
+          "/ready", "/metrics", "/admin/reload")
 """Routes counted by name; any other path is counted as ``other`` (a label per unknown path would let any
 client grow the metrics without bound)."""
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
