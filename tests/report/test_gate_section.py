@@ -77,7 +77,7 @@ def test_a_run_never_gated_has_no_gate_section_unless_its_config_asks_for_one(tm
     assert "## Gate" not in run.report_md.read_text()
     asked = gated_run(tmp_path / "asked", gate={"margin": 0.02})
     build_report(asked.config(), asked)
-    assert "Not gated yet: run `tunesmith gate sms-gated`" in asked.report_md.read_text()
+    assert "<p>Not gated yet: run `tunesmith gate sms-gated`" in asked.report_html.read_text()
 
 
 def test_a_skipped_general_ability_check_says_why(tmp_path, gate_example):
