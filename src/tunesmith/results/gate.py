@@ -188,37 +188,47 @@ def lm_eval_table(check: dict) -> Table | None:
                  caption=f"lm-evaluation-harness on the base and the merged export{required}")
 
 
-def gate_blocks(gate: dict, run_name: str, stale: bool) -> list[Block]:
-    """Everything a page shows of a gate: the verdict (and whether it is stale), how much general ability is kept,
-    what was judged, the checks, the comparisons, the lm-evaluation-harness tasks, and invalid answers (model
-    text, kept as plain text)."""
+def gate_summary_blocks(gate: dict, run_name: str, stale: bool) -> list[Block]:
+    """The gate in brief (the model card of an export): whether it is stale, the verdict, how much general ability
+    is kept, and the checks."""
     blocks: list[Block] = [Text(stale_text(run_name))] if stale else []
     blocks.append(Text(gate_line(gate).replace("gate ", "Gate ", 1)))
-    general = next((check for check in gate["checks"] if check["name"] == "general_ability"), None)
+    general = _check(gate, "general_ability")
     if general is not None:
         blocks.append(Text(general_ability_text(general)))
+    return blocks + [checks_table(gate)]
+
+
+def gate_blocks(gate: dict, run_name: str, stale: bool) -> list[Block]:
+    """Everything a page shows of a gate: `gate_summary_blocks`, then what was judged, the comparisons, the
+    lm-evaluation-harness tasks, and invalid answers (model text, kept as plain text)."""
     better = "higher" if gate.get("higher_is_better", True) else "lower"
     facts = [("judged", f"{plain(gate.get('created_at'))} in {format_duration(gate.get('seconds'))}"),
              ("metric", f"{plain(gate.get('metric'))} ({better} is better)"), ("test rows", _rows_caption(gate))]
     against = gate.get("against")
     if isinstance(against, dict):
         facts.append(("run in service", f"{plain(against.get('run'))} ({plain(against.get('path'))})"))
-    blocks += [Facts(facts), checks_table(gate)]
+    blocks = [*gate_summary_blocks(gate, run_name, stale), Facts(facts)]
     comparisons = comparisons_table(gate)
     if comparisons is not None:
         blocks.append(comparisons)
+    general = _check(gate, "general_ability")
     if general is not None:
         table = lm_eval_table(general)
         blocks += [table] if table is not None else []
         if general.get("source"):
             blocks.append(Text(f"General prompts: {general['source']}."))
-    for check in gate["checks"]:
-        if check["name"] == "valid_output" and check.get("examples"):
-            rows = [[plain(example.get("location")), shorten(plain(example.get("answer")), SHOWN_ANSWER_CHARS)]
-                    for example in check["examples"] if isinstance(example, dict)]
-            blocks.append(Table(["row", "answer"], rows, caption=f"Invalid answers (not {check.get('rule')}), "
-                                                                 f"{plain(check.get('invalid'))} in all"))
+    valid = _check(gate, "valid_output")
+    if valid is not None and valid.get("examples"):
+        rows = [[plain(example.get("location")), shorten(plain(example.get("answer")), SHOWN_ANSWER_CHARS)]
+                for example in valid["examples"] if isinstance(example, dict)]
+        blocks.append(Table(["row", "answer"], rows, caption=f"Invalid answers (not {valid.get('rule')}), "
+                                                             f"{plain(valid.get('invalid'))} in all"))
     return blocks
+
+
+def _check(gate: dict, name: str) -> dict | None:
+    return next((check for check in gate["checks"] if check.get("name") == name), None)
 
 
 def _value_text(gate: dict, check: dict) -> str:
