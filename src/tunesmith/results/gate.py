@@ -37,7 +37,8 @@ def read_gate(gate_json: str | Path) -> dict | None:
     gate = read_json(gate_json)
     if gate is None:
         return None
-    if not isinstance(gate, dict) or not isinstance(gate.get("checks"), list) or "passed" not in gate:
+    if not isinstance(gate, dict) or not isinstance(gate.get("checks"), list) or "passed" not in gate \
+            or not all(isinstance(check, dict) and isinstance(check.get("name"), str) for check in gate["checks"]):
         raise RunError(f"{gate_json} is not a gate result", "run `tunesmith gate` on the run again")
     if gate.get("version", 0) > GATE_VERSION:
         raise RunError(f"{gate_json} was written by a newer tunesmith (version {gate['version']})",
@@ -219,9 +220,9 @@ def gate_blocks(gate: dict, run_name: str, stale: bool) -> list[Block]:
         if general.get("source"):
             blocks.append(Text(f"General prompts: {general['source']}."))
     valid = _check(gate, "valid_output")
-    if valid is not None and valid.get("examples"):
-        rows = [[plain(example.get("location")), shorten(plain(example.get("answer")), SHOWN_ANSWER_CHARS)]
-                for example in valid["examples"] if isinstance(example, dict)]
+    rows = [[plain(example.get("location")), shorten(plain(example.get("answer")), SHOWN_ANSWER_CHARS)]
+            for example in (valid or {}).get("examples") or [] if isinstance(example, dict)]
+    if rows:
         blocks.append(Table(["row", "answer"], rows, caption=f"Invalid answers (not {valid.get('rule')}), "
                                                              f"{plain(valid.get('invalid'))} in all"))
     return blocks
