@@ -6,7 +6,13 @@ from __future__ import annotations
 import json
 
 from tunesmith.document import text_table
-from tunesmith.results.gate import checks_table, comparisons_table, gate_state, general_ability_text
+from tunesmith.results.gate import (
+    checks_table,
+    comparisons_table,
+    gate_state,
+    general_ability_text,
+    lm_eval_table,
+)
 
 
 def test_the_state_of_a_run_folder_is_one_word_and_a_line(tmp_path, gate_example):
@@ -52,3 +58,11 @@ def test_the_general_ability_sentence(gate_example):
         "keeps at least 90.0% and agrees on at least 80.0% (passed).")
     check |= {"threshold": None, "agreement_threshold": None, "status": "measured"}
     assert general_ability_text(check).endswith("greedy answer tokens (measured only).")
+
+
+def test_lm_eval_tasks_with_each_model_s_standard_error(gate_example):
+    check = next(check for check in gate_example()["checks"] if check["name"] == "general_ability")
+    check["lm_eval"]["tasks"]["arc_tiny"] |= {"stderr": {"base": 0.05, "tuned": 0.049}}
+    check["lm_eval"]["tasks"]["zero_base"] = {"metric": "acc", "base": 0.0, "tuned": 0.1, "kept": None, "rows": 10}
+    assert lm_eval_table(check).rows == [["arc_tiny", "acc", "0.5000", "0.4800", "96.0%", "0.0500 / 0.0490", "100"],
+                                         ["zero_base", "acc", "0.0000", "0.1000", "–", "not available", "10"]]

@@ -181,11 +181,11 @@ def lm_eval_table(check: dict) -> Table | None:
     if not isinstance(lm_eval, dict) or not isinstance(lm_eval.get("tasks"), dict):
         return None
     rows = [[str(task), plain(scores.get("metric")), plain(scores.get("base")), plain(scores.get("tuned")),
-             _percent(scores.get("kept")), plain(scores.get("stderr")), plain(scores.get("rows"))]
+             _percent(scores.get("kept")), _stderr_text(scores.get("stderr")), plain(scores.get("rows"))]
             for task, scores in lm_eval["tasks"].items() if isinstance(scores, dict)]
     threshold = lm_eval.get("threshold")
     required = f"; each task must keep at least {_percent(threshold)}" if is_number(threshold) else ""
-    return Table(["task", "metric", "base", "tuned", "kept", "stderr", "rows"], rows,
+    return Table(["task", "metric", "base", "tuned", "kept", "stderr (base / tuned)", "rows"], rows,
                  caption=f"lm-evaluation-harness on the base and the merged export{required}")
 
 
@@ -317,6 +317,13 @@ def _percent_interval(interval) -> str:
     if not (isinstance(interval, list) and len(interval) == 2 and all(map(is_number, interval))):
         return NO_VALUE
     return f"[{_percent(interval[0])}, {_percent(interval[1])}]"
+
+
+def _stderr_text(stderr) -> str:
+    """One standard error, or the base's and the tuned model's (``{"base": …, "tuned": …}``) as ``base / tuned``."""
+    if isinstance(stderr, dict):
+        return f"{plain(stderr.get('base'))} / {plain(stderr.get('tuned'))}"
+    return plain(stderr)
 
 
 def _p_value(value) -> str:
