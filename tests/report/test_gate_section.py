@@ -42,7 +42,7 @@ def test_the_gate_comes_first_with_every_check_its_numbers_and_the_general_abili
     gate = gate_part(run)
     assert "Gate failed: against_baseline" in gate and "stale" not in gate
     assert ("| not worse than the best classic baseline (against_baseline) | failed | accuracy +0.0130 | "
-            "[+0.0040, +0.0220] | not worse than tfidf_logreg (margin 0.0100) | 1,000 all |") in gate
+            "[+0.0040, +0.0220] | not worse than tfidf_logreg: interval above -0.0100 | 1,000 all |") in gate
     assert "| beats the base model (against_base) | passed | accuracy +0.2640 | [+0.2360, +0.2920] |" in gate
     assert "| confidence is calibrated (calibration) | passed | ECE 0.0032 | [0.0027, 0.0127] | ≤ 0.0500 | 1,000 |" \
         in gate

@@ -39,7 +39,7 @@ def test_a_lower_is_better_metric_keeps_the_difference_as_tuned_minus_other(gate
                                     "lower is better)")
     assert table.rows == [["base", "all test rows", "50", "0.1200", "0.4300", "-0.3100", "[-0.4000, -0.2200]", "–"]]
     assert checks_table(gate).rows[0][:6] == ["beats the base model (against_base)", "passed", "mse -0.3100",
-                                              "[-0.4000, -0.2200]", "better than base", "50 all"]
+                                              "[-0.4000, -0.2200]", "better than base: interval below 0", "50 all"]
 
 
 def test_every_check_is_a_row_of_the_table(gate_example):

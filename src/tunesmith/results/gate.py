@@ -123,7 +123,8 @@ def checks_table(gate: dict) -> Table:
     """One row per check: its title and name, status, decisive value, interval, what was required, rows, and the
     reason it passed, failed or was skipped."""
     rows = [[f"{check.get('title', check['name'])} ({check['name']})", plain(check.get("status")),
-             _value_text(gate, check), _interval_text(check), _threshold_text(check), _rows_text(check),
+             _value_text(gate, check), _interval_text(check),
+             _threshold_text(check, gate.get("higher_is_better", True)), _rows_text(check),
              plain(check.get("reason"))] for check in gate["checks"]]
     return Table(["check", "status", "value", f"{_level(gate)} interval", "required", "rows", "reason"], rows,
                  caption="Checks")
@@ -260,13 +261,18 @@ def _interval_text(check: dict) -> str:
     return _interval(check.get("interval"))
 
 
-def _threshold_text(check: dict) -> str:
+def _threshold_text(check: dict, higher_is_better: bool) -> str:
+    """What the check required; a comparison's ``threshold`` is the bound its interval must clear (0 for
+    `better`, ∓`gate.margin` for `not_worse`)."""
     threshold, name = check.get("threshold"), check["name"]
     if name in COMPARISONS:
         requirement = check.get("requirement")
-        if requirement == "not_worse":
-            return f"not worse than {plain(check.get('other'))} (margin {plain(threshold)})"
-        return f"{plain(requirement)} than {plain(check.get('other'))}" if requirement else NO_VALUE
+        if requirement not in ("better", "not_worse") or not is_number(threshold):
+            return plain(requirement) if requirement else NO_VALUE
+        side = "above" if higher_is_better else "below"
+        wanted = "better than" if requirement == "better" else "not worse than"
+        bound = _signed(threshold) if threshold else "0"
+        return f"{wanted} {plain(check.get('other'))}: interval {side} {bound}"
     if not is_number(threshold):
         return "nothing (measured only)" if check.get("status") == "measured" else NO_VALUE
     if name in ("valid_output", "general_ability"):
