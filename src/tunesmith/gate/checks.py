@@ -17,6 +17,7 @@ import numpy as np
 
 from tunesmith.config.gate_section import GateConfig
 from tunesmith.gate.stats import RowStatistics, mcnemar, paired_bootstrap
+from tunesmith.predict.metrics import parse_number
 
 TITLES = {
     "against_base": "beats the base model",
@@ -159,8 +160,6 @@ def valid_output_check(task: str, labels: list[str] | None, answers: list[str], 
 
 def _validity(task: str, labels: list[str] | None, schema: dict | None):
     """``(rule, is_valid)`` of the task's answers."""
-    from tunesmith.predict.metrics import parse_number
-
     if task == "classification":
         known = set(labels or [])
         return "one of the labels", lambda answer: answer in known

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import numpy as np
 from rich.console import Console
 
+import tunesmith.gate.checks as checks
 from tunesmith.config.gate_section import GateConfig
 from tunesmith.config.schema import RunConfig
 from tunesmith.config.vocabulary import BASELINES, MINIMIZED, TASK_METRICS
@@ -22,7 +23,6 @@ from tunesmith.data.run_inputs import RunInputs
 from tunesmith.errors import ConfigError, RunError
 from tunesmith.evaluate.baselines import run_baselines
 from tunesmith.evaluate.runner import evaluate_previous
-from tunesmith.gate import checks
 from tunesmith.gate.checks import Paired
 from tunesmith.gate.general import general_ability
 from tunesmith.gate.stats import metric_statistics
