@@ -16,6 +16,7 @@ import numpy as np
 from rich.console import Console
 
 import tunesmith.gate.checks as checks
+import tunesmith.gate.general as general
 from tunesmith.config.gate_section import GateConfig
 from tunesmith.config.schema import RunConfig
 from tunesmith.config.vocabulary import BASELINES, MINIMIZED, TASK_METRICS
@@ -24,7 +25,6 @@ from tunesmith.errors import ConfigError, RunError
 from tunesmith.evaluate.baselines import run_baselines
 from tunesmith.evaluate.runner import evaluate_previous
 from tunesmith.gate.checks import Paired
-from tunesmith.gate.general import general_ability
 from tunesmith.gate.stats import metric_statistics
 from tunesmith.json_files import read_json, read_jsonl, write_json
 from tunesmith.models import load_tuned_model
@@ -90,7 +90,7 @@ def run_gate(config: RunConfig, run: RunDir, inputs: RunInputs, against: RunDir 
         checks.calibration_check(task.name, evaluation.get("calibration"), settings),
         checks.valid_output_check(task.name, task.labels, answers, [row["location"] for row in rows],
                                   config.evaluate.output_schema, settings),
-        checks.general_check(general_ability(config, run) if settings.general_rows else None, settings),
+        checks.general_check(general.general_ability(config, run) if settings.general_rows else None, settings),
         checks.latency_check(*_latency(config, run, inputs, settings.latency_rows), settings),
         checks.export_size_check(*_export_sizes(run), settings),
     ]
