@@ -23,7 +23,8 @@ TRUTHS = ["ham"] * 150 + ["spam"] * 50
 
 def _paired(tuned_wrong: range, other_wrong: range) -> Paired:
     def answers(wrong):
-        return [("spam" if truth == "ham" else "ham") if index in wrong else truth for index, truth in enumerate(TRUTHS)]
+        return [("spam" if truth == "ham" else "ham") if index in wrong else truth
+                for index, truth in enumerate(TRUTHS)]
 
     tuned, other = answers(tuned_wrong), answers(other_wrong)
     return Paired(metric_statistics("accuracy", TRUTHS, tuned), metric_statistics("accuracy", TRUTHS, other),
@@ -73,8 +74,8 @@ def test_a_lower_is_better_metric_keeps_the_sign_of_the_difference_and_flips_the
 
 
 def test_off_skips_a_comparison():
-    check = comparison_check("against_previous", "old", "old", {"all": _paired(range(1), range(2)), "unleaked": None}, "off",
-                             "accuracy", True, GateConfig())
+    pairs = {"all": _paired(range(1), range(2)), "unleaked": None}
+    check = comparison_check("against_previous", "old", "old", pairs, "off", "accuracy", True, GateConfig())
     assert check["status"] == "skipped" and check["reason"] == "gate.against_previous is off"
 
 
