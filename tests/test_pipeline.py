@@ -71,7 +71,7 @@ def fake_stages(seen: list, run):
             return {}
         return stage
 
-    return lambda resume=False: [(name, fake(name)) for name, _ in stages(resume)]
+    return lambda resume=False, gate=False: [(name, fake(name)) for name, _ in stages(resume, gate)]
 
 
 def test_stages_run_in_order_with_one_signature_and_timings_after_each(tmp_path, monkeypatch):
@@ -109,13 +109,14 @@ def test_a_stage_that_fails_leaves_failure_json_and_a_rerun_clears_it(tmp_path, 
     def failing_train(stage_config, stage_run, inputs):
         raise RunError("the disk is full")
 
-    monkeypatch.setattr(pipeline, "stages", lambda resume=False: [
+    monkeypatch.setattr(pipeline, "stages", lambda resume=False, gate=False: [
         (name, failing_train if name == "train" else (lambda c, r, i: {})) for name, _ in stages(resume)])
     with pytest.raises(RunError):
         run_pipeline(config, run)
     failure = json.loads(run.failure.read_text())
     assert failure["stage"] == "train" and failure["error"] == "the disk is full" and failure["type"] == "RunError"
-    monkeypatch.setattr(pipeline, "stages", lambda resume=False: [(name, lambda c, r, i: {}) for name, _ in stages()])
+    monkeypatch.setattr(pipeline, "stages",
+                        lambda resume=False, gate=False: [(name, lambda c, r, i: {}) for name, _ in stages()])
     run_pipeline(config, run, resume=True)
     assert not run.failure.exists()
 
@@ -190,3 +191,12 @@ def test_qlora_on_a_machine_without_cuda_stops_before_the_data_stage(tmp_path, m
     (tmp_path / "run").mkdir()
     with pytest.raises(ConfigError, match="method: qlora quantizes the base model"):
         run_pipeline(config, RunDir(tmp_path / "run"))
+
+
+def test_a_gate_section_adds_the_gate_after_the_export_and_before_the_report(tmp_path, monkeypatch):
+    config = validate_config({"data": {"train": "t.jsonl"}, "output": {"dir": str(tmp_path)}, "gate": {}})
+    run = create_run(config)
+    seen = []
+    monkeypatch.setattr(pipeline, "stages", fake_stages(seen, run))
+    run_pipeline(config, run)
+    assert [name for name, *_ in seen] == ["data", "train", "evaluate", "export", "gate", "report"]

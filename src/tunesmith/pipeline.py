@@ -1,4 +1,4 @@
-"""The whole job in order: data check → train → evaluate (base vs tuned) → export → report.
+"""The whole job in order: data check → train → evaluate (base vs tuned) → export → gate (with `gate:`) → report.
 
 Every stage has one signature, ``stage(config, run, inputs) -> summary``: the run's config, its folder, and what
 the stages of one run share, its `RunInputs` (the data splits and the `Task` they are scored on, read once, when
@@ -31,6 +31,7 @@ from tunesmith.data import RunInputs, Splits, check_run_data
 from tunesmith.errors import RunError
 from tunesmith.evaluate import evaluate_run
 from tunesmith.export import export_run
+from tunesmith.gate import run_gate
 from tunesmith.json_files import read_json, write_json
 from tunesmith.models import check_method_available
 from tunesmith.report import build_report
@@ -48,13 +49,15 @@ EVERY_PROCESS = {"train", "evaluate"}
 """Stages that every process of a job runs (on its share of the work); rank 0 alone runs the others."""
 
 
-def stages(resume: bool = False) -> list[tuple[str, Stage]]:
-    """The stages of `tunesmith run`, in order (``resume`` continues training from the last checkpoint)."""
+def stages(resume: bool = False, gate: bool = False) -> list[tuple[str, Stage]]:
+    """The stages of `tunesmith run`, in order (``resume`` continues training from the last checkpoint; ``gate``
+    judges the run after its export, when the config has a `gate:` section, so the report shows the verdict)."""
     return [
         ("data", check_run_data),
         ("train", partial(train, resume=resume)),
         ("evaluate", evaluate_run),
         ("export", _from_the_folder(export_run)),
+        *([("gate", run_gate)] if gate else []),
         ("report", _from_the_folder(build_report)),
     ]
 
@@ -79,7 +82,7 @@ def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False, start: st
     are the splits of ``config``'s data when the caller holds them already (a sweep, a RAG comparison): the stages
     use them instead of reading the files again."""
     started = time.perf_counter()
-    selected = _selected_stages(stages(resume), start, until)
+    selected = _selected_stages(stages(resume, gate=config.gate is not None), start, until)
     seconds: dict[str, float] = {} if start is None else _earlier_timings(run, [name for name, _ in selected])
     check_method_available(config.method)  # before the data stage tokenizes anything
     with run.lock():  # one writer for the whole run, not only stage by stage

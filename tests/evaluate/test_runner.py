@@ -29,8 +29,9 @@ def test_evaluate_run_writes_eval_json_and_predictions(run_folder):
     for line in lines:
         assert set(line) == {
             "location", "prompt", "reference", "base_prediction", "tuned_prediction", "base_correct", "tuned_correct",
-            "base_scores", "tuned_scores",
+            "base_scores", "tuned_scores", "baseline_predictions",
         }
+        assert set(line["baseline_predictions"]) == {"majority", "tfidf_logreg"}  # each baseline's answer
         assert line["tuned_correct"] == (line["tuned_prediction"] == line["reference"])
         assert line["base_scores"] != line["tuned_scores"]  # the adapter is not a no-op
     assert result["tuned"]["accuracy"] == pytest.approx(sum(line["tuned_correct"] for line in lines) / 3)

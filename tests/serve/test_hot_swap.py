@@ -62,18 +62,18 @@ def test_requests_during_a_swap_are_each_answered_by_the_run_they_started_on(sta
             while not stop.is_set():
                 answers.append(ask(client, url, turn))
                 turn += 1
-            answers += [ask(client, url, turn + extra) for extra in range(3)]
+            answers += [ask(client, url, turn + extra) for extra in range(2)]
         return answers
 
-    with concurrent.futures.ThreadPoolExecutor(4) as pool, \
+    with concurrent.futures.ThreadPoolExecutor(3) as pool, \
             httpx.stream("POST", f"{url}/v1/chat/completions", timeout=120,
                          json={**CHAT, "model": "current", "max_tokens": 24, "stream": True}) as streamed:
         try:
             lines = (line for line in streamed.iter_lines() if line.startswith("data: "))
-            first = [json.loads(next(lines)[6:]) for _ in range(2)]  # the role chunk, then the first token's
-            clients = [pool.submit(keep_asking) for _ in range(4)]
-            # The stream decodes on the old engine, the clients' requests wait to join it.
-            wait_for(lambda: old.engine.active() + old.engine.queue_depth() >= 4)
+            first = [json.loads(next(lines)[6:])]  # the role chunk: the generation is queued on the old engine
+            wait_for(lambda: old.engine.active() == 1)  # the stream decodes on the old engine...
+            clients = [pool.submit(keep_asking) for _ in range(3)]
+            wait_for(lambda: old.engine.queue_depth() >= 3)  # ...and the clients' requests wait to join it
             promote(b, marker, force=True)
             wait_for(lambda: state.deployment is not old)
             now = httpx.post(f"{url}/v1/chat/completions", json={"model": "current", **CHAT}, timeout=60).json()
@@ -88,7 +88,7 @@ def test_requests_during_a_swap_are_each_answered_by_the_run_they_started_on(sta
     assert {chunk["model"] for chunk in first + rest} == {a.name} and rest[-1]["choices"][0]["finish_reason"]
     assert all(response.status_code == 200 for response in answers), [r.text for r in answers if r.is_error]
     by_run = {name: sum(response.json()["model"] == name for response in answers) for name in (a.name, b.name)}
-    assert by_run[a.name] >= 3 and by_run[b.name] >= 12 and sum(by_run.values()) == len(answers)
+    assert by_run[a.name] >= 3 and by_run[b.name] >= 6 and sum(by_run.values()) == len(answers)
     assert old.retired.wait(60) and not old.engine.alive
     gc.collect()
     assert old_weights() is None, "the replaced model is freed"

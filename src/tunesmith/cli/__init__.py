@@ -4,7 +4,8 @@ Each group of commands lives in its own module (`*_commands.py`: `add_commands` 
 each command to a function that calls the same library functions a Python user calls). Every user
 mistake surfaces as a `TunesmithError`, printed on one line (no traceback), exit code 2 (`data check` exits 1
 when it found problems in readable data, 2 when it listed unreadable rows; `monitor` exits 1 when a threshold is
-breached; `feedback export` and `label export` exit 1 when no row qualified). Handlers import the stages they run
+breached; `gate` exits 1 when the run failed its gate, and `run` when the gate of its `gate:` section failed;
+`feedback export` and `label export` exit 1 when no row qualified). Handlers import the stages they run
 when they run: importing every stage (torch, transformers, peft) would cost `tunesmith --help` seconds, and the
 optional parts (`tunesmith.extras`) may not be installed.
 """
@@ -24,6 +25,7 @@ from tunesmith import distributed
 from tunesmith.atomic import write_failure
 from tunesmith.cli import (
     experiment_commands,
+    gate_commands,
     label_commands,
     monitor_commands,
     pipeline_commands,
@@ -37,8 +39,8 @@ from tunesmith.cli.arguments import without_processes
 from tunesmith.errors import TunesmithError
 from tunesmith.extras import MissingExtraError, extra_of, require_extras
 
-GROUPS = [pipeline_commands, run_commands, experiment_commands, serve_commands, monitor_commands, label_commands,
-          review_commands, retrieval_commands, ui_commands]
+GROUPS = [pipeline_commands, run_commands, gate_commands, experiment_commands, serve_commands, monitor_commands,
+          label_commands, review_commands, retrieval_commands, ui_commands]
 """In the order `tunesmith --help` lists them."""
 
 COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {

@@ -19,7 +19,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="config.yaml", help="config file to write (default: config.yaml)")
     p.add_argument("--overwrite", action="store_true", help="replace --out when it exists")
 
-    p = commands.add_parser("run", help="data check, train, evaluate vs base, export and report, in one run folder")
+    p = commands.add_parser("run", help="data check, train, evaluate vs base, export, gate (with `gate:`; exit 1 "
+                            "when it failed) and report, in one run folder")
     p.add_argument("config")
     p.add_argument("--resume", action="store_true",
                    help="continue the newest run of this config from its last checkpoint")
@@ -63,13 +64,19 @@ def _init(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from tunesmith.pipeline import run_pipeline
+    from tunesmith.results.gate import gate_line, read_gate
 
     config, run = new_or_resumed_run(args)
     run_pipeline(config, run, resume=args.resume)
-    if distributed.is_main():
-        print(f"report: {run.report_html}")
-        print(f"run folder: {run.root}")
-    return 0
+    if not distributed.is_main():
+        return 0
+    print(f"report: {run.report_html}")
+    print(f"run folder: {run.root}")
+    if config.gate is None:
+        return 0
+    gate = read_gate(run.gate_json)  # the gate stage wrote it before the report
+    print(gate_line(gate))
+    return 0 if gate["passed"] else 1
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -34,6 +34,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                            + " (default: hf)")
             p.add_argument("--quant", choices=get_args(GgufQuant),
                            help=f"tensor type of the GGUF (default: {DEFAULT_GGUF_QUANT}); --format gguf only")
+            p.add_argument("--force", action="store_true", help="export even when the run failed its release gate")
 
     p = commands.add_parser("chat", help="interactive chat with the tuned model (streams tokens)")
     p.add_argument("run_dir")
@@ -74,7 +75,9 @@ def _compare(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from tunesmith.export import export_gguf, export_run
     from tunesmith.export.gguf import MODELFILE
+    from tunesmith.results.gate import require_gate
 
+    require_gate(args.run_dir, "export", args.force)
     if args.format == "hf":
         if args.quant is not None:
             raise TunesmithError("--quant applies to --format gguf only", "drop --quant, or add --format gguf")

@@ -35,6 +35,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--max-prompt-tokens", type=int, default=4096, help="longer prompts get a 400")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before a request is cancelled")
     p.add_argument("--max-batch", type=int, default=32, help="requests decoded together at most")
+    p.add_argument("--force", action="store_true", help="serve a run even when it failed its release gate")
     add_set(p, "a serve: setting for every served run", "serve.min_confidence=0.8")
 
     p = commands.add_parser("promote", help="point the `current` marker at a run that passed its release gate (a "
@@ -45,12 +46,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from tunesmith.results.gate import require_gate
     from tunesmith.serve import API_KEY_VARIABLE, ServerSettings, serve
 
     if args.watch and len(args.targets) != 1:
         raise ConfigError("--watch", f"watches one marker; {len(args.targets)} targets were given",
                           "tunesmith serve MARKER --watch (serve a candidate beside it with --shadow)")
-
+    for target in [*args.targets, *([args.shadow] if args.shadow else [])]:
+        require_gate(target, "serve", args.force)  # a model folder has no gate.json: nothing to refuse
     settings = ServerSettings(
         host=args.host, port=args.port, api_key=args.api_key or os.environ.get(API_KEY_VARIABLE) or None,
         allowed_hosts=tuple(args.allowed_host),

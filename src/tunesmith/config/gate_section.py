@@ -67,6 +67,12 @@ class GateConfig(ConfigSection):
     """Largest size of the run's export (adapter, or merged model for a full fine-tune), in MiB; null: measured
     only."""
 
+    @field_validator("against_base", "against_baseline", "against_previous", mode="before")
+    @classmethod
+    def _off_read_as_false(cls, value):
+        # YAML 1.1 reads a bare `off` (in a file or `--set gate.against_base=off`) as false.
+        return "off" if value is False else value
+
     @field_validator("lm_eval_tasks")
     @classmethod
     def _named_tasks(cls, names: list[str]) -> list[str]:

@@ -101,7 +101,7 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
         write_run_reference(run, reference)
         _say_reference(reference, calibration)
         write_json(run.eval_json, result)
-        write_jsonl(run.predictions, merge_predictions(base_rows, tuned_rows))
+        write_jsonl(run.predictions, merge_predictions(base_rows, tuned_rows, baselines))
     distributed.barrier()  # the run folder is whole before any process goes on
     return result
 
@@ -117,12 +117,21 @@ def evaluate_against(config: RunConfig, run: RunDir, previous: RunDir, inputs: R
     if task.name != current["task"]:
         raise ConfigError("evaluate.task", f"{run.root} was evaluated as {current['task']}, its data now reads as "
                           f"{task.name}", f"run `tunesmith eval {run.root}` again")
-    model, tokenizer = load_tuned_model(previous.root, merge=True)
-    metrics, _ = _timed_evaluation("previous run's", model, tokenizer, splits.test, task, config)
+    metrics, _ = evaluate_previous(config, previous, inputs)
     return {"task": task.name, "labels": task.labels, "num_examples": len(splits.test), "base": metrics,
             "tuned": current["tuned"], "delta": metric_deltas(metrics, current["tuned"]),
             "baselines": current.get("baselines") or {}, "against": previous.root.resolve().name,
             "columns": [previous.root.resolve().name, run.root.resolve().name]}
+
+
+def evaluate_previous(config: RunConfig, previous: RunDir, inputs: RunInputs) -> tuple[dict, list[dict]]:
+    """A previous run's tuned model on this run's test split, as this run's data settings render the rows: its
+    metrics and one prediction record per test row (`evaluate_model`'s). Writes nothing."""
+    model, tokenizer = load_tuned_model(previous.root, merge=True)
+    result = _timed_evaluation("previous run's", model, tokenizer, inputs.splits.test, inputs.task, config)
+    del model
+    _free_memory()
+    return result
 
 
 def _unleaked_scores(config: RunConfig, splits: Splits, task: Task, base_rows: list[dict] | None,
@@ -159,8 +168,12 @@ def metric_deltas(base: dict | None, tuned: dict) -> dict:
     return {name: value - base[name] for name, value in tuned.items() if is_number(value) and is_number(base.get(name))}
 
 
-def merge_predictions(base_rows: list[dict] | None, tuned_rows: list[dict]) -> list[dict]:
-    """One line per test row with both models' predictions side by side (base fields ``None`` without base)."""
+def merge_predictions(base_rows: list[dict] | None, tuned_rows: list[dict],
+                      baselines: list[BaselineResult] = ()) -> list[dict]:
+    """One line per test row with both models' predictions side by side (base fields ``None`` without base), and
+    under ``baseline_predictions`` each trained baseline's prediction of the row (``{name: prediction}``; the
+    gate pairs them with the tuned model's row by row)."""
+    trained = [baseline for baseline in baselines if baseline.predictions is not None]
     merged = []
     for index, tuned in enumerate(tuned_rows):
         base = base_rows[index] if base_rows is not None else {}
@@ -172,6 +185,8 @@ def merge_predictions(base_rows: list[dict] | None, tuned_rows: list[dict]) -> l
         if "scores" in tuned:
             line["base_scores"] = base.get("scores")
             line["tuned_scores"] = tuned["scores"]
+        if trained:
+            line["baseline_predictions"] = {baseline.name: baseline.predictions[index] for baseline in trained}
         merged.append(line)
     return merged
 

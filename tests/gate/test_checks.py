@@ -1,0 +1,134 @@
+"""The gate's checks as pure functions: judgments, their sides, subsets, thresholds and the contract's fields."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tunesmith.config.gate_section import GateConfig
+from tunesmith.gate.checks import (
+    TITLES,
+    Paired,
+    calibration_check,
+    comparison_check,
+    export_size_check,
+    general_check,
+    latency_check,
+    valid_output_check,
+)
+from tunesmith.gate.stats import metric_statistics
+
+TRUTHS = ["ham"] * 150 + ["spam"] * 50
+
+
+def _paired(tuned_wrong: range, other_wrong: range) -> Paired:
+    def answers(wrong):
+        return [("spam" if truth == "ham" else "ham") if index in wrong else truth
+                for index, truth in enumerate(TRUTHS)]
+
+    tuned, other = answers(tuned_wrong), answers(other_wrong)
+    return Paired(metric_statistics("accuracy", TRUTHS, tuned), metric_statistics("accuracy", TRUTHS, other),
+                  np.array([a == b for a, b in zip(tuned, TRUTHS)]), np.array([a == b for a, b in zip(other, TRUTHS)]))
+
+
+def _has_the_contract_fields(check: dict) -> None:
+    assert check["title"] == TITLES[check["name"]] and check["status"] in ("passed", "failed", "measured", "skipped")
+    assert isinstance(check["reason"], str) and check["reason"]
+
+
+def test_better_needs_the_whole_interval_above_zero_and_not_worse_above_minus_the_margin():
+    settings = GateConfig(margin=0.05)
+    close = {"all": _paired(range(0, 10), range(10, 25)), "unleaked": None}
+    better = comparison_check("against_base", "base", "the base", close, "better", "accuracy", True, settings)
+    not_worse = comparison_check("against_baseline", "tfidf_logreg", "TF-IDF", close, "not_worse", "accuracy", True,
+                                 settings)
+    for check in (better, not_worse):
+        _has_the_contract_fields(check)
+    assert better["status"] == "failed" and "required: better" in better["reason"]
+    assert not_worse["status"] == "passed" and not_worse["threshold"] == -0.05
+    figures = better["subsets"]["all"]
+    assert figures["rows"] == 200 and figures["difference"] == pytest.approx(0.025) == better["value"]
+    assert figures["interval"][0] <= 0 < figures["interval"][1]
+    assert figures["mcnemar"]["tuned_only_right"] == 15 and figures["mcnemar"]["other_only_right"] == 10
+
+
+def test_a_comparison_passes_only_when_it_passes_on_the_unleaked_rows_too():
+    everything = _paired(range(0), range(100, 200))
+    # On the first 60 rows (the "unleaked" ones here) both models are right: no difference there.
+    pairs = {"all": everything, "unleaked": everything.subset(list(range(60)))}
+    check = comparison_check("against_base", "base", "the base", pairs, "better", "accuracy", True, GateConfig())
+    assert check["status"] == "failed" and "not met on the unleaked rows" in check["reason"]
+    assert check["subsets"]["all"]["interval"][0] > 0 and check["subsets"]["unleaked"]["rows"] == 60
+
+
+def test_a_lower_is_better_metric_keeps_the_sign_of_the_difference_and_flips_the_judgment():
+    truths = [0.0] * 100
+    tuned = metric_statistics("mse", truths, ["1"] * 100)
+    other = metric_statistics("mse", truths, ["2"] * 100)
+    check = comparison_check("against_base", "base", "the base", {"all": Paired(tuned, other), "unleaked": None},
+                             "better", "mse", False, GateConfig())
+    assert check["status"] == "passed" and check["value"] == -3.0 and check["subsets"]["all"]["mcnemar"] is None
+    worse = comparison_check("against_base", "base", "the base", {"all": Paired(other, tuned), "unleaked": None},
+                             "not_worse", "mse", False, GateConfig(margin=0.5))
+    assert worse["status"] == "failed" and worse["threshold"] == 0.5
+
+
+def test_off_skips_a_comparison():
+    pairs = {"all": _paired(range(1), range(2)), "unleaked": None}
+    check = comparison_check("against_previous", "old", "old", pairs, "off", "accuracy", True, GateConfig())
+    assert check["status"] == "skipped" and check["reason"] == "gate.against_previous is off"
+
+
+def test_calibration_is_judged_after_temperature_scaling_and_skipped_where_there_is_none():
+    calibration = {"temperature": 0.9, "before": {"ece": 0.2}, "after": {"ece": 0.06, "ece_interval": [0.04, 0.08],
+                                                                         "rows": 300}}
+    failed = calibration_check("classification", calibration, GateConfig(max_ece=0.05))
+    assert failed["status"] == "failed" and failed["value"] == 0.06 and failed["rows"] == 300
+    assert calibration_check("classification", calibration, GateConfig(max_ece=None))["status"] == "measured"
+    for task, measured in [("generation", None), ("classification", {"skipped": "generate mode"})]:
+        skipped = calibration_check(task, measured, GateConfig())
+        _has_the_contract_fields(skipped)
+        assert skipped["status"] == "skipped"
+
+
+def test_valid_output_counts_answers_and_shows_the_invalid_ones():
+    answers = ["ham", "spam", "I think it is spam", "ham"]
+    check = valid_output_check("classification", ["ham", "spam"], answers, ["f:1", "f:2", "f:3", "f:4"], None,
+                               GateConfig(min_valid_output=0.9))
+    assert check["status"] == "failed" and check["value"] == 0.75 and check["invalid"] == 1
+    assert check["examples"] == [{"location": "f:3", "answer": "I think it is spam"}]
+    schema = {"type": "object", "required": ["name"]}
+    json_answers = ['{"name": "x"}', '{"other": 1}', "not json"]
+    check = valid_output_check("generation", None, json_answers, ["a", "b", "c"], schema, GateConfig())
+    assert check["rule"] == "matches evaluate.output_schema" and check["invalid"] == 2
+    assert valid_output_check("generation", None, json_answers, ["a", "b", "c"], None, GateConfig())["status"] == \
+        "skipped"
+    assert valid_output_check("regression", None, ["3.5", "n/a"], ["a", "b"], None, GateConfig())["value"] == 0.5
+
+
+MEASURED = {"rows": 200, "tokens": 5000, "base_loss": 2.0, "tuned_loss": 2.4, "loss_delta": 0.4,
+            "loss_delta_interval": [0.3, 0.5], "kept": 0.67, "kept_interval": [0.6, 0.74], "agreement": 0.5,
+            "agreement_interval": [0.45, 0.55], "base_from_cache": False, "source": "shipped prompts",
+            "lm_eval": {"tasks": {"arc": {"metric": "acc", "base": 0.5, "tuned": 0.3, "kept": 0.6, "rows": 10}}}}
+
+
+def test_general_ability_is_judged_on_every_threshold_set():
+    check = general_check(MEASURED, GateConfig(min_general_kept=0.5, min_general_agreement=0.6, min_lm_eval_kept=0.9))
+    _has_the_contract_fields(check)
+    assert check["status"] == "failed" and check["value"] == 0.67 and check["threshold"] == 0.5
+    assert "gate.min_general_agreement" in check["reason"] and "lm-eval arc" in check["reason"]
+    assert check["lm_eval"]["threshold"] == 0.9 and check["agreement_threshold"] == 0.6
+    unjudged = general_check(MEASURED, GateConfig(min_general_kept=None, min_lm_eval_kept=None))
+    assert unjudged["status"] == "measured"
+    assert general_check(None, GateConfig(general_rows=0))["status"] == "skipped"
+
+
+def test_latency_and_export_size_are_measured_without_a_threshold_and_judged_with_one():
+    seconds = [0.1] * 17 + [1.0] * 3
+    assert latency_check(seconds, "cpu", GateConfig())["status"] == "measured"
+    judged = latency_check(seconds, "cpu", GateConfig(max_p95_latency_s=0.5))
+    assert judged["status"] == "failed" and judged["p50"] == pytest.approx(0.1) and judged["requests"] == 20
+    assert latency_check([], None, GateConfig(latency_rows=0))["status"] == "skipped"
+    sizes = {"adapter": 7.0, "merged": 270.0}
+    assert export_size_check(sizes, "adapter", GateConfig(max_export_mb=10))["status"] == "passed"
+    assert export_size_check(sizes, "merged", GateConfig(max_export_mb=10))["status"] == "failed"
