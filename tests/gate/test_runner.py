@@ -127,3 +127,12 @@ def test_latency_answers_test_rows_one_at_a_time(make_gated_run, tiny_model_dir,
     [check] = [check for check in _gate(run)["checks"] if check["name"] == "latency"]
     assert check["status"] == "measured" and check["requests"] == 2
     assert 0 < check["p50"] <= check["value"] and check["device"] == "cpu"
+
+
+def test_the_cards_of_an_exported_run_say_the_gate_result(make_gated_run):
+    run = make_gated_run("carded", TRUTHS, GOOD, base=BASE, baselines={"majority": ["ham"] * 100})
+    run.adapter.mkdir(exist_ok=True)
+    (run.adapter / "README.md").write_text("a card written before the gate", encoding="utf-8")
+    _gate(run)
+    card = (run.adapter / "README.md").read_text(encoding="utf-8")
+    assert "Gate passed" in card and "before the gate" not in card

@@ -21,6 +21,14 @@ def test_runs_and_sweep_trials_are_found_by_name_and_other_folders_are_not(runs_
     assert find_runs(runs_dir / "missing") == {}
 
 
+def test_the_promotion_marker_is_not_listed_as_a_run_of_its_own(runs_dir):
+    (runs_dir / "current").symlink_to("spam-done", target_is_directory=True)
+    try:
+        assert "current" not in find_runs(runs_dir) and "spam-done" in find_runs(runs_dir)
+    finally:
+        (runs_dir / "current").unlink()
+
+
 def test_a_row_has_the_key_settings_the_test_metrics_and_the_delta(runs_dir):
     row = run_row("spam-lr-high", RunDir(runs_dir / "spam-lr-high"))
     assert (row.task, row.method, row.status) == ("classification", "lora", "done")

@@ -24,6 +24,7 @@ from tunesmith.data.run_inputs import RunInputs
 from tunesmith.errors import ConfigError, RunError
 from tunesmith.evaluate.baselines import run_baselines
 from tunesmith.evaluate.runner import evaluate_previous
+from tunesmith.export import write_model_cards
 from tunesmith.gate.checks import Paired
 from tunesmith.gate.stats import metric_statistics
 from tunesmith.json_files import read_json, read_jsonl, write_json
@@ -105,6 +106,7 @@ def run_gate(config: RunConfig, run: RunDir, inputs: RunInputs, against: RunDir 
         "seconds": round(time.perf_counter() - started, 2), "checks": result,
     }
     write_json(run.gate_json, gate)
+    write_model_cards(config, run)  # an exported run's cards say the gate's result from now on
     return gate
 
 

@@ -53,12 +53,13 @@ class RunRow:
 
 
 def find_runs(runs_dir: Path) -> dict[str, RunDir]:
-    """Every run folder directly under ``runs_dir`` and every trial of a sweep folder there, by name, sorted."""
+    """Every run folder directly under ``runs_dir`` and every trial of a sweep folder there, by name, sorted. A
+    symlink (the `current` marker of `tunesmith promote`) is not a run of its own: its run is listed by name."""
     found: dict[str, RunDir] = {}
     if not runs_dir.is_dir():
         return found
     for child in sorted(runs_dir.iterdir()):
-        if not child.is_dir():
+        if child.is_symlink() or not child.is_dir():
             continue
         if RunDir(child).config_path.is_file():
             found[child.name] = RunDir(child)
