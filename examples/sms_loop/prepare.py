@@ -6,7 +6,8 @@ of served messages in which that style appears.
 
 Every file comes from `examples/sms_spam/train.jsonl`; the gold test file `examples/sms_spam/test.jsonl` is only
 read, to keep everything served or labelled away from it: a row whose normalized text is near a test row (word
-3-gram Jaccard ≥ the data check's `near_duplicate_threshold`, 0.85, the data check's own measure) goes nowhere.
+3-gram Jaccard ≥ 0.85, found as the data check finds leakage: `near_matches`, MinHash candidates confirmed
+exactly) goes nowhere.
 Exact repeats (same normalized text) are kept once. Then, seeded:
 
 - `round1_train.jsonl` (`TRAIN_ROWS`) and `validation.jsonl` (`VALIDATION_ROWS`): from the pool without the style,
@@ -32,7 +33,7 @@ import random
 import re
 from pathlib import Path
 
-from tunesmith.data.check.near_duplicates import jaccard, normalize, shingles
+from tunesmith.data.check.near_duplicates import jaccard, near_matches, normalize, shingles
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parent / "sms_spam" / "train.jsonl"
@@ -59,11 +60,6 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 def is_style(row: dict) -> bool:
     return row["label"] == 1 and STYLE.search(row["text"]) is not None
-
-
-def near_any(text: str, others: list[set], threshold: float) -> bool:
-    mine = shingles(text)
-    return any(jaccard(mine, other) >= threshold for other in others)
 
 
 def unique(rows: list[dict]) -> list[dict]:
@@ -111,9 +107,9 @@ def deal(style_groups: list[list[dict]], rng: random.Random) -> tuple[list[dict]
 
 def split(source: list[dict], test: list[dict], seed: int = SEED) -> dict[str, list[dict]]:
     """The example's files as ``{name: rows}`` (see the module docstring)."""
-    test_cut = [shingles(row["text"]) for row in test]
     rows = [{"text": row["text"], "label": row["label"], "label_text": row["label_text"]} for row in unique(source)]
-    rows = [row for row in rows if not near_any(row["text"], test_cut, LEAK_THRESHOLD)]
+    leaked = near_matches([row["text"] for row in rows], [row["text"] for row in test], LEAK_THRESHOLD)
+    rows = [row for index, row in enumerate(rows) if index not in leaked]
     rng = random.Random(seed)
     style = [row for row in rows if is_style(row)]
     pool = [row for row in rows if not is_style(row)]
