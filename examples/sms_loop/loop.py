@@ -112,6 +112,7 @@ class Loop:
             self.server.wait(timeout=120)
 
     def served_runs(self) -> list[str]:
+        """The names /v1/models lists (the served runs, and `base` beside adapter runs)."""
         models = get_json(self.url + "/v1/models") or {}
         return [model["id"] for model in models.get("data", [])]
 
@@ -212,7 +213,8 @@ def run_loop(loop: Loop, budget: int, strategy: str) -> str:
         loop.tunesmith("gate", "gate", str(round2), "--against", str(round1))
     with loop.step("promote round 2; the server swaps"):
         loop.tunesmith("promote-round-2", "promote", str(round2), "--marker", str(loop.marker))
-        wait_until(lambda: loop.served_runs() == [round2.name], 600, "the server to serve round 2")
+        wait_until(lambda: round2.name in loop.served_runs() and round1.name not in loop.served_runs(), 600,
+                   "the server to swap round 1 for round 2")
     with loop.step("replay the shifted slice to round 2"):
         after = loop.replay("slice-round-2", held_out)
     truths, test_before, test_after = before_after.test_set_answers(round1 / "predictions.jsonl",
