@@ -697,3 +697,65 @@ def check_with_run_config(tmp_path):
         return run_check(str(checked), [], False)
 
     return check
+
+
+def _gate_example(run_root: Path | None = None, failed: tuple[str, ...] = (), **changes) -> dict:
+    """A gate.json dict as `tunesmith gate` writes it (the schema of /work/tools/common22.md): a classification run
+    that passes every check, except the checks named in ``failed``; with ``run_root`` it judges that run's
+    eval.json and is written as its gate.json."""
+    from tunesmith.results.gate import file_sha256
+
+    def subset(rows, tuned, other, low, high, p_value, tuned_only, other_only):
+        return {"rows": rows, "tuned": tuned, "other": other, "difference": round(tuned - other, 4),
+                "interval": [low, high],
+                "mcnemar": {"p_value": p_value, "tuned_only_right": tuned_only, "other_only_right": other_only}}
+
+    checks = [
+        {"name": "against_base", "title": "beats the base model", "status": "passed",
+         "reason": "accuracy +0.264 [+0.236, +0.292] over the base on 1,000 rows (McNemar p < 1e-40); required: better",
+         "requirement": "better", "other": "base", "threshold": 0.0, "value": 0.264,
+         "subsets": {"all": subset(1000, 0.983, 0.719, 0.236, 0.292, 1e-41, 270, 6),
+                     "unleaked": subset(941, 0.982, 0.715, 0.233, 0.297, 1e-39, 255, 4)}},
+        {"name": "against_baseline", "title": "not worse than the best classic baseline", "status": "passed",
+         "reason": "accuracy +0.013 [+0.004, +0.022] over tfidf_logreg; required: not worse by more than 0.01",
+         "requirement": "not_worse", "other": "tfidf_logreg", "threshold": -0.01, "value": 0.013,
+         "subsets": {"all": subset(1000, 0.983, 0.970, 0.004, 0.022, 0.011, 21, 8), "unleaked": None}},
+        {"name": "calibration", "title": "confidence is calibrated", "status": "passed", "value": 0.0032,
+         "interval": [0.0027, 0.0127], "threshold": 0.05, "rows": 1000, "reason": "ECE 0.0032 ≤ 0.05"},
+        {"name": "valid_output", "title": "answers are valid", "status": "passed", "value": 0.998, "rows": 1000,
+         "invalid": 2, "threshold": 0.99, "rule": "one of the labels", "reason": "99.8% valid ≥ 99.0%",
+         "examples": [{"location": "test.jsonl:7", "answer": "<script>window.__gate_xss=1</script>maybe"},
+                      {"location": "test.jsonl:9", "answer": "hamm"}]},
+        {"name": "general_ability", "title": "keeps the base's general ability", "status": "passed", "value": 0.97,
+         "threshold": 0.9, "rows": 200, "tokens": 12345, "base_loss": 2.10, "tuned_loss": 2.13, "loss_delta": 0.03,
+         "loss_delta_interval": [0.01, 0.05], "kept": 0.97, "kept_interval": [0.95, 0.99], "agreement": 0.88,
+         "agreement_interval": [0.86, 0.90], "agreement_threshold": None, "base_from_cache": True,
+         "source": "OpenAssistant oasst1 (Apache-2.0)", "reason": "keeps 97.0% ≥ 90.0%",
+         "lm_eval": {"tasks": {"arc_tiny": {"metric": "acc", "base": 0.5, "tuned": 0.48, "kept": 0.96,
+                                            "stderr": 0.02, "rows": 100}}, "threshold": 0.9}},
+        {"name": "latency", "title": "answers fast enough", "status": "measured", "value": 0.21, "p50": 0.15,
+         "requests": 20, "threshold": None, "device": "cpu", "reason": "p95 0.21 s over 20 answers (no threshold)"},
+        {"name": "export_size", "title": "export is small enough", "status": "measured", "value": 7.1,
+         "folder": "adapter", "threshold": None, "sizes": {"adapter": 7.1, "merged": 270.3},
+         "reason": "adapter 7.1 MiB (no threshold)"},
+    ]
+    for check in checks:
+        if check["name"] in failed:
+            check["status"] = "failed"
+            check["reason"] = f"{check['name']} failed: <b>below</b> its threshold"
+    eval_json = run_root / "eval.json" if run_root is not None else None
+    gate = {"version": 1, "passed": not failed, "created_at": "2026-12-06T18:00:00+00:00",
+            "run": run_root.name if run_root is not None else "sms-spam-demo", "against": None,
+            "eval_sha256": file_sha256(eval_json) if eval_json is not None else "0" * 64, "task": "classification",
+            "metric": "accuracy", "higher_is_better": True, "confidence": 0.95, "resamples": 2000, "seed": 0,
+            "rows": {"all": 1000, "unleaked": 941}, "seconds": 42.0, "checks": checks} | changes
+    if run_root is not None:
+        (run_root / "gate.json").write_text(json.dumps(gate), encoding="utf-8")
+    return gate
+
+
+@pytest.fixture(scope="session")
+def gate_example():
+    """``gate_example(run_root=None, failed=(), **changes) -> dict``: a gate.json as `tunesmith gate` writes it,
+    passing every check but those named in ``failed``; with ``run_root``, written there, judging its eval.json."""
+    return _gate_example

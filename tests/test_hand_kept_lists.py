@@ -51,6 +51,7 @@ NOT_SCORING = {
     "baselines": "other models, scored apart from the base model",
     "num_examples": "what the report shows",
     "reference": "what is measured of the tuned model beside its scores",
+    "output_schema": "read by the gate's output-validity check, never by the scores",
 }
 
 

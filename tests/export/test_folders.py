@@ -16,7 +16,7 @@ from tunesmith.config import save_config, validate_config
 from tunesmith.data.example import Splits
 from tunesmith.data.run_inputs import RunInputs
 from tunesmith.errors import RunError
-from tunesmith.export import export_run
+from tunesmith.export import export_run, write_model_cards
 from tunesmith.run_dir import RunDir
 from tunesmith.train import train
 
@@ -106,6 +106,26 @@ def test_adapter_folder_loads_with_peft_and_describes_itself(lora_run, tiny_mode
     assert ("The tuned model beats TF-IDF + logistic regression, the best baseline, by +0.0500 accuracy (0.7500 vs "
             "0.7000).") in " ".join(card.split())
     assert "method: lora" in card  # the config block
+
+
+def test_the_model_card_says_the_gate_result_and_is_written_again_once_gated(lora_run, gate_example):
+    run = RunDir(lora_run)
+    run.eval_json.write_text(json.dumps({"task": "classification", "base": {"accuracy": 0.5},
+                                         "tuned": {"accuracy": 0.75}}))
+    export(lora_run)
+    card = (run.adapter / "README.md").read_text()
+    assert "## Release gate" in card and "Not gated when this card was written: \\`tunesmith gate" in card
+    gate_example(run.root, failed=("against_baseline",))
+    assert write_model_cards(run.config(), run) == [run.adapter / "README.md", run.merged / "README.md"]
+    for folder in (run.adapter, run.merged):
+        card = (folder / "README.md").read_text()
+        gate = card.split("## Release gate")[1].split("## Config")[0]
+        assert "Gate failed: against_baseline (against_baseline failed: &lt;b&gt;below&lt;/b&gt; its threshold)" in gate
+        assert "The tuned model keeps 97.0% \\[95.0%, 99.0%\\] of the base model's general ability" in gate
+        assert "| not worse than the best classic baseline (against_baseline) | failed |" in gate
+    run.eval_json.write_text(json.dumps({"task": "classification", "tuned": {"accuracy": 0.8}}))
+    write_model_cards(run.config(), run)
+    assert "This gate is stale:" in (run.merged / "README.md").read_text()
 
 
 def test_export_replaces_an_older_export_and_leaves_no_staging_folders(lora_run):

@@ -17,15 +17,16 @@ from pathlib import Path
 import torch
 
 from tunesmith import __version__
-from tunesmith.atomic import staged_folders
+from tunesmith.atomic import staged_folders, write_atomic
 from tunesmith.config import RunConfig, dump_config
 from tunesmith.config.vocabulary import METHODS, uses_adapter
-from tunesmith.document import NOT_AVAILABLE, Code, Document, Section, Text, render_markdown
+from tunesmith.document import NOT_AVAILABLE, Block, Code, Document, Section, Text, render_markdown
 from tunesmith.errors import RunError
 from tunesmith.json_files import read_json
 from tunesmith.models import load_base_model, load_model_folder, load_tokenizer, portable_name, stop_token_ids
 from tunesmith.models.loading import load_adapter
 from tunesmith.results import baseline_verdict, comparison_table
+from tunesmith.results.gate import gate_state, gate_summary_blocks
 from tunesmith.run_dir import RunDir, locked
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -62,12 +63,26 @@ def export_run(config: RunConfig, run: RunDir) -> dict[str, str]:
             for name in ADAPTER_FILES:
                 shutil.copy2(best / name, staging["adapter"] / name)
             tokenizer.save_pretrained(staging["adapter"])
-            card = model_card(run_name, config, eval_data, kind="adapter", folder=run.adapter)
+            card = model_card(run_name, config, eval_data, kind="adapter", folder=run.adapter, run_root=run.root)
             (staging["adapter"] / CARD_FILE).write_text(card, encoding="utf-8")
         save_standalone(model, tokenizer, staging["merged"])
-        card = model_card(run_name, config, eval_data, kind="merged", folder=run.merged)
+        card = model_card(run_name, config, eval_data, kind="merged", folder=run.merged, run_root=run.root)
         (staging["merged"] / CARD_FILE).write_text(card, encoding="utf-8")
     return {kind: str(run.root / kind) for kind in kinds}
+
+
+def write_model_cards(config: RunConfig, run: RunDir) -> list[Path]:
+    """Write the model card of each folder the run has exported again, from the run's files as they are now; return
+    the cards written. `tunesmith gate` judges a run after its export (it measures the export's size), so it calls
+    this to make the cards say the gate's result."""
+    eval_data = read_json(run.eval_json)
+    run_name = run.root.resolve().name
+    written = []
+    for kind, folder in (("adapter", run.adapter), ("merged", run.merged)):
+        if (folder / CARD_FILE).is_file():
+            write_atomic(folder / CARD_FILE, model_card(run_name, config, eval_data, kind, folder, run.root))
+            written.append(folder / CARD_FILE)
+    return written
 
 
 def check_adapter_folder(folder: Path, method: str) -> None:
@@ -114,8 +129,10 @@ def save_standalone(model, tokenizer, folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
-def model_card(run_name: str, config: RunConfig, eval_data: dict | None, kind: str, folder: Path) -> str:
-    """The README.md of an exported folder: what the model is, how to load it, how it scored, how it was made."""
+def model_card(run_name: str, config: RunConfig, eval_data: dict | None, kind: str, folder: Path,
+               run_root: Path) -> str:
+    """The README.md of an exported folder: what the model is, how to load it, how it scored, whether it passed
+    its release gate (the run folder ``run_root``'s gate.json), how it was made."""
     base = portable_name(config.model)
     base_text = base + (f" (revision {config.model.revision})" if config.model.revision else "")
     method = METHODS[config.method]
@@ -147,7 +164,20 @@ def model_card(run_name: str, config: RunConfig, eval_data: dict | None, kind: s
         sections=[
             Section("Usage", [Code(usage, "python")]),
             Section("Evaluation", evaluation),
+            Section("Release gate", gate_card_blocks(run_root)),
             Section("Config", [Code(dump_config(config), "yaml")]),
         ],
     )
     return render_markdown(card)
+
+
+def gate_card_blocks(run_root: Path) -> list[Block]:
+    """The card's gate result: the gate in brief (`tunesmith.results.gate.gate_summary_blocks`), or that the run was
+    not gated (or its gate.json cannot be read) when the card was written."""
+    state, gate, line = gate_state(run_root)
+    if gate is not None:
+        return gate_summary_blocks(gate, run_root.resolve().name, stale=state == "stale")
+    if state == "unreadable":
+        return [Text(f"The gate's result cannot be read: {line}")]
+    return [Text(f"Not gated when this card was written: `tunesmith gate {run_root.resolve().name}` judges whether "
+                 "the run may replace the model in service.")]

@@ -1,7 +1,8 @@
 """The run report (the pipeline's report stage): ``report.md`` with its figures beside it, and one self-contained
 ``report.html``, saying the same thing.
 
-The sections run from the verdict to the detail: summary, evaluation, the human review (once the run's blind review
+The sections run from the verdict to the detail: the release gate (once `tunesmith gate` judged the run, or when
+the config asks for one), summary, evaluation, the human review (once the run's blind review
 has judgments), example predictions, retrieval (for a run with `rag` rows), training, data, and the resolved config
 last, folded.
 """
@@ -13,6 +14,7 @@ from datetime import datetime
 from tunesmith.config import RunConfig
 from tunesmith.document import Document, write_document
 from tunesmith.json_files import read_json, read_jsonl
+from tunesmith.report.gate_section import gate_section
 from tunesmith.report.human_review import human_review_section
 from tunesmith.report.rag_section import rag_section
 from tunesmith.report.sections import (
@@ -43,6 +45,7 @@ def collect_report(config: RunConfig, run: RunDir, generated_at: datetime) -> Do
         title=f"tunesmith report: {name} ({generated_at:%Y-%m-%d})",
         subtitle=f"{config.method} fine-tune of {config.model.name}; generated {generated_at:%Y-%m-%d %H:%M}",
         sections=[section for section in (
+            gate_section(config, run),
             summary_section(config, eval_data, train_summary, data_summary, read_json(run.timings)),
             evaluation_section(eval_data),
             *([human_review] if human_review else []),

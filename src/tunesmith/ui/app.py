@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from tunesmith.errors import RunError
 from tunesmith.json_files import read_json
 from tunesmith.results import comparison_table
+from tunesmith.results.gate import gate_blocks, gate_state
 from tunesmith.review import ReviewStore
 from tunesmith.review.stats import review_stats
 from tunesmith.review.summary import stats_blocks
@@ -143,7 +144,9 @@ def _run_page(request: Request, settings: UiSettings, name: str) -> Response:
     result, result_problem = _read_or_problem(run.eval_json)
     summary, summary_problem = _read_or_problem(run.data_summary)
     failure, failure_problem = _read_or_problem(run.failure) if run.failure.is_file() else (None, None)
+    state, gate, _ = gate_state(run.root)
     return render(request, "run.html", row=run_row(name, run), config_text=_config_text(run.config_path),
+                  gate=_with_kinds(gate_blocks(gate, name, stale=state == "stale")) if gate else None,
                   evaluation=comparison_table(result) if result else None, summary=summary,
                   problems=[problem for problem in (result_problem, summary_problem, failure_problem) if problem],
                   failure=failure,
@@ -156,7 +159,12 @@ def _review_blocks(run) -> list[tuple[str, object]]:
     """The review's statistics as `tunesmith review stats` shows them, each block with its kind (for the template).
     They are on the run's page, not the review pages: a reviewer should not see how the models fare."""
     with ReviewStore.open(run.root) as store:
-        return [(type(block).__name__.lower(), block) for block in stats_blocks(review_stats(store))]
+        return _with_kinds(stats_blocks(review_stats(store)))
+
+
+def _with_kinds(blocks: list) -> list[tuple[str, object]]:
+    """Document blocks as the template's ``blocks`` macro takes them: each with its kind."""
+    return [(type(block).__name__.lower(), block) for block in blocks]
 
 
 def _read_or_problem(path) -> tuple[dict | None, str | None]:

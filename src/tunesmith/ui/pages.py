@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from tunesmith.document import format_value, is_number, plain
+from tunesmith.document.render import numeric_columns
 from tunesmith.run_dir import RunDir
 from tunesmith.ui.runs import find_runs
 from tunesmith.web import HttpError
@@ -71,6 +72,7 @@ _ENVIRONMENT.filters["number"] = _number
 _ENVIRONMENT.filters["signed"] = lambda value: _number(value, signed=True)
 _ENVIRONMENT.filters["setting"] = _setting
 _ENVIRONMENT.filters["model_name"] = _model_name
+_ENVIRONMENT.filters["numeric_columns"] = numeric_columns  # which columns of a document Table to right-align
 
 
 def render(request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:

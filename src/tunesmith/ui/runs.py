@@ -16,6 +16,7 @@ from tunesmith.config.vocabulary import ALWAYS_REPORTED, TASK_METRICS, task_of, 
 from tunesmith.document import is_number
 from tunesmith.errors import RunError
 from tunesmith.json_files import read_json, read_jsonl
+from tunesmith.results.gate import failed_checks, gate_state
 from tunesmith.run_dir import RunDir
 from tunesmith.sweep_folder import TRIALS_FOLDER, is_sweep_folder, trial_state
 
@@ -42,6 +43,13 @@ class RunRow:
     deltas: dict[str, float]
     """Tuned minus base, for the metrics both have."""
     status: str
+    gate: str
+    """The release gate in one word (`tunesmith.results.gate.GATE_STATES`: passed, failed, stale, not gated,
+    unreadable)."""
+    gate_failed: list[str]
+    """The names of the checks that failed (a failed or stale gate)."""
+    gate_line: str
+    """The gate in one line (`tunesmith.results.gate.gate_line`), or what is wrong with an unreadable gate.json."""
 
 
 def find_runs(runs_dir: Path) -> dict[str, RunDir]:
@@ -111,8 +119,11 @@ def run_row(name: str, run: RunDir) -> RunRow:
     task = result.get("task") or _task_from_config(run, raw)
     metrics = {key: tuned[key] for key in headline_metrics(task, tuned) if is_number(tuned.get(key))}
     deltas = {key: value for key, value in (result.get("delta") or {}).items() if key in metrics}
+    gate, gate_result, gate_line = gate_state(run.root)
     return RunRow(name=name, task=task, model=_section(raw, "model").get("name"), method=method,
-                  settings=settings, metrics=metrics, deltas=deltas, status=run_status(run))
+                  settings=settings, metrics=metrics, deltas=deltas, status=run_status(run), gate=gate,
+                  gate_failed=[check["name"] for check in failed_checks(gate_result)] if gate_result else [],
+                  gate_line=gate_line)
 
 
 def _section(raw: dict, name: str) -> dict:
