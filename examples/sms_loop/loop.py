@@ -147,14 +147,14 @@ class Loop:
         path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         return path
 
-    def test_leakage(self, config: Path) -> list:
-        """The rows of the test file that `tunesmith data check` finds in (or near) the config's training rows."""
-        report = subprocess.run([*TUNESMITH, "data", "check", str(config), "--json"], capture_output=True,
-                                text=True)
-        if report.returncode not in (0, 1):
-            raise LoopError(f"`tunesmith data check {config}` exited {report.returncode}: {report.stderr.strip()}")
-        findings = json.loads(report.stdout)["findings"]
-        return [row for f in findings if f["kind"] == "leakage" and f["split"] == "train/test" for row in f["rows"]]
+    def test_leakage(self, config: Path) -> list[dict]:
+        """The `leakage` findings of `tunesmith data check` on the config's test split (test rows in or near its
+        training rows), as its JSON report gives them."""
+        from tunesmith.data import run_check
+
+        text, _ = run_check(str(config), [], True)
+        (self.out / "logs" / f"data-check-{config.stem}.json").write_text(text + "\n", encoding="utf-8")
+        return [f for f in json.loads(text)["findings"] if f["kind"] == "leakage" and f["split"] == "train/test"]
 
 
 def label_from_gold(queue_path: Path, gold: dict[str, str]) -> int:
@@ -203,9 +203,9 @@ def run_loop(loop: Loop, budget: int, strategy: str) -> str:
     write_jsonl(train2, read_jsonl(HERE / "round1_train.jsonl") + read_jsonl(labels))
     config2 = loop.round_config("round-2", train2)
     with loop.step("round 2: data check (test leakage)"):
-        leaked = loop.test_leakage(config2)
-        if leaked:
-            raise LoopError(f"round 2's training rows leak {len(leaked)} test rows (`tunesmith data check {config2}`)")
+        for leaked in loop.test_leakage(config2):
+            raise LoopError(f"round 2's training rows leak test rows: {leaked['message']}; first: "
+                            f"{leaked['locations'][0]} (`tunesmith data check {config2}`)")
         print("no test row leaked from round 2's training rows")
     with loop.step("round 2: tunesmith run"):
         loop.tunesmith("run-round-2", "run", str(config2))
