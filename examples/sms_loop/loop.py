@@ -157,6 +157,16 @@ class Loop:
         return [f for f in json.loads(text)["findings"] if f["kind"] == "leakage" and f["split"] == "train/test"]
 
 
+def gate_verdict(loop: Loop, run: Path, log: str, *args: str) -> None:
+    """Runs a command that ends with the run's gate (`tunesmith run` with `gate:` set, or `tunesmith gate`); a failed
+    gate (exit 1) stops the loop with the gate's one line."""
+    from tunesmith.results.gate import gate_line, read_gate
+    from tunesmith.run_dir import RunDir
+
+    if loop.tunesmith(log, *args, ok=(0, 1)) == 1:
+        raise LoopError(f"{run.name}: {gate_line(read_gate(RunDir(run).gate_json))} (OUT/logs/{log}.log)")
+
+
 def label_from_gold(queue_path: Path, gold: dict[str, str]) -> int:
     """Labels every item of the queue with its gold label (the simulated annotator `gold`); returns the count."""
     from tunesmith.label import LabelQueue
@@ -176,7 +186,7 @@ def run_loop(loop: Loop, budget: int, strategy: str) -> str:
     round1, round2 = loop.runs / "round-1", loop.runs / "round-2"
 
     with loop.step("round 1: tunesmith run"):
-        loop.tunesmith("run-round-1", "run", str(loop.round_config("round-1", HERE / "round1_train.jsonl")))
+        gate_verdict(loop, round1, "run-round-1", "run", str(loop.round_config("round-1", HERE / "round1_train.jsonl")))
     with loop.step("round 1: promote"):
         loop.tunesmith("promote-round-1", "promote", str(round1), "--marker", str(loop.marker))
     with loop.step("serve --watch"):
@@ -208,9 +218,9 @@ def run_loop(loop: Loop, budget: int, strategy: str) -> str:
                             f"{leaked['locations'][0]} (`tunesmith data check {config2}`)")
         print("no test row leaked from round 2's training rows")
     with loop.step("round 2: tunesmith run"):
-        loop.tunesmith("run-round-2", "run", str(config2))
+        gate_verdict(loop, round2, "run-round-2", "run", str(config2))
     with loop.step("gate round 2 --against round 1"):
-        loop.tunesmith("gate", "gate", str(round2), "--against", str(round1))
+        gate_verdict(loop, round2, "gate", "gate", str(round2), "--against", str(round1))
     with loop.step("promote round 2; the server swaps"):
         loop.tunesmith("promote-round-2", "promote", str(round2), "--marker", str(loop.marker))
         wait_until(lambda: round2.name in loop.served_runs() and round1.name not in loop.served_runs(), 600,

@@ -112,3 +112,16 @@ def test_labelled_rows_that_repeat_a_test_row_are_found_as_leakage(loop_module, 
     loop = loop_module.Loop(tmp_path / "out", port=1)
     [leaked] = loop.test_leakage(config)
     assert leaked["count"] == 1 and leaked["locations"][0].startswith(f"{tmp_path / 'test.jsonl'}:1")
+
+
+def test_a_failed_gate_stops_the_loop_with_its_line(loop_module, tmp_path, monkeypatch):
+    run = tmp_path / "round-2"
+    run.mkdir()
+    gate = {"version": 1, "passed": False, "checks": [
+        {"name": "against_previous", "title": "not worse than the run in service", "status": "failed",
+         "reason": "accuracy -0.020 [-0.031, -0.009] against round-1; required: not_worse"}]}
+    (run / "gate.json").write_text(json.dumps(gate))
+    loop = loop_module.Loop(tmp_path / "out", port=1)
+    monkeypatch.setattr(loop_module, "TUNESMITH", [sys.executable, "-c", "raise SystemExit(1)"])
+    with pytest.raises(loop_module.LoopError, match=r"round-2: gate failed: against_previous \(accuracy -0.020"):
+        loop_module.gate_verdict(loop, run, "gate", "gate", str(run))
