@@ -280,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.out.resolve().is_relative_to(HERE.parent):
         parser.error("--out must lie outside examples/")
+    if (args.out / "runs").exists():
+        parser.error(f"{args.out} already holds a loop's runs: give a new --out")
     loop = Loop(args.out, args.port)
     started = time.monotonic()
     try:

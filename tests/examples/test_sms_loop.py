@@ -118,9 +118,14 @@ def test_the_simulated_annotator_labels_every_item_from_gold_and_export_writes_t
     assert {row["text"]: row["label_text"] for row in rows} == gold
 
 
-def test_the_loop_refuses_an_output_folder_inside_examples(loop_module):
+def test_the_loop_refuses_an_output_folder_inside_examples_or_one_already_used(loop_module, tmp_path, capsys):
     with pytest.raises(SystemExit):
         loop_module.main(["--out", str(EXAMPLE / "runs")])
+    assert "--out must lie outside examples/" in capsys.readouterr().err
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(SystemExit):
+        loop_module.main(["--out", str(tmp_path)])
+    assert "already holds a loop's runs" in capsys.readouterr().err
 
 
 def test_before_after_compares_the_same_rows_with_intervals(tmp_path):
