@@ -129,7 +129,6 @@ def test_the_loop_refuses_an_output_folder_inside_examples_or_one_already_used(l
 
 
 def test_before_after_compares_the_same_rows_with_intervals(tmp_path):
-    pytest.importorskip("tunesmith.gate.stats")   # the gate's bootstrap (branch i22-gate)
     before_after = _module("before_after")
     truths = ["spam"] * 20 + ["ham"] * 20
     before = ["ham"] * 10 + ["spam"] * 10 + ["ham"] * 20       # 30 of 40 right
