@@ -70,6 +70,16 @@ def test_the_interval_follows_the_seed_and_confidence(general_cache, one_answer_
     assert low <= again["kept_interval"][0] and high >= again["kept_interval"][1]
 
 
+def test_lm_eval_scores_join_the_measurement_when_tasks_are_named(general_cache, one_answer_run, monkeypatch):
+    from tunesmith.config import apply_overrides, validate_config
+
+    scores = {"tasks": {"tiny": {"metric": "acc", "base": 0.5, "tuned": 0.5, "kept": 1.0}}, "threshold": 0.9}
+    monkeypatch.setattr("tunesmith.gate.general.lm_eval_scores", lambda config, run: scores)
+    config = validate_config(apply_overrides(one_answer_run.config().model_dump(mode="json"),
+                                             ['gate.lm_eval_tasks=["tiny"]']))
+    assert general_ability(config, one_answer_run)["lm_eval"] == scores
+
+
 def test_zero_rows_is_not_a_measurement(general_cache, one_answer_run):
     from tunesmith.config import apply_overrides, validate_config
 

@@ -54,7 +54,13 @@ def _task_manager(gate: GateConfig):
     if include is not None and not include.is_dir():
         raise ConfigError("gate.lm_eval_include_path", f"{include} is not a folder",
                           "give the folder that holds the task YAML files")
-    manager = TaskManager(include_path=str(include) if include else None)
+    manager = None
+    if include is not None:
+        # Indexing lm-eval's own thousands of task files takes seconds: skipped when the include path has them all.
+        manager = TaskManager(include_path=str(include), include_defaults=False)
+        if not set(gate.lm_eval_tasks) <= set(manager.all_tasks):
+            manager = None
+    manager = manager or TaskManager(include_path=str(include) if include else None)
     unknown = [name for name in gate.lm_eval_tasks if name not in manager.all_tasks]
     if unknown:
         where = f" or in {include}" if include else ""
