@@ -122,3 +122,12 @@ def test_the_shipped_prompts_are_rebuilt_from_the_oasst_file(shared_data):
     rebuilt = sorted(rows.values(), key=lambda row: len(row["messages"]) > 2)  # openings first, stable
     shipped = [json.loads(line) for line in GENERAL_PROMPTS.read_text(encoding="utf-8").splitlines()]
     assert shipped == rebuilt
+
+
+def test_a_damaged_cache_entry_is_measured_again(general_cache, one_answer_run, caplog):
+    first = general_ability(one_answer_run.config(), one_answer_run)
+    (general_cache / "eval" / first["base_cache"]["key"] / "predictions.jsonl").write_text("{cut", encoding="utf-8")
+    again = general_ability(one_answer_run.config(), one_answer_run)
+    assert again["base_from_cache"] is False and "damaged cached base-model evaluation" in caplog.text
+    assert (again["base_loss"], again["kept"], again["agreement"]) == (first["base_loss"], first["kept"],
+                                                                       first["agreement"])
