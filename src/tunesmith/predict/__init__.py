@@ -6,7 +6,7 @@ the two score a model with the same functions. A run's answers in the terminal a
 
 from tunesmith.predict.answers import Answers, answer, task_metrics
 from tunesmith.predict.chat import chat_loop, generate_text
-from tunesmith.predict.generation import generate
+from tunesmith.predict.generation import generate, generate_token_ids
 from tunesmith.predict.labels import label_token_ids, predict_labels, score_labels
 from tunesmith.predict.loss import SupervisedLoss, mean_supervised_loss, supervised_loss_sum
 from tunesmith.predict.metrics import classification_metrics, generation_metrics, parse_number, regression_metrics
@@ -14,6 +14,7 @@ from tunesmith.predict.validation_values import VAL_LOSS, describe_validation
 
 __all__ = [
     "VAL_LOSS", "Answers", "SupervisedLoss", "answer", "chat_loop", "classification_metrics", "describe_validation",
-    "generate", "generate_text", "generation_metrics", "label_token_ids", "mean_supervised_loss", "parse_number",
-    "predict_labels", "regression_metrics", "score_labels", "supervised_loss_sum", "task_metrics",
+    "generate", "generate_text", "generate_token_ids", "generation_metrics", "label_token_ids",
+    "mean_supervised_loss", "parse_number", "predict_labels", "regression_metrics", "score_labels",
+    "supervised_loss_sum", "task_metrics",
 ]

@@ -36,6 +36,22 @@ def generate_with_logprobs(
     return _generate_all(model, tokenizer, prompts, max_new_tokens, batch_size, False, scored=True)
 
 
+def generate_token_ids(model, tokenizer, prompts: list[list[Message]], max_new_tokens: int,
+                       batch_size: int) -> list[list[int]]:
+    """`generate`'s greedy replies as the token ids the model generated, up to and including the EOS that ended
+    each (none when it ran out of ``max_new_tokens``): what a comparison of two models' next-token choices on the
+    same answer reads, free of the round trip through text."""
+    texts = [render_prompt(tokenizer, prompt) for prompt in prompts]
+    lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
+    replies: list[list[int]] = [[] for _ in texts]
+    for batch in length_sorted_batches(lengths, batch_size):
+        _, new_tokens = _generate_tokens(model, tokenizer, [texts[i] for i in batch], max_new_tokens, False, False)
+        for index, tokens in zip(batch, new_tokens.cpu().tolist()):
+            end = tokens.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in tokens else len(tokens)
+            replies[index] = tokens[:end]
+    return replies
+
+
 def _generate_all(model, tokenizer, prompts: list[list[Message]], max_new_tokens: int, batch_size: int,
                   do_sample: bool, scored: bool = False) -> list[tuple[str, list[float] | None]]:
     texts = [render_prompt(tokenizer, prompt) for prompt in prompts]
@@ -71,6 +87,16 @@ def model_device(model) -> torch.device:
 
 def _generate_batch(model, tokenizer, texts: list[str], max_new_tokens: int, do_sample: bool,
                     scored: bool) -> list[tuple[str, list[float] | None]]:
+    output, new_tokens = _generate_tokens(model, tokenizer, texts, max_new_tokens, do_sample, scored)
+    texts = [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+    if not scored:
+        return [(text, None) for text in texts]
+    return list(zip(texts, _answer_logprobs(output.scores, new_tokens, tokenizer.eos_token_id)))
+
+
+def _generate_tokens(model, tokenizer, texts: list[str], max_new_tokens: int, do_sample: bool, scored: bool):
+    """``(output, new_tokens)`` of ``model.generate`` on left-padded ``texts``: the new tokens of each row, padded
+    after its EOS; ``output`` holds the per-step scores when ``scored``."""
     with left_padding(tokenizer):
         batch = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
     batch = batch.to(model_device(model))
@@ -89,11 +115,7 @@ def _generate_batch(model, tokenizer, texts: list[str], max_new_tokens: int, do_
             output_scores=scored,
         )
     sequences = output.sequences if scored else output
-    new_tokens = sequences[:, batch["input_ids"].shape[1]:]
-    texts = [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
-    if not scored:
-        return [(text, None) for text in texts]
-    return list(zip(texts, _answer_logprobs(output.scores, new_tokens, tokenizer.eos_token_id)))
+    return output, sequences[:, batch["input_ids"].shape[1]:]
 
 
 def _answer_logprobs(step_scores: tuple[torch.Tensor, ...], new_tokens: torch.Tensor, eos_id: int) -> list[list[float]]:
