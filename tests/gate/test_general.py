@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import tomllib
 
+from tunesmith.config.gate_section import GateConfig
 from tunesmith.errors import ConfigError
+from tunesmith.gate.checks import general_check
 from tunesmith.gate.general import GENERAL_PROMPTS, general_ability, general_examples
 
 FIELDS = {"rows", "rows_requested", "rows_too_long", "tokens", "base_loss", "tuned_loss", "loss_delta",
@@ -39,6 +41,11 @@ def test_an_adapter_trained_to_one_answer_loses_general_ability(general_cache, u
     assert forgetful["agreement_interval"][1] < untouched["agreement_interval"][0]
     assert forgetful["kept"] < 0.5 and forgetful["kept_interval"][1] < 0.9
     assert forgetful["loss_delta_interval"][0] > 0
+    # The gate judges these very dicts: the forgetful adapter fails the check, the untouched one passes it.
+    settings = GateConfig()
+    assert general_check(forgetful, settings)["status"] == "failed"
+    assert general_check(untouched, settings)["status"] == "passed"
+    assert general_check(untouched, settings)["threshold"] == settings.min_general_kept
 
 
 def test_the_base_numbers_come_from_the_cache_the_second_time(general_cache, one_answer_run):

@@ -208,8 +208,9 @@ def general_check(measured: dict | None, settings: GateConfig) -> dict:
                          if task["kept"] < settings.min_lm_eval_kept]
     status = "failed" if failures else "passed" if judged else "measured"
     reason = text + ("; " + "; ".join(failures) if failures else "" if judged else "; no threshold set")
-    return check("general_ability", status, reason, **{**measured, "lm_eval": lm_eval}, value=kept,
-                 threshold=settings.min_general_kept, agreement_threshold=settings.min_general_agreement)
+    return check("general_ability", status, reason, **{**measured, "lm_eval": lm_eval, "value": kept,
+                                                       "threshold": settings.min_general_kept,
+                                                       "agreement_threshold": settings.min_general_agreement})
 
 
 def latency_check(seconds: list[float], device: str | None, settings: GateConfig) -> dict:
