@@ -49,7 +49,8 @@ def test_the_reference_holds_one_value_per_held_out_row(run_folder, word_hash_em
 def test_eval_json_has_the_calibration_block(run_folder):
     evaluated(run_folder)
     calibration = json.loads(run_folder.eval_json.read_text(encoding="utf-8"))["calibration"]
-    assert set(calibration) == {"temperature", "validation_rows", "test_rows", "before", "after"}
+    # "note": when the tiny model happens to rank both validation rows right (no temperature is fitted then)
+    assert set(calibration) - {"note"} == {"temperature", "validation_rows", "test_rows", "before", "after"}
     assert calibration["validation_rows"] == 2 and calibration["test_rows"] == 3
     for side in ("before", "after"):
         figures = calibration[side]
@@ -85,6 +86,16 @@ def test_reference_off_writes_none_and_removes_an_earlier_one(run_folder):
     assert result["calibration"] == {"skipped": "evaluate.reference is false"}
     assert not run_folder.reference.exists() and not run_folder.novelty.exists()
     assert not list(run_folder.root.glob(".novelty*"))
+
+
+def test_a_validation_split_answered_all_right_leaves_the_probabilities_as_they_are(run_folder, monkeypatch):
+    from tunesmith.evaluate import reference as module
+
+    monkeypatch.setattr(module, "every_row_ranked_right", lambda scores, targets: True)
+    calibration = evaluated(run_folder)["calibration"]
+    assert calibration["temperature"] == 1.0 and "answered all 2 validation rows right" in calibration["note"]
+    assert calibration["before"] == calibration["after"]
+    assert read_reference(run_folder.reference).temperature == 1.0
 
 
 def test_without_validation_rows_there_is_no_temperature(run_folder):

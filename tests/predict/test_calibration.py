@@ -12,6 +12,7 @@ from tunesmith.predict.calibration import (
     calibrated_probabilities,
     calibration_figures,
     ece_interval,
+    every_row_ranked_right,
     expected_calibration_error,
     fit_temperature,
     label_probabilities,
@@ -35,6 +36,14 @@ def test_fit_recovers_a_known_temperature():
     # An overconfident model: its scores are the calibrated ones times 2.5, so T = 2.5 undoes it.
     assert fit_temperature((scores * 2.5).tolist(), targets) == pytest.approx(2.5, rel=0.1)
     assert fit_temperature(scores.tolist(), targets) == pytest.approx(1.0, rel=0.1)
+
+
+def test_rows_all_ranked_right_are_told_apart_from_rows_with_one_error():
+    scores = [[-0.1, -2.5], [-3.0, -0.05], [-0.2, -1.8]]
+    assert every_row_ranked_right(scores, [0, 1, 0])
+    assert not every_row_ranked_right(scores, [0, 1, 1])
+    # The reason it matters: with every row right the fit runs to the lower bound of its search.
+    assert fit_temperature(scores, [0, 1, 0]) < 0.1
 
 
 def test_fit_needs_rows():

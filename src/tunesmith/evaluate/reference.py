@@ -33,7 +33,12 @@ from tunesmith.data.tokenize import prompt_token_ids
 from tunesmith.extras import MissingExtraError, require_extras
 from tunesmith.models.provision import resolve_embedding_model
 from tunesmith.predict.answers import answer, truth_of
-from tunesmith.predict.calibration import calibration_figures, fit_temperature, label_probabilities
+from tunesmith.predict.calibration import (
+    calibration_figures,
+    every_row_ranked_right,
+    fit_temperature,
+    label_probabilities,
+)
 from tunesmith.predict.calibration import sequence_confidence as confidence_of_sequence
 from tunesmith.results.reference import Reference, write_reference
 from tunesmith.retrieval.dense import Embedder, SentenceEmbedder
@@ -186,13 +191,19 @@ def _calibrate(labels: list[str], validation: list[Example], validation_scores: 
     fit_scores, fit_targets = _labelled(labels, validation, validation_scores)
     if not fit_targets:
         return None, skipped_calibration(NO_VALIDATION)
-    temperature = fit_temperature(fit_scores, fit_targets)
+    # A 64-row validation split the model got all right fitted T = 0.05 and took the test ECE from 0.024 to 0.041.
+    every_row_right = every_row_ranked_right(fit_scores, fit_targets)
+    temperature = 1.0 if every_row_right else fit_temperature(fit_scores, fit_targets)
     scores, targets = _labelled(labels, test, test_scores)
-    return temperature, {
+    block = {
         "temperature": temperature, "validation_rows": len(fit_targets), "test_rows": len(targets),
         "before": calibration_figures(label_probabilities(scores), targets),
         "after": calibration_figures(label_probabilities(scores, temperature), targets),
     }
+    if every_row_right:
+        block["note"] = (f"the model answered all {len(fit_targets)} validation rows right, so no temperature can be "
+                         "fitted on them: the probabilities are left as they are (T = 1); more validation rows fit one")
+    return temperature, block
 
 
 def _labelled(labels: list[str], examples: list[Example], scores: list[list[float]]):

@@ -64,6 +64,13 @@ def fit_temperature(scores: list[list[float]], targets: list[int]) -> float:
     return float(math.exp(found.x))
 
 
+def every_row_ranked_right(scores: list[list[float]], targets: list[int]) -> bool:
+    """Whether each row's highest score is its target's. Then the likelihood rises without end as the temperature
+    falls, so temperature scaling has no finite fit: a small validation split the model gets all right would push
+    the fitted temperature to its lower bound and every answer to near-certainty."""
+    return all(max(range(len(row)), key=row.__getitem__) == target for row, target in zip(scores, targets))
+
+
 def expected_calibration_error(probabilities: np.ndarray, targets: Sequence[int], bins: int = BINS) -> float:
     """The ECE of ``probabilities`` (rows over the labels) against ``targets`` (see the module docstring)."""
     confidence, correct = _confidence_and_correct(probabilities, targets)
