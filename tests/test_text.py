@@ -16,3 +16,4 @@ def test_preview_shorten_and_counts():
     assert shorten("a  b\n c", 10) == "a b c"
     assert shorten("abcdefghijkl", 5) == "abcd\u2026"
     assert (count_of(1, "row"), count_of(3, "row")) == ("1 row", "3 rows")
+    assert (count_of(1, "breach"), count_of(2, "breach"), count_of(0, "box")) == ("1 breach", "2 breaches", "0 boxes")

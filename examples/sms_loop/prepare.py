@@ -42,8 +42,8 @@ SEED = 0
 STYLE = re.compile(
     r"\b(chat|chatter|dating|flirt|sexy|horny|singles|xxx|babe|naughty|porn|rude|lonely|lnly|darling|cum|"
     r"filthy|dirty|housewives|gay|saucy|fantasy|fantasies|wet)\b", re.IGNORECASE)
-TRAIN_ROWS = 800
-VALIDATION_ROWS = 64
+TRAIN_ROWS = 1600
+VALIDATION_ROWS = 128
 NORMAL_ROWS = 100
 SHIFTED_NORMAL_ROWS = 60
 LEAK_THRESHOLD = 0.85   # data.check.near_duplicate_threshold's default: what the data check calls leakage

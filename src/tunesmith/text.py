@@ -34,8 +34,10 @@ def shorten(text: str, limit: int) -> str:
 
 
 def count_of(count: int, noun: str) -> str:
-    """``1 row``, ``3 rows``."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+    """``1 row``, ``3 rows``, ``2 breaches``."""
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun}es" if noun.endswith(("s", "x", "ch", "sh")) else f"{count} {noun}s"
 
 
 def is_unicode(text: str) -> bool:
