@@ -114,3 +114,15 @@ def test_mcnemar_matches_statsmodels(tuned_only, other_only):
 
 def test_mcnemar_without_discordant_rows_cannot_tell_the_models_apart():
     assert mcnemar(0, 0) == 1.0 and mcnemar(0, 0, exact=False) == 1.0
+
+
+def test_a_ratio_of_sums_and_its_own_interval():
+    from tunesmith.gate.stats import bootstrap_interval, ratio_statistics
+
+    agreed, tokens = [3, 0, 5, 2, 4, 1, 6, 2], [4, 2, 5, 4, 4, 3, 6, 4]
+    ratio = ratio_statistics(agreed, tokens)
+    assert ratio.metric() == pytest.approx(sum(agreed) / sum(tokens))
+    low, high = bootstrap_interval(ratio, 0.95, 2000, seed=3)
+    assert low < ratio.metric() < high and bootstrap_interval(ratio, 0.95, 2000, seed=3) == [low, high]
+    assert bootstrap_interval(ratio_statistics([2, 4], [4, 8]), 0.95, 500, seed=0) == pytest.approx([0.5, 0.5])
+    assert bootstrap_interval(ratio_statistics([], []), 0.95, 500, seed=0) is None

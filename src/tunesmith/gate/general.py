@@ -37,6 +37,7 @@ from tunesmith.data.tokenize import TokenizedExample, prompt_token_ids, tokenize
 from tunesmith.errors import ConfigError
 from tunesmith.evaluate.cache import evaluation_key, key_ingredients, load_evaluation, store_evaluation
 from tunesmith.gate.lm_eval import free_model_memory, lm_eval_scores
+from tunesmith.gate.stats import bootstrap_interval, paired_bootstrap, ratio_statistics
 from tunesmith.json_files import read_jsonl
 from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
 from tunesmith.predict import generate_token_ids, supervised_loss_sum
@@ -188,27 +189,18 @@ def _compare(base: PromptScores, tuned: PromptScores, tokens: np.ndarray, answer
     """The check's numbers, each interval a percentile bootstrap over prompts (`gate.resamples`, `gate.seed`,
     `gate.confidence`): every resample draws prompts with replacement and recomputes the token-weighted ratios."""
     gate = config.gate or GateConfig()
-    picks = np.random.default_rng(gate.seed).integers(0, len(tokens), size=(gate.resamples, len(tokens)))
-    tail = (1 - gate.confidence) / 2
-
-    def interval(values: np.ndarray) -> list[float]:
-        return [float(v) for v in np.quantile(values, [tail, 1 - tail])]
-
-    def resampled(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
-        counts = bottom[picks].sum(axis=1)
-        return np.divide(top[picks].sum(axis=1), counts, out=np.full(len(picks), np.nan), where=counts > 0)
-
-    base_loss, tuned_loss = _ratio(base.loss_sums.sum(), tokens.sum()), _ratio(tuned.loss_sums.sum(), tokens.sum())
-    delta = tuned_loss - base_loss
-    delta_low, delta_high = interval(resampled(tuned.loss_sums - base.loss_sums, tokens))
+    settings = (gate.confidence, gate.resamples, gate.seed)
+    base_loss, tuned_loss = ratio_statistics(base.loss_sums, tokens), ratio_statistics(tuned.loss_sums, tokens)
+    delta, delta_interval = paired_bootstrap(tuned_loss, base_loss, *settings)
+    delta_low, delta_high = delta_interval or (float("nan"), float("nan"))
+    agreement = ratio_statistics(tuned.agreed, answer_tokens)
     return {
-        "tokens": int(tokens.sum()), "base_loss": base_loss, "tuned_loss": tuned_loss,
+        "tokens": int(tokens.sum()), "base_loss": base_loss.metric(), "tuned_loss": tuned_loss.metric(),
         "loss_delta": delta, "loss_delta_interval": [delta_low, delta_high],
         "kept": math.exp(-delta), "kept_interval": [math.exp(-delta_high), math.exp(-delta_low)],
-        "agreement": _ratio(tuned.agreed.sum(), answer_tokens.sum()),
-        "agreement_interval": interval(resampled(tuned.agreed, answer_tokens)),
+        "agreement": agreement.metric(), "agreement_interval": bootstrap_interval(agreement, *settings),
         "agreement_tokens": int(answer_tokens.sum()),
-        "base_agreement": _ratio(base.agreed.sum(), answer_tokens.sum()),
+        "base_agreement": ratio_statistics(base.agreed, answer_tokens).metric(),
     }
 
 

@@ -80,21 +80,42 @@ def paired_bootstrap(tuned: RowStatistics, other: RowStatistics, confidence: flo
     if rows != len(other.values):
         raise ValueError(f"paired rows differ: {rows} and {len(other.values)}")
     difference = tuned.metric() - other.metric() if rows else float("nan")
+    return difference, _interval(rows, confidence, resamples, seed,
+                                 lambda counts: tuned.score(counts @ tuned.values) - other.score(counts @ other.values))
+
+
+def bootstrap_interval(statistics: RowStatistics, confidence: float, resamples: int,
+                       seed: int) -> list[float] | None:
+    """The percentile interval at ``confidence`` of one model's metric over ``resamples`` resamples of its rows
+    (seeded); None as `paired_bootstrap` gives it."""
+    return _interval(len(statistics.values), confidence, resamples, seed,
+                     lambda counts: statistics.score(counts @ statistics.values))
+
+
+def ratio_statistics(numerators: Sequence[float], denominators: Sequence[float]) -> RowStatistics:
+    """A ratio of sums over rows (a mean over tokens when each row holds several: a loss sum and its token count,
+    agreed tokens and tokens) as `RowStatistics`; NaN where the denominators sum to 0."""
+    return RowStatistics(np.column_stack([np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)]),
+                         lambda sums: _ratio(sums[..., 0], sums[..., 1]))
+
+
+def _interval(rows: int, confidence: float, resamples: int, seed: int,
+              statistic: Callable[[np.ndarray], np.ndarray]) -> list[float] | None:
+    """The percentile interval of ``statistic`` (resample counts per row → one value per resample) over
+    ``resamples`` seeded resamples of ``rows`` rows, drawn in chunks of at most `MAX_CELLS` counts."""
     if rows == 0:
-        return difference, None
+        return None
     rng = np.random.default_rng(seed)
     chunk = max(1, MAX_CELLS // rows)
-    differences = []
-    for start in range(0, resamples, chunk):
-        counts = rng.multinomial(rows, np.full(rows, 1.0 / rows), size=min(chunk, resamples - start)).astype(float)
-        differences.append(tuned.score(counts @ tuned.values) - other.score(counts @ other.values))
-    drawn = np.concatenate(differences)
+    drawn = np.concatenate([
+        statistic(rng.multinomial(rows, np.full(rows, 1.0 / rows), size=min(chunk, resamples - start)).astype(float))
+        for start in range(0, resamples, chunk)])
     drawn = drawn[np.isfinite(drawn)]
     if not drawn.size:
-        return difference, None
+        return None
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(drawn, [tail, 100 - tail])
-    return difference, [float(low), float(high)]
+    return [float(low), float(high)]
 
 
 def mcnemar(tuned_only_right: int, other_only_right: int, exact: bool = True) -> float:
