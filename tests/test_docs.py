@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 README_MAX_LINES = 250
 BUILD_ENVIRONMENT_WORDS = re.compile(
-    r"device run|\bcarr(y|ied)\b|\$OUT\b|KINDS\.md|\blent\b|files_at|\bwarm|session|\.whl\b|lease", re.IGNORECASE)
+    r"device run|\bcarr(y|ied)\b|\$OUT\b|KINDS\.md|\blent\b|files_at|\bwarm|session|\.whl\b|\blease\b", re.IGNORECASE)
 """Words that describe how one particular build environment's machines are reached, not a command a user runs."""
 
 

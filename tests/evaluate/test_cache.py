@@ -21,7 +21,7 @@ from tunesmith.evaluate.cache import SCORING_SETTINGS, eval_cache_root, evaluati
 from tunesmith.evaluate.runner import evaluate_run
 from tunesmith.models import load_tokenizer
 
-NOT_SCORING = {"task", "compare_base", "cache_base", "num_examples", "baselines", "reference"}
+NOT_SCORING = {"task", "compare_base", "cache_base", "num_examples", "baselines", "reference", "output_schema"}
 """`evaluate.*` settings that do not change the base model's results (`task` enters the key resolved)."""
 
 

@@ -22,8 +22,8 @@ def test_settings_of_the_trained_model_cannot_change(run, cli, key, value, train
     before = run.config_path.read_text()
     code, _, error = cli("export", str(run.root), "--set", f"{key}={value}")
     assert code == 2 and error == (f"tunesmith: error: config: {key}: is fixed in a trained run (it was trained with "
-                                   f"{trained}) (on a run folder, --set changes evaluate.*, serve.*, review.* and "
-                                   "model.attention only; start a new run to change the rest)")
+                                   f"{trained}) (on a run folder, --set changes evaluate.*, serve.*, review.*, "
+                                   "gate.* and model.attention only; start a new run to change the rest)")
     assert run.config_path.read_text() == before and not run.merged.exists()
 
 

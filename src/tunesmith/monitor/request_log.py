@@ -46,6 +46,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -59,6 +60,7 @@ LOG_FILE = "requests.jsonl"
 MANIFEST_FILE = "served.json"
 ROTATED = re.compile(r"requests-(\d{6})\.jsonl")
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+ROTATION_RETRIES = 3
 ANSWERING_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/classify")
 """The routes whose requests a model answers (the others read or record: models, feedback, health)."""
 CONTENT_FIELDS = ("messages", "answer", "text", "correction")
@@ -113,12 +115,16 @@ def log_files(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise RunError(f"{folder} is not a folder", "give the log folder of `tunesmith serve` (a run's serve_logs/ "
                        "or its --log-dir)")
-    rotated = sorted((path for path in folder.iterdir() if ROTATED.fullmatch(path.name)), key=lambda p: p.name)
     current = folder / LOG_FILE
-    files = rotated + ([current] if current.is_file() else [])
-    if not files:
-        raise RunError(f"{folder} holds no request log ({LOG_FILE})", "serve a model with `tunesmith serve` first")
-    return files
+    for _ in range(ROTATION_RETRIES):
+        rotated = sorted((path for path in folder.iterdir() if ROTATED.fullmatch(path.name)), key=lambda p: p.name)
+        files = rotated + ([current] if current.is_file() else [])
+        if files:
+            return files
+        # A server rotating its first file renames requests.jsonl, then opens a new one: a reader listing the
+        # folder before the rename and looking for requests.jsonl after it finds nothing. Look again.
+        time.sleep(0.05)
+    raise RunError(f"{folder} holds no request log ({LOG_FILE})", "serve a model with `tunesmith serve` first")
 
 
 def read_log(folder: str | Path) -> Iterator[dict]:
