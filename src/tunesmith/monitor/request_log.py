@@ -129,10 +129,19 @@ def log_files(folder: str | Path) -> list[Path]:
 
 def read_log(folder: str | Path) -> Iterator[dict]:
     """Every record of the log, oldest first. A line cut off by a crash (the last of a file, not valid JSON) is
-    skipped; a bad line anywhere else is an error naming it."""
-    for path in log_files(folder):
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().split("\n")
+    skipped; a bad line anywhere else is an error naming it. A file the server rotates while it is read is
+    followed to its new name."""
+    read: set[str] = set()
+    pending = log_files(folder)
+    while pending:
+        path = pending.pop(0)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                lines = handle.read().split("\n")
+        except FileNotFoundError:  # requests.jsonl was renamed since the listing: list the folder again
+            pending = [later for later in log_files(folder) if later.name not in read]
+            continue
+        read.add(path.name)
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
