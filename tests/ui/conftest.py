@@ -160,12 +160,39 @@ def serve_ui(serving):
 
 
 @pytest.fixture(scope="module")
-def start_browser():
+def started_browsers() -> list:
+    """The browsers `start_browser` started in this module."""
+    return []
+
+
+def _csp_violations(driver) -> list[str]:
+    return [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]
+
+
+@pytest.fixture(scope="session")
+def csp_violations():
+    """``csp_violations(driver) -> [console line]``: where the browser refused, since the last call, something the
+    page's Content-Security-Policy does not allow (an inline script or style, a frame, a request elsewhere)."""
+    return _csp_violations
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violations(started_browsers):
+    """After each test, no page its browsers showed broke the UI's Content-Security-Policy: each page still works
+    under it (an inline script would have been refused, and said so in the console)."""
+    yield
+    for driver in started_browsers:
+        assert _csp_violations(driver) == []
+
+
+@pytest.fixture(scope="module")
+def start_browser(started_browsers):
     """``start_browser() -> driver``: a headless Chromium (Debian's `chromium` and `chromium-driver`, driven by
-    Selenium), quit at the end of the module. Each is a browser session of its own (cookies, localStorage). Without
-    Chromium the test skips, unless ``TUNESMITH_REQUIRE_BROWSER`` is set, where a missing browser fails it."""
+    Selenium), quit at the end of the module. Each is a browser session of its own (cookies, localStorage), with its
+    console kept (`csp_violations`). Without Chromium the test skips, unless ``TUNESMITH_REQUIRE_BROWSER`` is set,
+    where a missing browser fails it."""
     chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    started = []
+    started = started_browsers
 
     def start():
         if not (chromium and driver_path):
@@ -180,6 +207,7 @@ def start_browser():
         for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                          "--window-size=1280,860", "--hide-scrollbars"):
             options.add_argument(argument)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         started.append(webdriver.Chrome(options=options,
                                         service=webdriver.ChromeService(executable_path=driver_path)))
         return started[-1]

@@ -103,7 +103,7 @@ def events_of(response) -> list[dict]:
 
 def test_playground_streams_tokens_then_the_end(client):
     headers = csrf_headers(client)
-    info = client.get("/api/playground/info?run=spam-done").json()
+    info = client.post("/api/playground/load", json={"run": "spam-done"}, headers=headers).json()
     assert info["tuned"] == "spam-done" and info["base"] == "base" and info["system_prompt"] == "You sort messages."
     request = {"run": "spam-done", "side": "base", "messages": [{"role": "user", "content": "hello"}],
                "system": "Be brief.", "max_tokens": 50}
@@ -130,7 +130,7 @@ def test_an_edited_template_renders_the_request(client):
 
 def test_a_full_fine_tune_chats_beside_its_base_loaded_apart(client, chatty_dir):
     headers = csrf_headers(client)
-    info = client.get("/api/playground/info?run=spam-full").json()
+    info = client.post("/api/playground/load", json={"run": "spam-full"}, headers=headers).json()
     assert info["tuned"] == "spam-full" and info["base"] == chatty_dir.name
     request = {"run": "spam-full", "side": "base", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 3}
     with client.stream("POST", "/api/playground/chat", json=request, headers=headers) as response:

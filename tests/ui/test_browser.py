@@ -13,7 +13,13 @@ import time
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from matplotlib.figure import Figure
 
+from tunesmith.config import save_config, validate_config
+from tunesmith.document import Document, Image, Section, Table, render_html
+from tunesmith.document.figures import figure_png
 from tunesmith.review import ReviewStore
 from tunesmith.ui import UiSettings
 
@@ -213,3 +219,38 @@ def test_with_a_token_pages_need_it_and_the_link_sets_a_cookie(browser, serve_ui
     wait_for(browser, lambda driver: css(driver, "#loss-chart").get_attribute("data-points") == "24",
              "the curves, fetched with the session cookie")
     assert time.monotonic() - started < WAIT_S
+
+
+def test_the_pages_policy_refuses_inline_script_and_framing_by_other_sites(browser, ui, serving, csp_violations):
+    browser.get(ui)
+    # Markup that slipped into a page (as a model's answer would, were it not escaped) cannot run a script.
+    browser.execute_script("const s = document.createElement('script'); s.textContent = 'window.__inline = 1';"
+                           "document.body.appendChild(s);")
+    assert browser.execute_script("return window.__inline === undefined")
+    refused = wait_for(browser, csp_violations, "the refusal in the console")
+    assert "inline script violates the following Content Security Policy directive 'default-src 'self''" in refused[0]
+    # A page of another site cannot frame the UI (a verdict button under a decoy).
+    site = FastAPI()
+    site.get("/")(lambda: HTMLResponse(f"<iframe src='{ui}/'></iframe>"))
+    with serving(site, "/") as other:
+        browser.get(other)
+        refused = wait_for(browser, csp_violations, "the framing refused")
+    assert f"Framing '{ui}/' violates the following Content Security Policy directive: \"frame-ancestors 'none'\"" \
+        in refused[0]
+
+
+def test_a_run_report_shows_its_inline_styles_and_plots_under_its_policy(browser, serve_ui, tmp_path, chatty_dir):
+    run = tmp_path / "runs" / "reported"
+    run.mkdir(parents=True)
+    save_config(validate_config({"model": {"name": str(chatty_dir)}, "data": {"train": "t.jsonl"}}),
+                run / "config.yaml")
+    figure = Figure(figsize=(2, 1))
+    figure.add_subplot().plot([1, 2, 3])
+    document = Document("report", sections=[Section("results", [Table(["metric", "value"], [["accuracy", "0.9"]]),
+                                                                Image("loss.png", figure_png(figure), "loss")])])
+    (run / "report.html").write_text(render_html(document))
+    url = serve_ui(UiSettings(runs_dir=tmp_path / "runs"))
+    browser.get(f"{url}/runs/reported/report.html")
+    wait_for(browser, lambda driver: driver.execute_script(
+        "const img = document.querySelector('img'); return img.complete && img.naturalWidth > 0"), "the plot")
+    assert browser.execute_script("return getComputedStyle(document.body).maxWidth") == "960px"  # the inline style

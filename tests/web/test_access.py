@@ -67,3 +67,18 @@ def test_a_malformed_allowed_host_is_one_line(error_of):
 def test_is_loopback():
     assert is_loopback("localhost") and is_loopback("127.0.0.1") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("evil.example") and not is_loopback("::")
+
+
+@pytest.mark.parametrize("origin", [None, "http://localhost:3000", "http://127.0.0.1:7860", "https://[::1]:8443",
+                                    "http://localhost.", "http://models.example"])
+def test_an_origin_the_server_answers_to_is_admitted(origin):
+    assert AllowedHosts.of("127.0.0.1", ["models.example"]).origin_refusal(origin) is None
+
+
+@pytest.mark.parametrize(("origin", "name"), [("http://evil.example", "evil.example"),
+                                              ("http://127.0.0.1.evil.example:80", "127.0.0.1.evil.example"),
+                                              ("null", "NAME"), ("http://[::1", "NAME"), ("", "NAME")])
+def test_a_page_of_another_site_is_refused_with_a_403_naming_the_option(origin, name):
+    refusal = AllowedHosts.of("127.0.0.1").origin_refusal(origin)
+    assert refusal is not None and refusal.status == 403 and refusal.code == "invalid_origin"
+    assert refusal.message.endswith(f"start the server with --allowed-host {name}") and "\n" not in refusal.message

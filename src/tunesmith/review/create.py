@@ -24,11 +24,12 @@ from tunesmith.config.vocabulary import BASE_MODEL
 from tunesmith.data.example import Example
 from tunesmith.data.run_inputs import RunInputs
 from tunesmith.data.task import Task
-from tunesmith.errors import DataError, TunesmithError
+from tunesmith.errors import ConfigError, DataError, TunesmithError
 from tunesmith.evaluate.tasks import last_user_message
 from tunesmith.json_files import read_jsonl
 from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
 from tunesmith.predict.answers import answer, truth_of
+from tunesmith.review.names import NAME_HINT, reviewer_name_error
 from tunesmith.review.store import (
     DATABASE,
     REVIEW_FOLDER,
@@ -64,6 +65,9 @@ def create_review(run: RunDir, against: Sequence[str] = (BASE_MODEL,), settings:
     answers were generated, the prompt and item counts, and each reviewer's queue length."""
     config = run.config()
     settings = settings or config.review
+    for name in settings.reviewers:  # before any answer is generated
+        if problem := reviewer_name_error(name):
+            raise ConfigError("review.reviewers", problem, NAME_HINT)
     if ReviewStore.exists(run.root) and not overwrite:
         raise ReviewConflict(f"{database_path(run.root)} exists already, with its judgments",
                              "add --overwrite to replace it (its judgments are lost; export them first)")

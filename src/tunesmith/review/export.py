@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Literal, get_args
 
 from tunesmith.atomic import write_atomic
+from tunesmith.csv_cells import spreadsheet_csv
 from tunesmith.errors import TunesmithError
 from tunesmith.json_files import jsonl_text
 from tunesmith.review.store import Judgment, ReviewStore
@@ -29,7 +28,8 @@ def export_judgments(run_root: str | Path, format: ExportFormat, out: str | Path
     model shown as A and as B, the verdict as given (``a``, ``b``, ``tie``, ``both_bad``) and the model it names
     (``winner``), the comment, each rubric score of each side, and when it was made (UTC). JSON Lines keeps the
     scores as ``scores_a``/``scores_b`` objects; CSV has a ``score_a_<criterion>``/``score_b_<criterion>`` column
-    per criterion of the rubric."""
+    per criterion of the rubric. Text cells a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``...) are
+    written with a leading ``'`` (`tunesmith.csv_cells`); JSON Lines keeps every text as it is."""
     if format not in EXPORT_FORMATS:
         raise TunesmithError(f"unknown export format {format!r}", f"use one of {', '.join(EXPORT_FORMATS)}")
     path = Path(out) if out is not None else Path(run_root) / f"review_judgments.{format}"
@@ -50,12 +50,10 @@ def judgment_row(judgment: Judgment, prompt: str) -> dict:
 
 def csv_text(rows: list[dict], rubric: list[str]) -> str:
     scores = [f"score_{side}_{criterion}" for side in ("a", "b") for criterion in rubric]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, *scores], lineterminator="\n")
-    writer.writeheader()
+    flat = []
     for row in rows:
-        flat = {name: row[name] for name in COLUMNS}
+        cells = {name: row[name] for name in COLUMNS}
         for side in ("a", "b"):
-            flat.update({f"score_{side}_{criterion}": row[f"scores_{side}"].get(criterion) for criterion in rubric})
-        writer.writerow(flat)
-    return buffer.getvalue()
+            cells.update({f"score_{side}_{criterion}": row[f"scores_{side}"].get(criterion) for criterion in rubric})
+        flat.append(cells)
+    return spreadsheet_csv([*COLUMNS, *scores], flat)

@@ -17,8 +17,9 @@ import re
 
 import httpx
 
-from tunesmith.errors import TunesmithError
+from tunesmith.errors import ConfigError, TunesmithError
 from tunesmith.review.endpoint import ChatEndpoint, ask_chat, chat_completions_url
+from tunesmith.review.names import NAME_HINT, reviewer_name_error
 from tunesmith.review.store import Item, ReviewStore
 
 __all__ = ["JUDGE_INSTRUCTIONS", "JudgeEndpoint", "ask", "chat_completions_url", "combine", "judge_review",
@@ -50,6 +51,8 @@ def judge_review(run_root, endpoint: JudgeEndpoint, reviewer: str | None = None,
     call: ``judged``, ``consistent``, ``inconsistent`` (stored as ties), ``unreadable`` (left unjudged) and
     ``remaining``. ``transport`` replaces the network (tests)."""
     name = reviewer or f"judge:{endpoint.model}"
+    if problem := reviewer_name_error(name, person=False):
+        raise ConfigError("--reviewer", problem, NAME_HINT)
     counts = {"judged": 0, "consistent": 0, "inconsistent": 0, "unreadable": 0}
     with ReviewStore.open(run_root) as store, httpx.Client(timeout=endpoint.timeout_s, transport=transport) as client:
         if name not in store.judges:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from tunesmith.errors import RunError, TunesmithError
+from tunesmith.review.names import NAME_HINT, reviewer_name_error
 
 REVIEW_FOLDER = "review"
 DATABASE = "review.db"
@@ -180,6 +181,8 @@ def now() -> str:
 
 def create_database(path: Path, plan: ReviewPlan) -> None:
     """Write a new review database at ``path`` (which must not exist) from ``plan``, in one transaction."""
+    for reviewer in plan.queues:
+        _check_name(reviewer, "human")
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         connection.executescript(_SCHEMA)
@@ -211,6 +214,11 @@ def create_database(path: Path, plan: ReviewPlan) -> None:
         connection.execute("COMMIT")
     finally:
         connection.close()
+
+
+def _check_name(name: str, kind: ReviewerKind) -> None:
+    if problem := reviewer_name_error(name, person=kind == "human"):
+        raise ReviewError(problem, NAME_HINT)
 
 
 class ReviewStore:
@@ -384,6 +392,7 @@ class ReviewStore:
     def add_reviewer(self, name: str, kind: ReviewerKind, queue: list[tuple[int, str, str]]) -> None:
         """Add a reviewer (a judge model, or a human added later) with ``queue``: ``(item id, model on side A,
         model on side B)`` in order. `ReviewConflict` when the name is taken."""
+        _check_name(name, kind)
         with self._writing() as connection:
             if connection.execute("SELECT 1 FROM reviewers WHERE name = ?", (name,)).fetchone():
                 raise ReviewConflict(f"reviewer {name!r} exists already in {self.path}")

@@ -47,6 +47,7 @@ from tunesmith.serve.routes import router
 from tunesmith.serve.served import EmbedderFactory, Served, load_served, sentence_embedder, serve_settings
 from tunesmith.serve.state import LOG_FOLDER, ServerSettings, ServerState
 from tunesmith.web import AllowedHosts, BindRule, HostCheck, HttpError, check_port, install_error_handlers
+from tunesmith.web.headers import API_POLICY, install_security_headers
 
 log = logging.getLogger("tunesmith")
 OPEN_ROUTES = ("/health", "/ready")
@@ -69,6 +70,7 @@ def create_server_app(load: Callable[[], Served], settings: ServerSettings, on_l
     state.metrics.instrument(app)  # outside the key check, so it counts the key check's 401s too
     # Outermost: a foreign Host reaches nothing (not even the metrics), but it is a line of the request log.
     app.add_middleware(HostCheck, hosts=hosts, render=_render_error, on_refused=_log_refusal)
+    install_security_headers(app, API_POLICY)  # nosniff, CSP, no referrer on every answer, its 500s included
     return app
 
 

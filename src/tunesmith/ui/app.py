@@ -5,7 +5,9 @@ compared (``/compare?runs=a,b``), the playground (``/playground?run=<name>``, `t
 blind review (``/review/<run>``, `tunesmith.ui.review_pages`) and the labeling queues (``/label/<run>``,
 `tunesmith.ui.label_pages`). JSON under ``/api/``. Errors are a page (or JSON
 under /api/) with a 4xx status, never a traceback. Access rules: `tunesmith.ui.security` (the token, CSRF) and
-`tunesmith.web.AllowedHosts` (the Host header).
+`tunesmith.web.AllowedHosts` (the Host and Origin headers); every response carries the security headers of
+`tunesmith.web.headers` (the pages' Content-Security-Policy allows no inline script or style: every script and
+stylesheet is a file under ``/static/``).
 """
 
 from __future__ import annotations
@@ -42,14 +44,24 @@ from tunesmith.ui.runs import (
     run_status,
 )
 from tunesmith.ui.security import UI_BIND, check_csrf, check_token, session_csrf, set_csrf
-from tunesmith.web import AllowedHosts, HostCheck, HttpError, check_port, install_error_handlers
+from tunesmith.web import (
+    PAGE_POLICY,
+    REPORT_POLICY,
+    AllowedHosts,
+    HostCheck,
+    HttpError,
+    check_port,
+    install_error_handlers,
+    install_security_headers,
+)
 
 log = logging.getLogger("tunesmith")
 
 _TEXT = "text/plain; charset=utf-8"
 RUN_FILES = {"report.html": "text/html; charset=utf-8", "report.md": _TEXT, "predictions.jsonl": _TEXT,
              "eval.json": "application/json", "config.yaml": _TEXT, "metrics.jsonl": _TEXT}
-"""The files of a run the UI serves as they are (report.html is tunesmith's own self-contained page)."""
+"""The files of a run the UI serves as they are (report.html is tunesmith's own self-contained page). Each is sent
+with `REPORT_POLICY`: the report's inline styles and plots show, and nothing in any of them runs as a script."""
 
 
 def create_ui_app(settings: UiSettings) -> FastAPI:
@@ -65,6 +77,7 @@ def create_ui_app(settings: UiSettings) -> FastAPI:
     app.include_router(label_routes)
     app.middleware("http")(_guard)
     app.add_middleware(HostCheck, hosts=hosts, render=render_error)  # outermost: a foreign Host reaches nothing
+    install_security_headers(app, PAGE_POLICY)
     return app
 
 
@@ -120,7 +133,8 @@ def run_page_or_file(request: Request, path: str, settings: Settings):
         run = find_run(settings, name)
         if not (run.root / file).is_file():
             raise HttpError(404, f"{name} has no {file} yet")
-        return FileResponse(run.root / file, media_type=RUN_FILES[file])
+        return FileResponse(run.root / file, media_type=RUN_FILES[file],
+                            headers={"Content-Security-Policy": REPORT_POLICY})
     return _run_page(request, settings, path)
 
 

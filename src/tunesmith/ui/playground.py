@@ -3,8 +3,9 @@
 Models come from the serving code: `tunesmith.serve.load_served` loads an adapter run on its base and serves the
 base too (as ``base``), and the batching engine (`tunesmith.serve.Engine`, through `Engine.stream`) generates, so
 both panes' requests decode in one batch. A full fine-tune has no base inside it: its base model is loaded beside it,
-with an engine of its own. Nothing loads until a run's playground is first opened; the `KEEP_LOADED` runs used
-last stay loaded.
+with an engine of its own. Nothing loads until the playground page asks (``POST /api/playground/load``, with the
+session's CSRF token: loading changes what the process holds, so no GET and no other site's page may cause it);
+the `KEEP_LOADED` runs used last stay loaded.
 
 The conversation is rendered with the run's chat template and system prompt, both editable on the page: an
 edited template renders this request only, through the tokenizer's own (sandboxed) Jinja.
@@ -117,6 +118,10 @@ class PlaygroundRequest(BaseModel):
     max_tokens: int = Field(128, ge=1)
 
 
+class LoadRequest(BaseModel):
+    run: str = Field(max_length=1_000)
+
+
 router = APIRouter()
 
 
@@ -128,11 +133,12 @@ def playground_page(request: Request, settings: Settings, run: str = ""):
     return render(request, "playground.html", run=run, max_tokens=settings.max_tokens)
 
 
-@router.get("/api/playground/info")
-async def playground_info(run: str, settings: Settings, playground: AppPlayground):
-    loaded = await run_in_threadpool(playground.load, find_run(settings, run))
+@router.post("/api/playground/load")
+async def playground_load(body: LoadRequest, settings: Settings, playground: AppPlayground):
+    """Load the run's panes (once; a loaded run answers at once) and say what the page shows of them."""
+    loaded = await run_in_threadpool(playground.load, find_run(settings, body.run))
     model = loaded.tuned.model
-    return {"run": run, "tuned": model.name, "base": loaded.base.model.name, "task": model.task,
+    return {"run": body.run, "tuned": model.name, "base": loaded.base.model.name, "task": model.task,
             "system_prompt": model.system_prompt or "", "template": model.tokenizer.chat_template or ""}
 
 

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from tunesmith.review import VERDICTS, ReviewNotFound, ReviewStore
+from tunesmith.text import preview
 from tunesmith.ui.pages import Settings, UiSettings, find_run, render
 from tunesmith.ui.runs import find_runs
 
@@ -26,8 +27,8 @@ VERDICT_LABELS = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_ba
 
 
 class JudgmentRequest(BaseModel):
-    run: str
-    reviewer: str
+    run: str = Field(max_length=1_000)
+    reviewer: str = Field(max_length=1_000)
     item_id: int
     verdict: str
     comment: str = Field("", max_length=10_000)
@@ -36,8 +37,8 @@ class JudgmentRequest(BaseModel):
 
 
 class UndoRequest(BaseModel):
-    run: str
-    reviewer: str
+    run: str = Field(max_length=1_000)
+    reviewer: str = Field(max_length=1_000)
 
 
 def store_of(settings: UiSettings, run_name: str) -> ReviewStore:
@@ -47,7 +48,8 @@ def store_of(settings: UiSettings, run_name: str) -> ReviewStore:
 def check_human(store: ReviewStore, reviewer: str) -> None:
     """Judge models (`tunesmith review judge`) have queues too, but nobody judges in their name here."""
     if reviewer not in store.reviewers:
-        raise ReviewNotFound(f"unknown reviewer {reviewer!r} (reviewers: {', '.join(store.reviewers) or 'none'})")
+        known = ", ".join(store.reviewers) or "none"
+        raise ReviewNotFound(f"unknown reviewer {preview(reviewer)} (reviewers: {known})")
 
 
 router = APIRouter()

@@ -9,6 +9,11 @@
   the Host. So a request is answered only when its Host is a loopback name (``localhost``, ``127.0.0.1``, ``[::1]``,
   any port), the address the server was bound to, or a name the user admitted with ``--allowed-host``
   (`AllowedHosts`, checked by `HostCheck` before anything else sees the request).
+- The Origin header: a page of another site may still send a request to ``http://127.0.0.1:PORT`` itself (a form, a
+  ``fetch`` in ``no-cors`` mode): the Host is then a loopback name, and the browser does not let the page read the
+  answer, but the request is made (a reload of the served models, a feedback line that becomes training data).
+  Browsers name the page that sent such a request in ``Origin``; a request whose Origin is not a name the server
+  answers to (by the same rule as the Host) is refused with a 403. Programs (curl, SDKs) send no Origin.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -122,11 +128,26 @@ class AllowedHosts:
                               f"{ALLOWED_HOST_OPTION}): to reach it by this name, start it with "
                               f"{ALLOWED_HOST_OPTION} {name[:100]}", code="invalid_host")
 
+    def origin_refusal(self, header: str | None) -> HttpError | None:
+        """None when a request with this Origin header (None: a program's request, or a browser's from its own page
+        by GET) may be answered, else the 403 to answer it with: another site's page sent it."""
+        if header is None:
+            return None
+        try:
+            name = urlsplit(header.strip()).hostname
+        except ValueError:  # an unclosed IPv6 bracket
+            name = None
+        if name is not None and self.admits(name.rstrip(".")):
+            return None
+        return HttpError(403, f"a page of another site ({header[:100]!r}) sent this request: refused, as it could make "
+                              f"your browser use this server; to let a page at that address use it, start the server "
+                              f"with {ALLOWED_HOST_OPTION} {name[:100] if name else 'NAME'}", code="invalid_origin")
+
 
 class HostCheck:
-    """ASGI middleware: refuses (400, in the app's format) a request whose Host header the server does not answer to,
-    before any other middleware or route sees it, and tells ``on_refused`` of it (the server logs it). Add it last,
-    so it is the outermost layer.
+    """ASGI middleware: refuses (in the app's format) a request whose Host header the server does not answer to
+    (400), or that a page of another site sent (its Origin, 403), before any other middleware or route sees it, and
+    tells ``on_refused`` of it (the server logs it). Add it last, so it is the outermost layer.
 
     Written here rather than taken from Starlette's ``TrustedHostMiddleware``: that one answers in plain text
     ("Invalid host header"), not in each app's error format, and cannot say which option admits a name."""
@@ -135,9 +156,16 @@ class HostCheck:
         self.app, self.hosts, self.render, self.on_refused = app, hosts, render, on_refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Only HTTP: neither app has WebSocket routes (the router refuses those), and lifespan has no Host.
-        if scope["type"] == "http":
-            refusal = self.hosts.refusal(Headers(scope=scope).get("host"))
+        if scope["type"] == "websocket":
+            # Neither app has WebSocket routes (the router would close it too), but a foreign one is closed here
+            # (policy violation), so no route added later is open to another site by default.
+            headers = Headers(scope=scope)
+            if self.hosts.refusal(headers.get("host")) or self.hosts.origin_refusal(headers.get("origin")):
+                await send({"type": "websocket.close", "code": 1008})
+                return
+        if scope["type"] == "http":  # lifespan has no Host
+            headers = Headers(scope=scope)
+            refusal = self.hosts.refusal(headers.get("host")) or self.hosts.origin_refusal(headers.get("origin"))
             if refusal is not None:
                 request = Request(scope, receive)
                 if self.on_refused is not None:

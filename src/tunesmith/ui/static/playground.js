@@ -15,7 +15,8 @@
   let runTemplate = "";
 
   async function load() {
-    const response = await fetch("/api/playground/info?run=" + encodeURIComponent(run), {credentials: "same-origin"});
+    // A POST with the CSRF token: loading a model changes the server's state, which no GET may do.
+    const response = await postJson("/api/playground/load", {run});
     if (!response.ok) { status.textContent = "cannot load the model: " + await errorMessage(response); return; }
     const info = await response.json();
     panes.tuned.querySelector(".model-name").textContent = info.tuned;
