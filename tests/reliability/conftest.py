@@ -63,19 +63,20 @@ class SmallFilesystem:
 
 @pytest.fixture()
 def small_filesystem(tmp_path):
-    """``small_filesystem(size, at)`` mounts a tmpfs of ``size`` bytes at ``at`` (created; default a folder in
-    tmp_path) and returns a `SmallFilesystem`. Mounting needs root (or CAP_SYS_ADMIN): where it is refused, the
-    test is skipped with the reason."""
+    """``small_filesystem(size, at, inodes)`` mounts a tmpfs of ``size`` bytes (and at most ``inodes`` files and
+    folders, when given) at ``at`` (created; default a folder in tmp_path) and returns a `SmallFilesystem`.
+    Mounting needs root (or CAP_SYS_ADMIN): where it is refused, the test is skipped with the reason."""
     mounted: list[Path] = []
 
-    def mount(size: int, at: Path | None = None) -> SmallFilesystem:
+    def mount(size: int, at: Path | None = None, inodes: int | None = None) -> SmallFilesystem:
         root = Path(at or tmp_path / f"small-fs-{len(mounted)}")
         root.mkdir(parents=True, exist_ok=True)
         if shutil.which("mount") is None:
             pytest.skip("no mount command here, so no small filesystem can be made to fill")
         if os.geteuid() != 0:
             pytest.skip("mounting a small tmpfs to fill needs root; this test runs as a normal user")
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(root)],
+        options = f"size={size}" + (f",nr_inodes={inodes}" if inodes else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(root)],
                               capture_output=True, text=True, check=False)
         if done.returncode != 0:
             pytest.skip(f"mounting a small tmpfs was refused here: {done.stderr.strip() or done.returncode}")

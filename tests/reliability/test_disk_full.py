@@ -125,7 +125,7 @@ def test_a_full_disk_during_a_gguf_export(project, cli, small_filesystem):
     assert contents(run.gguf, run.merged) == before and leftovers(run.root) == [] and disk.free() == left
 
 
-def test_a_first_checkpoint_on_a_full_disk_leaves_no_folder(tmp_path, small_filesystem):
+def test_a_first_checkpoint_on_a_full_disk_leaves_no_folder(small_filesystem):
     disk = small_filesystem(64 * 1024)
     final = disk.root / "checkpoints" / "step-000002"
     disk.fill(leave=0)
@@ -134,3 +134,15 @@ def test_a_first_checkpoint_on_a_full_disk_leaves_no_folder(tmp_path, small_file
     assert str(raised.value) == (f"the disk is full (0 bytes free): writing {final} failed and the part written was "
                                  "removed; nothing else was changed (free some space and run the command again)")
     assert [path.name for path in final.parent.iterdir()] == []
+
+
+def test_a_disk_out_of_file_entries_says_so(small_filesystem):
+    disk = small_filesystem(MiB, inodes=4)  # the root, checkpoints/, the staging folder and one file
+    final = disk.root / "checkpoints" / "step-000002"
+    with pytest.raises(RunError) as raised, staged_folder(final) as staging:
+        (staging / "optimizer.pt").write_bytes(b"x")
+        (staging / "rng.pt").write_bytes(b"x")  # ENOSPC with a megabyte free
+    assert str(raised.value) == (f"the disk is full (no file entries (inodes) left, 1020 KiB free): writing {final} "
+                                 "failed and the part written was removed; nothing else was changed (free some space "
+                                 "and run the command again)")
+    assert list(final.parent.iterdir()) == []
