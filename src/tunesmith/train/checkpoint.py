@@ -1,11 +1,13 @@
 """Atomic checkpoints: a crash while writing never damages the previous one.
 
 Every folder is written with `tunesmith.atomic.staged_folder`, so `step-*` and `best` folders are always
-complete. Optimizer, scheduler and RNG states are plain tensors/containers saved with torch.save and read back
-with `weights_only=True` (no arbitrary unpickling); model weights are safetensors; the `TrainState` is JSON.
-Weights and optimizer state are full (never a process's shard; see `tunesmith.train.strategy`), so a checkpoint
-resumes on any number of processes. Reading (`read_checkpoint`) is apart from applying: the weights go into the
-model before accelerate wraps (and maybe shards) it, the optimizer state after.
+complete; a full disk while writing one is one line naming it, the checkpoint that is intact and the one a
+`--resume` goes on from. Optimizer, scheduler and RNG states are plain tensors/containers saved with torch.save
+and read back with `weights_only=True` (no arbitrary unpickling); model weights are safetensors; the
+`TrainState` is JSON. Weights and optimizer state are full (never a process's shard; see
+`tunesmith.train.strategy`), so a checkpoint resumes on any number of processes. Reading (`read_checkpoint`) is
+apart from applying: the weights go into the model before accelerate wraps (and maybe shards) it, the optimizer
+state after.
 peft is imported where it is used (start-up time, see `tunesmith.models.loading`).
 """
 
@@ -52,7 +54,9 @@ def save_checkpoint(checkpoints: Path, model, optimizer_state: dict, scheduler, 
                     weights: dict | None = None) -> Path:
     """Write ``checkpoints/step-NNNNNN`` (the state's step) atomically and return it."""
     final = checkpoints / f"{STEP_PREFIX}{state.step:06d}"
-    with staged_folder(final) as staging:
+    previous = latest_checkpoint(checkpoints)
+    kept = f"{previous.name} and the checkpoints before it are intact" if previous else "no earlier checkpoint exists"
+    with staged_folder(final, what=f"checkpoint {final}", kept=kept, retry=_retry(previous)) as staging:
         write_weights(model, staging / "weights", weights)
         torch.save(optimizer_state, staging / "optimizer.pt")
         torch.save(scheduler.state_dict(), staging / "scheduler.pt")
@@ -64,9 +68,18 @@ def save_checkpoint(checkpoints: Path, model, optimizer_state: dict, scheduler, 
 def publish_best(checkpoints: Path, model, weights: dict | None = None) -> Path:
     """Replace ``checkpoints/best`` with the current weights (atomically; see `tunesmith.atomic`)."""
     best = checkpoints / "best"
-    with staged_folder(best) as staging:
+    kept = "the previous best weights are intact" if best.is_dir() else None
+    with staged_folder(best, what=f"the best weights {best}", kept=kept,
+                       retry=_retry(latest_checkpoint(checkpoints))) as staging:
         write_weights(model, staging, weights)
     return best
+
+
+def _retry(checkpoint: Path | None) -> str | None:
+    """What to do after a full disk stopped training (None: `write_failure`'s "run the command again")."""
+    if checkpoint is None:
+        return None
+    return f"free some space, then run the same command with --resume to go on from {checkpoint.name}"
 
 
 def checkpoints_newest_first(checkpoints: Path) -> list[Path]:
