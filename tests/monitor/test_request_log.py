@@ -56,8 +56,8 @@ def test_a_line_cut_off_by_a_crash_is_skipped_quietly_and_damage_elsewhere_is_na
     (b'{"id": "x"}', "it has no kind"),
     (b'{"kind": "request", "id": "x", "status": "500"}', "status is a str, not a whole number"),
     (b'{"kind": "request", "id": "x", "status": true}', "status is True, not a whole number"),
-    (b'{"kind": "request", "id": "x", "latency_s": NaN}', "latency_s is nan, not a finite number"),
-    (b'{"kind": "request", "id": "x", "latency_s": [1]}', "latency_s is a list, not a number"),
+    (b'{"kind": "request", "id": "x", "label": ["spam"]}', "label is a list, not a string"),
+    (b'{"kind": "feedback", "id": "x", "correction": {"text": "y"}}', "correction is a dict, not a string"),
     (b'{"kind": "request", "id": 7}', "id is a int, not a string"),
     (b'{"kind": "request", "id": "x", "time": "yesterday"}', "time 'yesterday' is not an ISO 8601 time"),
     (b'{"kind": "request", "id": "x", "messages": [{"role": "user"}]}',
@@ -72,6 +72,11 @@ def test_a_line_that_is_not_a_record_is_skipped_counted_and_named(tmp_path, capl
     records = read_records(tmp_path)
     assert [record["id"] for record in records.requests] == ["a", "b"] and records.skipped_lines == 1
     assert [r.getMessage() for r in caplog.records] == [f"{tmp_path / LOG_FILE}:2: skipped, not a log record: {why}"]
+
+
+def test_a_figure_that_is_not_a_number_leaves_the_record_in(tmp_path, caplog):
+    (tmp_path / LOG_FILE).write_text('{"kind": "request", "id": "a", "latency_s": NaN, "novelty": "high"}\n')
+    assert [r["id"] for r in read_records(tmp_path).requests] == ["a"] and not caplog.records
 
 
 def test_past_ten_skipped_lines_the_rest_are_counted_in_one_warning(tmp_path, caplog):

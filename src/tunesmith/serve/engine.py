@@ -154,7 +154,9 @@ class Engine:
                 if self._active:
                     self._decode_step()
             except Exception as error:  # noqa: BLE001 - a failed step must end its requests, not the server
-                log.exception("the engine failed a step; the requests in it end with an error")
+                log.error("the engine failed a step (%s: %s); the requests in it end with an error",
+                          type(error).__name__, error)
+                log.debug("the failed step", exc_info=error)  # the traceback, with --verbose
                 self._fail_all(f"{type(error).__name__}: {error}", admitting)
 
     def _take_arrivals(self) -> list:
@@ -229,8 +231,9 @@ class Engine:
                 for generation in arrivals:
                     self._admit([generation])
                 return
-            log.exception("the engine could not prefill a prompt of %d tokens; its request ends with an error",
-                          len(arrivals[0].prompt_ids))
+            log.error("the engine could not prefill a prompt of %d tokens (%s: %s); its request ends with an error",
+                      len(arrivals[0].prompt_ids), type(error).__name__, error)
+            log.debug("the failed prefill", exc_info=error)  # the traceback, with --verbose
             arrivals[0].end("error", f"{type(error).__name__}: {error}")
             return
         self._join(arrivals, cache, mask, mask.sum(-1), tokens)
