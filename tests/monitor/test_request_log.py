@@ -11,6 +11,7 @@ from tunesmith.errors import RunError
 from tunesmith.monitor.request_log import (
     LOG_FILE,
     RequestLog,
+    SkippedLines,
     log_files,
     parse_time,
     read_log,
@@ -30,17 +31,60 @@ def test_records_rotate_by_size_and_read_back_in_order(tmp_path):
     assert all(record["time"].endswith("+00:00") for record in read_log(tmp_path))
 
 
-def test_a_line_cut_off_by_a_crash_is_skipped_but_damage_elsewhere_is_named(tmp_path):
+def test_a_line_cut_off_by_a_crash_is_skipped_quietly_and_damage_elsewhere_is_named(tmp_path, caplog):
     log = RequestLog(tmp_path)
     log.write({"kind": "request", "id": "a"})
     log.write({"kind": "request", "id": "b"})
     log.close()
     with open(tmp_path / LOG_FILE, "a") as handle:
         handle.write('{"kind": "request", "id": "c", "ans')  # a write the crash cut short
-    assert [record["id"] for record in read_log(tmp_path)] == ["a", "b"]
-    (tmp_path / LOG_FILE).write_text('{"id": "a"}\nnot json\n{"id": "b"}\n')
-    with pytest.raises(RunError, match=r"requests.jsonl:2"):
-        list(read_log(tmp_path))
+    skipped = SkippedLines()
+    assert [record["id"] for record in read_log(tmp_path, skipped)] == ["a", "b"]
+    assert skipped.count == 0 and not caplog.records
+    (tmp_path / LOG_FILE).write_text('{"kind": "request", "id": "a"}\nnot json\n{"kind": "request", "id": "b"}\n')
+    assert [record["id"] for record in read_log(tmp_path, skipped)] == ["a", "b"]
+    assert skipped.count == 1
+    assert [r.getMessage() for r in caplog.records] == [f"{tmp_path / LOG_FILE}:2: skipped, not a log record: not "
+                                                        "valid JSON"]
+
+
+@pytest.mark.parametrize(("line", "why"), [
+    (b"[1, 2]", "a JSON list, not an object"),
+    (b"42", "a JSON int, not an object"),
+    (b'"request"', "a JSON str, not an object"),
+    (b"null", "a JSON NoneType, not an object"),
+    (b'{"id": "x"}', "it has no kind"),
+    (b'{"kind": "request", "id": "x", "status": "500"}', "status is a str, not a whole number"),
+    (b'{"kind": "request", "id": "x", "status": true}', "status is True, not a whole number"),
+    (b'{"kind": "request", "id": "x", "label": ["spam"]}', "label is a list, not a string"),
+    (b'{"kind": "feedback", "id": "x", "correction": {"text": "y"}}', "correction is a dict, not a string"),
+    (b'{"kind": "request", "id": 7}', "id is a int, not a string"),
+    (b'{"kind": "request", "id": "x", "time": "yesterday"}', "time 'yesterday' is not an ISO 8601 time"),
+    (b'{"kind": "request", "id": "x", "messages": [{"role": "user"}]}',
+     "messages are not each a role and a content string"),
+    (b'{"kind": "request", "id": "x", "messages": "hi"}', "messages is a str, not a list"),
+    (b'{"kind": "request", "id": "caf\xe9"}', "byte 31 is not UTF-8"),
+    (b"[" * 100_000, "not valid JSON"),
+])
+def test_a_line_that_is_not_a_record_is_skipped_counted_and_named(tmp_path, caplog, line, why):
+    good = b'{"kind": "request", "id": "a", "status": 200, "latency_s": 0.5, "time": "2026-01-01T00:00:00+00:00"}'
+    (tmp_path / LOG_FILE).write_bytes(good + b"\n" + line + b"\n" + good.replace(b'"a"', b'"b"') + b"\n")
+    records = read_records(tmp_path)
+    assert [record["id"] for record in records.requests] == ["a", "b"] and records.skipped_lines == 1
+    assert [r.getMessage() for r in caplog.records] == [f"{tmp_path / LOG_FILE}:2: skipped, not a log record: {why}"]
+
+
+def test_a_figure_that_is_not_a_number_leaves_the_record_in(tmp_path, caplog):
+    (tmp_path / LOG_FILE).write_text('{"kind": "request", "id": "a", "latency_s": NaN, "novelty": "high"}\n')
+    assert [r["id"] for r in read_records(tmp_path).requests] == ["a"] and not caplog.records
+
+
+def test_past_ten_skipped_lines_the_rest_are_counted_in_one_warning(tmp_path, caplog):
+    (tmp_path / LOG_FILE).write_text("[]\n" * 25 + '{"kind": "request", "id": "a"}\n')
+    assert read_records(tmp_path).skipped_lines == 25
+    assert len(caplog.records) == 11
+    assert caplog.records[-1].getMessage() == ("more lines are not log records; they are skipped and counted, not "
+                                               "named")
 
 
 def test_without_content_the_text_fields_are_left_out(tmp_path):

@@ -14,7 +14,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from tunesmith.data.tokenize import prompt_token_ids
-from tunesmith.serve import engine as engine_module
+from tunesmith.serve import generation as generation_module
 from tunesmith.serve.engine import Engine, Finished, Generation, Sampling
 
 
@@ -196,7 +196,7 @@ def test_a_stream_whose_engine_stopped_ends_in_a_timeout_rather_than_waiting_for
     model, tokenizer = chatty
     engine = Engine(model, tokenizer)
     engine.stop()  # as the playground unloads a run while a page asks it
-    monkeypatch.setattr(engine_module, "STALL_GRACE_S", 0.2)
+    monkeypatch.setattr(generation_module, "STALL_GRACE_S", 0.2)
 
     async def collect() -> list:
         return [event async for event in stream_of(engine, tokenizer, TEXTS[0], timeout=0.0)]
@@ -226,3 +226,63 @@ def test_a_stream_is_queued_when_asked_for_so_requests_keep_their_order(chatty, 
         engine.stop()
     assert queued[0].prompt_ids == prompt_token_ids(tokenizer, [{"role": "user", "content": TEXTS[0]}])
     assert len(queued) == 2 and finished.reason in ("length", "stop")
+
+
+# ---- failures end only their own request ----------------------------------------------------------------------
+
+
+def submit_ids(engine, ids: list[int], max_tokens: int, timeout: float = 60, stop_ids=frozenset(),
+               **sampling) -> tuple[Generation, Collector]:
+    sink = Collector()
+    generation = engine.submit(Generation(prompt_ids=ids, sampling=Sampling(max_tokens=max_tokens, **sampling),
+                                          adapter=None, stop_ids=stop_ids, sink=sink,
+                                          deadline=time.monotonic() + timeout))
+    return generation, sink
+
+
+def test_bad_requests_in_a_batch_end_alone_and_the_others_decode_as_alone(chatty):
+    """A seed torch refuses, a temperature whose logits overflow, and a prompt the model cannot run (a token id past
+    the vocabulary: the embedding's own IndexError) are prefilled in one batch with two good requests: each bad one
+    ends with its own error, the good ones decode exactly as they do alone."""
+    model, tokenizer = chatty
+    expected = [alone(model, tokenizer, text, 8) for text in TEXTS[:2]]
+    engine = Engine(model, tokenizer, batch_window_s=0.5)  # everything below arrives in one prefill batch
+    try:
+        good = [submit(engine, tokenizer, text, 8) for text in TEXTS[:2]]
+        _, seed = submit(engine, tokenizer, TEXTS[2], 8, temperature=1.0, seed=2**64)
+        _, tiny = submit(engine, tokenizer, TEXTS[3], 8, temperature=1e-39)
+        _, unknown = submit_ids(engine, [len(tokenizer) + 10], 8)
+        for sink in [*(sink for _, sink in good), seed, tiny, unknown]:
+            assert sink.done.wait(60)
+        assert [generation.generated for generation, _ in good] == expected
+        assert all(sink.finished.reason in ("length", "stop") and sink.finished.error is None for _, sink in good)
+        assert seed.finished.reason == "error" and seed.finished.error == (
+            "the seed 18446744073709551616 cannot seed a generator (Overflow when unpacking long long): give one "
+            "from 0 to 2**64-1")
+        assert tiny.finished.reason == "error" and tiny.finished.error == (
+            "sampling at temperature 1e-39 gave probabilities that are not finite numbers")
+        assert unknown.finished.reason == "error" and unknown.finished.error.startswith("IndexError: index out of")
+        _, after = submit(engine, tokenizer, TEXTS[2], 5)  # and the engine goes on
+        assert after.done.wait(60) and after.finished.reason in ("length", "stop")
+    finally:
+        engine.stop()
+    assert engine.active() == 0 and engine.queue_depth() == 0
+
+
+def test_requests_end_at_their_deadline_decoding_or_waiting_for_room(chatty):
+    model, tokenizer = chatty
+    engine = Engine(model, tokenizer, max_batch=1)
+    ids = prompt_token_ids(tokenizer, [{"role": "user", "content": TEXTS[1]}])
+    try:
+        _, decoding = submit_ids(engine, ids, 100_000, timeout=3.0)  # no stop token: it decodes until its deadline
+        while engine.active() == 0:
+            time.sleep(0.01)
+        _, waiting = submit_ids(engine, ids, 8, timeout=0.3)
+        assert waiting.done.wait(10) and not decoding.done.is_set()
+        assert waiting.finished.reason == "timeout" and waiting.finished.completion_tokens == 0
+        assert waiting.finished.error == "the deadline passed while it waited for room in the batch"
+        assert decoding.done.wait(30) and decoding.finished.reason == "timeout"
+        assert decoding.finished.completion_tokens > 0 and engine.active() == 0  # its row is freed
+    finally:
+        engine.stop()
+    assert engine.active() == 0 and engine.queue_depth() == 0

@@ -91,8 +91,10 @@ def _figures(records: list[dict], key: str) -> list[float]:
 
 
 def traffic(log: LogRecords) -> dict:
-    """`request_figures` of every request record, with feedback and shadow agreement."""
-    return {**request_figures(log.requests), "feedback": feedback_counts(log), "shadow": shadow_agreement(log)}
+    """`request_figures` of every request record, with feedback, shadow agreement, and the count of the log's lines
+    that were skipped for not being records (each named in a warning as it was read)."""
+    return {**request_figures(log.requests), "feedback": feedback_counts(log), "shadow": shadow_agreement(log),
+            "skipped_lines": log.skipped_lines}
 
 
 def feedback_counts(log: LogRecords) -> dict:
@@ -264,7 +266,7 @@ def _after(log: LogRecords, cutoff: datetime) -> LogRecords:
     ids = {r.get("id") for r in requests}
     feedback = {key: value for key, value in log.feedback.items() if key in ids}
     return LogRecords(requests, {key: value for key, value in log.shadows.items() if key in ids}, feedback,
-                      len(feedback))
+                      len(feedback), log.skipped_lines)
 
 
 def _series(requests: list[dict], mine: list[dict], reference: Reference | None) -> Series:

@@ -33,8 +33,12 @@ out of every record; the counts, timings and labels stay.
 
 The log survives a crash of the server: every record is one ``write`` of a whole line followed by a flush, so a
 killed process loses nothing it had answered (the kernel holds what was flushed), and a reader skips a cut-off
-last line. When ``requests.jsonl`` grows past ``max_bytes`` it is renamed ``requests-000001.jsonl`` (then
-``-000002``, ...) and a new one is started; readers take the numbered files in order, then the current one.
+last line. Any other line that is not a record (not UTF-8, not JSON, or JSON of another shape: `record_problem`)
+is skipped too, with one warning naming FILE:LINE, and counted (`LogRecords.skipped_lines`): a damaged or edited
+line costs the monitor that line, not the report.
+
+When ``requests.jsonl`` grows past ``max_bytes`` it is renamed ``requests-000001.jsonl`` (then ``-000002``, ...)
+and a new one is started; readers take the numbered files in order, then the current one.
 ``served.json`` beside them says which runs were served under which names, those replaced by a reload included
 (`write_manifest`); `served_run` finds the run a log is judged against (``--run``, else the primary model's), and
 `read_records` sorts the records by kind for the monitor and the feedback export.
@@ -43,6 +47,7 @@ last line. When ``requests.jsonl`` grows past ``max_bytes`` it is renamed ``requ
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import threading
@@ -52,6 +57,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tunesmith.atomic import write_failure
 from tunesmith.errors import RunError
 from tunesmith.json_files import dumps, read_json, write_json
 from tunesmith.run_dir import RunDir
@@ -65,6 +71,17 @@ ANSWERING_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/classify")
 """The routes whose requests a model answers (the others read or record: models, feedback, health)."""
 CONTENT_FIELDS = ("messages", "answer", "text", "correction")
 """Fields with user or model text, left out under ``--no-log-content``."""
+FIELD_TYPES: dict[str, type] = {
+    **dict.fromkeys(("kind", "id", "time", "model", "run", "route", "answer", "text", "label", "error", "rating",
+                     "correction"), str),
+    "status": int, "messages": list,
+}
+"""The type of each field a reader keys on, compares or copies (None is allowed for each): a record with another
+type there is skipped. Figures (latency, tokens, novelty, confidence) are not among them: one that is not a finite
+number is left out of its figure alone (`tunesmith.monitor.checks.finite_number`), and the request still counts."""
+MAX_SKIP_WARNINGS = 10
+"""Skipped lines warned about one by one; past this, one more line says the rest are counted."""
+log = logging.getLogger("tunesmith")
 
 
 def utc_now() -> str:
@@ -75,12 +92,20 @@ class RequestLog:
     """Appends records to ``folder/requests.jsonl`` from any thread; rotates by size."""
 
     def __init__(self, folder: str | Path, max_bytes: int = DEFAULT_MAX_BYTES, log_content: bool = True):
+        """Open (or start) the log; a folder that cannot be written (a read-only disk, no permission, a full disk)
+        is a `RunError` saying so."""
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self.log_content = log_content
         self._lock = threading.Lock()
-        self._handle = open(self.folder / LOG_FILE, "a", encoding="utf-8")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.folder / LOG_FILE, "a", encoding="utf-8")
+        except OSError as error:
+            failure = write_failure(error, self.folder / LOG_FILE)
+            if failure is None:
+                raise
+            raise failure from None
 
     def write(self, record: dict) -> None:
         """Append ``record`` (``time`` added when missing) as one flushed line."""
@@ -127,17 +152,64 @@ def log_files(folder: str | Path) -> list[Path]:
     raise RunError(f"{folder} holds no request log ({LOG_FILE})", "serve a model with `tunesmith serve` first")
 
 
-def read_log(folder: str | Path) -> Iterator[dict]:
+@dataclass
+class SkippedLines:
+    """The lines of a log that are not records: each is warned about (the first `MAX_SKIP_WARNINGS`), all are
+    counted."""
+
+    count: int = 0
+
+    def skip(self, where: str, why: str) -> None:
+        self.count += 1
+        if self.count <= MAX_SKIP_WARNINGS:
+            log.warning("%s: skipped, not a log record: %s", where, why)
+        elif self.count == MAX_SKIP_WARNINGS + 1:
+            log.warning("more lines are not log records; they are skipped and counted, not named")
+
+
+def record_problem(value: object) -> str | None:
+    """Why a parsed line is not a log record (a JSON object whose fields have the types `FIELD_TYPES` gives, a
+    ``kind``, a ``time`` that reads as one, messages that are role and content); None for a record."""
+    if not isinstance(value, dict):
+        return f"a JSON {type(value).__name__}, not an object"
+    for name, expected in FIELD_TYPES.items():
+        field_value = value.get(name)
+        if field_value is None:
+            continue
+        if isinstance(field_value, bool):  # an int to Python, never what a log field means
+            return f"{name} is {field_value!r}, not a {_type_name(expected)}"
+        if not isinstance(field_value, expected):
+            return f"{name} is a {type(field_value).__name__}, not a {_type_name(expected)}"
+    if not isinstance(value.get("kind"), str):
+        return "it has no kind"
+    if value.get("time") is not None:
+        try:
+            parse_time(value["time"])
+        except ValueError:
+            return f"time {value['time'][:40]!r} is not an ISO 8601 time"
+    messages = value.get("messages") or []
+    if not all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+               for m in messages):
+        return "messages are not each a role and a content string"
+    return None
+
+
+def _type_name(expected: type) -> str:
+    return {str: "string", int: "whole number", list: "list"}[expected]
+
+
+def read_log(folder: str | Path, skipped: SkippedLines | None = None) -> Iterator[dict]:
     """Every record of the log, oldest first. A line cut off by a crash (the last of a file, not valid JSON) is
-    skipped; a bad line anywhere else is an error naming it. A file the server rotates while it is read is
-    followed to its new name."""
+    skipped; any other line that is not a record (`record_problem`, not UTF-8, not JSON) is skipped with a warning
+    naming it and counted in ``skipped``. A file the server rotates while it is read is followed to its new
+    name."""
+    skipped = skipped if skipped is not None else SkippedLines()
     read: set[str] = set()
     pending = log_files(folder)
     while pending:
         path = pending.pop(0)
         try:
-            with open(path, encoding="utf-8") as handle:
-                lines = handle.read().split("\n")
+            lines = path.read_bytes().split(b"\n")
         except FileNotFoundError:  # requests.jsonl was renamed since the listing: list the folder again
             pending = [later for later in log_files(folder) if later.name not in read]
             continue
@@ -146,12 +218,20 @@ def read_log(folder: str | Path) -> Iterator[dict]:
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                if number >= len(lines) - 1:  # the final line (a cut-off write has no newline after it)
-                    break
-                raise RunError(f"{path}:{number} is not a valid log record",
-                               "the log was edited or damaged; move that file aside") from None
+                value = json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                skipped.skip(f"{path}:{number}", f"byte {error.start + 1} is not UTF-8")
+                continue
+            except (json.JSONDecodeError, RecursionError) as error:
+                if number >= len(lines) - 1 and isinstance(error, json.JSONDecodeError):
+                    break  # the final line (a cut-off write has no newline after it)
+                skipped.skip(f"{path}:{number}", "not valid JSON")
+                continue
+            problem = record_problem(value)
+            if problem is not None:
+                skipped.skip(f"{path}:{number}", problem)
+                continue
+            yield value
 
 
 @dataclass
@@ -163,12 +243,15 @@ class LogRecords:
     shadows: dict[str, dict] = field(default_factory=dict)
     feedback: dict[str, dict] = field(default_factory=dict)
     feedback_records: int = 0
+    skipped_lines: int = 0
+    """Lines of the log that are not records (each warned about as it was read)."""
 
 
 def read_records(folder: str | Path) -> LogRecords:
     """`read_log` sorted by kind."""
     split = LogRecords()
-    for record in read_log(folder):
+    skipped = SkippedLines()
+    for record in read_log(folder, skipped):
         kind = record.get("kind")
         if kind == "request":
             split.requests.append(record)
@@ -177,6 +260,7 @@ def read_records(folder: str | Path) -> LogRecords:
         elif kind == "feedback":
             split.feedback[record.get("id")] = record
             split.feedback_records += 1
+    split.skipped_lines = skipped.count
     return split
 
 

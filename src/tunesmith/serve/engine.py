@@ -7,10 +7,17 @@ the left to the batch's length, as `generate` pads prompts); a request that fini
 `max_tokens`, timeout, cancelled by its client) leaves the batch at once, and columns no remaining row needs are
 dropped from the cache. Each row keeps its own sampling settings (temperature, top_p, a seeded generator) and its
 own adapter: rows of different adapters decode in one forward pass through peft's mixed-batch ``adapter_names``.
+Requests beyond ``max_batch`` wait, in their order, for a row to leave; each request ends at its deadline
+(`Generation.deadline`) as ``timeout``, waiting or decoding, at the engine's next step, and its row is freed.
 
 Written here rather than taken from transformers' continuous batching (``generate_batch``): that API flattens
 all requests into one row for paged attention, so peft cannot pick an adapter per request, and its sampling
 settings are per manager, not per request; this loop runs any causal LM with its own attention on CPU or GPU.
+
+A failure ends only the requests it belongs to: a prompt batch whose prefill fails is tried again one prompt at a
+time, so only the prompt that fails ends (with ``error``); a seed torch refuses or a row whose sampling gives no
+probabilities ends that row alone; a failed decode forward ends the rows in it (the cache it was updating in place
+cannot be trusted), never those still queued. Every request taken is ended once (`Generation.end`).
 
 Classification requests (`classify`) run between decode steps, grouped by adapter into one label-scoring batch
 (`tunesmith.predict.labels.score_labels`, the scoring evaluation uses).
@@ -22,6 +29,7 @@ the event loop (the server's replies, whole and streamed, and the UI's playgroun
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import logging
@@ -30,73 +38,22 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from tunesmith.data.example import Message
-from tunesmith.predict.calibration import sequence_confidence
 from tunesmith.predict.labels import score_labels
+from tunesmith.serve.generation import Finished, Generation, events_of
 from tunesmith.serve.sampling import Sampling, sample_tokens
 
+__all__ = ["BASE_ADAPTER", "Engine", "Finished", "Generation", "Sampling"]
 log = logging.getLogger("tunesmith")
 
 BASE_ADAPTER = "__base__"
 """peft's name for "no adapter" in a mixed batch."""
-STALL_GRACE_S = 30.0
-"""How long past a request's deadline `Engine.stream` waits for the engine to end it (the engine checks deadlines
-between steps, so it ends a request a step late) before ending it itself: an engine stopped under a request (the
-playground unloads runs) never answers."""
-
-
-@dataclass
-class Finished:
-    """The end of a request: why it ended (``stop``, ``length``, ``timeout``, ``cancelled``, ``error``), its token
-    counts, the whole answer, the time of its first token, and its sequence confidence: the geometric mean of the
-    probabilities of the tokens the model chose, the end-of-turn token that ended it included
-    (`tunesmith.serve.sampling`); None without tokens."""
-
-    reason: str
-    prompt_tokens: int
-    completion_tokens: int
-    text: str
-    first_token_at: float | None
-    error: str | None = None
-    confidence: float | None = None
-
-
-Sink = Callable[[object], None]
-"""Receives a request's events from the engine thread, in order: text deltas (`str`), then one `Finished`.
-It must not block (`Engine.stream` hands them to its event loop with ``call_soon_threadsafe``)."""
-
-
-@dataclass
-class Generation:
-    """One request inside the engine."""
-
-    prompt_ids: list[int]
-    sampling: Sampling
-    adapter: str | None
-    """A peft adapter name, `BASE_ADAPTER`, or None for a model without adapters."""
-    stop_ids: frozenset[int]
-    sink: Sink
-    deadline: float
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    generated: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    """The log-probability of each chosen token (the stop token too), under the model's own distribution."""
-    text: str = ""
-    sent: int = 0
-    """Characters of ``text`` already handed to the sink."""
-    first_token_at: float | None = None
-    finish: str | None = None
-    _prefix_offset: int = 0
-    _read_offset: int = 0
-    _generator: torch.Generator | None = None
-
-    def cancel(self) -> None:
-        """Ask the engine to drop this request at its next step (a client that went away)."""
-        self.cancelled.set()
+SEED_ERRORS = (ValueError, RuntimeError, OverflowError, TypeError)
+"""What ``torch.Generator.manual_seed`` raises for a seed it cannot take (one outside 64 bits: ValueError)."""
 
 
 @dataclass
@@ -123,6 +80,7 @@ class Engine:
         bare = model.get_base_model() if hasattr(model, "get_base_model") else model
         self._cache_arg = "cache" if "cache" in inspect.signature(bare.forward).parameters else "past_key_values"
         self._waiting: queue.Queue[Generation | _Classification] = queue.Queue()
+        self._held: collections.deque[Generation] = collections.deque()  # taken, waiting in order for room
         self._active: list[Generation] = []
         self._cache = None
         self._mask: torch.Tensor | None = None  # [rows, columns] 1 where the cache holds a real token
@@ -156,7 +114,7 @@ class Engine:
 
         generation = self.submit(Generation(prompt_ids=prompt_ids, sampling=sampling, adapter=adapter,
                                             stop_ids=stop_ids, sink=hand_over, deadline=deadline))
-        return _events_of(generation, events)
+        return events_of(generation, events)
 
     def classify(self, prompt: list[Message], labels: list[str], adapter: str | None) -> Future:
         """A future of ``{label: log-probability}`` of ``prompt``'s reply being each label."""
@@ -165,7 +123,7 @@ class Engine:
         return job.future
 
     def queue_depth(self) -> int:
-        return self._waiting.qsize()
+        return self._waiting.qsize() + len(self._held)
 
     def active(self) -> int:
         return len(self._active)
@@ -184,24 +142,29 @@ class Engine:
     # ---- the engine thread -----------------------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        while self._running or self._active or not self._waiting.empty():
+        while self._running or self._active or self._held or not self._waiting.empty():
+            admitting: list[Generation] = []
             try:
                 arrivals = self._take_arrivals()
-                generations = [job for job in arrivals if isinstance(job, Generation)]
+                admitting = [job for job in arrivals if isinstance(job, Generation)]
                 self._run_classifications([job for job in arrivals if isinstance(job, _Classification)])
-                if generations:
-                    self._prefill(generations)
+                if admitting:
+                    self._admit(admitting)
+                admitting = []
                 if self._active:
                     self._decode_step()
             except Exception as error:  # noqa: BLE001 - a failed step must end its requests, not the server
-                log.exception("the engine failed a step; its requests end with an error")
-                self._fail_all(f"{type(error).__name__}: {error}")
+                log.error("the engine failed a step (%s: %s); the requests in it end with an error",
+                          type(error).__name__, error)
+                log.debug("the failed step", exc_info=error)  # the traceback, with --verbose
+                self._fail_all(f"{type(error).__name__}: {error}", admitting)
 
     def _take_arrivals(self) -> list:
-        """What waits: everything queued (blocking while idle, then gathering for the batch window)."""
+        """What joins now: generations that waited for room first, then what is queued (blocking while idle, then
+        gathering for the batch window). Generations beyond the batch's room are held, in order, for a later step;
+        a held one whose client left or whose deadline passed ends there, without a row."""
         arrivals = []
-        room = self.max_batch - len(self._active)
-        if not self._active:
+        if not self._active and not self._held:
             first = self._waiting.get()
             if first is None:
                 return []
@@ -214,20 +177,27 @@ class Engine:
                     break
                 if job is not None:
                     arrivals.append(job)
-        generations = sum(isinstance(job, Generation) for job in arrivals)
         while True:
             try:
                 job = self._waiting.get_nowait()
             except queue.Empty:
                 break
-            if job is None:
-                continue
-            if isinstance(job, Generation) and generations >= room:
-                self._waiting.put(job)  # the batch is full: it joins when a row leaves
-                break
-            generations += isinstance(job, Generation)
-            arrivals.append(job)
-        return arrivals
+            if job is not None:
+                arrivals.append(job)
+        self._held.extend(job for job in arrivals if isinstance(job, Generation))
+        self._end_held_early()
+        room = self.max_batch - len(self._active)
+        joining = [self._held.popleft() for _ in range(min(room, len(self._held)))]
+        return [*joining, *(job for job in arrivals if isinstance(job, _Classification))]
+
+    def _end_held_early(self) -> None:
+        now = time.monotonic()
+        for generation in list(self._held):
+            reason = "cancelled" if generation.cancelled.is_set() else "timeout" if now > generation.deadline else None
+            if reason is not None:
+                self._held.remove(generation)
+                generation.end(reason, "the deadline passed while it waited for room in the batch"
+                               if reason == "timeout" else None)
 
     def _run_classifications(self, jobs: list[_Classification]) -> None:
         groups: dict[tuple, list[_Classification]] = {}
@@ -245,13 +215,48 @@ class Engine:
             for job, row in zip(group, scores):
                 job.future.set_result(dict(zip(labels, row)))
 
-    def _prefill(self, arrivals: list[Generation]) -> None:
-        """Run the new prompts (left-padded together), take each one's first token, and add them to the batch."""
-        for gone in [g for g in arrivals if g.cancelled.is_set()]:
-            gone.sink(Finished("cancelled", len(gone.prompt_ids), 0, "", None))
-        arrivals = [g for g in arrivals if not g.cancelled.is_set()]
+    def _admit(self, arrivals: list[Generation]) -> None:
+        """Prefill ``arrivals`` together and add them to the batch. When that fails, each is tried alone (the new
+        prompts' cache is their own until they join, so nothing in the batch is touched): a prompt that cannot be
+        run ends alone, with ``error``, and the others join."""
+        arrivals = [generation for generation in arrivals if self._seed(generation)]
         if not arrivals:
             return
+        try:
+            cache, mask, tokens = self._prefill(arrivals)
+        except Exception as error:  # noqa: BLE001 - it ends the request it belongs to, found by trying each alone
+            if len(arrivals) > 1:
+                log.warning("the engine could not prefill %d prompts together (%s: %s); trying each alone",
+                            len(arrivals), type(error).__name__, error)
+                for generation in arrivals:
+                    self._admit([generation])
+                return
+            log.error("the engine could not prefill a prompt of %d tokens (%s: %s); its request ends with an error",
+                      len(arrivals[0].prompt_ids), type(error).__name__, error)
+            log.debug("the failed prefill", exc_info=error)  # the traceback, with --verbose
+            arrivals[0].end("error", f"{type(error).__name__}: {error}")
+            return
+        self._join(arrivals, cache, mask, mask.sum(-1), tokens)
+        self._emit_tokens(arrivals, tokens)
+        self._retire()
+
+    def _seed(self, generation: Generation) -> bool:
+        """Give ``generation`` a fresh generator of its seed (again on a retry, so a retried row samples as it would
+        have); a seed torch cannot take ends the request alone. Whether it may join."""
+        seed = generation.sampling.seed
+        generation._generator = None
+        if seed is None:
+            return True
+        try:
+            generation._generator = torch.Generator(device=self.device).manual_seed(seed)
+        except SEED_ERRORS as error:
+            generation.end("error", f"the seed {seed} cannot seed a generator ({error}): give one from 0 to 2**64-1")
+            return False
+        return True
+
+    def _prefill(self, arrivals: list[Generation]) -> tuple[object, torch.Tensor, torch.Tensor]:
+        """Run the new prompts (left-padded together) and take each one's first token: their cache, mask and
+        tokens."""
         longest = max(len(g.prompt_ids) for g in arrivals)
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([[pad] * (longest - len(g.prompt_ids)) + g.prompt_ids for g in arrivals], device=self.device)
@@ -261,13 +266,8 @@ class Engine:
         with torch.inference_mode():
             output = self._forward(arrivals, input_ids=ids, attention_mask=mask, position_ids=positions,
                                    use_cache=True, logits_to_keep=1)
-        for generation in arrivals:
-            if generation.sampling.seed is not None:
-                generation._generator = torch.Generator(device=self.device).manual_seed(generation.sampling.seed)
         tokens = self._sample(arrivals, output.logits[:, -1])
-        self._join(arrivals, getattr(output, self._cache_arg), mask, mask.sum(-1), tokens)
-        self._emit_tokens(arrivals, tokens)
-        self._retire()
+        return getattr(output, self._cache_arg), mask, tokens
 
     def _decode_step(self) -> None:
         rows = len(self._active)
@@ -304,10 +304,15 @@ class Engine:
             yield
 
     def _sample(self, rows: list[Generation], logits: torch.Tensor) -> torch.Tensor:
-        """One token per row (`sample_tokens`); each row keeps the chosen token's log-probability."""
-        tokens, logprobs = sample_tokens([row.sampling for row in rows], [row._generator for row in rows], logits)
-        for row, logprob in zip(rows, logprobs):
-            row.logprobs.append(logprob)
+        """One token per row (`sample_tokens`); each row keeps the chosen token's log-probability. A row that
+        cannot be sampled is failed (it leaves at the next retirement; its token is a placeholder)."""
+        tokens, logprobs, failed = sample_tokens([row.sampling for row in rows], [row._generator for row in rows],
+                                                 logits)
+        for index, (row, logprob) in enumerate(zip(rows, logprobs)):
+            if index in failed:
+                row.fail(failed[index])
+            else:
+                row.logprobs.append(logprob)
         return tokens
 
     def _join(self, arrivals: list[Generation], cache, mask: torch.Tensor, positions: torch.Tensor,
@@ -329,6 +334,8 @@ class Engine:
     def _emit_tokens(self, rows: list[Generation], tokens: torch.Tensor) -> None:
         now = time.monotonic()
         for row, token in zip(rows, tokens.tolist()):
+            if row.finish is not None:  # failed at sampling: its token is a placeholder
+                continue
             if row.first_token_at is None:
                 row.first_token_at = now
             if token in row.stop_ids:
@@ -392,8 +399,7 @@ class Engine:
             return
         keep = [index for index, row in enumerate(self._active) if row.finish is None]
         for row in done:
-            row.sink(Finished(row.finish, len(row.prompt_ids), len(row.generated), row.text, row.first_token_at,
-                              confidence=sequence_confidence(row.logprobs)))
+            row.end()
         self._active = [self._active[index] for index in keep]
         if not keep:
             self._cache = self._mask = self._positions = self._last = None
@@ -407,9 +413,10 @@ class Engine:
             layer.values = layer.values[index, :, first:]
         self._positions, self._last = self._positions[index], self._last[index]
 
-    def _fail_all(self, message: str) -> None:
-        for row in self._active:
-            row.sink(Finished("error", len(row.prompt_ids), len(row.generated), row.text, row.first_token_at, message))
+    def _fail_all(self, message: str, admitting: list[Generation]) -> None:
+        """End the batch's rows, and the arrivals that were joining it, with ``error``."""
+        for row in [*self._active, *admitting]:
+            row.end("error", message)
         self._active = []
         self._cache = self._mask = self._positions = self._last = None
 
@@ -422,23 +429,3 @@ def _pad_left(tensor: torch.Tensor, columns: int) -> torch.Tensor:
     shape = list(tensor.shape)
     shape[axis] = columns
     return torch.cat([tensor.new_zeros(shape), tensor], dim=axis)
-
-
-async def _events_of(generation: Generation, events: asyncio.Queue) -> AsyncIterator[str | Finished]:
-    """``generation``'s events as `Engine.stream` hands them over; a request the engine never ends (it stopped under
-    it: a playground run unloaded at that moment) ends `STALL_GRACE_S` after its deadline."""
-    try:
-        while True:
-            try:
-                wait = max(0.0, generation.deadline - time.monotonic()) + STALL_GRACE_S
-                event = await asyncio.wait_for(events.get(), wait)
-            except asyncio.TimeoutError:  # not the builtin TimeoutError: they differ before Python 3.11
-                yield Finished("timeout", len(generation.prompt_ids), len(generation.generated),
-                               generation.text[:generation.sent], generation.first_token_at,
-                               "no answer from the engine in time")
-                return
-            yield event
-            if isinstance(event, Finished):
-                return
-    finally:
-        generation.cancel()  # a no-op once finished

@@ -6,6 +6,10 @@ choices, ...) are refused with a 400 naming them, rather than ignored: a client 
 get an answer made without them and not know it. Other unknown fields are ignored, as OpenAI clients send
 vendor fields freely.
 
+Every sampling field has bounds the engine can honour (`SAMPLING_BOUNDS`), checked here, so that no request reaches
+the engine with a setting that fails there (a seed torch cannot take, a temperature whose logits overflow): such a
+request is a 400 naming the field and its allowed range.
+
 The UI's playground takes its conversation in the same message shape (`ChatMessage`).
 """
 
@@ -16,6 +20,7 @@ import uuid
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from tunesmith.text import is_unicode
 from tunesmith.web import HttpError
@@ -28,6 +33,21 @@ UNSUPPORTED = {
 }
 """Parameter → the values that mean "not used" (accepted); any other value is refused."""
 MAX_STOP_STRINGS = 4
+MAX_STOP_LENGTH = 200
+"""Characters of one stop string at most (each step looks for every stop string's start at the text's end)."""
+MIN_TEMPERATURE = 1e-3
+"""The lowest temperature above 0 (greedy): logits divided by much less overflow float32 and sample nothing."""
+MAX_TEMPERATURE = 2.0
+MAX_SEED = 2**64 - 1
+"""The largest seed `torch.Generator.manual_seed` takes."""
+SAMPLING_BOUNDS = {
+    "temperature": f"0 (greedy) or from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}",
+    "top_p": "above 0 and at most 1",
+    "seed": f"an integer from 0 to {MAX_SEED} (2**64-1)",
+    "stop": f"at most {MAX_STOP_STRINGS} non-empty stop strings of at most {MAX_STOP_LENGTH} characters each",
+}
+"""Each bounded sampling field → its allowed range as a refusal names it (max_tokens is bounded by the server's
+--max-tokens, `tunesmith.serve.replies`)."""
 
 
 def _unicode(text: str) -> str:
@@ -46,9 +66,11 @@ class ApiError(HttpError):
     """An error answered as OpenAI does: ``{"error": {"message", "type", "param", "code"}}`` with ``status``."""
 
     def __init__(self, status: int, message: str, kind: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None):
+                 code: str | None = None, logged: bool = False):
         super().__init__(status, message, param, code)
         self.kind = kind
+        self.logged = logged
+        """Whether the request's record (with its model) is in the request log already: a failed generation."""
 
     @classmethod
     def of(cls, error: HttpError) -> ApiError:
@@ -68,9 +90,9 @@ class _Request(BaseModel):
     model: str | None = None
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    temperature: float | None = None
     """None decodes greedily, as evaluation does (OpenAI's default is 1: send it to sample)."""
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_p: float = 1.0
     stop: str | list[str] | None = None
     seed: int | None = None
     n: int = 1
@@ -85,12 +107,33 @@ class _Request(BaseModel):
             raise ValueError("only n=1 is supported (send several requests: they are batched)")
         return n
 
+    @field_validator("temperature")
+    @classmethod
+    def _temperature(cls, temperature: float | None) -> float | None:
+        if temperature is not None and not (temperature == 0 or MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
+            raise _out_of_bounds("temperature", temperature)
+        return temperature
+
+    @field_validator("top_p")
+    @classmethod
+    def _top_p(cls, top_p: float) -> float:
+        if not 0 < top_p <= 1:  # NaN fails it too
+            raise _out_of_bounds("top_p", top_p)
+        return top_p
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, seed: int | None) -> int | None:
+        if seed is not None and not 0 <= seed <= MAX_SEED:
+            raise _out_of_bounds("seed", seed)
+        return seed
+
     @field_validator("stop")
     @classmethod
     def _stop_strings(cls, stop):
         stops = [stop] if isinstance(stop, str) else list(stop or [])
-        if len(stops) > MAX_STOP_STRINGS or any(not item for item in stops):
-            raise ValueError(f"give at most {MAX_STOP_STRINGS} non-empty stop strings")
+        if len(stops) > MAX_STOP_STRINGS or any(not 0 < len(item) <= MAX_STOP_LENGTH for item in stops):
+            raise PydanticCustomError("out_of_bounds", "give {bounds}", {"bounds": SAMPLING_BOUNDS["stop"]})
         return stops
 
     def unsupported(self) -> str | None:
@@ -106,6 +149,13 @@ class _Request(BaseModel):
 
     def include_usage(self) -> bool:
         return bool((self.stream_options or {}).get("include_usage"))
+
+
+def _out_of_bounds(name: str, value: float) -> PydanticCustomError:
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    shown = shown if len(shown) <= 40 else f"{shown[:20]}... ({len(shown)} digits)"
+    return PydanticCustomError("out_of_bounds", "is {value}; it must be {bounds}",
+                               {"value": shown, "bounds": SAMPLING_BOUNDS[name]})
 
 
 class ContentPart(BaseModel):

@@ -5,6 +5,11 @@ An answer carries its confidence (`tunesmith.serve.confidence`): ``/v1/classify`
 ``low_confidence``, ``calibrated``), chat and text completions in a top-level ``tunesmith`` object (in the last
 chunk, the one with the finish reason, when streamed) that OpenAI clients keep as an extra field. Each request's
 novelty is scored beside the model call (`tunesmith.serve.novelty_worker`) and lands in its request record only.
+
+A prompt is rendered and tokenized off the event loop (a thread), after its size in characters was checked against
+the server's token limit (`MAX_CHARS_PER_TOKEN` per token): a huge prompt is refused at once, and no prompt holds
+the other requests while it is tokenized. Each request, answered or failed, is one record of the request log: a
+failure logged with its model is marked so (`ApiError.logged`), and the error handlers do not log it again.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ from tunesmith.serve.state import ServerState
 from tunesmith.web import event_stream, server_sent_event
 
 log = logging.getLogger("tunesmith")
+MAX_CHARS_PER_TOKEN = 32
+"""A prompt of more characters than this many per allowed token is refused before it is tokenized: no tokenizer
+averages that many characters per token over a prompt, and tokenizing tens of megabytes takes minutes."""
 
 
 def _sampling(state: ServerState, deployment: Deployment, body, prompt_tokens: int) -> Sampling:
@@ -43,15 +51,28 @@ def _sampling(state: ServerState, deployment: Deployment, body, prompt_tokens: i
     context_length = deployment.served.context_length
     requested = body.requested_tokens()
     if requested is not None and requested > settings.max_tokens:
-        raise ApiError(400, f"max_tokens is {requested}; this server allows at most {settings.max_tokens}",
-                       param="max_tokens")
-    limit = min(settings.max_prompt_tokens, context_length - 1)
+        name = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
+        raise ApiError(400, f"{name} is {requested}; this server allows at most {settings.max_tokens}", param=name)
+    limit = prompt_token_limit(state, deployment)
     if prompt_tokens > limit:
         raise ApiError(400, f"the prompt is {prompt_tokens} tokens; this server allows at most {limit}",
                        param="messages", code="context_length_exceeded")
     room = context_length - prompt_tokens
     return Sampling(max_tokens=max(1, min(requested or settings.max_tokens, room)),
                     temperature=body.temperature or 0.0, top_p=body.top_p, seed=body.seed, stop=tuple(body.stop or ()))
+
+
+def prompt_token_limit(state: ServerState, deployment: Deployment) -> int:
+    return min(state.settings.max_prompt_tokens, deployment.served.context_length - 1)
+
+
+def check_prompt_size(state: ServerState, deployment: Deployment, characters: int, param: str) -> None:
+    """Refuse a prompt too long to be within the token limit, before it is tokenized."""
+    tokens = prompt_token_limit(state, deployment)
+    if characters > tokens * MAX_CHARS_PER_TOKEN:
+        raise ApiError(400, f"the prompt is {characters} characters; this server allows at most "
+                            f"{tokens * MAX_CHARS_PER_TOKEN} ({MAX_CHARS_PER_TOKEN} per token of its {tokens}-token "
+                            "limit)", param=param, code="context_length_exceeded")
 
 
 def prompt_ids_of(model: ServedModel, messages: list[dict]) -> list[int]:
@@ -69,7 +90,8 @@ async def reply(state: ServerState, deployment: Deployment, model: ServedModel, 
     unsupported = body.unsupported()
     if unsupported:
         raise ApiError(400, f"{unsupported} is not supported by tunesmith serve", param=unsupported)
-    prompt_ids = prompt_ids_of(model, messages)
+    check_prompt_size(state, deployment, sum(len(message["content"]) for message in messages), "messages")
+    prompt_ids = await asyncio.to_thread(prompt_ids_of, model, messages)
     sampling = _sampling(state, deployment, body, len(prompt_ids))
     started = time.monotonic()
     deadline = started + state.settings.request_timeout_s
@@ -79,7 +101,7 @@ async def reply(state: ServerState, deployment: Deployment, model: ServedModel, 
               "messages": messages}
     answer = _Answer(state, model, record, started, deadline, _label_scores(engine, model, messages),
                      _novelty(state, model, messages=messages))
-    _shadow(state, deployment, model, messages, prompt_ids, sampling, request_id)
+    await _shadow(state, deployment, model, messages, prompt_ids, sampling, request_id)
     chat = route == "/v1/chat/completions"
     if body.stream:
         return event_stream(_stream(answer, events, chat, body.include_usage()))
@@ -181,10 +203,11 @@ async def _stream(answer: _Answer, events: AsyncIterator[str | Finished], chat: 
 
 
 def _failure(finished: Finished) -> ApiError:
+    """The error a failed generation is answered with; its request record is written by `_Answer.log`."""
     if finished.reason == "timeout":
         return ApiError(408, "the request ran past the server's timeout and was cancelled", "timeout",
-                        code="request_timeout")
-    return ApiError(500, f"generation failed: {finished.error}", "server_error")
+                        code="request_timeout", logged=True)
+    return ApiError(500, f"generation failed: {finished.error}", "server_error", logged=True)
 
 
 def _raise_if_failed(finished: Finished) -> None:
@@ -192,8 +215,8 @@ def _raise_if_failed(finished: Finished) -> None:
         raise _failure(finished)
 
 
-def _shadow(state: ServerState, deployment: Deployment, model: ServedModel, messages: list[dict],
-            prompt_ids: list[int], sampling: Sampling, request_id: str) -> None:
+async def _shadow(state: ServerState, deployment: Deployment, model: ServedModel, messages: list[dict],
+                  prompt_ids: list[int], sampling: Sampling, request_id: str) -> None:
     """Ask the shadow the same question; its answer is logged beside the primary's and never returned."""
     served = deployment.served
     if served.shadow is None or model.name != served.primary:
@@ -209,7 +232,8 @@ def _shadow(state: ServerState, deployment: Deployment, model: ServedModel, mess
                          "finish_reason": event.reason, "latency_s": round(time.monotonic() - started, 4),
                          "completion_tokens": event.completion_tokens, **confidence.log_fields()})
 
-    shadow_ids = prompt_ids_of(shadow, messages) if shadow.system_prompt != model.system_prompt else prompt_ids
+    shadow_ids = (await asyncio.to_thread(prompt_ids_of, shadow, messages)
+                  if shadow.system_prompt != model.system_prompt else prompt_ids)
     deployment.engine.submit(Generation(prompt_ids=shadow_ids, sampling=sampling, adapter=shadow.adapter,
                                    stop_ids=served.stop_ids, sink=on_event,
                                    deadline=started + state.settings.request_timeout_s))
@@ -224,25 +248,36 @@ async def reply_classification(state: ServerState, deployment: Deployment, model
         raise ApiError(400, f"{model.name} is a {model.task} model; /v1/classify needs a classification run",
                        param="model")
     started = time.monotonic()
+    check_prompt_size(state, deployment, len(text), "text")
     prompt = model.classification_prompt(text)
-    prompt_tokens = len(prompt_token_ids(model.tokenizer, prompt))
-    limit = min(state.settings.max_prompt_tokens, deployment.served.context_length - 1)
+    prompt_tokens = len(await asyncio.to_thread(prompt_token_ids, model.tokenizer, prompt))
+    limit = prompt_token_limit(state, deployment)
     if prompt_tokens > limit:
         raise ApiError(400, f"the text makes a {prompt_tokens}-token prompt; this server allows at most {limit}",
                        param="text", code="context_length_exceeded")
     future = deployment.engine.classify(prompt, model.labels, model.adapter)
     novelty = _novelty(state, model, text=text)
     shadow = _shadow_classification(deployment, model, text)
+    record = {"kind": "request", "id": request_id, "model": model.name, "run": model.run_folder,
+              "route": "/v1/classify", "ttft_s": None, "prompt_tokens": prompt_tokens, "completion_tokens": 0,
+              "text": text}
     try:
         scores = await asyncio.wait_for(asyncio.wrap_future(future), state.settings.request_timeout_s)
     except asyncio.TimeoutError:
-        raise ApiError(408, "the request ran past the server's timeout", "timeout", code="request_timeout") from None
+        failure = ApiError(408, "the request ran past the server's timeout", "timeout", code="request_timeout",
+                           logged=True)
+    except Exception as error:  # noqa: BLE001 - the engine's scoring failed: answered and logged as this request's
+        failure = ApiError(500, f"classification failed: {type(error).__name__}: {error}", "server_error",
+                           logged=True)
+    else:
+        failure = None
+    latency = round(time.monotonic() - started, 4)
+    if failure is not None:
+        state.answered({**record, "status": failure.status, "latency_s": latency, "finish_reason": None,
+                        "error": failure.message, **await novelty_fields(novelty)})
+        raise failure
     label, probabilities, confidence = label_confidence(model, scores)
-    latency = time.monotonic() - started
-    state.answered({"kind": "request", "id": request_id, "model": model.name, "run": model.run_folder,
-                    "route": "/v1/classify", "status": 200,
-                    "latency_s": round(latency, 4), "ttft_s": None, "prompt_tokens": prompt_tokens,
-                    "completion_tokens": 0, "finish_reason": "stop", "text": text, "label": label,
+    state.answered({**record, "status": 200, "latency_s": latency, "finish_reason": "stop", "label": label,
                     "probability": probabilities[label], **confidence.log_fields(), **await novelty_fields(novelty)})
     state.metrics.answered("/v1/classify", model.name, None, prompt_tokens, 0)
     if shadow is not None:

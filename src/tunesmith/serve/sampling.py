@@ -24,19 +24,33 @@ class Sampling:
 
 
 def sample_tokens(settings: list[Sampling], generators: list[torch.Generator | None],
-                  logits: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
+                  logits: torch.Tensor) -> tuple[torch.Tensor, list[float], dict[int, str]]:
     """One token per row of ``logits`` ([rows, vocabulary]): greedy at temperature 0, else nucleus sampling with the
-    row's own generator; and each chosen token's log-probability under the model's own distribution."""
+    row's own generator; each chosen token's log-probability under the model's own distribution; and the rows that
+    could not be sampled (index → why), whose token is a placeholder.
+
+    A row's probabilities that are not all finite numbers (logits that overflow at its temperature, a model that
+    gives NaN) fail that row alone: they are checked before ``torch.multinomial``, which refuses them for the whole
+    batch (and on CUDA with a device-side assert that breaks every later call)."""
     chosen = logits.argmax(-1)
+    usable: dict[int, torch.Tensor] = {}
     for index, sampling in enumerate(settings):
         if sampling.temperature <= 0:
             continue
         probs = torch.softmax(logits[index].float() / sampling.temperature, dim=-1)
+        usable[index] = torch.isfinite(probs).all() & (probs.sum() > 0)
+        probs = torch.where(usable[index], probs, torch.ones_like(probs))  # stands in, so the draw cannot fail
         if sampling.top_p < 1.0:
             sorted_probs, order = probs.sort(descending=True)
             outside = sorted_probs.cumsum(-1) - sorted_probs > sampling.top_p  # keeps the token that crosses it
             sorted_probs[outside] = 0.0
             probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
         chosen[index] = torch.multinomial(probs, 1, generator=generators[index])[0]
+    failed = {}
+    if usable:  # one device sync for every sampled row
+        for index, ok in zip(usable, torch.stack(list(usable.values())).tolist()):
+            if not ok:
+                failed[index] = (f"sampling at temperature {settings[index].temperature:g} gave probabilities that "
+                                 "are not finite numbers")
     logprobs = torch.log_softmax(logits.float(), dim=-1).gather(-1, chosen[:, None])[:, 0]
-    return chosen, logprobs.tolist()
+    return chosen, logprobs.tolist(), failed

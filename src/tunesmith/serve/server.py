@@ -4,7 +4,8 @@ Routes: ``POST /v1/chat/completions`` and ``/v1/completions`` (streamed over ser
 ``GET /v1/models``, ``POST /v1/classify`` (label and every label's probability, by evaluation's label scoring),
 ``POST /v1/feedback``; ``GET /health`` (the process is up), ``/ready`` (the model is loaded) and ``/metrics``
 (Prometheus), ``POST /admin/reload``. The model loads in the background after the port opens, so probes can tell
-"starting" from "dead".
+"starting" from "dead"; a load that fails, for any reason (a damaged run, a read-only disk under the request log,
+an unexpected exception), turns ``/ready`` to ``failed`` with the reason, and the command exits 2.
 
 Hot-swap: ``POST /admin/reload``, or the marker of ``--watch`` (`tunesmith.promotion`) pointing at another run, loads
 the models anew beside those in service and switches to them at once; requests already under way finish on the old
@@ -14,11 +15,13 @@ and says why (the log, the reload's answer, ``/ready``'s ``reload_error``).
 Safe by default: it binds 127.0.0.1; with an API key every route but /health and /ready needs
 ``Authorization: Bearer KEY``, and binding any other address without a key is refused; a request whose Host header
 is not a name the server answers to is refused before anything else sees it (`tunesmith.web.AllowedHosts`). Bad
-requests get an OpenAI-style JSON error with a 4xx status, never a traceback. SIGTERM stops accepting, lets
-in-flight requests finish, then exits. Every request is one line in the request log
-(`tunesmith.monitor.request_log`): each answer, and each refusal (a failed request to a ``/v1/`` route, a missing
-or wrong API key on any route, a foreign Host), the refusals without a model and without anything of the request's
-headers. The routes are `tunesmith.serve.routes`.
+requests get an OpenAI-style JSON error with a 4xx status, never a traceback; a body larger than
+``max_request_bytes`` is refused (413) before it is read (`tunesmith.serve.body_limit`), so no request holds the
+event loop with its size. SIGTERM stops accepting, lets in-flight requests finish, then exits. Every request is one
+line in the request log (`tunesmith.monitor.request_log`): each answer and each failed generation (with its model),
+and each refusal (a failed request to a ``/v1/`` route, a missing or wrong API key on any route, a foreign Host),
+the refusals without a model and without anything of the request's headers. The routes are
+`tunesmith.serve.routes`.
 """
 
 from __future__ import annotations
@@ -41,11 +44,12 @@ from tunesmith.errors import ConfigError, TunesmithError
 from tunesmith.promotion import marked_run
 from tunesmith.results.reference import read_reference
 from tunesmith.run_dir import RunDir
+from tunesmith.serve.body_limit import BodyLimit
 from tunesmith.serve.openai_api import ApiError
 from tunesmith.serve.prometheus import ServerMetrics
 from tunesmith.serve.routes import router
 from tunesmith.serve.served import EmbedderFactory, Served, load_served, sentence_embedder, serve_settings
-from tunesmith.serve.state import LOG_FOLDER, ServerSettings, ServerState
+from tunesmith.serve.state import LOG_FOLDER, ServerSettings, ServerState, load_failure
 from tunesmith.web import AllowedHosts, BindRule, HostCheck, HttpError, check_port, install_error_handlers
 from tunesmith.web.headers import API_POLICY, install_security_headers
 
@@ -66,6 +70,8 @@ def create_server_app(load: Callable[[], Served], settings: ServerSettings, on_l
     app.state.tunesmith = state
     install_error_handlers(app, _render_error, on_failure=_log_failure)
     app.include_router(router)
+    # Inside the key check: a caller without the key gets its 401 without the server reading its body.
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes, render=_render_error, on_refused=_log_failure)
     app.middleware("http")(_require_key)
     state.metrics.instrument(app)  # outside the key check, so it counts the key check's 401s too
     # Outermost: a foreign Host reaches nothing (not even the metrics), but it is a line of the request log.
@@ -78,7 +84,13 @@ def create_server_app(load: Callable[[], Served], settings: ServerSettings, on_l
 async def _lifespan(app: FastAPI, on_loaded: Callable[[], None] | None,
                     on_load_failed: Callable[[str], None] | None) -> AsyncIterator[None]:
     state: ServerState = app.state.tunesmith
-    state.open_log()
+    try:
+        state.open_log()
+    except TunesmithError as error:  # a log folder that cannot be written: nothing is served without its log
+        _load_failed(state, on_load_failed, f"the request log cannot be opened: {error}; serve with --log-dir "
+                                            "on a writable disk")
+        yield
+        return
     stopping = threading.Event()
     loader = threading.Thread(target=_load, args=(state, on_loaded, on_load_failed, stopping), name="tunesmith-load",
                               daemon=True)
@@ -95,17 +107,21 @@ def _load(state: ServerState, on_loaded: Callable[[], None] | None, on_load_fail
     try:
         served = state.load()
         state.start(served)
-    except TunesmithError as error:
-        state.load_error = f"the model failed to load: {error}"
-        log.error("tunesmith: error: %s", error)
-        if on_load_failed:
-            on_load_failed(str(error))
+    except Exception as error:  # noqa: BLE001 - whatever it is, /ready must say failed, not loading forever
+        _load_failed(state, on_load_failed, f"the model failed to load: {load_failure(error)}")
         return
     log.info("ready: serving %s", ", ".join(served.models))
     if on_loaded:
         on_loaded()
     if state.settings.watch is not None:
         _watch(state, state.settings.watch, stopping)
+
+
+def _load_failed(state: ServerState, on_load_failed: Callable[[str], None] | None, message: str) -> None:
+    state.load_error = message
+    log.error("tunesmith: error: %s", message)
+    if on_load_failed:
+        on_load_failed(message)
 
 
 def _watch(state: ServerState, marker: Path, stopping: threading.Event) -> None:
@@ -143,8 +159,9 @@ def _render_error(request: Request, error: HttpError) -> JSONResponse:
 
 
 def _log_failure(request: Request, error: HttpError) -> None:
-    """A failed API request is a line of the request log, as an answered one is (the monitor counts errors)."""
-    if request.url.path.startswith("/v1/"):
+    """A failed API request is a line of the request log, as an answered one is (the monitor counts errors): one
+    line, so not again when the request's own record (with its model) says it failed."""
+    if request.url.path.startswith("/v1/") and not getattr(error, "logged", False):
         _log_refusal(request, error)
 
 

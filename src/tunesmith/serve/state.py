@@ -20,12 +20,15 @@ from tunesmith.serve.novelty_worker import NoveltyWorker
 from tunesmith.serve.openai_api import ApiError, new_id
 from tunesmith.serve.prometheus import ServerMetrics
 from tunesmith.serve.served import Served
+from tunesmith.text import shorten
 
 log = logging.getLogger("tunesmith")
 LOG_FOLDER = "serve_logs"
 """The request log's folder in the first run's folder (or the current one, serving a plain model)."""
 MAX_LOGGED_ROUTE = 200
 """A refused request's path is logged up to this many characters (it is whatever the client sent)."""
+MAX_LOAD_ERROR = 600
+"""Characters of a library's error message a failed load reports (some span pages)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class ServerSettings:
     max_tokens: int = 512
     """The most tokens a request may ask for, and what it gets when it asks for none."""
     request_timeout_s: float = 120.0
+    """Each request's wall-clock deadline: past it, it ends with a 408 and its row in the batch is freed."""
+    max_request_bytes: int = 4 * 2**20
+    """Larger request bodies are refused (413) unread."""
     max_batch: int = 32
     batch_window_s: float = 0.005
     watch: Path | None = None
@@ -191,12 +197,21 @@ class ServerState:
                     "prompt_tokens": 0, "completion_tokens": 0, "finish_reason": None, "error": message})
 
 
-def _load_failure(error: Exception) -> ApiError:
-    """A failed reload as the answer says it: a run that cannot be served (a marker pointing nowhere, a damaged
-    run: a `TunesmithError`) is the caller's to fix; anything else is the server's, logged with its traceback."""
+def load_failure(error: Exception) -> str:
+    """Why a load failed, in one line: a `TunesmithError` (a marker pointing nowhere, a damaged run) as it says it;
+    anything else (a library's own error on a model folder it cannot read, a disk error) as its type and message,
+    cut to `MAX_LOAD_ERROR` characters; its traceback is in the log with --verbose."""
     if isinstance(error, TunesmithError):
-        log.error("reload failed, still serving the previous models: %s", error)
-        return ApiError(422, f"the reload failed, the previous models stay in service: {error}", code="load_failed")
-    log.exception("reload failed, still serving the previous models")
-    return ApiError(500, f"the reload failed, the previous models stay in service: {type(error).__name__}: {error}",
-                    "server_error", code="load_failed")
+        return str(error)
+    log.debug("the load failed", exc_info=error)
+    return shorten(f"{type(error).__name__}: {error}", MAX_LOAD_ERROR)
+
+
+def _load_failure(error: Exception) -> ApiError:
+    """A failed reload as the answer says it: a run that cannot be served (a `TunesmithError`) is the caller's to
+    fix (422); anything else is the server's (500)."""
+    message = f"the reload failed, the previous models stay in service: {load_failure(error)}"
+    log.error("%s", message)
+    if isinstance(error, TunesmithError):
+        return ApiError(422, message, code="load_failed")
+    return ApiError(500, message, "server_error", code="load_failed")
