@@ -206,6 +206,17 @@ def test_every_ui_response_carries_the_security_headers_errors_included(tmp_path
     assert "script-src" not in REPORT_POLICY and "sandbox" in REPORT_POLICY
 
 
+def test_a_body_over_the_cap_is_refused_by_the_ui_before_it_is_read(tmp_path):
+    app = create_ui_app(UiSettings(runs_dir=ui_runs(tmp_path), max_request_bytes=1000))
+    client = TestClient(app, base_url="http://127.0.0.1")
+    csrf = {"X-CSRF-Token": (client.get("/"), client.cookies["tunesmith_csrf"])[1]}
+    answer = client.post("/api/playground/chat", content=b"x" * 5000,
+                         headers={**csrf, "Content-Type": "application/json"})
+    assert answer.status_code == 413
+    assert "the request body is 5000 bytes; this server takes at most 1000 bytes" in answer.text
+    assert headers_of(answer, PAGE_HEADERS) == PAGE_HEADERS
+
+
 def test_the_ui_pages_have_no_inline_script_or_style_for_the_policy_to_refuse():
     templates = Path(create_ui_app.__code__.co_filename).parent / "templates"
     for template in templates.glob("*.html"):

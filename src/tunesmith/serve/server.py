@@ -16,7 +16,7 @@ Safe by default: it binds 127.0.0.1; with an API key every route but /health and
 ``Authorization: Bearer KEY``, and binding any other address without a key is refused; a request whose Host header
 is not a name the server answers to is refused before anything else sees it (`tunesmith.web.AllowedHosts`). Bad
 requests get an OpenAI-style JSON error with a 4xx status, never a traceback; a body larger than
-``max_request_bytes`` is refused (413) before it is read (`tunesmith.serve.body_limit`), so no request holds the
+``max_request_bytes`` is refused (413) before it is read (`tunesmith.web.BodyLimit`), so no request holds the
 event loop with its size. SIGTERM stops accepting, lets in-flight requests finish, then exits. Every request is one
 line in the request log (`tunesmith.monitor.request_log`): each answer and each failed generation (with its model),
 and each refusal (a failed request to a ``/v1/`` route, a missing or wrong API key on any route, a foreign Host),
@@ -44,13 +44,12 @@ from tunesmith.errors import ConfigError, TunesmithError
 from tunesmith.promotion import marked_run
 from tunesmith.results.reference import read_reference
 from tunesmith.run_dir import RunDir
-from tunesmith.serve.body_limit import BodyLimit
 from tunesmith.serve.openai_api import ApiError
 from tunesmith.serve.prometheus import ServerMetrics
 from tunesmith.serve.routes import router
 from tunesmith.serve.served import EmbedderFactory, Served, load_served, sentence_embedder, serve_settings
 from tunesmith.serve.state import LOG_FOLDER, ServerSettings, ServerState, load_failure
-from tunesmith.web import AllowedHosts, BindRule, HostCheck, HttpError, check_port, install_error_handlers
+from tunesmith.web import AllowedHosts, BindRule, BodyLimit, HostCheck, HttpError, check_port, install_error_handlers
 from tunesmith.web.headers import API_POLICY, install_security_headers
 
 log = logging.getLogger("tunesmith")

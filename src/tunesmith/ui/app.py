@@ -48,6 +48,7 @@ from tunesmith.web import (
     PAGE_POLICY,
     REPORT_POLICY,
     AllowedHosts,
+    BodyLimit,
     HostCheck,
     HttpError,
     check_port,
@@ -76,6 +77,7 @@ def create_ui_app(settings: UiSettings) -> FastAPI:
     app.include_router(review_routes)
     app.include_router(label_routes)
     app.middleware("http")(_guard)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes, render=render_error)
     app.add_middleware(HostCheck, hosts=hosts, render=render_error)  # outermost: a foreign Host reaches nothing
     install_security_headers(app, PAGE_POLICY)
     return app

@@ -35,6 +35,8 @@ class UiSettings:
     """Names the UI answers to besides loopback and ``host`` (`tunesmith.web.AllowedHosts`)."""
     max_tokens: int = 256
     """The most tokens a playground answer may have."""
+    max_request_bytes: int = 4 * 2**20
+    """Bodies over this are refused (413) before they are read (`tunesmith.web.BodyLimit`)."""
 
 
 async def settings_of(request: Request) -> UiSettings:

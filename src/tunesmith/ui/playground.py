@@ -148,7 +148,8 @@ async def playground_chat(body: PlaygroundRequest, settings: Settings, playgroun
     pane = loaded.tuned if body.side == "tuned" else loaded.base
     conversation = ([{"role": "system", "content": body.system}] if body.system.strip() else []) + [
         message.as_message() for message in body.messages]
-    prompt_ids = _prompt_ids(pane.model.tokenizer, conversation, body.template)
+    # a long conversation or template takes a while to render and tokenize: off the event loop, so no other page waits
+    prompt_ids = await run_in_threadpool(_prompt_ids, pane.model.tokenizer, conversation, body.template)
     room = pane.served.context_length - len(prompt_ids)
     if room < 1:
         raise HttpError(400, f"the conversation is {len(prompt_ids)} tokens, the model's context "

@@ -4,7 +4,7 @@ FastAPI reads a body whole, parses it and validates it on the event loop before 
 of megabytes then holds every other request (``/health`` too) for as long as that takes. A body that declares a
 larger ``Content-Length`` is refused (413) without a byte of it read; a chunked body, which declares nothing, is
 read here up to the cap and refused as soon as it passes it. The server's own limits then bound the rest (the
-prompt's characters before it is tokenized, `tunesmith.serve.replies`).
+prompt's characters before it is tokenized in `tunesmith serve`). Both apps install it.
 """
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tunesmith.web import HttpError
-from tunesmith.web.errors import OnFailure, Render
+from tunesmith.web.errors import HttpError, OnFailure, Render
 
 
 class BodyLimit:
     """ASGI middleware: bodies over ``limit`` bytes are answered 413 through ``render`` (and told to
     ``on_refused``)."""
 
-    def __init__(self, app: ASGIApp, limit: int, render: Render, on_refused: OnFailure):
+    def __init__(self, app: ASGIApp, limit: int, render: Render, on_refused: OnFailure | None = None):
         self.app, self.limit, self.render, self.on_refused = app, limit, render, on_refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -62,5 +61,6 @@ class BodyLimit:
         request = Request(scope)
         error = HttpError(413, f"the request body is {size}; this server takes at most {self.limit} bytes",
                           param="body", code="request_too_large")
-        self.on_refused(request, error)
+        if self.on_refused is not None:
+            self.on_refused(request, error)
         await self.render(request, error)(scope, receive, send)
