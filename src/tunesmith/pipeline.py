@@ -39,6 +39,7 @@ from tunesmith.retrieval import rag_run_config
 from tunesmith.run_dir import RunDir
 from tunesmith.train import train
 from tunesmith.train.checkpoint import latest_checkpoint
+from tunesmith.train.resume import check_resume
 
 log = logging.getLogger("tunesmith")
 
@@ -219,12 +220,14 @@ def _origin_of(folder: Path) -> dict | None:
 def resume_config(run: RunDir, requested: RunConfig) -> RunConfig:
     """The config a resume of ``run`` continues with: ``requested`` when it differs from the run's own only in
     resumable settings (applied, and written to the run's config.yaml), else a `ConfigError` naming each change
-    (see `tunesmith.config.changes`)."""
+    (see `tunesmith.config.changes`); a `RunError` when its global batch or data files differ from the checkpoints'
+    (`tunesmith.train.resume.check_resume`). Nothing is written before every check passed."""
     if not run.root.is_dir():
         raise RunError(f"nothing to resume: {run.root} does not exist", "start the run without --resume")
     saved = run.config()
     requested = requested.model_copy(update={"output": saved.output})  # the folder is the run's, wherever named
     config, applied = resumed_config(saved, requested, str(run.root))
+    check_resume(run, config)  # the global batch and the data files too, before anything is written
     if applied:
         log.info("resume applies: %s", describe(applied))
         with run.lock():

@@ -63,3 +63,29 @@ def test_test_rows_leaked_from_train_are_scored_apart(run_folder, write_jsonl):
 def test_no_leaked_row_means_no_unleaked_block(run_folder):
     result = evaluate_run(run_folder.config(), run_folder, RunInputs(run_folder.config()), include_base=False)
     assert result["leakage"]["leaked_rows"] == 0 and result["unleaked"] is None
+
+
+def test_without_the_base_the_previous_base_results_are_kept_only_for_the_same_rows(run_folder, write_jsonl):
+    config = run_folder.config()
+    first = evaluate_run(config, run_folder, RunInputs(config))
+    predictions = read_jsonl(run_folder.predictions)
+    kept = evaluate_run(config, run_folder, RunInputs(config), include_base=False)
+    assert kept["base"] == first["base"] and kept["delta"] == first["delta"] and "base_kept" in kept
+    assert read_jsonl(run_folder.predictions) == predictions  # the base's answers are kept beside the tuned ones
+    write_jsonl(config.data.test, [{"text": "free cash reward", "label": "spam"},
+                                   {"text": "lunch at noon?", "label": "ham"}])  # other test rows
+    other = evaluate_run(config, run_folder, RunInputs(config), include_base=False)
+    assert other["base"] is None and other["delta"] == {}
+    assert other["base_skipped"] == ("not evaluated (--no-base); the previous evaluation's base results were dropped: "
+                                     "they were computed on other test rows, settings or base model")
+    again = evaluate_run(config, run_folder, RunInputs(config), include_base=False)
+    assert again["base_skipped"] == "not evaluated (--no-base)"
+
+
+def test_without_a_key_the_previous_base_results_are_dropped_saying_why(run_folder):
+    config = run_folder.config().model_copy(deep=True)
+    config.evaluate.cache_base = False
+    evaluate_run(config, run_folder, RunInputs(config))
+    result = evaluate_run(config, run_folder, RunInputs(config), include_base=False)
+    assert result["base"] is None and result["base_skipped"].endswith(
+        "nothing says which base model and test rows they were computed on (evaluate.cache_base was off)")

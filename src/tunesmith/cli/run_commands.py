@@ -23,7 +23,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         p.add_argument("run_dir")
         add_set(p)
         if name == "eval":
-            p.add_argument("--no-base", action="store_true", help="skip the base model")
+            p.add_argument("--no-base", action="store_true",
+                           help="skip the base model (eval.json keeps the previous base results when they were "
+                                "computed on the same test rows with the same base model)")
             add_processes(p)
         if name == "compare":
             p.add_argument("--against", metavar="PREVIOUS_RUN",

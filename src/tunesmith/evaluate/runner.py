@@ -17,7 +17,7 @@ from tunesmith.data.example import Example, Splits
 from tunesmith.data.run_inputs import RunInputs
 from tunesmith.data.task import Task
 from tunesmith.document import is_number
-from tunesmith.errors import ConfigError, DataError
+from tunesmith.errors import ConfigError, DataError, RunError
 from tunesmith.evaluate.baselines import BaselineResult, baseline_scores, run_baselines
 from tunesmith.evaluate.cache import evaluation_key, key_ingredients, load_evaluation, store_evaluation
 from tunesmith.evaluate.reference import (
@@ -27,7 +27,7 @@ from tunesmith.evaluate.reference import (
     write_run_reference,
 )
 from tunesmith.evaluate.tasks import evaluate_model, select_metrics
-from tunesmith.json_files import read_json, write_json, write_jsonl
+from tunesmith.json_files import read_json, read_jsonl, write_json, write_jsonl
 from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
 from tunesmith.predict.answers import task_metrics
 from tunesmith.run_dir import RunDir, locked
@@ -50,6 +50,11 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
     ``calibration`` holds the temperature fitted on the validation rows and the test rows' ECE, Brier score and
     reliability bins before and after it, or why there are none (`tunesmith.evaluate.reference`, which also writes
     reference.json and the novelty index unless `evaluate.reference` is off).
+
+    ``base_key`` is the base evaluation's cache key (`tunesmith.evaluate.cache.evaluation_key`: the base model, the
+    test rows, the scoring settings), when `evaluate.cache_base` computed one. Without the base (``--no-base``) the
+    previous eval.json's base results are kept when their key is this evaluation's (the same base model on the same
+    test rows), and ``base_kept`` says when they were computed; otherwise ``base_skipped`` says why there are none.
     """
     distributed.start(config.distributed.timeout_minutes)
     run.best_weights()  # fail before spending minutes on the base model
@@ -64,11 +69,15 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
     novelty_skipped = novelty_unavailable(config) if config.evaluate.reference else None  # a bad model: fail now
     baselines = _baselines(config, splits, task)
 
-    base_metrics = base_rows = base_cache = None
+    base_metrics = base_rows = base_cache = base_key = None
     base_from_cache = False
+    base_note: dict = {}
     if include_base:
-        base_metrics, base_rows, base_cache, base_from_cache = _base_evaluation(config, splits.test, task)
+        base_metrics, base_rows, base_cache, base_from_cache, base_key = _base_evaluation(config, splits.test, task)
         _free_memory()  # the tuned model (on top of its own copy of the base) is loaded next
+    else:
+        base_metrics, base_rows, base_key, base_note = distributed.broadcast(
+            kept_base(config, run, splits.test, task) if distributed.is_main() else None)
     model, tokenizer = load_tuned_model(run.root, merge=True)
     tuned_metrics, tuned_rows = _timed_evaluation("tuned", model, tokenizer, splits.test, task, config,
                                                   confidence=config.evaluate.reference)
@@ -93,6 +102,8 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
         "baselines": {baseline.name: baseline_scores(baseline, task, splits.test) for baseline in baselines},
         "base_from_cache": base_from_cache,
         "base_cache": base_cache,
+        "base_key": base_key,
+        **base_note,
         "leakage": leakage,
         "unleaked": unleaked,
         "calibration": calibration,
@@ -223,12 +234,59 @@ def _base_evaluation(config: RunConfig, examples: list[Example], task: Task):
             if distributed.is_main():
                 _console.print(f"base model: reusing its evaluation from the cache (key {key}, computed "
                                f"{cached.computed_at}; evaluate.cache_base: false evaluates it again)")
-            return cached.metrics, cached.rows, cached.record(), True
+            return cached.metrics, cached.rows, cached.record(), True, key
     model = load_model_folder(model_folder(config.model), config.model)
     metrics, rows = _timed_evaluation("base", model, tokenizer, examples, task, config)
     stored = store_evaluation(key, ingredients, metrics, rows) if key and distributed.is_main() else None
     record = distributed.broadcast(stored.record() if stored else None)
-    return metrics, rows, record, False
+    return metrics, rows, record, False, key
+
+
+def kept_base(config: RunConfig, run: RunDir, examples: list[Example],
+              task: Task) -> tuple[dict | None, list[dict] | None, str | None, dict]:
+    """Without the base model (``--no-base``): ``(metrics, prediction records, key, note)`` of the base results the
+    run's previous eval.json holds, when their key is this evaluation's (the same base model, test rows and scoring
+    settings) and predictions.jsonl still holds their rows; the note (``base_kept``) says so and when they were
+    computed. Else no base, and the note (``base_skipped``) says why, so eval.json never reads as if the base had
+    not been compared before."""
+    try:
+        previous = read_json(run.eval_json) or {}
+    except RunError:
+        previous = {}  # a damaged eval.json: nothing to keep
+    if not isinstance(previous, dict) or not isinstance(previous.get("base"), dict):
+        return None, None, None, {"base_skipped": "not evaluated (--no-base)"}
+    previous_key = previous.get("base_key") or (previous.get("base_cache") or {}).get("key")
+    key = evaluation_key(key_ingredients(config, load_tokenizer(config.model), examples, task)) \
+        if previous_key else None
+    rows = _previous_base_rows(run, examples) if key is not None and key == previous_key else None
+    if rows is None:
+        why = ("nothing says which base model and test rows they were computed on (evaluate.cache_base was off)"
+               if not previous_key else "they were computed on other test rows, settings or base model")
+        return None, None, None, {"base_skipped": "not evaluated (--no-base); the previous evaluation's base results "
+                                                  f"were dropped: {why}"}
+    computed_at = ((previous.get("base_kept") or {}).get("computed_at")
+                   or (previous.get("base_cache") or {}).get("computed_at"))
+    _console.print("base model: not evaluated (--no-base); keeping the previous evaluation's base results, computed "
+                   f"on these test rows with this base model (key {key})")
+    return previous["base"], rows, key, {"base_kept": {"reason": "--no-base: the base model was not evaluated again; "
+                                                                 "these are the previous evaluation's results on the "
+                                                                 "same test rows with the same base model",
+                                                       "computed_at": computed_at}}
+
+
+def _previous_base_rows(run: RunDir, examples: list[Example]) -> list[dict] | None:
+    """The base model's prediction records, rebuilt from predictions.jsonl, when it holds one per test row in order."""
+    try:
+        lines = read_jsonl(run.predictions)
+    except (RunError, OSError, UnicodeDecodeError):
+        return None
+    if len(lines) != len(examples) or any(
+            not isinstance(line, dict) or line.get("location") != example.location or "base_prediction" not in line
+            for line, example in zip(lines, examples)):
+        return None
+    return [{"location": line["location"], "prompt": line["prompt"], "reference": line["reference"],
+             "prediction": line["base_prediction"], "correct": line["base_correct"],
+             **({"scores": line["base_scores"]} if "base_scores" in line else {})} for line in lines]
 
 
 def _timed_evaluation(which: str, model, tokenizer, examples: list[Example], task: Task, config: RunConfig,

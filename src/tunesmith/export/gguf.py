@@ -29,6 +29,7 @@ from tunesmith.errors import RunError
 from tunesmith.export.folders import export_run
 from tunesmith.json_files import read_json
 from tunesmith.models import source_gguf
+from tunesmith.results.freshness import export_is_stale
 from tunesmith.run_dir import RunDir, locked
 
 log = logging.getLogger("tunesmith")
@@ -73,7 +74,7 @@ def export_gguf(config: RunConfig, run: RunDir, quant: str = DEFAULT_GGUF_QUANT)
     if not (run.merged / "config.json").is_file():
         log.info("%s is missing: exporting it first", run.merged)
         export_run(config, run)
-    elif merged_is_stale(run):
+    elif export_is_stale(run.best, run.merged):
         log.info("%s is older than the best weights: exporting it again first", run.merged)
         export_run(config, run)
     hparams = read_json(run.merged / "config.json")
@@ -99,14 +100,6 @@ def export_gguf(config: RunConfig, run: RunDir, quant: str = DEFAULT_GGUF_QUANT)
         log.info("kept in f16 (rows not a multiple of q8_0's 32-value blocks): %s", ", ".join(kept_f16))
     log.info("wrote %s (%.1f MiB) and %s", path, path.stat().st_size / 2**20, path.parent / MODELFILE)
     return path
-
-
-def merged_is_stale(run: RunDir) -> bool:
-    """Whether training wrote the best weights after ``merged/`` was exported (a retrain or a resume since)."""
-    if not run.best.is_dir():
-        return False
-    newest = max((path.stat().st_mtime for path in run.best.iterdir()), default=0.0)
-    return newest > (run.merged / "config.json").stat().st_mtime
 
 
 def check_convertible(hparams: dict) -> None:

@@ -100,8 +100,8 @@ def load_model_folder(folder: str | Path, model_config: ModelConfig, device: tor
         )
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         raise ModelError(f"cannot load the model in {folder}: {shorten(str(exc), 200)}",
-                         "its weights are damaged or incomplete (an empty or cut-off .safetensors file?); save "
-                         "or copy the model again") from None
+                         rewrite_hint(Path(folder), "its weights are damaged or incomplete (an empty or cut-off "
+                                                    ".safetensors file?); save or copy the model again")) from None
     model.config.use_cache = False
     return (model if quantization_config else model.to(device)).eval()
 
@@ -154,7 +154,21 @@ def load_adapter(base, folder: Path, name: str = "default"):
         return PeftModel.from_pretrained(base, folder, adapter_name=name)
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         raise ModelError(f"cannot load the LoRA adapter in {folder}: {shorten(str(exc), 200)}",
-                         "the saved weights are damaged; resume training (--resume) to write them again") from None
+                         rewrite_hint(Path(folder), "the saved weights are damaged; load an intact copy")) from None
+
+
+def rewrite_hint(folder: Path, otherwise: str) -> str:
+    """How to write damaged weights in ``folder`` again: a run's best weights from its checkpoints (a resume puts
+    `best/` back from the checkpoint of its step, also on a finished run: `tunesmith.train.best`), a run's export by
+    exporting again; ``otherwise`` for any other folder."""
+    if folder.name == "best" and folder.parent.name == "checkpoints":
+        run = RunDir(folder.parent.parent)
+        return (f"the run's best weights are damaged; write them again from its checkpoints with `tunesmith train "
+                f"{run.config_path} --resume --run-dir {run.root}`")
+    run = RunDir(folder.parent)
+    if folder in (run.adapter, run.merged) and run.config_path.is_file():
+        return f"the export is damaged; write it again with `tunesmith export {run.root}`"
+    return otherwise
 
 
 # ---- preparing a model for training ------------------------------------------------------------------------------

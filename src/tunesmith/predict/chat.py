@@ -7,6 +7,7 @@ same answer. transformers is imported where it is used (start-up time, see `tune
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from pathlib import Path
@@ -17,7 +18,10 @@ import torch
 from tunesmith.data.example import Message
 from tunesmith.data.tokenize import prompt_token_ids
 from tunesmith.models import load_model_folder, load_tuned_model, stop_token_ids
+from tunesmith.results.freshness import export_is_stale
 from tunesmith.run_dir import RunDir
+
+log = logging.getLogger("tunesmith")
 
 EXIT_COMMANDS = frozenset({"/exit", "/quit"})
 RESET_COMMAND = "/reset"
@@ -89,12 +93,21 @@ def build_messages(history: list[Message], user_text: str, system: str | None = 
 
 
 def load_for_generation(run_dir: str | Path, use_merged: bool = True):
-    """``(model, tokenizer)`` in eval mode: the exported ``merged/`` folder when there is one (faster: no adapter
-    on the side), else the best checkpoint through tunesmith's loader."""
+    """``(model, tokenizer)`` in eval mode: the exported ``merged/`` folder when there is one and it holds the best
+    weights (faster: no adapter on the side), else the best weights through tunesmith's loader.
+
+    A stale ``merged/`` (`tunesmith.results.freshness`: training went on after the export) is passed over with a
+    warning rather than refused: the answer then comes from the weights that evaluation measured and the summary
+    names, which is what the user asked for; re-exporting is only what makes it fast again, so the warning says how.
+    """
     from transformers import AutoTokenizer
 
     run = RunDir(run_dir)
     if not (use_merged and run.merged.is_dir()):
+        return load_tuned_model(run.root)
+    if export_is_stale(run.best, run.merged):
+        log.warning("%s is older than the run's best weights (it trained further since the export): answering from "
+                    "the best weights; `tunesmith export %s` brings merged/ up to date", run.merged, run.root)
         return load_tuned_model(run.root)
     return load_model_folder(run.merged, run.config().model), AutoTokenizer.from_pretrained(run.merged)
 

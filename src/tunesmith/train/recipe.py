@@ -39,6 +39,7 @@ from tunesmith.predict.loss import SupervisedLoss, decoder_of
 from tunesmith.predict.validation_values import describe_validation
 from tunesmith.run_dir import RunDir
 from tunesmith.train.batching import Batch, BatchPlan, count_supervised
+from tunesmith.train.best import align_best, mark_best
 from tunesmith.train.budget import Budget, describe_budget, plan_budget
 from tunesmith.train.checkpoint import (
     Checkpoint,
@@ -48,6 +49,7 @@ from tunesmith.train.checkpoint import (
     save_checkpoint,
 )
 from tunesmith.train.metrics_log import TrainingLog
+from tunesmith.train.resume import check_global_batch, check_resume, data_fingerprint, global_batch_of
 from tunesmith.train.state import TrainState
 from tunesmith.train.strategy import (
     accelerator_for,
@@ -117,7 +119,8 @@ def set_up(config: RunConfig, run: RunDir, inputs: RunInputs,
            resume: bool = False) -> tuple[Training, Checkpoint | None]:
     """Build the components in dependency order: what `train.val_metrics` needs checked before anything loads;
     the runtime (threads, seed) before the model, so LoRA's initialization is seeded (and the same in every
-    process); a resumed checkpoint's weights into the model before anything wraps it; the rows after the model (its
+    process); a resumed checkpoint's weights into the model before anything wraps it, and `best/` put back on the
+    timeline it continues (`tunesmith.train.best`); the rows after the model (its
     tokenizer comes with it); the batch plan from the rows' lengths; the budget (steps, validations) from the plan
     and, on resume, from the checkpoint's (its `auto` choices stand); the scheduler from the step count;
     accelerate's wrapping last (FSDP shards the model's own decoder layers). Returns the checkpoint resumed from,
@@ -131,6 +134,7 @@ def set_up(config: RunConfig, run: RunDir, inputs: RunInputs,
     checkpoint = newest_intact_checkpoint(run) if resume else None
     if checkpoint is not None:
         checkpoint.apply_weights(model)
+        align_best(run.checkpoints, checkpoint, model)
     if tc.compile:
         decoder_of(model).compile(dynamic=True)  # in place: the loss calls this same module
     model.train()
@@ -140,7 +144,7 @@ def set_up(config: RunConfig, run: RunDir, inputs: RunInputs,
     with distributed.main_first():  # rank 0 tokenizes into the cache, the others read it from there
         train_rows, validation_rows, truncation = training_rows(config, splits, tokenizer)
     processes = distributed.world_size()
-    global_batch = tc.batch_size * processes * tc.grad_accumulation
+    global_batch = global_batch_of(config)
     if processes > 1 or tc.grad_accumulation > 1:
         log.info("global batch %d = batch_size %d x %d processes x grad_accumulation %d", global_batch,
                  tc.batch_size, processes, tc.grad_accumulation)
@@ -213,19 +217,11 @@ def build_optimizer(model, config: RunConfig) -> torch.optim.Optimizer:
 
 def start_state(training: Training, checkpoint: Checkpoint | None) -> TrainState:
     """A fresh state, or the resumed checkpoint's, with its optimizer, scheduler and RNG restored. The global
-    batch must be the checkpoint's (the number of processes may differ): else the cursor would not continue the
-    same sequence of steps."""
+    batch must be the checkpoint's (`tunesmith.train.resume.check_global_batch`)."""
     if checkpoint is None:
         return TrainState(budget=training.budget)
     state = checkpoint.state
-    if state.global_batch is not None and state.global_batch != training.global_batch:
-        tc = training.config.train
-        raise RunError(
-            f"{checkpoint.folder} was trained with a global batch of {state.global_batch} rows per step; now it "
-            f"would be {training.global_batch} (batch_size {tc.batch_size} x {distributed.world_size()} processes "
-            f"x grad_accumulation {tc.grad_accumulation}), which would not continue the same training",
-            "change train.batch_size or train.grad_accumulation (--set) so that their product with the number "
-            f"of processes is {state.global_batch}")
+    check_global_batch(checkpoint.folder, state, training.config)
     state.budget = training.budget  # the same unless a resume set a number (a longer max_steps)
     load_optimizer_state(training, checkpoint.optimizer)
     training.scheduler.load_state_dict(checkpoint.scheduler)
@@ -345,14 +341,14 @@ def after_step(training: Training, state: TrainState, result: StepResult,
             if state.best_val_loss is None or val_loss < state.best_val_loss:
                 state.best_val_loss, state.best_step, state.evals_without_gain = val_loss, state.step, 0
                 state.best_val_metrics = dict(values)
-                write_best(training)
+                write_best(training, state)
             else:
                 state.evals_without_gain += 1
                 patience = tc.early_stopping_patience
                 stop = bool(patience) and state.evals_without_gain >= patience
     if not training.validation.rows and last_step:
         state.best_step = state.step
-        write_best(training)
+        write_best(training, state)
     if state.step % budget.save_every == 0 or last_step or stop:
         write_checkpoint(training, state)
     if last_step and state.best_step is None:
@@ -364,11 +360,13 @@ def after_step(training: Training, state: TrainState, result: StepResult,
     return stop, validation
 
 
-def write_best(training: Training) -> None:
-    """Replace the best weights (rank 0 writes; with sharded weights every process takes part in gathering)."""
+def write_best(training: Training, state: TrainState) -> None:
+    """Replace the best weights with the model's now, and record their step (rank 0 writes; with sharded weights
+    every process takes part in gathering)."""
     weights, _ = full_state(training, with_optimizer=False)
     if distributed.is_main():
         publish_best(training.run.checkpoints, training.unwrapped, weights)
+        mark_best(training.run.checkpoints, state.step, state.best_val_loss)
 
 
 def write_checkpoint(training: Training, state: TrainState) -> None:
@@ -402,12 +400,17 @@ def train(config: RunConfig, run: RunDir, inputs: RunInputs, resume: bool = Fals
         run.root.mkdir(parents=True, exist_ok=True)
     with run.lock():
         distributed.barrier()  # rank 0 holds the lock and has repaired the folder before anyone reads it
-        if resume and run.config_path.is_file():
-            resumed_config(run.config(), config, str(run.root))  # the run's own settings, or an error naming them
+        own = run.config() if run.config_path.is_file() else config  # the user's data, also under `rag` rows
+        data_files = data_fingerprint(own.data)
+        if resume:
+            if run.config_path.is_file():
+                resumed_config(own, config, str(run.root))  # the run's own settings, or an error naming them
+            check_resume(run, config, data_files)  # before anything loads (and the pipeline checked before writing)
         training, checkpoint = set_up(config, run, inputs, resume)
         if distributed.is_main():
             run.checkpoints.mkdir(exist_ok=True)
         state = start_state(training, checkpoint)
+        state.data_files = data_files
         stopped_early = False
         started = time.perf_counter() - state.elapsed_s  # training time counts across resumes
         with TrainingLog(run, training.total_steps, state.step if resume else None, distributed.is_main()) as log_to:
@@ -418,6 +421,9 @@ def train(config: RunConfig, run: RunDir, inputs: RunInputs, resume: bool = Fals
                 stopped_early, validation = after_step(training, state, result, log_to)
                 if validation is not None and on_validation is not None:
                     on_validation(state.step, validation)
+        if state.best_step is None:  # a finished run resumed, whose best weights no checkpoint held any more
+            raise TrainingError(f"{run.best} is gone and no checkpoint holds the best weights any more",
+                                "train the run again, or train it further: --resume --set train.max_steps=MORE")
         summary = write_summary(training, state, stopped_early)
         distributed.barrier()  # the best weights are written before any process goes on to read them
         return summary
@@ -437,7 +443,7 @@ def write_summary(training: Training, state: TrainState, stopped_early: bool) ->
         "threads": torch.get_num_threads(), "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
         "processes": distributed.world_size(), "global_batch": training.global_batch,
         "strategy": strategy_of(training.config) if distributed.world_size() > 1 else None,
-        "truncation": vars(training.truncation),
+        "truncation": vars(training.truncation), "data_files": state.data_files,
     }
     if distributed.is_main():
         write_json(training.run.train_summary, summary)

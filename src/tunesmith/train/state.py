@@ -32,13 +32,16 @@ class TrainState:
     needs the same (None in checkpoints written before it was recorded)."""
     budget: Budget | None = None
     """The steps and intervals the run was started with (None in checkpoints written before it was recorded)."""
+    data_files: dict[str, str] | None = None
+    """sha256 of each data file the run trains from (`tunesmith.train.resume.data_fingerprint`): a resume refuses
+    files whose contents changed (None in checkpoints written before it was recorded)."""
 
     def to_json(self) -> dict:
         return {"step": self.step, "cursor": [self.epoch, self.batch], "best_val_loss": self.best_val_loss,
                 "best_step": self.best_step, "best_val_metrics": self.best_val_metrics,
                 "evals_without_gain": self.evals_without_gain, "tokens": self.tokens, "elapsed_s": self.elapsed_s,
                 "skipped_steps": list(self.skipped_steps), "global_batch": self.global_batch,
-                "budget": self.budget.to_json() if self.budget else None}
+                "budget": self.budget.to_json() if self.budget else None, "data_files": self.data_files}
 
     @classmethod
     def from_json(cls, data: dict) -> TrainState:
@@ -49,4 +52,5 @@ class TrainState:
                    best_step=data["best_step"], best_val_metrics=data.get("best_val_metrics"),
                    evals_without_gain=data["evals_without_gain"], tokens=data["tokens"],
                    elapsed_s=data["elapsed_s"], skipped_steps=list(data.get("skipped_steps", [])),
-                   global_batch=data.get("global_batch"), budget=Budget.from_json(budget) if budget else None)
+                   global_batch=data.get("global_batch"), budget=Budget.from_json(budget) if budget else None,
+                   data_files=data.get("data_files"))
