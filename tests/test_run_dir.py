@@ -1,14 +1,19 @@
-"""Who holds a run folder's lock, read back from the record the holder writes: its pid, host and command, and
-whether it still runs (a killed holder leaves its record; a pid may be reused since)."""
+"""Who holds a run folder's lock, read back from the record the holder writes: its pid, host and subcommand, and
+whether it still runs (a killed holder leaves its record; a pid may be reused since). The record is the owner's
+alone, names no argument (a password, a key) and goes when the lock is released."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import signal
 import socket
+import stat
 import subprocess
 import sys
 
+from tunesmith import run_dir
 from tunesmith.run_dir import LockHolder, RunDir, process_alive
 
 HERE = socket.gethostname()
@@ -23,14 +28,66 @@ def write_holder(run: RunDir, **record) -> None:
     run.lock_file.write_text(json.dumps({"pid": os.getpid(), "host": HERE, "command": "tunesmith train"} | record))
 
 
-def test_the_holder_is_read_back_while_it_holds_the_lock_and_not_after(tmp_path):
+def test_the_holder_is_read_back_while_it_holds_the_lock_and_not_after(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_dir, "_COMMAND", [])
+    run_dir.name_this_command("tunesmith train")
     run = RunDir(tmp_path)
     assert run.lock_holder() is None
     with run.lock():
         holder = run.lock_holder()
         assert (holder.pid, holder.host, holder.alive) == (os.getpid(), HERE, True)
-        assert holder.command == " ".join(sys.argv) and str(holder) == f"pid {os.getpid()}: {holder.command}"
-    assert run.lock_holder() is None and run.lock_file.is_file()
+        assert holder.command == "tunesmith train" and str(holder) == f"pid {os.getpid()}: tunesmith train"
+    assert run.lock_holder() is None and not run.lock_file.exists()  # released: removed
+
+
+def test_the_lock_file_is_the_owner_s_alone_and_holds_no_argument(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_dir, "_COMMAND", [])
+    monkeypatch.setattr(sys, "argv", ["/usr/bin/tunesmith", "sweep", "c.yaml", "--storage",
+                                      "postgresql://me:s3cret@db/x", "--api-key", "sk-123"])
+    run = RunDir(tmp_path)
+    run.lock_file.write_text("left by an older tunesmith")
+    run.lock_file.chmod(0o644)
+    with run.lock():
+        assert stat.S_IMODE(run.lock_file.stat().st_mode) == 0o600
+        record = json.loads(run.lock_file.read_text())
+        assert set(record) == {"pid", "host", "command"} and record["command"] == "tunesmith"  # the program only
+    monkeypatch.setattr(sys, "argv", ["/venv/lib/python3/site-packages/pytest/__main__.py", "-k", "x"])
+    assert run_dir._command_name() == "pytest"
+    monkeypatch.setattr(sys, "argv", ["-c", "secret"])
+    assert run_dir._command_name() == "python"
+
+
+def test_a_kill_9_leaves_a_stale_record_that_reads_dead_and_is_taken_over(tmp_path):
+    run = RunDir(tmp_path)
+    code = "import sys, time; from tunesmith.run_dir import RunDir\nwith RunDir(sys.argv[1]).lock():\n" \
+           "    print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    left = run.lock_holder()
+    assert (left.pid, left.command, left.alive) == (holder.pid, "python", False)
+    with run.lock():
+        assert run.lock_holder().pid == os.getpid()
+    assert not run.lock_file.exists()
+
+
+def test_a_lock_file_removed_between_open_and_flock_is_opened_again(tmp_path, monkeypatch):
+    """The holder before us released (and removed) the file we opened: holding the lock on it would let a third
+    process lock a new file under the same name at the same time."""
+    run = RunDir(tmp_path)
+    real_flock, calls = fcntl.flock, []
+
+    def flock_after_a_release(descriptor, operation):
+        if operation & fcntl.LOCK_EX and not calls:
+            run.lock_file.unlink()  # what a releasing holder does just before unlocking
+        calls.append(descriptor)
+        return real_flock(descriptor, operation)
+
+    monkeypatch.setattr(run_dir.fcntl, "flock", flock_after_a_release)
+    with run.lock():
+        assert run.lock_file.is_file() and len(calls) == 2
+        assert os.fstat(run_dir._HELD[str(tmp_path.resolve())][0]).st_ino == run.lock_file.stat().st_ino
 
 
 def test_a_killed_holder_leaves_its_record_and_reads_dead(tmp_path):

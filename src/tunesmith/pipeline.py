@@ -36,7 +36,7 @@ from tunesmith.json_files import read_json, write_json
 from tunesmith.models import check_method_available
 from tunesmith.report import build_report
 from tunesmith.retrieval import rag_run_config
-from tunesmith.run_dir import RunDir
+from tunesmith.run_dir import RunDir, origin_record
 from tunesmith.train import train
 from tunesmith.train.checkpoint import latest_checkpoint
 
@@ -185,9 +185,10 @@ def create_run(config: RunConfig, config_path: str | Path | None = None) -> RunD
 
 
 def _record_origin(run: RunDir, config: RunConfig, config_path: str | Path | None) -> None:
+    # The marker first: a folder holding config.yaml alone would not read as a run folder tunesmith made.
+    write_json(run.origin, origin_record("run", config_path=str(Path(config_path).resolve()) if config_path else None,
+                                         fingerprint=fingerprint(config)))
     save_config(config, run.config_path)
-    write_json(run.origin, {"config_path": str(Path(config_path).resolve()) if config_path else None,
-                            "fingerprint": fingerprint(config)})
 
 
 def find_resumable_run(config: RunConfig, config_path: str | Path) -> RunDir:
