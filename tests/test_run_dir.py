@@ -13,7 +13,10 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
 from tunesmith import run_dir
+from tunesmith.errors import RunError
 from tunesmith.run_dir import LockHolder, RunDir, process_alive
 
 HERE = socket.gethostname()
@@ -118,3 +121,46 @@ def test_process_alive():
     assert process_alive(os.getpid()) and not process_alive(dead_pid())
     assert not process_alive(0) and not process_alive(-1)  # process groups, not processes
     assert process_alive(os.getpid(), started_by=1e12) and not process_alive(os.getpid(), started_by=0)
+
+
+def test_a_folder_is_tunesmith_s_by_its_marker_or_by_records_only_tunesmith_writes(tmp_path):
+    claimed = run_dir.claim_folder(tmp_path / "a" / "sweep", "sweep")
+    assert json.loads((claimed / "origin.json").read_text()) == {"made_by": "tunesmith", "kind": "sweep",
+                                                                 "version": run_dir.__version__}
+    assert run_dir.folder_kind(claimed) == "sweep" and run_dir.claim_folder(claimed, "sweep") == claimed
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "config.yaml").write_text("model: {name: m}\n")
+    assert run_dir.folder_kind(earlier) is None  # a config.yaml alone: the user's
+    (earlier / "metrics.jsonl").write_text("")
+    assert run_dir.folder_kind(earlier) == "run"  # a run made before folders carried the marker
+    (earlier / "origin.json").write_text('{"config_path": null, "fingerprint": "abc"}')
+    assert run_dir.folder_kind(earlier) == "run"
+    with pytest.raises(RunError) as refused:
+        run_dir.claim_folder(earlier, "sweep")
+    assert str(refused.value) == f"{earlier} is a tunesmith run folder, not a sweep folder (name another folder)"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunError, match="is a file, not a folder"):
+        run_dir.require_ours(tmp_path / "file")
+
+
+def test_only_a_stale_lock_file_leaves_a_folder_empty(tmp_path):
+    (tmp_path / ".lock").write_text('{"pid": 1, "host": "h", "command": "tunesmith train"}')
+    run_dir.require_ours(tmp_path)  # a failed attempt of an older tunesmith left it
+    (tmp_path / "b.txt").write_text("")
+    (tmp_path / "a.txt").write_text("")
+    with pytest.raises(RunError, match=r"it holds a\.txt, b\.txt\)"):
+        run_dir.require_ours(tmp_path)
+
+
+def test_an_out_target_may_be_a_new_name_directly_in_a_run_and_its_own_file(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run_dir.claim_folder(run.root, "run")
+    assert run_dir.check_out_target(run.root / "judgments.csv") == run.root / "judgments.csv"
+    assert run_dir.check_out_target(run.root / "labeling" / "queue.db", own=("labeling/queue.db",))
+    for refused in (run.root / "labeling" / "queue.db", run.best / "adapter_model.safetensors", run.gate_json,
+                    run.root / ".replace-journal.json"):
+        with pytest.raises(RunError, match="a record tunesmith reads back"):
+            run_dir.check_out_target(refused)
+    with pytest.raises(RunError, match=rf"^--out {run.root} is a folder \(name a file to write\)$"):
+        run_dir.check_out_target(run.root)

@@ -36,7 +36,7 @@ from tunesmith.json_files import read_json, write_json
 from tunesmith.models import check_method_available
 from tunesmith.report import build_report
 from tunesmith.retrieval import rag_run_config
-from tunesmith.run_dir import RunDir, origin_record
+from tunesmith.run_dir import RunDir, origin_record, require_ours
 from tunesmith.train import train
 from tunesmith.train.checkpoint import latest_checkpoint
 
@@ -223,6 +223,7 @@ def resume_config(run: RunDir, requested: RunConfig) -> RunConfig:
     (see `tunesmith.config.changes`)."""
     if not run.root.is_dir():
         raise RunError(f"nothing to resume: {run.root} does not exist", "start the run without --resume")
+    require_ours(run.root, "run")  # a user's config.yaml in a folder is no run's settings
     saved = run.config()
     requested = requested.model_copy(update={"output": saved.output})  # the folder is the run's, wherever named
     config, applied = resumed_config(saved, requested, str(run.root))
