@@ -164,3 +164,15 @@ def test_an_out_target_may_be_a_new_name_directly_in_a_run_and_its_own_file(tmp_
             run_dir.check_out_target(refused)
     with pytest.raises(RunError, match=rf"^--out {run.root} is a folder \(name a file to write\)$"):
         run_dir.check_out_target(run.root)
+
+
+def test_a_run_of_an_older_version_is_known_by_its_resolved_config_or_an_interrupted_write(tmp_path):
+    from tunesmith.config import save_config, validate_config
+
+    resolved, staged = tmp_path / "resolved", tmp_path / "staged"
+    resolved.mkdir()
+    save_config(validate_config({"data": {"train": "t.jsonl"}}), resolved / "config.yaml")  # every section, in order
+    (staged / ".merged-staging-k1ll3d").mkdir(parents=True)
+    assert run_dir.folder_kind(resolved) == run_dir.folder_kind(staged) == "run"
+    (resolved / "config.yaml").write_text("model: {name: m}\ndata: {train: t.jsonl}\nlora: {r: 2}\n")
+    assert run_dir.folder_kind(resolved) is None

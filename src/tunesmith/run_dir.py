@@ -33,7 +33,7 @@ from typing import TypeVar
 import yaml
 
 from tunesmith import __version__, distributed
-from tunesmith.atomic import recover_folder, recover_folders, remove_stale_staging
+from tunesmith.atomic import JOURNAL, STAGING_MARK, recover_folder, recover_folders, remove_stale_staging
 from tunesmith.config import RunConfig, validate_config
 from tunesmith.errors import ConfigError, RunError
 from tunesmith.json_files import write_json
@@ -274,7 +274,24 @@ def folder_kind(folder: Path) -> str | None:
         return "sweep"
     if "comparison.json" in names:
         return "comparison"
-    return "run" if "config.yaml" in names and names & _EARLIER_RUN else None
+    if names & _EARLIER_RUN and "config.yaml" in names or _resolved_config(folder / "config.yaml"):
+        return "run"
+    left_by_a_write = any(name.startswith(".") and STAGING_MARK in name or name == JOURNAL for name in names)
+    return "run" if left_by_a_write else None  # only an interrupted write of tunesmith's leaves these
+
+
+def _resolved_config(path: Path) -> bool:
+    """Whether ``path`` is a config as tunesmith writes a run's (`tunesmith.config.save_config`): every section,
+    in the order of `RunConfig`'s fields (a run of an older version lacks the newest few). A config written by hand
+    names the sections it changes. Read as lines, not parsed: a user's YAML is not trusted here."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            sections = [line.split(":", 1)[0] for line in handle if line[:1].isalpha() and ":" in line]
+    except (OSError, UnicodeDecodeError):
+        return False
+    fields = list(RunConfig.model_fields)
+    return (len(sections) >= len(fields) - 6 and set(sections) <= set(fields)
+            and sections == sorted(sections, key=fields.index))
 
 
 def require_ours(folder: Path, kind: str = "run") -> None:
