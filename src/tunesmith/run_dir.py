@@ -10,6 +10,11 @@ lock removes the file; a killed holder leaves it, naming a dead pid.
 Taking it first finishes or cleans up what a killed writer left (`tunesmith.atomic.recover_folders`,
 `remove_stale_staging`): with the lock held, no other writer can be in the middle of them.
 
+tunesmith writes only into folders it made: each carries ``origin.json`` (`origin_record`: made by tunesmith, as
+a run, a sweep, a comparison), and a folder that holds anything else is refused before a byte is written
+(`require_ours`, which the lock calls, and `claim_folder` for the folders other commands make). A file a command
+writes at a path the user names (``--out``) is never one of such a folder's records (`check_out_target`).
+
 In a job of several processes rank 0 is the writer and alone holds the lock (and repairs); for the others
 `lock` does nothing, and code that all processes run waits at a `distributed.barrier` after taking it, before
 they read what the repair may change.
