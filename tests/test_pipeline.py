@@ -148,9 +148,9 @@ def test_a_named_run_folder_is_reused_only_while_nothing_was_trained(tmp_path):
         create_run(config, "exp.yaml")
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "mine.txt").write_text("a user's file")
-    with pytest.raises(RunError, match="already exists"):
+    with pytest.raises(RunError, match="is not a folder tunesmith made"):
         create_run(config.model_copy(update={"output": config.output.model_copy(update={"name": "notes"})}))
-    assert (tmp_path / "notes" / "mine.txt").read_text() == "a user's file"
+    assert [path.name for path in (tmp_path / "notes").iterdir()] == ["mine.txt"]  # not even a lock file
 
 
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):

@@ -36,7 +36,7 @@ from tunesmith.json_files import read_json, write_json
 from tunesmith.models import check_method_available
 from tunesmith.report import build_report
 from tunesmith.retrieval import rag_run_config
-from tunesmith.run_dir import RunDir
+from tunesmith.run_dir import RunDir, origin_record, require_ours
 from tunesmith.train import train
 from tunesmith.train.checkpoint import latest_checkpoint
 from tunesmith.train.resume import check_resume
@@ -186,9 +186,10 @@ def create_run(config: RunConfig, config_path: str | Path | None = None) -> RunD
 
 
 def _record_origin(run: RunDir, config: RunConfig, config_path: str | Path | None) -> None:
+    # The marker first: a folder holding config.yaml alone would not read as a run folder tunesmith made.
+    write_json(run.origin, origin_record("run", config_path=str(Path(config_path).resolve()) if config_path else None,
+                                         fingerprint=fingerprint(config)))
     save_config(config, run.config_path)
-    write_json(run.origin, {"config_path": str(Path(config_path).resolve()) if config_path else None,
-                            "fingerprint": fingerprint(config)})
 
 
 def find_resumable_run(config: RunConfig, config_path: str | Path) -> RunDir:
@@ -224,6 +225,7 @@ def resume_config(run: RunDir, requested: RunConfig) -> RunConfig:
     (`tunesmith.train.resume.check_resume`). Nothing is written before every check passed."""
     if not run.root.is_dir():
         raise RunError(f"nothing to resume: {run.root} does not exist", "start the run without --resume")
+    require_ours(run.root, "run")  # a user's config.yaml in a folder is no run's settings
     saved = run.config()
     requested = requested.model_copy(update={"output": saved.output})  # the folder is the run's, wherever named
     config, applied = resumed_config(saved, requested, str(run.root))

@@ -136,8 +136,8 @@ def test_export_replaces_an_older_export_and_leaves_no_staging_folders(lora_run)
     export(lora_run)
     assert not (run.adapter / "stale.txt").exists() and not (run.merged / "stale.txt").exists()
     assert (run.adapter / "adapter_model.safetensors").is_file()
-    assert sorted(path.name for path in run.root.iterdir()) == [".lock", "adapter", "checkpoints", "config.yaml",
-                                                                  "merged"]  # no staging folder, no journal
+    assert sorted(path.name for path in run.root.iterdir()) == ["adapter", "checkpoints", "config.yaml",
+                                                                  "merged"]  # no staging, no journal, no lock file
 
 
 def test_full_run_exports_the_checkpoint_weights_and_no_adapter(full_run, tiny_model_dir):

@@ -38,6 +38,7 @@ from tunesmith.cli import (
 from tunesmith.cli.arguments import without_processes
 from tunesmith.errors import TunesmithError
 from tunesmith.extras import MissingExtraError, extra_of, require_extras
+from tunesmith.run_dir import name_this_command
 
 GROUPS = [pipeline_commands, run_commands, gate_commands, experiment_commands, serve_commands, monitor_commands,
           label_commands, review_commands, retrieval_commands, ui_commands]
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args.verbose)
     subcommand = getattr(args, f"{args.command}_command", None)
     command = f"{args.command} {subcommand}" if subcommand else args.command
+    name_this_command(f"tunesmith {command}")  # what a run folder's lock file names: no argument, no secret
     try:
         require_extras(f"tunesmith {command}", *COMMAND_EXTRAS.get(command, ()))
         if getattr(args, "processes", 1) > 1:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from tunesmith.cli.arguments import add_set
 from tunesmith.config import load_config
+from tunesmith.run_dir import require_ours
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -37,6 +39,8 @@ def _sweep(args: argparse.Namespace) -> int:
     from tunesmith.experiments.sweep import STORAGE_VARIABLE, prepare_sweep, run_sweep, work
 
     storage = args.storage or os.environ.get(STORAGE_VARIABLE) or None
+    if args.sweep_dir:
+        require_ours(Path(args.sweep_dir), "sweep")  # a folder of the user's own is never written into
     if args.worker:
         work(prepare_sweep(args.config, args.overrides, resume=True, storage=storage, sweep_dir=args.sweep_dir))
         return 0

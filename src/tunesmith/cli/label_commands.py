@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 
 from tunesmith.errors import ConfigError
+from tunesmith.run_dir import check_out_target
 
 DEFAULT_KEY_VARIABLE = "OPENAI_API_KEY"
 
@@ -56,6 +57,8 @@ def _create(args: argparse.Namespace) -> int:
                           "give both, or neither for a queue without suggestions")
     if args.teacher_timeout <= 0:
         raise ConfigError("--teacher-timeout", f"must be a positive number of seconds, got {args.teacher_timeout:g}")
+    if args.out is not None:  # a queue may replace a queue (with --overwrite), never another record
+        check_out_target(args.out, own=("labeling/queue.db",), writes_database=True)
     teacher = None
     if args.teacher is not None:
         teacher = ChatEndpoint(chat_completions_url(args.teacher), args.teacher_model,
@@ -78,7 +81,7 @@ def _stats(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from tunesmith.label.export import export_labels
 
-    result = export_labels(args.queue, args.output_path, args.overwrite)
+    result = export_labels(args.queue, check_out_target(args.output_path, "OUT"), args.overwrite)
     print(result.render("item"))
     return result.exit_code
 

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from tunesmith.cli.arguments import add_set
+from tunesmith.run_dir import check_out_target
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -42,6 +43,8 @@ def _monitor(args: argparse.Namespace) -> int:
     from tunesmith.monitor import monitor_log
     from tunesmith.monitor.page import render_monitor
 
+    if args.html is not None:
+        check_out_target(args.html, "--html")  # before the log is read: a wrong target fails at once
     result = monitor_log(args.log_dir, args.run, args.overrides, window=args.window, since=args.since)
     print(render_monitor(result, as_json=args.json, html=args.html))
     return result.exit_code
@@ -50,7 +53,8 @@ def _monitor(args: argparse.Namespace) -> int:
 def _feedback_export(args: argparse.Namespace) -> int:
     from tunesmith.monitor import export_feedback
 
-    result = export_feedback(args.log_dir, args.output_path, args.run, args.min_rating, args.overwrite)
+    result = export_feedback(args.log_dir, check_out_target(args.output_path, "OUT"), args.run, args.min_rating,
+                             args.overwrite)
     print(result.render())
     return result.exit_code
 

@@ -9,6 +9,7 @@ from tunesmith import distributed
 from tunesmith.cli.arguments import add_processes, add_set, new_or_resumed_run
 from tunesmith.config import dump_config, load_config
 from tunesmith.errors import NoUsableRowsError
+from tunesmith.run_dir import check_out_target
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -58,7 +59,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def _init(args: argparse.Namespace) -> int:
     from tunesmith.starter import write_starter_config
 
-    print(write_starter_config(args.data, args.test, args.out, args.overwrite).render())
+    print(write_starter_config(args.data, args.test, check_out_target(args.out), args.overwrite).render())
     return 0
 
 
@@ -104,6 +105,7 @@ def _data_check(args: argparse.Namespace) -> int:
 def _data_clean(args: argparse.Namespace) -> int:
     from tunesmith.data.check.clean import run_clean
 
+    check_out_target(args.output_path, "OUT")
     print(run_clean(args.input_path, args.output_path, args.config, args.drop, args.overrides, args.overwrite))
     return 0
 

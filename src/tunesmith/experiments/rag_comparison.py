@@ -33,7 +33,7 @@ from tunesmith.predict.answers import answer, correct_of, references_of, task_me
 from tunesmith.predict.metrics import qa_metrics
 from tunesmith.retrieval.index import RetrievalIndex, load_index, uses_dense
 from tunesmith.retrieval.rows import context_examples, measure_retrievers, question_of
-from tunesmith.run_dir import RunDir
+from tunesmith.run_dir import RunDir, claim_folder
 
 _console = Console(stderr=True)
 
@@ -68,7 +68,7 @@ def compare_rag(config: RunConfig, config_path: str | Path, out: str | Path | No
     if (folder / "comparison.json").exists() and not overwrite:
         raise RunError(f"{folder} already holds a comparison", "pass --overwrite to replace it (the trained arms are "
                        "reused while their settings are unchanged), or --out another folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    claim_folder(folder, "comparison")  # marked: a rerun after an interruption finds it tunesmith's
     started = time.perf_counter()
     tokenizer = load_tokenizer(config.model)
     index, index_seconds, index_cached = _timed_index(config, tokenizer)

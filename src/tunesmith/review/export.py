@@ -10,6 +10,7 @@ from tunesmith.csv_cells import spreadsheet_csv
 from tunesmith.errors import TunesmithError
 from tunesmith.json_files import jsonl_text
 from tunesmith.review.store import Judgment, ReviewStore
+from tunesmith.run_dir import check_out_target
 
 ExportFormat = Literal["csv", "jsonl"]
 EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
@@ -32,7 +33,7 @@ def export_judgments(run_root: str | Path, format: ExportFormat, out: str | Path
     written with a leading ``'`` (`tunesmith.csv_cells`); JSON Lines keeps every text as it is."""
     if format not in EXPORT_FORMATS:
         raise TunesmithError(f"unknown export format {format!r}", f"use one of {', '.join(EXPORT_FORMATS)}")
-    path = Path(out) if out is not None else Path(run_root) / f"review_judgments.{format}"
+    path = check_out_target(Path(out) if out is not None else Path(run_root) / f"review_judgments.{format}")
     if path.exists() and not overwrite:
         raise TunesmithError(f"{path} exists already", "add --overwrite to replace it, or give another --out")
     with ReviewStore.open(run_root) as store:
