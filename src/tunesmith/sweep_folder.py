@@ -1,10 +1,11 @@
 """The layout of a sweep folder, and what its Optuna study says about its trials (read only).
 
 A sweep folder (``<output.dir>/<config stem>-sweep-<timestamp>/``) holds ``sweep.json`` (what the sweep is: its
-config file, study and storage), ``sweep.db`` (the Optuna study in SQLite, unless the sweep names a database),
-``sweep.lock`` (local workers take turns on it), ``trials/trial-NNNN/`` (each trial a run folder) and, once the
-search is over, ``best.yaml`` and the sweep report. `tunesmith.experiments` writes it; the web UI reads it through
-this module, without the training stack.
+config file, study and storage, and once evaluated, which trial won and which process evaluated it), ``sweep.db``
+(the Optuna study in SQLite, unless the sweep names a database), ``sweep.lock`` (local workers take turns on it),
+``finish.lock`` (processes take turns evaluating the winner on it), ``trials/trial-NNNN/`` (each trial a run
+folder) and, once the search is over, ``best.yaml`` and the sweep report. `tunesmith.experiments` writes it; the
+web UI reads it through this module, without the training stack.
 
 A trial the pruner stopped or one that failed leaves a run folder like any stopped run: only the study tells them
 apart (`trial_state`). Only a study in the sweep's own SQLite file is read (a database elsewhere is not contacted
@@ -24,6 +25,7 @@ from tunesmith.json_files import read_json
 SWEEP_FILE = "sweep.json"
 STUDY_FILE = "sweep.db"
 LOCK_FILE = "sweep.lock"
+FINISH_LOCK = "finish.lock"
 TRIALS_FOLDER = "trials"
 BEST_CONFIG = "best.yaml"
 SQLITE_PREFIX = "sqlite:///"

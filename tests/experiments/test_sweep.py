@@ -1,25 +1,22 @@
-"""`tunesmith sweep` on the tiny model: trial counts, the test split kept for the winner, pruning, a SIGKILL
-mid-trial resumed, best.yaml reproducing its trial, grid coverage, two workers on one SQLite study."""
+"""`tunesmith sweep` on the tiny model: trial counts, the test split kept for the winner, pruning, best.yaml
+reproducing its trial, grid coverage (workers, a kill and a resume: tests/reliability/test_sweep_faults.py)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
+import json
 import time
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 
+from tunesmith.experiments import sweep as sweep_module
 from tunesmith.experiments import trial as trial_module
 from tunesmith.experiments.sweep import prepare_sweep, run_sweep, work
 from tunesmith.json_files import read_json, read_jsonl
 from tunesmith.run_dir import RunDir
 from tunesmith.sweep_folder import trial_state
-
-SOURCE = Path(__file__).resolve().parents[2] / "src"
 
 
 def finished_trials(summary_or_folder) -> list[optuna.trial.FrozenTrial]:
@@ -95,50 +92,6 @@ def test_grid_sampling_covers_the_grid_exactly_once(sweep_config):
     assert seen == [(2, 5e-3), (2, 2e-2), (4, 5e-3), (4, 2e-2)]
 
 
-def _sweep_command(config: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "tunesmith", "sweep", str(config), *extra]
-
-
-def test_a_sweep_killed_mid_trial_resumes_to_the_requested_count(sweep_config, tmp_path):
-    config = sweep_config({"train.learning_rate": [5e-3, 2e-2]}, trials=3, pruner="none")
-    env = {**os.environ, "PYTHONPATH": str(SOURCE)}
-    # Long enough to be killed inside the second trial; few validations, which are most of a tiny model's step.
-    slow = ["--set", "train.max_steps=40", "--set", "train.eval_every=10", "--set", "train.save_every=10"]
-    process = subprocess.Popen(_sweep_command(config, *slow), env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    second = None
-    while time.monotonic() < deadline:
-        found = sorted((tmp_path / "runs").glob("sweep-sweep-*/trials/trial-0001/metrics.jsonl"))
-        if found and any("val_loss" in line for line in read_jsonl(found[0])):
-            second = found[0]
-            break
-        time.sleep(0.2)
-    assert second is not None, "the second trial never started"
-    process.send_signal(signal.SIGKILL)
-    process.wait(30)
-    folder = second.parents[2]
-    assert [t.state.name for t in finished_trials(folder)][:2] == ["COMPLETE", "RUNNING"]
-    resumed = subprocess.run(_sweep_command(config, *slow, "--resume"), env=env, capture_output=True, text=True,
-                             timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    states = [t.state.name for t in finished_trials(folder)]
-    assert states.count("COMPLETE") == 3 and states[1] == "FAIL"  # the killed trial never counts as done
-    retried = [t for t in finished_trials(folder) if t.user_attrs.get("retry_of") == 1]
-    assert len(retried) == 1 and retried[0].state.name == "COMPLETE"
-
-
-def test_two_local_workers_share_one_study_without_running_a_trial_twice(sweep_config):
-    config = sweep_config({"train.learning_rate": {"log_uniform": [1e-3, 5e-2]}}, trials=4, pruner="none")
-    summary = run_sweep(str(config), [], workers=2)
-    trials = finished_trials(summary)
-    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
-    assert len({t.user_attrs["pid"] for t in trials}) == 2  # both workers ran trials
-    run_dirs = [t.user_attrs["run_dir"] for t in trials]
-    assert len(set(run_dirs)) == 4
-    assert sorted(Path(summary["folder"], "trials").iterdir()) == sorted(Path(d) for d in run_dirs)
-
-
 def test_a_config_without_a_sweep_section_is_an_error(sweep_config, error_of, tmp_path):
     config = sweep_config({"lora.r": [2]})
     raw = yaml.safe_load(config.read_text())
@@ -156,11 +109,29 @@ def test_a_metric_the_task_lacks_is_refused_before_any_trial(sweep_config, error
 def test_a_database_password_is_not_written_to_the_sweep_folder(sweep_config, tmp_path, error_of):
     config = sweep_config({"lora.r": [2]})
     folder = tmp_path / "remote-sweep"
-    prepare_sweep(str(config), [], storage="postgresql://tuner:s3cret@db.example:5432/studies", sweep_dir=str(folder))
-    record = (folder / "sweep.json").read_text()
-    assert "s3cret" not in record and "tuner:***@db.example" in record
+    message = error_of(lambda: prepare_sweep(str(config), [], storage="postgresql://tuner:s3cret@db.invalid/studies",
+                                             sweep_dir=str(folder)))
+    assert "s3cret" not in message and "tuner:***@db.invalid" in message and not folder.exists()
+    # A sweep on such a database (sweep.json records its URL without the password) needs --storage to resume.
+    folder.mkdir()
+    (folder / "sweep.json").write_text(json.dumps({
+        "config_path": str(config.resolve()), "overrides": [], "storage": "postgresql://tuner:***@db.invalid/studies",
+        "study": "sweep", "started": time.time()}))
     message = error_of(lambda: prepare_sweep(str(config), [], resume=True, sweep_dir=str(folder)))
     assert "--storage" in message
+
+
+def test_an_unexpected_error_in_a_trial_leaves_it_failed_not_running(sweep_config, monkeypatch):
+    """A bug (or Ctrl-C) inside a trial ends it FAIL: a RUNNING trial would wait for a resume to find it dead."""
+    def broken(*args, **kwargs):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(sweep_module, "run_trial", broken)
+    sweep = prepare_sweep(str(sweep_config({"lora.r": [2, 4]})), [])
+    with pytest.raises(ValueError):
+        work(sweep)
+    (trial,) = sweep.study().get_trials()
+    assert trial.state.name == "FAIL" and trial.user_attrs["error"] == "stopped by ValueError"
 
 
 def test_a_task_metric_is_scored_on_validation_at_every_step_and_chooses_the_best(sweep_config):

@@ -47,6 +47,8 @@ def _sweep(args: argparse.Namespace) -> int:
     summary = run_sweep(args.config, args.overrides, resume=args.resume, storage=storage, workers=args.workers,
                         sweep_dir=args.sweep_dir)
     print(f"best trial: {summary['best_trial']} ({summary['best_value']:.6g}); run folder: {summary['best_run']}")
+    if summary["finished_by"]:
+        print(f"evaluated on the test split and exported by {summary['finished_by']} (not again)")
     print(f"best config: {summary['best_config']}")
     print(f"report: {summary['report_html']}")
     return 0

@@ -11,13 +11,17 @@ Each key is a config key (``train.learning_rate``, ``lora.r``); each value a dis
   alpha / r, so the multiple is what matters).
 
 A bad space (an unknown key, a float range for an integer setting, an empty list, a value the setting does not
-allow, lo not below hi) is a `ConfigError` naming ``sweep.params.<key>`` before any trial starts: every choice
-and both ends of every range are validated as the run config they would make. Sampling itself is Optuna's.
+allow, lo not below hi, a log scale from 0 or with a step, a grid over `MAX_GRID_POINTS`) is a `ConfigError`
+naming ``sweep.params.<key>`` before any trial starts: every choice and both ends of every range are validated as
+the run config they would make, and every rule Optuna checks when it samples is checked here first (Optuna's own
+check fails inside a trial, with a traceback). Sampling itself is Optuna's.
 """
 
 from __future__ import annotations
 
 import difflib
+import itertools
+import math
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -28,10 +32,18 @@ from tunesmith.config.loading import validate_config
 from tunesmith.config.schema import RunConfig
 from tunesmith.config.vocabulary import ALWAYS_REPORTED, MINIMIZED, TASK_METRICS
 from tunesmith.errors import ConfigError
+from tunesmith.text import preview
 
 KINDS = ("choices", "uniform", "log_uniform", "int", "multiple_of_r")
 NOT_SEARCHABLE = ("sweep", "output")
 """Sections a trial cannot vary: the search itself, and where runs are written."""
+MAX_SPACE_VALUES = 10_000
+"""The most values (numbers, strings, list items) ``sweep.params`` may hold, each alias counted as often as it is
+used: a kilobyte of YAML aliases can stand for billions of values, which checking each choice, writing trials'
+configs and the report would expand."""
+MAX_GRID_POINTS = 100_000
+"""The most settings a grid may hold: a grid is listed point by point (to find the points not tried yet), and a
+wider one (an int range 0..10**9 with step 1) would take gigabytes and more trials than anyone runs."""
 
 
 @dataclass(frozen=True)
@@ -50,14 +62,35 @@ class Param:
         """The column or axis title of the sampled value: a ``multiple_of_r`` value is alpha / r, not alpha."""
         return f"{self.key} / r" if self.kind == "multiple_of_r" else self.key
 
+    @property
+    def size(self) -> int | None:
+        """How many values the parameter can take, counted without listing them; None for a continuous range."""
+        if self.kind in ("choices", "multiple_of_r"):
+            return len(self.choices)
+        if self.kind == "int":
+            return (int(self.high) - int(self.low)) // int(self.step or 1) + 1
+        return None
+
     def grid(self) -> list | None:
-        """Every value the grid sampler visits, or None for a continuous range (which no grid covers)."""
+        """Every value the parameter can take, or None for a continuous range (which no grid covers). Called only
+        on spaces `space_size` found under `MAX_GRID_POINTS`."""
         if self.kind in ("choices", "multiple_of_r"):
             return list(self.choices)
         if self.kind == "int":
-            step = int(self.step or 1)
-            return list(range(int(self.low), int(self.high) + 1, step))
+            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
         return None
+
+
+def space_size(params: list[Param]) -> int | None:
+    """How many distinct settings the space holds (the product of the parameters' sizes), or None when a parameter
+    is continuous."""
+    sizes = [param.size for param in params]
+    return None if any(size is None for size in sizes) else math.prod(sizes)
+
+
+def every_setting(params: list[Param]) -> list[tuple]:
+    """Every setting of a finite space of at most `MAX_GRID_POINTS`, as tuples in the order of ``params``."""
+    return list(itertools.product(*(param.grid() for param in params)))
 
 
 def metric_direction(metric: str, direction: str | None) -> str:
@@ -84,17 +117,40 @@ def parse_space(config: RunConfig) -> list[Param]:
     if sweep is None:
         return []
     check_metric(sweep.metric)
+    if _count_values(sweep.params, MAX_SPACE_VALUES) > MAX_SPACE_VALUES:
+        raise ConfigError("sweep.params", f"holds more than {MAX_SPACE_VALUES:,} values (counting each use of a "
+                          "YAML alias)", "list the choices themselves; a search space needs few values")
     params = [_param(key, spec) for key, spec in sweep.params.items()]
-    base = config.model_dump(mode="json")
+    base = config.model_dump(mode="json", exclude={"sweep"})  # the space itself is not a trial's setting
     for param in params:
         _check_values(base, param, params)
     if sweep.sampler == "grid":
-        continuous = [param.key for param in params if param.grid() is None]
+        continuous = [param.key for param in params if param.size is None]
         if continuous or not params:
             raise ConfigError("sweep.sampler", "grid needs every parameter to be a list of choices or stepped "
                               f"integers{'; continuous: ' + ', '.join(continuous) if continuous else ''}",
                               "give choices, or use sampler: tpe or random")
+        size = space_size(params)
+        if size > MAX_GRID_POINTS:
+            widest = max(params, key=lambda param: param.size)
+            raise ConfigError(f"sweep.params.{widest.key}", f"the grid holds {size:,} settings ({widest.key}: "
+                              f"{widest.size:,} values), over the limit of {MAX_GRID_POINTS:,}",
+                              "give a larger step or fewer choices, or use sampler: tpe or random")
     return params
+
+
+def _count_values(value: Any, limit: int) -> int:
+    """The values in ``value`` (containers and what they hold, every reference counted), counted up to just past
+    ``limit`` and no further."""
+    count, stack = 0, [value]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return count
 
 
 def apply_params(raw: dict, values: dict[str, Any]) -> dict:
@@ -127,15 +183,19 @@ def _param(key: str, spec: Any) -> Param:
     if isinstance(spec, list):
         spec = {"choices": spec}
     if not isinstance(spec, dict):
-        raise ConfigError(where, f"must be a list of choices or a distribution, got {spec!r}",
+        raise ConfigError(where, f"must be a list of choices or a distribution, got {preview(spec)}",
                           f"e.g. [8, 16, 32], or {{{', '.join(f'{kind}: ...' for kind in KINDS)}}}")
     kinds = [kind for kind in KINDS if kind in spec]
     extra = sorted(set(spec) - set(KINDS) - {"step", "log"})
     if len(kinds) != 1 or extra:
         raise ConfigError(where, f"give exactly one of {', '.join(KINDS)} (and step/log for int); got "
-                          f"{', '.join(map(str, spec)) or 'nothing'}")
+                          f"{preview(', '.join(map(str, spec)) or 'nothing')}")
     kind = kinds[0]
     value = spec[kind]
+    if "log" in spec and (kind not in ("int", "uniform") or not isinstance(spec["log"], bool)):
+        raise ConfigError(where, "log is true or false, for int and uniform ranges (log_uniform is log already)")
+    if "step" in spec and kind != "int":
+        raise ConfigError(where, "step is for int ranges, a whole number of 1 or more")
     if kind in ("choices", "multiple_of_r"):
         if not isinstance(value, list) or not value:
             raise ConfigError(where, "the list of choices is empty" if value == [] else "choices must be a list")
@@ -143,21 +203,28 @@ def _param(key: str, spec: Any) -> Param:
             raise ConfigError(where, "multiple_of_r sets lora.alpha from lora.r; other keys take choices or ranges")
         if kind == "multiple_of_r" and not all(isinstance(m, (int, float)) and m > 0 for m in value):
             raise ConfigError(where, "multiple_of_r takes positive numbers")
+        repeated = next((choice for index, choice in enumerate(value) if choice in value[:index]), None)
+        if repeated is not None:  # one setting listed twice would be tried twice
+            raise ConfigError(where, f"{preview(repeated)} is listed twice", "list each choice once")
         return Param(key, kind, choices=tuple(value))
-    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)):
-        raise ConfigError(where, f"{kind} takes [low, high], got {value!r}")
+    if not (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+        raise ConfigError(where, f"{kind} takes [low, high], two finite numbers, got {preview(value)}")
     low, high = value
     if not low < high:
         raise ConfigError(where, f"{kind}: low ({low}) must be below high ({high})")
-    if kind == "log_uniform" and low <= 0:
-        raise ConfigError(where, f"log_uniform needs a positive low end, got {low}")
+    log = kind == "log_uniform" or spec.get("log", False)
+    if log and low <= 0:
+        raise ConfigError(where, f"a log scale needs a positive low end, got {low}", "start the range above 0")
     step = spec.get("step")
-    if step is not None and (kind != "int" or not isinstance(step, int) or step < 1):
+    if step is not None and (not isinstance(step, int) or isinstance(step, bool) or step < 1):
         raise ConfigError(where, "step is for int ranges, a whole number of 1 or more")
+    if log and step not in (None, 1):
+        raise ConfigError(where, f"a log scale takes no step (got step {step}): Optuna spreads it over orders of "
+                          "magnitude", "drop log, or drop step")
     if kind == "int" and not all(isinstance(v, int) for v in value):
-        raise ConfigError(where, f"int takes whole numbers, got {value!r}")
-    return Param(key, "float" if kind != "int" else "int", low=low, high=high, step=step,
-                 log=kind == "log_uniform" or bool(spec.get("log")))
+        raise ConfigError(where, f"int takes whole numbers, got {preview(value)}")
+    return Param(key, "float" if kind != "int" else "int", low=low, high=high, step=step, log=log)
 
 
 def _check_key(key: str) -> None:
@@ -197,7 +264,8 @@ def _check_values(base: dict, param: Param, params: list[Param]) -> None:
     """Every choice and both ends of a range make a valid config (the setting's own type and bounds)."""
     if param.kind == "multiple_of_r":
         r_param = next((p for p in params if p.key == "lora.r"), None)
-        rs = (r_param.grid() or [r_param.low, r_param.high]) if r_param else [base["lora"]["r"]]
+        # The ends of an r range, not every r in it (a range may hold millions).
+        rs = (r_param.choices or [r_param.low, r_param.high]) if r_param else [base["lora"]["r"]]
         values = [float(r) * float(m) for r in rs for m in param.choices]
     elif param.kind == "choices":
         values = list(param.choices)
@@ -212,7 +280,7 @@ def _check_values(base: dict, param: Param, params: list[Param]) -> None:
         try:
             validate_config(apply_params(base, {param.key: value}))
         except ConfigError as error:
-            raise ConfigError(f"sweep.params.{param.key}", f"{value!r} is not a valid {param.key}: "
+            raise ConfigError(f"sweep.params.{param.key}", f"{preview(value)} is not a valid {param.key}: "
                               f"{error.problem}") from None
 
 

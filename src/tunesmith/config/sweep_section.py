@@ -11,7 +11,9 @@ from tunesmith.config.section import ConfigSection
 
 class SweepConfig(ConfigSection):
     trials: int = Field(12, ge=1)
-    """Trials to finish (done or pruned; a failed trial is run again), over every worker of the study."""
+    """Trials to finish (done or pruned; a failed trial is replaced by one with other settings), over every worker
+    of the study. No two trials get the same settings: a space of choices that holds fewer settings ends the search
+    once every one was tried."""
     metric: str = "val_loss"
     """What the search optimizes, measured on the validation split: `val_loss`, or a metric of the task
     (classification accuracy, precision, recall, f1; regression mse, mae, pearson; generation bleu, rouge_l,
@@ -20,14 +22,15 @@ class SweepConfig(ConfigSection):
     """Whether lower or higher `metric` is better; null follows from the metric (loss and errors: minimize)."""
     sampler: Literal["tpe", "random", "grid"] = "tpe"
     """Optuna's sampler: `tpe` (Bayesian, the default), `random`, or `grid` (every combination of the choices
-    once; needs choice lists or stepped integers)."""
+    once, in a random order; needs choice lists or stepped integers, at most 100,000 combinations)."""
     pruner: Literal["median", "hyperband", "none"] = "median"
     """Stops a trial early whose validation values (reported at every `train.eval_every`) fall behind: `median`
     (below the median of earlier trials at the same step), `hyperband`, or `none`."""
     timeout_minutes: float | None = Field(None, gt=0)
     """Start no trial after this many minutes of search (running trials finish); null: no limit."""
     seed: int = 0
-    """Seed of the sampler (the trials' own training seed is `train.seed`)."""
+    """Seed of the sampler; each trial's draw derives its own from it (the trials' own training seed is
+    `train.seed`)."""
     params: dict[str, Any] = Field(default_factory=dict)
     """The search space: config key → a list of choices, `{uniform: [lo, hi]}`, `{log_uniform: [lo, hi]}`,
     `{int: [lo, hi], step: n}`, or for `lora.alpha` `{multiple_of_r: [1, 2, 4]}` (alpha = r times a choice)."""

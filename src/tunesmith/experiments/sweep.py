@@ -11,8 +11,10 @@ file; ``--workers N`` runs N local worker processes against the same study.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -27,6 +29,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from tunesmith.atomic import write_atomic
 from tunesmith.config import dump_config, load_config, validate_config
@@ -37,9 +40,10 @@ from tunesmith.data.run_inputs import RunInputs
 from tunesmith.document import format_duration
 from tunesmith.errors import ConfigError, RunError, TunesmithError
 from tunesmith.experiments.study import (
+    SpaceUsedUp,
     counts,
+    draw_untried,
     every,
-    grid_size,
     heartbeat,
     mark_owner,
     one_worker_at_a_time,
@@ -52,7 +56,7 @@ from tunesmith.json_files import read_json, write_json
 from tunesmith.pipeline import run_pipeline
 from tunesmith.retrieval import uses_rows
 from tunesmith.run_dir import RunDir
-from tunesmith.sweep_folder import BEST_CONFIG, SWEEP_FILE, sqlite_url, state_name
+from tunesmith.sweep_folder import BEST_CONFIG, FINISH_LOCK, SWEEP_FILE, sqlite_url, state_name
 
 log = logging.getLogger("tunesmith")
 STORAGE_VARIABLE = "TUNESMITH_SWEEP_STORAGE"
@@ -81,7 +85,7 @@ class Sweep:
         return metric_key(self.config.sweep.metric)
 
     def study(self) -> optuna.Study:
-        return open_study(self.url, self.study_name, self.config.sweep, self.params, self.direction)
+        return open_study(self.url, self.study_name, self.config.sweep, self.direction)
 
 
 def prepare_sweep(config_path: str, overrides: list[str], resume: bool = False, storage: str | None = None,
@@ -99,10 +103,11 @@ def prepare_sweep(config_path: str, overrides: list[str], resume: bool = False, 
     inputs = RunInputs(config)
     check_metric(config.sweep.metric, inputs.task.name)  # the task decides which metrics exist
     folder = _sweep_folder(config, config_path, resume, sweep_dir)
+    shown = check_storage(storage) if storage else None  # before anything is written
     record = read_json(folder / SWEEP_FILE)
     if record is None:
         # A database URL's password is not written down: a resume gives --storage again.
-        shown = make_url(storage).render_as_string(hide_password=True) if storage else sqlite_url(folder)
+        shown = shown or sqlite_url(folder)
         record = {"config_path": str(Path(config_path).resolve()), "overrides": list(overrides),
                   "storage": shown, "study": Path(config_path).stem, "started": time.time()}
         folder.mkdir(parents=True, exist_ok=True)
@@ -114,6 +119,28 @@ def prepare_sweep(config_path: str, overrides: list[str], resume: bool = False, 
                  overrides=tuple(overrides), params=params, url=storage or record["storage"],
                  study_name=record["study"], direction=metric_direction(config.sweep.metric, config.sweep.direction),
                  started=record["started"], splits=inputs.splits)
+
+
+def check_storage(url: str) -> str:
+    """``url`` as the sweep records it (its password hidden), once the study storage it names has opened: a URL
+    that does not is a one-line error before the sweep writes anything."""
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise ConfigError("--storage", "is not a database URL", "e.g. postgresql://user:password@host/db or "
+                          "sqlite:////absolute/path/sweep.db") from None
+    try:
+        storage = optuna.storages.RDBStorage(url)
+    except (SQLAlchemyError, ImportError, ValueError) as error:  # ImportError: the URL's driver is not installed
+        cause = getattr(error, "orig", None) or error
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        password = make_url(url).password
+        if password:
+            reason = reason.replace(str(password), "***")
+        raise RunError(f"cannot open the sweep's study storage {shown}: {reason}",
+                       "check the URL, that the database server is up, and that its driver is installed") from None
+    storage.engine.dispose()
+    return shown
 
 
 def _sweep_folder(config: RunConfig, config_path: str, resume: bool, sweep_dir: str | None) -> Path:
@@ -142,26 +169,30 @@ def _sweep_folder(config: RunConfig, config_path: str, resume: bool, sweep_dir: 
 
 
 def work(sweep: Sweep) -> None:
-    """One worker: start trials until the sweep has its trial count (or its time is up); see
-    `tunesmith.experiments.study` for how workers share the count."""
+    """One worker: start trials until the sweep has its trial count (or its time is up, or the search space has no
+    untried setting left); see `tunesmith.experiments.study` for how workers share the count and the settings."""
     study = sweep.study()
     failures_in_a_row = 0
     timeout = sweep.config.sweep.timeout_minutes
     wanted = sweep.config.sweep.trials
-    if sweep.config.sweep.sampler == "grid" and grid_size(sweep.params) < wanted:
-        log.info("the grid has %d points: %d trials, not %d", grid_size(sweep.params), grid_size(sweep.params), wanted)
-        wanted = grid_size(sweep.params)
     while True:
         with one_worker_at_a_time(sweep.folder):
             for number in recover_dead_trials(study):
-                log.warning("trial %d was left unfinished by a worker that died: failed, its settings queued again",
-                            number)
+                log.warning("trial %d was left unfinished by a worker that died: marked failed; its settings are "
+                            "not tried again", number)
             done = counts(study)
             if done.finished + done.running >= wanted:
                 return
             if timeout and time.time() - sweep.started > timeout * 60:
                 log.info("sweep.timeout_minutes (%s) is up: no new trial", timeout)
                 return
+            if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+                try:
+                    study.enqueue_trial(draw_untried(study, sweep.config.sweep, sweep.params), skip_if_exists=False)
+                except SpaceUsedUp as used_up:
+                    log.warning("%s: the search ends with %d finished trials, not %d (sweep.trials)", used_up,
+                                done.finished, wanted)
+                    return
             trial = study.ask()
             mark_owner(trial)
         try:
@@ -178,6 +209,10 @@ def work(sweep: Sweep) -> None:
             log.error("trial %d failed: %s", trial.number, error)
             if failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
                 raise RunError(f"{failures_in_a_row} trials failed in a row; the last: {error}") from None
+        except BaseException as error:  # a bug or Ctrl-C: the trial ends failed, not RUNNING for a resume to find
+            trial.set_user_attr("error", f"stopped by {type(error).__name__}")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
         else:
             study.tell(trial, value)
             failures_in_a_row = 0
@@ -208,7 +243,8 @@ def run_workers(sweep: Sweep, workers: int) -> None:
 def finish(sweep: Sweep) -> dict:
     """Run the pipeline's stages after training on the best trial (`run_pipeline` from ``evaluate``: the test split
     is used this once; then export and report), write ``best.yaml`` and the sweep report; return the sweep's
-    summary."""
+    summary. Several processes on one study finish one at a time, and only the first evaluates and exports a
+    winner: the others find it recorded in sweep.json (``evaluated``) and say who did it."""
     study = sweep.study()
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
@@ -217,15 +253,45 @@ def finish(sweep: Sweep) -> dict:
     best = study.best_trial
     run = RunDir(best.user_attrs["run_dir"])
     config = run.config()
-    log.info("best trial: %d (%s %.4g); evaluating it on the test split", best.number, sweep.metric, best.value)
-    run_pipeline(config, run, start="evaluate", splits=sweep.splits if config.data == sweep.config.data else None)
-    result = read_json(run.eval_json)
-    runnable = config.model_dump(mode="json")
-    runnable["output"] = sweep.config.output.model_dump(mode="json") | {"name": None}
-    write_atomic(sweep.folder / BEST_CONFIG, _best_yaml_header(sweep, best) + dump_config(validate_config(runnable)))
-    paths = write_sweep_report(sweep, study, best, result)
+    with _finishing(sweep.folder):
+        record = read_json(sweep.folder / SWEEP_FILE) or {}
+        evaluated = record.get("evaluated") or {}
+        finished_by = None
+        if evaluated.get("trial") == best.number and run.eval_json.is_file():
+            finished_by = f"pid {evaluated['pid']} on {evaluated['host']} at {evaluated['at']}"
+            log.info("the best trial (%d) was evaluated on the test split and exported by %s: not again",
+                     best.number, finished_by)
+        else:
+            log.info("best trial: %d (%s %.4g); evaluating it on the test split", best.number, sweep.metric,
+                     best.value)
+            run_pipeline(config, run, start="evaluate",
+                         splits=sweep.splits if config.data == sweep.config.data else None)
+            runnable = config.model_dump(mode="json")
+            runnable["output"] = sweep.config.output.model_dump(mode="json") | {"name": None}
+            write_atomic(sweep.folder / BEST_CONFIG,
+                         _best_yaml_header(sweep, best) + dump_config(validate_config(runnable)))
+            record["evaluated"] = {"trial": best.number, "pid": os.getpid(), "host": socket.gethostname(),
+                                   "at": f"{datetime.now():%Y-%m-%d %H:%M:%S}"}
+            write_json(sweep.folder / SWEEP_FILE, record)
+        # The report again either way: this process may have added trials to the table.
+        paths = write_sweep_report(sweep, study, best, read_json(run.eval_json))
     return {"best_trial": best.number, "best_value": best.value, "best_run": str(run.root),
-            "best_config": str(sweep.folder / BEST_CONFIG), **paths}
+            "best_config": str(sweep.folder / BEST_CONFIG), "finished_by": finished_by, **paths}
+
+
+@contextmanager
+def _finishing(folder: Path) -> Iterator[None]:
+    """One process at a time finishes the sweep (an OS lock, released if the process dies)."""
+    with open(folder / FINISH_LOCK, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another process is finishing the sweep; waiting for it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _best_yaml_header(sweep: Sweep, best) -> str:

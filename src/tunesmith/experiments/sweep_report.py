@@ -30,6 +30,7 @@ from tunesmith.document import (
     write_document,
 )
 from tunesmith.document.figures import figure_png
+from tunesmith.experiments.study import setting_key, trial_values
 from tunesmith.results import comparison_table
 from tunesmith.sweep_folder import BEST_CONFIG, state_name
 
@@ -85,12 +86,18 @@ def _summary(sweep, trials, best) -> Section:
         ("best trial", f"{best.number}: {sweep.metric} {best.value:.6g}"),
         *((f"best {key}", setting_text(value)) for key, value in best_settings(sweep, best).items()),
         ("trials", f"{states.count(TrialState.COMPLETE)} done, {states.count(TrialState.PRUNED)} pruned, "
-                   f"{states.count(TrialState.FAIL)} failed"),
+                   f"{states.count(TrialState.FAIL)} failed{_repeats(sweep, trials)}"),
         ("wall time", format_duration(time.time() - sweep.started)),
         ("tokens trained", f"{tokens:,} (every trial, pruned ones included)"),
         ("best config", f"{BEST_CONFIG} (runnable: tunesmith run {BEST_CONFIG})"),
     ]
     return Section("Summary", [Facts(facts)])
+
+
+def _repeats(sweep, trials) -> str:
+    settings = [setting_key(sweep.params, trial.params) for trial in trials if trial.params]
+    repeated = len(settings) - len(set(settings))
+    return f" ({repeated} of them repeating another trial's settings)" if repeated else ""
 
 
 def _trial_value(trial) -> float | None:
@@ -106,8 +113,15 @@ def _trials_section(sweep, trials) -> Section:
         value = _trial_value(trial)
         return ORDER.get(trial.state, 5), sign * value if value is not None else float("inf")
 
-    rows = []
+    # One row per setting: an older study may hold the same settings more than once (before every draw was
+    # checked against the tried ones); the best of them stands for all, and names the others.
+    rows, shown = [], {}
     for trial in sorted(trials, key=order):
+        key = setting_key(sweep.params, trial_values(trial))
+        if trial.params and key in shown:
+            shown[key].append(trial.number)
+            continue
+        shown[key] = same = []
         seconds = ((trial.datetime_complete - trial.datetime_start).total_seconds()
                    if trial.datetime_complete and trial.datetime_start else None)
         value = _trial_value(trial)
@@ -116,7 +130,12 @@ def _trials_section(sweep, trials) -> Section:
         rows.append([str(trial.number), state_name(trial.state),
                      *(setting_text(trial.params.get(param.key)) for param in sweep.params),
                      f"{value:.6g}" if value is not None else NOT_AVAILABLE,
-                     format_duration(seconds) if seconds is not None else "", note])
+                     format_duration(seconds) if seconds is not None else "", note, same])
+    for row in rows:  # the repeats, known once every trial is placed
+        same = row.pop()
+        if same:
+            repeats = f"the same settings as trial{'s' if len(same) > 1 else ''} {', '.join(map(str, sorted(same)))}"
+            row[-1] = f"{row[-1]}; {repeats}" if row[-1] else repeats
     header = ["trial", "state", *(param.label for param in sweep.params), sweep.metric, "time", "note"]
     return Section("Trials", [Table(header, rows, caption=f"sorted by {sweep.metric}, best first")])
 

@@ -37,9 +37,8 @@ def metric_key(metric: str) -> str:
 def trial_config(base: RunConfig, params: list[Param], values: dict, sweep_dir: Path, number: int) -> RunConfig:
     """The run config of one trial: the sweep's config with the sampled values, its run folder under the sweep's
     ``trials/``, the validation metric recorded when the search needs one, no ``sweep`` section."""
-    raw = base.model_dump(mode="json")
+    raw = base.model_dump(mode="json", exclude={"sweep"})  # the search space is no trial's setting (nor copied)
     raw = apply_params(raw, resolve(values, params, raw))
-    raw["sweep"] = None
     raw["output"] = {"dir": str(sweep_dir / TRIALS_FOLDER), "name": f"trial-{number:04d}"}
     metric = metric_key(base.sweep.metric)
     if metric != VAL_LOSS:
