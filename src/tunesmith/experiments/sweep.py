@@ -55,7 +55,7 @@ from tunesmith.experiments.trial import metric_key, run_trial
 from tunesmith.json_files import read_json, write_json
 from tunesmith.pipeline import run_pipeline
 from tunesmith.retrieval import uses_rows
-from tunesmith.run_dir import RunDir
+from tunesmith.run_dir import RunDir, claim_folder
 from tunesmith.sweep_folder import BEST_CONFIG, FINISH_LOCK, SWEEP_FILE, sqlite_url, state_name
 
 log = logging.getLogger("tunesmith")
@@ -110,7 +110,7 @@ def prepare_sweep(config_path: str, overrides: list[str], resume: bool = False, 
         shown = shown or sqlite_url(folder)
         record = {"config_path": str(Path(config_path).resolve()), "overrides": list(overrides),
                   "storage": shown, "study": Path(config_path).stem, "started": time.time()}
-        folder.mkdir(parents=True, exist_ok=True)
+        claim_folder(folder, "sweep")  # a folder of the user's own files is refused before anything is written
         write_json(folder / SWEEP_FILE, record)
     if storage is None and "***" in record["storage"]:
         raise RunError(f"the sweep in {folder} keeps its study in {record['storage']}",
