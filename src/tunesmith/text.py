@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import reprlib
 from typing import Any
 
 _PUNCTUATION = re.compile(r"[^\w\s]+")
@@ -22,8 +23,15 @@ def normalize_text(text: str, keep_punctuation: bool = True) -> str:
 
 
 def preview(value: Any, limit: int = 60) -> str:
-    """``value`` as Python writes it, cut short: an error line should not quote a whole document."""
-    text = repr(value)
+    """``value`` as Python writes it, cut short: an error line should not quote a whole document. A long string or
+    a deep or wide container is never written out whole first (a config value can be megabytes)."""
+    if isinstance(value, str):
+        text = repr(value[: limit + 1])
+    else:
+        short = reprlib.Repr()
+        short.maxlevel, short.maxstring, short.maxother = 4, limit, limit
+        short.maxlist = short.maxtuple = short.maxdict = short.maxset = short.maxfrozenset = limit
+        text = short.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
