@@ -26,3 +26,16 @@ def test_serve_watch_takes_one_marker(tmp_path, cli):
     assert code == 2 and "--watch" in error and "one marker" in error
     code, _, error = cli("serve", str(tmp_path / "current"), "--watch", "--port", str(distributed.free_port()))
     assert code == 2 and "the marker" in error and "does not exist" in error
+
+
+def test_serve_limits_must_be_above_zero(tmp_path, cli, capsys):
+    cases = {("--max-request-mb", "-1"): "argument --max-request-mb: -1 must be above 0",
+             ("--timeout", "nan"): "argument --timeout: nan must be above 0",
+             ("--max-batch", "0"): "argument --max-batch: 0 must be above 0",
+             ("--max-tokens", "1.5"): "argument --max-tokens: '1.5' is not a whole number"}
+    for (option, value), message in cases.items():
+        try:
+            code, _, error = cli("serve", str(tmp_path / "a"), option, value)
+        except SystemExit as stop:  # argparse ends a bad option with exit 2 and its own line
+            code, error = stop.code, capsys.readouterr().err
+        assert code == 2 and error.strip().splitlines()[-1] == f"tunesmith serve: error: {message}"

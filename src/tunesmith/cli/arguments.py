@@ -11,6 +11,22 @@ from tunesmith.config.changes import run_folder_config
 from tunesmith.run_dir import RunDir
 
 
+def positive(kind: type = float):
+    """An argparse ``type`` for a size, a count or a time that must be above 0 (and finite): a negative body cap
+    or a timeout of 0 would refuse or cancel every request."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'number' if kind is float else 'whole number'}")
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"{text} must be above 0")
+        return value
+
+    return parse
+
+
 def add_processes(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processes", type=int, default=1, metavar="N",
                         help="run in N local processes (one per GPU; on CPU they share the cores), each on its share "

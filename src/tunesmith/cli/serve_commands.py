@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from tunesmith.cli.arguments import add_allowed_host, add_set
+from tunesmith.cli.arguments import add_allowed_host, add_set, positive
 from tunesmith.errors import ConfigError
 
 
@@ -30,11 +30,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                      "MARKER-serve_logs/ beside the marker)")
     p.add_argument("--no-log-content", action="store_true",
                    help="log counts and timings only, not the prompts and answers")
-    p.add_argument("--log-max-mb", type=float, default=64.0, help="rotate the request log at this size")
-    p.add_argument("--max-tokens", type=int, default=512, help="cap (and default) of a request's max_tokens")
-    p.add_argument("--max-prompt-tokens", type=int, default=4096, help="longer prompts get a 400")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds before a request is cancelled")
-    p.add_argument("--max-batch", type=int, default=32, help="requests decoded together at most")
+    p.add_argument("--log-max-mb", type=positive(), default=64.0, help="rotate the request log at this size")
+    p.add_argument("--max-tokens", type=positive(int), default=512, help="cap (and default) of a request's max_tokens")
+    p.add_argument("--max-prompt-tokens", type=positive(int), default=4096, help="longer prompts get a 400")
+    p.add_argument("--timeout", type=positive(), default=120.0, help="seconds before a request is cancelled")
+    p.add_argument("--max-request-mb", type=positive(), default=4.0,
+                   help="larger request bodies get a 413 before they are read")
+    p.add_argument("--max-batch", type=positive(int), default=32, help="requests decoded together at most")
     p.add_argument("--force", action="store_true", help="serve a run even when it failed its release gate")
     add_set(p, "a serve: setting for every served run", "serve.min_confidence=0.8")
 
@@ -60,7 +62,8 @@ def _serve(args: argparse.Namespace) -> int:
         log_dir=Path(args.log_dir) if args.log_dir else None, log_content=not args.no_log_content,
         log_max_bytes=int(args.log_max_mb * 2**20),
         max_prompt_tokens=args.max_prompt_tokens, max_tokens=args.max_tokens, request_timeout_s=args.timeout,
-        max_batch=args.max_batch, watch=Path(args.targets[0]) if args.watch else None,
+        max_request_bytes=int(args.max_request_mb * 2**20), max_batch=args.max_batch,
+        watch=Path(args.targets[0]) if args.watch else None,
     )
     return serve(args.targets, settings, shadow=args.shadow, serve_overrides=args.overrides)
 
