@@ -56,3 +56,12 @@ def is_unicode(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def shown_name(text: str) -> str:
+    """A path as it can be printed and written to JSON: a byte of a file name that is not UTF-8 (which Python
+    holds as a lone surrogate) shown as ``\\xff``."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")

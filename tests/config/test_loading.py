@@ -157,3 +157,48 @@ def test_baselines_resolve_per_task_once_the_task_is_known():
         ["majority", "tfidf_logreg"], ["mean", "tfidf_ridge"], []]
     assert validate_config({"data": {"train": "a.jsonl"}, "evaluate": {"baselines": []}}).evaluate.baselines_for(
         "classification") == []
+
+
+def test_yaml_anchors_and_merge_keys_still_load():
+    from tunesmith.config.loading import read_yaml
+
+    text = "base: &b {lr: 1, steps: 2}\nrun: {<<: *b, steps: 3}\nboth: [*b, *b]\n"
+    assert read_yaml(text) == {"base": {"lr": 1, "steps": 2}, "run": {"lr": 1, "steps": 3},
+                               "both": [{"lr": 1, "steps": 2}] * 2}
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("a: &x [1, *x]\n", "line 1: the alias *x is inside the node &x that it names (a structure that contains itself)"),
+    ("a: &x\n  b: {c: *x}\n", "line 2: the alias *x is inside the node &x that it names (a structure that contains "
+     "itself)"),
+    ("a: " + "[" * 150 + "]" * 150 + "\n", "line 1: nested deeper than 100 levels"),
+    ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n",
+     "line 5: this value stands for more than 100000 values once its aliases are expanded (an alias bomb?)"),
+])
+def test_yaml_that_recurses_or_explodes_is_refused_naming_the_file_and_line(tmp_path, text, problem):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"config: {path}, {problem}")
+
+
+def test_an_undefined_alias_is_still_invalid_yaml_naming_the_file(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("a: *nowhere\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (f"config: {path} is not valid YAML: found undefined alias 'nowhere' in "
+                                 f"\"{path}\", line 1, column 4: a: *nowhere ^")
+
+
+def test_a_config_file_name_that_is_not_utf8_is_refused(tmp_path):
+    import os
+
+    path = tmp_path / os.fsdecode(b"conf\xff.yaml")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)  # refused by its name, before it is looked for
+    assert str(caught.value) == (f"config: {tmp_path}/conf\\xff.yaml: the file name is not valid UTF-8 (rename the "
+                                 "config file (tunesmith records its name in JSON and YAML, which are UTF-8))")

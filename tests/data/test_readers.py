@@ -472,3 +472,24 @@ def test_random_bytes_under_any_extension(tmp_path, raw, suffix):
         assert_names_the_file(error, path)
     else:  # random bytes that read as rows: only as many as a tiny file can hold, each from this file
         assert all(row.file == str(path) and row.line >= 1 for row in read_rows(path))
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".jsonl.zst", ".json"])
+def test_a_line_over_the_row_limit_is_a_bad_row_named_with_its_size(tmp_path, monkeypatch, suffix):
+    from tunesmith.data import readers
+
+    monkeypatch.setattr(readers, "MAX_ROW_BYTES", 100)
+    at_limit = json.dumps({"text": "a" * 88}).encode()
+    over = json.dumps({"text": "b" * 200}).encode()
+    assert len(at_limit) == 100
+    raw = b'{"text": "first"}\n' + over + b"\n" + at_limit + b"\n" + over  # the last line has no newline
+    compress = {".jsonl.gz": gzip.compress, ".jsonl.zst": zstandard.ZstdCompressor().compress}.get(suffix)
+    path = tmp_path / f"d{suffix}"
+    path.write_bytes(compress(raw) if compress else raw)
+    errors: list[DataError] = []
+    rows = read_rows(path, on_error=errors.append)
+    assert [row.location for row in rows] == [f"{path}:1", f"{path}:3"]
+    assert [str(error) for error in errors] == [
+        f"{path}:{line}: the line is 212 bytes long; a row may take at most 100 bytes (shorten or split this row)"
+        for line in (2, 4)]
+    assert read_error(path) == errors[0].problem.join([f"{path}:2: ", " (shorten or split this row)"])

@@ -44,7 +44,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     q.add_argument("--json", action="store_true", help="print the report as JSON")
     add_set(q)
     q = data_commands.add_parser("clean", help="write a copy of a data file without the rows the check flags")
-    q.add_argument("input_path", metavar="IN", help="data file, glob or dataset folder to read (never modified)")
+    q.add_argument("input_path", metavar="IN", help="data file, glob (`**` for any depth) or dataset folder to read "
+                   "(never modified)")
     q.add_argument("output_path", metavar="OUT", help="file to write, in the input's format family")
     q.add_argument("--config", help="run config whose data settings (format, columns, check) to use")
     q.add_argument("--drop", metavar="KIND,KIND", help="finding kinds to remove (default: data.check.drop)")

@@ -15,6 +15,71 @@ from tunesmith.atomic import write_atomic
 from tunesmith.config.schema import RunConfig
 from tunesmith.config.section import ConfigSection, RelativeToConfig, list_item_section, section_type
 from tunesmith.errors import ConfigError
+from tunesmith.text import is_unicode, shown_name
+
+MAX_YAML_VALUES = 100_000
+"""The most values (mappings, lists and scalars) a YAML file may stand for once its aliases are expanded: far
+more than any config holds, while a "billion laughs" bomb of nine aliases a level is stopped at its sixth level."""
+MAX_YAML_DEPTH = 100
+"""The deepest nesting of a YAML file: PyYAML composes recursively, and Python's stack ends near 300 levels."""
+
+
+class YamlLimitError(yaml.composer.ComposerError):
+    """YAML that parses but is refused: an alias inside the node it names, more than `MAX_YAML_VALUES` values once
+    aliases are expanded, or nesting deeper than `MAX_YAML_DEPTH`. A `yaml.YAMLError`, so every caller that
+    handles bad YAML handles this too."""
+
+    def __init__(self, problem: str, mark: yaml.Mark, hint: str | None = None):
+        super().__init__(None, None, problem, mark)
+        self.hint = hint
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that checks while composing, before any object is built: a self-containing structure
+    (`a: &x [*x]`) would make validation and `yaml.dump` recurse without end, and an alias bomb costs nothing to
+    compose (each alias is the same node) but gigabytes once a caller walks it (the resolved config is dumped)."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._open_anchors: set[str] = set()
+        self._values: dict[int, int] = {}  # id(node) -> values it stands for, aliases expanded
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open_anchors:
+                raise YamlLimitError(f"the alias *{event.anchor} is inside the node &{event.anchor} that it names "
+                                     "(a structure that contains itself)", event.start_mark,
+                                     "write the values out instead of referring back to an enclosing anchor")
+            return super().compose_node(parent, index)
+        if self._depth >= MAX_YAML_DEPTH:
+            raise YamlLimitError(f"nested deeper than {MAX_YAML_DEPTH} levels", event.start_mark)
+        anchor = event.anchor
+        if anchor is not None:
+            self._open_anchors.add(anchor)
+        self._depth += 1
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        self._open_anchors.discard(anchor)
+        children = (node.value if isinstance(node, yaml.SequenceNode) else
+                    [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode) else [])
+        self._values[id(node)] = values = 1 + sum(self._values[id(child)] for child in children)
+        if values > MAX_YAML_VALUES:
+            raise YamlLimitError(f"this value stands for more than {MAX_YAML_VALUES} values once its aliases are "
+                                 "expanded (an alias bomb?)", event.start_mark, "write the values out")
+        return node
+
+
+def read_yaml(text: str, name: str = "<string>") -> Any:
+    """`yaml.safe_load` of user YAML, refusing what `YamlLimitError` names; ``name`` (the file) is what the
+    positions in its errors name."""
+    loader = _BoundedLoader(text)
+    loader.name = name  # the marks in PyYAML's errors say "<unicode string>" otherwise
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
@@ -24,10 +89,17 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     config works from any cwd.
     """
     path = Path(path)
+    if not is_unicode(str(path)):
+        # The name enters the run folder's name, origin.json and reports, which hold only UTF-8: refused before
+        # anything is made.
+        raise ConfigError("", f"{shown_name(str(path))}: the file name is not valid UTF-8",
+                          "rename the config file (tunesmith records its name in JSON and YAML, which are UTF-8)")
     if not path.is_file():
         raise ConfigError("", f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = read_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
+    except YamlLimitError as exc:
+        raise ConfigError("", f"{path}, line {exc.problem_mark.line + 1}: {exc.problem}", exc.hint) from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError("", f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(raw, dict):
@@ -81,7 +153,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if not sep or not key:
             raise ConfigError("", f"override {item!r} is not of the form section.key=value")
         try:
-            value = yaml.safe_load(text) if text.strip() else None
+            value = read_yaml(text, f"--set {key}") if text.strip() else None
+        except YamlLimitError as exc:
+            raise ConfigError(key, f"the --set value: {exc.problem}", exc.hint) from None
         except yaml.YAMLError:
             value = text
         node = raw

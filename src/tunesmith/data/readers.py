@@ -2,13 +2,15 @@
 
 Supported: JSON Lines (`.jsonl`, `.ndjson`), JSON (`.json`: an array of objects, or one object per line), CSV
 (`.csv`, with a header) and Parquet (`.parquet`); JSON Lines, JSON and CSV also gzip- (`.gz`) or
-zstd-compressed (`.zst`). A path may also be a glob (`data/*.jsonl`: the files in sorted order, each row keeps
-its own file and line) or a folder written by `datasets.save_to_disk` (a `DatasetDict` folder reads its
-`train` split; name another split as `folder/validation`; a row's line is its index + 1).
+zstd-compressed (`.zst`). A path may also be a glob (`data/*.jsonl`, `data/**/*.jsonl`: the files in sorted
+order, each real file once, each row keeps its own file and line; see `tunesmith.data.globs`) or a folder written
+by `datasets.save_to_disk` (a `DatasetDict` folder reads its `train` split; name another split as
+`folder/validation`; a row's line is its index + 1; see `tunesmith.data.columnar`).
 
 `iter_rows` yields rows lazily: JSON Lines line by line (also compressed), Parquet and saved datasets batch by
 batch, so streaming a file bigger than memory holds one row (or batch) at a time; JSON arrays and CSV are
-read whole. `read_rows` returns them all.
+read whole. `read_rows` returns them all. A JSON Lines line longer than `MAX_ROW_BYTES` is a bad row, found
+before the line is held whole, parsed or tokenized (a 2 GB line would otherwise take many times its size).
 
 One module for every file type on purpose: they share the FILE:LINE conventions and the lenient reporter.
 Every problem becomes a `DataError` that names the file and line, so the user can open the file at the right
@@ -21,7 +23,6 @@ raises.
 from __future__ import annotations
 
 import csv
-import glob
 import gzip
 import io
 import json
@@ -30,11 +31,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import zstandard
 
 from tunesmith.config.schema import DataConfig
+from tunesmith.data.columnar import iter_parquet, iter_saved_dataset
+from tunesmith.data.globs import expand_data_path, files_under
 from tunesmith.data.rows import OnError, Row
 from tunesmith.errors import DataError, NoUsableRowsError
 from tunesmith.text import count_of
@@ -47,9 +48,13 @@ COMPRESSED_SUFFIXES = (".gz", ".zst")
 _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff")  # also the start of the UTF-32 BOMs
 _JSON_WHITESPACE = " \t\r\n"
-_GLOB_CHARACTERS = "*?["
-_BATCH_ROWS = 1_000
 _SNIFF_BYTES = 4_096
+_SKIP_CHUNK = 1 << 20
+
+MAX_ROW_BYTES = 8 * 1024 * 1024
+"""The longest JSON Lines line (in bytes, without its newline) read as a row, checked before the line is held
+whole: far above what a model's context holds as one example, far below what parsing and tokenizing a line can
+hold in memory. A longer line is a bad row naming FILE:LINE and its size."""
 
 
 def read_rows(path: str | Path, on_error: OnError | None = None) -> list[Row]:
@@ -66,12 +71,9 @@ def iter_rows(path: str | Path, on_error: OnError | None = None) -> Iterator[Row
     """The rows of `read_rows`, one at a time, without holding the whole file in memory where the format
     allows it (see the module docstring)."""
     text = str(path)
-    if is_glob(text) and not Path(text).exists():
-        files = sorted(glob.glob(text, recursive=True))
-        if not files:
-            raise DataError(text, None, "no file matches this pattern", "check the folder and the pattern")
-    else:
-        files = [text]
+    files = expand_data_path(text)
+    if not files:
+        raise DataError(text, None, "no file matches this pattern", "check the folder and the pattern")
     bad: list[DataError] = []
     report = None if on_error is None else lambda error: (bad.append(error), on_error(error))
     found = False
@@ -90,9 +92,8 @@ def data_files(paths: Iterable[str | None]) -> list[Path]:
     its files (Arrow shards and the JSON files that describe them). Missing paths are listed as given."""
     files: list[Path] = []
     for pattern in filter(None, paths):
-        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
-        for match in map(Path, matches):
-            files += sorted(p for p in match.rglob("*") if p.is_file()) if match.is_dir() else [match]
+        for match in expand_data_path(pattern):
+            files += files_under(match) if match.is_dir() else [match]
     return files
 
 
@@ -100,10 +101,6 @@ def data_file_paths(config: DataConfig) -> list[Path]:
     """Every file the data settings read (`data_files` of every path they name), in a fixed order."""
     return data_files([config.train, config.validation, config.test, config.path,
                        *(source.path for source in config.sources or [])])
-
-
-def is_glob(path: str) -> bool:
-    return any(character in path for character in _GLOB_CHARACTERS)
 
 
 def data_suffix(path: str | Path) -> tuple[str, str]:
@@ -121,7 +118,7 @@ def _iter_path(path: Path, on_error: OnError | None) -> Iterator[Row]:
     """One file or saved-dataset folder; an empty one (no rows and no bad rows) is an error."""
     report = _Reporter(on_error)
     if path.is_dir():
-        rows = _iter_saved_dataset(path)
+        rows = iter_saved_dataset(path)
     else:
         rows = _iter_file(path, report)
     found = False
@@ -159,17 +156,17 @@ def _iter_file(path: Path, report: _Reporter) -> Iterator[Row]:
     if not path.is_file():
         raise DataError(file, None, "file not found")
     if kind == ".parquet":
-        yield from _iter_parquet(path)
+        yield from iter_parquet(path)
     elif kind in JSONL_SUFFIXES:
         with _open_binary(path, compression) as stream:
-            yield from _jsonl_rows(file, _guarded(file, stream, compression), report)
+            yield from _jsonl_rows(file, _guarded(file, _bounded_lines(stream), compression), report)
     else:
         with _open_binary(path, compression) as stream:
             raw = b"".join(_guarded(file, [stream], compression, whole=True))
         if kind == ".json":
             yield from _json_rows(file, raw, report)
         else:
-            yield from _csv_rows(file, _decode_utf8(file, raw), report)
+            yield from _csv_rows(file, decode_utf8(file, raw), report)
 
 
 # ---- bytes in: plain, gzip, zstd ------------------------------------------------------------------------------
@@ -200,7 +197,28 @@ def _guarded(file: str, stream: Iterable, compression: str, whole: bool = False)
                         "check that the file is complete" if what else None) from None
 
 
-def _decode_utf8(file: str, raw: bytes) -> str:
+class _LongLine(int):
+    """A line over `MAX_ROW_BYTES`, in place of its bytes: its length (without the newline)."""
+
+
+def _bounded_lines(stream: IO[bytes]) -> Iterator[bytes | _LongLine]:
+    """The lines of ``stream``, none held longer than `MAX_ROW_BYTES` (the module constant, read at each call): a
+    longer line is read past in chunks, to measure it, and stands as a `_LongLine`."""
+    limit = MAX_ROW_BYTES
+    while line := stream.readline(limit + 1):
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        size = len(line)
+        while (chunk := stream.readline(_SKIP_CHUNK)) and not chunk.endswith(b"\n"):
+            size += len(chunk)
+        size += len(chunk) - 1 if chunk else 0
+        yield _LongLine(size)
+
+
+def decode_utf8(file: str, raw: bytes) -> str:
+    """The text of a whole file's bytes (a UTF-8 BOM dropped); a `DataError` naming the first byte that is not
+    UTF-8 (its offset, line and column), or the whole file when it looks like UTF-16/32 or binary."""
     _reject_non_utf8_text(file, raw)
     start = len(_UTF8_BOM) if raw.startswith(_UTF8_BOM) else 0  # Excel writes a BOM in front of UTF-8 CSVs
     try:
@@ -233,7 +251,7 @@ def _reject_non_utf8_text(file: str, head: bytes) -> None:
 
 
 def _jsonl_rows(
-    file: str, lines: Iterable[bytes], report: _Reporter, hint: str | None = None
+    file: str, lines: Iterable[bytes | _LongLine], report: _Reporter, hint: str | None = None
 ) -> Iterator[Row]:
     """Decode and parse line by line, so a bad line (bad UTF-8 or bad JSON) is reported alone.
 
@@ -243,6 +261,12 @@ def _jsonl_rows(
     offset = 0
     seen_content = False
     for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, _LongLine):
+            offset += raw + 1
+            seen_content = True
+            report(DataError(file, number, f"the line is {raw} bytes long; a row may take at most {MAX_ROW_BYTES} "
+                             "bytes", "shorten or split this row"))
+            continue
         line_offset, offset = offset, offset + len(raw)
         if number == 1:
             _reject_non_utf8_text(file, raw)
@@ -277,9 +301,9 @@ def _json_rows(file: str, raw: bytes, report: _Reporter) -> Iterator[Row]:
     if first != b"[":
         # `datasets.Dataset.to_json` and many exporters write JSON Lines under a `.json` name.
         hint = "a .json file must hold one array of objects, or one object per line"
-        yield from _jsonl_rows(file, io.BytesIO(raw), report, hint)
+        yield from _jsonl_rows(file, _bounded_lines(io.BytesIO(raw)), report, hint)
         return
-    text = _decode_utf8(file, raw)
+    text = decode_utf8(file, raw)
     yield from _json_array_rows(file, text, _skip_whitespace(text, 0), report)
 
 
@@ -383,55 +407,3 @@ def _csv_header(file: str, fields: list[str]) -> list[str]:
             raise DataError(file, 1, f"the CSV header names column {name!r} twice")
         seen.add(name)
     return fields
-
-
-# ---- Parquet and saved datasets: columnar, read batch by batch --------------------------------------------------
-
-
-def _iter_parquet(path: Path) -> Iterator[Row]:
-    file = str(path)
-    try:
-        parquet = pq.ParquetFile(path)
-        batches = parquet.iter_batches(batch_size=_BATCH_ROWS)
-        index = 0
-        for batch in batches:
-            for record in batch.to_pylist():
-                index += 1
-                yield Row(file, index, record)
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(file, None, f"not a readable Parquet file: {exc}") from None
-
-
-def _iter_saved_dataset(folder: Path) -> Iterator[Row]:
-    dataset = load_saved_dataset(folder)
-    file = str(folder)
-    index = 0
-    for batch in dataset.iter(batch_size=_BATCH_ROWS):
-        columns = list(batch)
-        for values in zip(*(batch[name] for name in columns)):
-            index += 1
-            yield Row(file, index, dict(zip(columns, values)))
-
-
-def load_saved_dataset(folder: Path):
-    """The `datasets.Dataset` in a `save_to_disk` folder: the folder's dataset, or the `train` split of a
-    saved `DatasetDict` (its other splits are subfolders: `folder/validation`)."""
-    import datasets  # here, not at the top: ~0.7 s to import, which reading a JSONL file does not need
-
-    file = str(folder)
-    try:
-        loaded = datasets.load_from_disk(file)
-    except (FileNotFoundError, ValueError, OSError) as exc:
-        raise DataError(
-            file, None, f"is a folder but not one written by datasets.save_to_disk ({' '.join(str(exc).split())})",
-            "give a data file, a glob such as folder/*.jsonl, or a save_to_disk folder",
-        ) from None
-    if isinstance(loaded, datasets.DatasetDict):
-        if "train" not in loaded:
-            splits = ", ".join(loaded) or "(none)"
-            raise DataError(
-                file, None, f"this saved DatasetDict has no `train` split (its splits: {splits})",
-                f"name the split in the path, e.g. {folder / next(iter(loaded), 'train')}",
-            )
-        return loaded["train"]
-    return loaded

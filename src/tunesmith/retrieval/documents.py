@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tunesmith.config.rag_section import RagConfig
 from tunesmith.data.fields import key_of
-from tunesmith.data.readers import SUFFIXES, data_files, data_suffix, read_rows
+from tunesmith.data.readers import SUFFIXES, data_files, data_suffix, decode_utf8, read_rows
 from tunesmith.errors import ConfigError, DataError
 
 TEXT_SUFFIXES = (".txt", ".md")
@@ -40,9 +40,7 @@ def read_documents(config: RagConfig) -> list[SourceDocument]:
     documents: list[SourceDocument] = []
     for path in document_files(config):
         if path.suffix in TEXT_SUFFIXES:
-            if not path.is_file():
-                raise DataError(str(path), None, "no such file")
-            text = path.read_text(encoding="utf-8")
+            text = _read_text(path)
             documents.append(SourceDocument(id=path.stem, text=text, title=path.stem, location=str(path)))
             continue
         documents += [_document_of(row, config.columns) for row in read_rows(path)]
@@ -53,6 +51,18 @@ def read_documents(config: RagConfig) -> list[SourceDocument]:
                             f"{seen[document.id]}", "document ids must be unique (rag.columns.id)")
         seen[document.id] = document.location
     return documents
+
+
+def _read_text(path: Path) -> str:
+    """A plain-text document; one that is binary or not UTF-8 is an error naming it (a stray file in a documents
+    folder is the user's to remove or leave out of the glob: skipping it would answer from fewer documents)."""
+    if not path.is_file():
+        raise DataError(str(path), None, "no such file" if not path.exists() else "not a file")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(str(path), None, f"cannot read the document: {exc.strerror}") from None
+    return decode_utf8(str(path), raw)
 
 
 def _document_of(row, columns: dict[str, str]) -> SourceDocument:

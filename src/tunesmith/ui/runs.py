@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from tunesmith.config.loading import read_yaml
 from tunesmith.config.vocabulary import ALWAYS_REPORTED, TASK_METRICS, task_of, uses_adapter
 from tunesmith.document import is_number
 from tunesmith.errors import RunError
@@ -74,7 +75,7 @@ def raw_config(run: RunDir) -> dict:
     """The run's resolved config.yaml as a plain mapping ({} when unreadable: the table still lists the run; its
     page says what is wrong)."""
     try:
-        raw = yaml.safe_load(run.config_path.read_text(encoding="utf-8"))
+        raw = read_yaml(run.config_path.read_text(encoding="utf-8"), str(run.config_path))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
     return raw if isinstance(raw, dict) else {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
 
 import pytest
 
@@ -139,3 +140,20 @@ def test_real_data_clean_removes_exactly_the_repeated_rows(shared_data, tmp_path
     assert read_jsonl(target) == first_of_each
     assert result.kept == len(first_of_each) < result.total == len(rows)
     assert source.read_bytes() == before
+
+
+def test_output_may_not_be_any_file_a_recursive_glob_reads_nor_inside_a_folder_it_matches(tmp_path, tiny_tokenizer):
+    (tmp_path / "in" / "deep" / "deeper").mkdir(parents=True)
+    content = write_input(tmp_path / "in" / "deep" / "deeper" / "rows.jsonl")
+    os.symlink("../..", tmp_path / "in" / "deep" / "deeper" / "loop")  # no name through the loop escapes the check
+    config = DataConfig(path=str(tmp_path / "in" / "**" / "*.jsonl"))
+    for out in (tmp_path / "in" / "deep" / "deeper" / "rows.jsonl", tmp_path / "in" / "deep" / "deeper" / "loop" /
+                "deep" / "deeper" / "rows.jsonl"):
+        with pytest.raises(ConfigError, match="is one of the input files"):
+            clean_file(tmp_path / "in" / "**" / "*.jsonl", out, config, tiny_tokenizer, overwrite=True)
+    assert (tmp_path / "in" / "deep" / "deeper" / "rows.jsonl").read_bytes() == content
+    import datasets
+
+    datasets.Dataset.from_dict({"prompt": ["a"], "completion": ["b"]}).save_to_disk(tmp_path / "sets" / "one")
+    with pytest.raises(ConfigError, match=r"inside the input folder .*sets/one \(write outside the dataset folder\)$"):
+        clean_file(tmp_path / "sets" / "*", tmp_path / "sets" / "one" / "x.jsonl", config, tiny_tokenizer)

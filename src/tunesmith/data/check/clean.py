@@ -32,6 +32,7 @@ from tunesmith.config.schema import DataConfig
 from tunesmith.data.check.data_report import CheckSettings, ExamplesToCheck, check_examples
 from tunesmith.data.example import location_order
 from tunesmith.data.formats import convert_rows
+from tunesmith.data.globs import expand_data_path
 from tunesmith.data.readers import data_files, read_rows
 from tunesmith.data.rows import Row, RowErrors
 from tunesmith.errors import ConfigError, DataError
@@ -144,8 +145,8 @@ def _output_family(input_path: Path, output_path: Path, overwrite: bool = False)
 
 
 def _refuse_inputs(input_path: Path, output_path: Path) -> None:
-    """OUT may not be any file IN reads (a glob expanded, a dataset folder's files, symlinks and `..` resolved),
-    nor lie inside an input folder."""
+    """OUT may not be any file IN reads (a glob expanded as the reader expands it, `**` and symlinks included, a
+    dataset folder's files, `..` resolved), nor lie inside an input folder."""
     target = output_path.resolve()
     for source in data_files([str(input_path)]):
         same = source.resolve() == target or (source.exists() and output_path.exists()
@@ -153,9 +154,10 @@ def _refuse_inputs(input_path: Path, output_path: Path) -> None:
         if same:
             raise ConfigError("OUT", f"{output_path} is one of the input files ({source}); data clean never "
                               "overwrites its input", "write to another file")
-    if input_path.is_dir() and target.is_relative_to(input_path.resolve()):
-        raise ConfigError("OUT", f"{output_path} is inside the input folder {input_path}",
-                          "write outside the dataset folder")
+    for folder in (match for match in expand_data_path(str(input_path)) if match.is_dir()):
+        if target.is_relative_to(folder.resolve()):
+            raise ConfigError("OUT", f"{output_path} is inside the input folder {folder}",
+                              "write outside the dataset folder")
 
 
 def _write_rows(rows: list[Row], family: str, input_path: Path, output_path: Path) -> None:
