@@ -40,6 +40,7 @@ import yaml
 from tunesmith import __version__, distributed
 from tunesmith.atomic import JOURNAL, STAGING_MARK, recover_folder, recover_folders, remove_stale_staging
 from tunesmith.config import RunConfig, validate_config
+from tunesmith.config.loading import read_yaml
 from tunesmith.errors import ConfigError, RunError
 from tunesmith.json_files import write_json
 from tunesmith.sweep_folder import BEST_CONFIG, STUDY_FILE, SWEEP_FILE, TRIALS_FOLDER
@@ -140,7 +141,7 @@ class RunDir:
         if not self.config_path.is_file():
             raise RunError(f"{self.root} is not a tunesmith run folder (no config.yaml)")
         try:
-            raw = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
+            raw = read_yaml(self.config_path.read_text(encoding="utf-8"), str(self.config_path))  # bounded aliases
             if not isinstance(raw, dict):
                 raise ValueError("it does not hold a mapping of sections")
             return validate_config(raw)

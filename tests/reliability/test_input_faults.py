@@ -15,7 +15,8 @@ import pytest
 
 from tunesmith.config import load_config
 from tunesmith.data import readers
-from tunesmith.errors import ConfigError
+from tunesmith.errors import ConfigError, RunError
+from tunesmith.run_dir import RunDir
 
 
 def _two_part_data(project, write_jsonl, spam_rows):
@@ -150,3 +151,15 @@ def test_a_binary_txt_rag_document_is_an_error_naming_it(project, cli):
     code, _, error = cli("rag", "index", "config.yaml", "--set", f"rag.documents={docs}")
     assert code == 2 and error == (f"tunesmith: error: {docs / 'b.txt'}:1: not valid UTF-8: byte 0xe9 at byte offset "
                                    "3 (column 4 of the line) (save the file as UTF-8)")
+
+
+def test_an_alias_bomb_in_a_run_folders_config_is_a_damaged_config_at_once(project):
+    run = project / "runs" / "planted"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text((project / "config.yaml").read_text() + _alias_bomb())
+    started = time.perf_counter()
+    with pytest.raises(RunError) as refused:
+        RunDir(run).config()
+    assert time.perf_counter() - started < 1.0
+    assert str(refused.value).startswith(f"{run / 'config.yaml'} is damaged: ")
+    assert "this value stands for more than 100000 values once its aliases are expanded" in str(refused.value)
