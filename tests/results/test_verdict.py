@@ -1,0 +1,66 @@
+"""`run_verdict`: the levels on hand-made eval.json dicts, the degenerate classifier first."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from tunesmith.results.verdict import LEVELS, run_verdict
+
+RESULT = {"task": "classification", "num_examples": 80,
+          "base": {"accuracy": 0.6}, "tuned": {"accuracy": 0.95, "confusion_matrix": {
+              "labels": ["ham", "spam"], "matrix": [[64, 1], [3, 12]]}},
+          "baselines": {"majority": {"accuracy": 0.8125}, "tfidf_logreg": {"accuracy": 0.9}}}
+
+
+def changed(**tuned) -> dict:
+    result = copy.deepcopy(RESULT)
+    result["tuned"].update(tuned)
+    return result
+
+
+def test_a_model_that_beats_the_base_and_every_baseline_is_good():
+    verdict = run_verdict(RESULT)
+    assert verdict.level == "good" and verdict.rows == 80 and verdict.metric == "accuracy"
+    assert verdict.headline == "beats base +0.3500; beats TF-IDF + logistic regression +0.0500"
+    assert verdict.sentences[0] == "accuracy: base 0.6000 → tuned 0.9500 (+0.3500) on 80 test rows."
+
+
+def test_a_classifier_answering_one_label_is_degenerate_whatever_its_gain_over_the_base():
+    verdict = run_verdict(changed(accuracy=0.8125, confusion_matrix={"labels": ["ham", "spam"],
+                                                                     "matrix": [[65, 0], [15, 0]]}))
+    assert verdict.level == "degenerate" and verdict.headline == "answers one label to every row"
+    assert "Degenerate: the tuned model answers 'ham' to every test row." in verdict.sentences
+    assert verdict.sentences[0].endswith("(+0.2125) on 80 test rows.")
+
+
+def test_no_better_than_the_majority_class_is_degenerate_even_with_several_labels():
+    verdict = run_verdict(changed(accuracy=0.8))
+    assert verdict.level == "degenerate" and verdict.headline == "no better than a constant answer"
+    assert "Degenerate: it does no better than always giving the majority class (accuracy 0.8125)." in \
+        verdict.sentences
+
+
+@pytest.mark.parametrize(("tuned", "gate", "level"), [(0.85, None, "mixed"), (0.95, "failed", "mixed"),
+                                                      (0.95, "stale", "mixed"), (0.95, "passed", "good")])
+def test_below_the_best_baseline_or_a_failed_gate_is_mixed(tuned, gate, level):
+    verdict = run_verdict(changed(accuracy=tuned), gate, f"gate {gate}")
+    assert verdict.level == level
+    if gate:
+        assert verdict.sentences[-1] == f"Release gate: gate {gate}."
+
+
+def test_worse_than_the_base_and_not_evaluated():
+    result = changed(accuracy=0.9)
+    result["base"]["accuracy"] = 0.92
+    assert run_verdict(result).level == "worse"
+    assert run_verdict(None).level == run_verdict({"task": "classification"}).level == "unknown"
+    assert LEVELS[-1] == "unknown"
+
+
+def test_a_loss_is_better_lower():
+    result = {"task": "regression", "num_examples": 10, "base": {"mse": 2.0}, "tuned": {"mse": 0.5},
+              "baselines": {"mean": {"mse": 1.0}, "tfidf_ridge": {"mse": 0.4}}}
+    verdict = run_verdict(result)
+    assert verdict.level == "mixed" and "below TF-IDF + ridge regression +0.1000" in verdict.headline
