@@ -78,8 +78,8 @@ def token_page(wrong: bool) -> HTMLResponse:
              "This tunesmith UI needs its token, and this browser has not brought it yet.")
     body = (f"<p>{first}</p>"
             "<p>Open the link that <code>tunesmith ui</code> printed when it started: it ends in "
-            "<code>?token=...</code>. The UI then keeps a session cookie in this browser and drops the token from "
-            "the address bar, so later pages need no token.</p>"
+            "<code>?token=</code> and the token. The UI then keeps a session cookie in this browser and drops the "
+            "token from the address bar, so later pages need no token.</p>"
             "<p>Lost the link? Add <code>?token=TOKEN</code> to this page's address, with the token the UI was "
             f"started with (<code>--token</code> or <code>${TOKEN_VARIABLE}</code>). Scripts send "
             "<code>Authorization: Bearer TOKEN</code> instead.</p>")
