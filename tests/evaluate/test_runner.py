@@ -10,6 +10,7 @@ from tunesmith.data.run_inputs import RunInputs
 from tunesmith.errors import RunError
 from tunesmith.evaluate.runner import evaluate_run
 from tunesmith.json_files import read_jsonl
+from tunesmith.results.comparison import fingerprint_rows
 
 
 def test_evaluate_run_writes_eval_json_and_predictions(run_folder):
@@ -26,6 +27,7 @@ def test_evaluate_run_writes_eval_json_and_predictions(run_folder):
     assert [line["location"].rsplit(":", 1)[1] for line in lines] == ["1", "2", "3"]
     assert lines[0]["prompt"].endswith("WINNER!! claim your cash")
     assert [line["reference"] for line in lines] == ["spam", "ham", "spam"]
+    assert result["test_set"] == fingerprint_rows(lines)  # compare tells runs on other rows by it
     for line in lines:
         assert set(line) == {
             "location", "prompt", "reference", "base_prediction", "tuned_prediction", "base_correct", "tuned_correct",

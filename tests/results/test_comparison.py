@@ -1,9 +1,10 @@
 """The base-vs-tuned comparison table of an eval.json dict: aligned plain text, the unleaked columns, a column per
-baseline, and the verdict against the best baseline."""
+baseline, the verdict against the best baseline, and several runs' test sets (ranked only when the same)."""
 
 from __future__ import annotations
 
 from tunesmith.results import baseline_verdict, best_baseline, comparison_table, format_comparison
+from tunesmith.results.comparison import ScoredRows, comparable_test_sets, fingerprint_rows, rank_runs
 
 
 def test_format_comparison_is_an_aligned_table():
@@ -90,3 +91,52 @@ def test_reading_results_loads_no_model_code():
               "assert loaded == [], loaded\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# ---- several runs: their test sets, and a ranking only on the same rows --------------------------------------------
+
+def _rows(count: int, text: str = "message") -> list[dict]:
+    return [{"prompt": f"{text} {n}", "reference": "spam" if n % 3 else "ham", "tuned_prediction": "ham"}
+            for n in range(count)]
+
+
+def test_a_test_set_is_its_prompts_and_references_in_any_order():
+    rows = _rows(5)
+    assert fingerprint_rows(rows) == fingerprint_rows(list(reversed(rows))) == fingerprint_rows(
+        [row | {"tuned_prediction": "spam", "location": "elsewhere.jsonl:9"} for row in rows])
+    assert len(fingerprint_rows(rows)) == 12
+    assert fingerprint_rows(rows) != fingerprint_rows(rows[:4])
+    assert fingerprint_rows(rows) != fingerprint_rows([rows[0] | {"reference": "other"}, *rows[1:]])
+    assert fingerprint_rows(rows) != fingerprint_rows(rows + rows[:1])  # a row twice counts twice
+    assert fingerprint_rows([]) is None
+    assert fingerprint_rows([{"location": "test.jsonl:1", "prediction": "spam"}]) is None  # no prompt: unknown
+
+
+def test_runs_on_different_rows_are_said_to_be_so_and_never_ranked():
+    big, small = ScoredRows(1000, fingerprint_rows(_rows(1000))), ScoredRows(80, fingerprint_rows(_rows(80)))
+    assert comparable_test_sets({"demo": big, "short": small}) == (
+        False, "These runs were scored on different test sets (1,000 rows vs 80 rows): their metrics are not "
+               "comparable.")
+    other = ScoredRows(80, fingerprint_rows(_rows(80, "another")))
+    comparable, sentence = comparable_test_sets({"a": small, "b": other})
+    assert not comparable and sentence == (f"These runs were scored on different test sets (80 rows (test set "
+                                           f"{small.fingerprint}) vs 80 rows (test set {other.fingerprint})): their "
+                                           "metrics are not comparable.")
+    comparable, sentence = comparable_test_sets({"a": small, "b": ScoredRows(80, None)})
+    assert not comparable and sentence.startswith("Whether these runs were scored on the same 80 test rows cannot "
+                                                  "be checked (b: no record of the rows")
+    comparable, sentence = comparable_test_sets({"a": small, "b": small, "c": ScoredRows(None, None)})
+    assert comparable and sentence == (f"All 2 evaluated runs were scored on the same 80 test rows (test set "
+                                       f"{small.fingerprint}). Not evaluated yet, so not ranked: c.")
+    assert comparable_test_sets({"a": small, "c": ScoredRows(None, None)})[0] is False
+    assert ScoredRows(1000, "abc").describe() == "1,000 rows (test set abc)"
+    assert ScoredRows(80, None).describe() == "80 rows (which rows: unknown)"
+
+
+def test_runs_rank_by_the_tasks_first_metric_lower_first_for_an_error():
+    classified = {"a": {"task": "classification", "tuned": {"accuracy": 0.8}},
+                  "b": {"task": "classification", "tuned": {"accuracy": 0.9}}}
+    assert rank_runs(classified) == ("accuracy", [("b", 0.9), ("a", 0.8)])
+    regressed = {"a": {"task": "regression", "tuned": {"mse": 0.3}}, "b": {"task": "regression", "tuned": {"mse": 0.1}}}
+    assert rank_runs(regressed)[1][0] == ("b", 0.1)
+    assert rank_runs({**classified, "c": {"task": "generation", "tuned": {"rougeL": 0.5}}}) is None

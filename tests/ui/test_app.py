@@ -53,6 +53,26 @@ def test_compare_needs_two_known_runs(client):
     assert client.get("/compare?runs=spam-done,spam-stopped").status_code == 200
 
 
+def test_the_runs_table_and_its_json_carry_each_runs_verdict(client):
+    rows = {row["name"]: row for row in client.get("/api/runs").json()}
+    assert rows["spam-done"]["verdict"]["level"] == "good"  # beats its base, no baselines, not gated
+    assert rows["spam-done"]["verdict"]["headline"] == "beats base +0.3750"
+    assert rows["spam-stopped"]["verdict"] == {"level": "unknown", "headline": "not evaluated",
+                                               "sentences": ["Not evaluated yet."]}
+    assert rows["spam-done"]["model_name"] == rows["spam-done"]["model"].rsplit("/", 1)[1]  # a local folder's name
+    page = client.get("/").text
+    assert 'data-verdict="good"' in page and "<th>verdict</th>" in page
+    assert "alpha=8</span>" in page and "alpha=8.0" not in page  # 8.0 in config.yaml, written as a person would
+
+
+def test_compare_ranks_nothing_when_it_cannot_tell_the_runs_test_rows(client):
+    # The fixture's predictions.jsonl has no prompts (and eval.json no test_set): the rows are unknown, not "the same".
+    page = client.get("/compare?runs=spam-done,spam-lr-high").text
+    assert "Whether these runs were scored on the same 8 test rows cannot be checked" in page
+    assert 'data-comparable="false"' in page and "compare-ranking" not in page
+    assert page.count("8 rows (which rows: unknown)") == 2
+
+
 def test_a_damaged_run_file_is_a_message_not_a_crash(client, runs_dir):
     broken = runs_dir / "spam-stopped" / "data_summary.json"
     broken.write_text("{not json")

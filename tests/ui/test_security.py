@@ -51,6 +51,17 @@ def test_with_a_token_every_page_and_api_needs_it(guarded):
     assert guarded.get("/api/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
 
 
+def test_a_browser_without_the_token_gets_a_page_saying_how_to_open_the_ui_and_scripts_get_json(guarded):
+    page = guarded.get("/runs/spam-done", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert page.status_code == 401 and page.headers["content-type"].startswith("text/html")
+    assert "Open the link that <code>tunesmith ui</code> printed" in page.text and "<script" not in page.text
+    assert "That token is not" in guarded.get("/?token=wrong", headers={"Accept": "text/html"}).text
+    for path in ("/api/runs", "/static/ui.js"):  # the API and a page's files answer JSON even to a browser
+        refused = guarded.get(path, headers={"Accept": "text/html"})
+        assert refused.status_code == 401 and "needs its token" in refused.json()["error"], path
+    assert "needs its token" in guarded.get("/").json()["error"]  # curl, scripts: no text/html asked for
+
+
 def test_the_token_link_sets_a_cookie_and_leaves_the_address(guarded):
     response = guarded.get("/compare?runs=spam-done,spam-lr-high&token=s3cret")
     assert response.status_code == 303 and response.headers["location"] == "/compare?runs=spam-done%2Cspam-lr-high"

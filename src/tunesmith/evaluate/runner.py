@@ -30,6 +30,7 @@ from tunesmith.evaluate.tasks import evaluate_model, select_metrics
 from tunesmith.json_files import read_json, read_jsonl, write_json, write_jsonl
 from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
 from tunesmith.predict.answers import task_metrics
+from tunesmith.results.comparison import fingerprint_rows
 from tunesmith.run_dir import RunDir, locked
 
 _console = Console(stderr=True)
@@ -50,6 +51,9 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
     ``calibration`` holds the temperature fitted on the validation rows and the test rows' ECE, Brier score and
     reliability bins before and after it, or why there are none (`tunesmith.evaluate.reference`, which also writes
     reference.json and the novelty index unless `evaluate.reference` is off).
+
+    ``test_set`` names the test rows (`tunesmith.results.comparison.fingerprint_rows` of their prompts and
+    references): runs compared side by side are ranked only when they were scored on the same rows.
 
     ``base_key`` is the base evaluation's cache key (`tunesmith.evaluate.cache.evaluation_key`: the base model, the
     test rows, the scoring settings), when `evaluate.cache_base` computed one. Without the base (``--no-base``) the
@@ -96,6 +100,7 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
         "task": task.name,
         "labels": task.labels,
         "num_examples": len(splits.test),
+        "test_set": fingerprint_rows(tuned_rows),
         "base": base_metrics,
         "tuned": tuned_metrics,
         "delta": metric_deltas(base_metrics, tuned_metrics),

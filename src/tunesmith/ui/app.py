@@ -1,7 +1,8 @@
 """`tunesmith ui`: a local web app over a folder of runs (FastAPI + uvicorn, the stack of `tunesmith serve`).
 
-Pages: the runs table (``/``), a run (``/runs/<name>``: live curves, data report, evaluation, config), several runs
-compared (``/compare?runs=a,b``), the playground (``/playground?run=<name>``, `tunesmith.ui.playground`) and the
+Pages: the runs table (``/``) and several runs compared (``/compare?runs=a,b``), `tunesmith.ui.runs_table`; a run
+(``/runs/<name>``: live curves, data report, evaluation, config), the playground (``/playground?run=<name>``,
+`tunesmith.ui.playground`) and the
 blind review (``/review/<run>``, `tunesmith.ui.review_pages`) and the labeling queues (``/label/<run>``,
 `tunesmith.ui.label_pages`). JSON under ``/api/``. Errors are a page (or JSON
 under /api/) with a 4xx status, never a traceback. Access rules: `tunesmith.ui.security` (the token, CSRF) and
@@ -33,16 +34,8 @@ from tunesmith.ui.pages import PACKAGE, Settings, UiSettings, find_run, render, 
 from tunesmith.ui.playground import Playground
 from tunesmith.ui.playground import router as playground_routes
 from tunesmith.ui.review_pages import router as review_routes
-from tunesmith.ui.runs import (
-    config_differences,
-    curves,
-    find_runs,
-    headline_metrics,
-    raw_config,
-    read_eval,
-    run_row,
-    run_status,
-)
+from tunesmith.ui.runs import curves, find_runs, run_row, run_status
+from tunesmith.ui.runs_table import router as runs_table_routes
 from tunesmith.ui.security import UI_BIND, check_csrf, check_token, session_csrf, set_csrf
 from tunesmith.web import (
     PAGE_POLICY,
@@ -72,6 +65,7 @@ def create_ui_app(settings: UiSettings) -> FastAPI:
     app.state.playground = Playground()
     app.mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static")
     install_error_handlers(app, render_error, validation_status=422)  # FastAPI's status for a body it refused
+    app.include_router(runs_table_routes)
     app.include_router(router)
     app.include_router(playground_routes)
     app.include_router(review_routes)
@@ -108,18 +102,6 @@ router = APIRouter()
 reading run folders never stalls the event loop that streams playground answers."""
 
 
-@router.get("/")
-def runs_page(request: Request, settings: Settings):
-    rows = [run_row(name, run) for name, run in find_runs(settings.runs_dir).items()]
-    metric_names = list(dict.fromkeys(key for row in rows for key in row.metrics))
-    return render(request, "runs.html", rows=rows, metric_names=metric_names, runs_dir=str(settings.runs_dir))
-
-
-@router.get("/api/runs")
-def runs_json(settings: Settings):
-    return [vars(run_row(name, run)) for name, run in find_runs(settings.runs_dir).items()]
-
-
 @router.get("/api/curves/{name:path}")
 def curves_json(name: str, settings: Settings):
     run = find_run(settings, name)
@@ -138,21 +120,6 @@ def run_page_or_file(request: Request, path: str, settings: Settings):
         return FileResponse(run.root / file, media_type=RUN_FILES[file],
                             headers={"Content-Security-Policy": REPORT_POLICY})
     return _run_page(request, settings, path)
-
-
-@router.get("/compare")
-def compare_page(request: Request, settings: Settings, runs: str = ""):
-    names = [name for name in runs.split(",") if name.strip()]
-    if len(names) < 2:
-        raise HttpError(400, "compare needs two or more runs: /compare?runs=a,b")
-    found = {name: find_run(settings, name) for name in names}
-    rows = [run_row(name, run) for name, run in found.items()]
-    results = {name: read_eval(run) or {} for name, run in found.items()}
-    metric_names = list(dict.fromkeys(key for result in results.values()
-                                      for key in headline_metrics(result.get("task"), result.get("tuned") or {})))
-    differences = config_differences({name: raw_config(run) for name, run in found.items()})
-    return render(request, "compare.html", rows=rows, results=results, metric_names=metric_names,
-                  differences=differences)
 
 
 def _run_page(request: Request, settings: UiSettings, name: str) -> Response:

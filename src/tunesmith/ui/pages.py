@@ -55,11 +55,15 @@ def _number(value: object, signed: bool = False) -> str:
 
 
 def _setting(value: object) -> str:
-    """A config value as the user wrote it in YAML terms (``0.0002``, ``8.0``, ``[q_proj, v_proj]``); unset: –."""
+    """A config value as a person writes it in YAML (``0.0002``, ``8``, ``2e-5``, ``[q_proj, v_proj]``); unset: –."""
     if value is None:
         return "–"
     if isinstance(value, list):
         return "[" + ", ".join(_setting(item) for item in value) + "]"
+    if isinstance(value, float):  # as a person writes it: 32.0 → 32, 2e-05 → 2e-5
+        text = str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+        mantissa, exponent = text.split("e") if "e" in text else (text, None)
+        return f"{mantissa}e{int(exponent)}" if exponent else text
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
