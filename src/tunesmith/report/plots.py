@@ -40,7 +40,7 @@ def loss_curve_figure(train: list[Point], validation: list[Point], best_step: fl
     axes.set_yscale(scale)
     axes.set_xlabel("step")
     axes.set_ylabel("loss (log scale)" if scale == "log" else "loss")
-    axes.grid(alpha=0.3, which="both" if scale == "log" else "major")
+    axes.grid(alpha=0.3)
     axes.legend(loc="best")
     figure.tight_layout()
     return figure

@@ -21,6 +21,7 @@
     drawChart(loss, [{label: "loss", points: series.loss || []},
                      {label: "val_loss", points: series.val_loss || [], dashed: true, markers: true}],
               undefined, {scale: "auto-log"});
+    loss.closest("figure").hidden = !loss.chart.lines.some((line) => line.pixels.length);  // nothing logged yet
     caption.textContent = "loss" + (loss.dataset.scale === "log" ? " (log scale)" : "")
       + ": training (per step) and validation (dashed, each point marked)";
     const metrics = Object.keys(series).filter((key) => key.startsWith("val_") && key !== "val_loss")
