@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tunesmith.document import Document, render_text
-from tunesmith.report.sections import RELIABILITY_FILE, evaluation_section, pick_examples
+from tunesmith.document import Code, Document, Image, Table, render_text
+from tunesmith.report.sections import RELIABILITY_FILE, data_section, evaluation_section, pick_examples
 
 
 def test_pick_examples_fills_from_the_other_kind_then_from_unscored_rows():
@@ -78,3 +78,17 @@ def test_calibration_says_what_the_temperature_did_and_why_there_is_none():
     assert "nearly as they were" in text_of(calibration_of(1.01, 0.02, 0.02))
     assert "Confidence calibration: none (no validation rows)." in text_of({"skipped": "no validation rows"})
     assert "Confidence calibration" not in text_of(None)
+
+
+def test_the_data_section_opens_with_the_findings_and_can_leave_out_its_figure():
+    summary = {"format": "classification", "max_length": 64,
+               "splits": {"train": {"rows": 8, "length_histogram": {"edges": [1.0, 2.0, 3.0], "counts": [5, 3]}}},
+               "sample": {"location": "t.jsonl:1", "text": "<|im_start|>user\nhi<|im_end|>\n"},
+               "findings": [{"kind": "leakage", "split": "train/test", "count": 3, "message": "3 rows of test also in "
+                                                                                          "train"}]}
+    blocks = data_section(summary, None).blocks
+    assert isinstance(blocks[0], Table) and blocks[0].caption == "Data check findings"
+    assert blocks[0].rows == [["leakage", "train/test", "3", "3 rows of test also in train"]]
+    assert any(isinstance(block, Image) for block in blocks)
+    assert not any(isinstance(block, Image) for block in data_section(summary, None, figures=False).blocks)
+    assert Code("<|im_start|>user\nhi<|im_end|>\n") in blocks  # the sample as text, never JSON-escaped

@@ -6,7 +6,14 @@ import pytest
 
 from tunesmith.config import validate_config
 from tunesmith.document import Facts, Table, Text
-from tunesmith.report.summary import headline_table, summary_section, verdict, warnings
+from tunesmith.report.summary import (
+    headline_table,
+    summary_section,
+    verdict,
+    verdict_sentences,
+    verdict_title,
+    warnings,
+)
 
 EVAL = {
     "task": "classification", "num_examples": 1000,
@@ -22,11 +29,30 @@ def test_headline_keeps_the_task_s_main_metrics():
 
 
 def test_verdict_names_base_tuned_delta_and_the_unleaked_rows():
-    assert verdict(EVAL, headline_table(EVAL)) == (
-        "accuracy: base 0.7190 → tuned 0.9830 (+0.2640) on 1,000 test rows; on the 941 rows not leaked from "
-        "train: base 0.7000 → tuned 0.9800 (+0.2800).")
+    assert verdict(EVAL) == (
+        "Verdict: good (beats base +0.2640). accuracy: base 0.7190 → tuned 0.9830 (+0.2640) on 1,000 test rows; on "
+        "the 941 rows not leaked from train: base 0.7000 → tuned 0.9800 (+0.2800).")
     no_base = {**EVAL, "base": None, "unleaked": None}
-    assert verdict(no_base, headline_table(no_base)) == "accuracy of the tuned model: 0.9830 on 1,000 test rows."
+    assert verdict(no_base) == ("Verdict: good (accuracy 0.9830). accuracy of the tuned model: 0.9830 on 1,000 test "
+                                "rows (the base model was not evaluated).")
+
+
+def test_verdict_flags_a_degenerate_run_and_names_the_gate():
+    """The run of the issue: "ham" to every one of 80 messages, +0.15 over its base, equal to the majority."""
+    degenerate = {"task": "classification", "num_examples": 80, "base": {"accuracy": 0.6625},
+                  "tuned": {"accuracy": 0.8125, "confusion_matrix": {"labels": ["ham", "spam"],
+                                                                     "matrix": [[65, 0], [15, 0]]}},
+                  "baselines": {"majority": {"accuracy": 0.8125}, "tfidf_logreg": {"accuracy": 0.9875}}}
+    judged, sentences = verdict_sentences(degenerate, "failed", "gate failed: against_baseline (below)")
+    assert judged.level == "degenerate" and judged.rows == 80
+    assert verdict_title(judged) == "Verdict: degenerate (answers one label to every row)"
+    assert sentences == [
+        "accuracy: base 0.6625 → tuned 0.8125 (+0.1500) on 80 test rows.",
+        "Does not beat TF-IDF + logistic regression, the best classic baseline (0.9875, -0.1750).",
+        "Degenerate: the tuned model answers 'ham' to every test row.",
+        "Release gate: gate failed: against_baseline (below)."]
+    assert verdict(degenerate).startswith("Verdict: degenerate (answers one label to every row). accuracy: ")
+    assert verdict_title(verdict_sentences(None)[0]) == "Not evaluated yet"
 
 
 def test_warnings_say_what_makes_the_figures_less_trustworthy():
@@ -71,7 +97,15 @@ def test_verdict_says_whether_the_tuned_model_beats_the_best_baseline():
     with_baselines = {**EVAL, "baselines": {"majority": {"accuracy": 0.856}, "tfidf_logreg": {"accuracy": 0.973}},
                       "unleaked": {**EVAL["unleaked"], "baselines": {"majority": {"accuracy": 0.85},
                                                                      "tfidf_logreg": {"accuracy": 0.97}}}}
-    assert verdict(with_baselines, headline_table(with_baselines)) == (
-        "accuracy: base 0.7190 → tuned 0.9830 (+0.2640) on 1,000 test rows; on the 941 rows not leaked from "
-        "train: base 0.7000 → tuned 0.9800 (+0.2800). The tuned model beats TF-IDF + logistic regression, the best "
-        "baseline, by +0.0100 accuracy (0.9830 vs 0.9730).")
+    assert verdict(with_baselines) == (
+        "Verdict: good (beats base +0.2640; beats TF-IDF + logistic regression +0.0100). accuracy: base 0.7190 → "
+        "tuned 0.9830 (+0.2640) on 1,000 test rows; on the 941 rows not leaked from train: base 0.7000 → tuned "
+        "0.9800 (+0.2800). Beats TF-IDF + logistic regression, the best classic baseline (0.9730, +0.0100).")
+
+
+def test_the_summary_names_the_gate_it_is_given():
+    config = validate_config({"data": {"train": "t.jsonl"}})
+    section = summary_section(config, EVAL, None, None, None, gate=("failed", "gate failed: against_base (below)"))
+    sentence = next(block.text for block in section.blocks if isinstance(block, Text))
+    assert sentence.startswith("Verdict: mixed (beats base +0.2640; gate failed).")
+    assert sentence.endswith("Release gate: gate failed: against_base (below).")

@@ -60,7 +60,7 @@ def test_the_runs_table_has_a_gate_column_and_the_api_says_it_too(client):
     assert rows["sms-damaged"]["gate"] == "unreadable" and "gate.json" in rows["sms-damaged"]["gate_line"]
 
 
-def test_the_run_page_opens_with_its_gate(client):
+def test_the_run_page_opens_with_its_gate(client, gate_runs):
     page = client.get("/runs/sms-failed").text
     assert page.index('id="gate"') < page.index("<h2>Training</h2>") < page.index("<h2>Evaluation</h2>")
     assert "Gate failed: against_baseline (against_baseline failed: &lt;b&gt;below&lt;/b&gt; its threshold)" in page
@@ -69,7 +69,8 @@ def test_the_run_page_opens_with_its_gate(client):
     # An invalid answer is model text: shown, never run.
     assert "&lt;script&gt;window.__gate_xss=1&lt;/script&gt;maybe" in page and "<script>window" not in page
     assert "This gate is stale: sms-stale was evaluated again" in client.get("/runs/sms-stale").text
-    assert "Not gated: <code>tunesmith gate runs/sms-ungated</code>" in client.get("/runs/sms-ungated").text
+    ungated = gate_runs["sms-ungated"].root.resolve()  # the run's real path (outside the current folder here)
+    assert f"Not gated: <code>tunesmith gate {ungated}</code>" in client.get("/runs/sms-ungated").text
     damaged = client.get("/runs/sms-damaged")
     assert damaged.status_code == 200 and 'class="error">' in damaged.text and "gate.json" in damaged.text
 

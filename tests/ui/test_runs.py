@@ -11,7 +11,16 @@ import subprocess
 import sys
 
 from tunesmith.run_dir import RunDir
-from tunesmith.ui.runs import config_differences, curves, find_runs, flatten, run_row
+from tunesmith.ui.runs import (
+    config_differences,
+    curves,
+    find_runs,
+    flatten,
+    planned_steps,
+    progress_note,
+    run_row,
+    run_status,
+)
 
 
 def test_runs_and_sweep_trials_are_found_by_name_and_other_folders_are_not(runs_dir):
@@ -60,6 +69,57 @@ def test_a_run_whose_stage_failed_reads_failed_until_it_finishes(tmp_path, runs_
     assert run_row("spam-stopped", run).status == "failed"
     run.eval_json.write_text(json.dumps({"task": "classification", "tuned": {"accuracy": 0.5}}))
     assert run_row("spam-stopped", run).status == "done"
+
+def test_with_both_eval_and_failure_the_newer_file_decides_the_one_status(tmp_path, runs_dir):
+    run = RunDir(shutil.copytree(runs_dir / "spam-stopped", tmp_path / "spam-stopped"))
+    run.eval_json.write_text(json.dumps({"task": "classification", "tuned": {"accuracy": 0.5}}))
+    run.failure.write_text(json.dumps({"stage": "report", "error": "disk full", "time": "2026-11-30T12:00:00"}))
+    os.utime(run.eval_json, (1_000, 1_000))
+    os.utime(run.failure, (2_000, 2_000))
+    assert run_status(run) == "failed"  # a stage failed after the evaluation
+    os.utime(run.eval_json, (3_000, 3_000))
+    assert run_status(run) == "done"  # evaluated again after the failure
+    os.utime(run.failure, (3_000, 3_000))
+    assert run_status(run) == "done"  # a tie goes to the evaluation
+
+
+def _metrics(run: RunDir, steps: int, seconds_per_step: float = 1.0, epoch_steps: int | None = None) -> None:
+    lines = [{"step": step, "loss": 9.0 / step, "elapsed_s": step * seconds_per_step}
+             | ({"epoch": round(step / epoch_steps, 4)} if epoch_steps else {}) for step in range(1, steps + 1)]
+    run.metrics.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_the_progress_note_gives_the_total_and_the_time_left(tmp_path, runs_dir):
+    run = RunDir(shutil.copytree(runs_dir / "spam-stopped", tmp_path / "run"))  # train.max_steps: 10
+    _metrics(run, 4, seconds_per_step=30.0)
+    assert progress_note(run, "running") == "step 4 of 10, about 3 minutes left"
+    assert progress_note(run, "stopped") == "stopped at step 4 of 10"
+    _metrics(run, 1)
+    assert progress_note(run, "running") == "step 1 of 10"  # one step gives no pace yet
+    _metrics(run, 9, seconds_per_step=2.0)
+    assert progress_note(run, "running") == "step 9 of 10, under a minute left"
+    _metrics(run, 10)
+    assert progress_note(run, "done") == "10 training steps"
+    run.metrics.write_text("")
+    assert progress_note(run, "running") == "no training step logged yet"
+    run.train_summary.write_text(json.dumps({"planned_steps": 1, "steps": 1}))
+    _metrics(run, 1)
+    assert progress_note(run, "done") == "1 training step"
+
+
+def test_planned_steps_follow_the_epochs_when_max_steps_is_not_set(tmp_path, runs_dir):
+    run = RunDir(shutil.copytree(runs_dir / "spam-stopped", tmp_path / "run"))
+    run.config_path.write_text(run.config_path.read_text().replace("max_steps: 10", "max_steps: null")
+                               .replace("epochs: auto", "epochs: 2"))
+    _metrics(run, 7, epoch_steps=50)
+    assert planned_steps(run, {"step": 7, "epoch": 0.14}) == 100
+    assert progress_note(run, "running") == "step 7 of 100, about 2 minutes left"
+    assert planned_steps(run, {"step": 7}) is None  # no epoch fraction: not known (until a checkpoint says)
+    checkpoint = run.root / "checkpoints" / "step-000005"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"step": 5, "budget": {"steps": 120}}))
+    assert planned_steps(run, {"step": 7}) == 120
+
 
 def test_curves_skip_a_line_cut_off_mid_write_and_non_numbers(tmp_path):
     run = RunDir(tmp_path)

@@ -150,6 +150,12 @@ def render_html(document: Document) -> str:
     ])
 
 
+def render_html_blocks(blocks: list[Block]) -> str:
+    """Blocks as an HTML fragment, escaped as `render_html` escapes them, for a page with its own frame and
+    stylesheet (the web UI's run page shows the report's data section so)."""
+    return "\n".join(map(_html_block, blocks))
+
+
 def _html_block(block: Block) -> str:
     escape = html.escape
     if isinstance(block, Text):

@@ -25,6 +25,7 @@ from tunesmith.report.sections import (
     training_section,
 )
 from tunesmith.report.summary import summary_section
+from tunesmith.results.gate import gate_state
 from tunesmith.run_dir import RunDir, locked
 
 
@@ -41,12 +42,14 @@ def collect_report(config: RunConfig, run: RunDir, generated_at: datetime) -> Do
         read_json(run.eval_json)
     name = run.root.resolve().name
     human_review = human_review_section(run)
+    gate, _, gate_line = gate_state(run.root)
     return Document(
         title=f"tunesmith report: {name} ({generated_at:%Y-%m-%d})",
         subtitle=f"{config.method} fine-tune of {config.model.name}; generated {generated_at:%Y-%m-%d %H:%M}",
         sections=[section for section in (
             gate_section(config, run),
-            summary_section(config, eval_data, train_summary, data_summary, read_json(run.timings)),
+            summary_section(config, eval_data, train_summary, data_summary, read_json(run.timings),
+                            gate=(gate, gate_line)),
             evaluation_section(eval_data),
             *([human_review] if human_review else []),
             examples_section(read_jsonl(run.predictions), config.evaluate.num_examples),

@@ -11,22 +11,44 @@ from tunesmith.document.figures import figure_png
 Point = tuple[float, float]
 
 
-def loss_curve_png(train: list[Point], validation: list[Point], best_step: float | None = None) -> bytes:
-    """Training loss and validation loss against the optimizer step, with the best step marked."""
+LOG_SCALE_RATIO = 10.0
+"""A loss axis is logarithmic when its largest value is more than this many times its smallest: a first step at
+9 and a run that ends near 0.02 would otherwise leave everything after the first steps, validation points
+included, as a flat line on the floor of the plot. The UI's charts (ui/static/plot.js) use the same rule."""
+
+
+def loss_scale(values: list[float]) -> str:
+    """``"log"`` or ``"linear"`` for a loss axis spanning ``values`` (log needs every value above 0)."""
+    positive = [value for value in values if value > 0]
+    if not values or len(positive) < len(values) or max(positive) <= LOG_SCALE_RATIO * min(positive):
+        return "linear"
+    return "log"
+
+
+def loss_curve_figure(train: list[Point], validation: list[Point], best_step: float | None = None) -> Figure:
+    """Training loss and validation loss (each point marked) against the optimizer step, with the best step marked;
+    the loss axis logarithmic when the losses span more than `LOG_SCALE_RATIO`."""
     figure = Figure(figsize=(7.0, 3.6), dpi=100)
     axes = figure.add_subplot()
     if train:
         axes.plot(*zip(*train), label="train loss", color="#4c72b0", linewidth=1.2)
     if validation:
-        axes.plot(*zip(*validation), label="validation loss", color="#dd8452", marker="o", markersize=4)
+        axes.plot(*zip(*validation), label="validation loss", color="#dd8452", marker="o", markersize=4, zorder=3)
     if best_step is not None:
         axes.axvline(best_step, color="#55a868", linestyle="--", linewidth=1, label=f"best step ({best_step:g})")
+    scale = loss_scale([value for _, value in [*train, *validation]])
+    axes.set_yscale(scale)
     axes.set_xlabel("step")
-    axes.set_ylabel("loss")
+    axes.set_ylabel("loss (log scale)" if scale == "log" else "loss")
     axes.grid(alpha=0.3)
     axes.legend(loc="best")
     figure.tight_layout()
-    return figure_png(figure)
+    return figure
+
+
+def loss_curve_png(train: list[Point], validation: list[Point], best_step: float | None = None) -> bytes:
+    """`loss_curve_figure` as PNG bytes."""
+    return figure_png(loss_curve_figure(train, validation, best_step))
 
 
 def confusion_matrices_png(panels: list[tuple[str, list[str], list[list[int]]]]) -> bytes:

@@ -50,24 +50,33 @@ def config_section(config: RunConfig) -> Section:
     return Section("Config", [Code(dump_config(config), "yaml")], folded=True)
 
 
-def data_section(data_summary: dict | None, train_summary: dict | None) -> Section:
-    """The data check's summary (``DataReport.to_dict``): scalar entries as facts, the splits as tables (one row
-    per split), any other mapping as its own table, and the check's findings. Truncation of the rows actually
-    trained on comes from the training summary."""
+def data_section(data_summary: dict | None, train_summary: dict | None, figures: bool = True) -> Section:
+    """The data check's summary (``DataReport.to_dict``): its findings first (leakage, duplicates: what should make
+    a reader cautious), then scalar entries as facts, the splits as tables (one row per split), the sample row as
+    text, and any other mapping as its own table. Truncation of the rows actually trained on comes from the
+    training summary. ``figures=False`` leaves out the token length histogram (the UI's run page, whose policy
+    allows no inline image)."""
     truncation = (train_summary or {}).get("truncation")
     if data_summary is None and not truncation:
         return Section("Data", [Text(f"{NOT_AVAILABLE} (no data_summary.json yet: training writes it)")])
     summary = data_summary or {}
+    blocks: list[Block] = []
+    findings = [finding for finding in summary.get("findings") or [] if isinstance(finding, dict)]
+    if findings:
+        rows = [[plain(f.get("kind")), plain(f.get("split")), plain(f.get("count")), plain(f.get("message"))]
+                for f in findings]
+        blocks.append(Table(["finding", "split", "rows", "message"], rows, caption="Data check findings"))
     facts = [(humanize(key), plain(value)) for key, value in summary.items() if key != "findings" and _is_flat(value)]
     if isinstance(truncation, dict):
         facts.append(("truncation while training", truncation_text(truncation)))
-    blocks: list[Block] = [Facts(facts)] if facts else []
+    if facts:
+        blocks.append(Facts(facts))
     splits = summary.get("splits")
     if isinstance(splits, dict) and splits:
         blocks += split_tables(splits)
         histograms = {name: s["length_histogram"] for name, s in splits.items()
                       if isinstance(s, dict) and isinstance(s.get("length_histogram"), dict)}
-        if histograms:
+        if histograms and figures:
             png = token_length_histogram_png(histograms, summary.get("max_length"))
             blocks.append(Image(LENGTH_HISTOGRAM_FILE, png, "token length histogram per split"))
     sample = summary.get("sample")
@@ -78,11 +87,6 @@ def data_section(data_summary: dict | None, train_summary: dict | None) -> Secti
     for key, value in summary.items():
         if isinstance(value, dict) and key not in ("splits", "sample"):
             blocks.append(mapping_table(value, key_header="", caption=humanize(key)))
-    findings = [finding for finding in summary.get("findings") or [] if isinstance(finding, dict)]
-    if findings:
-        rows = [[plain(f.get("kind")), plain(f.get("split")), plain(f.get("count")), plain(f.get("message"))]
-                for f in findings]
-        blocks.append(Table(["finding", "split", "rows", "message"], rows, caption="Data check findings"))
     return Section("Data", blocks)
 
 

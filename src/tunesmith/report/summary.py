@@ -1,13 +1,24 @@
-"""The report's first section, the verdict: what was tuned, how it scores against its base and the best classic
-baseline on the headline metrics, how long it took, and what should make a reader cautious (leakage, truncation,
-other data findings)."""
+"""The report's first section, the verdict: what was tuned, how it scores against its base, the best classic
+baseline and the constant answer (`tunesmith.results.verdict.run_verdict`, which the web UI's run page says too),
+how long it took, and what should make a reader cautious (leakage, truncation, other data findings)."""
 
 from __future__ import annotations
 
 from tunesmith.config import RunConfig
 from tunesmith.config.vocabulary import METHODS, uses_adapter
-from tunesmith.document import Facts, Section, Table, Text, format_duration, format_length, plain
-from tunesmith.results import baseline_verdict, comparison_table
+from tunesmith.document import (
+    Facts,
+    Section,
+    Table,
+    Text,
+    format_duration,
+    format_length,
+    format_value,
+    is_number,
+    plain,
+)
+from tunesmith.results import comparison_table
+from tunesmith.results.verdict import Verdict, run_verdict
 
 HEADLINE_METRICS = {
     "classification": ("accuracy", "f1", "loss"),
@@ -17,7 +28,9 @@ HEADLINE_METRICS = {
 
 
 def summary_section(config: RunConfig, eval_data: dict | None, train_summary: dict | None,
-                    data_summary: dict | None, timings: dict | None) -> Section:
+                    data_summary: dict | None, timings: dict | None,
+                    gate: tuple[str | None, str | None] = (None, None)) -> Section:
+    """``gate``: the run's gate state and line (`tunesmith.results.gate.gate_state`), which the verdict names."""
     method = METHODS[config.method]
     if uses_adapter(config.method):
         method += f" r={config.lora.r}, alpha={config.lora.alpha:g}"
@@ -28,7 +41,7 @@ def summary_section(config: RunConfig, eval_data: dict | None, train_summary: di
         facts.append(("test rows", format_length(eval_data.get("num_examples"))))
         headline = headline_table(eval_data)
         if headline.rows:
-            blocks.append(Text(verdict(eval_data, headline)))
+            blocks.append(Text(verdict(eval_data, *gate)))
             blocks.append(headline)
     else:
         blocks.append(Text("Not evaluated yet: run `tunesmith eval` for the verdict."))
@@ -53,22 +66,35 @@ def headline_table(eval_data: dict) -> Table:
     return Table(table.header, [row for row in table.rows if row[0] in wanted], caption=table.caption)
 
 
-def verdict(eval_data: dict, headline: Table) -> str:
-    """One sentence on the first headline metric: ``accuracy: base 0.7190 → tuned 0.9830 (+0.2640)``, then one
-    on the best baseline when there are baselines (`baseline_verdict`)."""
-    cells = dict(zip(headline.header, headline.rows[0]))
-    name, base, tuned, delta = (cells[column] for column in ("metric", "base", "tuned", "delta"))
-    against_baseline = baseline_verdict(eval_data)
-    after = f" {against_baseline}" if against_baseline else ""
-    if eval_data.get("base") is None:
-        return f"{name} of the tuned model: {tuned} on {plain(eval_data.get('num_examples'))} test rows.{after}"
-    text = f"{name}: base {base} → tuned {tuned} ({delta}) on {plain(eval_data.get('num_examples'))} test rows"
-    unleaked = eval_data.get("unleaked")
-    if unleaked and "tuned, unleaked" in cells:
-        base, tuned, delta = (cells[f"{column}, unleaked"] for column in ("base", "tuned", "delta"))
-        text += (f"; on the {plain(unleaked['num_examples'])} rows not leaked from train: base {base} → tuned "
-                 f"{tuned} ({delta})")
-    return f"{text}.{after}"
+def verdict_title(judged: Verdict) -> str:
+    """The verdict in a few words, as the report's summary and the UI's run page open with it:
+    ``Verdict: degenerate (answers one label to every row)``."""
+    if judged.level == "unknown":
+        return "Not evaluated yet"
+    return f"Verdict: {judged.level} ({judged.headline})"
+
+
+def verdict(eval_data: dict, gate_state: str | None = None, gate_line: str | None = None) -> str:
+    """The run's verdict in a paragraph: its title, then `verdict_sentences`."""
+    judged, sentences = verdict_sentences(eval_data, gate_state, gate_line)
+    return " ".join([f"{verdict_title(judged)}.", *sentences])
+
+
+def verdict_sentences(eval_data: dict | None, gate_state: str | None = None,
+                      gate_line: str | None = None) -> tuple[Verdict, list[str]]:
+    """The run's `Verdict` (`run_verdict`) and its sentences: one each on the base, the best baseline, the constant
+    answer (a degenerate model) and the gate. When eval.json scores the rows not leaked from train apart, the first
+    sentence goes on with them: ``...on 1,000 test rows; on the 941 rows not leaked from train: base 0.7000 →
+    tuned 0.9800 (+0.2800).``"""
+    judged = run_verdict(eval_data, gate_state, gate_line)
+    sentences = list(judged.sentences)
+    unleaked = (eval_data or {}).get("unleaked") or {}
+    base, tuned = ((unleaked.get(side) or {}).get(judged.metric) for side in ("base", "tuned"))
+    if judged.metric and is_number(base) and is_number(tuned):
+        sentences[0] = (f"{sentences[0].removesuffix('.')}; on the {plain(unleaked.get('num_examples'))} rows not "
+                        f"leaked from train: base {format_value(base)} → tuned {format_value(tuned)} "
+                        f"({format_value(tuned - base, signed=True)}).")
+    return judged, sentences
 
 
 def warnings(eval_data: dict | None, train_summary: dict | None, data_summary: dict | None) -> list[tuple[str, str]]:

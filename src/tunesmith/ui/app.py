@@ -18,23 +18,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from tunesmith.errors import RunError
-from tunesmith.json_files import read_json
-from tunesmith.results import comparison_table
-from tunesmith.results.gate import gate_blocks, gate_state
-from tunesmith.review import ReviewStore
-from tunesmith.review.stats import review_stats
-from tunesmith.review.summary import stats_blocks
-from tunesmith.ui.label_pages import queues_of
 from tunesmith.ui.label_pages import router as label_routes
-from tunesmith.ui.pages import PACKAGE, Settings, UiSettings, find_run, render, render_error
+from tunesmith.ui.pages import PACKAGE, Settings, UiSettings, find_run, render_error
 from tunesmith.ui.playground import Playground
 from tunesmith.ui.playground import router as playground_routes
 from tunesmith.ui.review_pages import router as review_routes
-from tunesmith.ui.runs import curves, find_runs, run_row, run_status
+from tunesmith.ui.run_page import run_page
+from tunesmith.ui.runs import (
+    curves,
+    find_runs,
+    progress_note,
+    run_status,
+)
 from tunesmith.ui.runs_table import router as runs_table_routes
 from tunesmith.ui.security import UI_BIND, check_csrf, check_token, session_csrf, set_csrf
 from tunesmith.web import (
@@ -53,7 +52,8 @@ log = logging.getLogger("tunesmith")
 
 _TEXT = "text/plain; charset=utf-8"
 RUN_FILES = {"report.html": "text/html; charset=utf-8", "report.md": _TEXT, "predictions.jsonl": _TEXT,
-             "eval.json": "application/json", "config.yaml": _TEXT, "metrics.jsonl": _TEXT}
+             "eval.json": "application/json", "data_summary.json": "application/json", "config.yaml": _TEXT,
+             "metrics.jsonl": _TEXT}
 """The files of a run the UI serves as they are (report.html is tunesmith's own self-contained page). Each is sent
 with `REPORT_POLICY`: the report's inline styles and plots show, and nothing in any of them runs as a script."""
 
@@ -105,7 +105,8 @@ reading run folders never stalls the event loop that streams playground answers.
 @router.get("/api/curves/{name:path}")
 def curves_json(name: str, settings: Settings):
     run = find_run(settings, name)
-    return {"name": name, "status": run_status(run), "series": curves(run)}
+    status = run_status(run)
+    return {"name": name, "status": status, "series": curves(run), "note": progress_note(run, status)}
 
 
 @router.get("/runs/{path:path}")
@@ -119,51 +120,7 @@ def run_page_or_file(request: Request, path: str, settings: Settings):
             raise HttpError(404, f"{name} has no {file} yet")
         return FileResponse(run.root / file, media_type=RUN_FILES[file],
                             headers={"Content-Security-Policy": REPORT_POLICY})
-    return _run_page(request, settings, path)
-
-
-def _run_page(request: Request, settings: UiSettings, name: str) -> Response:
-    run = find_run(settings, name)
-    result, result_problem = _read_or_problem(run.eval_json)
-    summary, summary_problem = _read_or_problem(run.data_summary)
-    failure, failure_problem = _read_or_problem(run.failure) if run.failure.is_file() else (None, None)
-    state, gate, _ = gate_state(run.root)
-    return render(request, "run.html", row=run_row(name, run), config_text=_config_text(run.config_path),
-                  gate=_with_kinds(gate_blocks(gate, name, stale=state == "stale")) if gate else None,
-                  evaluation=comparison_table(result) if result else None, summary=summary,
-                  problems=[problem for problem in (result_problem, summary_problem, failure_problem) if problem],
-                  failure=failure,
-                  files=[file for file in RUN_FILES if (run.root / file).is_file()],
-                  review=_review_blocks(run) if ReviewStore.exists(run.root) else None,
-                  labeling=bool(queues_of(run)))
-
-
-def _review_blocks(run) -> list[tuple[str, object]]:
-    """The review's statistics as `tunesmith review stats` shows them, each block with its kind (for the template).
-    They are on the run's page, not the review pages: a reviewer should not see how the models fare."""
-    with ReviewStore.open(run.root) as store:
-        return _with_kinds(stats_blocks(review_stats(store)))
-
-
-def _with_kinds(blocks: list) -> list[tuple[str, object]]:
-    """Document blocks as the template's ``blocks`` macro takes them: each with its kind."""
-    return [(type(block).__name__.lower(), block) for block in blocks]
-
-
-def _read_or_problem(path) -> tuple[dict | None, str | None]:
-    """A run's JSON file, or what is wrong with it: a damaged file is said on the page, which shows the rest."""
-    try:
-        value = read_json(path)
-    except RunError as error:
-        return None, str(error)
-    return (value, None) if value is None or isinstance(value, dict) else (None, f"{path} does not hold an object")
-
-
-def _config_text(path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        return f"(config.yaml cannot be read: {error})"
+    return run_page(request, settings, path, list(RUN_FILES))
 
 
 def serve_ui(settings: UiSettings) -> int:

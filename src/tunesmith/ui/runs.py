@@ -7,6 +7,7 @@ metrics.jsonl through `read_jsonl`, which skips a line cut off mid-write.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,18 +15,20 @@ import yaml
 
 from tunesmith.config.loading import read_yaml
 from tunesmith.config.vocabulary import ALWAYS_REPORTED, TASK_METRICS, task_of, uses_adapter
-from tunesmith.document import is_number
+from tunesmith.document import format_duration, is_number
 from tunesmith.errors import RunError
 from tunesmith.json_files import read_json, read_jsonl
 from tunesmith.results.gate import failed_checks, gate_state
 from tunesmith.run_dir import RunDir
 from tunesmith.sweep_folder import TRIALS_FOLDER, is_sweep_folder, trial_state
+from tunesmith.text import count_of
 
 STATUSES = ("running", "done", "pruned", "failed", "stopped")
 """running: a live process of this machine holds the run folder's lock (`RunDir.lock_holder`); done: it has
 eval.json (or, a sweep trial, the study says it finished); failed: a stage ended with an error (the pipeline's
-``failure.json``), or a sweep trial the study marked failed; pruned: a sweep trial the pruner stopped; stopped: none
-of these (stopped with Ctrl-C, or killed: a killed process records nothing)."""
+``failure.json``; with eval.json too, the newer of the two decides), or a sweep trial the study marked failed;
+pruned: a sweep trial the pruner stopped; stopped: none of these (stopped with Ctrl-C, or killed: a killed process
+records nothing)."""
 
 
 @dataclass(frozen=True)
@@ -91,10 +94,14 @@ def read_eval(run: RunDir) -> dict | None:
 
 
 def run_status(run: RunDir) -> str:
-    """One of `STATUSES`."""
+    """One of `STATUSES`. A folder with both eval.json and failure.json is what its newer file says: a stage that
+    failed after the evaluation (the gate, the report, an export) leaves it failed; an evaluation after a failure
+    (the run resumed and finished) leaves it done, the failure a thing of the past."""
     holder = run.lock_holder()
     if holder is not None and holder.alive:
         return "running"
+    if run.eval_json.is_file() and run.failure.is_file():
+        return "failed" if failed_after_evaluation(run) else "done"
     if run.eval_json.is_file():
         return "done"
     if run.failure.is_file():
@@ -103,6 +110,15 @@ def run_status(run: RunDir) -> str:
     # The study's word where it is a status, but "running" (or "queued") without a live lock holder is a worker that
     # died: stopped.
     return state if state in STATUSES and state != "running" else "stopped"
+
+
+def failed_after_evaluation(run: RunDir) -> bool:
+    """Whether failure.json was written after eval.json; False when either is missing. A tie (file times tick in
+    milliseconds) goes to the evaluation: a run that failed and was then evaluated at once is the likelier story."""
+    try:
+        return run.failure.stat().st_mtime_ns > run.eval_json.stat().st_mtime_ns
+    except OSError:
+        return False
 
 
 def run_row(name: str, run: RunDir) -> RunRow:
@@ -166,6 +182,69 @@ def curves(run: RunDir) -> dict[str, list[list[float]]]:
             if is_number(line.get(key)):
                 series.setdefault(key, []).append([line["step"], line[key]])
     return series
+
+
+def progress_note(run: RunDir, status: str) -> str:
+    """Training's progress in one line under the run's curves: ``step 12 of 200, about 3 minutes left`` while it
+    trains, ``200 training steps`` once it is done, ``stopped at step 12 of 200`` otherwise."""
+    lines = [line for line in read_jsonl(run.metrics)
+             if isinstance(line, dict) and is_number(line.get("step")) and is_number(line.get("loss"))]
+    if not lines:
+        return "no training step logged yet"
+    step = int(lines[-1]["step"])
+    total = planned_steps(run, lines[-1])
+    of_total = f"step {step:,} of {total:,}" if total else f"step {step:,}"
+    if status == "running":
+        left = time_left(lines, total)
+        return of_total + (f", {left}" if left else "")
+    if status == "done" or not total or step >= total:
+        return count_of(step, "training step") + (f" of {total:,} planned" if total and step < total else "")
+    return f"{status} at {of_total}"
+
+
+def planned_steps(run: RunDir, last_line: dict) -> int | None:
+    """The optimizer steps the run plans: train_summary.json's (a finished run), else `train.max_steps`, else the
+    budget of its newest checkpoint, else `train.epochs` times the steps per epoch that the last metrics line's
+    ``epoch`` fraction implies; None when none of these says (``epochs: auto`` before the first checkpoint)."""
+    summary = _read_mapping(run.train_summary)
+    if is_number(summary.get("planned_steps")):
+        return int(summary["planned_steps"])
+    train = _section(raw_config(run), "train")
+    if is_number(train.get("max_steps")) and train["max_steps"] > 0:
+        return int(train["max_steps"])
+    checkpoints = sorted((run.root / "checkpoints").glob("step-*/trainer_state.json"), reverse=True)
+    budget = _read_mapping(checkpoints[0]).get("budget") if checkpoints else None
+    if isinstance(budget, dict) and is_number(budget.get("steps")):
+        return int(budget["steps"])
+    epochs, epoch, step = train.get("epochs"), last_line.get("epoch"), last_line["step"]
+    if is_number(epochs) and is_number(epoch) and epoch > 0:
+        return max(int(step), math.ceil(epochs * round(step / epoch)))
+    return None
+
+
+def time_left(lines: list[dict], total: int | None, window: int = 20) -> str | None:
+    """How long the rest of the steps take at the pace of the last ``window`` logged steps (their ``elapsed_s``):
+    ``about 3 minutes left``; None without a total or a pace."""
+    timed = [line for line in lines[-window:] if is_number(line.get("elapsed_s"))]
+    if not total or len(timed) < 2 or timed[-1]["step"] <= timed[0]["step"]:
+        return None
+    per_step = (timed[-1]["elapsed_s"] - timed[0]["elapsed_s"]) / (timed[-1]["step"] - timed[0]["step"])
+    seconds = max(0.0, (total - timed[-1]["step"]) * per_step)
+    if seconds < 60:
+        return "under a minute left"
+    if seconds < 3600:
+        return f"about {count_of(round(seconds / 60), 'minute')} left"
+    return f"about {format_duration(seconds)} left"
+
+
+def _read_mapping(path: Path) -> dict:
+    """A JSON object of the run folder; {} when it is missing, damaged or not an object (a note is no place for an
+    error)."""
+    try:
+        value = read_json(path)
+    except RunError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def flatten(mapping: dict, prefix: str = "") -> dict[str, object]:

@@ -1,8 +1,11 @@
 // A run's curves, polled every few seconds while it trains (metrics.jsonl as it grows), once when it is not.
+// The note under them (step 12 of 200, about 3 minutes left) is the server's: /api/curves says it.
 "use strict";
 (function () {
   const charts = document.querySelector(".charts[data-run]");
   const note = document.getElementById("curve-note");
+  const caption = document.getElementById("loss-caption");
+  const validationFigure = document.getElementById("val-figure");
   const POLL_MS = 3000;
 
   async function refresh() {
@@ -14,15 +17,21 @@
       return;
     }
     const series = curves.series;
-    drawChart(document.getElementById("loss-chart"), [{label: "loss", points: series.loss || []},
-                                                      {label: "val_loss", points: series.val_loss || [], dashed: true}]);
+    const loss = document.getElementById("loss-chart");
+    drawChart(loss, [{label: "loss", points: series.loss || []},
+                     {label: "val_loss", points: series.val_loss || [], dashed: true, markers: true}],
+              undefined, {scale: "auto-log"});
+    loss.closest("figure").hidden = !loss.chart.lines.some((line) => line.pixels.length);  // nothing logged yet
+    caption.textContent = "loss" + (loss.dataset.scale === "log" ? " (log scale)" : "")
+      + ": training (per step) and validation (dashed, each point marked)";
     const metrics = Object.keys(series).filter((key) => key.startsWith("val_") && key !== "val_loss")
-      .map((key) => ({label: key, points: series[key]}));
-    drawChart(document.getElementById("val-chart"), metrics, "no validation metrics");
-    const steps = (series.loss || []).length;
+      .map((key) => ({label: key, points: series[key], markers: true}));
+    // No empty chart: the validation metrics' figure shows once there is one to draw.
+    validationFigure.hidden = !metrics.length;
+    if (metrics.length) drawChart(document.getElementById("val-chart"), metrics);
     note.textContent = curves.status === "running"
-      ? `training: ${steps} steps so far, refreshed every ${POLL_MS / 1000} s`
-      : `${steps} logged steps`;
+      ? `training: ${curves.note}; refreshed every ${POLL_MS / 1000} s`
+      : curves.note;
     if (curves.status === "running") setTimeout(refresh, POLL_MS);
   }
   refresh();
