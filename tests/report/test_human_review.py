@@ -46,7 +46,10 @@ def test_section_appears_once_judged(tmp_path):
     report = collect_report(run.config(), run, datetime(2026, 11, 30))
     markdown, html = render_markdown(report), render_html(report)
     assert "sms against each model" in markdown and "Cohen's kappa" in markdown
-    assert r"| base | 2 | 1 | 1 | 0 | 0 | 50.0% \[9.5%, 90.5%\] |" in markdown  # 1 win of 2 items; one split
+    # 1 win, no loss, 1 tie (the split item): W–L–T 1–0–1, and the rate is over the 1 decisive item.
+    assert r"| base | 2 | 1–0–1 | 0 | 100% \[21%, 100%\] | 1 |" in markdown
+    assert "sms against base: 1–0–1 (wins–losses–ties); it wins 100% of the 1 decisive item" in markdown
+    assert "on 1 shared item: too few to judge agreement" in markdown
     assert "ann: sms better; bob: base better" in markdown  # the disagreement, un-blinded
     assert EVIL not in html and "&lt;script&gt;" in html
 

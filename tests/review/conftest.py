@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
 from tunesmith.config import save_config, validate_config
+from tunesmith.data.run_inputs import RunInputs
+from tunesmith.evaluate.tasks import last_user_message
 from tunesmith.review.store import ReviewPlan, ReviewPrompt, create_database, database_path
 from tunesmith.run_dir import RunDir
 
@@ -79,6 +82,21 @@ def tiny_runs(tmp_path, tiny_model_dir, write_jsonl) -> tuple[Path, Path]:
     data = {split: write_jsonl(tmp_path / f"{split}.jsonl", rows) for split in ("train", "validation", "test")}
     return (tiny_run(tmp_path / "tuned-run", tiny_model_dir, data, seed=1),
             tiny_run(tmp_path / "other-run", tiny_model_dir, data, seed=2))
+
+
+@pytest.fixture()
+def spam_run(tmp_path, tiny_model_dir, write_jsonl):
+    """A classification run (ham/spam, 10 test rows, 4 of them spam) whose predictions.jsonl has the tuned
+    model's labels (right on every row) and the base model's ("ham" on every row): they disagree on the 4 spam."""
+    rows = [{"text": f"message {n}", "label": "spam" if n % 5 in (1, 3) else "ham"} for n in range(10)]
+    data = {split: write_jsonl(tmp_path / f"{split}.jsonl", rows) for split in ("train", "validation", "test")}
+    root = tiny_run(tmp_path / "spam-run", tiny_model_dir, {**data, "format": "classification"}, seed=1)
+    run = RunDir(root)
+    test = RunInputs(run.config()).splits.test
+    lines = [{"location": example.location, "prompt": last_user_message(example), "reference": example.label,
+              "tuned_prediction": example.label, "base_prediction": "ham"} for example in test]
+    run.predictions.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -149,3 +149,34 @@ def test_another_runs_predictions_are_reused_where_the_prompt_matches(tiny_runs)
         answers = [item.answers["other-run"] for item in store.items()]
     assert [answer for n, answer in enumerate(answers) if n != 2] == [f"other {n}" for n in (0, 1, 3, 4, 5)]
     assert answers[2] != "other 2"
+
+
+def test_classification_reviews_only_where_the_labels_differ(spam_run):
+    made = create_review(spam_run, settings=ReviewConfig(items=3, reviewers=["ann"]))
+    assert made["sampling"] == ("the models agree on 60% of 10 test prompts (6); 3 items drawn from the 4 where "
+                                "they disagree")
+    assert made["generated"] == {"spam-run": 0, "base": 0} and made["items"] == 3
+    with ReviewStore.open(spam_run.root) as store:
+        assert {(item.answers["spam-run"], item.answers["base"]) for item in store.items()} == {("spam", "ham")}
+        assert store.settings["sampling"] == {"pool": "disagreements", "test_prompts": 10, "agree": 6,
+                                              "disagree": 4, "drawn": 3, "sentence": made["sampling"]}
+
+
+def test_classification_where_the_models_always_agree_is_refused(spam_run):
+    lines = [json.loads(line) for line in spam_run.predictions.read_text().splitlines()]
+    spam_run.predictions.write_text("".join(json.dumps({**line, "base_prediction": line["tuned_prediction"].upper()})
+                                            + "\n" for line in lines))  # the same labels, written otherwise
+    with pytest.raises(TunesmithError, match=r"nothing to review: the models agree on 100% of 10 test prompts \(10\), "
+                                             r"so every item would be a tie"):
+        create_review(spam_run, settings=ReviewConfig(items=3, reviewers=["ann"]))
+    assert not ReviewStore.exists(spam_run.root)
+
+
+def test_classification_plan_keeps_only_the_pairs_that_disagree():
+    examples = labelled({"ham": 3})
+    contenders = [Contender(name, role, None, name) for name, role in [("t", "tuned"), ("base", "base"),
+                                                                        ("r2", "run")]]
+    answers = {"t": ["spam", "ham", "spam"], "base": ["ham", "ham", "spam"], "r2": ["spam", "spam", "ham"]}
+    plan = review_plan(examples, contenders, answers, ReviewConfig(reviewers=["ann"]), CLASSIFICATION)
+    assert plan.items == [(0, "t", "base"), (0, "base", "r2"), (1, "t", "r2"), (1, "base", "r2"), (2, "t", "r2"),
+                          (2, "base", "r2")]

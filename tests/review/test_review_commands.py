@@ -48,3 +48,10 @@ def test_create_errors_name_the_key(tiny_runs, cli):
     assert code == 2 and "train.seed: is not a review setting" in error
     code, _, error = cli("review", "stats", str(tuned))
     assert code == 2 and "has no review" in error
+
+
+def test_create_of_a_classification_review_reports_the_agreement(spam_run, cli):
+    code, out, error = cli("review", "create", str(spam_run.root), "--items", "50", "--reviewers", "ann")
+    assert (code, error) == (0, "")
+    assert ("sample: the models agree on 60% of 10 test prompts (6); 4 items drawn from the 4 where they disagree"
+            in out)

@@ -20,12 +20,55 @@ def test_win_rate_interval_and_sign_test(make_review, judge_for):
         stats = review_stats(store)
     [versus_base] = stats["comparisons"]
     assert (versus_base["wins"], versus_base["losses"], versus_base["ties"], versus_base["both_bad"]) == (7, 2, 0, 1)
-    assert versus_base["win_rate"] == 0.7
-    # Wilson 95% for 7/10: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n), z = 1.96.
-    assert versus_base["win_interval"] == pytest.approx([0.3968, 0.8922], abs=1e-4)
+    assert versus_base["decisive"] == 9 and versus_base["win_rate"] == 7 / 9  # both bad is not a decision
+    # Wilson 95% for 7/9: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n), z = 1.96.
+    assert versus_base["win_interval"] == pytest.approx([0.4526, 0.9368], abs=1e-4)
     # Sign test, ties out: 7 wins of 9; two-sided P = 2·P(X ≤ 2) = 2·(1 + 9 + 36)/2⁹.
     assert versus_base["sign_test_p"] == pytest.approx(92 / 512)
     assert stats["agreement"]["method"] is None and stats["bradley_terry"] is None
+
+
+def test_win_rate_is_wins_over_decisive_items_with_ties_beside(make_review, judge_for):
+    """9 wins to 1 loss is 90%, however many ties: the ties and both-bad are counted beside the rate (the issue's
+    case read 34.6%, 9 of 26)."""
+    run = make_review(num_prompts=28, reviewers=("ann",))
+    with ReviewStore.open(run) as store:
+        outcomes = ["tuned"] * 9 + ["base"] + ["tie"] * 16 + ["both_bad"] * 2
+        for (item_id, _, _), better in zip(store.queue("ann"), outcomes):
+            judge_for(store, "ann", item_id, better)
+        [versus_base] = review_stats(store)["comparisons"]
+    assert {key: versus_base[key] for key in ("items", "wins", "losses", "ties", "both_bad", "decisive")} == {
+        "items": 28, "wins": 9, "losses": 1, "ties": 16, "both_bad": 2, "decisive": 10}
+    assert versus_base["win_rate"] == 0.9
+    assert versus_base["win_interval"] == pytest.approx([0.5958, 0.9821], abs=1e-4)  # Wilson 95%, n = 10
+    assert versus_base["sign_test_p"] == pytest.approx(2 * 11 / 1024)  # 2·P(X ≤ 1), X ~ Bin(10, ½)
+
+
+def test_only_ties_have_no_win_rate(make_review, judge_for):
+    run = make_review(num_prompts=2, reviewers=("ann",))
+    with ReviewStore.open(run) as store:
+        for item_id, _, _ in store.queue("ann"):
+            judge_for(store, "ann", item_id, "tie")
+        [versus_base] = review_stats(store)["comparisons"]
+    assert (versus_base["decisive"], versus_base["win_rate"], versus_base["win_interval"]) == (0, None, None)
+    assert versus_base["sign_test_p"] is None
+
+
+def test_kappa_on_few_shared_items_says_too_few(make_review, judge_for):
+    """Below 20 shared items a kappa is kept but flagged (its 95% interval is wider than any reading band)."""
+    run = make_review(num_prompts=20)
+    with ReviewStore.open(run) as store:
+        for item_id, (ann, bob) in enumerate([("tuned", "tuned"), ("base", "base"), ("tuned", "tie")], start=1):
+            judge_for(store, "ann", item_id, ann)
+            judge_for(store, "bob", item_id, bob)
+        few = review_stats(store)["agreement"]
+        for item_id in range(4, 21):
+            judge_for(store, "ann", item_id, "tuned" if item_id % 3 else "base")
+            judge_for(store, "bob", item_id, "tuned" if item_id % 3 else "base")
+        enough = review_stats(store)["agreement"]
+    assert few["items"] == 3 and few["kappa"] is not None and few["too_few"]
+    assert few["note"] == "on 3 shared items: too few to judge agreement (20 or more needed)"
+    assert enough["items"] == 20 and enough["note"] is None and not enough["too_few"]
 
 
 def test_overlap_items_count_once(make_review, judge_for):

@@ -67,6 +67,8 @@ def _create(args: argparse.Namespace) -> int:
     print(f"review: {made['path']}")
     print(f"models: {', '.join(made['models'])} ({made['prompts']} prompts, {made['items']} items; answers generated: "
           + ", ".join(f"{name} {count}" for name, count in made["generated"].items()) + ")")
+    if made["sampling"]:  # classification: drawn where the models' labels differ
+        print(f"sample: {made['sampling']}")
     print("queues: " + ", ".join(f"{name} {count}" for name, count in made["queues"].items())
           + f" (items everyone judges: {made['overlap']})")
     return 0

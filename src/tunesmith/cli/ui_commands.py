@@ -20,6 +20,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                    "open the printed link once, a cookie keeps it")
     add_allowed_host(p)
     p.add_argument("--max-tokens", type=int, default=256, help="the most tokens a playground answer may have")
+    p.add_argument("--reviewer-only", action="store_true",
+                   help="serve the blind review pages only, for reviewers: runs, results, predictions, compare and "
+                        "the playground answer 403")
 
 
 def _ui(args: argparse.Namespace) -> int:
@@ -28,7 +31,8 @@ def _ui(args: argparse.Namespace) -> int:
 
     token = args.token or os.environ.get(TOKEN_VARIABLE) or None
     return serve_ui(UiSettings(runs_dir=Path(args.runs_dir), host=args.host, port=args.port, token=token,
-                               allowed_hosts=tuple(args.allowed_host), max_tokens=args.max_tokens))
+                               allowed_hosts=tuple(args.allowed_host), max_tokens=args.max_tokens,
+                               reviewer_only=args.reviewer_only))
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"ui": _ui}

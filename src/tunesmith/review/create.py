@@ -6,12 +6,17 @@ when it was evaluated with the base) where a line has the same location and prom
 rest are generated with evaluation's own code (`tunesmith.predict.answer`, the `evaluate.*` settings of this run),
 so a reviewer judges exactly what evaluation scored. Another run's model answers this run's test rows as this
 run's data settings render them, through its own tokenizer and chat template (as `compare --against` scores it).
+
+For classification the sample is drawn from the test prompts where the models' labels differ (`disagreements`):
+where both give the same label the two answers are the same text, so every such item is a tie by construction and
+a reviewer's time on it says nothing. The agreement rate is reported instead (and kept in the review's settings,
+so the statistics can say the win rate is over disagreements only). Generation keeps its plain sample.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -42,6 +47,7 @@ from tunesmith.review.store import (
     database_path,
 )
 from tunesmith.run_dir import RunDir
+from tunesmith.text import count_of
 
 _console = Console(stderr=True)
 
@@ -77,17 +83,58 @@ def create_review(run: RunDir, against: Sequence[str] = (BASE_MODEL,), settings:
     if not splits.test:
         raise DataError(splits.files.get("test", "data"), None, "the test split has no rows, so nothing to review")
     task = inputs.task
-    examples = sample_prompts(splits.test, task, settings.items, settings.seed)
-    answers, generated = {}, {}
-    for contender in contenders:
-        answers[contender.name], generated[contender.name] = contender_answers(contender, run, config, examples, task)
-    plan = review_plan(examples, contenders, answers, settings, task)
+    sampling = None
+    if task.name == "classification":
+        # Every test row's label from every model, to find where they differ: one label per row, the same work as
+        # the evaluation that wrote predictions.jsonl (where they are usually read from, not generated).
+        everything, generated = gather_answers(contenders, run, config, splits.test, task)
+        examples, answers, sampling = disagreements(splits.test, everything, task, settings, len(contenders))
+    else:
+        examples = sample_prompts(splits.test, task, settings.items, settings.seed)
+        answers, generated = gather_answers(contenders, run, config, examples, task)
+    plan = review_plan(examples, contenders, answers, settings, task, sampling)
     with run.lock(), staged_folder(run.root / REVIEW_FOLDER) as staging:
         create_database(staging / DATABASE, plan)
     return {"path": str(database_path(run.root)), "models": [contender.name for contender in contenders],
             "generated": generated, "prompts": len(examples), "items": len(plan.items),
-            "overlap": plan.settings["overlap"],
+            "overlap": plan.settings["overlap"], "sampling": sampling["sentence"] if sampling else None,
             "queues": {reviewer: len(queue) for reviewer, queue in plan.queues.items()}}
+
+
+def gather_answers(contenders: list[Contender], run: RunDir, config: RunConfig, examples: list[Example],
+                   task: Task) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """``({model: answer per example}, {model: how many were generated})``."""
+    answers, generated = {}, {}
+    for contender in contenders:
+        answers[contender.name], generated[contender.name] = contender_answers(contender, run, config, examples, task)
+    return answers, generated
+
+
+def same_label(texts: Iterable[str]) -> bool:
+    return len({text.strip().casefold() for text in texts}) == 1
+
+
+def disagreements(examples: list[Example], answers: dict[str, list[str]], task: Task, settings: ReviewConfig,
+                  num_models: int) -> tuple[list[Example], dict[str, list[str]], dict]:
+    """The sample of a classification review: ``settings.items`` of the test prompts where the models' labels
+    differ (stratified as `sample_prompts` does), their answers, and the sampling as reported: the counts and a
+    sentence such as "the models agree on 84% of 1,000 test prompts (840); 50 items drawn from the 160 where they
+    disagree". An error when they agree everywhere: such a review would be all ties."""
+    split = [index for index in range(len(examples)) if not same_label(texts[index] for texts in answers.values())]
+    agree, total = len(examples) - len(split), len(examples)
+    agreement = f"the models agree on {agree / total:.0%} of {total:,} test prompts ({agree:,})"
+    if not split:
+        raise TunesmithError(f"nothing to review: {agreement}, so every item would be a tie",
+                             "compare with a model that labels differently (--against RUN)")
+    position = {id(example): index for index, example in enumerate(examples)}
+    chosen = [position[id(example)] for example in sample_prompts([examples[index] for index in split], task,
+                                                                  settings.items, settings.seed)]
+    unit = "item" if num_models == 2 else "prompt"
+    sentence = f"{agreement}; {count_of(len(chosen), unit)} drawn from the {len(split):,} where they disagree"
+    return ([examples[index] for index in chosen],
+            {model: [texts[index] for index in chosen] for model, texts in answers.items()},
+            {"pool": "disagreements", "test_prompts": total, "agree": agree, "disagree": len(split),
+             "drawn": len(chosen), "sentence": sentence})
 
 
 def contenders_of(run: RunDir, config: RunConfig, against: Sequence[str]) -> list[Contender]:
@@ -166,14 +213,17 @@ def load_contender(contender: Contender, config: RunConfig):
 
 
 def review_plan(examples: list[Example], contenders: list[Contender], answers: dict[str, list[str]],
-                settings: ReviewConfig, task: Task) -> ReviewPlan:
-    """The review's content: one item per prompt and pair of models, and the reviewers' blind queues."""
+                settings: ReviewConfig, task: Task, sampling: dict | None = None) -> ReviewPlan:
+    """The review's content: one item per prompt and pair of models (for classification, only the pairs whose
+    labels differ on that prompt: an agreeing pair is a tie by construction), and the reviewers' blind queues.
+    ``sampling`` (`disagreements`) is kept in the review's settings."""
     prompts = [ReviewPrompt(location=example.location, system=system_of(example), prompt=prompt_for_review(example),
                             reference=example.reference, label=example.label,
                             answers={contender.name: answers[contender.name][index] for contender in contenders})
                for index, example in enumerate(examples)]
     pairs = list(combinations([contender.name for contender in contenders], 2))
-    items = [(index, first, second) for index in range(len(examples)) for first, second in pairs]
+    items = [(index, first, second) for index in range(len(examples)) for first, second in pairs
+             if task.name != "classification" or not same_label((answers[first][index], answers[second][index]))]
     rng = random.Random(settings.seed)
     overlap = settings.overlap_count(len(items)) if len(settings.reviewers) > 1 else 0
     queues = {}
@@ -184,7 +234,8 @@ def review_plan(examples: list[Example], contenders: list[Contender], answers: d
     return ReviewPlan(models=[(contender.name, contender.role, contender.source) for contender in contenders],
                       prompts=prompts, items=items, queues=queues, rubric=settings.rubric,
                       show_reference=settings.show_reference,
-                      settings={"task": task.name, "seed": settings.seed, "overlap": overlap})
+                      settings={"task": task.name, "seed": settings.seed, "overlap": overlap,
+                                **({"sampling": sampling} if sampling else {})})
 
 
 def share_items(num_items: int, reviewers: list[str], overlap: int, rng: random.Random) -> dict[str, list[int]]:

@@ -18,12 +18,15 @@ def stats_blocks(stats: dict) -> list[Block]:
         ("tuned model", stats["tuned"]),
         ("judgments by people", f"{stats['judgments']} ({reviewers})"),
         ("agreement", agreement_text(stats["agreement"])),
+        *sample_facts(stats.get("sampling")),
     ])]
+    blocks.extend(Text(comparison_sentence(stats["tuned"], row)) for row in stats["comparisons"] if row["items"])
     blocks.append(Table(
-        ["against", "items", "wins", "ties", "both bad", "losses", "win rate [95% CI]", "sign test p"],
+        ["against", "items", "W–L–T", "both bad", "win rate [95% CI]", "decisive", "sign test p"],
         [comparison_row(row) for row in stats["comparisons"]],
-        caption=f"{stats['tuned']} against each model (an item judged by several people counts once; Wilson "
-                "intervals; sign test two-sided, ties and both-bad left out)"))
+        caption=f"{stats['tuned']} against each model: wins–losses–ties, both-bad apart; the win rate is wins over "
+                "the decisive items (wins + losses), ties and both-bad left out, as in the sign test (two-sided); "
+                "Wilson intervals; an item judged by several people counts once"))
     rubric = stats["rubric"]
     criteria = list(next(iter(rubric.values()), {}))
     if any(cell["n"] for scores in rubric.values() for cell in scores.values()):
@@ -37,17 +40,15 @@ def stats_blocks(stats: dict) -> list[Block]:
                             caption="Bradley-Terry strengths (sum to 1; P(i beats j) = s_i / (s_i + s_j))"))
     if stats["judges"]:
         blocks.append(Table(
-            ["judge", "judgments", "against", "wins / ties / both bad / losses", "win rate [95% CI]",
-             "kappa with people"],
-            [[judge, str(entry["judgments"]), row["against"],
-              f"{row['wins']} / {row['ties']} / {row['both_bad']} / {row['losses']}", rate_text(row),
+            ["judge", "judgments", "against", "W–L–T", "both bad", "win rate [95% CI]", "kappa with people"],
+            [[judge, str(entry["judgments"]), row["against"], record_text(row), str(row["both_bad"]), rate_text(row),
               kappa_text(entry["agreement_with_humans"])]
              for judge, entry in stats["judges"].items() for row in entry["comparisons"]],
             caption="Judge models (each pair asked in both orders; an order-dependent verdict counts as a tie)"))
     if stats["disagreements"]:
         blocks.append(Table(
-            ["item", "location", "prompt", "verdicts"],
-            [[str(entry["item_id"]), entry["location"], shorten(entry["prompt"], PROMPT_CHARS),
+            ["location", "item", "prompt", "verdicts"],  # the row's name first: the item number right-aligns
+            [[entry["location"], str(entry["item_id"]), shorten(entry["prompt"], PROMPT_CHARS),
               "; ".join(f"{reviewer}: {verdict}" for reviewer, verdict in entry["verdicts"].items())]
              for entry in stats["disagreements"]],
             caption="Items with the strongest disagreement"))
@@ -56,17 +57,46 @@ def stats_blocks(stats: dict) -> list[Block]:
     return blocks
 
 
+def sample_facts(sampling: dict | None) -> list[tuple[str, str]]:
+    """A classification review's sample (`tunesmith.review.create.disagreements`): its rates are over the items
+    where the models' labels differ, which the reader must know to read them."""
+    if not sampling:
+        return []
+    return [("sample", f"{sampling['sentence']} (the rates below are over these disagreements, not over every test "
+                       "prompt)")]
+
+
 def comparison_row(row: dict) -> list[str]:
     p_value = row["sign_test_p"]
-    return [row["against"], str(row["items"]), str(row["wins"]), str(row["ties"]), str(row["both_bad"]),
-            str(row["losses"]), rate_text(row), plain(p_value) if p_value is not None else "n/a (no wins or losses)"]
+    return [row["against"], str(row["items"]), record_text(row), str(row["both_bad"]), rate_text(row),
+            str(row["decisive"]), plain(p_value) if p_value is not None else "n/a (no wins or losses)"]
+
+
+def record_text(row: dict) -> str:
+    """Wins–losses–ties, as sports tables write it: ``9–1–16``."""
+    return f"{row['wins']}–{row['losses']}–{row['ties']}"
 
 
 def rate_text(row: dict) -> str:
-    if row["win_rate"] is None:
+    """``90% [60%, 98%]``: wins over decisive items with the Wilson interval, or why there is no rate."""
+    if not row["items"]:
         return "no items judged"
+    if row["win_rate"] is None:
+        return "no decisive items (only ties or both bad)"
     low, high = row["win_interval"]
-    return f"{row['win_rate']:.1%} [{low:.1%}, {high:.1%}]"
+    return f"{row['win_rate']:.0%} [{low:.0%}, {high:.0%}]"
+
+
+def comparison_sentence(tuned: str, row: dict) -> str:
+    """One comparison as a sentence, e.g. "tuned against base: 9–1–16 (wins–losses–ties), 2 both bad; it wins 90%
+    of the 10 decisive items (95% CI 60%–98%), sign test p = 0.0215"."""
+    both_bad = f", {row['both_bad']} both bad" if row["both_bad"] else ""
+    record = f"{tuned} against {row['against']}: {record_text(row)} (wins–losses–ties){both_bad}"
+    if row["win_rate"] is None:
+        return f"{record}; no decisive items, so no win rate."
+    low, high = row["win_interval"]
+    return (f"{record}; it wins {row['win_rate']:.0%} of the {count_of(row['decisive'], 'decisive item')} "
+            f"(95% CI {low:.0%}–{high:.0%}), sign test p = {plain(row['sign_test_p'])}.")
 
 
 def mean_text(cell: dict) -> str:
@@ -82,11 +112,15 @@ def agreement_text(agreement: dict) -> str:
     name = KAPPA_NAMES[agreement["method"]]
     if agreement["kappa"] is None:
         return f"{name}: {agreement['note']} ({count_of(agreement['items'], 'item')} judged by everyone)"
-    return (f"{name} {agreement['kappa']:.3f} on {count_of(agreement['items'], 'item')} judged by everyone (same "
+    text = (f"{name} {agreement['kappa']:.3f} on {count_of(agreement['items'], 'item')} judged by everyone (same "
             f"verdict on {agreement['observed']:.0%})")
+    return f"{text}; {agreement['note']}" if agreement["note"] else text
 
 
 def kappa_text(agreement: dict) -> str:
     if agreement["kappa"] is None:
-        return f"not defined ({agreement['pairs']} shared judgments)"
-    return f"{agreement['kappa']:.3f} ({agreement['pairs']} shared judgments, {agreement['observed']:.0%} same)"
+        return f"not defined ({count_of(agreement['pairs'], 'shared judgment')})"
+    if agreement.get("note"):
+        return f"{agreement['kappa']:.3f}, {agreement['observed']:.0%} same, {agreement['note']}"
+    return (f"{agreement['kappa']:.3f} ({count_of(agreement['pairs'], 'shared judgment')}, "
+            f"{agreement['observed']:.0%} same)")

@@ -27,6 +27,7 @@ from tunesmith.ui.pages import PACKAGE, Settings, UiSettings, find_run, render_e
 from tunesmith.ui.playground import Playground
 from tunesmith.ui.playground import router as playground_routes
 from tunesmith.ui.review_pages import router as review_routes
+from tunesmith.ui.reviewer_only import reviewer_only_guard
 from tunesmith.ui.run_page import run_page
 from tunesmith.ui.runs import (
     curves,
@@ -71,6 +72,7 @@ def create_ui_app(settings: UiSettings) -> FastAPI:
     app.include_router(review_routes)
     app.include_router(label_routes)
     app.middleware("http")(_guard)
+    app.middleware("http")(reviewer_only_guard)  # outside the token check: a closed path is closed to everyone
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes, render=render_error)
     app.add_middleware(HostCheck, hosts=hosts, render=render_error)  # outermost: a foreign Host reaches nothing
     install_security_headers(app, PAGE_POLICY)

@@ -37,6 +37,8 @@ class UiSettings:
     """The most tokens a playground answer may have."""
     max_request_bytes: int = 4 * 2**20
     """Bodies over this are refused (413) before they are read (`tunesmith.web.BodyLimit`)."""
+    reviewer_only: bool = False
+    """Serve the blind review pages only (`tunesmith.ui.reviewer_only`): no runs, results, files or playground."""
 
 
 async def settings_of(request: Request) -> UiSettings:
@@ -83,8 +85,15 @@ _ENVIRONMENT.filters["numeric_columns"] = numeric_columns  # which columns of a 
 
 def render(request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
     """A page: ``template`` with ``context`` and the session's CSRF token (in a ``<meta>``, for the page's scripts)."""
-    html = _ENVIRONMENT.get_template(template).render(csrf=request.state.csrf, **context)
+    html = _ENVIRONMENT.get_template(template).render(csrf=request.state.csrf, reviewer_only=_reviewer_only(request),
+                                                      **context)
     return HTMLResponse(html, status_code=status_code)
+
+
+def _reviewer_only(request: Request) -> bool:
+    """Whether the page's navigation leads to the reviews only (`tunesmith.ui.reviewer_only`)."""
+    settings = getattr(request.app.state, "settings", None)
+    return bool(getattr(settings, "reviewer_only", False))
 
 
 def render_error(request: Request, error: HttpError) -> Response:
