@@ -120,6 +120,7 @@
       answer.dataset.state = "error";
       return;
     }
+    if (asked !== epoch) { response.body.cancel(); return; }  // cleared while it was asked: free the row now
     const reader = pane.reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";
