@@ -1,8 +1,14 @@
-"""`tunesmith promote` and `tunesmith serve --watch` argument errors, in-process, as one line."""
+"""`tunesmith promote` and `tunesmith serve --watch` argument errors, in-process, as one line; `serve` and `ui`
+bound beyond loopback without a secret refused before torch is imported (in a fresh interpreter)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+
+import pytest
 
 from tunesmith import distributed
 from tunesmith.config import save_config, validate_config
@@ -39,3 +45,28 @@ def test_serve_limits_must_be_above_zero(tmp_path, cli, capsys):
         except SystemExit as stop:  # argparse ends a bad option with exit 2 and its own line
             code, error = stop.code, capsys.readouterr().err
         assert code == 2 and error.strip().splitlines()[-1] == f"tunesmith serve: error: {message}"
+
+
+REFUSE_AND_LIST_IMPORTS = """
+import sys
+from tunesmith.cli import main
+code = main(sys.argv[1:])
+heavy = [name for name in ("torch", "transformers", "peft", "tunesmith.serve", "tunesmith.ui") if name in sys.modules]
+print(code, *heavy)
+"""
+
+
+@pytest.mark.parametrize(("command", "secret"), [(["serve", "runs/x"], "an API key"), (["ui", "runs"], "a token")])
+def test_an_exposed_bind_without_a_secret_is_refused_before_the_heavy_imports(command, secret):
+    # A fresh interpreter: this test process has imported torch already. Without the secret in the environment.
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("TUNESMITH_API_KEY", "TUNESMITH_UI_TOKEN")}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", REFUSE_AND_LIST_IMPORTS, *command, "--host", "0.0.0.0"],
+                          capture_output=True, text=True, env=environment, timeout=60)
+    took = time.monotonic() - started
+    assert done.stdout.split() == ["2"]  # exit code 2, and none of the heavy modules was imported by then
+    error = done.stderr.strip()
+    assert error.count("\n") == 0 and error.startswith("tunesmith: error: config: --host: binding 0.0.0.0")
+    assert f"without {secret}" in error
+    assert took < 3, f"the refusal took {took:.1f} s"

@@ -125,7 +125,7 @@ def test_run_page_draws_the_curves_and_follows_a_run_that_trains(browser, ui, ru
     assert "training" in css(browser, "#curve-note").text
 
 
-def test_playground_streams_an_answer_into_both_panes(browser, ui, screenshot):
+def test_playground_streams_an_answer_into_both_panes(browser, ui, screenshot, chatty_dir):
     browser.get(f"{ui}/playground?run=spam-done")
     wait_for(browser, lambda driver: css(driver, "#playground").get_attribute("data-ready") == "true",
              "the model to load")
@@ -140,7 +140,7 @@ def test_playground_streams_an_answer_into_both_panes(browser, ui, screenshot):
             "css selector", f"#pane-{pane} .turn.assistant[data-state='done']"), f"the {pane} answer")
         assert answer.text.strip() and 1 <= int(answer.get_attribute("data-tokens")) <= 8
     assert css(browser, "#pane-tuned .model-name").text == "spam-done"
-    assert css(browser, "#pane-base .model-name").text == "base"
+    assert css(browser, "#pane-base .model-name").text == chatty_dir.name  # the base model's name
     screenshot("playground")
 
 

@@ -56,6 +56,11 @@ COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     name: handler for group in GROUPS for name, handler in group.HANDLERS.items()}
+PRECHECKS: dict[str, Callable[[argparse.Namespace], None]] = {
+    name: check for group in GROUPS for name, check in getattr(group, "PRECHECKS", {}).items()}
+"""Checks a command makes with light imports only, before logging is set up (it imports transformers) and before
+its handler imports the stages: a refusal that needs no model (binding beyond loopback without a secret) is then
+at once, not after seconds of imports."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,12 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    _configure_logging(args.verbose)
     subcommand = getattr(args, f"{args.command}_command", None)
     command = f"{args.command} {subcommand}" if subcommand else args.command
     name_this_command(f"tunesmith {command}")  # what a run folder's lock file names: no argument, no secret
     try:
         require_extras(f"tunesmith {command}", *COMMAND_EXTRAS.get(command, ()))
+        if command in PRECHECKS:
+            PRECHECKS[command](args)
+        _configure_logging(args.verbose)
         if getattr(args, "processes", 1) > 1:
             distributed.launch(without_processes(argv), args.processes)  # each process runs this command
             return 0

@@ -47,9 +47,22 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="promote a run whose gate failed, is stale or never ran")
 
 
+def _api_key(args: argparse.Namespace) -> str | None:
+    from tunesmith.web.bind_rules import API_KEY_VARIABLE
+
+    return args.api_key or os.environ.get(API_KEY_VARIABLE) or None
+
+
+def _check_bind(args: argparse.Namespace) -> None:
+    """Refuse an exposed bind without a key now: `tunesmith.serve` imports torch (seconds) before it could."""
+    from tunesmith.web.bind_rules import SERVER_BIND
+
+    SERVER_BIND.check(args.host, _api_key(args))
+
+
 def _serve(args: argparse.Namespace) -> int:
     from tunesmith.results.gate import require_gate
-    from tunesmith.serve import API_KEY_VARIABLE, ServerSettings, serve
+    from tunesmith.serve import ServerSettings, serve
 
     if args.watch and len(args.targets) != 1:
         raise ConfigError("--watch", f"watches one marker; {len(args.targets)} targets were given",
@@ -57,7 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
     for target in [*args.targets, *([args.shadow] if args.shadow else [])]:
         require_gate(target, "serve", args.force)  # a model folder has no gate.json: nothing to refuse
     settings = ServerSettings(
-        host=args.host, port=args.port, api_key=args.api_key or os.environ.get(API_KEY_VARIABLE) or None,
+        host=args.host, port=args.port, api_key=_api_key(args),
         allowed_hosts=tuple(args.allowed_host),
         log_dir=Path(args.log_dir) if args.log_dir else None, log_content=not args.no_log_content,
         log_max_bytes=int(args.log_max_mb * 2**20),
@@ -80,3 +93,5 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _serve,
     "promote": _promote,
 }
+PRECHECKS: dict[str, Callable[[argparse.Namespace], None]] = {"serve": _check_bind}
+"""Run before logging is set up and before the handler's imports (`tunesmith.cli.PRECHECKS`)."""

@@ -25,14 +25,27 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                         "the playground answer 403")
 
 
+def _token(args: argparse.Namespace) -> str | None:
+    from tunesmith.web.bind_rules import TOKEN_VARIABLE
+
+    return args.token or os.environ.get(TOKEN_VARIABLE) or None
+
+
+def _check_bind(args: argparse.Namespace) -> None:
+    """Refuse an exposed bind without a token now: `tunesmith.ui` imports torch (seconds) before it could."""
+    from tunesmith.web.bind_rules import UI_BIND
+
+    UI_BIND.check(args.host, _token(args))
+
+
 def _ui(args: argparse.Namespace) -> int:
     from tunesmith.ui import UiSettings, serve_ui
-    from tunesmith.ui.security import TOKEN_VARIABLE
 
-    token = args.token or os.environ.get(TOKEN_VARIABLE) or None
-    return serve_ui(UiSettings(runs_dir=Path(args.runs_dir), host=args.host, port=args.port, token=token,
+    return serve_ui(UiSettings(runs_dir=Path(args.runs_dir), host=args.host, port=args.port, token=_token(args),
                                allowed_hosts=tuple(args.allowed_host), max_tokens=args.max_tokens,
                                reviewer_only=args.reviewer_only))
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"ui": _ui}
+PRECHECKS: dict[str, Callable[[argparse.Namespace], None]] = {"ui": _check_bind}
+"""Run before logging is set up and before the handler's imports (`tunesmith.cli.PRECHECKS`)."""

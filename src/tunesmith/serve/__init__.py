@@ -7,7 +7,8 @@ from tunesmith.serve.engine import Engine, Finished, Generation
 from tunesmith.serve.openai_api import ChatMessage
 from tunesmith.serve.sampling import Sampling
 from tunesmith.serve.served import Served, ServedModel, load_served
-from tunesmith.serve.server import API_KEY_VARIABLE, ServerSettings, create_server_app, serve
+from tunesmith.serve.server import ServerSettings, create_server_app, serve
+from tunesmith.web.bind_rules import API_KEY_VARIABLE
 
 __all__ = ["API_KEY_VARIABLE", "ChatMessage", "Engine", "Finished", "Generation", "Sampling", "Served", "ServedModel",
            "ServerSettings", "create_server_app", "load_served", "serve"]

@@ -49,14 +49,13 @@ from tunesmith.serve.prometheus import ServerMetrics
 from tunesmith.serve.routes import router
 from tunesmith.serve.served import EmbedderFactory, Served, load_served, sentence_embedder, serve_settings
 from tunesmith.serve.state import LOG_FOLDER, ServerSettings, ServerState, load_failure
-from tunesmith.web import AllowedHosts, BindRule, BodyLimit, HostCheck, HttpError, check_port, install_error_handlers
+from tunesmith.web import AllowedHosts, BodyLimit, HostCheck, HttpError, check_port, install_error_handlers
+from tunesmith.web.bind_rules import SERVER_BIND
 from tunesmith.web.headers import API_POLICY, install_security_headers
 
 log = logging.getLogger("tunesmith")
 OPEN_ROUTES = ("/health", "/ready")
 """Probes answer without the API key (they say nothing about the model or its users)."""
-API_KEY_VARIABLE = "TUNESMITH_API_KEY"
-SERVER_BIND = BindRule(secret="an API key", option="--api-key", variable=API_KEY_VARIABLE, exposes="use the model")
 
 
 def create_server_app(load: Callable[[], Served], settings: ServerSettings, on_loaded: Callable[[], None] | None = None,

@@ -9,6 +9,10 @@ the `KEEP_LOADED` runs used last stay loaded.
 
 The conversation is rendered with the run's chat template and system prompt, both editable on the page: an
 edited template renders this request only, through the tokenizer's own (sandboxed) Jinja.
+
+Single-turn (the default of a classification run): each message is answered alone, as evaluation asked each test
+row (the run's instruction, then the text), with no earlier turn in the prompt, so a message gets the same label
+whatever came before it. Multi-turn (the default of the other tasks, or asked for): the pane's conversation so far.
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from tunesmith.config.vocabulary import BASE_MODEL, uses_adapter
+from tunesmith.config.vocabulary import BASE_MODEL, METHODS, uses_adapter
+from tunesmith.data.formats import classification_user_turn
 from tunesmith.data.tokenize import prompt_token_ids
 from tunesmith.run_dir import RunDir
 from tunesmith.serve import ChatMessage, Engine, Finished, Sampling, Served, ServedModel, load_served
@@ -49,6 +55,24 @@ class Pane:
 class LoadedRun:
     tuned: Pane
     base: Pane
+    method: str
+    """The run's training method (`METHODS`), for the tuned pane's title."""
+
+    @property
+    def base_name(self) -> str:
+        """The base model as the base pane is titled: a Hub id's or a folder's last part (SmolLM2-135M-Instruct)."""
+        return Path(self.base.served.base_model.rstrip("/")).name or self.base.served.base_model
+
+    def titles(self, run: str) -> dict[str, dict[str, str]]:
+        """Each pane's title (the model's real name) and what it is, in words."""
+        what = (f"{METHODS[self.method]} adapter on {self.base_name}" if uses_adapter(self.method)
+                else f"{METHODS[self.method]} of {self.base_name}")
+        return {"tuned": {"name": run, "detail": f"tuned: {what}"},
+                "base": {"name": self.base_name, "detail": f"base: {self.base.served.base_model}, untuned"}}
+
+    def single_turn_default(self) -> bool:
+        """Whether a message is answered alone unless the page asks otherwise: a classifier labels each message."""
+        return self.tuned.model.task == "classification"
 
     def stop(self) -> None:
         """Stop the engines (answers under way finish first); the models go with the last reference."""
@@ -84,9 +108,10 @@ class Playground:
         served = load_served([str(run.root)])
         tuned = _pane(served, served.models[served.primary])
         if uses_adapter(config.method):
-            return LoadedRun(tuned=tuned, base=Pane(served.models[BASE_MODEL], served, tuned.engine))
+            return LoadedRun(tuned=tuned, base=Pane(served.models[BASE_MODEL], served, tuned.engine),
+                             method=config.method)
         base = load_served([config.model.name])  # a full fine-tune replaced every weight: its base loads apart
-        return LoadedRun(tuned=tuned, base=_pane(base, base.models[base.primary]))
+        return LoadedRun(tuned=tuned, base=_pane(base, base.models[base.primary]), method=config.method)
 
     def close(self) -> None:
         with self._lock:
@@ -116,6 +141,9 @@ class PlaygroundRequest(BaseModel):
     template: str | None = None
     """An edited chat template; None (or the run's own) renders with the run's."""
     max_tokens: int = Field(128, ge=1)
+    single_turn: bool | None = None
+    """True: the last message alone is the prompt (as evaluation asked each row); False: the whole conversation;
+    None: the run's default (single-turn for a classification run)."""
 
 
 class LoadRequest(BaseModel):
@@ -139,15 +167,18 @@ async def playground_load(body: LoadRequest, settings: Settings, playground: App
     loaded = await run_in_threadpool(playground.load, find_run(settings, body.run))
     model = loaded.tuned.model
     return {"run": body.run, "tuned": model.name, "base": loaded.base.model.name, "task": model.task,
-            "system_prompt": model.system_prompt or "", "template": model.tokenizer.chat_template or ""}
+            "titles": loaded.titles(body.run), "single_turn": loaded.single_turn_default(),
+            "instruction": _instruction(model), "system_prompt": model.system_prompt or "",
+            "template": model.tokenizer.chat_template or ""}
 
 
 @router.post("/api/playground/chat")
 async def playground_chat(body: PlaygroundRequest, settings: Settings, playground: AppPlayground):
     loaded = await run_in_threadpool(playground.load, find_run(settings, body.run))
     pane = loaded.tuned if body.side == "tuned" else loaded.base
-    conversation = ([{"role": "system", "content": body.system}] if body.system.strip() else []) + [
-        message.as_message() for message in body.messages]
+    single_turn = loaded.single_turn_default() if body.single_turn is None else body.single_turn
+    # Both panes are asked as the run asks (its instruction, its task): the two answers differ by the model alone.
+    conversation = playground_conversation(body, loaded.tuned.model, single_turn)
     # a long conversation or template takes a while to render and tokenize: off the event loop, so no other page waits
     prompt_ids = await run_in_threadpool(_prompt_ids, pane.model.tokenizer, conversation, body.template)
     room = pane.served.context_length - len(prompt_ids)
@@ -156,6 +187,30 @@ async def playground_chat(body: PlaygroundRequest, settings: Settings, playgroun
                              f"{pane.served.context_length}: clear the chat")
     sampling = Sampling(max_tokens=min(body.max_tokens, settings.max_tokens, room))
     return event_stream(_answer_events(pane, prompt_ids, sampling))
+
+
+def playground_conversation(body: PlaygroundRequest, rules: ServedModel, single_turn: bool) -> list[dict]:
+    """The conversation a pane's model is asked: the page's system prompt, then either the last message alone (in a
+    classification run's user turn: its instruction, then the text) or every message so far."""
+    system = [{"role": "system", "content": body.system}] if body.system.strip() else []
+    messages = [message.as_message() for message in body.messages]
+    if not single_turn:
+        return system + messages
+    last = messages[-1]
+    if last["role"] != "user":
+        raise HttpError(400, f"single-turn mode answers the last message alone, and it is the {last['role']}'s: "
+                             f"end with a user message, or keep the history (multi-turn)")
+    text = last["content"]
+    if rules.task == "classification" and rules.data is not None and rules.labels:
+        text = classification_user_turn(rules.data, rules.labels, text)
+    return [*system, {"role": "user", "content": text}]
+
+
+def _instruction(model: ServedModel) -> str:
+    """What a single-turn message is put after on a classification run ("" when the text goes alone)."""
+    if model.task != "classification" or model.data is None or not model.labels:
+        return ""
+    return classification_user_turn(model.data, model.labels, "").strip()
 
 
 def _prompt_ids(tokenizer, conversation: list[dict], template: str | None) -> list[int]:
@@ -170,14 +225,15 @@ def _prompt_ids(tokenizer, conversation: list[dict], template: str | None) -> li
 
 
 async def _answer_events(pane: Pane, prompt_ids: list[int], sampling: Sampling) -> AsyncIterator[str]:
-    """Server-sent events: ``{"text": delta}`` as tokens come, then ``{"done": reason, "tokens": n, "error": ...}``.
-    The page going away mid-answer closes the stream, which frees the row."""
+    """Server-sent events: ``{"text": delta}`` as tokens come, then ``{"done": reason, "tokens": n, "error": ...,
+    "prompt_tokens": n}`` (the prompt's length shows whether earlier turns were in it). The page going away
+    mid-answer closes the stream, which frees the row."""
     events = pane.engine.stream(prompt_ids, sampling, pane.model.adapter, pane.served.stop_ids,
                                 deadline=time.monotonic() + REQUEST_TIMEOUT_S)
     async with aclosing(events):
         async for event in events:
             if isinstance(event, Finished):
                 yield server_sent_event({"done": event.reason, "tokens": event.completion_tokens,
-                                         "error": event.error})
+                                         "error": event.error, "prompt_tokens": len(prompt_ids)})
             else:
                 yield server_sent_event({"text": event})

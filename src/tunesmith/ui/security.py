@@ -24,14 +24,11 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from tunesmith.web import BindRule
+from tunesmith.web.bind_rules import UI_BIND as UI_BIND  # defined below both apps (the CLI checks it first)
 
 TOKEN_COOKIE = "tunesmith_session"
 CSRF_COOKIE = "tunesmith_csrf"
 CSRF_HEADER = "x-csrf-token"
-TOKEN_VARIABLE = "TUNESMITH_UI_TOKEN"
-UI_BIND = BindRule(secret="a token", option="--token", variable=TOKEN_VARIABLE,
-                   exposes="read your runs, chat with their models and change reviews and labels")
 
 
 def session_value(token: str) -> str:
