@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from tunesmith.web.bind_rules import TOKEN_VARIABLE
 from tunesmith.web.bind_rules import UI_BIND as UI_BIND  # defined below both apps (the CLI checks it first)
 
 TOKEN_COOKIE = "tunesmith_session"
