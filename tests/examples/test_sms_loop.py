@@ -156,3 +156,19 @@ def test_before_after_compares_the_same_rows_with_intervals(tmp_path):
     assert "| slice | 40 | 0.750 [" in table and (tmp_path / "before_after.json").exists()
     with pytest.raises(ValueError, match="truths"):
         before_after.compare("slice", truths, before, after[:-1])
+
+
+def test_round_two_leakage_check_finds_a_labelled_row_that_repeats_a_test_row(loop_module, tmp_path, tiny_model_dir):
+    import yaml
+
+    gold = json.loads((EXAMPLE.parent / "sms_spam" / "test.jsonl").read_text().splitlines()[0])
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"text": gold["text"], "label": gold["label_text"]}) + "\n")
+    loop = loop_module.Loop(tmp_path / "out", port=1)
+    path = loop.round_config("round-2", labels)
+    config = yaml.safe_load(path.read_text())
+    config["model"] = {"name": str(tiny_model_dir)}
+    config["data"]["max_eval_rows"] = 20  # the first test rows: the check stays quick
+    path.write_text(yaml.safe_dump(config))
+    [leaked] = loop.test_leakage(path)
+    assert leaked["locations"][0].startswith(f"{EXAMPLE.parent.resolve() / 'sms_spam' / 'test.jsonl'}:1")
