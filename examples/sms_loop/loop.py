@@ -11,8 +11,9 @@
    (`shifted_slice.jsonl`, never in the log before the queue is made) is replayed: round 1's answers to it.
 6. The annotators are simulated: each queued item gets its gold label from `stream.jsonl` (the labels prepare.py
    kept). `tunesmith label export` writes them as training rows.
-7. Round 2's data is round 1's plus the labelled rows; `tunesmith data check` must find no test row leaked from
-   it (else the loop stops), then `tunesmith run` round 2.
+7. Round 2's data is round 1's plus the labelled rows (two `data.sources`, beside the same validation and test
+   files); `tunesmith data check` must find no test row leaked from it (else the loop stops), then `tunesmith run`
+   round 2.
 8. `tunesmith gate round-2 --against round-1`; when it passes, `tunesmith promote round-2`; the server swaps
    (`/v1/models` names round 2) and the shifted slice is replayed again.
 9. The before/after table (the shifted slice, and the gold test set from both runs' `predictions.jsonl`) is printed
@@ -134,14 +135,18 @@ class Loop:
 
     # ---- runs and data -------------------------------------------------------------------------------------------
 
-    def round_config(self, name: str, train: Path) -> Path:
-        """This example's config with absolute data paths, the training file ``train`` and its run folder
-        OUT/runs/NAME; written to OUT/NAME.yaml."""
+    def round_config(self, name: str, labels: Path | None = None) -> Path:
+        """This example's config with absolute data paths and its run folder OUT/runs/NAME, written to
+        OUT/NAME.yaml. With ``labels`` (`label export`'s rows) the training data is two `data.sources`: round 1's
+        rows, then the labelled rows, which carry tunesmith's own column names (`label`, not this data's
+        `label_text`), so their entry undoes `data.columns`. The validation and test files stay as they are."""
         config = yaml.safe_load((HERE / "config.yaml").read_text(encoding="utf-8"))
         data = config["data"]
-        data["train"] = str(train)
-        for key in ("validation", "test"):
+        for key in ("train", "validation", "test"):
             data[key] = str((HERE / data[key]).resolve())
+        if labels is not None:
+            undone = {field: field for field in data["columns"]}
+            data["sources"] = [{"path": data.pop("train")}, {"path": str(labels), "columns": undone}]
         config["output"] = {"dir": str(self.runs), "name": name}
         path = self.out / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -186,7 +191,7 @@ def run_loop(loop: Loop, budget: int, strategy: str) -> str:
     round1, round2 = loop.runs / "round-1", loop.runs / "round-2"
 
     with loop.step("round 1: tunesmith run"):
-        gate_verdict(loop, round1, "run-round-1", "run", str(loop.round_config("round-1", HERE / "round1_train.jsonl")))
+        gate_verdict(loop, round1, "run-round-1", "run", str(loop.round_config("round-1")))
     with loop.step("round 1: promote"):
         loop.tunesmith("promote-round-1", "promote", str(round1), "--marker", str(loop.marker))
     with loop.step("serve --watch"):
@@ -209,9 +214,7 @@ def run_loop(loop: Loop, budget: int, strategy: str) -> str:
     with loop.step("label (simulated from the gold labels) and export"):
         print(f"{label_from_gold(queue, {row['text']: row['label_text'] for row in stream})} items labelled")
         loop.tunesmith("label-export", "label", "export", str(queue), str(labels))
-    train2 = loop.out / "round2_train.jsonl"
-    write_jsonl(train2, read_jsonl(HERE / "round1_train.jsonl") + read_jsonl(labels))
-    config2 = loop.round_config("round-2", train2)
+    config2 = loop.round_config("round-2", labels)
     with loop.step("round 2: data check (test leakage)"):
         for leaked in loop.test_leakage(config2):
             raise LoopError(f"round 2's training rows leak test rows: {leaked['message']}; first: "

@@ -91,7 +91,12 @@ def test_bad_rows_name_the_key_and_the_keys_the_row_has(error_of):
     cfg = config(columns={"label": "category"})
     assert error_of(lambda: to_example(row(6, text="t", label=1), "classification", cfg, ["a"])) == (
         "d.jsonl:6: missing key 'category' (data.columns maps `label` to it) for format classification; "
-        "the row has keys: text, label"
+        "the row has keys: text, label (the row has tunesmith's own key 'label': drop the mapping for this file "
+        "(as one of data.sources: columns: {label: label}))"
+    )
+    assert error_of(lambda: to_example(row(7, text="t", kind=1), "classification", cfg, ["a"])) == (
+        "d.jsonl:7: missing key 'category' (data.columns maps `label` to it) for format classification; "
+        "the row has keys: text, kind"
     )
     assert error_of(lambda: to_example(row(7, text="t", label=None), "classification", config(), ["a"])) == (
         "d.jsonl:7: key 'label' is null (format classification)"

@@ -202,6 +202,41 @@ def test_classification_sources_share_the_union_of_labels(tmp_path, write_jsonl)
     assert all("one of: x, y, z." in e.messages[-2]["content"] for e in splits.train)
 
 
+def test_a_test_file_beside_sources_is_the_test_split(tmp_path, sources_config, write_jsonl):
+    test = write_jsonl(tmp_path / "gold.jsonl", [{"instruction": f"Gold {i}.", "output": f"{i}"} for i in range(7)])
+    splits = load_splits(sources_config(test=test))
+    assert [e.location for e in splits.test] == [f"{test}:{line}" for line in range(1, 8)]
+    alpaca, chats = (str(tmp_path / name) for name in ("alpaca.jsonl", "chats.jsonl"))
+    # the sources are cut for validation only: their test fraction stays in training
+    assert {path: (entry["train"], entry["validation"], entry["test"]) for path, entry in splits.sources.items()} == {
+        alpaca: (18, 2, 0), chats: (9, 1, 0)}
+    assert len(splits.validation) == 3 and splits.files["test"] == test
+    assert splits.files["train"] == splits.files["validation"] == f"{alpaca}, {chats}"
+    assert splits.test[0].messages[-2]["content"] == "Gold 0."  # read with the data.* settings
+
+
+def test_validation_and_test_files_beside_sources_leave_every_source_row_to_train(tmp_path, write_jsonl):
+    old = write_jsonl(tmp_path / "old.jsonl", [{"sms": f"old {i}", "category": "xy"[i % 2]} for i in range(20)])
+    new = write_jsonl(tmp_path / "new.jsonl", [{"text": f"new {i}", "label": "y"} for i in range(5)])
+    validation = write_jsonl(tmp_path / "v.jsonl", [{"text": "v", "label": "x"}])
+    test = write_jsonl(tmp_path / "t.jsonl", [{"text": "t", "label": "z"}])  # a label only the test file has
+    mapped = {"text": "sms", "label": "category"}
+    splits = load_splits(DataConfig(sources=[{"path": old, "columns": mapped}, {"path": new}],
+                                    validation=validation, test=test))
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (25, 1, 1)
+    assert splits.format == "classification" and splits.labels == ["x", "y", "z"]
+    assert splits.test[0].label == "z" and "one of: x, y, z." in splits.test[0].messages[-2]["content"]
+
+
+def test_a_held_out_file_is_read_in_the_format_of_the_sources(tmp_path, sources_config, write_jsonl):
+    prompts = write_jsonl(tmp_path / "p.jsonl", [{"prompt": f"q{i}", "completion": f"a{i}"} for i in range(20)])
+    wrong = write_jsonl(tmp_path / "wrong.jsonl", [{"instruction": "Say 1.", "output": "1"}])
+    with pytest.raises(DataError, match=f"{wrong}:1: missing key 'prompt'"):
+        load_splits(DataConfig(sources=[{"path": prompts}], test=wrong))
+    mixed = load_splits(sources_config(test=wrong))  # mixed sources: the file's own format
+    assert mixed.format == "mixed" and len(mixed.test) == 1
+
+
 def test_zero_weights_everywhere_is_a_config_error(tmp_path, sources_config):
     with pytest.raises(ConfigError, match="data.sources"):
         load_splits(sources_config(first_weight=0, second_weight=0))

@@ -36,3 +36,19 @@ def test_a_folded_section_is_a_details_element_in_html_only():
     html = render_html(document)
     assert "<details>\n<summary><h2>Config</h2></summary>" in html and html.count("<details>") == 1
     assert "## Config" in render_markdown(document)
+
+
+def test_figures_are_a_grid_of_images_each_under_its_title(tmp_path):
+    from tunesmith.document import Figures, Image, write_document
+
+    images = [Image("a.png", b"png-a", "Latency (whole log; seconds)"), Image("b.png", b"png-b", EVIL)]
+    document = Document("T", sections=[Section("Figures", [Figures(images)])])
+    html = render_html(document)
+    first = '<div class="figures"><figure><figcaption>Latency (whole log; seconds)</figcaption><img alt='
+    assert html.count(first) == 1
+    assert html.count("<figcaption>") == 2 and "<script" not in html and ".figures { display: grid;" in html
+    assert render_text(document).splitlines()[-2:] == ["[figure: Latency (whole log; seconds)]", f"[figure: {EVIL}]"]
+    write_document(document, tmp_path / "r.md", tmp_path / "r.html")
+    assert (tmp_path / "a.png").read_bytes() == b"png-a" and (tmp_path / "b.png").read_bytes() == b"png-b"
+    markdown = (tmp_path / "r.md").read_text()
+    assert "**Latency (whole log; seconds)**\n\n![Latency (whole log; seconds)](a.png)\n\n**" in markdown

@@ -84,14 +84,26 @@ def test_round_config_points_at_the_example_data_and_the_loop_folder(loop_module
     import yaml
 
     from tunesmith.config import load_config
+    from tunesmith.data.splits import load_splits
 
     loop = loop_module.Loop(tmp_path / "out", port=1)
-    path = loop.round_config("round-2", tmp_path / "train.jsonl")
+    config = yaml.safe_load(loop.round_config("round-1").read_text())
+    assert config["data"]["train"] == str(EXAMPLE / "round1_train.jsonl")
+    labels = tmp_path / "labels.jsonl"   # as `label export` writes them: tunesmith's own column names
+    labels.write_text('{"text": "hot singles txt CHAT now", "label": "spam"}\n'
+                      '{"text": "see you at 5", "label": "ham"}\n')
+    path = loop.round_config("round-2", labels)
     config = yaml.safe_load(path.read_text())
-    assert config["data"]["train"] == str(tmp_path / "train.jsonl")
+    assert config["data"]["sources"] == [{"path": str(EXAMPLE / "round1_train.jsonl")},
+                                         {"path": str(labels), "columns": {"label": "label"}}]
     assert config["data"]["test"] == str((EXAMPLE.parent / "sms_spam" / "test.jsonl").resolve())
     assert config["output"] == {"dir": str(tmp_path / "out" / "runs"), "name": "round-2"}
-    assert load_config(path).gate is not None
+    loaded = load_config(path)
+    assert loaded.gate is not None
+    # round 2 trains on every row of both sources and is scored on the 1,000 gold test rows, as round 1 is
+    splits = load_splits(loaded.data)
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (1602, 128, 1000)
+    assert splits.labels == ["ham", "spam"] and splits.train[-1].label == "ham"
 
 
 def test_the_simulated_annotator_labels_every_item_from_gold_and_export_writes_them(loop_module, tmp_path, cli):
@@ -99,7 +111,7 @@ def test_the_simulated_annotator_labels_every_item_from_gold_and_export_writes_t
 
     run = tmp_path / "run"
     run.mkdir()
-    config = loop_module.Loop(tmp_path / "out", port=1).round_config("run", EXAMPLE / "round1_train.jsonl")
+    config = loop_module.Loop(tmp_path / "out", port=1).round_config("run")
     (run / "config.yaml").write_text(config.read_text())
     meta = QueueMeta(run=str(run), log_dir="logs", task="classification", labels=["ham", "spam"],
                      format="classification", strategy="mixed", budget=2, created="2026-01-01T00:00:00+00:00",
@@ -115,7 +127,7 @@ def test_the_simulated_annotator_labels_every_item_from_gold_and_export_writes_t
     code, _, error = cli("label", "export", str(queue), str(tmp_path / "labels.jsonl"))
     assert code == 0, error
     rows = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
-    assert {row["text"]: row["label_text"] for row in rows} == gold
+    assert {row["text"]: row["label"] for row in rows} == gold   # tunesmith's own column names
 
 
 def test_the_loop_refuses_an_output_folder_inside_examples_or_one_already_used(loop_module, tmp_path, capsys):
@@ -144,3 +156,19 @@ def test_before_after_compares_the_same_rows_with_intervals(tmp_path):
     assert "| slice | 40 | 0.750 [" in table and (tmp_path / "before_after.json").exists()
     with pytest.raises(ValueError, match="truths"):
         before_after.compare("slice", truths, before, after[:-1])
+
+
+def test_round_two_leakage_check_finds_a_labelled_row_that_repeats_a_test_row(loop_module, tmp_path, tiny_model_dir):
+    import yaml
+
+    gold = json.loads((EXAMPLE.parent / "sms_spam" / "test.jsonl").read_text().splitlines()[0])
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"text": gold["text"], "label": gold["label_text"]}) + "\n")
+    loop = loop_module.Loop(tmp_path / "out", port=1)
+    path = loop.round_config("round-2", labels)
+    config = yaml.safe_load(path.read_text())
+    config["model"] = {"name": str(tiny_model_dir)}
+    config["data"]["max_eval_rows"] = 20  # the first test rows: the check stays quick
+    path.write_text(yaml.safe_dump(config))
+    [leaked] = loop.test_leakage(path)
+    assert leaked["locations"][0].startswith(f"{EXAMPLE.parent.resolve() / 'sms_spam' / 'test.jsonl'}:1")

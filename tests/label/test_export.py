@@ -1,10 +1,13 @@
-"""`label export`: the majority label of each item as a row in the run's own format and columns, through the writer
-feedback export uses; a round trip through the run's own config."""
+"""`label export`: the majority label of each item as a row in the run's own format under tunesmith's own columns,
+through the writer feedback export uses; `data check` reads the file alone."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from tunesmith.data import run_check
 from tunesmith.errors import ConfigError
 from tunesmith.json_files import read_jsonl
 from tunesmith.label import export
@@ -24,8 +27,7 @@ def mapped_run(label_run, spam_rows):
     return label_run("mapped-run", rows, data={"columns": SPAM_COLUMNS})
 
 
-def test_majority_labels_round_trip_through_the_run_config(tmp_path, check_with_run_config, mapped_run, request_log,
-                                                           records):
+def test_majority_labels_are_rows_data_check_reads_alone(tmp_path, mapped_run, request_log, records, tiny_model_dir):
     texts = ["win cash now", "lunch at noon?", "call me later", "free tickets tonight", "see you soon"]
     logs = request_log([records.classified(i, text, confidence=0.5 + i / 100) for i, text in enumerate(texts)],
                        mapped_run)
@@ -41,14 +43,16 @@ def test_majority_labels_round_trip_through_the_run_config(tmp_path, check_with_
                     queue.annotate(item_id, annotator, value)
     out = tmp_path / "labels.jsonl"
     result = export_labels(tmp_path / "q.db", out)
-    assert read_jsonl(out) == [{"sms": "win cash now", "category": "spam"},
-                              {"sms": "lunch at noon?", "category": "ham"},
-                              {"sms": "free tickets tonight", "category": "spam"}]
+    assert read_jsonl(out) == [{"text": "win cash now", "label": "spam"},
+                              {"text": "lunch at noon?", "label": "ham"},
+                              {"text": "free tickets tonight", "label": "spam"}]
     assert result.written == 3 and result.exit_code == 0 and result.format == "classification"
     assert result.skipped == {export.DISAGREE: 1, export.NOT_LABELED: 1}
-    text, code = check_with_run_config(mapped_run, out)
-    assert code == 0, text
-    assert result.render("item").startswith(f"wrote 3 rows (classification, as run {mapped_run.root} reads them)")
+    text, code = run_check(str(out), [f"model.name={tiny_model_dir}"], True)
+    report = json.loads(text)
+    assert (report["format"], report["labels"], report["findings"], code) == ("classification", ["ham", "spam"], [], 0)
+    assert result.render("item").startswith(f"wrote 3 rows (classification: text, label) to {out}\nthe rows use "
+                                            "tunesmith's own column names")
 
 
 def test_the_same_writer_as_feedback_export(tmp_path, mapped_run, request_log, records):
@@ -63,7 +67,7 @@ def test_the_same_writer_as_feedback_export(tmp_path, mapped_run, request_log, r
     queue.annotate(1, "ann", "spam")
     export_labels(tmp_path / "q.db", tmp_path / "labels.jsonl")
     assert read_jsonl(tmp_path / "labels.jsonl") == read_jsonl(tmp_path / "feedback.jsonl") == [
-        {"sms": "free cash, reply now", "category": "spam", "system": "be kind"}]
+        {"text": "free cash, reply now", "label": "spam", "system": "be kind"}]
     assert export.TrainingRows is training_rows.TrainingRows
 
 

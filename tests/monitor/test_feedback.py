@@ -1,20 +1,34 @@
-"""`tunesmith feedback export`: rows in the run's own format and column names, which the data check and a
-`data.sources` mix read; skip reasons counted; OUT never replaced unasked."""
+"""`tunesmith feedback export`: rows in the run's own format under tunesmith's own column names, which `data check`
+reads alone (format, labels, a planted problem) and a `data.sources` mix reads beside mapped old data; skip
+reasons counted; OUT never replaced unasked."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from tunesmith.cli import main
 from tunesmith.config import validate_config
+from tunesmith.data import run_check
 from tunesmith.data.splits import load_splits
-from tunesmith.errors import ConfigError, RunError
+from tunesmith.errors import ConfigError, DataError, RunError
 from tunesmith.json_files import read_jsonl, write_json
 from tunesmith.monitor import feedback
 from tunesmith.monitor.feedback import export_feedback
 
 SPAM_COLUMNS = {"text": "sms", "label": "category"}
 
+
+@pytest.fixture()
+def check_alone(tiny_model_dir):
+    """``check_alone(path) -> (JSON report, exit code)``: `tunesmith data check PATH`, the file read on its own (no
+    run config; the tiny tokenizer instead of the default model's)."""
+    def check(path) -> tuple[dict, int]:
+        text, code = run_check(str(path), [f"model.name={tiny_model_dir}"], True)
+        return json.loads(text), code
+
+    return check
 
 
 def served(run, name: str = "tuned") -> dict:
@@ -50,21 +64,41 @@ def classification_log(request_record) -> list[dict]:
     ]
 
 
-def test_classification_rows_use_the_run_columns_and_labels(tmp_path, check_with_run_config, mapped_spam_run,
-                                                            request_record, write_log):
+def test_classification_rows_use_tunesmiths_columns_and_the_run_labels(tmp_path, check_alone, mapped_spam_run,
+                                                                       request_record, write_log):
     logs = write_log(tmp_path / "logs", classification_log(request_record), served(mapped_spam_run))
     out = tmp_path / "feedback.jsonl"
     result = export_feedback(logs, out)
     assert read_jsonl(out) == [
-        {"sms": "win cash now, reply to claim", "category": "spam"},
-        {"sms": "lunch at noon tomorrow?", "category": "ham"},
-        {"sms": "free tickets for the game tonight", "category": "spam"},
+        {"text": "win cash now, reply to claim", "label": "spam"},
+        {"text": "lunch at noon tomorrow?", "label": "ham"},
+        {"text": "free tickets for the game tonight", "label": "spam"},
     ]
     assert result.written == 3 and result.exit_code == 0 and result.format == "classification"
     assert result.skipped == {feedback.UNKNOWN_LABEL: 1, feedback.RATED_DOWN: 1, feedback.UNRATED: 1,
                               feedback.FAILED: 1, feedback.OTHER_MODEL: 1, feedback.NO_REQUEST: 1}
-    text, code = check_with_run_config(mapped_spam_run, out)
-    assert code == 0, text
+    assert result.render().splitlines()[:2] == [
+        f"wrote 3 rows (classification: text, label) to {out}",
+        f"the rows use tunesmith's own column names, not run {mapped_spam_run.root}'s data.columns "
+        "{text: sms, label: category}: beside that data, give their data.sources entry columns: "
+        "{text: text, label: label}"]
+    report, code = check_alone(out)
+    assert (report["format"], report["labels"], code) == ("classification", ["ham", "spam"], 0)
+
+
+def test_data_check_reads_the_export_alone_and_finds_a_planted_problem(tmp_path, check_alone, mapped_spam_run,
+                                                                       request_record, write_log):
+    out = tmp_path / "feedback.jsonl"
+    export_feedback(write_log(tmp_path / "logs", classification_log(request_record), served(mapped_spam_run)), out)
+    with out.open("a", encoding="utf-8") as file:
+        file.write(json.dumps({"text": "win cash now, reply to claim", "label": "spam"}) + "\n")  # line 4
+        file.write(json.dumps({"text": "no label here", "label": ""}) + "\n")                   # line 5
+    report, code = check_alone(out)
+    assert (report["format"], report["labels"]) == ("classification", ["ham", "spam"])
+    duplicates = [f for f in report["findings"] if f["kind"] == "duplicate"]
+    assert duplicates[0]["locations"] == [f"{out}:4 (same as {out}:1)"], report["findings"]
+    assert report["unreadable"] == [f"{out}:5: label 'label' is empty"]
+    assert code == 2
 
 
 def test_the_next_run_mixes_the_feedback_with_the_old_data(tmp_path, mapped_spam_run, request_record, write_log):
@@ -75,20 +109,27 @@ def test_the_next_run_mixes_the_feedback_with_the_old_data(tmp_path, mapped_spam
     out = tmp_path / "feedback.jsonl"
     assert export_feedback(write_log(tmp_path / "logs", records, served(mapped_spam_run)), out).written == 12
     old = mapped_spam_run.config().data.path
-    mixed = validate_config({"data": {"sources": [{"path": old}, {"path": str(out), "weight": 2}],
+    undone = {"text": "text", "label": "label"}
+    mixed = validate_config({"data": {"sources": [{"path": old}, {"path": str(out), "weight": 2, "columns": undone}],
                                       "columns": SPAM_COLUMNS}})
     splits = load_splits(mixed.data)
     assert splits.format == "classification" and splits.labels == ["ham", "spam"]
     assert splits.sources[str(out)]["rows"] == 12 and splits.sources[str(out)]["train_weighted"] == 20
     seen = {example.messages[-2]["content"].split("\n\n")[-1] for example in splits.train}
     assert len(seen & set(texts)) == 10
+    # without the undoing columns the file is read through the old data's mapping: one line naming the fix
+    unmapped = validate_config({"data": {"sources": [{"path": old}, {"path": str(out)}], "columns": SPAM_COLUMNS}})
+    with pytest.raises(DataError) as caught:
+        load_splits(unmapped.data)
+    assert str(caught.value).startswith(f"{out}:1: missing key 'category' (data.columns maps `label` to it)")
+    assert str(caught.value).endswith("(as one of data.sources: columns: {label: label}))")
 
 
 def test_min_rating_none_keeps_unrated_answers(tmp_path, mapped_spam_run, request_record, write_log):
     logs = write_log(tmp_path / "logs", classification_log(request_record), served(mapped_spam_run))
     out = tmp_path / "all.jsonl"
     result = export_feedback(logs, out, min_rating="none")
-    assert {"sms": "meeting moved to five", "category": "ham"} in read_jsonl(out)
+    assert {"text": "meeting moved to five", "label": "ham"} in read_jsonl(out)
     assert result.written == 4 and feedback.UNRATED not in result.skipped
 
 
@@ -109,10 +150,11 @@ GENERATION_RUNS = {
     "prompt_completion": (lambda q, a: {"q": q, "a": a}, {"prompt": "q", "completion": "a"}),
 }
 CORRECTED = {  # the row of request 2 (corrected) in each format
-    "messages": {"dialog": [{"role": "user", "content": "Name a fruit."}, {"role": "assistant", "content": "Apple."}]},
+    "messages": {"messages": [{"role": "user", "content": "Name a fruit."},
+                              {"role": "assistant", "content": "Apple."}]},
     "sharegpt": {"conversations": [{"from": "human", "value": "Name a fruit."}, {"from": "gpt", "value": "Apple."}]},
     "alpaca": {"instruction": "Name a fruit.", "output": "Apple."},
-    "prompt_completion": {"q": "Name a fruit.", "a": "Apple."},
+    "prompt_completion": {"prompt": "Name a fruit.", "completion": "Apple."},
 }
 
 
@@ -136,7 +178,7 @@ def chat_log(request_record) -> list[dict]:
 
 
 @pytest.mark.parametrize("fmt", sorted(GENERATION_RUNS))
-def test_generation_rows_in_the_run_format(tmp_path, check_with_run_config, run_folder, request_record, write_log, fmt):
+def test_generation_rows_in_the_run_format(tmp_path, check_alone, run_folder, request_record, write_log, fmt):
     make_row, columns = GENERATION_RUNS[fmt]
     run = run_folder(f"{fmt}-run", [make_row(q, str(2 * i)) for i, q in enumerate(QUESTIONS)],
                      data={"columns": columns})
@@ -151,11 +193,11 @@ def test_generation_rows_in_the_run_format(tmp_path, check_with_run_config, run_
     assert result.skipped == (expected_skips if multi_turn else {**expected_skips, feedback.MULTI_TURN: 1})
     if fmt == "alpaca":
         assert rows[2] == {"instruction": "Name a planet.", "output": "Mars.", "system": "Be brief."}
-    text, code = check_with_run_config(run, out)
-    assert code == 0, text
+    report, code = check_alone(out)
+    assert (report["format"], code) == (fmt, 0)
 
 
-def test_regression_targets_are_numbers(tmp_path, check_with_run_config, run_folder, request_record, write_log):
+def test_regression_targets_are_numbers(tmp_path, check_alone, run_folder, request_record, write_log):
     run = run_folder("stars-run", [{"text": f"review number {i}", "stars": i % 5 + 0.5} for i in range(20)],
                      data={"columns": {"target": "stars"}})
     records = [
@@ -168,10 +210,10 @@ def test_regression_targets_are_numbers(tmp_path, check_with_run_config, run_fol
     ]
     out = tmp_path / "feedback.jsonl"
     result = export_feedback(write_log(tmp_path / "logs", records), out, run=run.root)
-    assert read_jsonl(out) == [{"text": "Great film", "stars": 4.5}, {"text": "Bad film", "stars": 1.0}]
+    assert read_jsonl(out) == [{"text": "Great film", "target": 4.5}, {"text": "Bad film", "target": 1.0}]
     assert result.skipped == {feedback.NOT_A_NUMBER: 1}
-    text, code = check_with_run_config(run, out)
-    assert code == 0, text
+    report, code = check_alone(out)
+    assert (report["format"], code) == ("regression", 0)
 
 
 def test_a_log_without_content_gives_only_labels(tmp_path, mapped_spam_run, request_record, write_log):
@@ -192,7 +234,7 @@ def test_out_is_never_replaced_unasked(tmp_path, mapped_spam_run, request_record
     assert "already exists" in capsys.readouterr().err and out.read_text(encoding="utf-8") == "precious\n"
     assert main(["feedback", "export", str(logs), str(out), "--overwrite"]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith(f"wrote 3 rows (classification, as run {mapped_spam_run.root} reads them) to {out}")
+    assert printed.startswith(f"wrote 3 rows (classification: text, label) to {out}\n")
     assert f"  {feedback.RATED_DOWN}: 1" in printed
     assert len(read_jsonl(out)) == 3
     assert "is a file of the request log" in error_of(lambda: export_feedback(logs, logs / "requests.jsonl",

@@ -44,15 +44,22 @@ def test_html_page_draws_each_drift_figure_over_the_windows(tmp_path, spam_run, 
     assert main(["monitor", str(folder), "--run", str(spam_run.root), "--window", "50", "--html", str(page)]) == 1
     assert capsys.readouterr().out.rstrip().endswith(f"page: {page}")
     html = page.read_text(encoding="utf-8")
-    alts = ["share of requests above the reference's novelty tail, per window",
-            "prompt length KS statistic against the reference, per window",
-            "label-mix chi-square statistic against the reference, per window",
-            "share of answers below the reference's confidence tail, per window",
-            "error rate and p95 latency over the windows", "latency of answered requests",
-            "prompt length in tokens, live vs reference", "requests over time"]
-    for alt in alts:
-        assert f'alt="{escape(alt)}"' in html
-    assert html.count('src="data:image/png;base64,') == len(alts)
+    titles = [  # what each figure shows, its window and its unit
+        "Novelty: share of requests above the reference's tail (per window, every 50 answered requests; share, "
+        "0 to 1)",
+        "Prompt length: KS statistic against the reference (per window, every 50 answered requests; KS statistic, "
+        "0 to 1)",
+        "Predicted labels: chi-square against the reference's mix (per window, every 50 answered requests; "
+        "chi-square statistic)",
+        "Confidence: share of answers below the reference's tail (per window, every 50 answered requests; share, "
+        "0 to 1)",
+        "Error rate and p95 latency (per window, every 50 answered requests; share 0 to 1, seconds)",
+        "Latency of answered requests (whole log, 100; seconds)",
+        "Prompt length, live (whole log) vs reference (tokens; share of prompts)",
+        "Requests over time (whole log; requests per 6.7s, failed in red)"]
+    for title in titles:
+        assert f'<figure><figcaption>{escape(title)}</figcaption><img alt="{escape(title)}"' in html
+    assert html.count('src="data:image/png;base64,') == len(titles) and html.count('<div class="figures">') == 1
 
 
 def test_hostile_text_from_the_log_is_escaped_on_the_page(tmp_path, spam_run, live_stream, write_log):

@@ -68,10 +68,11 @@ class ModelConfig(ConfigSection):
 
 class SplitConfig(ConfigSection):
     validation: float = Field(0.1, ge=0.0, lt=1.0)
-    """Fraction of the rows of `data.path` (or of `data.train`, without a validation file) held out for
-    validation."""
+    """Fraction of the rows of `data.path` (or of `data.train` or of each source, without a validation file) held
+    out for validation."""
     test: float = Field(0.1, ge=0.0, lt=1.0)
-    """Fraction of the rows of `data.path` (or of `data.train`, without a test file) held out for the final test."""
+    """Fraction of the rows of `data.path` (or of `data.train` or of each source, without a test file) held out for
+    the final test."""
     seed: int = 0
     """Seed of the shuffle that assigns rows to splits."""
 
@@ -120,16 +121,18 @@ class DataConfig(ConfigSection):
     """Training data: a file (JSONL, optionally `.gz`/`.zst` compressed, JSON array, CSV or Parquet), a glob of
     files, or a `datasets.save_to_disk` folder. Relative paths are relative to the config file."""
     validation: Annotated[str | None, RelativeToConfig()] = None
-    """Validation file. If absent, a `split.validation` fraction of the training rows is held out."""
+    """Validation file (beside `train` or `sources`; read with the `data.*` settings). If absent, a
+    `split.validation` fraction of the training rows (of each source's rows) is held out."""
     test: Annotated[str | None, RelativeToConfig()] = None
-    """Test file, never seen in training. If absent, a `split.test` fraction of the training rows is held out."""
+    """Test file, never seen in training (beside `train` or `sources`; read with the `data.*` settings). If absent,
+    a `split.test` fraction of the training rows (of each source's rows) is held out."""
     path: Annotated[str | None, RelativeToConfig()] = None
     """One file to split into train/validation/test with `split` (instead of `train`/`validation`/`test`)."""
     sources: list[SourceConfig] | None = None
-    """Several datasets mixed in one run, each with its own format, columns and weight; each is split by
-    `split` (instead of `path` or `train`)."""
+    """Several datasets mixed in one run, each with its own format, columns and weight (instead of `path` or
+    `train`); each is split by `split` into train and the held-out splits that have no `validation`/`test` file."""
     split: SplitConfig = Field(default_factory=SplitConfig)
-    """Seeded split of `path` (or of `train` when `validation`/`test` files are missing)."""
+    """Seeded split of `path` (or of `train` or each source when `validation`/`test` files are missing)."""
     format: Literal["auto", RowFormat] = "auto"
     """Row format. `auto` detects it from the keys of the first row. `messages` also reads OpenAI fine-tuning
     JSONL (an assistant turn with `weight: 0` is context, not learned); `sharegpt` reads `conversations` of

@@ -44,9 +44,15 @@ def required_value(row: Row, field: str, columns: dict[str, str], fmt: str) -> A
     value = row.data.get(key, _MISSING)
     if value is _MISSING:
         mapped = f" (data.columns maps `{field}` to it)" if key != field else ""
+        if not mapped:
+            hint = "map your key with data.columns, e.g. {" + field + ": your_key}"
+        elif field in row.data:  # tunesmith's own name, as `feedback export` and `label export` write it
+            hint = (f"the row has tunesmith's own key {field!r}: drop the mapping for this file (as one of "
+                    f"data.sources: columns: {{{field}: {field}}})")
+        else:
+            hint = None
         raise DataError(
-            row.file, row.line, f"missing key {key!r}{mapped} for format {fmt}; the row has keys: {keys_of(row)}",
-            "map your key with data.columns, e.g. {" + field + ": your_key}" if not mapped else None,
+            row.file, row.line, f"missing key {key!r}{mapped} for format {fmt}; the row has keys: {keys_of(row)}", hint,
         )
     if value is None:
         raise DataError(row.file, row.line, f"key {key!r} is null (format {fmt})")

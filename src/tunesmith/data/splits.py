@@ -8,7 +8,9 @@ Three routes, one set of rules (the format and labels always come from `fields.i
   mixed by weight. Why each source is split on its own: a held-out split must hold rows of every source (else a
   small source could vanish from validation and test), and a source's held-out rows must not change when
   another source is added. Why weights apply to training rows only: the held-out splits measure the model on
-  the data as it is, not as it was sampled for training.
+  the data as it is, not as it was sampled for training. A ``data.validation`` or ``data.test`` file beside the
+  sources is that split (read with the ``data.*`` settings), as beside ``data.train``: the sources are then cut
+  only for the split without a file.
 - ``data.streaming``: only the validation and test files are read here; the training file is streamed by
   `tunesmith.data.stream`.
 
@@ -112,19 +114,31 @@ def source_config(config: DataConfig, source: SourceConfig) -> DataConfig:
 
 
 def _load_sources(config: DataConfig, on_error: OnError | None) -> Splits:
-    """Read, split, convert and mix every source. Each source's rows are cut into train/validation/test by
-    ``data.split`` (seeded, per source), then its training rows are weighted (`weight_rows`). The label set of
-    every classification source is ``data.label_names``, else the union of theirs, so the instruction and
-    evaluation name the same labels. ``Splits.sources`` records each source's counts, keyed by its path."""
+    """Read, split, convert and mix every source. Each source's rows are cut into train and the held-out splits
+    without a file of their own (``data.validation``, ``data.test``) by ``data.split`` (seeded, per source), then
+    its training rows are weighted (`weight_rows`). The label set of every classification source and held-out file
+    is ``data.label_names``, else the union of theirs, so the instruction and evaluation name the same labels.
+    ``Splits.sources`` records each source's counts, keyed by its path."""
     assert config.sources is not None
+    files = {name: getattr(config, name) for name in ("validation", "test") if getattr(config, name) is not None}
+    carved = [name for name in ("validation", "test") if name not in files]
     read = []
     for index, source in enumerate(config.sources):
         settings = source_config(config, source)
         rows = read_rows(source.path, on_error)
         fmt, labels = infer_format_and_labels(rows, settings, lenient=on_error is not None)
-        train, held_out = carve(rows, config.split, ["validation", "test"], f"data.sources[{index}].path")
+        train, held_out = carve(rows, config.split, carved, f"data.sources[{index}].path")
         read.append((source, settings, fmt, labels, len(rows), {"train": train, **held_out}))
+    # A held-out file is read as `data.train` reads one: in the sources' format when they share one.
+    formats = {fmt for _, _, fmt, _, _, _ in read}
+    given = {}
+    for name, path in files.items():
+        rows = read_rows(path, on_error)
+        settings = config if len(formats) > 1 else config.model_copy(update={"format": next(iter(formats))})
+        fmt, labels = infer_format_and_labels(rows, settings, lenient=on_error is not None)
+        given[name] = (settings, fmt, labels, rows)
     found = [labels for _, _, fmt, labels, _, _ in read if fmt == "classification"]
+    found += [labels for _, fmt, labels, _ in given.values() if fmt == "classification"]
     shared = list(config.label_names) if config.label_names else (sort_labels(set().union(*found)) if found else None)
 
     merged: dict[str, list[Example]] = {name: [] for name in SPLITS}
@@ -134,13 +148,16 @@ def _load_sources(config: DataConfig, on_error: OnError | None) -> Splits:
         examples, _, _ = convert_rows(rows, settings, on_error=on_error, fmt=fmt, labels=labels)
         weighted = weight_rows(examples["train"], source.weight, f"{config.split.seed}:{index}")
         merged["train"] += weighted
-        merged["validation"] += examples["validation"]
-        merged["test"] += examples["test"]
+        for name in carved:
+            merged[name] += examples[name]
         counts[_unique_key(source.path, counts)] = {
             "format": fmt, "weight": source.weight, "rows": total, "train": len(examples["train"]),
-            "train_weighted": len(weighted), "validation": len(examples["validation"]),
-            "test": len(examples["test"]),
+            "train_weighted": len(weighted), "validation": len(examples.get("validation", [])),
+            "test": len(examples.get("test", [])),
         }
+    for name, (settings, fmt, _, rows) in given.items():
+        labels = shared if fmt == "classification" else None
+        merged[name] = convert_rows({name: rows}, settings, on_error=on_error, fmt=fmt, labels=labels)[0][name]
     if not merged["train"]:
         raise ConfigError("data.sources", "the weights leave no training rows", "give a source a weight above 0")
     formats = {entry["format"] for entry in counts.values()}
@@ -148,7 +165,7 @@ def _load_sources(config: DataConfig, on_error: OnError | None) -> Splits:
     return Splits(
         train=merged["train"], validation=merged["validation"], test=merged["test"],
         format=formats.pop() if len(formats) == 1 else MIXED_FORMAT,
-        labels=shared, files=dict.fromkeys(SPLITS, paths), sources=counts,
+        labels=shared, files={**dict.fromkeys(SPLITS, paths), **files}, sources=counts,
     )
 
 

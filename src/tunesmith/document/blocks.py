@@ -41,7 +41,15 @@ class Image:
     alt: str
 
 
-Block = Union[Text, Facts, Table, Code, Image]
+@dataclass(frozen=True)
+class Figures:
+    """Images side by side (in HTML a grid of as many columns as fit), each under its ``alt`` text as a visible
+    title: say there what the figure shows, over which window, in which unit."""
+
+    images: list[Image]
+
+
+Block = Union[Text, Facts, Table, Code, Image, Figures]
 
 
 @dataclass(frozen=True)
@@ -59,4 +67,6 @@ class Document:
     sections: list[Section] = field(default_factory=list)
 
     def images(self) -> list[Image]:
-        return [block for section in self.sections for block in section.blocks if isinstance(block, Image)]
+        return [image for section in self.sections for block in section.blocks
+                for image in ([block] if isinstance(block, Image) else block.images if isinstance(block, Figures)
+                              else [])]

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from tunesmith.atomic import write_atomic
-from tunesmith.document.blocks import Block, Code, Document, Facts, Image, Table, Text
+from tunesmith.document.blocks import Block, Code, Document, Facts, Figures, Image, Table, Text
 from tunesmith.document.values import NOT_AVAILABLE
 
 _NUMBER_TEXT = re.compile(r"[+-]?[\d,]*\.?\d+%?")
@@ -53,6 +53,8 @@ def _text_block(block: Block) -> list[str]:
         return [f"    {line}".rstrip() for line in block.text.rstrip("\n").split("\n")]
     if isinstance(block, Image):
         return [f"[figure: {block.alt}]"]
+    if isinstance(block, Figures):
+        return [f"[figure: {image.alt}]" for image in block.images]
     raise TypeError(f"unknown document block {block!r}")
 
 
@@ -106,6 +108,11 @@ def _markdown_block(block: Block) -> list[str]:
         return [fence + block.language, block.text.rstrip("\n"), fence]
     if isinstance(block, Image):
         return [f"![{markdown_text(block.alt)}]({block.file_name})"]
+    if isinstance(block, Figures):
+        lines: list[str] = []
+        for image in block.images:
+            lines += [f"**{markdown_text(image.alt)}**", "", *_markdown_block(image), ""]
+        return lines[:-1]
     raise TypeError(f"unknown document block {block!r}")
 
 
@@ -128,6 +135,10 @@ table.facts th { text-align: left; background: #fafafa; white-space: nowrap; }
 table.facts td { white-space: pre-wrap; word-break: break-word; }
 pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem; }
 img { max-width: 100%; }
+.figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 26rem), 1fr)); gap: 1.5rem;
+           margin: 1rem 0; }
+.figures figure { margin: 0; }
+.figures figcaption { font-weight: 600; font-size: 0.92rem; margin-bottom: 0.4rem; }
 """
 
 
@@ -178,6 +189,10 @@ def _html_block(block: Block) -> str:
     if isinstance(block, Image):
         data = base64.b64encode(block.png).decode("ascii")
         return f'<img alt="{escape(block.alt)}" src="data:image/png;base64,{data}">'
+    if isinstance(block, Figures):
+        figures = "".join(f"<figure><figcaption>{escape(image.alt)}</figcaption>{_html_block(image)}</figure>"
+                          for image in block.images)
+        return f'<div class="figures">{figures}</div>'
     raise TypeError(f"unknown document block {block!r}")
 
 

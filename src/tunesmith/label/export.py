@@ -1,5 +1,6 @@
-"""`tunesmith label export QUEUE OUT.jsonl`: the queue's labels as training rows in the run's own format and column
-names, written by the writer `tunesmith feedback export` uses (`tunesmith.monitor.training_rows`).
+"""`tunesmith label export QUEUE OUT.jsonl`: the queue's labels as training rows in the run's own format under
+tunesmith's own column names, written by the writer `tunesmith feedback export` uses
+(`tunesmith.monitor.training_rows`).
 
 An item's value is what its annotators said: the one label, or the majority's when several labelled it; a tie is
 left out (the annotators disagree, and a coin is no teacher). Skips are no vote. An item nobody labelled is left

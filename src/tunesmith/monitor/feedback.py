@@ -9,7 +9,8 @@ a row when its target is known:
 - with ``min_rating="none"`` an answer nobody rated is kept too (default ``"up"``: only explicit feedback).
 
 Rows are written by `tunesmith.monitor.training_rows` (the writer `tunesmith label export` shares): in the run's
-own format and column names, each once; what cannot become a row is skipped and counted by reason. A request
+own format under tunesmith's own column names (``text``/``label`` for classification, ...), so `tunesmith data
+check` reads the file alone; each row once; what cannot become a row is skipped and counted by reason. A request
 record that asked for no answer, or was refused before reaching a model (a 401, a rejected feedback POST), is
 counted as what it was (``a refused request (401 to /v1/classify)``), never as another model's answer.
 """

@@ -2,7 +2,10 @@
 
 One `Document` serves the terminal and the page, so both say the same; the page adds the figures: each drift
 check's figure over the windows with the line where it would breach (breached windows in red), traffic over the
-windows with its thresholds, latency, prompt lengths live vs reference, requests over time.
+windows with its thresholds, latency, prompt lengths live vs reference, requests over time. Each part is a section
+of its own, so every heading runs the page's width (a caption over a narrow table wraps into a column of a few
+words); the figures are one grid (`Figures`) below them, each under a title that says what it shows, over which
+window and in which unit.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from tunesmith.atomic import write_atomic
 from tunesmith.document import (
     Document,
     Facts,
+    Figures,
     Image,
     Section,
     Table,
@@ -27,7 +31,9 @@ from tunesmith.json_files import dumps
 from tunesmith.monitor.analysis import MonitorResult
 from tunesmith.monitor.checks import DRIFT_CHECKS, FIGURES
 from tunesmith.monitor.page_figures import (
+    AXIS_UNITS,
     DRIFT_FIGURE_TITLES,
+    REQUEST_BUCKETS,
     check_over_windows_png,
     latency_png,
     prompt_lengths_png,
@@ -61,13 +67,13 @@ def monitor_document(result: MonitorResult, figures: bool = False) -> Document:
     subtitle = (f"{count_of(result.traffic['requests'], 'request')} in {count_of(len(result.windows), 'window')} "
                 f"({result.window}"
                 + (f", since {_moment(result.since)}" if result.since else "") + f"); {verdict}")
-    sections = [_breaches(result), _traffic(result.traffic), _drift(result), _novel("Most novel requests",
-                                                                                     result.most_novel)]
+    sections = [_breaches(result), _traffic(result.traffic), *_shadow(result.traffic["shadow"]), _drift(result),
+                _novel("Most novel requests", result.most_novel)]
     if len(result.windows) > 1:
         sections.append(_windows(result))
     for window in result.windows:
         if window["index"] in breached or len(result.windows) == 1:
-            sections.append(_window_detail(window, len(result.windows) > 1))
+            sections += _window_detail(window, len(result.windows) > 1)
     if figures:
         sections.append(Section("Figures", _figures(result)))
     return Document(f"Monitor: {result.log_dir}", subtitle, sections)
@@ -113,6 +119,7 @@ def _traffic(traffic: dict) -> Section:
     latency, ttft = traffic["latency_s"], traffic["ttft_s"]
     span = traffic["span_s"]
     rate = traffic["requests_per_minute"]
+    feedback = traffic["feedback"]
     blocks: list = [Facts([
         ("requests", str(traffic["requests"])),
         ("time span", NOT_MEASURED if span is None else
@@ -123,22 +130,24 @@ def _traffic(traffic: dict) -> Section:
         ("latency p50 / p95 / p99", " / ".join(_seconds(latency[key]) for key in ("p50", "p95", "p99"))),
         ("time to first token p50 / p95", " / ".join(_seconds(ttft[key]) for key in ("p50", "p95"))),
         ("prompt / completion tokens", f"{traffic['prompt_tokens']:,} / {traffic['completion_tokens']:,}"),
+        ("feedback", f"{count_of(feedback['requests'], 'request')} rated or corrected: "
+                     + ", ".join(f"{feedback[key]} {key}" for key in ("up", "down", "corrections", "labels"))),
     ])]
     if traffic["by_model"]:
         blocks.append(Table(["model", "requests"], [[name, str(n)] for name, n in traffic["by_model"].items()]))
         blocks.append(Table(["route", "requests"], [[name, str(n)] for name, n in traffic["by_route"].items()]))
-    feedback = traffic["feedback"]
-    blocks.append(Facts([(key, str(feedback[key])) for key in ("up", "down", "corrections", "labels")],
-                        f"Feedback ({count_of(feedback['requests'], 'request')} rated or corrected)"))
-    shadow = traffic["shadow"]
-    if shadow is not None:
-        blocks.append(Facts([
-            ("answers", str(shadow["answers"])),
-            ("same label", f"{_share(shadow['label_agreement'])} of {shadow['labels_compared']}"),
-            ("same answer (exact)", f"{_share(shadow['answer_agreement'])} of {shadow['answers_compared']}"),
-            ("latency p50 / p95", " / ".join(_seconds(shadow["latency_s"][key]) for key in ("p50", "p95"))),
-        ], f"Shadow ({', '.join(shadow['models'])})"))
     return Section("Traffic (whole log)", blocks)
+
+
+def _shadow(shadow: dict | None) -> list[Section]:
+    if shadow is None:
+        return []
+    return [Section(f"Shadow ({', '.join(shadow['models'])})", [Facts([
+        ("answers", str(shadow["answers"])),
+        ("same label", f"{_share(shadow['label_agreement'])} of {shadow['labels_compared']}"),
+        ("same answer (exact)", f"{_share(shadow['answer_agreement'])} of {shadow['answers_compared']}"),
+        ("latency p50 / p95", " / ".join(_seconds(shadow["latency_s"][key]) for key in ("p50", "p95"))),
+    ])])]
 
 
 def _drift(result: MonitorResult) -> Section:
@@ -188,12 +197,14 @@ def _windows(result: MonitorResult) -> Section:
          "low-confidence tail", "verdict"], rows)])
 
 
-def _window_detail(window: dict, several: bool) -> Section:
+def _window_detail(window: dict, several: bool) -> list[Section]:
+    """The window's drift: what was judged, then a section per check measured (its title names the window when
+    there are several)."""
     drift = window["figures"]["drift"]
-    title = f"Window {_window_name(window['index'], window['start'])}" if several else "Drift checks"
     blocks: list = [Text(f"{_moment(window['start'])} to {_moment(window['end'])}: "
                          f"{count_of(window['requests'], 'request')}, {window['answered']} answered by the run's "
                          "model.")]
+    checks: list[Section] = []
     if "skipped" in drift:
         blocks.append(Text(f"Drift: {drift['skipped']}."))
     else:
@@ -202,48 +213,57 @@ def _window_detail(window: dict, several: bool) -> Section:
         elif drift["level"] is not None:
             blocks.append(Text(f"Each of the {len(drift['checks'])} checks measured is judged at p <= "
                                f"{_number(drift['level'])}."))
-        blocks += [_check_block(name, drift[name]) for name in DRIFT_CHECKS]
+        for name in DRIFT_CHECKS:
+            if "skipped" in drift[name]:
+                blocks.append(Text(f"{CHECK_TITLES[name]}: skipped, {drift[name]['skipped']}."))
+            else:
+                title, check_blocks = _check_blocks(name, drift[name])
+                checks.append(Section(f"{title}, window #{window['index'] + 1}" if several else title, check_blocks))
     if several and window["most_novel"]:
         blocks.append(_novel_table(window["most_novel"]))
-    return Section(title, blocks)
+    title = f"Window {_window_name(window['index'], window['start'])}" if several else "Drift checks"
+    return [Section(title, blocks), *checks]
 
 
-def _check_block(name: str, part: dict):
+def _check_blocks(name: str, part: dict) -> tuple[str, list]:
+    """A measured drift check: its section title and blocks."""
     title = CHECK_TITLES[name]
-    if "skipped" in part:
-        return Text(f"{title}: skipped, {part['skipped']}.")
     if name == "labels":
-        return Table(["label", "reference", "live"],
-                     [[label, _share(share["reference"]), _share(share["live"])]
-                      for label, share in part["shares"].items()],
-                     f"{title} vs the reference's: chi-square {format_value(part['statistic'])}, p-value "
-                     f"{_number(part['p_value'])}, PSI {format_value(part['psi'])} ({part['live']} live, "
-                     f"{part['reference_rows']} reference)")
+        return f"{title} vs the reference's", [
+            Facts([("chi-square / p-value", f"{format_value(part['statistic'])} / {_number(part['p_value'])}"),
+                   ("PSI", format_value(part["psi"])),
+                   ("live answers / reference rows", f"{part['live']} / {part['reference_rows']}")]),
+            Table(["label", "reference", "live"], [[label, _share(share["reference"]), _share(share["live"])]
+                                                   for label, share in part["shares"].items()])]
     if name == "prompt_length":
-        return Facts([
+        return f"{title}, live vs reference", [Facts([
             ("KS statistic / p-value", f"{format_value(part['ks_statistic'])} / {_number(part['p_value'])}"),
             ("breaches from KS statistic", _number(part["breach_at"])),
             ("PSI (reference deciles)", format_value(part["psi"])),
             ("live requests / reference rows", f"{part['live']} / {part['reference_rows']}"),
-        ], f"{title}, live vs reference")
+        ])]
     side = "above" if name == "novelty" else "below"
     low, high = part["share_interval"]
-    return Facts([
+    return f"{title}: share {side} the reference's tail", [Facts([
         (f"{side} the reference's cutoff {format_value(part['cutoff'])}",
          f"{part['beyond']} of {part['live']} ({_share(part['share'])}, 95% interval {_share(low)} to {_share(high)})"),
         ("reference share", f"{_share(part['reference_share'])} of {part['reference_rows']}"),
         ("p-value", _number(part["p_value"])),
         ("breaches from share", _share(part["breach_at"])),
-    ], f"{title}: share {side} the reference's tail")
+    ])]
 
 
 # ---- figures ----------------------------------------------------------------------------------------------------
 
 
 def _figures(result: MonitorResult) -> list:
+    """The page's figures as one grid, each titled with what it shows, its window and its unit."""
     series = result.series
-    figures = []
     windows = result.windows
+    per_window = ("one window, the whole log" if len(windows) <= 1 and result.window == "the whole log"
+                  else f"per window, {result.window}")
+    whole_log = "whole log" + (f" since {_moment(result.since)}" if result.since else "")
+    figures = []
     if windows and "skipped" not in result.reference:
         for name in DRIFT_CHECKS:
             parts = [w["figures"]["drift"].get(name, {}) for w in windows]
@@ -252,16 +272,19 @@ def _figures(result: MonitorResult) -> list:
             points = [(w["index"], part[FIGURES[name]], part["breach_at"], bool(
                 [b for b in w["breaches"] if b["check"] == name])) for w, part in zip(windows, parts)
                 if "skipped" not in part]
-            figures.append(Image(f"{name}.png", check_over_windows_png(name, points), DRIFT_FIGURE_TITLES[name]))
+            figures.append(Image(f"{name}.png", check_over_windows_png(name, points),
+                                 f"{DRIFT_FIGURE_TITLES[name]} ({per_window}; {AXIS_UNITS[name]})"))
     if series.request_times:
         figures.append(Image("traffic.png", traffic_over_windows_png(windows, result.settings),
-                             "error rate and p95 latency over the windows"))
+                             f"Error rate and p95 latency ({per_window}; share 0 to 1, seconds)"))
     if series.latencies:
-        figures.append(Image("latency.png", latency_png(series.latencies), "latency of answered requests"))
+        figures.append(Image("latency.png", latency_png(series.latencies),
+                             f"Latency of answered requests ({whole_log}, {len(series.latencies):,}; seconds)"))
     if series.live_lengths and series.reference_lengths:
         figures.append(Image("prompt_lengths.png", prompt_lengths_png(series.reference_lengths, series.live_lengths),
-                             "prompt length in tokens, live vs reference"))
+                             f"Prompt length, live ({whole_log}) vs reference (tokens; share of prompts)"))
     if series.request_times:
+        bucket = format_duration((max(series.request_times) or 1.0) / REQUEST_BUCKETS)
         figures.append(Image("requests.png", requests_over_time_png(series.request_times, series.failed_times),
-                             "requests over time"))
-    return figures or [Text("no figures: the log holds no requests")]
+                             f"Requests over time ({whole_log}; requests per {bucket}, failed in red)"))
+    return [Figures(figures)] if figures else [Text("no figures: the log holds no requests")]

@@ -1,12 +1,16 @@
-"""Training rows from served requests, in a run's own format and column names: the one writer of
+"""Training rows from served requests, in a run's own format under tunesmith's own column names: the one writer of
 `tunesmith feedback export` (`tunesmith.monitor.feedback`) and `tunesmith label export` (`tunesmith.label.export`).
 
 A request (its ``text``, or its ``messages``) and a target (the answer or label it should have had) become one row
-of the run's format (``data_summary.json``'s, else the format its data reads as) with its own column names
-(``data.columns`` mapped back), so the file reads with the run's config, alone or as one of ``data.sources``
-beside the old data. A request the format cannot hold (a multi-turn conversation in a single-turn format, a label
-outside the run's labels, a regression target that is not a number), one without logged content, and a repeat of
-a row already written (same prompt and target) are skipped and counted by reason (`TrainingRows`).
+of the run's format (``data_summary.json``'s, else the format its data reads as): ``{text, label}``, ``{text,
+target}``, ``{messages}``, ``{conversations}``, ``{instruction, output}`` or ``{prompt, completion}``, plus a
+``system`` field. Why tunesmith's names and not the run's ``data.columns``: the keys alone then say the format, so
+the file is ordinary training data that `tunesmith data check FILE` and a config without a mapping read as it is
+(a run's ``{label: label_text}`` written back would read as plain ``text`` rows). Beside old data read through a
+mapping, the file is a ``data.sources`` entry whose own ``columns`` undo it (``{label: label}``). A request the format
+cannot hold (a multi-turn conversation in a single-turn format, a label outside the run's labels, a regression
+target that is not a number), one without logged content, and a repeat of a row already written (same prompt and
+target) are skipped and counted by reason (`TrainingRows`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from pathlib import Path
 
 from tunesmith.config import RunConfig
 from tunesmith.config.vocabulary import LABELED_FORMATS
-from tunesmith.data.fields import key_of
 from tunesmith.data.splits import load_run_splits
 from tunesmith.errors import ConfigError, RunError
 from tunesmith.json_files import dumps, read_json, write_jsonl
@@ -42,13 +45,16 @@ class Skipped(Exception):
 
 @dataclass
 class RowsWritten:
-    """What an export wrote: ``written`` rows of ``format`` to ``output_path``, and what it skipped, by reason."""
+    """What an export wrote: ``written`` rows of ``format`` to ``output_path`` under the keys ``keys``, and what it
+    skipped, by reason; ``run_columns`` is the run's ``data.columns``, which the rows do not use."""
 
     output_path: str
     run: str
     format: str
     written: int
     skipped: Counter = field(default_factory=Counter)
+    keys: list[str] = field(default_factory=list)
+    run_columns: dict[str, str] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -58,7 +64,12 @@ class RowsWritten:
     def render(self, source: str = "request") -> str:
         """The counts as lines; ``source`` names what a row comes from ("request", "item")."""
         if self.written:
-            lines = [f"wrote {self.written} rows ({self.format}, as run {self.run} reads them) to {self.output_path}"]
+            lines = [f"wrote {self.written} rows ({self.format}: {', '.join(self.keys)}) to {self.output_path}"]
+            if self.run_columns:
+                mapping = ", ".join(f"{name}: {key}" for name, key in self.run_columns.items())
+                undone = ", ".join(f"{name}: {name}" for name in self.run_columns)
+                lines.append(f"the rows use tunesmith's own column names, not run {self.run}'s data.columns "
+                             f"{{{mapping}}}: beside that data, give their data.sources entry columns: {{{undone}}}")
         else:
             lines = [f"no {source} qualifies as a {self.format} row: wrote nothing"]
         if self.skipped:
@@ -73,14 +84,14 @@ class TrainingRows:
     def __init__(self, run: RunDir, config: RunConfig):
         self.run = run
         self.format, self.labels = run_format(run, config)
-        self.columns = config.data.columns
+        self.run_columns = config.data.columns
         self.skipped: Counter = Counter()
         self._rows: dict[str, dict] = {}  # keyed on the row's JSON: a repeat is written once
 
     def add(self, request: dict, target: str | float) -> None:
         """The row of ``request`` (a record's ``text`` and/or ``messages``) taught ``target``; a `Skipped` when the
         run's format cannot hold it or it repeats a row (the caller counts it with `skip`)."""
-        row = training_row(request, target, self.format, self.labels, self.columns)
+        row = training_row(request, target, self.format, self.labels)
         key = dumps(row)
         if key in self._rows:
             raise Skipped(DUPLICATE)
@@ -94,7 +105,9 @@ class TrainingRows:
         """Write the rows to ``output_path`` (JSON Lines, whole or not at all); nothing when there is none."""
         if self._rows:
             write_jsonl(output_path, self._rows.values())
-        return RowsWritten(str(output_path), str(self.run.root), self.format, len(self._rows), +self.skipped)
+        keys = list(dict.fromkeys(key for row in self._rows.values() for key in row))
+        return RowsWritten(str(output_path), str(self.run.root), self.format, len(self._rows), +self.skipped, keys,
+                           dict(self.run_columns))
 
 
 def run_format(run: RunDir, config: RunConfig) -> tuple[str, list[str] | None]:
@@ -156,17 +169,16 @@ def conversation(request: dict) -> list[dict]:
     raise Skipped(NO_CONTENT)
 
 
-def training_row(request: dict, target: str | float, fmt: str, labels: list[str] | None,
-                 columns: dict[str, str]) -> dict:
-    """One row of ``fmt`` in the run's column names teaching ``target`` for ``request``; `Skipped` when ``fmt``
-    cannot hold it."""
+def training_row(request: dict, target: str | float, fmt: str, labels: list[str] | None) -> dict:
+    """One row of ``fmt`` under tunesmith's own column names (those `tunesmith.data.fields.detect_format` reads the
+    format from) teaching ``target`` for ``request``; `Skipped` when ``fmt`` cannot hold it."""
     turns = conversation(request)
     if fmt in ("messages", "sharegpt"):
         whole = [*turns, {"role": "assistant", "content": str(target)}]
         if fmt == "messages":
-            return {key_of("messages", columns): whole}
-        return {key_of("conversations", columns): [{"from": SHAREGPT_FROM.get(t["role"], t["role"]),
-                                                    "value": t["content"]} for t in whole]}
+            return {"messages": whole}
+        return {"conversations": [{"from": SHAREGPT_FROM.get(t["role"], t["role"]), "value": t["content"]}
+                                  for t in whole]}
     system = [t["content"] for t in turns if t["role"] == "system"]
     rest = [t for t in turns if t["role"] != "system"]
     if len(rest) != 1 or rest[0]["role"] != "user" or len(system) > 1:
@@ -184,4 +196,4 @@ def training_row(request: dict, target: str | float, fmt: str, labels: list[str]
         fields = {"prompt": prompt, "completion": target}
     if system:
         fields["system"] = system[0]
-    return {key_of(name, columns): value for name, value in fields.items()}
+    return fields
