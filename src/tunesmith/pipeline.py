@@ -168,7 +168,7 @@ def create_run(config: RunConfig, config_path: str | Path | None = None) -> RunD
             if left - UNSTARTED_FILES:  # metrics, checkpoints or anything not ours: a run or a user's folder
                 raise RunError(f"run folder {run.root} already exists",
                                "continue it with --resume, pick another output.name, or remove the folder")
-            if left:
+            if left - {run.origin.name}:  # the lock marks a new folder with origin.json alone
                 log.info("reusing %s: the run there stopped before training", run.root)
             _record_origin(run, config, config_path)
         return run

@@ -180,6 +180,10 @@ class RunDir:
             raise RunError(f"{self.root} is not a folder", "give the path of a run folder")
         require_ours(self.root, "run")  # before the lock file: nothing is written into a folder tunesmith did not make
         descriptor = self._open_lock()
+        if not self.origin.exists() and not any(entry.name != self.lock_file.name for entry in self.root.iterdir()):
+            # A new folder a writer takes (training called from Python, `--run-dir NEW`): marked before the first
+            # record, so the next command (a resume) knows it for tunesmith's.
+            write_json(self.origin, origin_record("run"))
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": _command_name()}
         os.write(descriptor, json.dumps(holder).encode())
         _HELD[key] = [descriptor, 1]
