@@ -9,6 +9,7 @@ import json
 
 import httpx
 import pytest
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tunesmith.config import save_config, validate_config
 from tunesmith.run_dir import RunDir
@@ -69,6 +70,9 @@ def people_runs(tmp_path_factory, gate_example):
     write_evaluation(short, sample_rows(80, "short test SMS"),
                      scores(0.6625, [[50, 15], [12, 3]], 9.1), scores(0.8125, [[65, 0], [15, 0]], 0.41),
                      {"majority": {"accuracy": 0.8125}, "tfidf_logreg": {"accuracy": 0.9875}})
+    for run, last in ((demo, 0.02), (again, 0.03)):  # curves as real runs draw them: ~9 at the first step
+        lines = [{"step": step, "loss": 9.0 * (last / 9.0) ** ((step - 1) / 19)} for step in range(1, 21)]
+        (run.root / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     write_config(root / "qwen-dora-sms-longer-context", model="Qwen/Qwen2.5-0.5B-Instruct", method="dora",
                  train={"learning_rate": 2e-5}, lora={"r": 8, "alpha": 16.0})
     write_config(root / "sms-full-finetune", method="full", train={"learning_rate": 1e-5, "epochs": 3.0})
@@ -172,3 +176,10 @@ def test_token_mode_without_the_cookie_shows_a_page_that_says_how_to_open_it(sta
     assert api.status_code == 401 and "needs its token" in api.json()["error"]  # the API keeps JSON
     browser.get(f"{url}/?token=s3cret")
     assert rows_of(browser)  # the link still opens the UI
+
+
+def test_compare_draws_losses_from_about_9_down_on_a_log_axis(screen, ui):
+    screen.get(f"{ui}/compare?runs=sms-spam-demo-lr-2e-4-alpha-64,sms-spam-demo")
+    chart = screen.find_element("css selector", "#loss-chart")
+    WebDriverWait(screen, 10).until(lambda driver: chart.get_attribute("data-lines") == "2")
+    assert chart.get_attribute("data-scale") == "log"

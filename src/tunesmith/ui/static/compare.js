@@ -5,7 +5,9 @@
   const names = holder.dataset.runs.split(",");
   const all = await Promise.all(names.map((name) => fetchCurves(name).catch(() => ({series: {}}))));
   drawChart(document.getElementById("loss-chart"),
-            names.map((name, i) => ({label: name, points: all[i].series.loss || []})));
+            names.map((name, i) => ({label: name, points: all[i].series.loss || []})), undefined,
+            {scale: "auto-log"});  // a first step at ~9 would flatten every curve on a linear axis
   drawChart(document.getElementById("val-chart"),
-            names.map((name, i) => ({label: name, points: all[i].series.val_loss || []})), "no validation yet");
+            names.map((name, i) => ({label: name, points: all[i].series.val_loss || []})), "no validation yet",
+            {scale: "auto-log"});
 })();
