@@ -143,6 +143,9 @@ def test_a_degenerate_run_is_flagged_at_the_top(page):
     assert css(good, "#verdict").get_attribute("data-level") == "good"
     assert css(good, "#verdict").text.startswith("Verdict: good (beats base +0.2640; beats TF-IDF + logistic "
                                                  "regression +0.0130) · 1,000 test rows")
+    model = css(good, ".run-model")  # the model by its name, the whole id on hover
+    assert (model.text, model.get_attribute("title")) == ("SmolLM2-135M-Instruct",
+                                                          "HuggingFaceTB/SmolLM2-135M-Instruct")
 
 
 def test_the_data_section_is_tables_with_findings_first_and_the_page_stays_short(page):

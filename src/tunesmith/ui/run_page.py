@@ -25,6 +25,7 @@ from tunesmith.review.summary import stats_blocks
 from tunesmith.ui.label_pages import queues_of
 from tunesmith.ui.pages import UiSettings, find_run, render
 from tunesmith.ui.runs import run_row
+from tunesmith.ui.runs_table import model_label
 
 WARNING_LEVELS = ("worse", "degenerate")
 """Verdict levels the page shows as a warning banner: a run that should not be used as it is."""
@@ -41,7 +42,8 @@ def run_page(request: Request, settings: UiSettings, name: str, files: list[str]
     row = run_row(name, run)
     judged, sentences = verdict_sentences(result, state, line)
     data = data_section(summary, train_summary, figures=False).blocks
-    return render(request, "run.html", row=row, path=command_path(run.root), config_text=_config_text(run.config_path),
+    return render(request, "run.html", row=row, model=model_label(row.model), path=command_path(run.root),
+                  config_text=_config_text(run.config_path),
                   verdict=judged, verdict_title=verdict_title(judged), sentences=sentences,
                   warning=judged.level in WARNING_LEVELS,
                   gate=with_kinds(gate_blocks(gate, name, stale=state == "stale")) if gate else None,
