@@ -129,8 +129,10 @@ def test_curves_skip_a_line_cut_off_mid_write_and_non_numbers(tmp_path):
 
 
 def test_config_differences_list_only_the_keys_that_differ():
-    first = {"train": {"learning_rate": 1e-4, "epochs": 1}, "lora": {"r": 8}, "model": {"name": "m"}}
-    second = {"train": {"learning_rate": 2e-4, "epochs": 1}, "lora": {"r": 8}, "model": {"name": "m"}, "extra": [1]}
+    first = {"train": {"learning_rate": 1e-4, "epochs": 1}, "lora": {"r": 8}, "model": {"name": "m"},
+             "output": {"dir": "runs", "name": "a"}}
+    second = {"train": {"learning_rate": 2e-4, "epochs": 1}, "lora": {"r": 8}, "model": {"name": "m"}, "extra": [1],
+              "output": {"dir": "/elsewhere/runs", "name": "b"}}  # where a run was written is no difference
     assert config_differences({"a": first, "b": second}) == [("train.learning_rate", [1e-4, 2e-4]),
                                                             ("extra", [None, [1]])]
     assert flatten({"a": {"b": {"c": 1}, "d": {}}}) == {"a.b.c": 1, "a.d": {}}

@@ -258,11 +258,16 @@ def flatten(mapping: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
+WHERE_WRITTEN = ("output.dir", "output.name")
+
+
 def config_differences(configs: dict[str, dict]) -> list[tuple[str, list[object]]]:
     """``(dotted key, [value in each run])`` for the keys whose values are not the same in every run, in the
-    order of the first run's config (a key a run lacks shows as None)."""
+    order of the first run's config (a key a run lacks shows as None). Where a run was written
+    (`WHERE_WRITTEN`) is left out: every run differs there, and it says nothing about the model."""
     flat = {name: flatten(raw) for name, raw in configs.items()}
-    keys = list(dict.fromkeys(key for values in flat.values() for key in values))
+    keys = [key for key in dict.fromkeys(key for values in flat.values() for key in values)
+            if key not in WHERE_WRITTEN]
     rows = []
     for key in keys:
         values = [values.get(key) for values in flat.values()]
