@@ -818,3 +818,32 @@ def make_gated_run(tmp_path):
     """``make_gated_run(name, truths, tuned, base=None, baselines=None, leaked=(), gate=None, ...)``: `_gated_run`'s
     evaluated classification run folder under the test's tmp_path (no model; for the gate's tests)."""
     return lambda name, *args, **kwargs: _gated_run(tmp_path / name, *args, **kwargs)
+
+
+def _launch_chromium(width: int, height: int, console: bool = False):
+    """A headless Chromium (Debian's `chromium` and `chromium-driver`, driven by Selenium) whose window is
+    ``width`` x ``height``, keeping its console when ``console``. Without Chromium the test skips, unless
+    ``TUNESMITH_REQUIRE_BROWSER`` is set, where a missing browser fails it."""
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        message = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+        if os.environ.get("TUNESMITH_REQUIRE_BROWSER"):
+            pytest.fail(f"TUNESMITH_REQUIRE_BROWSER is set and the browser is missing: {message}")
+        pytest.skip(message)
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     f"--window-size={width},{height}", "--hide-scrollbars"):
+        options.add_argument(argument)
+    if console:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+
+
+@pytest.fixture(scope="session")
+def launch_chromium():
+    """``launch_chromium(width, height, console=False) -> driver``: one headless Chromium; the caller quits it (the
+    UI's tests through `start_browser`, a page opened from disk through its own fixture)."""
+    return _launch_chromium

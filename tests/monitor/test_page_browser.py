@@ -6,9 +6,6 @@ fixtures (a server, its Content-Security-Policy) do not apply; the browser is st
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
 from tunesmith.monitor.analysis import monitor_log
@@ -18,23 +15,9 @@ WIDTH, HEIGHT = 1366, 900
 
 
 @pytest.fixture(scope="module")
-def browser():
-    """A headless Chromium (Debian's `chromium` and `chromium-driver`, driven by Selenium) at 1366x900. Without
-    Chromium the test skips, unless ``TUNESMITH_REQUIRE_BROWSER`` is set, where a missing browser fails it."""
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        message = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
-        if os.environ.get("TUNESMITH_REQUIRE_BROWSER"):
-            pytest.fail(f"TUNESMITH_REQUIRE_BROWSER is set and the browser is missing: {message}")
-        pytest.skip(message)
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     f"--window-size={WIDTH},{HEIGHT}", "--hide-scrollbars"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+def browser(launch_chromium):
+    """A headless Chromium at 1366x900 (`launch_chromium`)."""
+    driver = launch_chromium(WIDTH, HEIGHT)
     yield driver
     driver.quit()
 

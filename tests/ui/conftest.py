@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
-import shutil
 from pathlib import Path
 
 import pytest
@@ -186,30 +184,13 @@ def no_csp_violations(started_browsers):
 
 
 @pytest.fixture(scope="module")
-def start_browser(started_browsers):
-    """``start_browser() -> driver``: a headless Chromium (Debian's `chromium` and `chromium-driver`, driven by
-    Selenium), quit at the end of the module. Each is a browser session of its own (cookies, localStorage), with its
-    console kept (`csp_violations`). Without Chromium the test skips, unless ``TUNESMITH_REQUIRE_BROWSER`` is set,
-    where a missing browser fails it."""
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+def start_browser(started_browsers, launch_chromium):
+    """``start_browser() -> driver``: a headless Chromium (`launch_chromium`), quit at the end of the module. Each is
+    a browser session of its own (cookies, localStorage), with its console kept (`csp_violations`)."""
     started = started_browsers
 
     def start():
-        if not (chromium and driver_path):
-            message = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
-            if os.environ.get("TUNESMITH_REQUIRE_BROWSER"):
-                pytest.fail(f"TUNESMITH_REQUIRE_BROWSER is set and the browser is missing: {message}")
-            pytest.skip(message)
-        from selenium import webdriver
-
-        options = webdriver.ChromeOptions()
-        options.binary_location = chromium
-        for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                         "--window-size=1280,860", "--hide-scrollbars"):
-            options.add_argument(argument)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        started.append(webdriver.Chrome(options=options,
-                                        service=webdriver.ChromeService(executable_path=driver_path)))
+        started.append(launch_chromium(1280, 860, console=True))
         return started[-1]
 
     yield start
@@ -221,3 +202,21 @@ def start_browser(started_browsers):
 def browser(start_browser):
     """One headless Chromium for the module's tests."""
     return start_browser()
+
+
+@pytest.fixture(scope="session")
+def at_review_item():
+    """``at_review_item(position) -> condition``: the review page showing item ``position``, its script listening
+    (keys sent before it listens are lost). Asked in one script, so a page that reloads in between cannot answer
+    with half the old one."""
+
+    def condition(position: str):
+        def showing(driver) -> bool:
+            return driver.execute_script(
+                "const root = document.getElementById('review'), at = document.getElementById('position');"
+                "return Boolean(root && at && root.dataset.ready === 'true' && at.textContent === arguments[0]);",
+                position)
+
+        return showing
+
+    return condition

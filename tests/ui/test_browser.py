@@ -86,18 +86,6 @@ def test_runs_table_lists_every_run_with_its_status_and_compares_two(browser, ui
     screenshot("compare")
 
 
-def at_review_item(position: str):
-    """The review page showing item ``position``, its script listening (keys sent before it listens are lost).
-    Asked in one script, so a page that reloads in between cannot answer with half the old one."""
-    def showing(driver) -> bool:
-        return driver.execute_script(
-            "const root = document.getElementById('review'), at = document.getElementById('position');"
-            "return Boolean(root && at && root.dataset.ready === 'true' && at.textContent === arguments[0]);",
-            position)
-
-    return showing
-
-
 def _painted_pixels(browser, canvas_id: str) -> int:
     return browser.execute_script(
         "const c = document.getElementById(arguments[0]);"
@@ -145,7 +133,8 @@ def test_playground_streams_an_answer_into_both_panes(browser, ui, screenshot, c
 
 
 def test_review_with_the_keyboard_resumes_after_a_reload_and_maps_back_to_the_models(browser, ui, runs_dir,
-                                                                                      screenshot, xss_answer):
+                                                                                      screenshot, xss_answer,
+                                                                                      at_review_item):
     from selenium.webdriver.common.action_chains import ActionChains
 
     browser.get(f"{ui}/review/spam-done")

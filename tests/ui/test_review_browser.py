@@ -101,16 +101,6 @@ def links(browser) -> list[str]:
     return browser.execute_script("return Array.from(document.querySelectorAll('a')).map(a => a.getAttribute('href'))")
 
 
-def at_item(position: str):
-    def showing(driver) -> bool:
-        return driver.execute_script(
-            "const root = document.getElementById('review'), at = document.getElementById('position');"
-            "return Boolean(root && at && root.dataset.ready === 'true' && at.textContent === arguments[0]);",
-            position)
-
-    return showing
-
-
 def de_blinding(hrefs: list[str]) -> list[str]:
     """The links that lead to a run's page or files, compare, or the model's answers."""
     return [href for href in hrefs if href.startswith(("/runs", "/compare", "/api/")) or "predictions" in href]
@@ -127,7 +117,7 @@ def test_review_pages_link_to_no_run_page_and_no_predictions(window, ui):
     assert [a.text for a in window.find_elements("css selector", "#reviews a")] == ["sms-judged", "sms-review"]
 
 
-def test_reviewer_only_mode_serves_the_review_and_closes_everything_else(window, reviewer_ui):
+def test_reviewer_only_mode_serves_the_review_and_closes_everything_else(window, reviewer_ui, at_review_item):
     for path in ("/runs/sms-judged", "/runs/sms-judged/predictions.jsonl", "/runs/sms-judged/report.html",
                  "/compare?runs=sms-judged,sms-review", "/playground", "/playground?run=sms-judged", "/api/runs",
                  "/api/curves/sms-judged", "/label/sms-judged", "//runs/sms-judged"):
@@ -142,10 +132,10 @@ def test_reviewer_only_mode_serves_the_review_and_closes_everything_else(window,
     assert links(window) == ["/review/", "/review/", "/review/sms-judged", "/review/sms-review"]
     css(window, '#reviews a[href="/review/sms-review"]').click()
     css(window, '#reviewers a[href="/review/sms-review/eve"]').click()
-    wait_for(window, at_item("1"), "eve's first item")
+    wait_for(window, at_review_item("1"), "eve's first item")
     assert de_blinding(links(window)) == [] and "Runs" not in css(window, "nav").text
     css(window, 'button[data-verdict="tie"]').click()  # judging works in this mode
-    wait_for(window, at_item("2"), "eve's second item")
+    wait_for(window, at_review_item("2"), "eve's second item")
     window.get(f"{reviewer_ui}/runs/sms-judged")
     assert "reviewer-only mode" in css(window, "#error-message").text
     assert de_blinding(links(window)) == []
@@ -171,24 +161,24 @@ def test_results_read_w_l_t_with_the_rate_over_decisive_items(window, ui):
     assert cell == ["left", "right", "left", "left"]
 
 
-def test_a_verdict_is_confirmed_and_an_undo_too(window, ui):
+def test_a_verdict_is_confirmed_and_an_undo_too(window, ui, at_review_item):
     window.get(f"{ui}/review/sms-review/cy")
-    wait_for(window, at_item("1"), "cy's first item")
+    wait_for(window, at_review_item("1"), "cy's first item")
     assert window.find_elements("css selector", "#review-saved") == []
     css(window, 'button[data-verdict="a"]').click()
-    wait_for(window, at_item("2"), "cy's second item")
+    wait_for(window, at_review_item("2"), "cy's second item")
     assert css(window, "#review-saved").text == "Saved: A better (item 1)"
     window.find_element("tag name", "body").send_keys("4")
-    wait_for(window, at_item("3"), "cy's third item")
+    wait_for(window, at_review_item("3"), "cy's third item")
     assert css(window, "#review-saved").text == "Saved: both bad (item 2)"
     window.find_element("tag name", "body").send_keys("u")
-    wait_for(window, at_item("2"), "item 2 again")
+    wait_for(window, at_review_item("2"), "item 2 again")
     assert css(window, "#review-saved").text == "Undone: your verdict on item 2 is removed; judge it again below."
 
 
-def test_a_stale_tabs_conflict_says_reload(window, ui, review_runs):
+def test_a_stale_tabs_conflict_says_reload(window, ui, review_runs, at_review_item):
     window.get(f"{ui}/review/sms-review/dee")
-    wait_for(window, at_item("1"), "dee's first item")
+    wait_for(window, at_review_item("1"), "dee's first item")
     item = int(css(window, "#review").get_attribute("data-item"))
     # Another tab judges the item this page shows.
     status = window.execute_async_script(
@@ -202,7 +192,7 @@ def test_a_stale_tabs_conflict_says_reload(window, ui, review_runs):
     assert error == "Item 1 was judged already, in another tab or window (reload the page: it shows where you stand)"
     assert "undo" not in error.lower()
     css(window, "#review-reload").click()
-    wait_for(window, at_item("2"), "the next item after the reload")
+    wait_for(window, at_review_item("2"), "the next item after the reload")
     assert css(window, "#review-error").text == ""
     with ReviewStore.open(review_runs / "sms-review") as store:  # the other tab's verdict stands
         assert [judgment.verdict for judgment in store.judgments() if judgment.reviewer == "dee"] == ["tie"]
