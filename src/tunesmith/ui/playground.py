@@ -23,7 +23,6 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -37,6 +36,7 @@ from tunesmith.run_dir import RunDir
 from tunesmith.serve import ChatMessage, Engine, Finished, Sampling, Served, ServedModel, load_served
 from tunesmith.ui.pages import Settings, find_run, render
 from tunesmith.ui.runs import find_runs
+from tunesmith.ui.runs_table import model_label
 from tunesmith.web import HttpError, event_stream, server_sent_event
 
 REQUEST_TIMEOUT_S = 300.0
@@ -61,7 +61,7 @@ class LoadedRun:
     @property
     def base_name(self) -> str:
         """The base model as the base pane is titled: a Hub id's or a folder's last part (SmolLM2-135M-Instruct)."""
-        return Path(self.base.served.base_model.rstrip("/")).name or self.base.served.base_model
+        return model_label(self.base.served.base_model)[0]
 
     def titles(self, run: str) -> dict[str, dict[str, str]]:
         """Each pane's title (the model's real name) and what it is, in words."""
