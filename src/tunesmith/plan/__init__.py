@@ -2,6 +2,6 @@
 (`counts`), the model's shape without its weights (`shape`), estimates of time, peak memory, disk and cost, from
 stated figures (`estimates`) or a few measured steps on this machine (`probe`), put together by `planner`."""
 
-from tunesmith.plan.planner import Plan, make_plan, render_plan, summary_line
+from tunesmith.plan.planner import Plan, make_plan, render_plan, run_summary, summary_line
 
-__all__ = ["Plan", "make_plan", "render_plan", "summary_line"]
+__all__ = ["Plan", "make_plan", "render_plan", "run_summary", "summary_line"]

@@ -24,8 +24,10 @@ from tunesmith.plan.estimates import (
 )
 from tunesmith.plan.probe import build_training, measure_steps, probed_estimates
 from tunesmith.plan.shape import ModelShape, model_shape
+from tunesmith.run_dir import RunDir
 from tunesmith.train.budget import Budget
 from tunesmith.train.recipe import training_rows
+from tunesmith.train.resume import newest_state
 
 
 @dataclass
@@ -143,3 +145,11 @@ def describe_how(estimate: Estimate) -> str:
     if "source" in estimate.detail:
         return f"from the throughput table, {estimate.detail['source']}"
     return "computed from the parameter counts and the largest micro-batch, no model loaded"
+
+
+def run_summary(config: RunConfig, run: RunDir, inputs: RunInputs, resume: bool = False) -> str:
+    """The line `tunesmith run` logs before training: the plan without the probe (no model loaded; the rows come
+    from the tokenized cache that training then reads). A resumed run keeps the budget it started with."""
+    found = newest_state(run) if resume else None
+    started = found[1].budget if found else None
+    return summary_line(make_plan(config, inputs, probe=False, started=started))
