@@ -11,7 +11,8 @@ SOURCE = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
     {"errors", "extras", "text", "atomic", "json_files", "document", "distributed", "csv_cells"},
     {"config"}, {"results"}, {"run_dir", "sweep_folder", "promotion"}, {"models"}, {"data"}, {"starter"}, {"retrieval"},
-    {"predict"}, {"train"}, {"evaluate"}, {"review"}, {"export"}, {"gate"}, {"report"}, {"monitor"}, {"label"}, {"web"},
+    {"predict"}, {"train"}, {"plan"}, {"evaluate"}, {"review"}, {"export"}, {"gate"}, {"report"}, {"monitor"},
+    {"label"}, {"web"},
     {"serve"}, {"pipeline"}, {"experiments"}, {"ui"},
     {"cli", "__main__"},
 ]

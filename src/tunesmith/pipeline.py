@@ -34,6 +34,7 @@ from tunesmith.export import export_run
 from tunesmith.gate import run_gate
 from tunesmith.json_files import read_json, write_json
 from tunesmith.models import check_method_available
+from tunesmith.plan import run_summary
 from tunesmith.report import build_report
 from tunesmith.retrieval import rag_run_config
 from tunesmith.run_dir import RunDir, origin_record, require_ours
@@ -97,6 +98,8 @@ def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False, start: st
             stage_started = time.perf_counter()
             if name in EVERY_PROCESS or distributed.is_main():
                 with _recording_failure(run, name):
+                    if name == "train" and distributed.is_main():
+                        log.info(run_summary(config, run, inputs, resume))  # cheap: no model, the tokenized cache
                     stage(config, run, inputs)
             distributed.barrier()  # the next stage reads what this one wrote
             seconds[name] = round(time.perf_counter() - stage_started, 1)

@@ -29,6 +29,7 @@ from tunesmith.cli import (
     label_commands,
     monitor_commands,
     pipeline_commands,
+    plan_commands,
     retrieval_commands,
     review_commands,
     run_commands,
@@ -40,8 +41,8 @@ from tunesmith.errors import TunesmithError
 from tunesmith.extras import MissingExtraError, extra_of, require_extras
 from tunesmith.run_dir import name_this_command
 
-GROUPS = [pipeline_commands, run_commands, gate_commands, experiment_commands, serve_commands, monitor_commands,
-          label_commands, review_commands, retrieval_commands, ui_commands]
+GROUPS = [pipeline_commands, plan_commands, run_commands, gate_commands, experiment_commands, serve_commands,
+          monitor_commands, label_commands, review_commands, retrieval_commands, ui_commands]
 """In the order `tunesmith --help` lists them."""
 
 COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {

@@ -1,0 +1,66 @@
+"""`tunesmith plan` from the command line: the plan, its JSON, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+SETTINGS = {
+    "data": {"path": "data.jsonl", "split": {"validation": 0.25, "test": 0.25}, "max_length": 256},
+    "lora": {"r": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]},
+    "train": {"max_steps": 4, "batch_size": 4, "eval_every": 2, "save_every": 2, "keep_checkpoints": 5,
+              "warmup_ratio": 0.0, "learning_rate": 1e-2},
+    "evaluate": {"batch_size": 4, "num_examples": 2},
+}
+
+
+@pytest.fixture()
+def plan_project(tmp_path, tiny_model_dir, spam_rows, write_jsonl, monkeypatch):
+    """``plan_project(**train_settings)``: a folder with `config.yaml` and `data.jsonl` as the working
+    directory; returns the config's path."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
+    write_jsonl(tmp_path / "data.jsonl", spam_rows(24))
+
+    def make(**train) -> str:
+        config = {"model": {"name": str(tiny_model_dir)}, **SETTINGS}
+        config["train"] = {**SETTINGS["train"], **train}
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+        return str(tmp_path / "config.yaml")
+
+    return make
+
+
+def test_plan_prints_the_plan_and_its_summary(plan_project, cli):
+    code, out, error = cli("plan", plan_project(), "--no-probe", "--price-per-hour", "2.5")
+    assert (code, error) == (0, "")
+    assert "steps: 4 = " in out and "cost: ~" in out
+    assert out.splitlines()[-1].startswith("plan: 12 training rows")
+
+
+def test_plan_json(plan_project, cli):
+    code, out, _ = cli("plan", plan_project(), "--no-probe", "--json", "--set", "train.max_steps=6")
+    plan = json.loads(out)
+    assert code == 0 and plan["counts"]["steps"] == 6 and plan["time"]["how"] == "table"
+
+
+def test_a_bad_config_is_one_line(plan_project, cli, tmp_path):
+    config = plan_project()
+    code, _, error = cli("plan", config, "--no-probe", "--set", "train.batch_size=0")
+    assert code == 2 and error.startswith("tunesmith: error: ") and "train.batch_size" in error
+    settings = yaml.safe_load(open(config))
+    settings["data"]["path"] = "missing.jsonl"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    code, _, error = cli("plan", str(tmp_path / "bad.yaml"), "--no-probe")
+    assert code == 2 and "missing.jsonl" in error
+
+
+def test_run_logs_the_plans_summary_before_training(plan_project, cli, caplog):
+    caplog.set_level("INFO", logger="tunesmith")
+    code, _, error = cli("train", plan_project())
+    assert (code, error) == (0, "")
+    lines = [record.getMessage() for record in caplog.records]
+    summary = next(i for i, line in enumerate(lines) if line.startswith("plan: 12 training rows"))
+    assert summary < next(i for i, line in enumerate(lines) if line.startswith("method lora"))
