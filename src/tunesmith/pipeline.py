@@ -37,10 +37,10 @@ from tunesmith.models import check_method_available
 from tunesmith.report import build_report
 from tunesmith.retrieval import rag_run_config
 from tunesmith.run_dir import RunDir, origin_record, require_ours
+from tunesmith.tracking import log_outputs, require_trackers
 from tunesmith.train import train
 from tunesmith.train.checkpoint import latest_checkpoint
 from tunesmith.train.resume import check_resume
-from tunesmith.train.trackers import log_outputs, require_trackers
 
 log = logging.getLogger("tunesmith")
 

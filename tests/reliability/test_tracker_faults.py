@@ -7,13 +7,14 @@ import importlib.util
 import logging
 
 import tunesmith.extras as extras
-import tunesmith.train.trackers as trackers
+import tunesmith.tracking.trackers as trackers
 from tunesmith.run_dir import RunDir
 
 
 def test_a_missing_tracker_package_names_the_extra_before_any_work(project, cli, monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(extras.importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    monkeypatch.setattr(extras.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "wandb" else real(name, *a))
     code, _, error = cli("run", "config.yaml", "--set", "output.name=exp", "--set", "train.report_to=[wandb]")
     assert code != 0
     assert error == "tunesmith: error: train.report_to: wandb needs the 'wandb' extra: pip install 'tunesmith[wandb]'"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import tunesmith.train.trackers as trackers
+import tunesmith.tracking.trackers as trackers
 from tunesmith.errors import ConfigError
 from tunesmith.run_dir import RunDir
 

@@ -32,7 +32,7 @@ from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model
 from tunesmith.predict.answers import task_metrics
 from tunesmith.results.comparison import fingerprint_rows
 from tunesmith.run_dir import RunDir, locked
-from tunesmith.train.trackers import eval_numbers, log_stage
+from tunesmith.tracking import eval_numbers, log_stage
 
 _console = Console(stderr=True)
 

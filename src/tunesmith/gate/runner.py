@@ -33,7 +33,7 @@ from tunesmith.predict.answers import answer, references_of, regression_target, 
 from tunesmith.results import best_baseline
 from tunesmith.results.gate import GATE_VERSION, file_sha256
 from tunesmith.run_dir import RunDir, locked
-from tunesmith.train.trackers import gate_numbers, log_stage
+from tunesmith.tracking import gate_numbers, log_stage
 
 _console = Console(stderr=True)
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")

@@ -1,5 +1,5 @@
 """Where a run's progress goes while it trains: ``metrics.jsonl`` (one JSON object per step and per validation),
-the trackers of `train.report_to` (TensorBoard events here, the others through `tunesmith.train.trackers`), and a
+the trackers of `train.report_to` (TensorBoard events here, the others through `tunesmith.tracking`), and a
 progress bar on the terminal."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from tunesmith.config.schema import RunConfig
 from tunesmith.json_files import append_jsonl, keep_jsonl
 from tunesmith.run_dir import RunDir
-from tunesmith.train.trackers import Trackers
+from tunesmith.tracking import Trackers
 
 
 class TrainingLog:

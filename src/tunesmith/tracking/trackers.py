@@ -14,9 +14,6 @@ nothing was logged yet: `require_trackers` stops before any work with the extra 
 from __future__ import annotations
 
 import logging
-import os
-import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +24,9 @@ from tunesmith.errors import RunError
 from tunesmith.extras import require_tracker
 from tunesmith.json_files import read_json, write_json
 from tunesmith.run_dir import RunDir
+from tunesmith.tracking.backends import BACKENDS
 
 log = logging.getLogger("tunesmith")
-
-PROJECT = "tunesmith"
-"""MLflow experiment, W&B and Trackio project, unless `MLFLOW_EXPERIMENT_NAME`, `WANDB_PROJECT` or
-`TRACKIO_PROJECT` name another."""
-
 
 def tracker_names(config: RunConfig) -> list[str]:
     """The trackers of `train.report_to` that this module logs to (TensorBoard is `TrainingLog`'s)."""
@@ -154,116 +147,3 @@ def _param(value: Any) -> str:
     # MLflow refuses long values (500 characters in older servers); lists of rows or prompts are cut, not dropped.
     text = value if isinstance(value, str) else repr(value) if not isinstance(value, (list, dict)) else str(value)
     return text if len(text) <= 500 else text[:497] + "..."
-
-
-# ---- the trackers -----------------------------------------------------------------------------------------------
-
-
-class MlflowTracker:
-    """MLflow through `MlflowClient`, which names the run in every call: no process-wide active run to leak."""
-
-    name = "mlflow"
-
-    def __init__(self, run: RunDir, params: dict[str, str], state: dict):
-        from mlflow.entities import Metric, Param
-        from mlflow.tracking import MlflowClient
-
-        self._metric, uri = Metric, os.environ.get("MLFLOW_TRACKING_URI") or mlflow_default_uri(run)
-        self.client = MlflowClient(tracking_uri=uri)
-        if state.get("tracking_uri") == uri and state.get("run_id"):
-            self.run_id = state["run_id"]
-            self.client.update_run(self.run_id, status="RUNNING")
-            return
-        experiment_name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or PROJECT
-        experiment = self.client.get_experiment_by_name(experiment_name)
-        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(experiment_name)
-        created = self.client.create_run(experiment_id, run_name=run.root.resolve().name,
-                                         tags={"tunesmith.run_folder": str(run.root.resolve())})
-        self.run_id = created.info.run_id
-        items = [Param(key, value) for key, value in params.items()]
-        for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
-            self.client.log_batch(self.run_id, params=items[start : start + 100])
-        state.update(tracking_uri=uri, run_id=self.run_id)
-
-    def metrics(self, values: dict[str, float], step: int | None) -> None:
-        now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[self._metric(key, value, now, step or 0)
-                                                    for key, value in values.items()])
-
-    def artifact(self, path: Path, kind: str) -> None:
-        if path.is_dir():
-            self.client.log_artifacts(self.run_id, str(path), kind)
-        else:
-            self.client.log_artifact(self.run_id, str(path), kind)
-
-    def close(self, failed: bool) -> None:
-        self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
-
-
-def mlflow_default_uri(run: RunDir) -> str:
-    """A file store in ``mlruns/`` beside the run folder (in `output.dir`): every run of a project in one store,
-    `mlflow ui --backend-store-uri runs/mlruns` shows them side by side."""
-    return (run.root.resolve().parent / "mlruns").as_uri()
-
-
-class WandbTracker:
-    """Weights & Biases, offline unless `WANDB_MODE` says otherwise (`wandb sync runs/<run>/wandb/offline-run-*`
-    uploads later). Its files go in the run folder's ``wandb/``."""
-
-    name = "wandb"
-
-    def __init__(self, run: RunDir, params: dict[str, str], state: dict):
-        import wandb
-
-        self.wandb = wandb
-        new = not state.get("id")
-        state.setdefault("id", wandb.util.generate_id())
-        self.label = re.sub(r"[^\w.-]+", "-", run.root.resolve().name)
-        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT") or PROJECT, name=run.root.resolve().name,
-                              id=state["id"], resume="allow", dir=str(run.root), config=params if new else None,
-                              mode=os.environ.get("WANDB_MODE") or "offline")
-
-    def metrics(self, values: dict[str, float], step: int | None) -> None:
-        if step is None:
-            self.run.summary.update(values)  # results have no step; W&B's steps only go forward
-        else:
-            self.run.log(values, step=step)
-
-    def artifact(self, path: Path, kind: str) -> None:
-        artifact = self.wandb.Artifact(f"{self.label}-{kind}", type="model" if kind == "adapter" else kind)
-        if path.is_dir():
-            artifact.add_dir(str(path))
-        else:
-            artifact.add_file(str(path))
-        self.run.log_artifact(artifact)
-
-    def close(self, failed: bool) -> None:
-        self.run.finish(exit_code=1 if failed else 0)
-
-
-class TrackioTracker:
-    """Trackio, in its local database (`trackio show` to look). It keeps metrics and config, not files: the
-    report and adapter stay in the run folder."""
-
-    name = "trackio"
-
-    def __init__(self, run: RunDir, params: dict[str, str], state: dict):
-        import trackio
-
-        self.trackio = trackio
-        trackio.init(project=os.environ.get("TRACKIO_PROJECT") or PROJECT, name=run.root.resolve().name,
-                     config=params, resume="allow")
-        state["name"] = run.root.resolve().name
-
-    def metrics(self, values: dict[str, float], step: int | None) -> None:
-        self.trackio.log(values, step=step)
-
-    def artifact(self, path: Path, kind: str) -> None:
-        return None  # no artifacts in Trackio
-
-    def close(self, failed: bool) -> None:
-        self.trackio.finish()
-
-
-BACKENDS: dict[str, type] = {"mlflow": MlflowTracker, "wandb": WandbTracker, "trackio": TrackioTracker}
-"""`train.report_to` name → its tracker (TensorBoard is `TrainingLog`'s)."""
