@@ -104,7 +104,7 @@ def test_a_run_sends_config_metrics_evaluation_and_files_to_its_tracker(tracked_
     opened = [call for call in recording if call[0] == "open"]
     assert opened[0][2]["train.max_steps"] == "4" and opened[0][2]["method"] == "lora"
     assert all(call[2] is None for call in opened[1:])  # later stages add to the same tracker run
-    assert json.loads((run.root / "trackers.json").read_text()) == {"mlflow": {"id": "rec-1"}}
+    assert json.loads(run.trackers_json.read_text()) == {"mlflow": {"id": "rec-1"}}
     stepped = [(call[2], call[1]) for call in recording if call[0] == "metrics" and call[2] is not None]
     expected = [(line["step"], trackers.numbers({k: v for k, v in line.items() if k != "step"}))
                 for line in metrics_lines(run)]
@@ -122,7 +122,7 @@ def test_tensorboard_alone_opens_no_tracker(tracked_project, cli, recording):
     project = tracked_project(["tensorboard"])
     code, _, error = cli("train", "config.yaml", "--set", "output.name=exp")
     assert code == 0, error
-    assert recording == [] and not (project / "runs" / "exp" / "trackers.json").exists()
+    assert recording == [] and not RunDir(project / "runs" / "exp").trackers_json.exists()
     assert (project / "runs" / "exp" / "tensorboard").is_dir()
 
 
@@ -134,7 +134,7 @@ def test_mlflow_local_store_holds_params_metrics_evaluation_and_artifacts(tracke
     code, _, error = cli("run", "config.yaml", "--set", "output.name=exp")
     assert code == 0, error
     run = RunDir(project / "runs" / "exp")
-    ids = json.loads((run.root / "trackers.json").read_text())["mlflow"]
+    ids = json.loads(run.trackers_json.read_text())["mlflow"]
     assert ids["tracking_uri"] == (project / "runs" / "mlruns").as_uri()
     client = MlflowClient(tracking_uri=ids["tracking_uri"])
     found = client.get_run(ids["run_id"])
@@ -158,3 +158,21 @@ def test_wandb_runs_offline_into_the_run_folder(tracked_project, cli):
     assert code == 0, error
     offline = list((project / "runs" / "exp" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert offline, "W&B wrote no offline run file"
+
+
+def test_the_gate_result_goes_to_the_same_tracker_run_and_other_ranks_log_nothing(tmp_path, recording,
+                                                                                   monkeypatch):
+    from tunesmith import distributed
+    from tunesmith.config import validate_config
+
+    config = validate_config({"data": {"train": "a.jsonl"}, "train": {"report_to": ["mlflow"]}})
+    run = RunDir(tmp_path / "exp")
+    run.root.mkdir()
+    run.trackers_json.write_text('{"mlflow": {"id": "rec-7"}}')
+    trackers.log_stage(run, config, trackers.gate_numbers({"passed": True, "checks": [{"name": "calibration",
+                                                                                         "value": 0.02}]}))
+    assert recording == [("open", "rec-7", None), ("metrics", {"gate/passed": 1.0, "gate/calibration": 0.02}, None),
+                         ("close", False)]
+    monkeypatch.setattr(distributed, "is_main", lambda: False)
+    trackers.log_stage(run, config, {"gate/passed": 1.0})
+    assert len(recording) == 3

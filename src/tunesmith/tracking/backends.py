@@ -38,7 +38,9 @@ class MlflowTracker:
         created = self.client.create_run(experiment_id, run_name=run.root.resolve().name,
                                          tags={"tunesmith.run_folder": str(run.root.resolve())})
         self.run_id = created.info.run_id
-        items = [Param(key, value) for key, value in params.items()]
+        # MLflow names take letters, digits, _ - . / and spaces; a mapping's entry (a label) may hold others.
+        named = {re.sub(r"[^\w\-. /]", "_", key): value for key, value in params.items()}
+        items = [Param(key, value) for key, value in named.items()]
         for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
             self.client.log_batch(self.run_id, params=items[start : start + 100])
         state.update(tracking_uri=uri, run_id=self.run_id)

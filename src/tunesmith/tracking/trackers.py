@@ -77,7 +77,7 @@ class Trackers:
         if not distributed.is_main() or not tracker_names(config):
             return
         require_trackers(config)
-        self.ids_path = run.root / "trackers.json"
+        self.ids_path = run.trackers_json
         try:
             ids = read_json(self.ids_path) or {}
         except RunError:
