@@ -19,7 +19,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tunesmith.cli import COMMAND_EXTRAS, HANDLERS
-from tunesmith.extras import EXTRAS, MissingExtraError
+from tunesmith.extras import EXTRAS, TRACKER_EXTRAS, MissingExtraError
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "src" / "tunesmith"
@@ -114,7 +114,7 @@ def test_each_extra_of_the_code_is_the_extra_of_pyproject():
 
 def test_the_all_extra_is_every_extra_and_no_core_dependency_is_optional():
     declared = set(project()["optional-dependencies"])
-    assert declared == set(EXTRAS) | {"all", "dev", "qlora"}
+    assert declared == set(EXTRAS) | set(TRACKER_EXTRAS) | {"all", "dev", "qlora"}
     every = set().union(*(requirements_of(extra) for extra in EXTRAS))
     assert requirements_of("all") == every
     assert not every & {canonicalize_name(Requirement(line).name) for line in project()["dependencies"]}
@@ -124,7 +124,7 @@ def test_the_all_extra_is_every_extra_and_no_core_dependency_is_optional():
 
 
 def test_every_third_party_import_is_core_or_an_extra():
-    optional = set().union(*EXTRAS.values())
+    optional = set().union(*EXTRAS.values(), *TRACKER_EXTRAS.values())
     uncovered = set()
     for path in SOURCE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

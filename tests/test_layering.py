@@ -10,10 +10,9 @@ from pathlib import Path
 SOURCE = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
     {"errors", "extras", "text", "atomic", "json_files", "document", "distributed", "csv_cells"},
-    {"config"}, {"results"}, {"run_dir", "sweep_folder", "promotion"}, {"models"}, {"data"}, {"starter"}, {"retrieval"},
-    {"predict"}, {"train"}, {"plan"}, {"evaluate"}, {"review"}, {"export"}, {"gate"}, {"report"}, {"monitor"},
-    {"label"}, {"web"},
-    {"serve"}, {"pipeline"}, {"experiments"}, {"ui"},
+    {"config"}, {"results"}, {"run_dir", "sweep_folder", "promotion", "tracking"}, {"models"}, {"data"}, {"starter"},
+    {"retrieval"}, {"predict"}, {"train"}, {"plan"}, {"evaluate"}, {"review"}, {"export"}, {"gate"}, {"report"},
+    {"monitor"}, {"label"}, {"web"}, {"serve"}, {"pipeline"}, {"experiments"}, {"ui"},
     {"cli", "__main__"},
 ]
 """Lowest first: a package may import its own layer's modules and lower layers only."""

@@ -26,6 +26,10 @@ EXTRAS: dict[str, tuple[str, ...]] = {
 """Extra name → the top-level modules tunesmith imports from its packages. An optional module belongs to the first
 extra that lists it."""
 
+TRACKER_EXTRAS: dict[str, tuple[str, ...]] = {"mlflow": ("mlflow",), "wandb": ("wandb",), "trackio": ("trackio",)}
+"""The experiment trackers of `train.report_to` (an extra each, named as the tracker), outside `all`: a user picks
+the one their team uses rather than installing three clients."""
+
 
 class MissingExtraError(TunesmithError):
     """An optional part of tunesmith is used without its extra installed."""
@@ -43,6 +47,12 @@ def require_extras(needed_by: str, *extras: str) -> None:
                if any(importlib.util.find_spec(module) is None for module in EXTRAS[extra])]
     if missing:
         raise MissingExtraError(needed_by, missing)
+
+
+def require_tracker(needed_by: str, tracker: str) -> None:
+    """Raise `MissingExtraError` when the package of ``tracker`` (a key of `TRACKER_EXTRAS`) is missing."""
+    if any(importlib.util.find_spec(module) is None for module in TRACKER_EXTRAS[tracker]):
+        raise MissingExtraError(needed_by, [tracker])
 
 
 def extra_of(error: ModuleNotFoundError) -> str | None:

@@ -38,6 +38,7 @@ from tunesmith.plan import run_summary
 from tunesmith.report import build_report
 from tunesmith.retrieval import rag_run_config
 from tunesmith.run_dir import RunDir, origin_record, require_ours
+from tunesmith.tracking import log_outputs, require_trackers
 from tunesmith.train import train
 from tunesmith.train.checkpoint import latest_checkpoint
 from tunesmith.train.resume import check_resume
@@ -87,6 +88,7 @@ def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False, start: st
     selected = _selected_stages(stages(resume, gate=config.gate is not None), start, until)
     seconds: dict[str, float] = {} if start is None else _earlier_timings(run, [name for name, _ in selected])
     check_method_available(config.method)  # before the data stage tokenizes anything
+    require_trackers(config)  # a tracker's missing package, before anything is spent
     with run.lock():  # one writer for the whole run, not only stage by stage
         if distributed.is_main():
             run.failure.unlink(missing_ok=True)
@@ -105,6 +107,8 @@ def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False, start: st
             seconds[name] = round(time.perf_counter() - stage_started, 1)
             if distributed.is_main():
                 write_json(run.timings, _with_total(seconds, started, start))
+        if distributed.is_main() and "report" in [name for name, _ in selected]:
+            log_outputs(run, config)  # the report and adapter to train.report_to's trackers; their runs end
     log.info("stage times (s): %s", _with_total(seconds, started, start))
     return run
 

@@ -116,6 +116,8 @@ class RunDir:
     predictions = property(lambda self: self.root / "predictions.jsonl")
     gate_json = property(lambda self: self.root / "gate.json")
     """The release gate's result (`tunesmith gate`, `tunesmith.results.gate`)."""
+    trackers_json = property(lambda self: self.root / "trackers.json")
+    """Each experiment tracker's run id (`train.report_to`, `tunesmith.tracking`), so later stages add to it."""
     reference = property(lambda self: self.root / "reference.json")
     """What healthy traffic looks like for the run, from its held-out rows (`tunesmith.results.reference`): written
     by evaluation, read by `tunesmith serve` (calibration) and `tunesmith monitor` (drift)."""

@@ -268,6 +268,23 @@ class TrainConfig(ConfigSection):
     naming the step and its rows (the last good checkpoint is kept); `skip` logs a warning, drops that step's
     update (weights, optimizer and learning-rate schedule stay as they were) and goes on with the next batch."""
 
+    report_to: list[str] = Field(default_factory=lambda: ["tensorboard"])
+    """Where training logs besides `metrics.jsonl`: any of `tensorboard` (events in the run folder's
+    `tensorboard/`), `mlflow`, `wandb`, `trackio`; `[]` for none. The trackers get the config, every metrics.jsonl
+    value at its step, the evaluation's and the gate's numbers, and the report and adapter as files; they work
+    offline (MLflow's local store in `mlruns/` beside the run folder unless `MLFLOW_TRACKING_URI` is set, W&B in
+    offline mode unless `WANDB_MODE` is set, Trackio's local database). Each needs its extra, e.g.
+    `pip install 'tunesmith[mlflow]'`; a tracker that fails mid-run is warned about once and training goes on."""
+
+    @field_validator("report_to")
+    @classmethod
+    def _known_trackers(cls, names: list[str]) -> list[str]:
+        known = ["tensorboard", "mlflow", "wandb", "trackio"]
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ValueError(f"{', '.join(map(repr, unknown))}: not a tracker; choose from {', '.join(known)}")
+        return list(dict.fromkeys(names))
+
     @field_validator("val_metrics")
     @classmethod
     def _known_val_metrics(cls, names: list[str]) -> list[str]:

@@ -32,6 +32,7 @@ from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model
 from tunesmith.predict.answers import task_metrics
 from tunesmith.results.comparison import fingerprint_rows
 from tunesmith.run_dir import RunDir, locked
+from tunesmith.tracking import eval_numbers, log_stage
 
 _console = Console(stderr=True)
 
@@ -118,6 +119,7 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
         _say_reference(reference, calibration)
         write_json(run.eval_json, result)
         write_jsonl(run.predictions, merge_predictions(base_rows, tuned_rows, baselines))
+        log_stage(run, config, eval_numbers(result))  # train.report_to's trackers
     distributed.barrier()  # the run folder is whole before any process goes on
     return result
 

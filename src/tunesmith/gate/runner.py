@@ -33,6 +33,7 @@ from tunesmith.predict.answers import answer, references_of, regression_target, 
 from tunesmith.results import best_baseline
 from tunesmith.results.gate import GATE_VERSION, file_sha256
 from tunesmith.run_dir import RunDir, locked
+from tunesmith.tracking import gate_numbers, log_stage
 
 _console = Console(stderr=True)
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
@@ -106,6 +107,7 @@ def run_gate(config: RunConfig, run: RunDir, inputs: RunInputs, against: RunDir 
         "seconds": round(time.perf_counter() - started, 2), "checks": result,
     }
     write_json(run.gate_json, gate)
+    log_stage(run, config, gate_numbers(gate))  # train.report_to's trackers
     write_model_cards(config, run)  # an exported run's cards say the gate's result from now on
     return gate
 

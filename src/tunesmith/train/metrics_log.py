@@ -1,5 +1,6 @@
 """Where a run's progress goes while it trains: ``metrics.jsonl`` (one JSON object per step and per validation),
-TensorBoard events, and a progress bar on the terminal."""
+the trackers of `train.report_to` (TensorBoard events here, the others through `tunesmith.tracking`), and a
+progress bar on the terminal."""
 
 from __future__ import annotations
 
@@ -8,26 +9,33 @@ import sys
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from tunesmith.config.schema import RunConfig
 from tunesmith.json_files import append_jsonl, keep_jsonl
 from tunesmith.run_dir import RunDir
+from tunesmith.tracking import Trackers
 
 
 class TrainingLog:
     """Opened at the start of training (``with TrainingLog(...) as log``), closed however training ends.
 
     On resume from step N, the lines a killed run logged after N are dropped from metrics.jsonl and hidden in
-    TensorBoard (``purge_step``): they are logged again as the run replays those steps. In a job of several
-    processes only rank 0 logs (``writes``); the others' log takes everything and writes nothing.
+    TensorBoard (``purge_step``): they are logged again as the run replays those steps (MLflow and W&B cannot take
+    points back: there the replayed steps appear twice). In a job of several processes only rank 0 logs
+    (``writes``); the others' log takes everything and writes nothing. ``config`` gives `train.report_to`; without
+    it, TensorBoard alone.
     """
 
-    def __init__(self, run: RunDir, total_steps: int, resumed_step: int | None, writes: bool = True):
+    def __init__(self, run: RunDir, total_steps: int, resumed_step: int | None, writes: bool = True,
+                 config: RunConfig | None = None):
         self.writes = writes
         if not writes:
             return
         if resumed_step is not None:
             keep_jsonl(run.metrics, lambda line: line["step"] <= resumed_step)
-        self.writer = SummaryWriter(str(run.tensorboard),
-                                    purge_step=resumed_step + 1 if resumed_step is not None else None)
+        report_to = config.train.report_to if config is not None else ["tensorboard"]
+        self.writer = SummaryWriter(str(run.tensorboard), purge_step=resumed_step + 1 if resumed_step is not None
+                                    else None) if "tensorboard" in report_to else None
+        self.trackers = Trackers(run, config) if config is not None else None
         self.metrics = run.metrics.open("a", encoding="utf-8")
         # In CI logs (no TTY) a redraw every few seconds is enough; on a terminal it updates live.
         self.progress = tqdm(total=total_steps, initial=resumed_step or 0, desc="train", unit="step",
@@ -41,15 +49,20 @@ class TrainingLog:
             return
         self.progress.close()
         self.metrics.close()
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
+        if self.trackers is not None:
+            self.trackers.close(failed=exc_info[0] is not None)
 
     def record(self, line: dict) -> None:
-        """One metrics line (``step`` and numbers): to metrics.jsonl and, its numbers, to TensorBoard (validation
-        values, ``val_<name>``, as ``validation/<name>``)."""
+        """One metrics line (``step`` and numbers): to metrics.jsonl and, its numbers, to the trackers (under the
+        same names and step) and TensorBoard (validation values, ``val_<name>``, as ``validation/<name>``)."""
         if not self.writes:
             return
         append_jsonl(self.metrics, line)
-        for key, value in line.items():
+        if self.trackers is not None:
+            self.trackers.metrics(line, line["step"])
+        for key, value in line.items() if self.writer is not None else ():
             if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
                 tag = f"validation/{key.removeprefix('val_')}" if key.startswith("val_") else f"train/{key}"
                 self.writer.add_scalar(tag, value, line["step"])

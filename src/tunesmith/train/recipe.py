@@ -413,7 +413,8 @@ def train(config: RunConfig, run: RunDir, inputs: RunInputs, resume: bool = Fals
         state.data_files = data_files
         stopped_early = False
         started = time.perf_counter() - state.elapsed_s  # training time counts across resumes
-        with TrainingLog(run, training.total_steps, state.step if resume else None, distributed.is_main()) as log_to:
+        with TrainingLog(run, training.total_steps, state.step if resume else None, distributed.is_main(),
+                         config) as log_to:
             while state.step < training.total_steps and not stopped_early:
                 batch = training.plan.take(state)
                 result = optimizer_step(training, batch, state)
