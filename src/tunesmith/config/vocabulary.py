@@ -61,7 +61,7 @@ DEFAULT_GGUF_QUANT = "f16"
 
 FindingKind = Literal[
     "unreadable", "truncated", "empty_output", "duplicate", "near_duplicate", "leakage", "conflicting_label",
-    "label_imbalance", "copied_input", "length_outlier", "non_printable", "template",
+    "label_imbalance", "copied_input", "length_outlier", "non_printable", "template", "tool_call",
 ]
 FINDING_KINDS: dict[str, str] = {
     "unreadable": "rows that cannot be read (bad JSON, missing keys, wrong types, a conversation without a user "
@@ -88,6 +88,9 @@ FINDING_KINDS: dict[str, str] = {
                      "`U+XXXX`",
     "template": "the chat-template round trip fails: rendering, tokenizing and decoding does not give back the "
                 "text, or the supervised tokens are not exactly each assistant reply plus EOS",
+    "tool_call": "a tool call the row's declared `tools` do not allow: an undeclared function, arguments that do not "
+                 "match its `parameters` JSON schema, or a tool result whose `tool_call_id` answers no call before "
+                 "it (a tool result with no call before it at all is unreadable)",
 }
 WHOLE_DATA_FINDINGS = ("label_imbalance", "template")
 """Findings about the data as a whole rather than about rows: `data clean` has no rows to drop for them."""

@@ -72,6 +72,11 @@ def render_prompt(tokenizer, messages: list[Message]) -> str:
     return _render_all(tokenizer, [list(messages)], True)[0]
 
 
+def render_conversation(tokenizer, messages: list[Message]) -> str:
+    """The chat-template text of a whole conversation (with the tools it declares), no generation prompt."""
+    return _render_all(tokenizer, [list(messages)], False)[0]
+
+
 def prompt_token_ids(tokenizer, messages: list[Message]) -> list[int]:
     """Token ids of `render_prompt` (the template writes any BOS itself, so no special tokens are added)."""
     return tokenizer(render_prompt(tokenizer, messages), add_special_tokens=False)["input_ids"]

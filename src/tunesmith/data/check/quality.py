@@ -113,7 +113,9 @@ def empty_outputs(name: str, examples: list[Example]) -> Finding | None:
     flagged = [
         (example.location, "")
         for example in examples
-        if any(is_supervised_turn(m) and not m["content"].strip() for m in example.messages)
+        # A turn that calls tools answers with its calls: empty content is its normal shape.
+        if any(is_supervised_turn(m) and not m["content"].strip() and not m.get("tool_calls")
+               for m in example.messages)
     ]
     if not flagged:
         return None
