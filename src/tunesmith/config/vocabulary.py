@@ -12,10 +12,12 @@ from typing import Literal
 RowFormat = Literal["alpaca", "messages", "sharegpt", "prompt_completion", "classification", "regression", "text"]
 ROW_FORMATS: dict[str, tuple[str, str]] = {
     "alpaca": ("instruction, input (optional), output", "user: instruction (+ input) → assistant: output"),
-    "messages": ("messages: [{role, content}, …] (also OpenAI fine-tuning JSONL)",
+    "messages": ("messages: [{role, content}, …] (also OpenAI fine-tuning JSONL); tool calling: tools, "
+                 "tool_calls, tool turns",
                  "the conversation (multi-turn, optional system; a user turn comes before the first assistant "
                  "turn); loss on every assistant turn except those with `weight: 0`"),
-    "sharegpt": ("conversations: [{from, value}, …] (human/gpt/system), optional system",
+    "sharegpt": ("conversations: [{from, value}, …] (human/gpt/system; function_call/observation for tool "
+                 "calling), optional system and tools",
                  "the conversation, as `messages`"),
     "prompt_completion": ("prompt, completion", "user: prompt → assistant: completion"),
     "classification": ("text, label (int with `label_names`, or string)",

@@ -177,7 +177,8 @@ def template_label(tokenizer) -> str:
     builtin = next((name for name, text in BUILTIN_TEMPLATES.items() if text == source), None)
     if builtin:
         return f"the built-in {builtin!r}"
-    return f"the chat template of {getattr(tokenizer, 'name_or_path', '') or 'the model'}"
+    name = getattr(tokenizer, "name_or_path", "")
+    return f"the model's own chat template ({name})" if name else "the model's own chat template"
 
 
 def tool_support_problem(tokenizer) -> str | None:
