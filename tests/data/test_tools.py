@@ -58,7 +58,8 @@ def tool_row(**changes) -> Row:
         "messages": [
             {"role": "user", "content": "Weather in Paris?"},
             {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+                {"id": "c1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
             {"role": "tool", "tool_call_id": "c1", "name": "get_weather", "content": '{"temp": 21}'},
             {"role": "assistant", "content": "It is 21 degrees in Paris."},
         ],

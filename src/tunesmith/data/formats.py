@@ -310,6 +310,8 @@ def _call_json(row: Row, where: str, value: Any) -> Any:
     except json.JSONDecodeError as error:
         raise DataError(row.file, row.line, f"{where}.value of a function_call turn is not valid JSON ({error.msg} "
                         f"at character {error.pos}): {preview(value)}") from None
+    except RecursionError:
+        raise DataError(row.file, row.line, f"{where}.value nests JSON too deeply to read") from None
 
 
 def _tool_results_follow_calls(row: Row, key: str, messages: tuple[Message, ...]) -> None:

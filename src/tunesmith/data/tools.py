@@ -143,6 +143,8 @@ def _json(text: str, row: Row, where: str) -> Any:
     except json.JSONDecodeError as error:
         raise DataError(row.file, row.line, f"{where} is not valid JSON ({error.msg} at character {error.pos}): "
                         f"{preview(text)}") from None
+    except RecursionError:
+        raise DataError(row.file, row.line, f"{where} nests JSON too deeply to read: {preview(text)}") from None
 
 
 def _keys(value: dict) -> str:

@@ -57,7 +57,7 @@ def parse_tool_calls(text: str) -> ParsedCalls:
     for piece in pieces:
         try:
             value = json.loads(piece)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # a model can nest brackets past the parser's limit
             valid = False
             continue
         for item in value if isinstance(value, list) else [value]:
@@ -79,7 +79,7 @@ def _call(item) -> Call | None:
     if isinstance(arguments, str):  # OpenAI's arguments string, written inside the call
         try:
             arguments = json.loads(arguments)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return None
     if not isinstance(name, str) or not isinstance(arguments, dict):
         return None
