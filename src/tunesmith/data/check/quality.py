@@ -18,6 +18,7 @@ Decisions a reader may want to know:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import unicodedata
@@ -103,7 +104,9 @@ def comparable_row_text(example: Example, instruction: str = "") -> str:
 
 
 def messages_key(messages) -> tuple[tuple[str, str], ...]:
-    return tuple((message["role"], message["content"]) for message in messages)
+    # A turn's tool calls are part of what it says: two rows that call with other arguments are not duplicates.
+    return tuple((message["role"], message["content"] + json.dumps(message.get("tool_calls") or "", sort_keys=True))
+                 for message in messages)
 
 
 # ---- finders -------------------------------------------------------------------------------------------------
