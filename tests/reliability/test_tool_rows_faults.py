@@ -115,3 +115,33 @@ def test_hostile_replies_score_as_no_valid_call(reply):
     example = Example(messages=({"role": "user", "content": "q"},
                                 {"role": "assistant", "content": "", "tool_calls": [example_call]}), location="x:1")
     assert tool_call_metrics([example], [reply])["tool_call_valid_json"] == 0.0
+
+
+def _tool_project(project, write_jsonl):
+    rows = []
+    for number in range(16):
+        city = ["Paris", "Oslo", "Lima", "Rome"][number % 4]
+        rows.append({"tools": [TOOL], "messages": [
+            {"role": "user", "content": f"Question {number} about {city}?"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"type": "function", "function": {"name": "f", "arguments": json.dumps({"city": city})}}]}]})
+    write_jsonl(project / "data.jsonl", rows)
+
+
+def test_a_run_with_a_template_without_tool_support_stops_with_one_line(project, write_jsonl, cli):
+    _tool_project(project, write_jsonl)
+    code, _, error = cli("run", "config.yaml")
+    assert code != 0 and "Traceback" not in error
+    assert ("model.chat_template: the data has tool calls, but the model's own chat template" in error
+            and "it has no tool support" in error)
+
+
+def test_a_run_on_tool_rows_trains_and_scores_the_calls(project, write_jsonl, cli):
+    _tool_project(project, write_jsonl)
+    code, _, error = cli("run", "config.yaml", "--set", "model.chat_template=chatml", "--set", "output.name=tools",
+                         "--set", "data.max_length=512",  # the tiny tokenizer spends ~2 characters a token
+                         "--set", "evaluate.max_new_tokens=16", "--set", "evaluate.compare_base=false")
+    assert code == 0, error
+    evaluation = json.loads(next(project.rglob("eval.json")).read_text(encoding="utf-8"))
+    metrics = json.dumps(evaluation)
+    assert '"tool_call_rows"' in metrics and '"tool_call_argument_f1"' in metrics
