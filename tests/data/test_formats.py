@@ -164,14 +164,15 @@ def test_bad_messages(error_of):
     )
     sharegpt = [{"from": "human", "value": "Hi"}]
     assert error_of(lambda: to_example(row(3, messages=sharegpt), "messages", config(), None)) == (
-        "d.jsonl:3: messages[0] has role None; allowed roles: system, user, assistant (its keys: from, value)"
+        "d.jsonl:3: messages[0] has role None; allowed roles: system, user, assistant, tool (its keys: from, value)"
     )
     assert error_of(lambda: to_example(row(4, messages="Hi"), "messages", config(), None)) == (
         "d.jsonl:4: key 'messages' must be a non-empty list of {role, content} objects, got 'Hi'"
     )
-    tool = [user("Hi"), {"role": "tool", "content": "x"}, assistant("ok")]
-    assert error_of(lambda: to_example(row(5, messages=tool), "messages", config(), None)).startswith(
-        "d.jsonl:5: messages[1] has role 'tool'; allowed roles: system, user, assistant"
+    tool = [user("Hi"), {"role": "tool", "content": "x"}, assistant("ok")]  # a result with no call before it
+    assert error_of(lambda: to_example(row(5, messages=tool), "messages", config(), None)) == (
+        "d.jsonl:5: messages[1] is a tool result with no assistant tool call before it (put the assistant turn "
+        "whose tool_calls it answers before it)"
     )
 
 

@@ -12,10 +12,12 @@ from typing import Literal
 RowFormat = Literal["alpaca", "messages", "sharegpt", "prompt_completion", "classification", "regression", "text"]
 ROW_FORMATS: dict[str, tuple[str, str]] = {
     "alpaca": ("instruction, input (optional), output", "user: instruction (+ input) → assistant: output"),
-    "messages": ("messages: [{role, content}, …] (also OpenAI fine-tuning JSONL)",
+    "messages": ("messages: [{role, content}, …] (also OpenAI fine-tuning JSONL); tool calling: tools, "
+                 "tool_calls, tool turns",
                  "the conversation (multi-turn, optional system; a user turn comes before the first assistant "
                  "turn); loss on every assistant turn except those with `weight: 0`"),
-    "sharegpt": ("conversations: [{from, value}, …] (human/gpt/system), optional system",
+    "sharegpt": ("conversations: [{from, value}, …] (human/gpt/system; function_call/observation for tool "
+                 "calling), optional system and tools",
                  "the conversation, as `messages`"),
     "prompt_completion": ("prompt, completion", "user: prompt → assistant: completion"),
     "classification": ("text, label (int with `label_names`, or string)",
@@ -61,7 +63,7 @@ DEFAULT_GGUF_QUANT = "f16"
 
 FindingKind = Literal[
     "unreadable", "truncated", "empty_output", "duplicate", "near_duplicate", "leakage", "conflicting_label",
-    "label_imbalance", "copied_input", "length_outlier", "non_printable", "template",
+    "label_imbalance", "copied_input", "length_outlier", "non_printable", "template", "tool_call",
 ]
 FINDING_KINDS: dict[str, str] = {
     "unreadable": "rows that cannot be read (bad JSON, missing keys, wrong types, a conversation without a user "
@@ -88,6 +90,9 @@ FINDING_KINDS: dict[str, str] = {
                      "`U+XXXX`",
     "template": "the chat-template round trip fails: rendering, tokenizing and decoding does not give back the "
                 "text, or the supervised tokens are not exactly each assistant reply plus EOS",
+    "tool_call": "a tool call the row's declared `tools` do not allow: an undeclared function, arguments that do not "
+                 "match its `parameters` JSON schema, or a tool result whose `tool_call_id` answers no call before "
+                 "it (a tool result with no call before it at all is unreadable)",
 }
 WHOLE_DATA_FINDINGS = ("label_imbalance", "template")
 """Findings about the data as a whole rather than about rows: `data clean` has no rows to drop for them."""

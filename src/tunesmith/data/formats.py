@@ -6,9 +6,12 @@ the manual's table (docs/data.md) is generated from `tunesmith.config.vocabulary
 - ``alpaca``: instruction, input (optional), output
 - ``messages``: messages (a list of {role, content}, ending with an assistant turn). This is also OpenAI's
   fine-tuning JSONL: an assistant turn may carry ``weight`` 0 or 1; a turn with weight 0 is kept as context
-  (its message dict keeps ``"weight": 0``) and gets no loss.
-- ``sharegpt``: conversations (a list of {from, value} turns, from = human/user, gpt/assistant/model or
-  system; {role, content} turns are read too)
+  (its message dict keeps ``"weight": 0``) and gets no loss. Tool calling, as OpenAI and Hugging Face write it:
+  an optional ``tools`` field (the declared functions), assistant turns with ``tool_calls`` (content may then be
+  empty or null) and ``tool`` turns with the results (`tunesmith.data.tools` normalizes them).
+- ``sharegpt``: conversations (a list of {from, value} turns, from = human/user, gpt/assistant/model, system,
+  or for tool calling function_call (value: a JSON call {name, arguments}) and observation/tool (its result);
+  {role, content} turns are read too)
 - ``prompt_completion``: prompt, completion
 - ``classification``: text, label (a name, or an int index into ``data.label_names``)
 - ``regression``: text, target (a number; also read from ``score``, ``value`` or a float ``label``)
@@ -22,7 +25,9 @@ learn. Every format also reads an optional per-row ``system`` field. SST-2's ``s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, get_args
 
 from tunesmith.config.schema import DataConfig
@@ -40,13 +45,14 @@ from tunesmith.data.fields import (
     text_key,
 )
 from tunesmith.data.rows import OnError, Row
+from tunesmith.data.tools import normalize_tool_calls, normalize_tools, tool_content, with_tools
 from tunesmith.errors import DataError
 from tunesmith.text import preview
 
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
 SHAREGPT_ROLES = {
     "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
-    "system": "system",
+    "system": "system", "function_call": "assistant", "observation": "tool", "tool": "tool",
 }
 """ShareGPT's `from` values and the role each one is."""
 
@@ -68,11 +74,20 @@ def _alpaca(row: Row, config: DataConfig, labels: list[str] | None) -> Example:
 
 
 def _messages(row: Row, config: DataConfig, labels: list[str] | None) -> Example:
-    return _with_system(_conversation_turns(row, config.columns, "messages"), _system_prompt(row, config))
+    return _with_row_tools(row, config, _with_system(_conversation_turns(row, config.columns, "messages"),
+                                                     _system_prompt(row, config)))
 
 
 def _sharegpt(row: Row, config: DataConfig, labels: list[str] | None) -> Example:
-    return _with_system(_conversation_turns(row, config.columns, "sharegpt"), _system_prompt(row, config))
+    return _with_row_tools(row, config, _with_system(_conversation_turns(row, config.columns, "sharegpt"),
+                                                     _system_prompt(row, config)))
+
+
+def _with_row_tools(row: Row, config: DataConfig, example: Example) -> Example:
+    """The example carrying the row's declared ``tools`` (see `tunesmith.data.tools`), when it has any."""
+    key = key_of("tools", config.columns)
+    tools = normalize_tools(row.data.get(key), row, key)
+    return replace(example, messages=with_tools(example.messages, tools)) if tools else example
 
 
 def _prompt_completion(row: Row, config: DataConfig, labels: list[str] | None) -> Example:
@@ -197,8 +212,7 @@ def _system_prompt(row: Row, config: DataConfig) -> str | None:
 def _with_system(example: Example, system: str | None) -> Example:
     if not system or example.messages[0]["role"] == "system":
         return example
-    messages = ({"role": "system", "content": system}, *example.messages)
-    return Example(messages=messages, location=example.location, label=example.label, target=example.target)
+    return replace(example, messages=({"role": "system", "content": system}, *example.messages))
 
 
 def _conversation_turns(row: Row, columns: dict[str, str], fmt: str) -> Example:
@@ -218,6 +232,7 @@ def _conversation_turns(row: Row, columns: dict[str, str], fmt: str) -> Example:
             row.file, row.line, f"{key}[{first_reply}] is an assistant turn with no user turn before it",
             "a reply needs a prompt: add the user turn it answers, or use data.format: text to learn plain text",
         )
+    _tool_results_follow_calls(row, key, messages)
     last = messages[-1]
     if last["role"] != "assistant":
         raise DataError(
@@ -234,12 +249,14 @@ def _conversation_turns(row: Row, columns: dict[str, str], fmt: str) -> Example:
 
 
 def _message(row: Row, key: str, index: int, turn: Any, fmt: str) -> Message:
-    """One turn as ``{role, content}`` (plus ``"weight": 0`` for an assistant turn that is context only)."""
+    """One turn as ``{role, content}`` (plus ``"weight": 0`` for an assistant turn that is context only, the
+    ``tool_calls`` of an assistant turn that calls tools, the ``tool_call_id``/``name`` of a tool result)."""
     where = f"{key}[{index}]"
     if not isinstance(turn, dict):
         raise DataError(
             row.file, row.line, f"{where} must be an object with role and content, got {preview(turn)}"
         )
+    calls = turn.get("tool_calls")
     if fmt == "sharegpt" and "role" not in turn:  # ShareGPT's {from, value}
         speaker, content = turn.get("from"), turn.get("value")
         role = SHAREGPT_ROLES.get(speaker) if isinstance(speaker, str) else None
@@ -249,6 +266,9 @@ def _message(row: Row, key: str, index: int, turn: Any, fmt: str) -> Message:
                 f"{where} has from {preview(speaker)}; allowed: {', '.join(SHAREGPT_ROLES)}",
             )
         text_field = "value"
+        if speaker == "function_call":  # glaive / ShareGPT tool calling: the value is the call as JSON
+            call = content if isinstance(content, dict) else _call_json(row, where, content)
+            calls, content = [{"function": call}], ""
     else:
         role, content, text_field = turn.get("role"), turn.get("content"), "content"
         if role not in ROLES:
@@ -257,9 +277,20 @@ def _message(row: Row, key: str, index: int, turn: Any, fmt: str) -> Message:
                 row.file, row.line,
                 f"{where} has role {preview(role)}; allowed roles: {', '.join(ROLES)} (its keys: {keys})",
             )
+    if calls is not None and role != "assistant":
+        raise DataError(row.file, row.line, f"{where} is a {role} turn with tool_calls; only assistant turns call "
+                        "tools")
+    if role == "tool":
+        content = tool_content(content, row, f"{where}")
+    elif calls is not None and content is None:
+        content = ""  # OpenAI writes `content: null` beside tool calls
     if not isinstance(content, str):
         raise DataError(row.file, row.line, f"{where}.{text_field} must be a string, got {type(content).__name__}")
     message: Message = {"role": role, "content": content}
+    if calls is not None:
+        message["tool_calls"] = normalize_tool_calls(calls, row, where)
+    if role == "tool":
+        message.update({name: turn[name] for name in ("tool_call_id", "name") if isinstance(turn.get(name), str)})
     if "weight" in turn:
         weight = turn["weight"]
         if role != "assistant":
@@ -271,6 +302,26 @@ def _message(row: Row, key: str, index: int, turn: Any, fmt: str) -> Message:
         if weight == 0:
             message["weight"] = 0
     return message
+
+
+def _call_json(row: Row, where: str, value: Any) -> Any:
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError as error:
+        raise DataError(row.file, row.line, f"{where}.value of a function_call turn is not valid JSON ({error.msg} "
+                        f"at character {error.pos}): {preview(value)}") from None
+    except RecursionError:
+        raise DataError(row.file, row.line, f"{where}.value nests JSON too deeply to read") from None
+
+
+def _tool_results_follow_calls(row: Row, key: str, messages: tuple[Message, ...]) -> None:
+    """A tool result answers a call: it follows an assistant turn with tool_calls (or another result)."""
+    calling = False
+    for index, message in enumerate(messages):
+        if message["role"] == "tool" and not calling:
+            raise DataError(row.file, row.line, f"{key}[{index}] is a tool result with no assistant tool call "
+                            "before it", "put the assistant turn whose tool_calls it answers before it")
+        calling = bool(message.get("tool_calls")) or (calling and message["role"] == "tool")
 
 
 def _instruction(config: DataConfig, default: str) -> str:

@@ -19,12 +19,15 @@ not need.
 
 from __future__ import annotations
 
+import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tunesmith.data.example import Example, Message, location_order
+from tunesmith.data.tools import split_tools, uses_tools
 from tunesmith.errors import DataError
+from tunesmith.models.templates import require_tool_support
 
 IGNORE_INDEX = -100
 PARALLEL_MIN_ROWS = 5_000
@@ -65,8 +68,13 @@ class TruncationStats:
 
 
 def render_prompt(tokenizer, messages: list[Message]) -> str:
-    """The chat-template text the model is given before it answers."""
-    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+    """The chat-template text the model is given before it answers (with the tools the conversation declares)."""
+    return _render_all(tokenizer, [list(messages)], True)[0]
+
+
+def render_conversation(tokenizer, messages: list[Message]) -> str:
+    """The chat-template text of a whole conversation (with the tools it declares), no generation prompt."""
+    return _render_all(tokenizer, [list(messages)], False)[0]
 
 
 def prompt_token_ids(tokenizer, messages: list[Message]) -> list[int]:
@@ -82,8 +90,23 @@ def is_supervised_turn(message: Message) -> bool:
 def _render_all(tokenizer, conversations: list[list[Message]], add_generation_prompt: bool) -> list[str]:
     if not conversations:
         return []
-    # One call for the whole list: the template is compiled once and the per-call set-up is paid once.
-    return tokenizer.apply_chat_template(conversations, tokenize=False, add_generation_prompt=add_generation_prompt)
+    if not any(uses_tools(messages) for messages in conversations):
+        # One call for the whole list: the template is compiled once and the per-call set-up is paid once.
+        return tokenizer.apply_chat_template(conversations, tokenize=False,
+                                             add_generation_prompt=add_generation_prompt)
+    # Tool rows: `tools=` is one list per call, so conversations are rendered in groups that declare the same tools.
+    require_tool_support(tokenizer)
+    groups: dict[str, list[int]] = {}
+    split = [split_tools(messages) for messages in conversations]
+    for index, (_, tools) in enumerate(split):
+        groups.setdefault(json.dumps(tools, sort_keys=True), []).append(index)
+    rendered: list[str] = [""] * len(conversations)
+    for indices in groups.values():
+        texts = tokenizer.apply_chat_template([split[i][0] for i in indices], tools=split[indices[0]][1],
+                                              tokenize=False, add_generation_prompt=add_generation_prompt)
+        for index, text in zip(indices, texts):
+            rendered[index] = text
+    return rendered
 
 
 def segments_of_batch(tokenizer, conversations: list[list[Message]],
@@ -243,17 +266,16 @@ def rows_from_columns(columns: dict[str, list]) -> list[TokenizedExample]:
 
 
 def examples_to_columns(examples: list[Example]) -> dict[str, list]:
-    """Examples as plain columns (messages, location) that Arrow can hold and worker processes can read."""
-    return {"messages": [list(example.messages) for example in examples],
+    """Examples as plain columns (messages as JSON, location) that Arrow can hold and worker processes can read.
+    Why JSON: Arrow gives every message the union of the keys of all messages, and a tool call's arguments (any
+    JSON object) have no one Arrow type."""
+    return {"messages": [json.dumps(example.messages, ensure_ascii=False) for example in examples],
             "location": [example.location for example in examples]}
 
 
 def _examples_from_columns(columns: dict[str, list]) -> list[Example]:
-    # Arrow gives every message the union of the keys of all messages: drop the ones a message did not have.
-    return [
-        Example(messages=tuple({k: v for k, v in m.items() if v is not None} for m in messages), location=location)
-        for messages, location in zip(columns["messages"], columns["location"])
-    ]
+    return [Example(messages=tuple(json.loads(messages)), location=location)
+            for messages, location in zip(columns["messages"], columns["location"])]
 
 
 def _tokenize_columns(columns: dict[str, list], tokenizer, max_length: int, loss_on: str) -> dict[str, list]:

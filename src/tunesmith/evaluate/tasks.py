@@ -9,6 +9,7 @@ from tunesmith.config.vocabulary import ALWAYS_REPORTED
 from tunesmith.data.example import Example
 from tunesmith.data.task import Task
 from tunesmith.evaluate.likelihood import loss_and_perplexity, loss_from_label_scores
+from tunesmith.evaluate.tool_calls import has_tool_calls, tool_call_metrics
 from tunesmith.predict.answers import answer, correct_of, task_metrics
 from tunesmith.predict.calibration import sequence_confidence
 
@@ -32,6 +33,8 @@ def evaluate_model(
     """
     answers = answer(model, tokenizer, examples, task, eval_config, token_logprobs=confidence)
     metrics = select_metrics(task_metrics(task, examples, answers.predictions), task)
+    if has_tool_calls(examples):  # tool-calling rows: their calls are scored too (`evaluate.tool_calls`)
+        metrics.update(tool_call_metrics(examples, answers.predictions))
     loss = None
     extras = [{} for _ in examples]
     if answers.label_scores is not None:

@@ -23,12 +23,45 @@ from typing import get_args
 from tunesmith.config.vocabulary import TemplateName
 from tunesmith.errors import ConfigError
 
+TOOLS_PROMPT = (
+    "# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\\n<tools>"
+)
+TOOLS_PROMPT_END = (
+    "\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within "
+    "<tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": "
+    "<args-json-object>}\\n</tool_call>"
+)
 CHATML = (
+    "{%- if tools %}"
+    "{{- '<|im_start|>system\\n' }}"
+    "{%- if messages[0]['role'] == 'system' %}{{- messages[0]['content'] + '\\n\\n' }}{%- endif %}"
+    "{{- '" + TOOLS_PROMPT + "' }}"
+    "{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}"
+    "{{- '" + TOOLS_PROMPT_END + "<|im_end|>\\n' }}"
+    "{%- endif %}"
     "{%- for message in messages %}"
+    "{%- if tools and loop.first and message['role'] == 'system' %}"
+    "{%- elif message['role'] == 'assistant' and message['tool_calls'] %}"
+    "{{- '<|im_start|>assistant' }}{%- if message['content'] %}{{- '\\n' + message['content'] }}{%- endif %}"
+    "{%- for call in message['tool_calls'] %}"
+    "{%- set call = call['function'] if call['function'] is defined else call %}"
+    "{{- '\\n<tool_call>\\n{\"name\": \"' + call['name'] + '\", \"arguments\": ' }}"
+    "{{- call['arguments'] if call['arguments'] is string else call['arguments'] | tojson }}"
+    "{{- '}\\n</tool_call>' }}"
+    "{%- endfor %}"
+    "{{- '<|im_end|>\\n' }}"
+    "{%- elif message['role'] == 'tool' %}"
+    "{{- '<|im_start|>tool\\n<tool_response>\\n' + message['content'] + '\\n</tool_response><|im_end|>\\n' }}"
+    "{%- else %}"
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{%- endif %}"
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
+"""ChatML; with tools, the Hermes / Qwen 2.5 layout: the tools as JSON in the system turn, each call as
+``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` in the assistant turn, each result in a ``tool``
+turn inside ``<tool_response>``. A conversation without tools renders exactly as plain ChatML."""
 
 LLAMA_3 = (
     "{{- bos_token if bos_token else '' }}"
@@ -118,3 +151,64 @@ def stop_token_ids(model, tokenizer) -> list[int]:
     configured = model.generation_config.eos_token_id
     configured = configured if isinstance(configured, list) else [configured]
     return list(dict.fromkeys(token for token in [tokenizer.eos_token_id, *configured] if token is not None))
+
+
+# ---- tool calling -----------------------------------------------------------------------------------------------
+
+_PROBE_FUNCTION, _PROBE_ARGUMENT = "tunesmith_probe_lookup", "probe-value-7"
+_PROBE_DESCRIPTION = "probe-tool-description"
+_PROBE_TOOLS = [{"type": "function", "function": {
+    "name": _PROBE_FUNCTION, "description": _PROBE_DESCRIPTION,
+    "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}}}]
+_PROBE = [
+    {"role": "user", "content": "u"},
+    {"role": "assistant", "content": "", "tool_calls": [
+        {"type": "function", "function": {"name": _PROBE_FUNCTION, "arguments": {"query": _PROBE_ARGUMENT}}}]},
+    {"role": "tool", "content": "r", "name": _PROBE_FUNCTION},
+    {"role": "assistant", "content": "a"},
+]
+_tool_support: dict[str, str | None] = {}
+"""Template source → why it cannot render tool calls (None: it can); each template is probed once."""
+
+
+def template_label(tokenizer) -> str:
+    """How `model.chat_template` names the tokenizer's template: a built-in's name, else the model's own."""
+    source = getattr(tokenizer, "chat_template", None)
+    builtin = next((name for name, text in BUILTIN_TEMPLATES.items() if text == source), None)
+    if builtin:
+        return f"the built-in {builtin!r}"
+    name = getattr(tokenizer, "name_or_path", "")
+    return f"the model's own chat template ({name})" if name else "the model's own chat template"
+
+
+def tool_support_problem(tokenizer) -> str | None:
+    """Why the tokenizer's chat template cannot train tool calling, or None when it can.
+
+    The probe renders a conversation that declares a tool, calls it and reads its result: the declared tool's
+    description, the call's function name and its argument must all be in the text. A template that drops them
+    (SmolLM2's writes only each turn's ``content``) would train the model on conversations without their calls.
+    """
+    source = getattr(tokenizer, "chat_template", None) or ""
+    if source not in _tool_support:
+        try:
+            text = tokenizer.apply_chat_template(_PROBE, tools=_PROBE_TOOLS, tokenize=False)
+        except Exception as exc:  # a template may raise anything (raise_exception, undefined keys)
+            _tool_support[source] = "cannot render a conversation with a tool call: " + " ".join(
+                f"{type(exc).__name__}: {exc}".split())
+        else:
+            missing = [what for what, needle in (("the declared tools", _PROBE_DESCRIPTION),
+                                                 ("the call's function name", _PROBE_FUNCTION),
+                                                 ("the call's arguments", _PROBE_ARGUMENT)) if needle not in text]
+            _tool_support[source] = f"does not write {' or '.join(missing)}" if missing else None
+    return _tool_support[source]
+
+
+def require_tool_support(tokenizer) -> None:
+    """Raise a ConfigError naming the template when it cannot render tool calls (see `tool_support_problem`)."""
+    problem = tool_support_problem(tokenizer)
+    if problem:
+        raise ConfigError(
+            _KEY, f"the data has tool calls, but {template_label(tokenizer)} {problem}: it has no tool support",
+            f"set {_KEY}: chatml (ChatML with the Hermes / Qwen 2.5 tool-call layout), or a Jinja file that "
+            "renders `tools` and each message's `tool_calls`",
+        )

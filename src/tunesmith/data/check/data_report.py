@@ -44,6 +44,7 @@ from tunesmith.data.check.quality import (
     shared_instruction,
 )
 from tunesmith.data.check.template import template_sample
+from tunesmith.data.check.tool_checks import tool_call_problems
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.formats import convert_rows
 from tunesmith.data.readers import read_rows
@@ -256,6 +257,7 @@ def check_examples(checked: ExamplesToCheck, settings: CheckSettings,
             copied_inputs(name, examples, fmt),
             length_outliers(name, examples, lengths, thresholds.length_outlier_factor),
             non_printable(name, examples),
+            tool_call_problems(name, examples),
         ) if f]
     if named.get("train"):
         for name in HELD_OUT:

@@ -18,6 +18,7 @@ Decisions a reader may want to know:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import unicodedata
@@ -103,7 +104,9 @@ def comparable_row_text(example: Example, instruction: str = "") -> str:
 
 
 def messages_key(messages) -> tuple[tuple[str, str], ...]:
-    return tuple((message["role"], message["content"]) for message in messages)
+    # A turn's tool calls are part of what it says: two rows that call with other arguments are not duplicates.
+    return tuple((message["role"], message["content"] + json.dumps(message.get("tool_calls") or "", sort_keys=True))
+                 for message in messages)
 
 
 # ---- finders -------------------------------------------------------------------------------------------------
@@ -113,7 +116,9 @@ def empty_outputs(name: str, examples: list[Example]) -> Finding | None:
     flagged = [
         (example.location, "")
         for example in examples
-        if any(is_supervised_turn(m) and not m["content"].strip() for m in example.messages)
+        # A turn that calls tools answers with its calls: empty content is its normal shape.
+        if any(is_supervised_turn(m) and not m["content"].strip() and not m.get("tool_calls")
+               for m in example.messages)
     ]
     if not flagged:
         return None

@@ -13,7 +13,14 @@ import sys
 
 from tunesmith.data.check.quality import Finding, finding
 from tunesmith.data.example import Example
-from tunesmith.data.tokenize import IGNORE_INDEX, conversation_segments, is_supervised_turn, tokenize_example
+from tunesmith.data.tokenize import (
+    IGNORE_INDEX,
+    conversation_segments,
+    is_supervised_turn,
+    render_conversation,
+    tokenize_example,
+)
+from tunesmith.data.tools import calls_of
 from tunesmith.text import preview
 
 SUPERVISED_OPEN, SUPERVISED_CLOSE = "[[", "]]"
@@ -29,7 +36,7 @@ def round_trip_problems(example: Example, tokenizer) -> list[str]:
     """What does not survive render → tokenize → decode for ``example``; empty when all of it does."""
     messages = list(example.messages)
     problems = []
-    rendered = tokenizer.apply_chat_template(messages, tokenize=False)
+    rendered = render_conversation(tokenizer, messages)
     segments = conversation_segments(tokenizer, messages)
     if "".join(text for text, _ in segments) != rendered:
         problems.append("the tokenized pieces do not join to the template's rendering of the conversation")
@@ -44,7 +51,15 @@ def round_trip_problems(example: Example, tokenizer) -> list[str]:
                         f"{at}: {decoded[at:at + 30]!r} instead of {expected_text[at:at + 30]!r})")
     learned = [decode(tokenizer, ids) for supervised, ids in _runs(item.input_ids, item.labels) if supervised]
     replies = [m["content"] + eos for m in messages if is_supervised_turn(m)]
-    if learned != replies:
+    if any(m.get("tool_calls") for m in messages):
+        # A turn that calls tools is learned as the template writes its calls: its content, each call's name and
+        # argument values and the EOS must be inside the turn's supervised span.
+        turns = [m for m in messages if is_supervised_turn(m)]
+        lacking = [problem for text, m in zip(learned, turns) if (problem := _tool_turn_problem(text, m, eos))]
+        if len(learned) != len(turns) or lacking:
+            problems.append(f"the supervised tokens are {len(learned)} spans for {len(turns)} learned assistant "
+                            f"turns{': ' + '; '.join(lacking) if lacking else ''}")
+    elif learned != replies:
         problems.append(f"the supervised tokens decode to {preview(learned, 120)}, not to each assistant reply "
                         f"plus EOS {preview(replies, 120)}")
     return problems
@@ -68,6 +83,15 @@ def template_sample(example: Example, split: str, tokenizer, loss_on: str) -> tu
         "template", split, "the chat template round trip fails: " + "; ".join(problems),
         [(example.location, "")],
     )
+
+
+def _tool_turn_problem(learned: str, message, eos: str) -> str:
+    """"" when the learned span ``learned`` holds the turn's content, calls and EOS, else what it lacks."""
+    needles = [message["content"].strip(), *(name for name, _ in calls_of(message)), eos]
+    needles += [str(value) for _, arguments in calls_of(message) for value in arguments.values()
+                if isinstance(value, (str, int, float))]
+    missing = [needle for needle in needles if needle and needle not in learned]
+    return f"{preview(learned, 80)} lacks {preview(missing, 80)}" if missing else ""
 
 
 def _runs(ids: list[int], labels: list[int]) -> list[tuple[bool, list[int]]]:
