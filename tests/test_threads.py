@@ -53,23 +53,6 @@ def test_busy_cores_reads_the_process_cpus_of_proc_stat(tmp_path, monkeypatch):
     assert threads.busy_cores() == pytest.approx(1.0)
 
 
-def test_busy_cores_falls_back_to_the_load_average(tmp_path, monkeypatch):
-    monkeypatch.setattr(threads, "PROC_STAT", tmp_path / "missing")
-    monkeypatch.setattr(threads, "available_cores", lambda: 4)
-    monkeypatch.setattr(threads.os, "getloadavg", lambda: (1.5, 0.0, 0.0))
-    assert threads.busy_cores() == 1.5
-    monkeypatch.setattr(threads.os, "getloadavg", lambda: (9.0, 0.0, 0.0))
-    assert threads.busy_cores() == 4
-
-
-@pytest.mark.parametrize(("cpu_max", "expected"), [("max 100000\n", 8), ("150000 100000\n", 2), ("", 8)])
-def test_a_cgroup_quota_caps_the_cores(tmp_path, monkeypatch, cpu_max, expected):
-    (tmp_path / "cpu.max").write_text(cpu_max)
-    monkeypatch.setattr(threads, "CGROUP_CPU_MAX", tmp_path / "cpu.max")
-    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda _: set(range(8)))
-    assert threads.available_cores() == expected
-
-
 def test_settings_resolve(monkeypatch):
     monkeypatch.setattr(threads, "available_cores", lambda: 8)
     monkeypatch.setattr(threads, "busy_cores", lambda: 6.0)

@@ -55,19 +55,22 @@ def _cgroup_quota() -> float | None:
     """``cpu.max``'s quota in cores (``"200000 100000"`` is 2), None without one (``"max 100000"``, no file)."""
     try:
         limit, period = CGROUP_CPU_MAX.read_text().split()[:2]
-    except (OSError, ValueError):
+        return None if limit == "max" else int(limit) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):  # no cgroup v2 here, or a file we cannot read: no quota
         return None
-    return None if limit == "max" else int(limit) / int(period)
 
 
 def busy_cores(window_s: float = BUSY_WINDOW_S) -> float:
     """How many of this process's cores other processes kept busy over the next ``window_s`` seconds (this
     process sleeps meanwhile), from the kernel's per-CPU counters; where there are none (not Linux), the 1-minute
-    load average."""
+    load average; where there is neither, none."""
     cpus = _affinity()
     first = _cpu_times(cpus)
     if first is None:
-        return min(os.getloadavg()[0], available_cores())
+        try:
+            return min(os.getloadavg()[0], available_cores())
+        except (AttributeError, OSError):  # Windows has no load average: nothing known to be busy
+            return 0.0
     time.sleep(window_s)
     second = _cpu_times(cpus)
     total = sum(after[0] - before[0] for before, after in zip(first, second))
@@ -90,8 +93,8 @@ def _cpu_times(cpus: set[int]) -> list[tuple[int, int]] | None:
         return None
     times = []
     for line in lines:
-        name, *fields = line.split()
-        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+        name, *fields = line.split() or [""]
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus and len(fields) >= 5:
             values = [int(field) for field in fields[:8]]  # user nice system idle iowait irq softirq steal
             times.append((sum(values), values[3] + values[4]))
     return times or None
