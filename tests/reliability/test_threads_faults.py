@@ -27,7 +27,8 @@ def test_busy_cores_falls_back_to_the_load_average(tmp_path, monkeypatch):
     assert threads.busy_cores() == 0.0
 
 
-@pytest.mark.parametrize(("cpu_max", "expected"), [("max 100000\n", 8), ("150000 100000\n", 2), ("", 8), ("junk\n", 8), ("lots 100000\n", 8), ("100 0\n", 8)])
+@pytest.mark.parametrize(("cpu_max", "expected"), [
+    ("max 100000\n", 8), ("150000 100000\n", 2), ("", 8), ("junk\n", 8), ("lots 100000\n", 8), ("100 0\n", 8)])
 def test_a_cgroup_quota_caps_the_cores(tmp_path, monkeypatch, cpu_max, expected):
     (tmp_path / "cpu.max").write_text(cpu_max)
     monkeypatch.setattr(threads, "CGROUP_CPU_MAX", tmp_path / "cpu.max")
