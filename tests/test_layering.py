@@ -9,7 +9,7 @@ from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parents[1] / "src"
 LAYERS = [
-    {"errors", "extras", "text", "atomic", "json_files", "document", "distributed", "csv_cells"},
+    {"errors", "extras", "text", "atomic", "json_files", "document", "distributed", "csv_cells", "threads"},
     {"config"}, {"results"}, {"run_dir", "sweep_folder", "promotion", "tracking"}, {"models"}, {"data"}, {"starter"},
     {"retrieval"}, {"predict"}, {"train"}, {"plan"}, {"evaluate"}, {"review"}, {"export"}, {"gate"}, {"report"},
     {"monitor"}, {"label"}, {"web"}, {"serve"}, {"pipeline"}, {"experiments"}, {"ui"},

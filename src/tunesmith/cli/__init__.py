@@ -12,6 +12,13 @@ optional parts (`tunesmith.extras`) may not be installed.
 
 from __future__ import annotations
 
+import os
+
+from tunesmith.threads import quiet_waits
+
+# First of all, before any import could load torch: OpenMP reads its environment once, when torch loads it.
+os.environ.update(quiet_waits(os.environ))
+
 import argparse
 import logging
 import sys

@@ -261,8 +261,11 @@ class TrainConfig(ConfigSection):
     `liger-kernel`; GPU only, Llama-family and other models Liger supports). tunesmith's own supervised-only
     head cross-entropy stays in use. Asked for without a GPU or without the package, it is an error before the
     model loads."""
-    threads: Annotated[int | None, Resumable()] = Field(None, ge=1)
-    """CPU threads for torch; null uses every core."""
+    threads: Annotated[Annotated[int, Field(ge=1)] | Literal["auto", "all"], Resumable()] = "auto"
+    """CPU threads for torch. `auto` takes the cores free at start-up (those other processes did not keep busy
+    over a third of a second), at least one, at most `OMP_NUM_THREADS` when it is set, so a run beside a server or
+    another run does not oversubscribe the machine; `all` takes every core this process may use; a number is
+    that many (docs/performance.md, "A busy machine"). `null`, from configs older than `auto`, means `all`."""
     on_nonfinite: Annotated[Literal["stop", "skip"], Resumable()] = "stop"
     """What to do when a step's loss or gradient norm is NaN or infinite. `stop` ends training with an error
     naming the step and its rows (the last good checkpoint is kept); `skip` logs a warning, drops that step's
@@ -284,6 +287,11 @@ class TrainConfig(ConfigSection):
         if unknown:
             raise ValueError(f"{', '.join(map(repr, unknown))}: not a tracker; choose from {', '.join(known)}")
         return list(dict.fromkeys(names))
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _null_threads(cls, threads: Any) -> Any:
+        return "all" if threads is None else threads  # what null meant before `auto`: every core
 
     @field_validator("val_metrics")
     @classmethod

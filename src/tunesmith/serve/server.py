@@ -49,6 +49,7 @@ from tunesmith.serve.prometheus import ServerMetrics
 from tunesmith.serve.routes import router
 from tunesmith.serve.served import EmbedderFactory, Served, load_served, sentence_embedder, serve_settings
 from tunesmith.serve.state import LOG_FOLDER, ServerSettings, ServerState, load_failure
+from tunesmith.threads import use_threads
 from tunesmith.web import AllowedHosts, BodyLimit, HostCheck, HttpError, check_port, install_error_handlers
 from tunesmith.web.bind_rules import SERVER_BIND
 from tunesmith.web.headers import API_POLICY, install_security_headers
@@ -205,7 +206,8 @@ def serve(targets: list[str], settings: ServerSettings, shadow: str | None = Non
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info",
                             timeout_graceful_shutdown=int(settings.request_timeout_s))
     server = uvicorn.Server(config)
-    log.info("request log: %s", settings.log_dir)
+    # A server usually shares its machine (a run, a notebook): it takes the cores free now, not every core.
+    log.info("request log: %s; %d CPU threads", settings.log_dir, use_threads("auto"))
     server.run()
     return 2 if failed else 0
 

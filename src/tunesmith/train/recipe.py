@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from tunesmith.models.loading import cpu_bf16_speedup
 from tunesmith.predict.loss import SupervisedLoss, decoder_of
 from tunesmith.predict.validation_values import describe_validation
 from tunesmith.run_dir import RunDir
+from tunesmith.threads import use_threads
 from tunesmith.train.batching import Batch, BatchPlan, count_supervised
 from tunesmith.train.best import align_best, mark_best
 from tunesmith.train.budget import Budget, describe_budget, plan_budget
@@ -167,9 +167,8 @@ def set_up(config: RunConfig, run: RunDir, inputs: RunInputs,
 
 def configure_runtime(config: RunConfig, device: torch.device) -> None:
     """Threads and seed, and the device and dtype said in the log, so a run's speed can be explained."""
-    # The cores are shared by the processes of this machine.
-    threads = config.train.threads or max(1, len(os.sched_getaffinity(0)) // distributed.processes_per_machine())
-    torch.set_num_threads(threads)
+    # The cores are shared by the processes of this job on this machine, and by whatever else runs there.
+    threads = use_threads(config.train.threads, distributed.processes_per_machine())
     torch.manual_seed(config.train.seed)
     dtype = pick_dtype(config.model.dtype, device)
     log.info("device %s, %d CPU threads, model dtype %s (model.dtype: %s)", device, threads,
