@@ -267,11 +267,11 @@ class TrainConfig(ConfigSection):
     naming the step and its rows (the last good checkpoint is kept); `skip` logs a warning, drops that step's
     update (weights, optimizer and learning-rate schedule stay as they were) and goes on with the next batch."""
 
-    report_to: list[str] = Field(default_factory=lambda: ["tensorboard"])
+    report_to: Annotated[list[str], Resumable()] = Field(default_factory=lambda: ["tensorboard"])
     """Where training logs besides `metrics.jsonl`: any of `tensorboard` (events in the run folder's
     `tensorboard/`), `mlflow`, `wandb`, `trackio`; `[]` for none. The trackers get the config, every metrics.jsonl
     value at its step, the evaluation's and the gate's numbers, and the report and adapter as files; they work
-    offline (MLflow's local store in `mlruns/` beside the run folder unless `MLFLOW_TRACKING_URI` is set, W&B in
+    offline (MLflow's SQLite store `mlflow.db` beside the run folder unless `MLFLOW_TRACKING_URI` is set, W&B in
     offline mode unless `WANDB_MODE` is set, Trackio's local database). Each needs its extra, e.g.
     `pip install 'tunesmith[mlflow]'`; a tracker that fails mid-run is warned about once and training goes on."""
 

@@ -9,7 +9,6 @@ machine, replace the time and memory figures here when the plan probes.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass
 
 import torch
@@ -19,6 +18,7 @@ from tunesmith.config.schema import RunConfig
 from tunesmith.config.vocabulary import DEFAULT_GGUF_QUANT, uses_adapter
 from tunesmith.plan.counts import Counts
 from tunesmith.plan.shape import ModelShape
+from tunesmith.threads import resolve_threads
 
 GGUF_BYTES_PER_WEIGHT = {"f16": 2.0, "q8_0": 34 / 32}
 """GGUF block layouts: f16 is 2 bytes a weight; a Q8_0 block is 32 int8 weights and one f16 scale."""
@@ -82,8 +82,8 @@ def device_kind(device: torch.device) -> str:
 
 
 def cpu_threads(config: RunConfig) -> int:
-    """The threads a run will use (`tunesmith.train.recipe.configure_runtime`'s rule)."""
-    return config.train.threads or max(1, len(os.sched_getaffinity(0)) // distributed.processes_per_machine())
+    """The threads a run started now would use (the recipe's rule, `tunesmith.threads.resolve_threads`)."""
+    return resolve_threads(config.train.threads, distributed.processes_per_machine())
 
 
 def table_time(config: RunConfig, counts: Counts, shape: ModelShape, device: torch.device) -> Estimate:

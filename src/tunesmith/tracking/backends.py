@@ -5,9 +5,12 @@ them may raise: `tunesmith.tracking.trackers.Trackers` turns that into one warni
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
 import time
+import uuid
 from pathlib import Path
 
 from tunesmith.run_dir import RunDir
@@ -34,7 +37,8 @@ class MlflowTracker:
             return
         experiment_name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or PROJECT
         experiment = self.client.get_experiment_by_name(experiment_name)
-        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(experiment_name)
+        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(
+            experiment_name, artifact_location=mlflow_artifact_location(run, uri))
         created = self.client.create_run(experiment_id, run_name=run.root.resolve().name,
                                          tags={"tunesmith.run_folder": str(run.root.resolve())})
         self.run_id = created.info.run_id
@@ -61,9 +65,16 @@ class MlflowTracker:
 
 
 def mlflow_default_uri(run: RunDir) -> str:
-    """A file store in ``mlruns/`` beside the run folder (in `output.dir`): every run of a project in one store,
-    `mlflow ui --backend-store-uri runs/mlruns` shows them side by side."""
-    return (run.root.resolve().parent / "mlruns").as_uri()
+    """A SQLite store, ``mlflow.db`` beside the run folder (in `output.dir`): every run of a project in one store,
+    `mlflow ui --backend-store-uri sqlite:///runs/mlflow.db` shows them side by side. (MLflow 3 refuses its
+    file store unless told to allow it; SQLite is the local store it keeps developing.)"""
+    return f"sqlite:///{run.root.resolve().parent / 'mlflow.db'}"
+
+
+def mlflow_artifact_location(run: RunDir, uri: str) -> str | None:
+    """Artifacts of a new experiment in the default store go to ``mlartifacts/`` beside the run folder (MLflow's
+    own default is the current directory); in a store the user named, the server or store decides."""
+    return (run.root.resolve().parent / "mlartifacts").as_uri() if uri == mlflow_default_uri(run) else None
 
 
 class WandbTracker:
@@ -77,7 +88,7 @@ class WandbTracker:
 
         self.wandb = wandb
         new = not state.get("id")
-        state.setdefault("id", wandb.util.generate_id())
+        state.setdefault("id", uuid.uuid4().hex[:8])  # W&B's own id form: 8 lowercase letters and digits
         self.label = re.sub(r"[^\w.-]+", "-", run.root.resolve().name)
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT") or PROJECT, name=run.root.resolve().name,
                               id=state["id"], resume="allow", dir=str(run.root), config=params if new else None,
@@ -111,8 +122,9 @@ class TrackioTracker:
         import trackio
 
         self.trackio = trackio
-        trackio.init(project=os.environ.get("TRACKIO_PROJECT") or PROJECT, name=run.root.resolve().name,
-                     config=params, resume="allow")
+        with contextlib.redirect_stdout(sys.stderr):  # Trackio prints its banner; stdout is the commands' output
+            trackio.init(project=os.environ.get("TRACKIO_PROJECT") or PROJECT, name=run.root.resolve().name,
+                         config=params, resume="allow")
         state["name"] = run.root.resolve().name
 
     def metrics(self, values: dict[str, float], step: int | None) -> None:
@@ -122,7 +134,8 @@ class TrackioTracker:
         return None  # no artifacts in Trackio
 
     def close(self, failed: bool) -> None:
-        self.trackio.finish()
+        with contextlib.redirect_stdout(sys.stderr):
+            self.trackio.finish()
 
 
 BACKENDS: dict[str, type] = {"mlflow": MlflowTracker, "wandb": WandbTracker, "trackio": TrackioTracker}

@@ -3,7 +3,7 @@
 A run folder is one tracker run. Each stage that logs (training, evaluation, the gate, the pipeline's end) opens
 `Trackers`, logs and closes; `trackers.json` in the run folder keeps each tracker's run id, so the next stage, a
 resume or a later `tunesmith evaluate` adds to the same tracker run. Offline first: MLflow writes a local store
-(`mlruns/` beside the run folder unless `MLFLOW_TRACKING_URI` says otherwise), W&B runs offline unless `WANDB_MODE`
+(`mlflow.db` beside the run folder unless `MLFLOW_TRACKING_URI` says otherwise), W&B runs offline unless `WANDB_MODE`
 is set, Trackio keeps its local database.
 
 A tracker is never worth a run: one that fails (a server down, a full disk) logs one warning and is left out for
