@@ -47,7 +47,8 @@ def test_monitor_thresholds_may_change_on_resume_and_do_not_change_the_fingerpri
 # A new or moved marker changes these sets on purpose: say so here.
 RESUMABLE_KEYS = {
     "train.max_steps", "train.epochs", "train.eval_every", "train.save_every", "train.keep_checkpoints",
-    "train.early_stopping_patience", "train.threads", "train.report_to", "train.on_nonfinite", "train.compile", "train.val_metrics",
+    "train.early_stopping_patience", "train.threads", "train.report_to", "train.on_nonfinite", "train.compile",
+    "train.val_metrics",
     "train.val_metrics_rows", "train.gradient_checkpointing", "model.offline", "data.num_proc", "data.cache",
     "data.check.", "evaluate.", "output.", "distributed.", "model.attention", "train.liger", "monitor.", "review.",
     "serve.", "gate.", "sweep.", "train.batch_size", "train.grad_accumulation",
