@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -44,6 +47,16 @@ def test_plan_json(plan_project, cli):
     code, out, _ = cli("plan", plan_project(), "--no-probe", "--json", "--set", "train.max_steps=6")
     plan = json.loads(out)
     assert code == 0 and plan["counts"]["steps"] == 6 and plan["time"]["how"] == "table"
+
+
+def test_plan_json_is_the_whole_stdout_of_the_command_and_its_log_goes_to_stderr(plan_project, tmp_path):
+    config = plan_project()
+    env = {**os.environ, "TUNESMITH_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-m", "tunesmith", "plan", config, "--no-probe", "--json"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["counts"]["steps"] == 4
+    assert "tokenized" in done.stderr  # the data stage's log lines
 
 
 def test_a_bad_config_is_one_line(plan_project, cli, tmp_path):

@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from rich.console import Console
 from rich.logging import RichHandler
 
 from tunesmith import distributed
@@ -137,7 +138,8 @@ def _configure_logging(verbose: bool) -> None:
     level = logging.DEBUG if verbose else logging.INFO if distributed.is_main() else logging.ERROR
     logging.basicConfig(
         level=level, format="%(message)s",
-        handlers=[RichHandler(show_path=False, show_time=False, markup=False)],
+        # On stderr: stdout is the command's output (`plan --json`, `generate`, `data check --json`) for a pipe.
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False, show_time=False, markup=False)],
     )
     if not verbose:
         # Library chatter (deprecation notices, per-file loading bars) buries what the user needs to read.
