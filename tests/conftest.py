@@ -27,6 +27,7 @@ from typing import NamedTuple
 import pytest
 import torch
 
+from tunesmith import distributed
 from tunesmith.cli import main
 from tunesmith.config import save_config, validate_config
 from tunesmith.data.example import Example
@@ -124,6 +125,17 @@ def chatty_model(tiny_model):
 def build_chatty_model():
     """``build_chatty_model(vocab_size)``: a new tiny Llama with `make_chatty`'s weights (for session fixtures)."""
     return lambda vocab_size: make_chatty(build_tiny_model(vocab_size))
+
+
+@pytest.fixture(scope="session")
+def chatty_model_dir(tmp_path_factory, tiny_tokenizer, build_chatty_model) -> Path:
+    """The tiny Llama with large random weights, saved: greedy replies vary with the prompt (the stock init repeats
+    one token), so batching or cache mistakes change answers."""
+    folder = tmp_path_factory.mktemp("chatty-llama")
+    model = build_chatty_model(len(tiny_tokenizer))
+    model.save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -311,6 +323,23 @@ def serving():
     """``with serving(app, probe_path, ready_status=200, timeout_s=30, port=None) as url``: ``app`` served on a
     loopback port in a thread, from when ``GET probe_path`` answers until the block ends."""
     return _serving
+
+@pytest.fixture()
+def start_server(tmp_path, serving):
+    """``start_server(load, wait_ready=True, **settings) -> (url, state)``: a server on a loopback port, logging to
+    tmp_path/logs unless told otherwise; returned once /ready says ready (or at once, ``wait_ready=False``)."""
+    with contextlib.ExitStack() as running:
+        def start(load, wait_ready: bool = True, **settings):
+            from tunesmith.serve.server import ServerSettings, create_server_app  # the serve extra's imports
+
+            settings = ServerSettings(port=distributed.free_port(), **{"log_dir": tmp_path / "logs", **settings})
+            app = create_server_app(load, settings)
+            url = running.enter_context(serving(app, "/ready" if wait_ready else "/health", timeout_s=60,
+                                                port=settings.port))
+            return url, app.state.tunesmith
+
+        yield start
+
 
 def _error_of(call) -> str:
     with pytest.raises(TunesmithError) as caught:

@@ -7,7 +7,6 @@ are not records; a foreign Host is refused."""
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import json
 import os
 import shutil
@@ -19,11 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tunesmith import distributed
 from tunesmith.monitor import monitor_log
 from tunesmith.monitor.request_log import LOG_FILE, RequestLog, read_log
 from tunesmith.run_dir import RunDir
-from tunesmith.serve import ServerSettings, create_server_app, load_served
+from tunesmith.serve import load_served
 
 CHAT = "/v1/chat/completions"
 BAD_TOKEN = "<never-trained>"
@@ -31,21 +29,6 @@ BAD_TOKEN = "<never-trained>"
 
 def chat(text: str, **fields) -> dict:
     return {"messages": [{"role": "user", "content": text}], **fields}
-
-
-@pytest.fixture()
-def start_server(tmp_path, serving):
-    """``start_server(load, wait_ready=True, **settings) -> (url, state)``: a server on a loopback port, logging to
-    tmp_path/logs unless told otherwise; returned once /ready says ready (or at once, ``wait_ready=False``)."""
-    with contextlib.ExitStack() as running:
-        def start(load, wait_ready: bool = True, **settings):
-            settings = ServerSettings(port=distributed.free_port(), **{"log_dir": tmp_path / "logs", **settings})
-            app = create_server_app(load, settings)
-            url = running.enter_context(serving(app, "/ready" if wait_ready else "/health", timeout_s=60,
-                                                port=settings.port))
-            return url, app.state.tunesmith
-
-        yield start
 
 
 def wait_for(condition, timeout_s: float = 30.0) -> None:

@@ -5,31 +5,17 @@ the novelty scorer (huge, odd, or breaking the embedder) cost another client's r
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import json
 
 import httpx
 import pytest
 
-from tunesmith import distributed
 from tunesmith.monitor.request_log import read_log
 from tunesmith.run_dir import RunDir
-from tunesmith.serve import ServerSettings, create_server_app, load_served
+from tunesmith.serve import load_served
 
 KEY = "sk-tunesmith-very-secret-4242"
 TRAINING = ["win a free prize now", "see you at lunch", "claim your cash reward today", "are we still meeting?"]
-
-
-@pytest.fixture()
-def start_server(tmp_path, serving):
-    """``start_server(load, **settings) -> (url, state)``: a server on a loopback port, logging to tmp_path/logs."""
-    with contextlib.ExitStack() as running:
-        def start(load, **settings):
-            settings = ServerSettings(port=distributed.free_port(), log_dir=tmp_path / "logs", **settings)
-            app = create_server_app(load, settings)
-            return running.enter_context(serving(app, "/ready", timeout_s=60, port=settings.port)), app.state.tunesmith
-
-        yield start
 
 
 @pytest.fixture()

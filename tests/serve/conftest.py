@@ -3,30 +3,16 @@ a server on a loopback port."""
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pytest
 import torch
 
-from tunesmith import distributed
 from tunesmith.config import save_config, validate_config
 from tunesmith.run_dir import RunDir
-from tunesmith.serve.server import ServerSettings, create_server_app
 
 SPAM_TEXTS = ["win a free prize now", "see you at lunch", "claim your cash reward today", "are we still meeting?",
               "free entry call now", "bring the notes tomorrow", "WINNER!! you have won", "lunch at noon?"]
-
-
-@pytest.fixture(scope="session")
-def chatty_model_dir(tmp_path_factory, tiny_tokenizer, build_chatty_model) -> Path:
-    """The tiny Llama with large random weights, saved: greedy replies vary with the prompt (the stock init repeats
-    one token), so batching or cache mistakes change answers."""
-    folder = tmp_path_factory.mktemp("chatty-llama")
-    model = build_chatty_model(len(tiny_tokenizer))
-    model.save_pretrained(folder)
-    tiny_tokenizer.save_pretrained(folder)
-    return folder
 
 
 def classification_run(root: Path, model_dir: Path, data_dir: Path, seed: int, lora: dict) -> Path:
@@ -62,20 +48,5 @@ def spam_runs(tmp_path, chatty_model_dir, tiny_lora) -> tuple[Path, Path]:
     """Two classification runs (different adapters) on one base."""
     return (classification_run(tmp_path / "spam-a", chatty_model_dir, tmp_path / "data", seed=1, lora=tiny_lora),
             classification_run(tmp_path / "spam-b", chatty_model_dir, tmp_path / "data", seed=2, lora=tiny_lora))
-
-
-@pytest.fixture()
-def start_server(tmp_path, serving):
-    """``start_server(load, **settings) -> (base_url, app_state)``: a server on a free loopback port in a thread,
-    returned once /ready says ready; stopped (gracefully) after the test."""
-    with contextlib.ExitStack() as running:
-        def start(load, **settings):
-            settings = ServerSettings(port=distributed.free_port(), log_dir=settings.pop("log_dir", tmp_path / "logs"),
-                                      **settings)
-            app = create_server_app(load, settings)
-            url = running.enter_context(serving(app, "/ready", timeout_s=60, port=settings.port))
-            return url, app.state.tunesmith
-
-        yield start
 
 

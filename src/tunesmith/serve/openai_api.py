@@ -1,10 +1,10 @@
 """The OpenAI API's shapes as `tunesmith serve` speaks them: request models (validated by pydantic, so a bad field
 is a 400 that names it), response and stream-chunk builders, and the error body.
 
-Parameters the OpenAI API has and tunesmith does not implement (log-probabilities, tools, penalties, several
-choices, ...) are refused with a 400 naming them, rather than ignored: a client that asks for them would otherwise
-get an answer made without them and not know it. Other unknown fields are ignored, as OpenAI clients send
-vendor fields freely.
+Tools are taken on chat completions (`tunesmith.serve.tool_api`). Parameters the OpenAI API has and tunesmith does
+not implement (log-probabilities, penalties, several choices, tools on text completions, ...) are refused with a
+400 naming them, rather than ignored: a client that asks for them would otherwise get an answer made without them
+and not know it. Other unknown fields are ignored, as OpenAI clients send vendor fields freely.
 
 Every sampling field has bounds the engine can honour (`SAMPLING_BOUNDS`), checked here, so that no request reaches
 the engine with a setting that fails there (a seed torch cannot take, a temperature whose logits overflow): such a
@@ -19,9 +19,11 @@ import time
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from tunesmith.data.tools import MAX_TOOLS
+from tunesmith.serve.tool_api import ToolCall, ToolChoice
 from tunesmith.text import is_unicode
 from tunesmith.web import HttpError
 
@@ -166,23 +168,40 @@ class ContentPart(BaseModel):
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[ContentPart]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    """None only for an assistant turn that calls tools."""
+    tool_calls: list[ToolCall] | None = Field(None, max_length=MAX_TOOLS)
+    tool_call_id: str | None = Field(None, max_length=256)
 
     @field_validator("content")
     @classmethod
     def _unicode_content(cls, content):
-        for text in [content] if isinstance(content, str) else [part.text for part in content]:
+        for text in [content] if isinstance(content, str) else [part.text for part in content or []]:
             _unicode(text)
         return content
 
-    def as_message(self) -> dict[str, str]:
-        content = self.content if isinstance(self.content, str) else "".join(part.text for part in self.content)
+    @model_validator(mode="after")
+    def _content_or_calls(self) -> ChatMessage:
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise PydanticCustomError("missing", "content is required (only an assistant turn with tool_calls may "
+                                                 "leave it out)")
+        if self.tool_calls and self.role != "assistant":
+            raise PydanticCustomError("tool_calls", "only an assistant turn carries tool_calls")
+        return self
+
+    def as_message(self) -> dict:
+        content = self.content if isinstance(self.content, str) else "".join(part.text for part in self.content or [])
         # OpenAI's newer name for the system turn; chat templates know only "system".
-        return {"role": "system" if self.role == "developer" else self.role, "content": content}
+        message = {"role": "system" if self.role == "developer" else self.role, "content": content}
+        if self.tool_calls:
+            message["tool_calls"] = [call.as_call() for call in self.tool_calls]
+        if self.role == "tool" and self.tool_call_id:
+            message["tool_call_id"] = self.tool_call_id
+        return message
 
 
-class ChatRequest(_Request):
+class ChatRequest(ToolChoice, _Request):
     messages: list[ChatMessage] = Field(min_length=1)
 
 
@@ -224,10 +243,14 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict:
 
 
 def chat_response(request_id: str, model: str, text: str, finish: str, prompt_tokens: int,
-                  completion_tokens: int) -> dict:
+                  completion_tokens: int, tool_calls: list[dict] | None = None) -> dict:
+    """The whole answer; with ``tool_calls`` (`tunesmith.serve.tool_api.reply_tool_calls`) the message calls them
+    instead of saying ``text``."""
+    message = ({"role": "assistant", "content": None, "tool_calls": tool_calls} if tool_calls
+               else {"role": "assistant", "content": text})
     return {
         "id": request_id, "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else finish,
                      "logprobs": None}],
         "usage": usage(prompt_tokens, completion_tokens),
     }

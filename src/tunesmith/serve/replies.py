@@ -15,6 +15,7 @@ failure logged with its model is marked so (`ApiError.logged`), and the error ha
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +23,8 @@ from concurrent.futures import Future
 from contextlib import aclosing
 
 from tunesmith.data.tokenize import prompt_token_ids
+from tunesmith.data.tools import conversation_tools, uses_tools
+from tunesmith.models.templates import template_label, tool_support_problem
 from tunesmith.predict.answers import match_label
 from tunesmith.predict.calibration import calibrated_probabilities
 from tunesmith.serve.confidence import Confidence, label_confidence
@@ -38,6 +41,7 @@ from tunesmith.serve.openai_api import (
 from tunesmith.serve.sampling import Sampling
 from tunesmith.serve.served import ServedModel
 from tunesmith.serve.state import ServerState
+from tunesmith.serve.tool_api import reply_tool_calls, stream_deltas
 from tunesmith.web import event_stream, server_sent_event
 
 log = logging.getLogger("tunesmith")
@@ -76,6 +80,11 @@ def check_prompt_size(state: ServerState, deployment: Deployment, characters: in
 
 
 def prompt_ids_of(model: ServedModel, messages: list[dict]) -> list[int]:
+    if uses_tools(messages):
+        problem = tool_support_problem(model.tokenizer)
+        if problem:
+            raise ApiError(400, f"this model's chat template ({template_label(model.tokenizer)}) {problem}: it has "
+                                "no tool support, so it cannot be offered tools or shown tool calls", param="tools")
     try:
         return prompt_token_ids(model.tokenizer, model.conversation(messages))
     except Exception as error:  # noqa: BLE001 - a chat template raises what its author chose (TemplateError, ...)
@@ -90,7 +99,7 @@ async def reply(state: ServerState, deployment: Deployment, model: ServedModel, 
     unsupported = body.unsupported()
     if unsupported:
         raise ApiError(400, f"{unsupported} is not supported by tunesmith serve", param=unsupported)
-    check_prompt_size(state, deployment, sum(len(message["content"]) for message in messages), "messages")
+    check_prompt_size(state, deployment, prompt_characters(messages), "messages")
     prompt_ids = await asyncio.to_thread(prompt_ids_of, model, messages)
     sampling = _sampling(state, deployment, body, len(prompt_ids))
     started = time.monotonic()
@@ -103,14 +112,31 @@ async def reply(state: ServerState, deployment: Deployment, model: ServedModel, 
                      _novelty(state, model, messages=messages))
     await _shadow(state, deployment, model, messages, prompt_ids, sampling, request_id)
     chat = route == "/v1/chat/completions"
-    if body.stream:
+    offered_tools = bool(conversation_tools(messages))
+    if body.stream and not offered_tools:
         return event_stream(_stream(answer, events, chat, body.include_usage()))
     finished = await _finished(events)
     confidence = await answer.log(finished)
     _raise_if_failed(finished)
-    build = chat_response if chat else completion_response
-    return {**build(request_id, model.name, finished.text, finished.reason, finished.prompt_tokens,
-                    finished.completion_tokens), "tunesmith": confidence.response()}
+    if not chat:
+        return {**completion_response(request_id, model.name, finished.text, finished.reason,
+                                      finished.prompt_tokens, finished.completion_tokens),
+                "tunesmith": confidence.response()}
+    calls = reply_tool_calls(finished.text) if offered_tools else None
+    if body.stream:
+        # With tools offered, whether the answer is text or calls is known only at its end: it is sent whole.
+        return event_stream(_whole_as_stream(request_id, model.name, finished, calls, confidence,
+                                             body.include_usage()))
+    return {**chat_response(request_id, model.name, finished.text, finished.reason, finished.prompt_tokens,
+                            finished.completion_tokens, calls), "tunesmith": confidence.response()}
+
+
+def prompt_characters(messages: list[dict]) -> int:
+    """Characters a conversation puts in the prompt: its texts, and the tools and calls as JSON."""
+    tools = conversation_tools(messages)
+    calls = [message["tool_calls"] for message in messages if message.get("tool_calls")]
+    return (sum(len(message["content"]) for message in messages)
+            + (len(json.dumps([tools, calls], ensure_ascii=False)) if tools or calls else 0))
 
 
 class _Answer:
@@ -200,6 +226,20 @@ async def _stream(answer: _Answer, events: AsyncIterator[str | Finished], chat: 
                     yield server_sent_event(usage_chunk(request_id, name, chat, event.prompt_tokens,
                                                         event.completion_tokens))
             yield server_sent_event("[DONE]")
+
+
+async def _whole_as_stream(request_id: str, name: str, finished: Finished, calls: list[dict] | None,
+                           confidence: Confidence, include_usage: bool) -> AsyncIterator[str]:
+    delta = {"role": "assistant", "content": None, "tool_calls": stream_deltas(calls)} if calls else {
+        "role": "assistant", "content": finished.text}
+    first = stream_chunk(request_id, name, True, None)
+    yield server_sent_event({**first, "choices": [{**first["choices"][0], "delta": delta}]})
+    last = stream_chunk(request_id, name, True, None, finish="tool_calls" if calls else finished.reason)
+    yield server_sent_event({**last, "tunesmith": confidence.response()})
+    if include_usage:
+        yield server_sent_event(usage_chunk(request_id, name, True, finished.prompt_tokens,
+                                            finished.completion_tokens))
+    yield server_sent_event("[DONE]")
 
 
 def _failure(finished: Finished) -> ApiError:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from tunesmith.data.tools import with_tools
 from tunesmith.serve.openai_api import (
     ApiError,
     ChatRequest,
@@ -66,7 +67,7 @@ async def models(state: State):
 
 @router.post("/v1/chat/completions")
 async def chat_completions(body: ChatRequest, state: State):
-    messages = [message.as_message() for message in body.messages]
+    messages = list(with_tools(tuple(message.as_message() for message in body.messages), body.offered_tools()))
     with state.lease() as deployment:
         return await reply(state, deployment, deployment.pick(body.model), body, messages, "/v1/chat/completions",
                            new_id("chatcmpl"))
