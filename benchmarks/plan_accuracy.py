@@ -72,9 +72,8 @@ REAL_OVERRIDES = {"demo-full-packed": ["method=full", "train.packing=true"]}
 
 
 def plan_json(stdout: str) -> dict:
-    """The plan's JSON from `tunesmith plan --json`'s stdout (the log may share the terminal's stdout)."""
-    lines = stdout.splitlines()
-    return json.loads("\n".join(lines[lines.index("{"):]))
+    """The plan's JSON: `tunesmith plan --json`'s whole stdout (its log goes to stderr)."""
+    return json.loads(stdout)
 
 
 def ratio(estimate: float, measured: float) -> float:
@@ -86,8 +85,7 @@ def measure(name: str, config: Path, out: Path, overrides: list[str]) -> dict:
     probed, _ = tunesmith("plan", str(config), "--json", *sets)
     table, _ = tunesmith("plan", str(config), "--json", "--no-probe", *sets)
     run_dir = out / name
-    tunesmith("train", str(config), "--run-dir", str(run_dir), *sets)
-    _, peak = tunesmith("train", str(config), "--run-dir", str(out / f"{name}-rss"), *sets)
+    _, peak = tunesmith("train", str(config), "--run-dir", str(run_dir), *sets)
     summary = json.loads((run_dir / "train_summary.json").read_text(encoding="utf-8"))
     probed, table = plan_json(probed), plan_json(table)
     result = {"steps_planned": probed["counts"]["steps"], "steps_run": summary["steps"],

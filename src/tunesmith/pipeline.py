@@ -57,12 +57,19 @@ def stages(resume: bool = False, gate: bool = False) -> list[tuple[str, Stage]]:
     judges the run after its export, when the config has a `gate:` section, so the report shows the verdict)."""
     return [
         ("data", check_run_data),
-        ("train", partial(train, resume=resume)),
+        ("train", partial(_planned_training, resume=resume)),
         ("evaluate", evaluate_run),
         ("export", _from_the_folder(export_run)),
         *([("gate", run_gate)] if gate else []),
         ("report", _from_the_folder(build_report)),
     ]
+
+
+def _planned_training(config: RunConfig, run: RunDir, inputs: RunInputs, resume: bool = False) -> dict:
+    """Training, after the plan's one-line summary (cheap: no model, the tokenized cache training then reads)."""
+    if distributed.is_main():
+        log.info(run_summary(config, run, inputs, resume))
+    return train(config, run, inputs, resume=resume)
 
 
 def _from_the_folder(stage: Callable[[RunConfig, RunDir], dict]) -> Stage:
@@ -100,8 +107,6 @@ def run_pipeline(config: RunConfig, run: RunDir, resume: bool = False, start: st
             stage_started = time.perf_counter()
             if name in EVERY_PROCESS or distributed.is_main():
                 with _recording_failure(run, name):
-                    if name == "train" and distributed.is_main():
-                        log.info(run_summary(config, run, inputs, resume))  # cheap: no model, the tokenized cache
                     stage(config, run, inputs)
             distributed.barrier()  # the next stage reads what this one wrote
             seconds[name] = round(time.perf_counter() - stage_started, 1)

@@ -43,7 +43,7 @@ def study_of(folder: Path) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=record["study"], storage=record["storage"]).get_trials(deepcopy=False)
 
 
-# Wide enough that the log (rich, on stdout) writes each message on one line.
+# Wide enough that the log (rich, on stderr) writes each message on one line.
 ENV = {**os.environ, "PYTHONPATH": str(SOURCE), "COLUMNS": "1000"}
 
 
@@ -95,7 +95,7 @@ def test_a_killed_trials_settings_are_not_drawn_again_after_resume(project):
                              env=ENV, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert ("trial 1 was left unfinished by a worker that died: marked failed; its settings are not tried again"
-            in resumed.stdout)
+            in resumed.stderr)
     trials = study_of(folder)
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
     assert trials[1].user_attrs["error"] == f"its worker (pid {process.pid}) died; its settings are not tried again"
@@ -143,7 +143,7 @@ def test_two_sweep_processes_on_one_study_evaluate_and_export_the_winner_once(pr
                            stderr=subprocess.PIPE, text=True)
     outputs = [process.communicate(timeout=600) for process in (first, second)]
     assert [process.returncode for process in (first, second)] == [0, 0], outputs
-    logs = "".join(out for out, _ in outputs)
+    logs = "".join(err for _, err in outputs)
     assert logs.count("evaluating it on the test split") == 1
     evaluated = read_json(folder / "sweep.json")["evaluated"]
     by = f"pid {evaluated['pid']} on {evaluated['host']} at {evaluated['at']}"
