@@ -77,3 +77,11 @@ def _only_earlier_context(row: TokenizedExample) -> TokenizedExample:
 
 def _prompt_length(row: TokenizedExample) -> int:
     return next((i for i, label in enumerate(row.labels) if label != IGNORE_INDEX), len(row.labels))
+
+
+def tokenized_pair_split(data, split: str, examples: list[Example],
+                         tokenizer) -> tuple[list[TokenizedPair], TruncationStats]:
+    """The pairs of one split (``split``: train, validation or test) of a preference run, tokenized to
+    ``data.max_length`` (`DataConfig`). The one entry point training and evaluation use; the data stage may serve it
+    from its cache."""
+    return tokenize_pairs(examples, tokenizer, data.max_length)

@@ -84,3 +84,35 @@ def pair_logps(model, pairs: Sequence[TokenizedPair], batch_size: int, pad_token
     finally:
         model.train(was_training)
     return chosen, rejected
+
+
+def implicit_rewards(method: str, beta: float, chosen: torch.Tensor, rejected: torch.Tensor,
+                     reference_chosen: torch.Tensor | None = None, reference_rejected: torch.Tensor | None = None,
+                     chosen_tokens: torch.Tensor | None = None, rejected_tokens: torch.Tensor | None = None,
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each answer's implicit reward under ``method`` (log-probability sums per pair in, as `sequence_logps` gives):
+
+    - ``dpo``: ``beta * (log p(answer) - log p_ref(answer))``: how far the policy moved from the reference;
+    - ``simpo``: ``beta * log p(answer) / answer tokens`` (SimPO has no reference; its margin ``gamma`` belongs to
+      the loss, not the reward);
+    - ``orpo``: the log-odds of the answer's mean token probability, ``log(p / (1 - p))`` with ``log p`` the
+      length-normalized log-probability (ORPO's odds ratio compares these).
+
+    A pair is ranked right when the chosen answer's reward is above the rejected one's (preference accuracy)."""
+    if method == "dpo":
+        if reference_chosen is None or reference_rejected is None:
+            raise ValueError("dpo rewards need the reference policy's log-probabilities")
+        return beta * (chosen - reference_chosen), beta * (rejected - reference_rejected)
+    if chosen_tokens is None or rejected_tokens is None:
+        raise ValueError(f"{method} rewards need each answer's token count")
+    chosen_mean, rejected_mean = chosen / chosen_tokens.clamp(min=1), rejected / rejected_tokens.clamp(min=1)
+    if method == "simpo":
+        return beta * chosen_mean, beta * rejected_mean
+    if method == "orpo":
+        return _log_odds(chosen_mean), _log_odds(rejected_mean)
+    raise ValueError(f"{method!r} is not a preference method (dpo, orpo, simpo)")
+
+
+def _log_odds(mean_logp: torch.Tensor) -> torch.Tensor:
+    # log(p / (1 - p)) from log p, stably: log p - log(1 - exp(log p)).
+    return mean_logp - torch.log1p(-torch.exp(mean_logp).clamp(max=1 - 1e-7))
