@@ -84,7 +84,8 @@ class CheckConfig(ConfigSection):
     imbalance_ratio: float = Field(10.0, gt=1.0)
     """Report label imbalance when the most common label has this many times the rows of the rarest."""
     drop: list[FindingKind] = Field(
-        default_factory=lambda: ["empty_output", "duplicate", "conflicting_label", "copied_input", "unreadable"])
+        default_factory=lambda: ["empty_output", "duplicate", "conflicting_label", "copied_input", "unreadable",
+                                 "identical_pair", "empty_side"])
     """Finding kinds that `tunesmith data clean` removes (the first row of each duplicate group is kept)."""
 
     @field_validator("drop")
