@@ -3,13 +3,10 @@ accepted answers for its prompt; what gives no pair is counted; the file reads b
 
 from __future__ import annotations
 
-import pytest
-
 from tunesmith.cli import main
 from tunesmith.config.schema import DataConfig
 from tunesmith.data.pair_rows import REPEAT, SAME_ANSWERS
 from tunesmith.data.splits import load_splits
-from tunesmith.errors import ConfigError
 from tunesmith.json_files import read_jsonl
 from tunesmith.monitor import feedback, feedback_pairs
 from tunesmith.monitor.feedback_pairs import export_feedback_pairs
@@ -99,7 +96,9 @@ def test_nothing_to_pair_writes_nothing_and_exits_1(tmp_path, request_record, wr
     assert not out.exists()
 
 
-def test_min_rating_does_not_apply_to_pairs(tmp_path, request_record, write_log):
+def test_min_rating_does_not_apply_to_pairs(tmp_path, request_record, write_log, cli):
     logs = write_log(tmp_path / "logs", [request_record(1, messages=[user("Hi")], answer="Hello")])
-    with pytest.raises(ConfigError, match="--min-rating: pairs are made of rated and corrected answers only"):
-        main(["feedback", "export", str(logs), str(tmp_path / "pairs.jsonl"), "--pairs", "--min-rating", "none"])
+    code, _, error = cli("feedback", "export", str(logs), str(tmp_path / "pairs.jsonl"), "--pairs", "--min-rating",
+                         "none")
+    assert code != 0 and error == ("tunesmith: error: config: --min-rating: pairs are made of rated and corrected "
+                                   "answers only (leave out --min-rating with --pairs)")

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tunesmith.config.schema import DataConfig
-from tunesmith.data.splits import load_splits
+from tunesmith.data.splits import load_run_splits, load_splits
 from tunesmith.errors import DataError
 from tunesmith.monitor.request_log import RequestLog
 from tunesmith.review.store import ReviewPlan, ReviewPrompt, ReviewStore, create_database, database_path
@@ -38,7 +38,7 @@ def test_each_bad_pair_is_listed_and_the_good_ones_are_checked(tmp_path, cli, ti
     assert report["unreadable_count"] == len(BAD_ROWS)
     for line, ((_, problem), listed) in enumerate(zip(BAD_ROWS, report["unreadable"]), start=2):
         assert listed.startswith(f"{path}:{line}: ") and problem in listed
-    assert sum(split["rows"] for split in report["splits"]) == 2
+    assert sum(split["rows"] for split in report["splits"].values()) == 2
     assert [finding["kind"] for finding in report["findings"]] == ["duplicate"]  # the second GOOD repeats the first
 
 
@@ -47,6 +47,15 @@ def test_a_run_stops_at_the_first_bad_pair(tmp_path):
     path.write_text(json.dumps(GOOD) + "\n" + json.dumps(BAD_ROWS[1][0]) + "\n")
     with pytest.raises(DataError, match=r"pairs\.jsonl:2: key 'chosen' is null"):
         load_splits(DataConfig(train=str(path), split={"validation": 0, "test": 0}))
+
+
+def test_pairs_are_not_streamed(tmp_path, error_of):
+    for name in ("train", "validation", "test"):
+        (tmp_path / f"{name}.jsonl").write_text(json.dumps(GOOD) + "\n")
+    files = {name: str(tmp_path / f"{name}.jsonl") for name in ("train", "validation", "test")}
+    assert error_of(lambda: load_run_splits(DataConfig(**files, streaming=True))) == (
+        "config: data.streaming: preference pairs are tokenized and held in memory, not streamed (turn "
+        "data.streaming off)")
 
 
 def test_preference_format_on_other_rows_names_the_missing_key(tmp_path, error_of):
@@ -86,9 +95,8 @@ def test_review_pairs_refuse_csv_and_a_record_of_the_run(review_run, cli):
                                    "--format csv)")
     code, _, error = cli("review", "export", str(review_run))
     assert code != 0 and "--format: review export needs --format csv or jsonl (or --pairs)" in error
-    code, _, error = cli("review", "export", str(review_run), "--pairs", "--out",
-                         str(review_run / "review" / "pairs.jsonl"))
-    assert code != 0 and "a record tunesmith reads back" in error
+    code, _, error = cli("review", "export", str(review_run), "--pairs", "--out", str(review_run / "review"))
+    assert code != 0 and error.endswith("is a folder (name a file to write)")
     with ReviewStore.open(review_run) as store:
         store.judge("ann", 1, "a")
     code, out, error = cli("review", "export", str(review_run), "--pairs")

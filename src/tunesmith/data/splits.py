@@ -69,6 +69,9 @@ def load_heldout_splits(config: DataConfig) -> Splits:
     ``train`` stays empty: its rows are streamed by `stream.stream_train_rows`."""
     require_streamable(config)
     fmt, labels = streamed_format_and_labels(config)
+    if fmt == "preference":
+        raise ConfigError("data.streaming", "preference pairs are tokenized and held in memory, not streamed",
+                          "turn data.streaming off")
     held_out = {name: convert_rows({name: read_rows(getattr(config, name))}, config, fmt=fmt, labels=labels)[0][name]
                 for name in ("validation", "test")}
     return Splits(train=[], validation=held_out["validation"][: config.max_eval_rows],

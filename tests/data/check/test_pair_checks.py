@@ -61,7 +61,7 @@ def test_a_truncated_rejected_answer_is_reported(tiny_tokenizer):
     assert found["truncated"].locations[0].startswith("p.jsonl:1 (") and "rejected answer" in found["truncated"].message
 
 
-def test_a_clean_pair_file_checks_clean_and_a_bad_row_is_unreadable(tmp_path, tiny_model_dir):
+def test_a_pair_file_is_checked_and_a_bad_row_is_listed_as_unreadable(tmp_path, tiny_model_dir):
     path = tmp_path / "pairs.jsonl"
     path.write_text(json.dumps({"prompt": "Name a colour.", "chosen": "Blue.", "rejected": "I cannot say."}) + "\n"
                     + json.dumps({"prompt": "Name a fruit.", "chosen": "Apple.", "rejected": "Apple."}) + "\n"
