@@ -25,6 +25,7 @@ from tunesmith.monitor.request_log import answered, read_records, refusal, serve
 from tunesmith.monitor.training_rows import NO_CONTENT, Skipped, check_output, conversation
 
 NO_FEEDBACK = "no feedback"
+NOT_RATED = "feedback without a rating or a correction"
 NOTHING_BETTER = "rated down, with no accepted answer or correction for the same prompt"
 NOTHING_WORSE = "rated up, with no answer rated down for the same prompt"
 CORRECTION_ALONE = "a correction of an answer that failed or was not logged: nothing to set it against"
@@ -70,7 +71,7 @@ def export_feedback_pairs(log_dir: str | Path, output_path: str | Path, run: str
             elif feedback.get("rating") == "down":
                 rated_down.append((key, prompt, _served_answer(request)))
             else:
-                raise Skipped(NO_FEEDBACK)
+                raise Skipped(NOT_RATED)  # e.g. a label alone: no answer text to set against another
         except Skipped as skip:
             pairs.skip(str(skip))
     beaten = set()
