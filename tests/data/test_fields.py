@@ -47,7 +47,8 @@ def test_detect_format(data, columns, expected):
 def test_detect_format_fails_with_the_keys_it_saw(error_of):
     assert error_of(lambda: detect_format(row(en="hi", de="hallo"), {})) == (
         "d.jsonl:1: cannot detect the data format from the keys: en, de (set data.format to one of alpaca, "
-        "messages, sharegpt, prompt_completion, classification, regression, text, or map your keys with data.columns)"
+        "messages, sharegpt, prompt_completion, classification, regression, text, preference, or map your keys with "
+        "data.columns)"
     )
 
 

@@ -371,7 +371,8 @@ def test_a_multi_turn_prompt_keeps_its_turns_and_an_empty_answer_is_read():
 
 @pytest.mark.parametrize(("data", "message"), [
     ({"prompt": "Name a colour.", "chosen": "Blue."},
-     "d.jsonl:9: missing key 'rejected' for format preference; the row has keys: prompt, chosen"),
+     "d.jsonl:9: missing key 'rejected' for format preference; the row has keys: prompt, chosen (map your key with "
+     "data.columns, e.g. {rejected: your_key})"),
     ({"prompt": " ", "chosen": "a", "rejected": "b"}, "d.jsonl:9: key 'prompt' is empty (format preference)"),
     ({"prompt": 3, "chosen": "a", "rejected": "b"},
      "d.jsonl:9: key 'prompt' must be a string or a non-empty list of {role, content} objects, got int 3"),

@@ -312,7 +312,8 @@ def test_a_prompt_with_a_system_field_or_another_shape_is_one_group(tmp_path, wr
     path = write_jsonl(tmp_path / "pairs.jsonl", rows)
     for seed in range(6):
         splits = load_splits(DataConfig(path=path, split={"validation": 0, "test": 0.3, "seed": seed}))
-        firsts = [name for name in ("train", "test") for e in getattr(splits, name) if e.location.endswith((":1", ":2"))]
+        firsts = [name for name in ("train", "test") for e in getattr(splits, name)
+                  if e.location.endswith((":1", ":2"))]
         assert len(set(firsts)) == 1
 
 

@@ -53,7 +53,8 @@ def test_corrections_and_accepted_answers_beat_the_rejected_ones(tmp_path, reque
         {"prompt": "Name a planet.", "chosen": "Mars.", "rejected": "The planet Mars, fourth from the sun.",
          "system": "Be brief."},
         {"prompt": [user("Hi"), {"role": "assistant", "content": "Hello!"}, user("Name a city.")],
-         "chosen": [{"role": "assistant", "content": "Paris."}], "rejected": [{"role": "assistant", "content": "Rome."}]},
+         "chosen": [{"role": "assistant", "content": "Paris."}],
+         "rejected": [{"role": "assistant", "content": "Rome."}]},
         {"prompt": "Name a colour.", "chosen": "Blue.", "rejected": "Green, I think, or maybe not."}]
     # req-2's accepted "Blue." and req-1's correction are one answer: req-3 loses to it once
     assert result.skipped == {SAME_ANSWERS: 1, feedback_pairs.NOTHING_BETTER: 1, feedback_pairs.NOTHING_WORSE: 1,
