@@ -84,7 +84,8 @@ class CheckConfig(ConfigSection):
     imbalance_ratio: float = Field(10.0, gt=1.0)
     """Report label imbalance when the most common label has this many times the rows of the rarest."""
     drop: list[FindingKind] = Field(
-        default_factory=lambda: ["empty_output", "duplicate", "conflicting_label", "copied_input", "unreadable"])
+        default_factory=lambda: ["empty_output", "duplicate", "conflicting_label", "copied_input", "unreadable",
+                                 "identical_pair", "empty_side"])
     """Finding kinds that `tunesmith data clean` removes (the first row of each duplicate group is kept)."""
 
     @field_validator("drop")
@@ -132,10 +133,11 @@ class DataConfig(ConfigSection):
     format: Literal["auto", RowFormat] = "auto"
     """Row format. `auto` detects it from the keys of the first row. `messages` also reads OpenAI fine-tuning
     JSONL (an assistant turn with `weight: 0` is context, not learned); `sharegpt` reads `conversations` of
-    `{from, value}` turns."""
+    `{from, value}` turns; `preference` reads `prompt`/`chosen`/`rejected` pairs (detected from `chosen` and
+    `rejected`), and a prompt's pairs stay in one split."""
     columns: dict[str, str] = Field(default_factory=dict)
     """Map tunesmith's field names to yours, e.g. `{text: sms, label: category}`. Fields: instruction, input,
-    output, messages, conversations, prompt, completion, text, label, target, system."""
+    output, messages, conversations, prompt, completion, text, label, target, system, chosen, rejected."""
     label_names: list[str] | None = None
     """Names of integer labels in order (label 0 is the first name). Also fixes the label set and its order."""
     instruction: str | None = None

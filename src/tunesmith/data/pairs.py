@@ -12,10 +12,18 @@ on them and, in a causal model, nothing before depends on them.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
+from pathlib import Path
 
+from tunesmith.atomic import recover_folder
+from tunesmith.config.schema import DataConfig
+from tunesmith.data.cache import cache_key, tokenized_cache_root, write_entry
 from tunesmith.data.example import Example
-from tunesmith.data.tokenize import IGNORE_INDEX, TokenizedExample, TruncationStats, tokenize_batch
+from tunesmith.data.tokenize import IGNORE_INDEX, TokenizedExample, TruncationStats, no_progress_bars, tokenize_batch
+from tunesmith.json_files import read_json
+
+log = logging.getLogger("tunesmith")
 
 
 @dataclass
@@ -82,6 +90,55 @@ def _prompt_length(row: TokenizedExample) -> int:
 def tokenized_pair_split(data, split: str, examples: list[Example],
                          tokenizer) -> tuple[list[TokenizedPair], TruncationStats]:
     """The pairs of one split (``split``: train, validation or test) of a preference run, tokenized to
-    ``data.max_length`` (`DataConfig`). The one entry point training and evaluation use; the data stage may serve it
-    from its cache."""
-    return tokenize_pairs(examples, tokenizer, data.max_length)
+    ``data.max_length`` (`DataConfig`). The one entry point training and evaluation use.
+
+    Cached as the tokenized rows of other formats are (`tunesmith.data.cache`: the same key over the files, the
+    row-shaping settings, the tokenizer and the rows, rejected answers included), under a key of its own
+    (`PAIR_CACHE_VERSION`); ``data.cache: false`` always tokenizes and stores nothing. The entry is read whole into
+    memory: a preference split is small beside the model."""
+    if not examples:
+        return [], TruncationStats()
+    if not isinstance(data, DataConfig) or not data.cache:  # a test's stand-in holds max_length alone
+        return tokenize_pairs(examples, tokenizer, data.max_length)
+    folder = tokenized_cache_root() / cache_key(data, f"pairs-v{PAIR_CACHE_VERSION}:{split}", tokenizer, examples)
+    cached = _load_pairs(folder)
+    if cached is not None:
+        log.info("loaded %d tokenized %s pairs from cache (%s)", len(cached[0]), split, folder)
+        return cached
+    pairs, stats = tokenize_pairs(examples, tokenizer, data.max_length)
+    write_entry(folder, _pairs_dataset(pairs), stats)
+    log.info("tokenized %d %s pairs (cached at %s)", len(pairs), split, folder)
+    return pairs, stats
+
+
+PAIR_CACHE_VERSION = 1
+"""Raise when the stored columns or how pairs are tokenized change: old entries then stop matching."""
+_SIDES = ("chosen", "rejected")
+_FIELDS = ("input_ids", "labels", "truncated", "supervised_lost")
+
+
+def _pairs_dataset(pairs: list[TokenizedPair]):
+    import datasets
+
+    columns: dict[str, list] = {"location": [pair.location for pair in pairs]}
+    for side in _SIDES:
+        for name in _FIELDS:
+            columns[f"{side}_{name}"] = [getattr(getattr(pair, side), name) for pair in pairs]
+    return datasets.Dataset.from_dict(columns)
+
+
+def _load_pairs(folder: Path) -> tuple[list[TokenizedPair], TruncationStats] | None:
+    """A finished entry's pairs, or None when there is none (a half-written one never has this name)."""
+    import datasets
+
+    recover_folder(folder)
+    if not (folder / "stats.json").is_file():
+        return None
+    with no_progress_bars():
+        columns = datasets.load_from_disk(str(folder / "dataset")).to_dict()
+    pairs = []
+    for index, location in enumerate(columns["location"]):
+        chosen, rejected = (TokenizedExample(location=location, **{name: columns[f"{side}_{name}"][index]
+                                                                   for name in _FIELDS}) for side in _SIDES)
+        pairs.append(TokenizedPair(chosen, rejected, location))
+    return pairs, TruncationStats(**read_json(folder / "stats.json"))
