@@ -5,6 +5,7 @@ nothing, and rows of the wrong kind for the method refused."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -21,7 +22,7 @@ from tunesmith.models import load_tuned_model
 from tunesmith.run_dir import RunDir
 from tunesmith.train import TrainingError, train
 from tunesmith.train.preference import STEP_MEASURES, PairBatchPlan, PreferenceLoss, count_pairs, pair_validation
-from tunesmith.train.rows import training_rows
+from tunesmith.train.rows import check_rows_fit_method, training_rows
 
 DATA = {"train": "unused.jsonl", "max_length": 160}
 
@@ -130,7 +131,7 @@ def test_a_placeholder_micro_batch_adds_no_loss_and_no_pair(tiny_model, tiny_tok
     tensors, empty = plan.collate(batch), plan.placeholder(batch)
     loss = PreferenceLoss(tiny_model, "simpo", 2.0)
     assert plan.count(tensors) == 3 and count_pairs(empty) == 0
-    assert float(loss(**tensors)[0]) > 0 and float(loss(**empty)[0]) == 0
+    assert float(loss(**tensors)[0].detach()) > 0 and float(loss(**empty)[0].detach()) == 0
     assert plan.real_tokens(batch) == sum(len(p.chosen.input_ids) + len(p.rejected.input_ids) for p in pairs)
 
 
@@ -144,3 +145,12 @@ def test_a_preference_method_needs_preference_rows_and_back(tiny_model_dir, tmp_
     assert error_of(lambda: train(config, RunDir(tmp_path / "b"), RunInputs(config, preference_splits()))) == (
         "config: method: the data holds preference pairs (prompt, chosen, rejected), which lora cannot train on "
         "(use method: dpo, orpo or simpo)")
+
+
+def test_a_preference_row_without_its_rejected_answer_is_named_by_file_and_line(tiny_model_dir, preference_splits,
+                                                                                error_of):
+    splits = preference_splits()
+    splits.train[2] = dataclasses.replace(splits.train[2], rejected=None)
+    config = pref_config(tiny_model_dir)
+    assert error_of(lambda: check_rows_fit_method(config, splits)) == (
+        "pairs.jsonl:3: a preference row without a rejected answer")
