@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from tunesmith.config.evaluate_section import EvaluateConfig
 from tunesmith.config.gate_section import GateConfig
 from tunesmith.config.monitor_section import MonitorConfig, ServeConfig
+from tunesmith.config.preference_section import PreferenceConfig
 from tunesmith.config.rag_section import RagConfig
 from tunesmith.config.review_section import ReviewConfig
 from tunesmith.config.section import ConfigSection, RelativeToConfig, Resumable, RunFolderSetting
@@ -24,6 +25,7 @@ from tunesmith.config.vocabulary import (
     Method,
     RowFormat,
     TemplateName,
+    is_preference,
 )
 from tunesmith.errors import ConfigError
 
@@ -348,9 +350,15 @@ class RunConfig(ConfigSection):
     often closer to full fine-tuning); `qlora` trains LoRA adapters on a base quantized to 4-bit NF4 (bitsandbytes,
     double quantization, bf16 compute), for models too large for memory otherwise: it needs a CUDA GPU and
     `pip install bitsandbytes`, and export merges the adapter into the unquantized base; `full` trains every
-    weight."""
+    weight. `dpo`, `orpo` and `simpo` train a LoRA adapter on preference pairs (`data.format: preference`: a
+    prompt, a chosen and a rejected answer) instead of answers to imitate, with the losses of the `preference:`
+    section: `dpo` against the reference policy (the model without the new adapter: the base, or the `init_from`
+    SFT model), `orpo` (the chosen answer's likelihood plus an odds-ratio term, no reference) and `simpo` (a
+    length-normalized margin, no reference)."""
     lora: LoraConfig = Field(default_factory=LoraConfig)
-    """Adapter settings (used by `lora`, `dora` and `qlora`)."""
+    """Adapter settings (used by `lora`, `dora`, `qlora`, `dpo`, `orpo` and `simpo`)."""
+    preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
+    """The losses of the preference methods (`dpo`, `orpo`, `simpo`); other methods ignore it."""
     train: TrainConfig = Field(default_factory=TrainConfig)
     """Optimization settings."""
     distributed: Annotated[DistributedConfig, Resumable()] = Field(default_factory=DistributedConfig)
@@ -379,4 +387,21 @@ class RunConfig(ConfigSection):
     def _val_metrics_of_the_task(self) -> "RunConfig":
         if self.evaluate.task != "auto":
             self.train.check_val_metrics(self.evaluate.task)
+        return self
+
+    @model_validator(mode="after")
+    def _preference_settings(self) -> "RunConfig":
+        if not is_preference(self.method):
+            return self
+        if self.train.packing:
+            # A pair's two sequences share one prompt and are scored as a whole (log-probability sums), and
+            # the step normalizer counts pairs: packed rows would need per-row sums out of packed sequences.
+            raise ConfigError("train.packing", f"method {self.method} trains on padded pairs, not packed rows",
+                              "set train.packing: false")
+        if self.data.streaming:
+            raise ConfigError("data.streaming", f"method {self.method} reads its pairs into memory; streaming is for "
+                              "supervised rows", "set data.streaming: false")
+        if self.method == "orpo" and self.preference.label_smoothing:
+            raise ConfigError("preference.label_smoothing", "orpo's odds-ratio loss has no label smoothing",
+                              "set preference.label_smoothing: 0, or use method: dpo or simpo")
         return self

@@ -36,17 +36,28 @@ TemplateName = Literal["model", "chatml", "llama-3", "alpaca", "plain"]
 """`model.chat_template` values that name a template rather than a Jinja file: the tokenizer's own, or a
 built-in (`tunesmith.models.templates`)."""
 
-Method = Literal["lora", "dora", "qlora", "full"]
+Method = Literal["lora", "dora", "qlora", "full", "dpo", "orpo", "simpo"]
 METHODS: dict[str, str] = {
     "lora": "LoRA",
     "dora": "DoRA",
     "qlora": "QLoRA (4-bit NF4 base)",
     "full": "full fine-tune",
+    "dpo": "DPO (LoRA)",
+    "orpo": "ORPO (LoRA)",
+    "simpo": "SimPO (LoRA)",
 }
 """Training method → how reports and model cards name it."""
-ADAPTER_METHODS = ("lora", "dora", "qlora")
+PREFERENCE_METHODS = ("dpo", "orpo", "simpo")
+"""Methods that train on preference pairs (`data.format: preference`) rather than on answers to imitate. They train a
+LoRA adapter (the `lora:` section), so the reference policy of `dpo` is the model with that adapter disabled."""
+ADAPTER_METHODS = ("lora", "dora", "qlora", *PREFERENCE_METHODS)
 """Methods that train a PEFT adapter on a frozen base: their checkpoints are adapter folders, loaded onto the base
 and merged into it on export. `full` checkpoints are whole model folders."""
+
+
+def is_preference(method: str) -> bool:
+    """Whether `method` trains on preference pairs (see `PREFERENCE_METHODS`)."""
+    return method in PREFERENCE_METHODS
 
 
 def uses_adapter(method: str) -> bool:
