@@ -30,7 +30,9 @@ from rich.console import Console
 
 from tunesmith import distributed
 from tunesmith.config.gate_section import GateConfig
+from tunesmith.config.preference_section import preference_beta
 from tunesmith.config.schema import RunConfig
+from tunesmith.config.vocabulary import PREFERENCE_METHODS
 from tunesmith.data.example import Example
 from tunesmith.data.pairs import TokenizedPair, tokenized_pair_split
 from tunesmith.data.run_inputs import RunInputs
@@ -42,16 +44,6 @@ from tunesmith.predict.preference import implicit_rewards, pair_logps
 from tunesmith.results.intervals import bootstrap_mean_interval, wilson_interval
 from tunesmith.run_dir import RunDir
 from tunesmith.text import count_of
-
-try:
-    from tunesmith.config.vocabulary import PREFERENCE_METHODS
-except ImportError:  # the Method entries of issue 26 land on another branch; the names are agreed
-    PREFERENCE_METHODS = ("dpo", "orpo", "simpo")
-try:
-    from tunesmith.config.preference_section import preference_beta
-except ImportError:  # the `preference:` section lands on another branch; 0.1 is DPO's (and ORPO's) default
-    def preference_beta(config: RunConfig) -> float:
-        return 0.1
 
 _console = Console(stderr=True)
 PAIRS_FILE = "preference_pairs.jsonl"
