@@ -28,7 +28,8 @@ from tunesmith.evaluate.reference import (
 )
 from tunesmith.evaluate.tasks import evaluate_model, select_metrics
 from tunesmith.json_files import read_json, read_jsonl, write_json, write_jsonl
-from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
+from tunesmith.models import load_base_model, load_tokenizer, load_tuned_model
+from tunesmith.models.init_from import check_init_from
 from tunesmith.predict.answers import task_metrics
 from tunesmith.results.comparison import fingerprint_rows
 from tunesmith.run_dir import RunDir, locked
@@ -63,6 +64,7 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
     """
     distributed.start(config.distributed.timeout_minutes)
     run.best_weights()  # fail before spending minutes on the base model
+    check_init_from(run, config)  # and its init_from run's weights unchanged (they are its base model)
     distributed.barrier()  # rank 0 finished any interrupted replacement of the best weights
     include_base = config.evaluate.compare_base if include_base is None else include_base
     splits, task = inputs.splits, inputs.task
@@ -242,7 +244,7 @@ def _base_evaluation(config: RunConfig, examples: list[Example], task: Task):
                 _console.print(f"base model: reusing its evaluation from the cache (key {key}, computed "
                                f"{cached.computed_at}; evaluate.cache_base: false evaluates it again)")
             return cached.metrics, cached.rows, cached.record(), True, key
-    model = load_model_folder(model_folder(config.model), config.model)
+    model, _ = load_base_model(config.model)  # a run with model.init_from: that run's merged weights
     metrics, rows = _timed_evaluation("base", model, tokenizer, examples, task, config)
     stored = store_evaluation(key, ingredients, metrics, rows) if key and distributed.is_main() else None
     record = distributed.broadcast(stored.record() if stored else None)

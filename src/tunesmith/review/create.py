@@ -32,7 +32,7 @@ from tunesmith.data.task import Task
 from tunesmith.errors import ConfigError, DataError, TunesmithError
 from tunesmith.evaluate.tasks import last_user_message
 from tunesmith.json_files import read_jsonl
-from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
+from tunesmith.models import load_base_model, load_tuned_model
 from tunesmith.predict.answers import answer, truth_of
 from tunesmith.review.names import NAME_HINT, reviewer_name_error
 from tunesmith.review.store import (
@@ -208,7 +208,7 @@ def known_answers(contender: Contender, run: RunDir) -> dict[str, tuple[str, str
 def load_contender(contender: Contender, config: RunConfig):
     """``(model, tokenizer)`` of a contender, as evaluation loads it (adapters merged)."""
     if contender.run is None:
-        return load_model_folder(model_folder(config.model), config.model), load_tokenizer(config.model)
+        return load_base_model(config.model)
     return load_tuned_model(contender.run.root, merge=True)
 
 
