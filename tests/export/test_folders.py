@@ -241,7 +241,7 @@ def test_a_continuing_run_exports_the_sft_model_and_its_own_adapter_together(ini
 
     card = " ".join((run.adapter / "README.md").read_text().split())
     assert (f"This adapter applies on top of the merged weights of the run {sft.root.name}, not on "
-            f"{tiny_model_dir} alone: `tunesmith export {sft.root}` writes them to {sft.merged}.") in card
+            f"{tiny_model_dir} alone: running tunesmith export {sft.root} writes them to {sft.merged}.") in card
     assert f"Fine-tuned from the run {sft.root.name} ({tiny_model_dir} with that run's weights merged in)" in card
     assert f"Fine-tuned from the run {sft.root.name} (" in (run.merged / "README.md").read_text()
     export(lora_run)  # the card's recipe: the SFT run's merged export, then this adapter

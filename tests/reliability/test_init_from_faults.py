@@ -70,9 +70,12 @@ def test_damaged_best_weights_are_refused(init_from_run, lora_run, error_of):
     config = RunDir(init_from_run).config()
     message = error_of(lambda: load_base_model(config.model, CPU))
     assert message.startswith(f"config: model.init_from: the best weights of {lora_run} are damaged: "
-                              "adapter_model.safetensors cannot be read (")
+                              "adapter_model.safetensors is cut off or padded (")
     assert message.endswith(f"(write them again from its checkpoints: tunesmith train {lora_run / 'config.yaml'} "
                             f"--resume --run-dir {lora_run})")
+    adapter.write_bytes(b"\x00" * 4)
+    assert "adapter_model.safetensors cannot be read (no safetensors header" in error_of(
+        lambda: load_base_model(config.model, CPU))
     adapter.unlink()
     assert error_of(lambda: load_base_model(config.model, CPU)).startswith(
         f"config: model.init_from: the best weights of {lora_run} are damaged: adapter_model.safetensors missing")

@@ -173,8 +173,8 @@ def model_card(run_name: str, config: RunConfig, eval_data: dict | None, kind: s
         evaluation = [comparison_table(eval_data), *([Text(against_baseline)] if against_baseline else [])]
     on_top = [] if source is None or kind != "adapter" else [Text(
         f"This adapter applies on top of the merged weights of the run {source.name}, not on {base} alone: "
-        f"`tunesmith export {source}` writes them to {source / 'merged'}. The merged/ folder beside this one holds "
-        "both, ready to load.")]
+        f"running tunesmith export {source} writes them to {source / 'merged'}. The merged/ folder beside this one "
+        "holds both, ready to load.")]
     card = Document(
         title=title,
         subtitle=f"Fine-tuned from {made_from} with tunesmith {__version__} ({method}).",

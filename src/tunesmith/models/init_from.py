@@ -13,9 +13,8 @@ unusable folder); a run whose recorded weights changed is a `RunError` (the run'
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
-
-from safetensors import SafetensorError, safe_open
 
 from tunesmith import distributed
 from tunesmith.config.schema import ModelConfig, RunConfig
@@ -84,18 +83,34 @@ def check_source(run: RunDir) -> RunConfig:
 
 def weights_problem(folder: Path, adapter: bool) -> str | None:
     """What is wrong with the weights in ``folder`` (a PEFT adapter, or a model folder), read as far as their
-    safetensors headers (a cut-off file does not cover what its header lists); None when they are whole."""
+    safetensors headers: a file cut off (a full disk, an interrupted copy) is shorter than its header says. None
+    when they are whole. The tensors themselves are not read: for a full run that would be the whole model."""
     needed = ADAPTER_FILES if adapter else ("config.json",)
     missing = [name for name in needed if not (folder / name).is_file()]
     weights = sorted(folder.glob("*.safetensors"))
     if missing or not weights:
         return f"{', '.join(missing) or '*.safetensors'} missing in {folder}"
     for path in weights:
-        try:
-            with safe_open(str(path), framework="pt") as file:
-                file.keys()
-        except (SafetensorError, OSError, ValueError) as exc:
-            return f"{path.name} cannot be read ({' '.join(str(exc).split())[:200]})"
+        problem = safetensors_problem(path)
+        if problem:
+            return f"{path.name} {problem}"
+    return None
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why the safetensors file ``path`` is not whole (its header unreadable, or its size not the one its header
+    implies: 8 bytes of header length, the header, then the data up to the last tensor's end); None if it is."""
+    try:
+        with path.open("rb") as file:
+            length = int.from_bytes(file.read(8), "little")
+            header = json.loads(file.read(length))
+        ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+        expected = 8 + length + max(ends, default=0)
+        size = path.stat().st_size
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        return f"cannot be read (no safetensors header: {' '.join(str(exc).split())[:120]})"
+    if size != expected:
+        return f"is cut off or padded ({size} bytes; its header lists {expected})"
     return None
 
 
