@@ -143,7 +143,8 @@ def model_card(run_name: str, config: RunConfig, eval_data: dict | None, kind: s
         method += (f" r={config.lora.r}, alpha={config.lora.alpha:g}, targets "
                    f"{', '.join(config.lora.target_modules)}")
     source = Path(config.model.init_from) if config.model.init_from else None
-    made_from = base_text if source is None else f"the run {source.name} ({base_text} with that run's weights merged in)"
+    made_from = (base_text if source is None
+                 else f"the run {source.name} ({base_text} with that run's weights merged in)")
     if kind == "adapter" and source is not None:
         title = f"{run_name}: {METHODS[config.method]} adapter"
         usage = (

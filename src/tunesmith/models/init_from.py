@@ -48,7 +48,8 @@ def init_chain(model_config: ModelConfig) -> list[RunDir]:
         folder = configs[-1].model.init_from
     if runs and model_config.name != configs[0].model.name:
         raise ConfigError(KEY, f"{runs[0].root} was trained from {configs[0].model.name!r}, and model.name says "
-                          f"{model_config.name!r}", "leave model.name out: a run that continues another takes its model")
+                          f"{model_config.name!r}",
+                          "leave model.name out: a run that continues another takes its model")
     for run, config in zip(runs, configs):
         check_init_from(run, config)  # a run further up changed: the weights of this one no longer fit on it
     return runs
