@@ -410,8 +410,8 @@ def finish_run(root: Path) -> None:
 
 def _continuing_run(root: Path, source: Path, model_dir: Path, method: str = "lora", seed: int = 11) -> Path:
     """A finished run continuing from ``source`` (`model.init_from`), as training leaves it: its record of the
-    weights it started from, and as best weights a new adapter with random, non-zero lora_B on top of ``source``'s
-    merged weights (or, for ``method: full``, those weights nudged)."""
+    weights it started from, and as best weights a new adapter (of ``method``: lora or dora) with random, non-zero
+    lora_B on top of ``source``'s merged weights."""
     from tunesmith.models import add_lora, load_base_model
     from tunesmith.models.init_from import settle_init_from
 
@@ -423,15 +423,12 @@ def _continuing_run(root: Path, source: Path, model_dir: Path, method: str = "lo
     save_config(config, run.config_path)
     settle_init_from(run, config)
     model, _ = load_base_model(config.model, torch.device("cpu"))
+    model = add_lora(model, config.lora, dora=method == "dora")
     generator = torch.Generator().manual_seed(seed)
-    if method != "full":
-        model = add_lora(model, config.lora)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if "lora_B" in name:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
-            elif method == "full":
-                parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.05)
     model.save_pretrained(run.best)
     finish_run(root)
     return root
