@@ -62,6 +62,29 @@ class ModelConfig(ConfigSection):
     """How conversations are rendered: `model` (the tokenizer's own template), a built-in (`chatml`, `llama-3`,
     `alpaca`, `plain`) for models without one, or the path of a Jinja template file (relative to the config
     file). Training, evaluation, chat and export all use the same template."""
+    init_from: Annotated[str | None, RelativeToConfig()] = None
+    """A finished tunesmith run to continue from (typically an SFT LoRA run, before `method: dpo`), relative to the
+    config file. Its best weights (its adapter merged into its base, or a full run's weights) are the weights this
+    run starts from, and what every stage of this run calls the base model: evaluation's base column, the gate,
+    export's merge, serve, chat. `name` and `revision` are that run's (leave them out: a different `name` is an
+    error), and so are `chat_template` and `trust_remote_code` unless set here. The run folder records a
+    fingerprint of those weights, and resuming, evaluating or exporting this run is refused once they changed.
+    Chains work: the run may itself continue from another."""
+
+    def continuing(self, source: ModelConfig) -> ModelConfig:
+        """These settings as a run continuing from the `init_from` run (whose `model` settings are ``source``)
+        takes them: that run's model, and its chat template and trust_remote_code
+        where this config does not set them."""
+        given = self.model_fields_set
+        for key in ("name", "revision"):
+            if key in given and getattr(self, key) != getattr(source, key):
+                raise ConfigError("model.init_from", f"{self.init_from} was trained from {key} "
+                                  f"{getattr(source, key)!r}, and model.{key} says {getattr(self, key)!r}",
+                                  f"leave model.{key} out: a run that continues another takes its model")
+        inherited = {"name": source.name, "revision": source.revision}
+        inherited.update({key: getattr(source, key) for key in ("chat_template", "trust_remote_code")
+                          if key not in given})
+        return self.model_copy(update=inherited)
 
 
 class SplitConfig(ConfigSection):

@@ -30,6 +30,7 @@ from tunesmith.evaluate.reference import (
 from tunesmith.evaluate.tasks import evaluate_model, select_metrics
 from tunesmith.json_files import read_json, read_jsonl, write_json, write_jsonl
 from tunesmith.models import load_base_model, load_tokenizer, load_tuned_model
+from tunesmith.models.init_from import check_init_from
 from tunesmith.predict.answers import task_metrics
 from tunesmith.results.comparison import fingerprint_rows
 from tunesmith.run_dir import RunDir, locked
@@ -68,6 +69,7 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
     """
     distributed.start(config.distributed.timeout_minutes)
     run.best_weights()  # fail before spending minutes on the base model
+    check_init_from(run, config)  # and its init_from run's weights unchanged (they are its base model)
     distributed.barrier()  # rank 0 finished any interrupted replacement of the best weights
     include_base = config.evaluate.compare_base if include_base is None else include_base
     preference_examples = inputs.splits.test if preference_method(config) else None

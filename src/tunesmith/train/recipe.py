@@ -32,6 +32,7 @@ from tunesmith.data.tokenize import TruncationStats
 from tunesmith.errors import RunError
 from tunesmith.json_files import finite, write_json
 from tunesmith.models import load_training_model, pick_dtype
+from tunesmith.models.init_from import settle_init_from
 from tunesmith.models.loading import cpu_bf16_speedup
 from tunesmith.predict.loss import SupervisedLoss, decoder_of
 from tunesmith.predict.validation_values import describe_validation
@@ -398,6 +399,7 @@ def train(config: RunConfig, run: RunDir, inputs: RunInputs, resume: bool = Fals
             if run.config_path.is_file():
                 resumed_config(own, config, str(run.root))  # the run's own settings, or an error naming them
             check_resume(run, config, data_files)  # before anything loads (and the pipeline checked before writing)
+        settle_init_from(run, config)  # model.init_from: recorded at the start, refused on resume once it changed
         training, checkpoint = set_up(config, run, inputs, resume)
         if distributed.is_main():
             run.checkpoints.mkdir(exist_ok=True)
