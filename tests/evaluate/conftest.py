@@ -64,6 +64,7 @@ def preference_run(tmp_path, tiny_model_dir, run_folder):
     from transformers import AutoModelForCausalLM
 
     from tunesmith.data.example import Splits
+    from tunesmith.models.init_from import settle_init_from
 
     sft = run_folder.config()
     run = RunDir(tmp_path / "dpo")
@@ -74,7 +75,10 @@ def preference_run(tmp_path, tiny_model_dir, run_folder):
     get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), adapter).save_pretrained(run.best)
     splits = Splits(train=_preference_examples(file="train.jsonl"), validation=[], test=_preference_examples(),
                     format="preference")
-    return _as_preference_run(sft, init_from=run_folder.root), run, splits
+    run_folder.train_summary.write_text('{"steps": 1}', encoding="utf-8")  # finished: a run to continue from
+    config = _as_preference_run(sft, init_from=run_folder.root)
+    settle_init_from(run, config)  # the record training writes of the weights it started from
+    return config, run, splits
 
 
 @pytest.fixture(scope="session")
