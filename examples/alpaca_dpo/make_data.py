@@ -5,10 +5,11 @@
 Rows are taken in the file's order, keeping those whose instruction (+ input) and output are short (so the CPU
 example stays within its time), then:
 - `sft.jsonl`: 440 rows in Alpaca's own format, for the SFT run (its config holds out 40 for the test);
-- `pairs_train.jsonl` (160) and `pairs_test.jsonl` (40): other prompts, each with Alpaca's reference answer as
+- `pairs_train.jsonl` and `pairs_test.jsonl`: 160 and 40 other prompts, each with Alpaca's reference answer as
   `chosen` and the base model's own greedy answer (SmolLM2-135M-Instruct, at most 96 new tokens, through
   tunesmith's generation) as `rejected`: a style preference for the reference's direct, complete answers over the
-  small model's. No prompt is in two files. Re-running gives the same files (greedy decoding).
+  small model's. A prompt the base model answered with the reference answer itself is left out (nothing to
+  prefer). No prompt is in two files. Re-running gives the same files (greedy decoding).
 """
 
 from __future__ import annotations
@@ -67,9 +68,14 @@ def main() -> None:
     pairs = [{"prompt": prompt, "chosen": row["output"], "rejected": answer.strip(),
               "source_index": row["source_index"]}
              for prompt, row, answer in zip(prompts, pair_rows, rejected)]
-    write(HERE / "pairs_train.jsonl", pairs[:TRAIN_PAIRS])
-    write(HERE / "pairs_test.jsonl", pairs[TRAIN_PAIRS:])
-    print(f"wrote {len(sft)} SFT rows and {len(pairs)} pairs ({TRAIN_PAIRS} train, {TEST_PAIRS} test)")
+    # Where the base model already wrote the reference answer there is nothing to prefer: the pair is left out.
+    kept = [pair for pair in pairs if pair["rejected"] and pair["rejected"] != pair["chosen"].strip()]
+    train = [pair for pair in kept if pairs.index(pair) < TRAIN_PAIRS]
+    test = [pair for pair in kept if pairs.index(pair) >= TRAIN_PAIRS]
+    write(HERE / "pairs_train.jsonl", train)
+    write(HERE / "pairs_test.jsonl", test)
+    print(f"wrote {len(sft)} SFT rows and {len(kept)} pairs ({len(train)} train, {len(test)} test; "
+          f"{len(pairs) - len(kept)} left out: the base model's answer was the reference answer)")
 
 
 if __name__ == "__main__":
