@@ -403,6 +403,52 @@ def dora_run(tmp_path, tiny_model_dir) -> Path:
     return adapter_run(tmp_path / "dora-run", tiny_model_dir, "dora")
 
 
+def finish_run(root: Path) -> None:
+    """Mark a test run finished, as training leaves it (its train_summary.json): a run to continue from."""
+    RunDir(root).train_summary.write_text(json.dumps({"steps": 1}), encoding="utf-8")
+
+
+def _continuing_run(root: Path, source: Path, model_dir: Path, method: str = "lora", seed: int = 11) -> Path:
+    """A finished run continuing from ``source`` (`model.init_from`), as training leaves it: its record of the
+    weights it started from, and as best weights a new adapter (of ``method``: lora or dora) with random, non-zero
+    lora_B on top of ``source``'s merged weights."""
+    from tunesmith.models import add_lora, load_base_model
+    from tunesmith.models.init_from import settle_init_from
+
+    finish_run(source)
+    run = RunDir(root)
+    root.mkdir(parents=True)
+    config = validate_config({"model": {"name": str(model_dir), "init_from": str(source)},
+                              "data": {"train": "train.jsonl"}, "method": method, "lora": TINY_LORA})
+    save_config(config, run.config_path)
+    settle_init_from(run, config)
+    model, _ = load_base_model(config.model, torch.device("cpu"))
+    model = add_lora(model, config.lora, dora=method == "dora")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    model.save_pretrained(run.best)
+    finish_run(root)
+    return root
+
+
+@pytest.fixture()
+def init_from_run(tmp_path, lora_run, tiny_model_dir, monkeypatch) -> Path:
+    """A LoRA run continuing from `lora_run` (the SFT run, marked finished): `_continuing_run`. The weight-hash memo
+    of the fingerprints goes to a temporary cache."""
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
+    return _continuing_run(tmp_path / "dpo-run", lora_run, tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def continuing_run():
+    """``continuing_run(root, source, model_dir, method="lora", seed=11) -> Path``: a finished run continuing from
+    the run ``source`` (`model.init_from`), as `init_from_run` makes one (set TUNESMITH_CACHE in the test)."""
+    return _continuing_run
+
+
 def _save_nudged_model(model_dir: Path, folder: Path, seed: int) -> None:
     from transformers import AutoModelForCausalLM
 

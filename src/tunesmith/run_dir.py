@@ -111,6 +111,9 @@ class RunDir:
     """Weights with the lowest validation loss: a PEFT adapter folder (lora, dora, qlora) or a full HF model folder
     (full)."""
     train_summary = property(lambda self: self.root / "train_summary.json")
+    init_from = property(lambda self: self.root / "init_from.json")
+    """For a run with `model.init_from`: that run (resolved) and the fingerprint of the weights this run started
+    from (`tunesmith.models.init_from`), written when training starts."""
     data_summary = property(lambda self: self.root / "data_summary.json")
     eval_json = property(lambda self: self.root / "eval.json")
     predictions = property(lambda self: self.root / "predictions.jsonl")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tunesmith.config.schema import DataConfig
-from tunesmith.data.fields import detect_format, infer_format_and_labels, sort_labels, target_text
+from tunesmith.data.fields import detect_format, infer_format_and_labels, pair_prompt_key, sort_labels, target_text
 from tunesmith.data.rows import Row
 
 
@@ -47,7 +47,8 @@ def test_detect_format(data, columns, expected):
 def test_detect_format_fails_with_the_keys_it_saw(error_of):
     assert error_of(lambda: detect_format(row(en="hi", de="hallo"), {})) == (
         "d.jsonl:1: cannot detect the data format from the keys: en, de (set data.format to one of alpaca, "
-        "messages, sharegpt, prompt_completion, classification, regression, text, or map your keys with data.columns)"
+        "messages, sharegpt, prompt_completion, classification, regression, text, preference, or map your keys with "
+        "data.columns)"
     )
 
 
@@ -90,3 +91,13 @@ def test_inference_strict_raises_at_the_first_bad_row_lenient_passes_it_over(err
 def test_inference_without_a_detectable_row_names_the_first(error_of):
     assert error_of(lambda: infer_format_and_labels([row(1, x=1), row(2, y=2)], config(), lenient=True)).startswith(
         "d.jsonl:1: cannot detect the data format")
+
+
+def test_pairs_of_one_prompt_share_a_key_whatever_its_shape():
+    hi = [{"role": "user", "content": "Hi"}]
+    key = pair_prompt_key(row(prompt="Hi", chosen="a", rejected="b"), {})
+    assert pair_prompt_key(row(prompt=hi, chosen=[{"role": "assistant", "content": "c"}], rejected="d"), {}) == key
+    assert pair_prompt_key(row(chosen=[*hi, {"role": "assistant", "content": "a"}], rejected=[]), {}) == key
+    assert pair_prompt_key(row(question="Hi", chosen="a", rejected="b"), {"prompt": "question"}) == key
+    assert pair_prompt_key(row(prompt="Hi", chosen="a", rejected="b", system="S"), {}) != key
+    assert pair_prompt_key(row(prompt="Hi!", chosen="a", rejected="b"), {}) != key

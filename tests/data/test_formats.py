@@ -330,3 +330,67 @@ def test_row_text_is_the_user_turn_without_the_instruction():
     rated = to_example(row(text="great film", score=3.8), "regression", config(), None)
     assert text_of_user_turn(rated.messages[0]["content"], "regression", config(), None) == "great film"
     assert text_of_user_turn("Translate: hi", "prompt_completion", config(), None) == "Translate: hi"
+
+
+# ---- preference pairs --------------------------------------------------------------------------------------------
+
+CHOSEN, REJECTED = assistant("Blue."), assistant("I cannot say.")
+
+
+def test_a_pair_of_strings_ends_with_the_chosen_answer_and_keeps_the_rejected_one():
+    example = to_example(row(4, prompt="Name a colour.", chosen="Blue.", rejected="I cannot say.", system="Be brief."),
+                         "preference", config(), None)
+    assert example == Example(messages=({"role": "system", "content": "Be brief."}, user("Name a colour."), CHOSEN),
+                              location="d.jsonl:4", rejected=REJECTED)
+
+
+@pytest.mark.parametrize("data", [
+    {"prompt": [user("Name a colour.")], "chosen": [CHOSEN], "rejected": [REJECTED]},  # TRL conversational
+    {"prompt": "Name a colour.", "chosen": CHOSEN, "rejected": {"content": "I cannot say."}},  # message objects
+    {"chosen": [user("Name a colour."), CHOSEN], "rejected": [user("Name a colour."), REJECTED]},  # implicit prompt
+])
+def test_trl_shapes_read_as_the_same_pair(data):
+    example = to_example(row(**data), detect_format(row(**data), {}), config(), None)
+    assert example.messages == (user("Name a colour."), CHOSEN) and example.rejected == REJECTED
+
+
+def test_pair_columns_are_mapped_and_detected_before_prompt_completion():
+    columns = {"prompt": "question", "chosen": "good", "rejected": "bad"}
+    mapped = row(question="Name a colour.", good="Blue.", bad="I cannot say.", completion="unused")
+    assert detect_format(mapped, columns) == "preference"
+    assert detect_format(row(prompt="p", completion="c", chosen="a", rejected="b"), {}) == "preference"
+    example = to_example(mapped, "preference", config(columns=columns), None)
+    assert example.messages[-1] == CHOSEN and example.rejected == REJECTED
+
+
+def test_a_multi_turn_prompt_keeps_its_turns_and_an_empty_answer_is_read():
+    prompt = [{"role": "system", "content": "S"}, user("Hi"), assistant("Hello!"), user("Name a colour.")]
+    example = to_example(row(prompt=prompt, chosen="Blue.", rejected=" "), "preference", config(), None)
+    assert example.messages == (*prompt, CHOSEN) and example.rejected == assistant(" ")
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"prompt": "Name a colour.", "chosen": "Blue."},
+     "d.jsonl:9: missing key 'rejected' for format preference; the row has keys: prompt, chosen (map your key with "
+     "data.columns, e.g. {rejected: your_key})"),
+    ({"prompt": " ", "chosen": "a", "rejected": "b"}, "d.jsonl:9: key 'prompt' is empty (format preference)"),
+    ({"prompt": 3, "chosen": "a", "rejected": "b"},
+     "d.jsonl:9: key 'prompt' must be a string or a non-empty list of {role, content} objects, got int 3"),
+    ({"prompt": [user("Hi"), assistant("Yes")], "chosen": "a", "rejected": "b"},
+     "d.jsonl:9: key 'prompt' ends with an assistant turn; a prompt ends before the answers (put the answers in "
+     "chosen and rejected, not in the prompt)"),
+    ({"prompt": "Hi", "chosen": [CHOSEN, CHOSEN], "rejected": "b"},
+     "d.jsonl:9: key 'chosen' must hold one assistant message, got a list of 2 (the turns before the answer go in "
+     "prompt)"),
+    ({"prompt": "Hi", "chosen": "a", "rejected": [user("b")]},
+     "d.jsonl:9: rejected[0] has role 'user'; an answer is an assistant turn"),
+    ({"prompt": "Hi", "chosen": "a", "rejected": 7}, "d.jsonl:9: rejected must be a string or an assistant message, "
+     "got int 7"),
+    ({"prompt": "Hi", "chosen": {"role": "assistant", "content": None}, "rejected": "b"},
+     "d.jsonl:9: chosen.content must be a string, got NoneType"),
+    ({"chosen": [user("Hi"), CHOSEN], "rejected": [user("Hello"), REJECTED]},
+     "d.jsonl:9: 'chosen' and 'rejected' differ before their last turns; the two answers of a pair reply to one "
+     "prompt (give the prompt as its own key)"),
+])
+def test_a_bad_pair_is_a_data_error_naming_file_and_line(error_of, data, message):
+    assert error_of(lambda: to_example(row(9, **data), "preference", config(), None)) == message

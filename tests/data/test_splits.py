@@ -4,6 +4,7 @@ and a run's splits read afresh at every call (`load_run_splits`)."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
@@ -278,3 +279,75 @@ def test_run_splits_are_read_from_the_files_at_every_call(tmp_path, write_jsonl)
     write_jsonl(tmp_path / "all.jsonl", numbered(21))
     changed = load_run_splits(config)
     assert changed is not first and len(changed.train) + len(changed.validation) + len(changed.test) == 21
+
+
+# ---- preference pairs: the pairs of one prompt stay in one split ----------------------------------------------
+
+
+def pairs_of_prompts(prompts: int, per_prompt: int) -> list[dict]:
+    return [{"prompt": f"question {p}", "chosen": f"good {p}.{k}", "rejected": f"bad {p}.{k}"}
+            for p in range(prompts) for k in range(per_prompt)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_pairs_of_one_prompt_never_straddle_splits(tmp_path, write_jsonl, seed):
+    path = write_jsonl(tmp_path / "pairs.jsonl", pairs_of_prompts(12, 3))
+    splits = load_splits(DataConfig(path=path, split={"validation": 0.1, "test": 0.2, "seed": seed}))
+    prompts = {name: {e.messages[-2]["content"] for e in getattr(splits, name)} for name in ("train", "validation",
+                                                                                          "test")}
+    assert splits.format == "preference"
+    assert not prompts["train"] & prompts["test"] and not prompts["train"] & prompts["validation"]
+    assert not prompts["validation"] & prompts["test"]
+    assert len(splits.test) >= 7 and len(splits.validation) >= 4  # whole prompts, at least the share of rows
+    assert len(splits.train) + len(splits.validation) + len(splits.test) == 36
+    assert all(len([e for e in getattr(splits, name) if e.messages[-2]["content"] == prompt]) == 3
+               for name in prompts for prompt in prompts[name])
+
+
+def test_a_prompt_with_a_system_field_or_another_shape_is_one_group(tmp_path, write_jsonl):
+    rows = [{"prompt": "question 0", "chosen": "a", "rejected": "b"},
+            {"prompt": [{"role": "user", "content": "question 0"}], "chosen": "c", "rejected": "d"},
+            {"prompt": "question 1", "chosen": "a", "rejected": "b", "system": "S"}]
+    rows += pairs_of_prompts(10, 1)[2:]
+    path = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    for seed in range(6):
+        splits = load_splits(DataConfig(path=path, split={"validation": 0, "test": 0.3, "seed": seed}))
+        firsts = [name for name in ("train", "test") for e in getattr(splits, name)
+                  if e.location.endswith((":1", ":2"))]
+        assert len(set(firsts)) == 1
+
+
+def test_holding_out_whole_prompts_may_leave_none_to_train_on(tmp_path, write_jsonl):
+    path = write_jsonl(tmp_path / "pairs.jsonl", pairs_of_prompts(2, 3))
+    with pytest.raises(ConfigError, match=r"data\.split: the 2 prompts of data\.path cannot be held out without "
+                                          "leaving none to train on"):
+        load_splits(DataConfig(path=path, split={"validation": 0.3, "test": 0.3}))
+
+
+def test_other_formats_split_row_by_row_as_before(tmp_path, write_jsonl):
+    # the same prompt in every row: ungrouped formats still spread it over the splits
+    path = write_jsonl(tmp_path / "rows.jsonl", [{"prompt": "same", "completion": f"answer {i}"} for i in range(20)])
+    splits = load_splits(DataConfig(path=path, split={"validation": 0.1, "test": 0.2, "seed": 3}))
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (14, 2, 4)
+
+
+def test_pairs_are_read_from_every_file_type(tmp_path):
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    conversational = [{"prompt": [{"role": "user", "content": f"q{i}"}],
+                       "chosen": [{"role": "assistant", "content": f"good {i}"}],
+                       "rejected": [{"role": "assistant", "content": f"bad {i}"}]} for i in range(3)]
+    flat = [{"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(3)]
+    (tmp_path / "d.json").write_text(json.dumps(conversational))
+    (tmp_path / "d.jsonl.gz").write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in flat).encode()))
+    (tmp_path / "d.csv").write_text("prompt,chosen,rejected\n" + "".join(f"q{i},good {i},bad {i}\n" for i in range(3)))
+    pq.write_table(pa.Table.from_pylist(conversational), tmp_path / "d.parquet")
+    for name in ("d.json", "d.jsonl.gz", "d.csv", "d.parquet"):
+        splits = load_splits(DataConfig(train=str(tmp_path / name), split={"validation": 0, "test": 0}))
+        assert splits.format == "preference", name
+        assert [(e.messages, e.rejected["content"]) for e in splits.train] == [
+            (({"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"good {i}"}), f"bad {i}")
+            for i in range(3)], name

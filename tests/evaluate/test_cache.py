@@ -34,13 +34,13 @@ def own_cache(monkeypatch, tmp_path):
 def base_loads(monkeypatch):
     """How many times the base model is loaded."""
     loads = []
-    load = runner.load_model_folder
+    load = runner.load_base_model
 
     def counted(*args, **kwargs):
         loads.append(args)
         return load(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "load_model_folder", counted)
+    monkeypatch.setattr(runner, "load_base_model", counted)
     return loads
 
 
@@ -69,7 +69,7 @@ def test_second_evaluation_reuses_the_base_model_results_and_says_so(run_folder,
     def no_base_model(*args, **kwargs):
         raise AssertionError("the base model was loaded although its evaluation is cached")
 
-    monkeypatch.setattr(runner, "load_model_folder", no_base_model)
+    monkeypatch.setattr(runner, "load_base_model", no_base_model)
     capsys.readouterr()
     second = evaluate_run(config, run_folder, RunInputs(config))
     assert second["base_from_cache"] is True and second["base_cache"] == first["base_cache"]

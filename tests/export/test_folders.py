@@ -222,3 +222,28 @@ def test_a_hub_model_run_exports_an_adapter_that_loads_elsewhere_by_its_hub_id(h
     subprocess.run([sys.executable, "-c", ADAPTER_ELSEWHERE, str(adapter), str(tokens), str(out)], check=True,
                    capture_output=True, timeout=120, env=elsewhere, cwd=tmp_path)
     assert torch.allclose(torch.load(out), peft_logits(snapshot, adapter), atol=1e-6)
+
+
+def test_a_continuing_run_exports_the_sft_model_and_its_own_adapter_together(init_from_run, lora_run, tiny_model_dir):
+    """merged/ of a run with model.init_from is base + the SFT run's adapter + the run's adapter; its adapter/ card
+    says it applies on top of the SFT run's merged weights, and that recipe gives the same model."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    run, sft = RunDir(init_from_run), RunDir(lora_run)
+    sft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), sft.best)
+    expected = logits_of(PeftModel.from_pretrained(sft_model.merge_and_unload(), run.best))
+    assert (expected - peft_logits(tiny_model_dir, sft.best)).abs().max() > 1e-2  # the second adapter counts
+
+    assert export(init_from_run) == {"adapter": run.adapter, "merged": run.merged}
+    merged = logits_of(AutoModelForCausalLM.from_pretrained(run.merged))
+    assert (merged - expected).abs().max().item() < 1e-5
+
+    card = " ".join((run.adapter / "README.md").read_text().split())
+    assert (f"This adapter applies on top of the merged weights of the run {sft.root.name}, not on "
+            f"{tiny_model_dir} alone: running tunesmith export {sft.root} writes them to {sft.merged}.") in card
+    assert f"Fine-tuned from the run {sft.root.name} ({tiny_model_dir} with that run's weights merged in)" in card
+    assert f"Fine-tuned from the run {sft.root.name} (" in (run.merged / "README.md").read_text()
+    export(lora_run)  # the card's recipe: the SFT run's merged export, then this adapter
+    recipe = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(sft.merged), run.adapter)
+    assert (logits_of(recipe) - expected).abs().max().item() < 1e-5

@@ -14,6 +14,7 @@ from tunesmith.gate.checks import (
     export_size_check,
     general_check,
     latency_check,
+    preference_check,
     valid_output_check,
 )
 from tunesmith.gate.stats import metric_statistics
@@ -132,3 +133,39 @@ def test_latency_and_export_size_are_measured_without_a_threshold_and_judged_wit
     sizes = {"adapter": 7.0, "merged": 270.0}
     assert export_size_check(sizes, "adapter", GateConfig(max_export_mb=10))["status"] == "passed"
     assert export_size_check(sizes, "merged", GateConfig(max_export_mb=10))["status"] == "failed"
+
+
+# ---- a preference run: its ranking of the held-out pairs against its reference's, pair by pair -------------------
+
+
+def _pairs(tuned_right: int, reference_right: int, rows: int = 200) -> tuple[dict, list[dict]]:
+    lines = [{"margin": 1.0 if index < tuned_right else -1.0,
+              "reference_margin": 2.0 if index < reference_right else -2.0} for index in range(rows)]
+    return {"pairs": rows, "tuned": {"accuracy": tuned_right / rows}}, lines
+
+
+def test_preference_accuracy_passes_only_above_the_references_ranking():
+    settings = GateConfig(resamples=500)
+    better = preference_check(*_pairs(160, 110), settings)
+    _has_the_contract_fields(better)
+    assert better["status"] == "passed" and better["value"] == pytest.approx(0.25)
+    assert better["reason"].startswith("preference accuracy +0.25 [") and "over the reference's ranking on 200 rows" \
+        in better["reason"] and "McNemar" in better["reason"]
+    same = preference_check(*_pairs(110, 110), settings)
+    assert same["status"] == "failed" and same["reason"].endswith("required: better (the interval above 0) (not met "
+                                                                  "on every row)")
+    assert preference_check(*_pairs(108, 110), GateConfig(resamples=500, preference_accuracy="not_worse",
+                                                          margin=0.1))["status"] == "passed"
+
+
+def test_preference_accuracy_unmeasured_fails_and_off_skips():
+    settings = GateConfig(resamples=500)
+    unmeasured = preference_check({"skipped": "the run's test split has no preference pairs"}, None, settings)
+    assert unmeasured["status"] == "failed"
+    assert unmeasured["reason"] == ("not measured: the run's test split has no preference pairs (or set "
+                                    "gate.preference_accuracy: off)")
+    block, lines = _pairs(160, 110)
+    assert preference_check(block, lines[:-1], settings)["reason"].startswith(
+        "preference_pairs.jsonl does not hold the evaluated pairs")
+    off = preference_check(block, lines, GateConfig(preference_accuracy=False))  # YAML's bare `off`
+    assert off["status"] == "skipped" and off["reason"] == "gate.preference_accuracy is off"

@@ -136,3 +136,48 @@ def test_the_cards_of_an_exported_run_say_the_gate_result(make_gated_run):
     _gate(run)
     card = (run.adapter / "README.md").read_text(encoding="utf-8")
     assert "Gate passed" in card and "before the gate" not in card
+
+
+def _preference_run(make_gated_run, tuned: list[str]):
+    """An evaluated dpo run continuing from an SFT run: its task block scored on the SFT run's test rows (the SFT
+    model answering GOOD as its base), 200 held-out pairs (160 ranked right; 110 by the reference). The method and
+    `model.init_from` are set with model_copy: a stand-in until the schema of issue 26's other parts is merged."""
+    sft = make_gated_run("sft", TRUTHS, GOOD)
+    run = make_gated_run("dpo", TRUTHS, tuned, base=GOOD)
+    sft_test, own_test = (str(folder.root.parent / f"{folder.root.name}-data" / "test.jsonl") for folder in (sft, run))
+    write_jsonl(run.predictions, [{**line, "location": line["location"].replace(own_test, sft_test)}
+                                  for line in read_jsonl(run.predictions)])
+    evaluation = json.loads(run.eval_json.read_text(encoding="utf-8"))
+    evaluation["init_from"] = {"run": "sft", "label": "SFT model (x/sft)", "margin": 0.01}
+    evaluation["preference"] = {"pairs": 200, "method": "dpo", "beta": 0.1}
+    write_json(run.eval_json, evaluation)
+    write_jsonl(run.root / "preference_pairs.jsonl", [{"margin": 1.0 if index < 160 else -1.0,
+                                                       "reference_margin": 1.0 if index < 110 else -1.0}
+                                                      for index in range(200)])
+    config = run.config()
+    config = config.model_copy(update={"method": "dpo",
+                                       "model": config.model.model_copy(update={"init_from": sft.root})})
+    return run_gate(config, run, RunInputs(config))
+
+
+def test_a_preference_run_is_gated_on_the_task_it_continues_and_on_its_pairs(make_gated_run):
+    gate = _preference_run(make_gated_run, GOOD)
+    assert [check["name"] for check in gate["checks"]] == [
+        "against_base", "against_init_from", "preference_accuracy", "against_baseline", "calibration", "valid_output",
+        "general_ability", "latency", "export_size"]
+    checks = {check["name"]: check for check in gate["checks"]}
+    assert checks["against_base"]["status"] == "skipped"
+    assert checks["against_base"]["reason"].startswith("model.init_from: the base is the SFT model (")
+    assert checks["against_init_from"]["status"] == "passed" and checks["against_init_from"]["requirement"] == \
+        "not_worse"
+    assert "over the SFT model (" in checks["against_init_from"]["reason"]
+    assert checks["preference_accuracy"]["status"] == "passed"
+    assert checks["preference_accuracy"]["value"] == pytest.approx(0.25)
+    assert gate["passed"] and gate["rows"]["all"] == 100
+
+
+def test_a_preference_run_that_loses_task_accuracy_fails_its_gate(make_gated_run):
+    worse = TRUTHS[:90] + ["ham"] * 10  # 10 spam missed: 0.90 against the SFT model's 0.95
+    gate = _preference_run(make_gated_run, worse)
+    failed = [check["name"] for check in gate["checks"] if check["status"] == "failed"]
+    assert failed == ["against_init_from"] and not gate["passed"]

@@ -250,6 +250,10 @@ def test_a_run_is_needed(tmp_path, run_folder, request_record, write_log, capsys
     text_run = run_folder("text-run", [{"text": f"plain text number {i}"} for i in range(20)])
     with pytest.raises(RunError, match="reads its data as 'text'"):
         export_feedback(logs, tmp_path / "out.jsonl", run=text_run.root)
+    pair_run = run_folder("pair-run", [{"prompt": f"q{i}", "chosen": "a", "rejected": "b"} for i in range(20)])
+    with pytest.raises(RunError, match=r"reads preference pairs, which a prompt and one answer do not make \("
+                                       r"feedback export --pairs writes pairs\)"):
+        export_feedback(logs, tmp_path / "out.jsonl", run=pair_run.root)
 
 
 def test_refused_requests_are_counted_as_what_they_were(tmp_path, mapped_spam_run, request_record, write_log):

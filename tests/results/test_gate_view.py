@@ -66,3 +66,23 @@ def test_lm_eval_tasks_with_each_model_s_standard_error(gate_example):
     check["lm_eval"]["tasks"]["zero_base"] = {"metric": "acc", "base": 0.0, "tuned": 0.1, "kept": None, "rows": 10}
     assert lm_eval_table(check).rows == [["arc_tiny", "acc", "0.5000", "0.4800", "96.0%", "0.0500 / 0.0490", "100"],
                                          ["zero_base", "acc", "0.0000", "0.1000", "–", "not available", "10"]]
+
+
+def test_a_preference_runs_checks_read_as_paired_comparisons_of_their_own_units(gate_example):
+    gate = gate_example(metric="mse", higher_is_better=False)
+    base = gate["checks"][0]
+    pairs = {"all": {"rows": 120, "tuned": 0.8, "other": 0.55, "difference": 0.25, "interval": [0.15, 0.35],
+                     "mcnemar": {"p_value": 1e-6, "tuned_only_right": 34, "other_only_right": 4}}}
+    gate["checks"] = [
+        base | {"name": "against_init_from", "title": "keeps the task of the run it continues from",
+                "requirement": "not_worse", "threshold": 0.01, "other": "base", "value": 0.002,
+                "subsets": {"all": {**base["subsets"]["all"], "difference": 0.002}, "unleaked": None}},
+        {"name": "preference_accuracy", "title": "ranks held-out pairs better than its reference",
+         "status": "passed", "reason": "r", "requirement": "better", "threshold": 0.0, "other": "reference",
+         "value": 0.25, "subsets": pairs}]
+    rows = checks_table(gate).rows
+    assert rows[0][2] == "mse +0.0020" and rows[0][4] == "not worse than base: interval below +0.0100"
+    # Preference accuracy is higher-is-better whatever the task metric is.
+    assert rows[1][2:6] == ["preference accuracy +0.2500", "[+0.1500, +0.3500]", "better than reference: interval "
+                            "above 0", "120 all"]
+    assert [row[0] for row in comparisons_table(gate).rows] == ["base"]  # the task metric's table only

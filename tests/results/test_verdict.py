@@ -64,3 +64,53 @@ def test_a_loss_is_better_lower():
               "baselines": {"mean": {"mse": 1.0}, "tfidf_ridge": {"mse": 0.4}}}
     verdict = run_verdict(result)
     assert verdict.level == "mixed" and "below TF-IDF + ridge regression +0.1000" in verdict.headline
+
+
+# ---- a run that continues from another (model.init_from), and a preference run -------------------------------------
+
+PREFERENCE = {**copy.deepcopy(RESULT), "base": {"accuracy": 0.95},
+              "init_from": {"run": "sft", "label": "SFT model (runs/sft)", "margin": 0.01},
+              "preference": {"pairs": 40, "method": "dpo", "beta": 0.1,
+                             "tuned": {"accuracy": 0.8}, "reference": {"accuracy": 0.55}}}
+
+
+def preference_result(task_accuracy: float, preference_accuracy: float = 0.8) -> dict:
+    result = copy.deepcopy(PREFERENCE)
+    result["tuned"]["accuracy"] = task_accuracy
+    result["preference"]["tuned"]["accuracy"] = preference_accuracy
+    return result
+
+
+def test_a_preference_step_that_keeps_the_task_and_ranks_better_is_good():
+    verdict = run_verdict(preference_result(0.945))  # -0.005: within gate.margin 0.01
+    assert verdict.level == "good"
+    assert verdict.headline.startswith("preference accuracy 0.5500 → 0.8000; accuracy kept vs SFT model (runs/sft) "
+                                       "-0.0050")
+    assert verdict.sentences[0] == "Preference accuracy on 40 held-out pairs: reference 0.5500 → tuned 0.8000."
+
+
+def test_a_preference_step_that_costs_task_accuracy_is_worse_and_says_why():
+    kept, fell = run_verdict(preference_result(0.945)), run_verdict(preference_result(0.9))
+    assert LEVELS.index(fell.level) > LEVELS.index(kept.level) and fell.level == "worse"
+    assert "accuracy fell vs SFT model (runs/sft) -0.0500 (beyond gate.margin 0.0100)" in fell.headline
+    assert any("fell beyond gate.margin" in sentence for sentence in fell.sentences)
+
+
+def test_the_gate_margin_recorded_by_the_evaluation_decides():
+    result = preference_result(0.92)  # -0.03: beyond the recorded gate.margin 0.01, within 0.05
+    assert run_verdict(result).level == "worse"
+    result["init_from"]["margin"] = 0.05
+    assert run_verdict(result).level == "good"
+
+
+def test_preference_accuracy_not_above_the_reference_is_not_good():
+    verdict = run_verdict(preference_result(0.95, preference_accuracy=0.55))
+    assert verdict.level == "mixed" and "(not above the reference)" in verdict.headline
+
+
+def test_an_unmeasured_preference_accuracy_is_not_good_and_says_why():
+    result = preference_result(0.95)
+    result["preference"] = {"skipped": "the run's test split has no preference pairs"}
+    verdict = run_verdict(result)
+    assert verdict.level == "mixed" and verdict.headline.startswith("preference accuracy not measured")
+    assert verdict.sentences[0] == "Preference accuracy not measured: the run's test split has no preference pairs."

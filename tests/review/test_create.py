@@ -13,7 +13,14 @@ from tunesmith.config.review_section import ReviewConfig
 from tunesmith.data.example import Example
 from tunesmith.data.task import Task
 from tunesmith.errors import TunesmithError
-from tunesmith.review.create import Contender, create_review, review_plan, sample_prompts, share_items
+from tunesmith.review.create import (
+    Contender,
+    contenders_of,
+    create_review,
+    review_plan,
+    sample_prompts,
+    share_items,
+)
 from tunesmith.review.export import export_judgments
 from tunesmith.review.store import ReviewConflict, ReviewStore
 from tunesmith.run_dir import RunDir
@@ -180,3 +187,16 @@ def test_classification_plan_keeps_only_the_pairs_that_disagree():
     plan = review_plan(examples, contenders, answers, ReviewConfig(reviewers=["ann"]), CLASSIFICATION)
     assert plan.items == [(0, "t", "base"), (0, "base", "r2"), (1, "t", "r2"), (1, "base", "r2"), (2, "t", "r2"),
                           (2, "base", "r2")]
+
+
+def test_the_base_of_a_run_with_init_from_is_the_run_it_continues_from(tiny_runs):
+    tuned, sft = tiny_runs
+    config = RunDir(tuned).config()
+    # model.init_from set with model_copy: a stand-in until the schema has it (issue 26's other parts)
+    continued = config.model_copy(update={"model": config.model.model_copy(update={"init_from": sft})})
+    contenders = contenders_of(RunDir(tuned), continued, ["base"])
+    assert [(contender.name, contender.role) for contender in contenders] == [("tuned-run", "tuned"),
+                                                                              ("other-run", "run")]
+    assert contenders[1].run.root == sft and contenders[1].source == str(sft)
+    plain = contenders_of(RunDir(tuned), config, ["base"])
+    assert [(contender.name, contender.role) for contender in plain] == [("tuned-run", "tuned"), ("base", "base")]

@@ -36,6 +36,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                  "served.json)")
     q.add_argument("--min-rating", choices=["up", "none"], default="up",
                    help="up (default): only answers rated up or corrected; none: unrated answers too")
+    q.add_argument("--pairs", action="store_true",
+                   help="write prompt/chosen/rejected pairs instead: a correction beats the served answer, an answer "
+                        "rated down loses to an accepted one for the same prompt (what gives no pair is counted)")
     q.add_argument("--overwrite", action="store_true", help="replace OUT when it exists")
 
 
@@ -52,6 +55,19 @@ def _monitor(args: argparse.Namespace) -> int:
 
 def _feedback_export(args: argparse.Namespace) -> int:
     from tunesmith.monitor import export_feedback
+
+    if args.pairs:
+        from tunesmith.errors import ConfigError
+        from tunesmith.monitor.feedback_pairs import export_feedback_pairs
+
+        if args.min_rating != "up":
+            raise ConfigError("--min-rating", "pairs are made of rated and corrected answers only",
+                              "leave out --min-rating with --pairs")
+
+        pairs = export_feedback_pairs(args.log_dir, check_out_target(args.output_path, "OUT"), args.run,
+                                      args.overwrite)
+        print(pairs.render("request"))
+        return pairs.exit_code
 
     result = export_feedback(args.log_dir, check_out_target(args.output_path, "OUT"), args.run, args.min_rating,
                              args.overwrite)

@@ -28,9 +28,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     q.add_argument("--overwrite", action="store_true", help="replace an existing review and its judgments")
     add_set(q, "a review: setting for this review", "review.show_reference=true")
 
-    q = review_commands.add_parser("export", help="write every judgment, models un-blinded, as CSV or JSON Lines")
+    q = review_commands.add_parser("export", help="write every judgment, models un-blinded, as CSV or JSON Lines; "
+                                                  "or, with --pairs, preference pairs to train on")
     q.add_argument("run_dir")
-    q.add_argument("--format", choices=["csv", "jsonl"], required=True)
+    q.add_argument("--format", choices=["csv", "jsonl"], help="csv or jsonl (required without --pairs)")
+    q.add_argument("--pairs", action="store_true",
+                   help="write prompt/chosen/rejected rows: the preferred answer chosen, the other rejected (ties and "
+                        "both-bad left out, counted); JSON Lines, default <run>/review_pairs.jsonl")
     q.add_argument("--out", help="file to write (default: <run>/review_judgments.<format>)")
     q.add_argument("--overwrite", action="store_true", help="replace the file if it exists")
 
@@ -75,8 +79,17 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from tunesmith.review.export import export_judgments
+    from tunesmith.errors import ConfigError
+    from tunesmith.review.export import export_judgments, export_pairs
 
+    if args.pairs:
+        if args.format == "csv":
+            raise ConfigError("--format", "pairs are written as JSON Lines", "leave out --format csv")
+        result = export_pairs(args.run_dir, args.out, args.overwrite)
+        print(result.render("judgment"))
+        return result.exit_code
+    if args.format is None:
+        raise ConfigError("--format", "review export needs --format csv or jsonl (or --pairs)")
     path, count = export_judgments(args.run_dir, args.format, args.out, args.overwrite)
     print(f"{count} judgments: {path}")
     return 0

@@ -30,6 +30,13 @@ class GateConfig(ConfigSection):
     """The tuned model against the best classic baseline (`evaluate.baselines`) on the test rows."""
     against_previous: Requirement = "not_worse"
     """The tuned model against the run in service (`tunesmith gate RUN --against OLD_RUN`)."""
+    against_init_from: Requirement = "not_worse"
+    """A preference run with `model.init_from`: the tuned model against that run's model (its base) on that run's
+    test rows and task; a preference step need not improve the task, but must keep it. Such a run skips
+    `against_base`."""
+    preference_accuracy: Requirement = "better"
+    """A preference run (`method: dpo | orpo | simpo`): its preference accuracy on the held-out pairs against its
+    reference model's own ranking of the same pairs (log p(chosen) > log p(rejected)), paired pair by pair."""
     margin: float = Field(0.01, ge=0.0)
     """Non-inferiority margin of `not_worse`, in the metric's units: the interval's lower end must lie above
     ``-margin``."""
@@ -70,7 +77,8 @@ class GateConfig(ConfigSection):
     """Largest size of the run's export (adapter, or merged model for a full fine-tune), in MiB; null: measured
     only."""
 
-    @field_validator("against_base", "against_baseline", "against_previous", mode="before")
+    @field_validator("against_base", "against_baseline", "against_previous", "against_init_from", "preference_accuracy",
+                     mode="before")
     @classmethod
     def _off_read_as_false(cls, value):
         # YAML 1.1 reads a bare `off` (in a file or `--set gate.against_base=off`) as false.

@@ -106,7 +106,42 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
         raise ConfigError("", f"{path} must hold a mapping of sections (model, data, train, ...)")
     raw = apply_overrides(raw, overrides or [])
     _resolve_paths(raw, RunConfig, path)
-    return validate_config(raw)
+    return with_init_from(validate_config(raw))
+
+
+INIT_FROM_HINT = "give the folder of a finished tunesmith run (runs/<name>)"
+
+
+def with_init_from(config: RunConfig) -> RunConfig:
+    """``config`` with its model settings taken from the `model.init_from` run (`ModelConfig.continuing`); a
+    `ConfigError` naming model.init_from when that folder is no run that finished training. Its weights (intact,
+    no circle of runs) are checked where they load (`tunesmith.models.init_from`)."""
+    folder = config.model.init_from
+    if folder is None:
+        return config
+    if config.method == "qlora":
+        raise ConfigError("model.init_from", "qlora quantizes its base as the weights load, and a run's merged "
+                          "weights are built in memory", "continue from a run with method: lora (or dora)")
+    saved = Path(folder) / "config.yaml"
+    if not Path(folder).is_dir():
+        raise ConfigError("model.init_from", f"{folder} does not exist", INIT_FROM_HINT)
+    if not saved.is_file():
+        raise ConfigError("model.init_from", f"{folder} is not a tunesmith run folder (no config.yaml)", INIT_FROM_HINT)
+    try:
+        raw = read_yaml(saved.read_text(encoding="utf-8"), str(saved))
+        if not isinstance(raw, dict):
+            raise ValueError("it does not hold a mapping of sections")
+        source = validate_config(raw)
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError, ConfigError) as exc:
+        raise ConfigError("model.init_from", f"{saved} cannot be read: {' '.join(str(exc).split())}",
+                          INIT_FROM_HINT) from None
+    # RunDir.train_summary (run_dir sits above config): written when training ends. A folder that holds a config
+    # of the user's own lacks it too, so the hint covers both.
+    if not (Path(folder) / "train_summary.json").is_file():
+        raise ConfigError("model.init_from", f"{folder} is not a finished tunesmith run (no train_summary.json)",
+                          f"give a run that finished training; one that stopped goes on with `tunesmith train "
+                          f"{saved} --resume --run-dir {folder}`")
+    return config.model_copy(update={"model": config.model.continuing(source.model)})
 
 
 def _resolve_paths(raw: Any, model: type[ConfigSection], config_path: Path) -> None:

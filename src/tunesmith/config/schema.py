@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from tunesmith.config.evaluate_section import EvaluateConfig
 from tunesmith.config.gate_section import GateConfig
 from tunesmith.config.monitor_section import MonitorConfig, ServeConfig
+from tunesmith.config.preference_section import PreferenceConfig
 from tunesmith.config.rag_section import RagConfig
 from tunesmith.config.review_section import ReviewConfig
 from tunesmith.config.section import ConfigSection, RelativeToConfig, Resumable, RunFolderSetting
@@ -24,6 +25,7 @@ from tunesmith.config.vocabulary import (
     Method,
     RowFormat,
     TemplateName,
+    is_preference,
 )
 from tunesmith.errors import ConfigError
 
@@ -60,6 +62,29 @@ class ModelConfig(ConfigSection):
     """How conversations are rendered: `model` (the tokenizer's own template), a built-in (`chatml`, `llama-3`,
     `alpaca`, `plain`) for models without one, or the path of a Jinja template file (relative to the config
     file). Training, evaluation, chat and export all use the same template."""
+    init_from: Annotated[str | None, RelativeToConfig()] = None
+    """A finished tunesmith run to continue from (typically an SFT LoRA run, before `method: dpo`), relative to the
+    config file. Its best weights (its adapter merged into its base, or a full run's weights) are the weights this
+    run starts from, and what every stage of this run calls the base model: evaluation's base column, the gate,
+    export's merge, serve, chat. `name` and `revision` are that run's (leave them out: a different `name` is an
+    error), and so are `chat_template` and `trust_remote_code` unless set here. The run folder records a
+    fingerprint of those weights, and resuming, evaluating or exporting this run is refused once they changed.
+    Chains work: the run may itself continue from another."""
+
+    def continuing(self, source: ModelConfig) -> ModelConfig:
+        """These settings as a run continuing from the `init_from` run (whose `model` settings are ``source``)
+        takes them: that run's model, and its chat template and trust_remote_code
+        where this config does not set them."""
+        given = self.model_fields_set
+        for key in ("name", "revision"):
+            if key in given and getattr(self, key) != getattr(source, key):
+                raise ConfigError("model.init_from", f"{self.init_from} was trained from {key} "
+                                  f"{getattr(source, key)!r}, and model.{key} says {getattr(self, key)!r}",
+                                  f"leave model.{key} out: a run that continues another takes its model")
+        inherited = {"name": source.name, "revision": source.revision}
+        inherited.update({key: getattr(source, key) for key in ("chat_template", "trust_remote_code")
+                          if key not in given})
+        return self.model_copy(update=inherited)
 
 
 class SplitConfig(ConfigSection):
@@ -84,7 +109,8 @@ class CheckConfig(ConfigSection):
     imbalance_ratio: float = Field(10.0, gt=1.0)
     """Report label imbalance when the most common label has this many times the rows of the rarest."""
     drop: list[FindingKind] = Field(
-        default_factory=lambda: ["empty_output", "duplicate", "conflicting_label", "copied_input", "unreadable"])
+        default_factory=lambda: ["empty_output", "duplicate", "conflicting_label", "copied_input", "unreadable",
+                                 "identical_pair", "empty_side"])
     """Finding kinds that `tunesmith data clean` removes (the first row of each duplicate group is kept)."""
 
     @field_validator("drop")
@@ -132,10 +158,11 @@ class DataConfig(ConfigSection):
     format: Literal["auto", RowFormat] = "auto"
     """Row format. `auto` detects it from the keys of the first row. `messages` also reads OpenAI fine-tuning
     JSONL (an assistant turn with `weight: 0` is context, not learned); `sharegpt` reads `conversations` of
-    `{from, value}` turns."""
+    `{from, value}` turns; `preference` reads `prompt`/`chosen`/`rejected` pairs (detected from `chosen` and
+    `rejected`), and a prompt's pairs stay in one split."""
     columns: dict[str, str] = Field(default_factory=dict)
     """Map tunesmith's field names to yours, e.g. `{text: sms, label: category}`. Fields: instruction, input,
-    output, messages, conversations, prompt, completion, text, label, target, system."""
+    output, messages, conversations, prompt, completion, text, label, target, system, chosen, rejected."""
     label_names: list[str] | None = None
     """Names of integer labels in order (label 0 is the first name). Also fixes the label set and its order."""
     instruction: str | None = None
@@ -346,9 +373,15 @@ class RunConfig(ConfigSection):
     often closer to full fine-tuning); `qlora` trains LoRA adapters on a base quantized to 4-bit NF4 (bitsandbytes,
     double quantization, bf16 compute), for models too large for memory otherwise: it needs a CUDA GPU and
     `pip install bitsandbytes`, and export merges the adapter into the unquantized base; `full` trains every
-    weight."""
+    weight. `dpo`, `orpo` and `simpo` train a LoRA adapter on preference pairs (`data.format: preference`: a
+    prompt, a chosen and a rejected answer) instead of answers to imitate, with the losses of the `preference:`
+    section: `dpo` against the reference policy (the model without the new adapter: the base, or the `init_from`
+    SFT model), `orpo` (the chosen answer's likelihood plus an odds-ratio term, no reference) and `simpo` (a
+    length-normalized margin, no reference)."""
     lora: LoraConfig = Field(default_factory=LoraConfig)
-    """Adapter settings (used by `lora`, `dora` and `qlora`)."""
+    """Adapter settings (used by `lora`, `dora`, `qlora`, `dpo`, `orpo` and `simpo`)."""
+    preference: PreferenceConfig = Field(default_factory=PreferenceConfig)
+    """The losses of the preference methods (`dpo`, `orpo`, `simpo`); other methods ignore it."""
     train: TrainConfig = Field(default_factory=TrainConfig)
     """Optimization settings."""
     distributed: Annotated[DistributedConfig, Resumable()] = Field(default_factory=DistributedConfig)
@@ -377,4 +410,21 @@ class RunConfig(ConfigSection):
     def _val_metrics_of_the_task(self) -> "RunConfig":
         if self.evaluate.task != "auto":
             self.train.check_val_metrics(self.evaluate.task)
+        return self
+
+    @model_validator(mode="after")
+    def _preference_settings(self) -> "RunConfig":
+        if not is_preference(self.method):
+            return self
+        if self.train.packing:
+            # A pair's two sequences share one prompt and are scored as a whole (log-probability sums), and
+            # the step normalizer counts pairs: packed rows would need per-row sums out of packed sequences.
+            raise ConfigError("train.packing", f"method {self.method} trains on padded pairs, not packed rows",
+                              "set train.packing: false")
+        if self.data.streaming:
+            raise ConfigError("data.streaming", f"method {self.method} reads its pairs into memory; streaming is for "
+                              "supervised rows", "set data.streaming: false")
+        if self.method == "orpo" and self.preference.label_smoothing:
+            raise ConfigError("preference.label_smoothing", "orpo's odds-ratio loss has no label smoothing",
+                              "set preference.label_smoothing: 0, or use method: dpo or simpo")
         return self

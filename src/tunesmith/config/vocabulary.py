@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-RowFormat = Literal["alpaca", "messages", "sharegpt", "prompt_completion", "classification", "regression", "text"]
+RowFormat = Literal["alpaca", "messages", "sharegpt", "prompt_completion", "classification", "regression", "text",
+                    "preference"]
 ROW_FORMATS: dict[str, tuple[str, str]] = {
     "alpaca": ("instruction, input (optional), output", "user: instruction (+ input) → assistant: output"),
     "messages": ("messages: [{role, content}, …] (also OpenAI fine-tuning JSONL); tool calling: tools, "
@@ -24,6 +25,10 @@ ROW_FORMATS: dict[str, tuple[str, str]] = {
                        "user: instruction + text → assistant: label name"),
     "regression": ("text, target/score/label (number)", "user: instruction + text → assistant: the number"),
     "text": ("text", "plain language modelling on the whole text"),
+    "preference": ("prompt (string or [{role, content}, …]), chosen, rejected (each a string, an assistant message, "
+                   "or a list of one: TRL's conversational shape), optional system",
+                   "a pair: the prompt → the chosen answer and the rejected one (for `dpo`, `orpo`, `simpo`); "
+                   "supervised methods learn the chosen answer"),
 }
 """Format → (the keys it reads, the conversation it becomes)."""
 
@@ -31,17 +36,28 @@ TemplateName = Literal["model", "chatml", "llama-3", "alpaca", "plain"]
 """`model.chat_template` values that name a template rather than a Jinja file: the tokenizer's own, or a
 built-in (`tunesmith.models.templates`)."""
 
-Method = Literal["lora", "dora", "qlora", "full"]
+Method = Literal["lora", "dora", "qlora", "full", "dpo", "orpo", "simpo"]
 METHODS: dict[str, str] = {
     "lora": "LoRA",
     "dora": "DoRA",
     "qlora": "QLoRA (4-bit NF4 base)",
     "full": "full fine-tune",
+    "dpo": "DPO (LoRA)",
+    "orpo": "ORPO (LoRA)",
+    "simpo": "SimPO (LoRA)",
 }
 """Training method → how reports and model cards name it."""
-ADAPTER_METHODS = ("lora", "dora", "qlora")
+PREFERENCE_METHODS = ("dpo", "orpo", "simpo")
+"""Methods that train on preference pairs (`data.format: preference`) rather than on answers to imitate. They train a
+LoRA adapter (the `lora:` section), so the reference policy of `dpo` is the model with that adapter disabled."""
+ADAPTER_METHODS = ("lora", "dora", "qlora", *PREFERENCE_METHODS)
 """Methods that train a PEFT adapter on a frozen base: their checkpoints are adapter folders, loaded onto the base
 and merged into it on export. `full` checkpoints are whole model folders."""
+
+
+def is_preference(method: str) -> bool:
+    """Whether `method` trains on preference pairs (see `PREFERENCE_METHODS`)."""
+    return method in PREFERENCE_METHODS
 
 
 def uses_adapter(method: str) -> bool:
@@ -64,6 +80,7 @@ DEFAULT_GGUF_QUANT = "f16"
 FindingKind = Literal[
     "unreadable", "truncated", "empty_output", "duplicate", "near_duplicate", "leakage", "conflicting_label",
     "label_imbalance", "copied_input", "length_outlier", "non_printable", "template", "tool_call",
+    "identical_pair", "empty_side", "gold_leakage",
 ]
 FINDING_KINDS: dict[str, str] = {
     "unreadable": "rows that cannot be read (bad JSON, missing keys, wrong types, a conversation without a user "
@@ -93,6 +110,13 @@ FINDING_KINDS: dict[str, str] = {
     "tool_call": "a tool call the row's declared `tools` do not allow: an undeclared function, arguments that do not "
                  "match its `parameters` JSON schema, or a tool result whose `tool_call_id` answers no call before "
                  "it (a tool result with no call before it at all is unreadable)",
+    "identical_pair": "a preference pair whose chosen and rejected answers are the same text (ignoring surrounding "
+                      "whitespace): it teaches nothing",
+    "empty_side": "a preference pair whose chosen or rejected answer is empty or whitespace-only",
+    "gold_leakage": "a preference pair whose prompt (compared as `near_duplicate` normalizes text, without system "
+                    "turns) is a prompt of the gold test set: the test split of the `model.init_from` run, on "
+                    "which the run's task metrics are re-measured (a validation or test pair whose prompt is in "
+                    "this run's train split is `leakage`)",
 }
 WHOLE_DATA_FINDINGS = ("label_imbalance", "template")
 """Findings about the data as a whole rather than about rows: `data clean` has no rows to drop for them."""

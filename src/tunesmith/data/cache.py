@@ -75,12 +75,14 @@ def hash_file(digest, path: Path) -> None:
 
 def examples_fingerprint(examples: list[Example]) -> str:
     """sha256 of the rows, in order: every field of each (conversation, location, label, target, meta such as
-    a row's several references, which scoring reads). Why besides the files: a caller can hand `train` any
-    `Splits` (tests, notebooks), and rows that do not come from the configured files must not hit an entry
-    made from them. One pass of sha256 over the rows' JSON: small beside tokenizing them."""
+    a row's several references, which scoring reads; a preference pair's rejected answer). Why besides the files:
+    a caller can hand `train` any `Splits` (tests, notebooks), and rows that do not come from the configured files
+    must not hit an entry made from them. One pass of sha256 over the rows' JSON: small beside tokenizing them."""
     digest = hashlib.sha256()
     for start in range(0, len(examples), 10_000):
+        # A pair's rejected answer only when there is one: the keys of every other row stay as they were.
         chunk = [[example.location, example.messages, example.label, example.target, example.meta]
+                 + ([example.rejected] if example.rejected is not None else [])
                  for example in examples[start : start + 10_000]]
         digest.update(json.dumps(chunk, ensure_ascii=False, default=str).encode())
     return digest.hexdigest()

@@ -20,13 +20,17 @@ class Example:
 
     ``location`` is ``FILE:LINE`` of the row it came from, so every later finding can point at the input.
     ``label`` is set for classification rows (the label name, equal to the last assistant content);
-    ``target`` for regression rows (the number, whose text is the last assistant content).
+    ``target`` for regression rows (the number, whose text is the last assistant content); ``rejected`` for
+    preference rows (the losing answer; the chosen one is the last assistant turn).
     """
 
     messages: tuple[Message, ...]
     location: str
     label: str | None = None
     target: float | None = None
+    rejected: Message | None = None
+    """Preference rows only: the assistant turn that lost to the last turn of ``messages`` (the chosen one), for
+    the same prompt (`prompt_messages`)."""
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property

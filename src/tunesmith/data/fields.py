@@ -8,6 +8,7 @@ Every problem is a `DataError` naming the row's FILE:LINE and, where it helps, t
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import re
 from collections.abc import Iterable
@@ -106,6 +107,20 @@ def target_key(row: Row, columns: dict[str, str]) -> str | None:
     return next((key for key in TARGET_KEYS if key in row.data), None)
 
 
+def pair_prompt_key(row: Row, columns: dict[str, str]) -> str:
+    """A preference row's prompt as text equal for every row of the same prompt: its prompt (a string as the one
+    user turn it is; without a prompt, the turns before the chosen answer) and its system field, as written.
+    `tunesmith.data.splits.carve` keeps the rows of one key in one split."""
+    prompt = row.data.get(key_of("prompt", columns))
+    chosen = row.data.get(key_of("chosen", columns))
+    if prompt is None and isinstance(chosen, list):
+        prompt = chosen[:-1]
+    if isinstance(prompt, str):
+        prompt = [{"role": "user", "content": prompt}]
+    return json.dumps([prompt, row.data.get(key_of("system", columns))], sort_keys=True, ensure_ascii=False,
+                      default=str)
+
+
 def _is_fractional(value: Any) -> bool:
     """True for a value written with a decimal point: a float (even 5.0: STS-B's first score) or "3.8" (CSV)."""
     if isinstance(value, float):
@@ -117,7 +132,10 @@ def _is_fractional(value: Any) -> bool:
 
 
 def detect_format(row: Row, columns: dict[str, str]) -> str:
-    """The format a row's keys say (after the ``data.columns`` mapping)."""
+    """The format a row's keys say (after the ``data.columns`` mapping). A chosen and a rejected answer make a
+    preference row whatever else the row holds (TRL's rows may carry ``messages``-like prompts)."""
+    if has_field(row, "chosen", columns) and has_field(row, "rejected", columns):
+        return "preference"
     if has_field(row, "messages", columns):
         return "messages"
     if has_field(row, "conversations", columns):

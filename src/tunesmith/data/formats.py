@@ -16,6 +16,11 @@ the manual's table (docs/data.md) is generated from `tunesmith.config.vocabulary
 - ``classification``: text, label (a name, or an int index into ``data.label_names``)
 - ``regression``: text, target (a number; also read from ``score``, ``value`` or a float ``label``)
 - ``text``: text (plain text to learn in full)
+- ``preference``: prompt, chosen, rejected. The prompt is a string (one user turn) or a list of {role, content}
+  turns ending before the answers; each answer is a string, an assistant message, or a list of one assistant
+  message (TRL's conversational shape). Without a prompt, chosen and rejected may be whole conversations that
+  share every turn before their answers (TRL's implicit prompt). The example's last turn is the chosen answer and
+  `Example.rejected` the rejected one; an empty answer is read (the data check reports it as ``empty_side``).
 
 Conversations may have many turns: every assistant turn is kept and learned (except weight-0 ones); a user turn
 comes before the first assistant turn (a reply needs a prompt), and the last turn must be an assistant turn to
@@ -55,6 +60,8 @@ SHAREGPT_ROLES = {
     "system": "system", "function_call": "assistant", "observation": "tool", "tool": "tool",
 }
 """ShareGPT's `from` values and the role each one is."""
+
+PAIR_SIDES = ("chosen", "rejected")
 
 DEFAULT_CLASSIFICATION_INSTRUCTION = "Classify the following text. Answer with one of: {labels}."
 DEFAULT_REGRESSION_INSTRUCTION = "Rate the following text. Answer with a number."
@@ -144,9 +151,20 @@ def _text(row: Row, config: DataConfig, labels: list[str] | None) -> Example:
     return _conversation(row, config, "", _text_of(row, config, "text"))
 
 
+def _preference(row: Row, config: DataConfig, labels: list[str] | None) -> Example:
+    columns = config.columns
+    if key_of("prompt", columns) in row.data or not _whole_conversations(row, columns):
+        prompt = _pair_prompt(row, columns)
+        chosen, rejected = (_pair_answer(row, columns, side) for side in PAIR_SIDES)
+    else:
+        prompt, chosen, rejected = _implicit_prompt(row, columns)
+    example = Example(messages=(*prompt, chosen), location=row.location, rejected=rejected)
+    return _with_system(example, _system_prompt(row, config))
+
+
 CONVERTERS: dict[str, Converter] = {
     "alpaca": _alpaca, "messages": _messages, "sharegpt": _sharegpt, "prompt_completion": _prompt_completion,
-    "classification": _classification, "regression": _regression, "text": _text,
+    "classification": _classification, "regression": _regression, "text": _text, "preference": _preference,
 }
 """One converter per `RowFormat` (a test keeps the two in step)."""
 
@@ -322,6 +340,86 @@ def _tool_results_follow_calls(row: Row, key: str, messages: tuple[Message, ...]
             raise DataError(row.file, row.line, f"{key}[{index}] is a tool result with no assistant tool call "
                             "before it", "put the assistant turn whose tool_calls it answers before it")
         calling = bool(message.get("tool_calls")) or (calling and message["role"] == "tool")
+
+
+# ---- pieces of a preference pair --------------------------------------------------------------------------------
+
+
+def _pair_prompt(row: Row, columns: dict[str, str]) -> tuple[Message, ...]:
+    """The turns both answers reply to: a string is one user turn; a list is read as `messages` turns are."""
+    key = key_of("prompt", columns)
+    value = required_value(row, "prompt", columns, "preference")
+    if isinstance(value, str):
+        if not value.strip():
+            raise DataError(row.file, row.line, f"key {key!r} is empty (format preference)")
+        return ({"role": "user", "content": value},)
+    if not isinstance(value, list) or not value:
+        raise DataError(row.file, row.line, f"key {key!r} must be a string or a non-empty list of {{role, content}} "
+                        f"objects, got {type(value).__name__} {preview(value)}")
+    turns = tuple(_message(row, key, index, turn, "messages") for index, turn in enumerate(value))
+    if not any(turn["role"] == "user" for turn in turns):
+        raise DataError(row.file, row.line, f"key {key!r} has no user turn", "a prompt needs the user turn the "
+                        "answers reply to")
+    if turns[-1]["role"] == "assistant":
+        raise DataError(row.file, row.line, f"key {key!r} ends with an assistant turn; a prompt ends before the "
+                        "answers", "put the answers in chosen and rejected, not in the prompt")
+    _tool_results_follow_calls(row, key, turns)
+    return turns
+
+
+def _pair_answer(row: Row, columns: dict[str, str], side: str) -> Message:
+    """One answer of a pair: a string, an assistant message, or a list of one (TRL's conversational shape)."""
+    key = key_of(side, columns)
+    value = required_value(row, side, columns, "preference")
+    if isinstance(value, list):
+        if len(value) != 1:
+            raise DataError(row.file, row.line, f"key {key!r} must hold one assistant message, got a list of "
+                            f"{len(value)}", "the turns before the answer go in prompt")
+        return _answer_message(row, f"{key}[0]", value[0])
+    return _answer_message(row, key, value)
+
+
+def _answer_message(row: Row, where: str, value: Any) -> Message:
+    if isinstance(value, str):
+        return {"role": "assistant", "content": value}
+    if not isinstance(value, dict):
+        raise DataError(row.file, row.line, f"{where} must be a string or an assistant message, got "
+                        f"{type(value).__name__} {preview(value)}")
+    role, content = value.get("role", "assistant"), value.get("content")
+    if role != "assistant":
+        raise DataError(row.file, row.line, f"{where} has role {preview(role)}; an answer is an assistant turn")
+    if value.get("tool_calls"):
+        raise DataError(row.file, row.line, f"{where} calls tools; the answers of a preference pair are text",
+                        "leave the pair out, or write its answers as text")
+    if not isinstance(content, str):
+        raise DataError(row.file, row.line, f"{where}.content must be a string, got {type(content).__name__}")
+    return {"role": "assistant", "content": content}
+
+
+def _whole_conversations(row: Row, columns: dict[str, str]) -> bool:
+    """Both answers are conversations of several turns (TRL's implicit prompt), not answers alone."""
+    return all(isinstance(row.data.get(key_of(side, columns)), list) and len(row.data[key_of(side, columns)]) > 1
+               for side in PAIR_SIDES)
+
+
+def _implicit_prompt(row: Row, columns: dict[str, str]) -> tuple[tuple[Message, ...], Message, Message]:
+    """The prompt both conversations share (every turn before their last), and their last turns as the answers."""
+    chosen_key, rejected_key = (key_of(side, columns) for side in PAIR_SIDES)
+    chosen = [_message(row, chosen_key, index, turn, "messages") for index, turn in enumerate(row.data[chosen_key])]
+    rejected = [_message(row, rejected_key, index, turn, "messages")
+                for index, turn in enumerate(row.data[rejected_key])]
+    if chosen[:-1] != rejected[:-1]:
+        raise DataError(row.file, row.line, f"{chosen_key!r} and {rejected_key!r} differ before their last turns; "
+                        "the two answers of a pair reply to one prompt", "give the prompt as its own key")
+    prompt = tuple(chosen[:-1])
+    if not any(turn["role"] == "user" for turn in prompt):
+        raise DataError(row.file, row.line, f"{chosen_key!r} has no user turn before its answer",
+                        "a prompt needs the user turn the answers reply to")
+    _tool_results_follow_calls(row, chosen_key, prompt)
+    last = len(chosen) - 1
+    answers = (_answer_message(row, f"{chosen_key}[{last}]", chosen[-1]),
+               _answer_message(row, f"{rejected_key}[{len(rejected) - 1}]", rejected[-1]))
+    return prompt, *answers
 
 
 def _instruction(config: DataConfig, default: str) -> str:

@@ -23,16 +23,17 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections.abc import Callable
 from dataclasses import replace
 
 from tunesmith.config.schema import DataConfig, SourceConfig, SplitConfig
 from tunesmith.data.example import MIXED_FORMAT, Example, Splits
-from tunesmith.data.fields import infer_format_and_labels, sort_labels
+from tunesmith.data.fields import detect_format, infer_format_and_labels, pair_prompt_key, sort_labels
 from tunesmith.data.formats import convert_rows
 from tunesmith.data.readers import iter_rows, read_rows
 from tunesmith.data.rows import OnError, Row
 from tunesmith.data.stream import require_streamable
-from tunesmith.errors import ConfigError
+from tunesmith.errors import ConfigError, DataError
 
 SPLITS = ("train", "validation", "test")
 
@@ -68,6 +69,9 @@ def load_heldout_splits(config: DataConfig) -> Splits:
     ``train`` stays empty: its rows are streamed by `stream.stream_train_rows`."""
     require_streamable(config)
     fmt, labels = streamed_format_and_labels(config)
+    if fmt == "preference":
+        raise ConfigError("data.streaming", "preference pairs are tokenized and held in memory, not streamed",
+                          "turn data.streaming off")
     held_out = {name: convert_rows({name: read_rows(getattr(config, name))}, config, fmt=fmt, labels=labels)[0][name]
                 for name in ("validation", "test")}
     return Splits(train=[], validation=held_out["validation"][: config.max_eval_rows],
@@ -85,14 +89,16 @@ def streamed_format_and_labels(config: DataConfig) -> tuple[str, list[str] | Non
 
 def _rows_by_split(config: DataConfig, on_error: OnError | None) -> tuple[dict[str, list[Row]], dict[str, str]]:
     if config.path is not None:
-        rows, carved = carve(read_rows(config.path, on_error), config.split, ["validation", "test"], "data.path")
+        read = read_rows(config.path, on_error)
+        rows, carved = carve(read, config.split, ["validation", "test"], "data.path", pair_groups(read, config))
         return {"train": rows, **carved}, dict.fromkeys(SPLITS, config.path)
     given = {"train": config.train, "validation": config.validation, "test": config.test}
     files = {name: path for name, path in given.items() if path is not None}
     rows = {name: read_rows(path, on_error) for name, path in files.items()}
     missing = [name for name in SPLITS if name not in rows]
     if missing:
-        rows["train"], carved = carve(rows["train"], config.split, missing, "data.train")
+        rows["train"], carved = carve(rows["train"], config.split, missing, "data.train",
+                                      pair_groups(rows["train"], config))
         rows.update(carved)
         files.update(dict.fromkeys(missing, config.train))
     return {name: rows[name] for name in SPLITS}, files
@@ -127,7 +133,8 @@ def _load_sources(config: DataConfig, on_error: OnError | None) -> Splits:
         settings = source_config(config, source)
         rows = read_rows(source.path, on_error)
         fmt, labels = infer_format_and_labels(rows, settings, lenient=on_error is not None)
-        train, held_out = carve(rows, config.split, carved, f"data.sources[{index}].path")
+        train, held_out = carve(rows, config.split, carved, f"data.sources[{index}].path",
+                                pair_groups(rows, settings, fmt))
         read.append((source, settings, fmt, labels, len(rows), {"train": train, **held_out}))
     # A held-out file is read as `data.train` reads one: in the sources' format when they share one.
     formats = {fmt for _, _, fmt, _, _, _ in read}
@@ -179,12 +186,16 @@ def _unique_key(path: str, taken: dict) -> str:
 # ---- seeded selection: pure functions of their arguments -------------------------------------------------------
 
 
-def carve(rows: list[Row], split: SplitConfig, names: list[str], where: str) -> tuple[list[Row], dict[str, list[Row]]]:
+def carve(rows: list[Row], split: SplitConfig, names: list[str], where: str,
+          group: Callable[[Row], str] | None = None) -> tuple[list[Row], dict[str, list[Row]]]:
     """Hold out ``split.<name>`` fractions of ``rows`` for each name: ``(the rest, {name: held-out rows})``.
 
     One `random.Random(split.seed)` shuffle decides every row's split, so the same seed and file always give
     the same, disjoint splits. A fraction of 0 gives an empty split; a positive one must give at least one row.
-    ``where`` names the rows' config key in errors.
+    ``where`` names the rows' config key in errors. With ``group`` (`pair_groups`) the rows of one group move
+    together: the shuffle orders the groups, and a held-out split takes whole groups until it has its share of
+    rows (so it may hold a few more). Why: the pairs of one prompt in train and test would let a model score
+    on a prompt it trained on.
     """
     total = len(rows)
     counts = {name: _share(total, getattr(split, name)) for name in names}
@@ -200,15 +211,50 @@ def carve(rows: list[Row], split: SplitConfig, names: list[str], where: str) -> 
             "data.split", f"holding out {' + '.join(map(str, counts.values()))} rows leaves none of the {total} "
             f"rows of {where} to train on", "lower the split fractions or add rows",
         )
-    order = list(range(total))
+    # One unit per row without groups: the shuffle is then exactly the ungrouped one, row by row.
+    units = list(_groups(rows, group).values()) if group is not None else [[index] for index in range(total)]
+    order = list(range(len(units)))
     random.Random(split.seed).shuffle(order)
     held_out: dict[str, list[Row]] = {}
     start = 0
     for name, count in counts.items():
-        held_out[name] = [rows[index] for index in sorted(order[start : start + count])]
-        start += count
-    remaining = [rows[index] for index in sorted(order[start:])]
+        taken: list[int] = []
+        while len(taken) < count and start < len(order):
+            taken += units[order[start]]
+            start += 1
+        held_out[name] = [rows[index] for index in sorted(taken)]
+    remaining = [rows[index] for index in sorted(index for unit in order[start:] for index in units[unit])]
+    if not remaining:
+        raise ConfigError(
+            "data.split", f"the {len(units)} prompts of {where} cannot be held out without leaving none to train on "
+            "(the pairs of one prompt stay in one split)", "lower the split fractions or add prompts")
     return remaining, held_out
+
+
+def _groups(rows: list[Row], group: Callable[[Row], str]) -> dict[str, list[int]]:
+    """Row indices by group, the groups in order of their first row."""
+    found: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        found.setdefault(group(row), []).append(index)
+    return found
+
+
+def pair_groups(rows: list[Row], config: DataConfig, fmt: str | None = None) -> Callable[[Row], str] | None:
+    """How `carve` groups ``rows``: by prompt for preference rows (``fmt``, else ``data.format``, else detected
+    from the first row whose format can be told), not at all for other formats."""
+    if fmt is None:
+        fmt = config.format if config.format != "auto" else next(
+            (found for row in rows if (found := _format_or_none(row, config.columns))), None)
+    if fmt != "preference":
+        return None
+    return lambda row: pair_prompt_key(row, config.columns)
+
+
+def _format_or_none(row: Row, columns: dict[str, str]) -> str | None:
+    try:
+        return detect_format(row, columns)
+    except DataError:
+        return None  # converting the row reports it
 
 
 def _share(total: int, fraction: float) -> int:

@@ -6,7 +6,8 @@ An entry is `cache_dir()/eval/<key>/` holding `entry.json` (the metrics, when th
 key was made of, readable) and `predictions.jsonl` (one record per test row, as `evaluate_model` returns them:
 eval.json, predictions.jsonl and the unleaked scores are all made from these). The key is a sha256 over
 everything that decides the scores (`key_ingredients`): the base model's weights and config files
-(`model_fingerprint`), the dtype and device type it runs in, the tokenizer and chat template, the test rows with
+(`base_fingerprint`: for a run with `model.init_from`, that run's best weights too, so the plain base's entry is never
+taken for the SFT model's), the dtype and device type it runs in, the tokenizer and chat template, the test rows with
 every field in order (so also the instruction and system prompt, which are in their messages), the task and
 labels, the `evaluate.*` settings that change scores, `data.max_length` (the loss truncates at it), the torch and
 transformers versions, and `EVAL_CODE_VERSION`. An entry is written whole or not at all (`staged_folder`); one that
@@ -33,8 +34,9 @@ from tunesmith.data.example import Example
 from tunesmith.data.task import Task
 from tunesmith.errors import RunError
 from tunesmith.json_files import read_json, read_jsonl, write_json, write_jsonl
-from tunesmith.models import cache_dir, model_folder, pick_dtype
-from tunesmith.models.fingerprint import model_fingerprint, tokenizer_fingerprint
+from tunesmith.models import cache_dir, pick_dtype
+from tunesmith.models.fingerprint import tokenizer_fingerprint
+from tunesmith.models.init_from import base_fingerprint
 
 log = logging.getLogger("tunesmith")
 
@@ -75,7 +77,7 @@ def key_ingredients(config: RunConfig, tokenizer, examples: list[Example], task:
     device = distributed.device()
     return {
         "evaluation_code": EVAL_CODE_VERSION,
-        "model": model_fingerprint(model_folder(config.model)),
+        "model": base_fingerprint(config.model),  # with model.init_from, that run's weights too
         "dtype": str(pick_dtype(config.model.dtype, device)),
         "device": device.type,
         "tokenizer": tokenizer_fingerprint(tokenizer),

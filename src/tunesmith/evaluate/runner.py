@@ -20,6 +20,7 @@ from tunesmith.document import is_number
 from tunesmith.errors import ConfigError, DataError, RunError
 from tunesmith.evaluate.baselines import BaselineResult, baseline_scores, run_baselines
 from tunesmith.evaluate.cache import evaluation_key, key_ingredients, load_evaluation, store_evaluation
+from tunesmith.evaluate.preference import evaluate_preference, preference_method, task_inputs
 from tunesmith.evaluate.reference import (
     build_reference,
     novelty_unavailable,
@@ -28,7 +29,8 @@ from tunesmith.evaluate.reference import (
 )
 from tunesmith.evaluate.tasks import evaluate_model, select_metrics
 from tunesmith.json_files import read_json, read_jsonl, write_json, write_jsonl
-from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
+from tunesmith.models import load_base_model, load_tokenizer, load_tuned_model
+from tunesmith.models.init_from import check_init_from
 from tunesmith.predict.answers import task_metrics
 from tunesmith.results.comparison import fingerprint_rows
 from tunesmith.run_dir import RunDir, locked
@@ -53,6 +55,10 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
     reliability bins before and after it, or why there are none (`tunesmith.evaluate.reference`, which also writes
     reference.json and the novelty index unless `evaluate.reference` is off).
 
+    A preference run (`method: dpo | orpo | simpo`, `tunesmith.evaluate.preference`) also holds ``preference``: its
+    test pairs ranked by the tuned model and by its reference; with `model.init_from` the task block is measured on
+    that run's test rows with its task and settings, base = its model (``init_from`` names it, ``columns`` labels it).
+
     ``test_set`` names the test rows (`tunesmith.results.comparison.fingerprint_rows` of their prompts and
     references): runs compared side by side are ranked only when they were scored on the same rows.
 
@@ -63,8 +69,16 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
     """
     distributed.start(config.distributed.timeout_minutes)
     run.best_weights()  # fail before spending minutes on the base model
+    check_init_from(run, config)  # and its init_from run's weights unchanged (they are its base model)
     distributed.barrier()  # rank 0 finished any interrupted replacement of the best weights
     include_base = config.evaluate.compare_base if include_base is None else include_base
+    preference_examples = inputs.splits.test if preference_method(config) else None
+    own_config = config
+    config, inputs, init_from = task_inputs(config, inputs)  # fails before any model loads
+    preference = None
+    if preference_examples is not None:
+        preference = evaluate_preference(own_config, run, preference_examples)
+        _free_memory()
     splits, task = inputs.splits, inputs.task
     if not splits.test:
         raise DataError(
@@ -113,13 +127,15 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
         "leakage": leakage,
         "unleaked": unleaked,
         "calibration": calibration,
+        **({"init_from": init_from, "columns": [init_from["label"], "tuned"]} if init_from else {}),
+        **({"preference": preference} if preference is not None else {}),
     }
     if distributed.is_main():  # every process evaluated its share and holds every row's prediction
         write_run_reference(run, reference)
         _say_reference(reference, calibration)
         write_json(run.eval_json, result)
         write_jsonl(run.predictions, merge_predictions(base_rows, tuned_rows, baselines))
-        log_stage(run, config, eval_numbers(result))  # train.report_to's trackers
+        log_stage(run, own_config, eval_numbers(result))  # train.report_to's trackers
     distributed.barrier()  # the run folder is whole before any process goes on
     return result
 
@@ -131,6 +147,7 @@ def evaluate_against(config: RunConfig, run: RunDir, previous: RunDir, inputs: R
     eval.json's shape with the previous run in place of the base model (``against`` names it), and this run's
     baselines, which were scored on the same rows."""
     current = read_json(run.eval_json) or evaluate_run(config, run, inputs, include_base=False)
+    config, inputs, _ = task_inputs(config, inputs)  # a preference run: the init_from run's task and test rows
     splits, task = inputs.splits, inputs.task
     if task.name != current["task"]:
         raise ConfigError("evaluate.task", f"{run.root} was evaluated as {current['task']}, its data now reads as "
@@ -242,7 +259,7 @@ def _base_evaluation(config: RunConfig, examples: list[Example], task: Task):
                 _console.print(f"base model: reusing its evaluation from the cache (key {key}, computed "
                                f"{cached.computed_at}; evaluate.cache_base: false evaluates it again)")
             return cached.metrics, cached.rows, cached.record(), True, key
-    model = load_model_folder(model_folder(config.model), config.model)
+    model, _ = load_base_model(config.model)  # with model.init_from: that run's model
     metrics, rows = _timed_evaluation("base", model, tokenizer, examples, task, config)
     stored = store_evaluation(key, ingredients, metrics, rows) if key and distributed.is_main() else None
     record = distributed.broadcast(stored.record() if stored else None)

@@ -27,7 +27,7 @@ from tunesmith.data.tokenize import prompt_token_ids
 from tunesmith.errors import ConfigError, DataError, ModelError, RunError
 from tunesmith.experiments.rag_report import write_report
 from tunesmith.json_files import read_json, write_json, write_jsonl
-from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
+from tunesmith.models import load_base_model, load_tokenizer, load_tuned_model
 from tunesmith.pipeline import create_run, run_pipeline
 from tunesmith.predict.answers import answer, correct_of, references_of, task_metrics
 from tunesmith.predict.metrics import qa_metrics
@@ -85,7 +85,7 @@ def compare_rag(config: RunConfig, config_path: str | Path, out: str | Path | No
                for name, context in (("sft", False), ("sft_rag", True))}
     arms: dict[str, dict] = {}
     predictions: dict[str, list[str]] = {}
-    base = load_model_folder(model_folder(config.model), config.model)
+    base, _ = load_base_model(config.model)
     for arm, examples in (("base", plain), ("base+RAG", with_context)):
         arms[arm], predictions[arm] = _answer_arm(arm, base, tokenizer, examples, task, config)
     del base

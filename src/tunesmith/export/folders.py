@@ -24,6 +24,7 @@ from tunesmith.document import NOT_AVAILABLE, Block, Code, Document, Section, Te
 from tunesmith.errors import RunError
 from tunesmith.json_files import read_json
 from tunesmith.models import load_base_model, load_model_folder, load_tokenizer, portable_name, stop_token_ids
+from tunesmith.models.init_from import check_init_from
 from tunesmith.models.loading import load_adapter
 from tunesmith.results import baseline_verdict, comparison_table
 from tunesmith.results.gate import gate_state, gate_summary_blocks
@@ -45,6 +46,7 @@ def export_run(config: RunConfig, run: RunDir) -> dict[str, str]:
     return ``{kind: folder}``. Both are staged first and replaced together, so they always come from one
     export (`tunesmith.atomic.staged_folders`)."""
     best = run.best_weights()
+    check_init_from(run, config)  # model.init_from: the weights this run's adapter applies on top of are unchanged
     eval_data = read_json(run.eval_json)
     run_name = run.root.resolve().name
     tokenizer = load_tokenizer(config.model)
@@ -95,7 +97,8 @@ def check_adapter_folder(folder: Path, method: str) -> None:
 
 
 def merged_lora_model(config: RunConfig, adapter_folder: Path):
-    """The base model with the adapter folded into its weights, computed in fp32 on CPU.
+    """The base model with the adapter folded into its weights, computed in fp32 on CPU. For a run with
+    `model.init_from` the base is that run's merged weights (`load_base_model`): merged/ holds both.
 
     fp32 because merging adds a low-rank product to every target weight: in bf16 that sum rounds away much
     of a small update. CPU because the merge is a one-off that must not need (or fight for) a GPU. The base is
@@ -139,7 +142,18 @@ def model_card(run_name: str, config: RunConfig, eval_data: dict | None, kind: s
     if uses_adapter(config.method):
         method += (f" r={config.lora.r}, alpha={config.lora.alpha:g}, targets "
                    f"{', '.join(config.lora.target_modules)}")
-    if kind == "adapter":
+    source = Path(config.model.init_from) if config.model.init_from else None
+    made_from = (base_text if source is None
+                 else f"the run {source.name} ({base_text} with that run's weights merged in)")
+    if kind == "adapter" and source is not None:
+        title = f"{run_name}: {METHODS[config.method]} adapter"
+        usage = (
+            "from peft import PeftModel\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+            f"base = AutoModelForCausalLM.from_pretrained({str(source / 'merged')!r})\n"
+            f"model = PeftModel.from_pretrained(base, {str(folder)!r})\n"
+            f"tokenizer = AutoTokenizer.from_pretrained({str(folder)!r})\n"
+        )
+    elif kind == "adapter":
         title = f"{run_name}: {METHODS[config.method]} adapter"
         usage = (
             "from peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer\n\n"
@@ -158,11 +172,15 @@ def model_card(run_name: str, config: RunConfig, eval_data: dict | None, kind: s
     else:
         against_baseline = baseline_verdict(eval_data)
         evaluation = [comparison_table(eval_data), *([Text(against_baseline)] if against_baseline else [])]
+    on_top = [] if source is None or kind != "adapter" else [Text(
+        f"This adapter applies on top of the merged weights of the run {source.name}, not on {base} alone: "
+        f"running tunesmith export {source} writes them to {source / 'merged'}. The merged/ folder beside this one "
+        "holds both, ready to load.")]
     card = Document(
         title=title,
-        subtitle=f"Fine-tuned from {base_text} with tunesmith {__version__} ({method}).",
+        subtitle=f"Fine-tuned from {made_from} with tunesmith {__version__} ({method}).",
         sections=[
-            Section("Usage", [Code(usage, "python")]),
+            Section("Usage", [*on_top, Code(usage, "python")]),
             Section("Evaluation", evaluation),
             Section("Release gate", gate_card_blocks(run_root)),
             Section("Config", [Code(dump_config(config), "yaml")]),

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from tunesmith.config.gate_section import GateConfig
-from tunesmith.gate.stats import RowStatistics, mcnemar, paired_bootstrap
+from tunesmith.gate.stats import RowStatistics, mcnemar, paired_bootstrap, ratio_statistics
 from tunesmith.predict.metrics import parse_number
 
 TITLES = {
     "against_base": "beats the base model",
+    "against_init_from": "keeps the task of the run it continues from",
+    "preference_accuracy": "ranks held-out pairs better than its reference",
     "against_baseline": "not worse than the best classic baseline",
     "against_previous": "not worse than the run in service",
     "calibration": "confidence is calibrated",
@@ -84,6 +86,29 @@ def comparison_check(name: str, other: str, described: str, pairs: dict[str, Pai
     return check(name, "passed" if passed else "failed", "; ".join(parts) + f"; required: {wanted}",
                  requirement=requirement, other=other, threshold=threshold, value=everything["difference"],
                  subsets=subsets)
+
+
+def preference_check(block: dict, pairs: list[dict] | None, settings: GateConfig) -> dict:
+    """A preference run's accuracy on its held-out pairs (eval.json's ``preference``) against its reference model's
+    own ranking of the same pairs, paired pair by pair (``pairs``: preference_pairs.jsonl's lines, each with the
+    tuned ``margin`` and the ``reference_margin``; a pair is ranked right when its margin is above 0)."""
+    requirement = settings.preference_accuracy
+    if requirement == "off":
+        return check("preference_accuracy", "skipped", "gate.preference_accuracy is off", requirement=requirement,
+                     other="reference")
+    if "skipped" in block:
+        return check("preference_accuracy", "failed", f"not measured: {block['skipped']} (or set "
+                     "gate.preference_accuracy: off)", requirement=requirement, other="reference")
+    if pairs is None or len(pairs) != block.get("pairs"):
+        return check("preference_accuracy", "failed", "preference_pairs.jsonl does not hold the evaluated pairs: run "
+                     "`tunesmith eval RUN` again", requirement=requirement, other="reference")
+    tuned = np.asarray([row["margin"] > 0 for row in pairs], dtype=bool)
+    reference = np.asarray([row["reference_margin"] > 0 for row in pairs], dtype=bool)
+    ones = np.ones(len(pairs))
+    paired = Paired(ratio_statistics(tuned.astype(float), ones), ratio_statistics(reference.astype(float), ones),
+                    tuned, reference)
+    return comparison_check("preference_accuracy", "reference", "the reference's ranking", {"all": paired},
+                            requirement, "preference accuracy", True, settings)
 
 
 def _subset_figures(paired: Paired, settings: GateConfig) -> dict:

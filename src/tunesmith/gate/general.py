@@ -39,7 +39,7 @@ from tunesmith.evaluate.cache import evaluation_key, key_ingredients, load_evalu
 from tunesmith.gate.lm_eval import free_model_memory, lm_eval_scores
 from tunesmith.gate.stats import bootstrap_interval, paired_bootstrap, ratio_statistics
 from tunesmith.json_files import read_jsonl
-from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
+from tunesmith.models import load_base_model, load_tokenizer, load_tuned_model
 from tunesmith.predict import generate_token_ids, supervised_loss_sum
 from tunesmith.predict.model_inputs import collate
 from tunesmith.run_dir import RunDir
@@ -106,7 +106,7 @@ def general_ability(config: RunConfig, run: RunDir) -> dict:
             with model.disable_adapter():
                 base_rows = _base_records(model, tokenizer, examples, tokenized, prompts, config)
         else:
-            base = load_model_folder(model_folder(config.model), config.model)
+            base, _ = load_base_model(config.model)
             base_rows = _base_records(base, tokenizer, examples, tokenized, prompts, config)
             del base
             free_model_memory()

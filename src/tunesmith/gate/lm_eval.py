@@ -18,7 +18,7 @@ from tunesmith.config.gate_section import GateConfig
 from tunesmith.config.schema import RunConfig
 from tunesmith.errors import ConfigError
 from tunesmith.extras import require_extras
-from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
+from tunesmith.models import load_base_model, load_tokenizer, load_tuned_model
 from tunesmith.run_dir import RunDir
 from tunesmith.text import shorten
 
@@ -38,7 +38,7 @@ def lm_eval_scores(config: RunConfig, run: RunDir) -> dict:
     tuned = _evaluate(model, tokenizer, gate, manager, config.evaluate.batch_size)
     del model
     free_model_memory()
-    model = load_model_folder(model_folder(config.model), config.model)
+    model, _ = load_base_model(config.model)
     base = _evaluate(model, load_tokenizer(config.model), gate, manager, config.evaluate.batch_size)
     del model
     free_model_memory()

@@ -23,6 +23,7 @@ from tunesmith.config.vocabulary import BASELINES, MINIMIZED, TASK_METRICS
 from tunesmith.data.run_inputs import RunInputs
 from tunesmith.errors import ConfigError, RunError
 from tunesmith.evaluate.baselines import run_baselines
+from tunesmith.evaluate.preference import preference_method, read_pair_rows, task_inputs
 from tunesmith.evaluate.runner import evaluate_previous
 from tunesmith.export import write_model_cards
 from tunesmith.gate.checks import Paired
@@ -50,6 +51,9 @@ def run_gate(config: RunConfig, run: RunDir, inputs: RunInputs, against: RunDir 
     if evaluation is None:
         raise RunError(f"{run.root} has no evaluation to gate", f"run `tunesmith eval {run.root}` first")
     eval_sha256 = file_sha256(run.eval_json)
+    # A preference run with model.init_from was scored on that run's test rows, task and settings: so is it gated.
+    own_config = config  # the run's own settings, for its trackers and model cards
+    config, inputs, init_from = task_inputs(config, inputs)
     rows = _test_rows(run, inputs)
     task = inputs.task
     metric = _gate_metric(settings, task.name)
@@ -75,9 +79,20 @@ def run_gate(config: RunConfig, run: RunDir, inputs: RunInputs, against: RunDir 
                                        higher_is_better, settings)
 
     base = [row["base_prediction"] for row in rows] if evaluation.get("base") is not None else None
-    result = [compare("against_base", "base", "the base", base,
-                      "the base model was not evaluated: run `tunesmith eval RUN` with evaluate.compare_base true, "
-                      "or set gate.against_base: off")]
+    not_evaluated = ("the base model was not evaluated: run `tunesmith eval RUN` with evaluate.compare_base true, or "
+                     "set gate.{} off")
+    if init_from is None or preference_method(config) is None:
+        described = f"the {init_from['label']}" if init_from else "the base"
+        result = [compare("against_base", "base", described, base, not_evaluated.format("against_base:"))]
+    else:
+        result = [checks.check("against_base", "skipped", f"model.init_from: the base is the {init_from['label']}, "
+                               "judged by gate.against_init_from", requirement=settings.against_base, other="base"),
+                  compare("against_init_from", "base", f"the {init_from['label']}", base,
+                          not_evaluated.format("against_init_from:"))]
+    if preference_method(config) is not None:
+        result.append(checks.preference_check(evaluation.get("preference") or {"skipped": "eval.json has no "
+                                                                                          "preference block"},
+                                              read_pair_rows(run), settings))
     best = best_baseline(evaluation, metric)
     baseline_answers = _baseline_predictions(config, rows, inputs, evaluation, best[0], metric) if best else None
     result.append(compare("against_baseline", best[0] if best else None,
@@ -107,8 +122,8 @@ def run_gate(config: RunConfig, run: RunDir, inputs: RunInputs, against: RunDir 
         "seconds": round(time.perf_counter() - started, 2), "checks": result,
     }
     write_json(run.gate_json, gate)
-    log_stage(run, config, gate_numbers(gate))  # train.report_to's trackers
-    write_model_cards(config, run)  # an exported run's cards say the gate's result from now on
+    log_stage(run, own_config, gate_numbers(gate))  # train.report_to's trackers
+    write_model_cards(own_config, run)  # an exported run's cards say the gate's result from now on
     return gate
 
 

@@ -1,5 +1,6 @@
 """Content fingerprints of a model folder and of a tokenizer: the model side of cache keys (tokenized datasets in
-`tunesmith.data.cache`, base-model evaluations in `tunesmith.evaluate.cache`).
+`tunesmith.data.cache`, base-model evaluations in `tunesmith.evaluate.cache`, the latter through
+`tunesmith.models.init_from.base_fingerprint`, which adds the weights of a `model.init_from` run).
 
 Two fingerprints are equal only when what decides the outputs is: the weights' bytes, the config files, and the
 tokenizer with its chat template. Paths and timestamps are not part of them, so a copied model folder matches.
@@ -20,9 +21,9 @@ from tunesmith.models.provision import cache_dir
 log = logging.getLogger("tunesmith")
 
 WEIGHT_HASHES_FILE = "weights-sha256.json"
-MODEL_CONFIG_FILES = ("config.json", "generation_config.json")
+MODEL_CONFIG_FILES = ("config.json", "generation_config.json", "adapter_config.json")
 """Files besides the weights that change a model's outputs (architecture settings; generation defaults that
-`generate` reads). Tokenizer files are covered by `tokenizer_fingerprint`."""
+`generate` reads; an adapter's rank, scale and targets). Tokenizer files are covered by `tokenizer_fingerprint`."""
 _HASH_CHUNK = 1 << 20
 
 

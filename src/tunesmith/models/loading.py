@@ -22,6 +22,7 @@ from tunesmith import distributed
 from tunesmith.config.schema import LoraConfig, ModelConfig, RunConfig
 from tunesmith.config.vocabulary import uses_adapter
 from tunesmith.errors import ConfigError, ModelError
+from tunesmith.models.init_from import check_init_from, init_chain
 from tunesmith.models.kernels import apply_liger, attention_implementation, check_liger
 from tunesmith.models.lora_fused import fuse_lora_epilogues
 from tunesmith.models.provision import portable_name, resolve_model
@@ -108,18 +109,54 @@ def load_model_folder(folder: str | Path, model_config: ModelConfig, device: tor
 
 def load_base_model(model_config: ModelConfig, device: torch.device | None = None, four_bit: bool = False,
                     liger: bool = False):
-    """The pretrained model and its tokenizer, in eval mode on ``device`` (default: GPU if any, else CPU);
-    ``four_bit`` quantizes the weights to 4-bit NF4 as they load (QLoRA); ``liger`` (`train.liger`) swaps Liger's
-    fused kernels into the model (whether they can run here is checked before the weights load)."""
+    """The base model and its tokenizer, in eval mode on ``device`` (default: GPU if any, else CPU): the pretrained
+    model, or with `model.init_from` that run's best weights merged (`init_from_weights`), so every stage that loads
+    "the base" (training, evaluation's base column, the gate, export's merge, serve, review, chat) gets the model
+    the run continues from. ``four_bit`` quantizes the weights to 4-bit NF4 as they load (QLoRA); ``liger``
+    (`train.liger`) swaps Liger's fused kernels into the model (whether they can run here is checked before the
+    weights load)."""
     device = device or distributed.device()
+    if model_config.init_from is not None and four_bit:
+        raise ConfigError("model.init_from", "qlora quantizes its base as the weights load, and a run's merged "
+                          "weights are built in memory", "continue from a run with method: lora (or dora)")
+    chain = init_chain(model_config)  # [] without model.init_from; the runs checked before anything loads
     folder = model_folder(model_config)
     if liger:
         check_liger(device, folder)
-    quantization = four_bit_config() if four_bit else None
-    model = load_model_folder(folder, model_config, device, quantization_config=quantization)
+    if chain:
+        model = init_from_weights(chain[0], model_config, device)
+    else:
+        quantization = four_bit_config() if four_bit else None
+        model = load_model_folder(folder, model_config, device, quantization_config=quantization)
     if liger:
         apply_liger(model)
     return model, load_tokenizer(model_config)
+
+
+def init_from_weights(source: RunDir, model_config: ModelConfig, device: torch.device):
+    """The best weights of ``source``, the `model.init_from` run (checked: `tunesmith.models.init_from`), as one
+    model in eval mode on ``device``: its adapter merged into its own base (for a run that itself continues from
+    another, that base is built the same way: the recursion walks the chain), or a full run's weights.
+
+    The merge runs in fp32, as export merges (in bf16 the sum rounds away much of a small update), so a run starts
+    from the weights export ships for its init_from run; the model is then cast to ``model.dtype`` tensor by
+    tensor. Merging is in place: one copy of the model is held throughout, in fp32 until the cast.
+    """
+    source_config = source.config()
+    dtype = pick_dtype(model_config.dtype, device)
+    attention = attention_implementation(model_config.attention, device, dtype)  # before the load: errors early
+    fp32 = source_config.model.model_copy(update={"dtype": "float32", "attention": "auto",
+                                                  "offline": model_config.offline})
+    best = source.best_weights()
+    if uses_adapter(source_config.method):
+        base, _ = load_base_model(fp32, device)
+        model = load_adapter(base, best).merge_and_unload(safe_merge=True)
+    else:
+        model = load_model_folder(best, fp32, device)
+    model = model.to(dtype)
+    if attention is not None and attention != model.config._attn_implementation:
+        model.set_attn_implementation(attention)  # chosen for fp32 as it loaded; this run computes in ``dtype``
+    return model.eval()
 
 
 def load_tuned_model(run_dir: str | Path, device: torch.device | None = None, merge: bool = False):
@@ -127,11 +164,13 @@ def load_tuned_model(run_dir: str | Path, device: torch.device | None = None, me
 
     ``merge=True`` folds an adapter into the base weights: the same function, but inference no longer pays for
     the adapter's extra matmuls. A QLoRA adapter goes onto the unquantized base, as export merges it: what
-    evaluation measures is the model export ships.
+    evaluation measures is the model export ships. For a run with `model.init_from` the base is that run's merged
+    weights (`load_base_model`), and a run whose init_from weights changed since it trained is refused.
     """
     run = RunDir(run_dir)
     config = run.config()
     best = run.best_weights()
+    check_init_from(run, config)
     if not uses_adapter(config.method):
         return load_model_folder(best, config.model, device), load_tokenizer(config.model)
     base, tokenizer = load_base_model(config.model, device)

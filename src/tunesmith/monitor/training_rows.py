@@ -119,6 +119,9 @@ def run_format(run: RunDir, config: RunConfig) -> tuple[str, list[str] | None]:
     else:
         splits = load_run_splits(config.data)
         fmt, labels = splits.format, splits.labels
+    if fmt == "preference":
+        raise RunError(f"run {run.root} reads preference pairs, which a prompt and one answer do not make",
+                       "feedback export --pairs writes pairs")
     if fmt not in ("messages", "sharegpt", *SINGLE_TURN_FORMATS):
         raise RunError(f"run {run.root} reads its data as {fmt!r}, which has no one format to write training rows "
                        "in (a prompt and its answer)", "feedback and labels fit runs in the formats messages, "

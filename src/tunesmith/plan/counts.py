@@ -1,10 +1,10 @@
 """What a run will train on, counted before it trains: rows per split, tokens per epoch, optimizer steps, and the
 work of each step in padded tokens (what the compute is spent on), from the data stage's tokenized cache.
 
-Nothing here decides anything of its own: the rows are `tunesmith.train.recipe.training_rows` (the tokenized
+Nothing here decides anything of its own: the rows are `tunesmith.train.rows.training_rows` (the tokenized
 cache: a second run with the same inputs reads it and tokenizes nothing), the batches are the recipe's
-`BatchPlan`, and the steps are `tunesmith.train.budget.plan_budget`, called as the recipe calls them. So a
-plan's steps are the steps the run takes.
+`BatchPlan` (`batch_plan_of`), and the steps are `tunesmith.train.budget.plan_budget`, called as the recipe calls
+them. So a plan's steps are the steps the run takes.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from tunesmith.data.cache import row_lengths
 from tunesmith.data.example import Splits
 from tunesmith.train.batching import Batch, BatchPlan
 from tunesmith.train.budget import Budget, describe_budget, plan_budget
+from tunesmith.train.preference import PairBatchPlan
+from tunesmith.train.recipe import batch_plan_of
 from tunesmith.train.resume import global_batch_of
 
 
@@ -26,9 +28,10 @@ class Counts:
     rows: dict[str, int]
     """Rows per split as read (train, validation, test)."""
     train_rows: int
-    """Training rows that keep a supervised token after truncation (what training batches)."""
+    """Training rows that keep a supervised token after truncation (what training batches); for a preference method
+    the pairs whose two answers keep one (each pair is two sequences)."""
     tokens_per_epoch: int
-    """Real (non-padding) tokens of the training rows: one pass over them."""
+    """Real (non-padding) tokens of the training rows (both sequences of each pair): one pass over them."""
     validation_tokens: int
     steps_per_epoch: int
     steps: int
@@ -44,7 +47,8 @@ class Counts:
     """Index (in the first epoch) of the step with the most padded tokens: where the probe measures."""
     longest_step_tokens: int
     longest_micro_batch: tuple[int, int]
-    """``(rows or packs, width)`` of the largest micro-batch tensor: what the activations' peak is sized by."""
+    """``(rows or packs, width)`` of the largest micro-batch tensor: what the activations' peak is sized by (a batch
+    of pairs has two rows a pair)."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -52,9 +56,7 @@ class Counts:
 
 def batch_plan(config: RunConfig, train_rows, pad_token_id: int) -> BatchPlan:
     """The recipe's batch plan of ``train_rows`` (`tunesmith.train.recipe.set_up` builds the same)."""
-    tc = config.train
-    return BatchPlan(train_rows, row_lengths(train_rows), global_batch_of(config), tc.seed, pad_token_id,
-                     packing=tc.packing, group_by_length=tc.group_by_length, max_length=config.data.max_length)
+    return batch_plan_of(config, train_rows, pad_token_id)
 
 
 def budget_of(config: RunConfig, train_rows, plan: BatchPlan, started: Budget | None = None) -> Budget:
@@ -65,14 +67,22 @@ def budget_of(config: RunConfig, train_rows, plan: BatchPlan, started: Budget | 
 def micro_batch_shapes(plan: BatchPlan, batch: Batch, processes: int,
                        micro_batches: int) -> list[list[tuple[int, int]]]:
     """Per process, the ``(rows, width)`` of each of its micro-batch tensors for ``batch`` (as `BatchPlan.collate`
-    pads them: every row, or pack, to the micro-batch's longest)."""
+    pads them: every row, or pack, to the micro-batch's longest; a pair is two rows)."""
     lengths = plan.lengths
+    rows_per_item = 2 if isinstance(plan, PairBatchPlan) else 1
     shapes = []
     for rank in range(processes):
         shares = BatchPlan.share(batch, rank, processes, micro_batches)
-        shapes.append([(len(share), max(sum(int(lengths[i]) for i in pack) for pack in share))
+        shapes.append([(rows_per_item * len(share), max(sum(int(lengths[i]) for i in pack) for pack in share))
                        for share in shares if share])
     return shapes
+
+
+def sequence_tokens(rows: Sequence) -> int:
+    """Real tokens of tokenized rows, or of pairs (both sequences)."""
+    if len(rows) and hasattr(rows[0], "rejected"):
+        return sum(len(pair.chosen.input_ids) + len(pair.rejected.input_ids) for pair in rows)
+    return int(sum(int(n) for n in row_lengths(rows))) if len(rows) else 0
 
 
 def count_run(config: RunConfig, splits: Splits, train_rows: Sequence, validation_rows: Sequence, plan: BatchPlan,
@@ -87,8 +97,8 @@ def count_run(config: RunConfig, splits: Splits, train_rows: Sequence, validatio
     return Counts(
         rows={"train": len(splits.train) or len(train_rows),  # streaming reads none up front
               "validation": len(splits.validation), "test": len(splits.test)},
-        train_rows=len(train_rows), tokens_per_epoch=int(sum(int(n) for n in row_lengths(train_rows))),
-        validation_tokens=int(sum(int(n) for n in row_lengths(validation_rows))) if len(validation_rows) else 0,
+        train_rows=len(train_rows), tokens_per_epoch=sequence_tokens(train_rows),
+        validation_tokens=sequence_tokens(validation_rows),
         steps_per_epoch=len(work), steps=budget.steps, epochs=budget.epochs, eval_every=budget.eval_every,
         save_every=budget.save_every, budget=describe_budget(budget, config.train),
         global_batch=global_batch_of(config), padded_tokens_per_step=sum(work) / len(work), longest_step=longest,

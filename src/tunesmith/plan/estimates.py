@@ -70,8 +70,10 @@ class Estimate:
 
 def flops_per_token(shape: ModelShape, method: str) -> float:
     """Training FLOP a token, the count BENCHMARKS.md ('GPU') uses: 6N for full fine-tuning; 4N + 6N_adapter for
-    adapters (frozen weights get input gradients only), N without the embeddings' lookup counted."""
-    return 6 * shape.params if not uses_adapter(method) else 4 * shape.params + 6 * shape.trainable
+    adapters (frozen weights get input gradients only), N without the embeddings' lookup counted; `dpo` adds the
+    reference policy's forward pass (2N)."""
+    flops = 6 * shape.params if not uses_adapter(method) else 4 * shape.params + 6 * shape.trainable
+    return flops + 2 * shape.params if method == "dpo" else flops
 
 
 def device_kind(device: torch.device) -> str:

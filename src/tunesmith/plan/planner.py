@@ -26,8 +26,8 @@ from tunesmith.plan.probe import build_training, measure_steps, probed_estimates
 from tunesmith.plan.shape import ModelShape, model_shape
 from tunesmith.run_dir import RunDir
 from tunesmith.train.budget import Budget
-from tunesmith.train.recipe import training_rows
 from tunesmith.train.resume import newest_state
+from tunesmith.train.rows import training_rows
 
 
 @dataclass

@@ -92,8 +92,11 @@ GATE_STATES = ("passed", "failed", "stale", "not gated", "unreadable")
 """A run's gate in one word (the runs table's gate column): its gate.json passed or failed, judged an earlier
 evaluation (stale: eval.json changed since), is missing (not gated), or cannot be read (unreadable: damaged, or
 written by a newer tunesmith)."""
-COMPARISONS = ("against_base", "against_baseline", "against_previous")
+COMPARISONS = ("against_base", "against_init_from", "against_baseline", "against_previous")
 """The checks that compare the tuned model's metric with another model's on the same test rows."""
+PAIRED = (*COMPARISONS, "preference_accuracy")
+"""Every check judged by a paired bootstrap: the comparisons, and a preference run's ranking of its held-out pairs
+against its reference's (always higher is better)."""
 SUBSET_NAMES = {"all": "all test rows", "unleaked": "rows not leaked from train"}
 SHOWN_ANSWER_CHARS = 200
 NO_VALUE = "–"
@@ -237,6 +240,8 @@ def _value_text(gate: dict, check: dict) -> str:
     value, name = check.get("value"), check["name"]
     if not is_number(value):
         return NO_VALUE
+    if name == "preference_accuracy":
+        return f"preference accuracy {_signed(value)}"
     if name in COMPARISONS:
         return f"{gate.get('metric')} {_signed(value)}"
     if name == "calibration":
@@ -254,7 +259,7 @@ def _value_text(gate: dict, check: dict) -> str:
 
 
 def _interval_text(check: dict) -> str:
-    if check["name"] in COMPARISONS:
+    if check["name"] in PAIRED:
         return _interval(((check.get("subsets") or {}).get("all") or {}).get("interval"), signed=True)
     if check["name"] == "general_ability":
         return _percent_interval(check.get("kept_interval"))
@@ -265,7 +270,8 @@ def _threshold_text(check: dict, higher_is_better: bool) -> str:
     """What the check required; a comparison's ``threshold`` is the bound its interval must clear (0 for
     `better`, ∓`gate.margin` for `not_worse`)."""
     threshold, name = check.get("threshold"), check["name"]
-    if name in COMPARISONS:
+    if name in PAIRED:
+        higher_is_better = higher_is_better or name == "preference_accuracy"
         requirement = check.get("requirement")
         if requirement not in ("better", "not_worse") or not is_number(threshold):
             return plain(requirement) if requirement else NO_VALUE
@@ -282,7 +288,7 @@ def _threshold_text(check: dict, higher_is_better: bool) -> str:
 
 
 def _rows_text(check: dict) -> str:
-    if check["name"] in COMPARISONS:
+    if check["name"] in PAIRED:
         subsets = check.get("subsets") or {}
         counts = [f"{plain(numbers.get('rows'))} {subset}" for subset, numbers in subsets.items()
                   if isinstance(numbers, dict)]

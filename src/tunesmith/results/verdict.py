@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tunesmith.config.gate_section import GateConfig
 from tunesmith.config.vocabulary import BASELINES, MINIMIZED, TASK_METRICS
 from tunesmith.document import format_value, is_number, plain
 from tunesmith.results.comparison import best_baseline
@@ -21,10 +22,17 @@ from tunesmith.results.comparison import best_baseline
 LEVELS = ("good", "mixed", "worse", "degenerate", "unknown")
 """From best to worst, then "unknown" (not evaluated): ``good`` beats the base and every baseline (and the gate
 did not fail); ``mixed`` beats the base but not the best baseline, or its gate failed or is stale; ``worse`` does
-not beat the base; ``degenerate`` does no better than a constant answer."""
+not beat the base; ``degenerate`` does no better than a constant answer.
+
+A preference run that continues from another (`model.init_from`) is judged against that model on its task the
+other way round: it need not beat it, but a task metric that fell by more than `gate.margin` is ``worse``. A
+preference run whose preference accuracy on the held-out pairs is not above its reference model's own ranking is at
+best ``mixed``."""
 
 CONSTANT_BASELINES = ("majority", "mean")
 """The baselines that give one answer to every row (`tunesmith.config.vocabulary.BASELINES`)."""
+DEFAULT_MARGIN = GateConfig.model_fields["margin"].default
+"""The gate's margin when eval.json does not record the run's own (`gate.margin`)."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +81,11 @@ def run_verdict(result: dict | None, gate_state: str | None = None, gate_line: s
     rows = result.get("num_examples")
     sentences, short = [], []
     base = (result.get("base") or {}).get(metric)
-    beats_base = None
-    if is_number(base):
+    beats_base = kept_task = None
+    init_from = result.get("init_from") if isinstance(result.get("init_from"), dict) else None
+    if init_from and isinstance(result.get("preference"), dict) and is_number(base):
+        kept_task = _kept_task(metric, tuned, base, rows, init_from, sentences, short)
+    elif is_number(base):
         margin = tuned - base
         beats_base = _better(metric, margin)
         sentences.append(f"{metric}: base {format_value(base)} → tuned {format_value(tuned)} "
@@ -105,14 +116,58 @@ def run_verdict(result: dict | None, gate_state: str | None = None, gate_line: s
                          f"({metric} {format_value(score)}).")
     if gate_line and gate_state not in (None, "not gated"):
         sentences.append(f"Release gate: {gate_line}.")
+    preference = _preference(result)
+    if preference is not None:
+        sentences.insert(0, preference[0])
+        short.insert(0, preference[1])
+    preference_ok = None if preference is None else preference[2]
     if degenerate:
         level, headline = "degenerate", ("answers one label to every row" if one_label is not None
                                          else "no better than a constant answer")
-    elif beats_base is False:
+    elif beats_base is False or kept_task is False:
         level, headline = "worse", "; ".join(short)
-    elif beats_best is False or gate_state in ("failed", "stale", "unreadable"):
+    elif beats_best is False or preference_ok is False or gate_state in ("failed", "stale", "unreadable"):
         level, headline = "mixed", "; ".join(short + ([f"gate {gate_state}"] if gate_state in (
             "failed", "stale", "unreadable") else []))
     else:
         level, headline = "good", "; ".join(short) or f"{metric} {format_value(tuned)}"
     return Verdict(level, headline, tuple(sentences), metric, rows)
+
+
+def _kept_task(metric: str, tuned: float, base: float, rows: int | None, init_from: dict, sentences: list[str],
+               short: list[str]) -> bool:
+    """A preference run that continues from another (`model.init_from`, eval.json's ``init_from``) is measured on
+    that run's test rows against its model: it need not beat it on the task, but must not fall by more than the
+    gate's margin. Says so in ``sentences`` and ``short``; returns whether the task was kept."""
+    label = init_from.get("label") or f"the model of {init_from.get('run')}"
+    allowed = init_from.get("margin", DEFAULT_MARGIN)
+    change = tuned - base
+    fell = change if metric in MINIMIZED else -change
+    kept = fell <= allowed
+    sentences.append(f"{metric} on the {plain(rows)} test rows of {init_from.get('run')}: {label} {format_value(base)} "
+                     f"→ tuned {format_value(tuned)} ({format_value(change, signed=True)}); "
+                     + ("kept within" if kept else "fell beyond") + f" gate.margin {format_value(allowed)}.")
+    short.append(f"{metric} {'kept' if kept else 'fell'} vs {label} {format_value(change, signed=True)}"
+                 + ("" if kept else f" (beyond gate.margin {format_value(allowed)})"))
+    return kept
+
+
+def _preference(result: dict) -> tuple[str, str, bool] | None:
+    """``(sentence, short text, whether the tuned model ranks the held-out pairs better than its reference)`` of a
+    preference run (eval.json's ``preference``); None for other runs. Unmeasured reads as not better: nothing shows
+    the preference step helped."""
+    block = result.get("preference")
+    if not isinstance(block, dict):
+        return None
+    if "skipped" in block or not is_number((block.get("tuned") or {}).get("accuracy")) \
+            or not is_number((block.get("reference") or {}).get("accuracy")):
+        reason = block.get("skipped") or "eval.json holds no preference accuracy"
+        return f"Preference accuracy not measured: {reason}.", "preference accuracy not measured", False
+    tuned, reference = block["tuned"]["accuracy"], block["reference"]["accuracy"]
+    better = tuned > reference
+    sentence = (f"Preference accuracy on {plain(block.get('pairs'))} held-out pairs: reference "
+                f"{format_value(reference)} → tuned {format_value(tuned)}"
+                + ("." if better else ", not above the reference's ranking."))
+    short = (f"preference accuracy {format_value(reference)} → {format_value(tuned)}"
+             + ("" if better else " (not above the reference)"))
+    return sentence, short, better

@@ -30,9 +30,10 @@ from tunesmith.data.example import Example
 from tunesmith.data.run_inputs import RunInputs
 from tunesmith.data.task import Task
 from tunesmith.errors import ConfigError, DataError, TunesmithError
+from tunesmith.evaluate.preference import init_from_run
 from tunesmith.evaluate.tasks import last_user_message
 from tunesmith.json_files import read_jsonl
-from tunesmith.models import load_model_folder, load_tokenizer, load_tuned_model, model_folder
+from tunesmith.models import load_base_model, load_tuned_model
 from tunesmith.predict.answers import answer, truth_of
 from tunesmith.review.names import NAME_HINT, reviewer_name_error
 from tunesmith.review.store import (
@@ -144,7 +145,11 @@ def contenders_of(run: RunDir, config: RunConfig, against: Sequence[str]) -> lis
         raise TunesmithError("a review compares the tuned model with at least one other model",
                              "give --against base or --against RUN")
     contenders = [Contender(run.root.resolve().name, "tuned", run, str(run.root))]
+    source = init_from_run(config)
     for name in against:
+        if name == BASE_MODEL and source is not None:
+            # A run that continues from another (model.init_from) is judged against that run's model, its base.
+            name = str(source.root)
         if name == BASE_MODEL:
             contenders.append(Contender(BASE_MODEL, "base", None, config.model.name))
             continue
@@ -208,7 +213,7 @@ def known_answers(contender: Contender, run: RunDir) -> dict[str, tuple[str, str
 def load_contender(contender: Contender, config: RunConfig):
     """``(model, tokenizer)`` of a contender, as evaluation loads it (adapters merged)."""
     if contender.run is None:
-        return load_model_folder(model_folder(config.model), config.model), load_tokenizer(config.model)
+        return load_base_model(config.model)
     return load_tuned_model(contender.run.root, merge=True)
 
 

@@ -20,6 +20,7 @@ import math
 from collections import Counter
 from collections.abc import Hashable, Iterable
 
+from tunesmith.results.intervals import wilson_interval
 from tunesmith.review.store import Item, Judgment, ReviewStore
 from tunesmith.text import count_of
 
@@ -108,12 +109,7 @@ def comparison(judgments: list[Judgment], items: dict[int, Item], model: str, ot
 
 def wilson(successes: int, trials: int) -> list[float] | None:
     """The Wilson score interval (`CONFIDENCE`) of a proportion; None without trials."""
-    from scipy.stats import binomtest
-
-    if not trials:
-        return None
-    interval = binomtest(successes, trials).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
-    return [float(interval.low), float(interval.high)]
+    return wilson_interval(successes, trials, CONFIDENCE)
 
 
 # ---- rubric scores ----------------------------------------------------------------------------------------------

@@ -4,7 +4,10 @@
 Runs of adapter methods (LoRA, DoRA) on one base share it: the base is loaded once and every run's adapter is
 added to it as a named peft adapter, so N runs cost one model's memory plus N small adapters, and requests for
 different runs still decode in one batch. The base itself is served too, as ``base``. A full fine-tune, or a
-model folder (an export's ``merged/``, the default model, a Hub id), is served alone.
+model folder (an export's ``merged/``, the default model, a Hub id), is served alone. A run's base is the weights
+it trained on (`effective_base`): for a run with `model.init_from`, that run's merged weights, so it shares a
+base only with runs that continue from the same run, never with runs of the plain pretrained model; its ``base``
+is that model.
 
 Each served name keeps the run's chat template, system prompt and task, so a request is rendered exactly as
 evaluation rendered the test rows; and what evaluation measured of it (its ``reference.json``: the calibration
@@ -38,6 +41,7 @@ from tunesmith.models import (
     portable_name,
     stop_token_ids,
 )
+from tunesmith.models.init_from import check_init_from
 from tunesmith.models.loading import load_adapter
 from tunesmith.results.reference import Reference, read_reference
 from tunesmith.retrieval.dense import Embedder, SentenceEmbedder
@@ -131,6 +135,8 @@ def load_served(targets: list[str], shadow: str | None = None, device=None, serv
         raise RunError(f"served names must differ (and not be {BASE_MODEL!r}): {', '.join(names)}",
                        "rename a run folder")
     configs = [run.config() for run in runs]
+    for run, config in zip(runs, configs):
+        check_init_from(run, config)  # the weights its adapter applies on top of are those it trained on
     full = [name for name, config in zip(names, configs) if not uses_adapter(config.method)]
     if full and len(runs) > 1:
         raise RunError(f"{full[0]} is a full fine-tune, which cannot share a base with other runs",
@@ -229,11 +235,23 @@ def _weights(run: RunDir, config: RunConfig) -> Path:
         else run.best_weights()  # neither: the error says to train
 
 
+def effective_base(model_config: ModelConfig) -> tuple:
+    """What names the weights a run's adapter was trained on: the pretrained model (its folder and revision) and
+    the `model.init_from` run whose merged weights were its base, if any (resolved)."""
+    init_from = Path(model_config.init_from).resolve() if model_config.init_from else None
+    return model_folder(model_config).resolve(), model_config.revision, init_from
+
+
+def _describe_base(model_config: ModelConfig) -> str:
+    name = portable_name(model_config)
+    return name if model_config.init_from is None else f"the run {Path(model_config.init_from).name} ({name})"
+
+
 def _check_one_base(names: list[str], configs: list[RunConfig]) -> None:
-    """Adapters can share a base only if they were trained on the same weights."""
-    first = (model_folder(configs[0].model).resolve(), configs[0].model.revision)
+    """Adapters can share a base only if they were trained on the same weights (`effective_base`)."""
+    first = effective_base(configs[0].model)
     for name, config in zip(names[1:], configs[1:]):
-        if (model_folder(config.model).resolve(), config.model.revision) != first:
-            raise RunError(f"{name} was trained on {portable_name(config.model)}, {names[0]} on "
-                           f"{portable_name(configs[0].model)}: adapters served together need one base",
-                           "serve runs of different base models with separate `tunesmith serve` commands")
+        if effective_base(config.model) != first:
+            raise RunError(f"{name} was trained on {_describe_base(config.model)}, {names[0]} on "
+                           f"{_describe_base(configs[0].model)}: adapters served together need one base",
+                           "serve runs of different bases with separate `tunesmith serve` commands")

@@ -111,6 +111,14 @@ class BatchPlan:
             return collate_packed([[self.rows[i] for i in pack] for pack in batch], self.pad_token_id)
         return collate([self.rows[i] for (i,) in batch], self.pad_token_id)
 
+    def count(self, tensors: dict[str, torch.Tensor]) -> int:
+        """What the step's loss is normalized by, in a collated micro-batch: its supervised tokens."""
+        return count_supervised(tensors)
+
+    def real_tokens(self, batch: Batch) -> int:
+        """The non-padding tokens of ``batch``."""
+        return int(sum(self.lengths[i] for pack in batch for i in pack))
+
     def placeholder(self, batch: Batch) -> dict[str, torch.Tensor]:
         """A micro-batch that adds nothing: the first pack of ``batch`` with no supervised token (its loss and
         gradients are zero), run by a process whose share of an epoch's last batch is empty."""

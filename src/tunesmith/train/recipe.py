@@ -25,20 +25,20 @@ from transformers import get_scheduler
 from tunesmith import distributed
 from tunesmith.config.changes import resumed_config
 from tunesmith.config.schema import RunConfig
-from tunesmith.data.cache import keep_supervised, row_lengths, tokenized_split
-from tunesmith.data.example import Splits
+from tunesmith.config.vocabulary import is_preference
+from tunesmith.data.cache import row_lengths
 from tunesmith.data.run_inputs import RunInputs
-from tunesmith.data.stream import stream_train_rows
 from tunesmith.data.tokenize import TruncationStats
 from tunesmith.errors import RunError
 from tunesmith.json_files import finite, write_json
 from tunesmith.models import load_training_model, pick_dtype
+from tunesmith.models.init_from import settle_init_from
 from tunesmith.models.loading import cpu_bf16_speedup
 from tunesmith.predict.loss import SupervisedLoss, decoder_of
 from tunesmith.predict.validation_values import describe_validation
 from tunesmith.run_dir import RunDir
 from tunesmith.threads import use_threads
-from tunesmith.train.batching import Batch, BatchPlan, count_supervised
+from tunesmith.train.batching import Batch, BatchPlan
 from tunesmith.train.best import align_best, mark_best
 from tunesmith.train.budget import Budget, describe_budget, plan_budget
 from tunesmith.train.checkpoint import (
@@ -49,7 +49,9 @@ from tunesmith.train.checkpoint import (
     save_checkpoint,
 )
 from tunesmith.train.metrics_log import TrainingLog
+from tunesmith.train.preference import PairBatchPlan, PreferenceLoss, step_measures
 from tunesmith.train.resume import check_global_batch, check_resume, data_fingerprint, global_batch_of
+from tunesmith.train.rows import check_rows_fit_method, training_rows
 from tunesmith.train.state import TrainState
 from tunesmith.train.strategy import (
     accelerator_for,
@@ -77,7 +79,8 @@ class Training:
     run: RunDir
     accelerator: Accelerator
     model: torch.nn.Module
-    """The `SupervisedLoss` module as accelerate wrapped it (its forward is the loss)."""
+    """The loss module (`SupervisedLoss`, or `PreferenceLoss` for a preference method) as accelerate wrapped it
+    (its forward is the loss)."""
     tokenizer: object
     plan: BatchPlan
     validation: ValidationSet
@@ -108,8 +111,11 @@ class StepResult:
     """Why the update was skipped (a non-finite loss or gradient norm), or None."""
     real_tokens: int
     padded_tokens: int
-    supervised_tokens: int
+    normalizer: int
+    """What the loss is normalized by: the global batch's supervised tokens, or its pairs (preference methods)."""
     seconds: float
+    measures: dict[str, float]
+    """A preference step's rewards and accuracy over its pairs (`tunesmith.train.preference.STEP_MEASURES`)."""
 
 
 # ---- setup ------------------------------------------------------------------------------------------------------
@@ -128,6 +134,7 @@ def set_up(config: RunConfig, run: RunDir, inputs: RunInputs,
     tc = config.train
     splits, task = inputs.splits, inputs.task
     check_val_metrics(config, splits, task)
+    check_rows_fit_method(config, splits)
     device = distributed.device()
     configure_runtime(config, device)
     model, tokenizer = load_training_model(config, device)
@@ -148,8 +155,7 @@ def set_up(config: RunConfig, run: RunDir, inputs: RunInputs,
     if processes > 1 or tc.grad_accumulation > 1:
         log.info("global batch %d = batch_size %d x %d processes x grad_accumulation %d", global_batch,
                  tc.batch_size, processes, tc.grad_accumulation)
-    plan = BatchPlan(train_rows, row_lengths(train_rows), global_batch, tc.seed, tokenizer.pad_token_id,
-                     packing=tc.packing, group_by_length=tc.group_by_length, max_length=config.data.max_length)
+    plan = batch_plan_of(config, train_rows, tokenizer.pad_token_id)
     budget = plan_budget(tc, len(train_rows), len(plan.epoch(0)), checkpoint.state.budget if checkpoint else None)
     log.info(describe_budget(budget, tc))
     optimizer = build_optimizer(model, config)
@@ -158,11 +164,22 @@ def set_up(config: RunConfig, run: RunDir, inputs: RunInputs,
         num_warmup_steps=int(tc.warmup_ratio * budget.steps), num_training_steps=budget.steps,
     )
     accelerator = accelerator_for(config)
-    loss_module, optimizer = accelerator.prepare(SupervisedLoss(model), optimizer)
+    loss = PreferenceLoss.of(model, config) if is_preference(config.method) else SupervisedLoss(model)
+    loss_module, optimizer = accelerator.prepare(loss, optimizer)
     training = Training(config, run, accelerator, loss_module, tokenizer, plan,
                         validation_set(config, splits, task, validation_rows), truncation, budget, optimizer,
                         scheduler)
     return training, checkpoint
+
+
+def batch_plan_of(config: RunConfig, train_rows, pad_token_id: int) -> BatchPlan:
+    """The batches of ``train_rows``: rows, packed or padded, or pairs (a preference method's rows)."""
+    tc = config.train
+    if is_preference(config.method):
+        return PairBatchPlan(train_rows, global_batch_of(config), tc.seed, pad_token_id,
+                             group_by_length=tc.group_by_length)
+    return BatchPlan(train_rows, row_lengths(train_rows), global_batch_of(config), tc.seed, pad_token_id,
+                     packing=tc.packing, group_by_length=tc.group_by_length, max_length=config.data.max_length)
 
 
 def configure_runtime(config: RunConfig, device: torch.device) -> None:
@@ -177,32 +194,6 @@ def configure_runtime(config: RunConfig, device: torch.device) -> None:
         # fp32 stays the CPU default (see BENCHMARKS.md, "CPU precision"); where bf16 matmuls are fast, say so.
         log.info("bf16 matmuls run %.1fx faster than fp32 on this CPU: `--set model.dtype=bfloat16` may "
                  "train faster, at some cost in precision", cpu_bf16_speedup())
-
-
-def training_rows(config: RunConfig, splits: Splits, tokenizer):
-    """``(training rows, validation rows, truncation of the training rows)``, tokenized (from the cache when it
-    has them). With ``data.streaming`` the training file is streamed into the cache (``splits.train`` is
-    empty); otherwise ``splits.train`` is tokenized. Rows whose answer was truncated away are dropped: they
-    teach nothing."""
-    if config.data.streaming:
-        train_rows, truncation = stream_train_rows(config.data, splits.format, splits.labels, tokenizer)
-    else:
-        train_rows, truncation = tokenized_split(config.data, "train", splits.train, tokenizer)
-    validation_rows, _ = tokenized_split(config.data, "validation", splits.validation, tokenizer)
-    train_rows = keep_supervised(train_rows)
-    if not train_rows:
-        raise RunError("no training row has a supervised token left", "raise data.max_length")
-    if validation_rows and not keep_supervised(validation_rows):
-        raise RunError(f"no validation row has a supervised token left after truncation to data.max_length "
-                       f"{config.data.max_length}, so there is no validation loss to select the best weights by",
-                       "raise data.max_length, or give validation rows with shorter prompts")
-    if truncation.truncated_rows:
-        log.warning(
-            "%d of %d training rows truncated to %d tokens (%d supervised tokens lost, %d rows left with none)",
-            truncation.truncated_rows, truncation.rows, config.data.max_length,
-            truncation.supervised_tokens_lost, truncation.rows_without_supervision,
-        )
-    return train_rows, validation_rows, truncation
 
 
 def build_optimizer(model, config: RunConfig) -> torch.optim.Optimizer:
@@ -236,29 +227,31 @@ def optimizer_step(training: Training, batch: Batch, state: TrainState) -> StepR
     """One optimizer step over a global ``batch``: this process runs its `BatchPlan.share` as its
     ``grad_accumulation`` micro-batches.
 
-    One normalizer for the whole step, the supervised tokens of the whole global batch (every micro-batch of
-    every process): accumulating 4 x 2 rows, or 2 processes x 4 rows, gives exactly the loss of 8 rows. Gradients
-    are synchronized once, after the last micro-batch (`no_sync` before it). The gradient norm is measured even
-    without clipping: a NaN gradient can hide behind a finite loss. A non-finite step stops training
-    (`train.on_nonfinite: stop`) or is skipped: no update, but its batch stays consumed, so a resumed run replays
-    the same data. Every process sees the same loss and norm, so they all decide alike.
+    One normalizer for the whole step, the supervised tokens (a preference method: the pairs) of the whole global
+    batch (every micro-batch of every process): accumulating 4 x 2 rows, or 2 processes x 4 rows, gives exactly
+    the loss of 8 rows. Gradients are synchronized once, after the last micro-batch (`no_sync` before it). The
+    gradient norm is measured even without clipping: a NaN gradient can hide behind a finite loss. A non-finite
+    step stops training (`train.on_nonfinite: stop`) or is skipped: no update, but its batch stays consumed, so a
+    resumed run replays the same data. Every process sees the same loss and norm, so they all decide alike.
     """
     started = time.perf_counter()
     model, tc, accelerator = training.model, training.config.train, training.accelerator
     shares = training.plan.share(batch, distributed.rank(), distributed.world_size(), tc.grad_accumulation)
     micro_batches = [training.plan.collate(share) if share else training.plan.placeholder(batch) for share in shares]
-    local_supervised = sum(count_supervised(tensors) for tensors in micro_batches)
+    local_count = sum(training.plan.count(tensors) for tensors in micro_batches)
     padded_tokens = sum(tensors["input_ids"].numel() for share, tensors in zip(shares, micro_batches) if share)
-    supervised = int(distributed.all_reduce_sum([local_supervised])[0])
-    scale = backward_scale(training) / supervised
-    loss_sum = 0.0
+    normalizer = int(distributed.all_reduce_sum([local_count])[0])
+    scale = backward_scale(training) / normalizer
+    loss_sum, measured = 0.0, []
     for index, tensors in enumerate(micro_batches):
         with micro_batch(training, last=index == len(micro_batches) - 1):
-            loss, _ = model(**{key: value.to(accelerator.device) for key, value in tensors.items()})
+            loss, extra = model(**{key: value.to(accelerator.device) for key, value in tensors.items()})
             accelerator.backward(loss * scale)
         loss_sum += float(loss.detach())
+        measured.append(extra)
     loss_sum, padded_tokens = distributed.all_reduce_sum([loss_sum, padded_tokens])
-    loss = loss_sum / supervised
+    loss = loss_sum / normalizer
+    measures = step_measures(measured, normalizer) if is_preference(training.config.method) else {}
     # max_norm inf measures without clipping (the gradients are multiplied by exactly 1).
     grad_norm = float(accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm or math.inf))
     problem = nonfinite_problem(loss, grad_norm)
@@ -275,8 +268,8 @@ def optimizer_step(training: Training, batch: Batch, state: TrainState) -> StepR
     training.optimizer.zero_grad(set_to_none=True)
     return StepResult(
         loss=loss, grad_norm=grad_norm, problem=problem,
-        real_tokens=int(sum(training.plan.lengths[i] for pack in batch for i in pack)),
-        padded_tokens=int(padded_tokens), supervised_tokens=supervised, seconds=time.perf_counter() - started,
+        real_tokens=training.plan.real_tokens(batch), padded_tokens=int(padded_tokens), normalizer=normalizer,
+        seconds=time.perf_counter() - started, measures=measures,
     )
 
 
@@ -309,8 +302,9 @@ def after_step(training: Training, state: TrainState, result: StepResult,
         "step": state.step, "epoch": round(training.plan.progress(state), 4), "loss": finite(result.loss),
         "lr": lr, "grad_norm": finite(result.grad_norm),
         "tokens_per_s": result.real_tokens / result.seconds, "tokens": result.real_tokens,
-        "padded_tokens": result.padded_tokens, "supervised_tokens": result.supervised_tokens,
-        "elapsed_s": round(state.elapsed_s, 2),
+        "padded_tokens": result.padded_tokens,
+        "pairs" if is_preference(training.config.method) else "supervised_tokens": result.normalizer,
+        "elapsed_s": round(state.elapsed_s, 2), **{key: finite(value) for key, value in result.measures.items()},
     }
     if result.problem:
         line.update(skipped=True, reason=result.problem)
@@ -405,6 +399,7 @@ def train(config: RunConfig, run: RunDir, inputs: RunInputs, resume: bool = Fals
             if run.config_path.is_file():
                 resumed_config(own, config, str(run.root))  # the run's own settings, or an error naming them
             check_resume(run, config, data_files)  # before anything loads (and the pipeline checked before writing)
+        settle_init_from(run, config)  # model.init_from: recorded at the start, refused on resume once it changed
         training, checkpoint = set_up(config, run, inputs, resume)
         if distributed.is_main():
             run.checkpoints.mkdir(exist_ok=True)

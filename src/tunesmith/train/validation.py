@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from tunesmith.config.schema import RunConfig
+from tunesmith.config.vocabulary import is_preference
 from tunesmith.data.example import Example, Splits
 from tunesmith.data.task import Task
 from tunesmith.data.tokenize import TokenizedExample
@@ -30,12 +31,13 @@ from tunesmith.errors import ConfigError
 from tunesmith.predict.answers import answer, task_metrics
 from tunesmith.predict.loss import mean_supervised_loss
 from tunesmith.predict.validation_values import VAL_LOSS
+from tunesmith.train.preference import pair_validation
 
 
 @dataclass
 class ValidationSet:
     rows: Sequence[TokenizedExample]
-    """Every validation row, tokenized: the validation loss."""
+    """Every validation row, tokenized: the validation loss (`TokenizedPair`s for a preference method)."""
     examples: list[Example]
     """The first `train.val_metrics_rows` validation rows, scored for `train.val_metrics` (none without them)."""
     task: Task
@@ -59,12 +61,17 @@ def validation_set(config: RunConfig, splits: Splits, task: Task, rows: Sequence
 
 
 def validate(loss_module, model, tokenizer, validation: ValidationSet, config: RunConfig) -> dict[str, float | None]:
-    """``{"val_loss": ..., "val_<metric>": ...}`` of the model now. ``loss_module`` is the (wrapped)
-    `SupervisedLoss` training runs; ``model`` the causal LM inside it. The metrics are left out when the loss is
-    not finite (the validation is skipped)."""
-    val_loss, _ = mean_supervised_loss(loss_module, validation.rows, config.train.batch_size,
-                                       tokenizer.pad_token_id)  # every process scores its share
-    values: dict[str, float | None] = {VAL_LOSS: val_loss}
+    """``{"val_loss": ..., "val_<metric>": ...}`` of the model now (a preference method's: ``val_loss``,
+    ``val_preference_accuracy``, ``val_reward_margin``, then its metrics). ``loss_module`` is the (wrapped)
+    `SupervisedLoss` or `PreferenceLoss` training runs; ``model`` the causal LM inside it. The metrics are left
+    out when the loss is not finite (the validation is skipped)."""
+    values: dict[str, float | None]
+    if is_preference(config.method):  # every process scores its share, in both
+        values = pair_validation(loss_module, validation.rows, config.train.batch_size, tokenizer.pad_token_id)
+    else:
+        values = {VAL_LOSS: mean_supervised_loss(loss_module, validation.rows, config.train.batch_size,
+                                                 tokenizer.pad_token_id)[0]}
+    val_loss = values[VAL_LOSS]
     if validation.examples and math.isfinite(val_loss):
         with scoring(model):
             answers = answer(model, tokenizer, validation.examples, validation.task, config.evaluate)

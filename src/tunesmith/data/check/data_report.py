@@ -20,7 +20,7 @@ import json
 import logging
 import sys
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import numpy as np
 
 from tunesmith.config import RunConfig, apply_overrides, load_config, validate_config
 from tunesmith.config.schema import CheckConfig, DataConfig
+from tunesmith.data.check.pair_checks import GoldTest, gold_test_of, pair_findings
 from tunesmith.data.check.quality import (
     MAX_LOCATIONS,
     Finding,
@@ -182,6 +183,8 @@ class CheckSettings:
     max_length: int
     loss_on: str = "assistant"
     check: CheckConfig = field(default_factory=CheckConfig)
+    gold: GoldTest | None = None
+    """Preference pairs only: the gold test set their prompts must stay out of (`pair_checks.gold_test_of`)."""
 
     @classmethod
     def of(cls, tokenizer, config: DataConfig) -> CheckSettings:
@@ -248,7 +251,8 @@ def check_examples(checked: ExamplesToCheck, settings: CheckSettings,
         lengths_by_split[name] = lengths
         findings += [f for f in (
             truncation,
-            empty_outputs(name, examples),
+            # A pair's empty answers are `empty_side`, which names the side.
+            None if fmt == "preference" else empty_outputs(name, examples),
             duplicates(name, examples),
             near_duplicate_rows(name, examples, instruction, thresholds.near_duplicate_threshold),
             conflicting_labels(name, examples, fmt),
@@ -259,6 +263,9 @@ def check_examples(checked: ExamplesToCheck, settings: CheckSettings,
             non_printable(name, examples),
             tool_call_problems(name, examples),
         ) if f]
+        if fmt == "preference":
+            findings += pair_findings(name, examples, settings.tokenizer, settings.max_length, settings.loss_on,
+                                      settings.gold)
     if named.get("train"):
         for name in HELD_OUT:
             if named.get(name):
@@ -375,10 +382,10 @@ def run_check(target: str, overrides: list[str], as_json: bool) -> tuple[str, in
     try:
         if is_config:
             splits = load_splits(config.data, on_error=unreadable)
-            report = check_data(splits, CheckSettings.of(load_tokenizer(config.model), config.data), unreadable)
+            report = check_data(splits, _settings(config, splits.format), unreadable)
         else:
             checked = read_file_as_split(target, config.data, unreadable)
-            report = check_examples(checked, CheckSettings.of(load_tokenizer(config.model), config.data), unreadable)
+            report = check_examples(checked, _settings(config, checked.format), unreadable)
     except NoUsableRowsError as error:
         # The error names the first bad row; the report lists every one (FILE:LINE: problem) for the user to fix.
         listing = DataReport("none", None, config.data.max_length, config.data.loss_on, [], [],
@@ -387,6 +394,12 @@ def run_check(target: str, overrides: list[str], as_json: bool) -> tuple[str, in
         raise
     text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if as_json else report.render()
     return text, report.exit_code
+
+
+def _settings(config: RunConfig, fmt: str) -> CheckSettings:
+    """How a run's data is checked; pairs also against the gold test set of the run they continue from."""
+    settings = CheckSettings.of(load_tokenizer(config.model), config.data)
+    return replace(settings, gold=gold_test_of(config)) if fmt == "preference" else settings
 
 
 @locked
@@ -403,7 +416,7 @@ def check_run_data(config: RunConfig, run: RunDir, inputs: RunInputs) -> dict:
     task = inputs.task
     config.evaluate.baselines_for(task.name)
     config.train.check_val_metrics(task.name)
-    report = check_data(splits, CheckSettings.of(load_tokenizer(config.model), config.data))
+    report = check_data(splits, _settings(config, splits.format))
     summary = report.to_dict()
     write_json(run.data_summary, summary)
     sizes = ", ".join(f"{name} {len(getattr(splits, name))}" for name in SPLITS)

@@ -99,8 +99,14 @@ def comparable_prompt_text(example: Example, instruction: str = "") -> str:
 
 
 def comparable_row_text(example: Example, instruction: str = "") -> str:
-    """The whole row without system turns and the shared instruction."""
-    return "\n".join(_strip(m["content"], instruction) for m in example.messages if m["role"] != "system")
+    """The whole row without system turns and the shared instruction (with a pair's rejected answer last)."""
+    return "\n".join(_strip(m["content"], instruction) for m in _turns(example) if m["role"] != "system")
+
+
+def _turns(example: Example) -> tuple:
+    """Every turn of a row: a preference pair's rejected answer after its chosen one, so that two pairs that share
+    a prompt and a chosen answer but lose to different answers are different rows."""
+    return example.messages if example.rejected is None else (*example.messages, example.rejected)
 
 
 def messages_key(messages) -> tuple[tuple[str, str], ...]:
@@ -131,7 +137,7 @@ def duplicates(name: str, examples: list[Example]) -> Finding | None:
     first_seen: dict[tuple, str] = {}
     flagged = []
     for example in examples:
-        key = messages_key(example.messages)
+        key = messages_key(_turns(example))
         if key in first_seen:
             flagged.append((example.location, f"same as {first_seen[key]}"))
         else:
@@ -146,7 +152,7 @@ def near_duplicate_rows(name: str, examples: list[Example], instruction: str, th
     exact = set()
     seen = set()
     for index, example in enumerate(examples):
-        key = messages_key(example.messages)
+        key = messages_key(_turns(example))
         if key in seen:
             exact.add(index)
         seen.add(key)
