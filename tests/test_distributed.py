@@ -1,7 +1,7 @@
 """Several processes train the model one process trains. Every test launches real jobs of the `tunesmith` command
 (gloo on CPU, a tiny model, a few steps) and compares them with one process:
 
-- 2 processes x batch 4 give the losses and final weights of 1 process x batch 8 (padded, and packed);
+- 2 processes x batch 4 give the losses and final weights of 1 process x batch 8 (padded, packed, and DPO pairs);
 - a checkpoint written by 2 processes resumes exactly on 1, and the reverse;
 - a killed process ends the job within seconds with a clear error, and `--resume` continues it;
 - 2 "machines" x 1 process (torchrun rendezvous on 127.0.0.1) give what 2 local processes give;
@@ -99,6 +99,19 @@ def test_two_processes_train_what_one_process_trains(project, one_process):
     summary = json.loads((run / "train_summary.json").read_text())
     assert summary["processes"] == 2 and summary["global_batch"] == 8
     assert len(losses(run)) == STEPS  # rank 0 alone writes metrics
+
+
+def test_two_processes_train_what_one_process_trains_with_dpo(project, write_jsonl, spam_rows):
+    # Pairs: the row's label chosen, the other label rejected; the step's loss is normalized by the pairs of the
+    # whole global batch, so 2 processes x 4 pairs must train what 1 process x 8 pairs trains.
+    pairs = [{"prompt": row["text"], "chosen": row["label"], "rejected": "ham" if row["label"] == "spam" else "spam"}
+             for row in spam_rows(30)]
+    write_jsonl(project / "pairs.jsonl", pairs)
+    dpo = ["--set", "method=dpo", "--set", "data.train=pairs.jsonl", "--set", "data.format=preference"]
+    one = train(project, project / "dpo-one-x8", *dpo)
+    two = train(project, project / "dpo-two-x4", "--processes", "2", "--set", "train.batch_size=4", *dpo)
+    assert_same_training(two, one)
+    assert losses(one)[0] == pytest.approx(0.6931472, abs=1e-6)  # a new adapter starts as its reference: log 2
 
 
 def test_two_processes_train_what_one_process_trains_when_packing(project):
