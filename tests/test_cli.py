@@ -60,8 +60,8 @@ def test_bad_override_is_named(tmp_path, capsys):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"data": {"train": "t.jsonl"}}))
     assert main(["config", str(config), "--set", "method=qdora"]) == 2
-    assert ("config: method: 'qdora' is not allowed; allowed values: 'lora', 'dora', 'qlora' or 'full'"
-            in capsys.readouterr().err)
+    assert ("config: method: 'qdora' is not allowed; allowed values: 'lora', 'dora', 'qlora', 'full', 'dpo', "
+            "'orpo' or 'simpo'" in capsys.readouterr().err)
 
 
 def test_uncached_hub_id_offline_says_how_to_get_it(tmp_path, capsys, hub_cache):
