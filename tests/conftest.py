@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 import pytest
 import torch
+import yaml
 
 from tunesmith import distributed
 from tunesmith.cli import main
@@ -259,6 +260,39 @@ def spam_rows():
     """``spam_rows(n)``: the same rows as data file lines, ``{"text", "label"}`` (classification format)."""
     return lambda n: [{"text": example.messages[0]["content"].removeprefix("Classify: "), "label": example.label}
                       for example in _spam_examples(n)]
+
+
+TINY_PROJECT_SETTINGS = {
+    "data": {"path": "data.jsonl", "split": {"validation": 0.25, "test": 0.25}, "max_length": 256},
+    "lora": {"r": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]},
+    "train": {"max_steps": 4, "batch_size": 4, "eval_every": 2, "save_every": 2, "keep_checkpoints": 5,
+              "warmup_ratio": 0.0, "learning_rate": 1e-2},
+    "evaluate": {"batch_size": 4, "num_examples": 2},
+}
+
+
+@pytest.fixture()
+def tiny_project(tmp_path, tiny_model_dir, spam_rows, write_jsonl, monkeypatch):
+    """``tiny_project(**train_settings) -> Path``: a folder with `config.yaml` (the tiny random model,
+    `TINY_PROJECT_SETTINGS`, ``train_settings`` over its `train:`) and `data.jsonl` (24 spam/ham rows) as the
+    working directory. Runs of it take seconds."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
+    write_jsonl(tmp_path / "data.jsonl", spam_rows(24))
+
+    def make(**train) -> Path:
+        config = {"model": {"name": str(tiny_model_dir)}, **TINY_PROJECT_SETTINGS,
+                  "train": {**TINY_PROJECT_SETTINGS["train"], **train}}
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+        return tmp_path
+
+    return make
+
+
+@pytest.fixture()
+def plan_project(tiny_project):
+    """``plan_project(**train_settings) -> str``: the `tiny_project` config's path, to plan."""
+    return lambda **train: str(tiny_project(**train) / "config.yaml")
 
 
 class ScoringCase(NamedTuple):

@@ -10,26 +10,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
-
-SETTINGS = {
-    "data": {"path": "data.jsonl", "split": {"validation": 0.25, "test": 0.25}, "max_length": 256},
-    "lora": {"r": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]},
-    "train": {"max_steps": 4, "batch_size": 4, "eval_every": 2, "save_every": 2, "keep_checkpoints": 5,
-              "warmup_ratio": 0.0, "learning_rate": 1e-2},
-    "evaluate": {"batch_size": 4, "num_examples": 2},
-}
 
 
 @pytest.fixture()
-def project(tmp_path, tiny_model_dir, spam_rows, write_jsonl, monkeypatch):
-    """A folder with `config.yaml` and `data.jsonl` (24 spam/ham rows) as the working directory."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
-    write_jsonl(tmp_path / "data.jsonl", spam_rows(24))
-    config = {"model": {"name": str(tiny_model_dir)}, **SETTINGS}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    return tmp_path
+def project(tiny_project):
+    """A folder with `config.yaml` and `data.jsonl` (24 spam/ham rows) as the working directory (`tiny_project`)."""
+    return tiny_project()
 
 
 PAGE = 4096
