@@ -48,6 +48,16 @@ FAILED = "the request failed, and no correction gives its answer"
 OTHER_MODEL = "answered by another served model"
 NO_REQUEST = "feedback whose request is not in the log"
 
+def check_exported(request: dict, served) -> None:
+    """Raise `Skipped` for a logged request that no exported row comes from: one refused before reaching a model,
+    or one another served model answered than the one exported (`served_run`'s ``model``)."""
+    refused = refusal(request)
+    if refused is not None:
+        raise Skipped(refused)
+    if served.model is not None and request.get("model") != served.model:
+        raise Skipped(OTHER_MODEL)
+
+
 FeedbackExport = RowsWritten
 """What `export_feedback` wrote and skipped."""
 
@@ -68,11 +78,7 @@ def export_feedback(log_dir: str | Path, output_path: str | Path, run: str | Pat
     log = read_records(log_dir)
     for request in log.requests:
         try:
-            refused = refusal(request)
-            if refused is not None:
-                raise Skipped(refused)
-            if served.model is not None and request.get("model") != served.model:
-                raise Skipped(OTHER_MODEL)
+            check_exported(request, served)
             rows.add(request, _target(request, log.feedback.get(request.get("id")), rows.format, min_rating))
         except Skipped as skip:
             rows.skip(str(skip))

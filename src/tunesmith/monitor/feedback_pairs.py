@@ -20,8 +20,8 @@ from pathlib import Path
 
 from tunesmith.data.pair_rows import PairRows, PairsWritten
 from tunesmith.json_files import dumps
-from tunesmith.monitor.feedback import FAILED, NO_REQUEST, OTHER_MODEL
-from tunesmith.monitor.request_log import answered, read_records, refusal, served_run
+from tunesmith.monitor.feedback import FAILED, NO_REQUEST, check_exported
+from tunesmith.monitor.request_log import answered, read_records, served_run
 from tunesmith.monitor.training_rows import NO_CONTENT, Skipped, check_output, conversation
 
 NO_FEEDBACK = "no feedback"
@@ -46,11 +46,7 @@ def export_feedback_pairs(log_dir: str | Path, output_path: str | Path, run: str
     rated_up: list[tuple[str, str]] = []
     for request in log.requests:
         try:
-            refused = refusal(request)
-            if refused is not None:
-                raise Skipped(refused)
-            if served.model is not None and request.get("model") != served.model:
-                raise Skipped(OTHER_MODEL)
+            check_exported(request, served)
             feedback = log.feedback.get(request.get("id"))
             if not feedback:
                 raise Skipped(NO_FEEDBACK)
