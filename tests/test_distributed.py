@@ -112,6 +112,11 @@ def test_two_processes_train_what_one_process_trains_with_dpo(project, write_jso
     two = train(project, project / "dpo-two-x4", "--processes", "2", "--set", "train.batch_size=4", *dpo)
     assert_same_training(two, one)
     assert losses(one)[0] == pytest.approx(0.6931472, abs=1e-6)  # a new adapter starts as its reference: log 2
+    # Packed pairs: a global batch of packs, shared by the processes as padded pairs are.
+    packed = [*dpo, "--set", "train.packing=true", "--set", "preference.sft_weight=0.5"]
+    one = train(project, project / "dpo-packed-one-x4", *packed, "--set", "train.batch_size=4")
+    two = train(project, project / "dpo-packed-two-x2", "--processes", "2", "--set", "train.batch_size=2", *packed)
+    assert_same_training(two, one)
 
 
 def test_two_processes_train_what_one_process_trains_when_packing(project):

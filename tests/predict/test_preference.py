@@ -8,7 +8,14 @@ from peft import LoraConfig, get_peft_model
 
 from tunesmith.data.example import Example
 from tunesmith.data.pairs import tokenize_pairs
-from tunesmith.predict.preference import pair_batch, pair_logps, sequence_logps
+from tunesmith.predict.preference import (
+    SEQUENCE_IDS,
+    packed_pair_batch,
+    pair_batch,
+    pair_logps,
+    sequence_logps,
+    supervised_tokens,
+)
 
 
 def pairs(tokenizer, n=3):
@@ -46,3 +53,20 @@ def test_the_reference_policy_is_the_model_with_its_adapter_disabled(tiny_model,
     reference = pair_logps(model, items, 2, pad, reference=True)
     assert reference == before and after != before
     assert len(after[0]) == len(after[1]) == 3
+
+
+def test_a_packed_pair_batch_gives_each_sequence_the_padded_batchs_values(tiny_model, tiny_tokenizer):
+    items = pairs(tiny_tokenizer, 5)
+    pad = tiny_tokenizer.pad_token_id
+    padded = pair_batch(items, pad)
+    packed = packed_pair_batch([items[:2], items[2:]], pad)  # two packs: the sequences of 2 and of 3 pairs
+    assert packed["input_ids"].shape[0] == 2
+    assert int(packed["attention_mask"].sum()) == sum(pair.tokens for pair in items)  # no padding inside a pack
+    with torch.no_grad():
+        padded_sums, padded_counts = sequence_logps(tiny_model, padded)
+        packed_sums, packed_counts = sequence_logps(tiny_model, packed)
+    assert packed_counts.tolist() == padded_counts.tolist() == supervised_tokens(padded).tolist()
+    assert supervised_tokens(packed).tolist() == padded_counts.tolist()
+    assert torch.allclose(packed_sums, padded_sums, atol=1e-5)
+    # Each sequence's ids in the packed rows are its own: the owner of a label is the sequence of its token.
+    assert sorted(set(packed[SEQUENCE_IDS][packed["attention_mask"].bool()].tolist())) == list(range(10))

@@ -1,10 +1,11 @@
 """Preference training (`method: dpo | orpo | simpo`) through the recipe: the metrics of every step and validation,
-gradient accumulation equal to one large batch (the normalizer counts the pairs of the global batch), a resumed run
-equal to an uninterrupted one, a non-finite loss naming its step and pairs, placeholder micro-batches adding
-nothing, and rows of the wrong kind for the method refused."""
+gradient accumulation equal to one large batch (the normalizer counts the pairs of the global batch), packed pairs
+giving the loss and gradients of padded ones, a resumed run equal to an uninterrupted one, a non-finite loss naming
+its step and pairs, placeholder micro-batches adding nothing, and rows of the wrong kind for the method refused."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -12,6 +13,8 @@ import shutil
 
 import pytest
 import torch
+from peft import LoraConfig as PeftLoraConfig
+from peft import get_peft_model
 from safetensors.torch import load_file
 
 import tunesmith.train.preference as preference
@@ -154,3 +157,49 @@ def test_a_preference_row_without_its_rejected_answer_is_named_by_file_and_line(
     config = pref_config(tiny_model_dir)
     assert error_of(lambda: check_rows_fit_method(config, splits)) == (
         "pairs.jsonl:3: a preference row without a rejected answer")
+
+
+@pytest.mark.parametrize(("method", "beta"), [("dpo", 0.1), ("simpo", 2.0)])
+def test_packed_pairs_give_the_loss_and_gradients_of_padded_pairs(method, beta, tiny_model, tiny_tokenizer,
+                                                                  preference_examples):
+    pairs, _ = tokenize_pairs(preference_examples(6), tiny_tokenizer, 160)
+    pad = tiny_tokenizer.pad_token_id
+    torch.manual_seed(0)
+    model = get_peft_model(copy.deepcopy(tiny_model), PeftLoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                                     init_lora_weights=False))
+    padded_plan = PairBatchPlan(pairs, 6, 0, pad, group_by_length=False)
+    packed_plan = PairBatchPlan(pairs, 6, 0, pad, packing=True, max_length=160)
+    padded_batch, packed_batch = padded_plan.epoch(0)[0], packed_plan.epoch(0)[0]
+    assert sorted(i for pack in packed_batch for i in pack) == list(range(6)) and len(packed_batch) < 6
+    assert packed_plan.rows_per_pack == 1 and padded_plan.rows_per_pack == 2
+    loss = PreferenceLoss(model, method, beta, sft_weight=0.5)
+
+    def run(plan, batch):
+        model.zero_grad()
+        tensors = plan.collate(batch)
+        total, measures = loss(**tensors)
+        total.backward()
+        gradients = {name: p.grad.clone() for name, p in model.named_parameters() if p.requires_grad}
+        return float(total.detach()), measures, gradients, plan.count(tensors)
+
+    padded_loss, padded_measures, padded_gradients, padded_pairs = run(padded_plan, padded_batch)
+    packed_loss, packed_measures, packed_gradients, packed_pairs = run(packed_plan, packed_batch)
+    assert padded_pairs == packed_pairs == 6
+    assert packed_plan.real_tokens(packed_batch) == padded_plan.real_tokens(padded_batch)
+    assert packed_loss == pytest.approx(padded_loss, abs=1e-5) and padded_loss != pytest.approx(6 * math.log(2))
+    assert torch.allclose(packed_measures, padded_measures, atol=1e-5)
+    for name, gradient in padded_gradients.items():
+        assert torch.allclose(packed_gradients[name], gradient, atol=1e-5), name
+
+
+def test_a_packed_dpo_run_puts_several_pairs_in_a_pack(tiny_model_dir, tmp_path, preference_splits):
+    run = RunDir(tmp_path / "packed")
+    config = pref_config(tiny_model_dir, max_steps=3, batch_size=1, packing=True)
+    summary = train(config, run, RunInputs(config, preference_splits()))
+    steps = [line for line in lines_of(run) if "loss" in line]
+    # batch_size counts packs: one pack a step, holding whole pairs (two sequences each, 2 x 160 tokens at most):
+    # fewer packs than the 12 pairs make an epoch.
+    packs_per_epoch = round(1 / steps[0]["epoch"])
+    assert packs_per_epoch < 12 and sum(line["pairs"] for line in steps) > len(steps) and summary["steps"] == 3
+    assert steps[0]["loss"] == pytest.approx(math.log(2), abs=1e-6)  # a new adapter starts as its reference
+    assert all(set(STEP_MEASURES) <= set(line) for line in steps)

@@ -3,7 +3,8 @@ batch and weights within 1e-5, with the same token ids (TRL tokenizes the rows i
 `TokenizedPair.trl_ids`); SimPO equals TRL's experimental `CPOTrainer(loss_type="simpo", cpo_alpha=0)`; ORPO's
 odds-ratio term equals TRL's experimental `ORPOTrainer`'s, beside the chosen answer's mean negative
 log-likelihood over the answer tokens (TRL's ORPO takes that term over the prompt tokens too; tunesmith keeps
-every loss on the answer tokens).
+every loss on the answer tokens). `preference.sft_weight` α equals TRL's DPO with `loss_type=["sigmoid", "sft"]`,
+`loss_weights=[1, α]` (on chosen answers of equal lengths, where TRL's batch token mean is each pair's mean).
 
 The weights: a tiny random Llama with a LoRA adapter whose B matrices are random, so the policy differs from the
 reference (the adapter disabled; TRL is handed the model without the adapter as its `ref_model`) and the DPO loss is
@@ -12,6 +13,7 @@ not its trivial log 2 (with a new, zero adapter both are log 2 at step 1); fp32,
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 
@@ -55,9 +57,21 @@ def leaves_no_trainer_state():
 
 @pytest.fixture()
 def case(tiny_model_dir, preference_examples):
+    return build_case(tiny_model_dir, preference_examples(PAIRS))
+
+
+@pytest.fixture()
+def equal_chosen_case(tiny_model_dir, preference_examples):
+    """A case whose chosen answers all have the same tokens (so a batch's token mean is each pair's mean)."""
+    examples = [dataclasses.replace(example, messages=(*example.messages[:-1],
+                                                       {"role": "assistant", "content": "Paris, in France."}))
+                for example in preference_examples(PAIRS)]
+    return build_case(tiny_model_dir, examples)
+
+
+def build_case(tiny_model_dir, examples):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     tokenizer.chat_template = TEMPLATE
-    examples = preference_examples(PAIRS)
     pairs, _ = tokenize_pairs(examples, tokenizer, max_length=256)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     model = add_lora(model, LoraConfig(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj", "down_proj"]))
@@ -79,13 +93,32 @@ def ours(model, pairs, method, beta, **settings) -> float:
 
 
 def test_the_dpo_loss_equals_trl_dpo_trainer_on_the_same_batch_and_weights(case, tiny_model_dir, tmp_path):
+    tokenizer, pairs, model, rows = case
+    expected = ours(model, pairs, "dpo", 0.1)
+    trl_loss = trl_dpo_loss(case, tiny_model_dir, tmp_path)
+    assert abs(expected - math.log(2)) > 1e-3  # the policy is not the reference: a loss that can differ
+    assert abs(expected - trl_loss) < 1e-5
+
+
+def test_the_sft_weight_adds_trl_dpo_trainers_sft_loss(equal_chosen_case, tiny_model_dir, tmp_path):
+    tokenizer, pairs, model, rows = equal_chosen_case
+    assert len({len(pair.chosen.input_ids) - pair.prompt_length for pair in pairs}) == 1
+    expected = ours(model, pairs, "dpo", 0.1, sft_weight=0.7)
+    plain = ours(model, pairs, "dpo", 0.1)
+    trl_loss = trl_dpo_loss(equal_chosen_case, tiny_model_dir, tmp_path, loss_type=["sigmoid", "sft"],
+                            loss_weights=[1.0, 0.7])
+    assert expected - plain > 0.1  # the imitation term is there
+    assert abs(expected - trl_loss) < 1e-5
+
+
+def trl_dpo_loss(case, tiny_model_dir, tmp_path, **settings) -> float:
+    """TRL's DPOTrainer loss of the case's batch, after asserting it tokenized the rows as tunesmith does."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     tokenizer, pairs, model, rows = case
-    expected = ours(model, pairs, "dpo", 0.1)
     args = DPOConfig(output_dir=str(tmp_path), beta=0.1, per_device_train_batch_size=PAIRS, report_to=[],
-                     use_cpu=True, bf16=False, fp16=False, max_length=None, dataset_num_proc=None)
+                     use_cpu=True, bf16=False, fp16=False, max_length=None, dataset_num_proc=None, **settings)
     # TRL's reference for a PEFT model it is handed is a frozen copy of that adapter (it continues an adapter);
     # tunesmith's is the model without it (the new adapter disabled): so TRL is given that model as `ref_model`.
     reference = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
@@ -97,9 +130,7 @@ def test_the_dpo_loss_equals_trl_dpo_trainer_on_the_same_batch_and_weights(case,
     batch = trainer.data_collator([{key: row[key] for key in ("prompt_ids", "chosen_ids", "rejected_ids")}
                                    for row in tokenized])
     trl_loss = trainer._compute_loss(trainer.model, batch, return_outputs=False)
-    trl_loss = float(trl_loss[0] if isinstance(trl_loss, tuple) else trl_loss)
-    assert abs(expected - math.log(2)) > 1e-3  # the policy is not the reference: a loss that can differ
-    assert abs(expected - trl_loss) < 1e-5
+    return float(trl_loss[0] if isinstance(trl_loss, tuple) else trl_loss)
 
 
 def trl_pair_batch(pairs, pad_token_id: int) -> dict[str, torch.Tensor]:

@@ -24,6 +24,12 @@ class PreferenceConfig(ConfigSection):
     """The assumed share of pairs whose preference is wrong (conservative DPO; also applies to `simpo`): the loss
     is `(1 - ε)·ℓ(margin) + ε·ℓ(-margin)`. 0 trusts every pair. `orpo` has no such term and refuses a non-zero
     value."""
+    sft_weight: float = Field(0.0, ge=0)
+    """Adds this weight times the chosen answer's mean token negative log-likelihood to each pair's `dpo` or
+    `simpo` loss (RPO, Pang et al. 2024; TRL's `loss_type=["sigmoid", "sft"]` with these `loss_weights`): the
+    model keeps imitating the preferred answers while it learns to rank them, which holds back a preference
+    step from drifting away from the task (for instance towards ever shorter answers). 0 is the plain loss;
+    `orpo` has the term built in and refuses a non-zero value."""
 
 
 def preference_beta(config) -> float:

@@ -271,7 +271,9 @@ class TrainConfig(ConfigSection):
     packing: bool = False
     """Concatenate rows into sequences of up to `data.max_length` tokens (best-fit decreasing) instead of
     padding each; rows in a sequence cannot attend to each other, so the loss is unchanged. `batch_size` then
-    counts packed sequences and `group_by_length` is not used."""
+    counts packed sequences and `group_by_length` is not used. Preference methods pack whole pairs (both
+    sequences of each) into sequences of up to twice `data.max_length`; each sequence's log-probability is its
+    own, so the loss is unchanged there too."""
     gradient_checkpointing: Annotated[bool, Resumable()] = False
     """Recompute each decoder layer's activations in the backward pass instead of keeping them: much less
     activation memory (longer sequences, larger batches, bigger models) for one more forward pass of the decoder
@@ -416,15 +418,14 @@ class RunConfig(ConfigSection):
     def _preference_settings(self) -> "RunConfig":
         if not is_preference(self.method):
             return self
-        if self.train.packing:
-            # A pair's two sequences share one prompt and are scored as a whole (log-probability sums), and
-            # the step normalizer counts pairs: packed rows would need per-row sums out of packed sequences.
-            raise ConfigError("train.packing", f"method {self.method} trains on padded pairs, not packed rows",
-                              "set train.packing: false")
         if self.data.streaming:
             raise ConfigError("data.streaming", f"method {self.method} reads its pairs into memory; streaming is for "
                               "supervised rows", "set data.streaming: false")
         if self.method == "orpo" and self.preference.label_smoothing:
             raise ConfigError("preference.label_smoothing", "orpo's odds-ratio loss has no label smoothing",
                               "set preference.label_smoothing: 0, or use method: dpo or simpo")
+        if self.method == "orpo" and self.preference.sft_weight:
+            raise ConfigError("preference.sft_weight", "orpo's loss has the chosen answer's log-likelihood term "
+                              "already (preference.beta weighs the odds-ratio term beside it)",
+                              "set preference.sft_weight: 0, or use method: dpo or simpo")
         return self

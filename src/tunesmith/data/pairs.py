@@ -44,6 +44,11 @@ class TokenizedPair:
         return max(len(self.chosen.input_ids), len(self.rejected.input_ids))
 
     @property
+    def tokens(self) -> int:
+        """Both sequences' tokens: what the pair fills of a pack (`train.packing`)."""
+        return len(self.chosen.input_ids) + len(self.rejected.input_ids)
+
+    @property
     def supervised(self) -> bool:
         """Both answers keep at least one supervised token after truncation (else the pair teaches nothing)."""
         return self.chosen.num_supervised > 0 and self.rejected.num_supervised > 0

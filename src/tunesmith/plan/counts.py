@@ -18,7 +18,6 @@ from tunesmith.data.cache import row_lengths
 from tunesmith.data.example import Splits
 from tunesmith.train.batching import Batch, BatchPlan
 from tunesmith.train.budget import Budget, describe_budget, plan_budget
-from tunesmith.train.preference import PairBatchPlan
 from tunesmith.train.recipe import batch_plan_of
 from tunesmith.train.resume import global_batch_of
 
@@ -67,13 +66,12 @@ def budget_of(config: RunConfig, train_rows, plan: BatchPlan, started: Budget | 
 def micro_batch_shapes(plan: BatchPlan, batch: Batch, processes: int,
                        micro_batches: int) -> list[list[tuple[int, int]]]:
     """Per process, the ``(rows, width)`` of each of its micro-batch tensors for ``batch`` (as `BatchPlan.collate`
-    pads them: every row, or pack, to the micro-batch's longest; a pair is two rows)."""
+    pads them: every row, or pack, to the micro-batch's longest; a padded pair is two rows)."""
     lengths = plan.lengths
-    rows_per_item = 2 if isinstance(plan, PairBatchPlan) else 1
     shapes = []
     for rank in range(processes):
         shares = BatchPlan.share(batch, rank, processes, micro_batches)
-        shapes.append([(rows_per_item * len(share), max(sum(int(lengths[i]) for i in pack) for pack in share))
+        shapes.append([(plan.rows_per_pack * len(share), max(sum(int(lengths[i]) for i in pack) for pack in share))
                        for share in shares if share])
     return shapes
 

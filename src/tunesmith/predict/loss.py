@@ -30,10 +30,10 @@ def decoder_of(model):
     return getattr(lm, lm.base_model_prefix)
 
 
-def supervised_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Sum of token cross-entropies over supervised positions, and how many there are."""
+def decoder_hidden_states(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The decoder's last hidden states over ``batch`` (padded or packed rows), and the batch they line up with:
+    ``batch`` itself, or with FlashAttention a packed batch flattened into one sequence (`flatten_packed`)."""
     lm = _causal_lm(model)
-    decoder = decoder_of(model)
     if "position_ids" in batch and lm.config._attn_implementation == "flash_attention_2":
         # Packed rows as one variable-length sequence, padding dropped: FlashAttention's varlen kernel keeps the
         # rows apart by their boundaries, so no mask exists at all (`tunesmith.predict.model_inputs`).
@@ -50,7 +50,14 @@ def supervised_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Te
         attention_inputs = {}
     else:
         attention_inputs = {"attention_mask": batch["attention_mask"]}
-    hidden = decoder(input_ids=batch["input_ids"], use_cache=False, **attention_inputs).last_hidden_state
+    hidden = decoder_of(model)(input_ids=batch["input_ids"], use_cache=False, **attention_inputs).last_hidden_state
+    return hidden, batch
+
+
+def supervised_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Sum of token cross-entropies over supervised positions, and how many there are."""
+    lm = _causal_lm(model)
+    hidden, batch = decoder_hidden_states(model, batch)
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE_INDEX
     selected = hidden[:, :-1][keep]

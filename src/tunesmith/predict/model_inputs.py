@@ -57,15 +57,15 @@ def collate_packed(packs: list[list[TokenizedExample]], pad_token_id: int) -> di
 
 def flatten_packed(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A packed batch as one sequence of its real tokens, shape [1, tokens]: padding dropped, rows (and packs)
-    one after another, each still starting at position 0.
+    one after another, each still starting at position 0. Every per-token tensor of the batch is flattened alike
+    (a packed pair batch's `sequence_ids` too).
 
     For variable-length attention, which needs no padding. The loss stays exact: labels are shifted inside the
     one sequence, and the first token of every row is unsupervised (`collate_packed`), so no row is learned from
     the end of the row before it.
     """
     real = batch["attention_mask"].bool()
-    return {"input_ids": batch["input_ids"][real][None], "labels": batch["labels"][real][None],
-            "attention_mask": batch["attention_mask"][real][None], "position_ids": batch["position_ids"][real][None]}
+    return {key: value[real][None] for key, value in batch.items()}
 
 
 def varlen_attention_inputs(position_ids: torch.Tensor) -> dict[str, torch.Tensor | int]:

@@ -2,9 +2,14 @@
 preference accuracy are computed from.
 
 A sequence's log-probability is the sum, over its supervised positions (the answer, `tunesmith.data.pairs`), of
-the log-probability of the token there. As in `tunesmith.predict.loss`, the decoder runs once over the padded
-batch and the LM head is applied to the supervised positions alone, in chunks: a [rows, length, vocab] logits
-tensor is never made.
+the log-probability of the token there. As in `tunesmith.predict.loss`, the decoder runs once over the batch and
+the LM head is applied to the supervised positions alone, in chunks: a [rows, length, vocab] logits tensor is
+never made.
+
+A pair batch is padded (`pair_batch`: a row per sequence) or packed (`packed_pair_batch`: whole pairs, both
+sequences, laid one after another in a row, each with its own positions, as SFT packs rows); a packed batch says
+which sequence every token belongs to (`SEQUENCE_IDS`), and the sums are taken per sequence, so a pair's
+log-probabilities are the same either way.
 
 The reference policy of a run that continues from an SFT run is that SFT model (its adapter merged into the
 weights, `model.init_from`); the new adapter disabled gives it (`reference_logps`), so no second copy of the model
@@ -21,10 +26,13 @@ import torch.nn.functional as F
 
 from tunesmith.data.pairs import TokenizedPair
 from tunesmith.data.tokenize import IGNORE_INDEX
-from tunesmith.predict.loss import _causal_lm, _right_padded, decoder_of
-from tunesmith.predict.model_inputs import collate
+from tunesmith.predict.loss import _causal_lm, decoder_hidden_states
+from tunesmith.predict.model_inputs import collate, collate_packed
 
 _HEAD_CHUNK_ROWS = 2048
+SEQUENCE_IDS = "sequence_ids"
+"""The key of a packed pair batch's per-token sequence index: pair ``j``'s chosen sequence is ``j``, its rejected
+one ``pairs + j`` (the padded layout's row order), padding 0 (it carries no label)."""
 
 
 def pair_batch(pairs: Sequence[TokenizedPair], pad_token_id: int) -> dict[str, torch.Tensor]:
@@ -33,16 +41,54 @@ def pair_batch(pairs: Sequence[TokenizedPair], pad_token_id: int) -> dict[str, t
     return collate([pair.chosen for pair in pairs] + [pair.rejected for pair in pairs], pad_token_id)
 
 
+def packed_pair_batch(packs: Sequence[Sequence[TokenizedPair]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """One row per pack: each pair's chosen then rejected sequence, one after another, each starting at position 0
+    (`collate_packed`), with the `SEQUENCE_IDS` that let `sequence_logps` give the padded layout's per-sequence
+    values (chosen sequences first, then the rejected ones)."""
+    batch = collate_packed([[side for pair in pack for side in (pair.chosen, pair.rejected)] for pack in packs],
+                           pad_token_id)
+    pairs = sum(len(pack) for pack in packs)
+    sequence_ids = torch.zeros_like(batch["input_ids"])
+    index = 0
+    for row, pack in enumerate(packs):
+        start = 0
+        for pair in pack:
+            for owner, side in ((index, pair.chosen), (pairs + index, pair.rejected)):
+                sequence_ids[row, start : start + len(side.input_ids)] = owner
+                start += len(side.input_ids)
+            index += 1
+    return {**batch, SEQUENCE_IDS: sequence_ids}
+
+
+def label_owners(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """``(owner of each shifted label [rows, length - 1], sequences)``: the sequence whose answer each label of
+    ``batch`` belongs to, a row of a padded batch or a `SEQUENCE_IDS` entry of a packed one."""
+    targets = batch["labels"][:, 1:]
+    if SEQUENCE_IDS in batch:
+        # A label's sequence is that of its own token (the first token of every sequence carries no label).
+        return batch[SEQUENCE_IDS][:, 1:], int(batch[SEQUENCE_IDS].max()) + 1
+    rows = torch.arange(targets.shape[0], device=targets.device).unsqueeze(1).expand_as(targets)
+    return rows, targets.shape[0]
+
+
+def supervised_tokens(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Each sequence's supervised tokens (chosen sequences first, then the rejected ones), padded or packed."""
+    owners, sequences = label_owners(batch)
+    keep = batch["labels"][:, 1:] != IGNORE_INDEX
+    return torch.zeros(sequences, dtype=torch.long, device=owners.device).index_add(
+        0, owners[keep], torch.ones_like(owners[keep]))
+
+
 def sequence_logps(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(log-probability sums, supervised token counts)``, one per row of ``batch`` (input_ids, attention_mask,
-    labels; right-padded), in float32; differentiable when gradients are enabled."""
+    """``(log-probability sums, supervised token counts)``, one per sequence of ``batch`` (input_ids,
+    attention_mask, labels; right-padded, or packed with position_ids and `SEQUENCE_IDS`), in float32;
+    differentiable when gradients are enabled."""
     lm = _causal_lm(model)
-    attention = {} if _right_padded(batch["attention_mask"]) else {"attention_mask": batch["attention_mask"]}
-    hidden = decoder_of(model)(input_ids=batch["input_ids"], use_cache=False, **attention).last_hidden_state
+    hidden, batch = decoder_hidden_states(model, batch)
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE_INDEX
-    rows = torch.arange(targets.shape[0], device=targets.device).unsqueeze(1).expand_as(targets)[keep]
-    selected, wanted = hidden[:, :-1][keep], targets[keep]
+    owners, sequences = label_owners(batch)
+    selected, wanted, owners = hidden[:, :-1][keep], targets[keep], owners[keep]
     head = lm.get_output_embeddings()
     softcap = getattr(lm.config, "final_logit_softcapping", None)
     pieces = []
@@ -52,8 +98,10 @@ def sequence_logps(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor,
             logits = softcap * torch.tanh(logits / softcap)
         pieces.append(-F.cross_entropy(logits, wanted[start : start + _HEAD_CHUNK_ROWS], reduction="none"))
     token_logps = torch.cat(pieces) if pieces else hidden.new_zeros(0, dtype=torch.float32)
-    sums = torch.zeros(targets.shape[0], dtype=torch.float32, device=targets.device).index_add(0, rows, token_logps)
-    return sums, keep.sum(dim=1)
+    sums = torch.zeros(sequences, dtype=torch.float32, device=targets.device).index_add(0, owners, token_logps)
+    counts = torch.zeros(sequences, dtype=torch.long, device=targets.device).index_add(
+        0, owners, torch.ones_like(owners))
+    return sums, counts
 
 
 @contextlib.contextmanager

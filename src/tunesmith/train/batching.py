@@ -69,6 +69,9 @@ class BatchPlan:
     """The batches of every epoch over ``rows``: padded rows (length-grouped unless ``group_by_length`` is off),
     or with ``packing`` rows packed into sequences of up to ``max_length`` tokens (`tunesmith.train.packing`)."""
 
+    rows_per_pack = 1
+    """Rows of a collated batch per pack (a padded pair is two)."""
+
     def __init__(self, rows: Sequence[TokenizedExample], lengths: Sequence[int], batch_size: int, seed: int,
                  pad_token_id: int, packing: bool = False, group_by_length: bool = True, max_length: int = 0):
         self.rows, self.lengths = rows, lengths

@@ -15,6 +15,10 @@ order). Each sequence's log-probability is the sum over its answer tokens (`sequ
   same number when the chosen answers of a batch have equal lengths, but would make the loss of a pair depend on
   the other pairs of its micro-batch (and so on `grad_accumulation`).
 
+`sft_weight` α adds ``α·(-mean log π(c))`` to a dpo or simpo pair's loss (RPO, Pang et al. 2024: TRL's
+``loss_type=["sigmoid", "sft"]``, ``loss_weights=[1, α]``, whose term is the token mean over the batch's chosen
+answers, the same number as this per-pair mean when a batch's chosen answers have equal lengths, as for ORPO).
+
 `label_smoothing` ε mixes in the loss of the opposite preference, ``(1 - ε)·ℓ(m) + ε·ℓ(-m)`` (conservative DPO, as
 TRL's CPO trainer applies it to SimPO; TRL 1.16's DPO `sigmoid` loss has no smoothing term, so compare at ε = 0).
 
@@ -33,8 +37,14 @@ from tunesmith import distributed
 from tunesmith.config.preference_section import preference_beta
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.pairs import TokenizedPair
-from tunesmith.data.tokenize import IGNORE_INDEX
-from tunesmith.predict.preference import implicit_rewards, pair_batch, reference_policy, sequence_logps
+from tunesmith.predict.preference import (
+    implicit_rewards,
+    packed_pair_batch,
+    pair_batch,
+    reference_policy,
+    sequence_logps,
+    supervised_tokens,
+)
 from tunesmith.predict.validation_values import VAL_LOSS
 from tunesmith.train.batching import Batch, BatchPlan
 
@@ -47,17 +57,18 @@ VALIDATION_MEASURES = ("val_preference_accuracy", "val_reward_margin")
 def pair_losses(method: str, beta: float, chosen: torch.Tensor, rejected: torch.Tensor, chosen_tokens: torch.Tensor,
                 rejected_tokens: torch.Tensor, reference_chosen: torch.Tensor | None = None,
                 reference_rejected: torch.Tensor | None = None, simpo_gamma: float = 0.5,
-                label_smoothing: float = 0.0) -> torch.Tensor:
+                label_smoothing: float = 0.0, sft_weight: float = 0.0) -> torch.Tensor:
     """Each pair's loss under ``method`` (log-probability sums and answer token counts per pair in)."""
+    chosen_mean = chosen / chosen_tokens.clamp(min=1)
+    rejected_mean = rejected / rejected_tokens.clamp(min=1)
+    imitation = -sft_weight * chosen_mean if sft_weight else 0.0
     if method == "dpo":
         if reference_chosen is None or reference_rejected is None:
             raise ValueError("the dpo loss needs the reference policy's log-probabilities")
         margin = beta * ((chosen - reference_chosen) - (rejected - reference_rejected))
-        return _smoothed(margin, label_smoothing)
-    chosen_mean = chosen / chosen_tokens.clamp(min=1)
-    rejected_mean = rejected / rejected_tokens.clamp(min=1)
+        return _smoothed(margin, label_smoothing) + imitation
     if method == "simpo":
-        return _smoothed(beta * (chosen_mean - rejected_mean) - simpo_gamma, label_smoothing)
+        return _smoothed(beta * (chosen_mean - rejected_mean) - simpo_gamma, label_smoothing) + imitation
     if method == "orpo":
         odds_chosen, odds_rejected = implicit_rewards("orpo", beta, chosen, rejected, chosen_tokens=chosen_tokens,
                                                       rejected_tokens=rejected_tokens)
@@ -77,15 +88,18 @@ class PreferenceLoss(torch.nn.Module):
     two answers keep a supervised token: a placeholder micro-batch (`BatchPlan.placeholder`, no supervised token)
     adds nothing, as it adds nothing to SFT's loss."""
 
-    def __init__(self, model, method: str, beta: float, simpo_gamma: float = 0.5, label_smoothing: float = 0.0):
+    def __init__(self, model, method: str, beta: float, simpo_gamma: float = 0.5, label_smoothing: float = 0.0,
+                 sft_weight: float = 0.0):
         super().__init__()
         self.model = model
         self.method, self.beta, self.simpo_gamma, self.label_smoothing = method, beta, simpo_gamma, label_smoothing
+        self.sft_weight = sft_weight
 
     @classmethod
     def of(cls, model, config: RunConfig) -> PreferenceLoss:
         settings = config.preference
-        return cls(model, config.method, preference_beta(config), settings.simpo_gamma, settings.label_smoothing)
+        return cls(model, config.method, preference_beta(config), settings.simpo_gamma, settings.label_smoothing,
+                   settings.sft_weight)
 
     def forward(self, **batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         sums, tokens = sequence_logps(self.model, batch)
@@ -96,7 +110,8 @@ class PreferenceLoss(torch.nn.Module):
             with torch.no_grad(), reference_policy(self.model):
                 reference_chosen, reference_rejected = sequence_logps(self.model, batch)[0].chunk(2)
         losses = pair_losses(self.method, self.beta, chosen, rejected, chosen_tokens, rejected_tokens,
-                             reference_chosen, reference_rejected, self.simpo_gamma, self.label_smoothing)
+                             reference_chosen, reference_rejected, self.simpo_gamma, self.label_smoothing,
+                             self.sft_weight)
         real = (chosen_tokens > 0) & (rejected_tokens > 0)
         with torch.no_grad():
             reward_chosen, reward_rejected = implicit_rewards(
@@ -108,9 +123,9 @@ class PreferenceLoss(torch.nn.Module):
 
 
 def count_pairs(batch: dict[str, torch.Tensor]) -> int:
-    """Pairs of a pair batch whose two answers keep a supervised token: the step normalizer's unit."""
-    supervised = (batch["labels"][:, 1:] != IGNORE_INDEX).any(dim=1)
-    chosen, rejected = supervised.chunk(2)
+    """Pairs of a pair batch (padded or packed) whose two answers keep a supervised token: the step normalizer's
+    unit."""
+    chosen, rejected = (supervised_tokens(batch) > 0).chunk(2)
     return int((chosen & rejected).sum())
 
 
@@ -123,15 +138,21 @@ def step_measures(measures: Sequence[torch.Tensor], pairs: int) -> dict[str, flo
 
 
 class PairBatchPlan(BatchPlan):
-    """`BatchPlan` over pairs: a pair is one item, as long as its longer sequence, and becomes two rows of a batch
-    (`pair_batch`). Never packed (`train.packing` is refused for preference methods)."""
+    """`BatchPlan` over pairs: a pair is one item. Padded, it is as long as its longer sequence and becomes two rows
+    of a batch (`pair_batch`); with ``packing``, both its sequences go whole into one pack of up to
+    ``2 * max_length`` tokens (`packed_pair_batch`: a pair's sequences are each at most ``max_length``, so any pair
+    fits), packed best-fit decreasing as SFT rows are, and ``batch_size`` counts packs."""
 
     def __init__(self, pairs: Sequence[TokenizedPair], batch_size: int, seed: int, pad_token_id: int,
-                 group_by_length: bool = True):
-        super().__init__(pairs, [pair.length for pair in pairs], batch_size, seed, pad_token_id,
-                         group_by_length=group_by_length)
+                 group_by_length: bool = True, packing: bool = False, max_length: int = 0):
+        lengths = [pair.tokens if packing else pair.length for pair in pairs]
+        super().__init__(pairs, lengths, batch_size, seed, pad_token_id, packing=packing,
+                         group_by_length=group_by_length, max_length=2 * max_length)
+        self.rows_per_pack = 1 if packing else 2
 
     def collate(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if self.packing:
+            return packed_pair_batch([[self.rows[i] for i in pack] for pack in batch], self.pad_token_id)
         return pair_batch([self.rows[i] for (i,) in batch], self.pad_token_id)
 
     def count(self, tensors: dict[str, torch.Tensor]) -> int:

@@ -177,7 +177,8 @@ def batch_plan_of(config: RunConfig, train_rows, pad_token_id: int) -> BatchPlan
     tc = config.train
     if is_preference(config.method):
         return PairBatchPlan(train_rows, global_batch_of(config), tc.seed, pad_token_id,
-                             group_by_length=tc.group_by_length)
+                             group_by_length=tc.group_by_length, packing=tc.packing,
+                             max_length=config.data.max_length)
     return BatchPlan(train_rows, row_lengths(train_rows), global_batch_of(config), tc.seed, pad_token_id,
                      packing=tc.packing, group_by_length=tc.group_by_length, max_length=config.data.max_length)
 
