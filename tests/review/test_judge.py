@@ -139,10 +139,13 @@ class LetterJudge:
         return httpx.Response(200, json={"choices": [choice]})
 
 
-def test_position_bias_cancels_in_the_mean_log_odds(review_run):
-    judge = LetterJudge(prefer=1.0, bias=2.0)  # says A in both orders, but leans to the better answer by 1
+@pytest.mark.parametrize("prefer, winner", [(1.0, "tuned"), (-1.0, "base")])
+def test_position_bias_cancels_in_the_mean_log_odds(review_run, prefer, winner):
+    # Says A in both orders, but leans to the better answer by 1: whichever order is read alone, or the swapped
+    # order read without swapping back, names the wrong winner in one of the two cases.
+    judge = LetterJudge(prefer=prefer, bias=2.0)
     made = judge_review(review_run, endpoint("http://judge"), transport=judge.transport(), verdict_by="logprobs")
-    # Each order prefers the answer shown first, so the orders disagree on every item; the mean finds tuned.
+    # Each order prefers the answer shown first, so the orders disagree on every item; the mean finds the better.
     assert made == {"reviewer": "judge:stub-7b", "judged": 4, "consistent": 0, "inconsistent": 4, "unreadable": 0,
                     "remaining": 0}
     assert all(body["max_tokens"] == 1 and body["temperature"] == 0 and body["logprobs"] is True
@@ -152,14 +155,16 @@ def test_position_bias_cancels_in_the_mean_log_odds(review_run):
     with ReviewStore.open(review_run) as store:
         judgments = store.judgments()
         stats = review_stats(store)
-    assert {j.winner for j in judgments} == {"tuned"}
-    # shown A,B: log-odds 3; shown B,A: log-odds 1 for base shown first; the mean for tuned: (3 - 1) / 2 = 1.
-    p_a, p_a_swapped = 0.9 / (1 + math.exp(-3)), 0.9 / (1 + math.exp(-1))
+    assert {j.winner for j in judgments} == {winner}
+    # Tuned is the item's first answer. Shown A,B its log-odds are 2 + prefer; shown B,A base's are 2 - prefer,
+    # so tuned's there are prefer - 2; the mean is prefer.
+    p_a, p_a_swapped = 0.9 / (1 + math.exp(-2 - prefer)), 0.9 / (1 + math.exp(-2 + prefer))
     assert judgments[0].comment == (f"p(A), p(B) shown A,B: {p_a:.3g}, {0.9 - p_a:.3g}; shown B,A: "
-                                    f"{p_a_swapped:.3g}, {0.9 - p_a_swapped:.3g}; mean log-odds of A over B +1.000: a")
+                                    f"{p_a_swapped:.3g}, {0.9 - p_a_swapped:.3g}; mean log-odds of A over B "
+                                    f"{prefer:+.3f}: {'a' if prefer > 0 else 'b'}")
     comparison = stats["judges"]["judge:stub-7b"]["comparisons"][0]
-    assert (comparison["wins"], comparison["losses"], comparison["win_rate"]) == (4, 0, 1.0)
-    assert comparison["win_interval"][0] < 1.0 and stats["comparisons"][0]["items"] == 0  # the people's: none
+    assert (comparison["wins"], comparison["losses"]) == ((4, 0) if winner == "tuned" else (0, 4))
+    assert comparison["win_interval"] and stats["comparisons"][0]["items"] == 0  # the people's numbers: none
 
 
 @pytest.mark.parametrize("prefer, tie_odds, verdict", [
