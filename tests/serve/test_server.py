@@ -146,7 +146,7 @@ def test_errors_are_openai_style_4xx(spam_server):
          400),
         (httpx.post(chat, json={"model": a, "messages": [{"role": "user", "content": "x " * 5000}]}), 400),
         (httpx.post(chat, json={"model": a, "messages": [{"role": "user", "content": "x"}], "n": 2}), 400),
-        (httpx.post(chat, json={"model": a, "messages": [{"role": "user", "content": "x"}], "logprobs": True}), 400),
+        (httpx.post(chat, json={"model": a, "messages": [{"role": "user", "content": "x"}], "echo": True}), 400),
         (httpx.post(f"{url}/v1/classify", json={"model": "base", "text": ""}), 400),
         (httpx.post(f"{url}/v1/feedback", json={"id": "chatcmpl-unknown", "rating": "up"}), 404),
         (httpx.get(f"{url}/v1/nothing"), 404),

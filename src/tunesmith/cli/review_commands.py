@@ -53,6 +53,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                    help="sent as `Authorization: Bearer KEY` (default: $OPENAI_API_KEY)")
     q.add_argument("--reviewer", help="name its verdicts are stored under (default: judge:<model>)")
     q.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each answer")
+    q.add_argument("--verdict-by", choices=["reply", "logprobs"], default="reply",
+                   help="reply: the judge explains and ends with a VERDICT line; logprobs: the judge answers one "
+                        "letter and its verdict is read from its first token's probabilities (for small judges; "
+                        "the endpoint must return logprobs) (default: reply)")
+    q.add_argument("--tie-odds", type=float, metavar="R",
+                   help="with --verdict-by logprobs, a verdict needs odds of at least R:1 for one answer, averaged "
+                        "over both orders; below, a tie (default: 1.2)")
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -111,13 +118,23 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _judge(args: argparse.Namespace) -> int:
-    from tunesmith.review.judge import JudgeEndpoint, chat_completions_url, judge_review
+    from tunesmith.errors import ConfigError
+    from tunesmith.review.judge import TIE_ODDS, JudgeEndpoint, chat_completions_url, judge_review
 
+    if args.tie_odds is not None and args.verdict_by != "logprobs":
+        raise ConfigError("--tie-odds", "applies to --verdict-by logprobs only", "add --verdict-by logprobs")
     endpoint = JudgeEndpoint(chat_completions_url(args.endpoint), args.model, args.api_key, args.timeout)
-    made = judge_review(args.run_dir, endpoint, reviewer=args.reviewer)
-    print(f"{made['reviewer']}: judged {made['judged']} items ({made['consistent']} the same in both orders, "
-          f"{made['inconsistent']} order-dependent, stored as ties); {made['unreadable']} replies without a verdict; "
-          f"{made['remaining']} items left")
+    made = judge_review(args.run_dir, endpoint, reviewer=args.reviewer, verdict_by=args.verdict_by,
+                        tie_odds=TIE_ODDS if args.tie_odds is None else args.tie_odds)
+    if args.verdict_by == "reply":
+        print(f"{made['reviewer']}: judged {made['judged']} items ({made['consistent']} the same in both orders, "
+              f"{made['inconsistent']} order-dependent, stored as ties); {made['unreadable']} replies without a "
+              f"verdict; {made['remaining']} items left")
+    else:
+        print(f"{made['reviewer']}: judged {made['judged']} items by its letter probabilities ({made['consistent']} "
+              f"preferring the same answer in both orders, {made['inconsistent']} order-dependent, decided by both "
+              f"orders' mean log-odds); {made['unreadable']} items with neither letter among its top tokens; "
+              f"{made['remaining']} items left")
     return 0
 
 

@@ -44,7 +44,8 @@ def stats_blocks(stats: dict) -> list[Block]:
             [[judge, str(entry["judgments"]), row["against"], record_text(row), str(row["both_bad"]), rate_text(row),
               kappa_text(entry["agreement_with_humans"])]
              for judge, entry in stats["judges"].items() for row in entry["comparisons"]],
-            caption="Judge models (each pair asked in both orders; an order-dependent verdict counts as a tie)"))
+            caption="Judge models (each pair asked in both orders: a verdict line that flips with the order counts as "
+                    "a tie; verdicts by letter probabilities average both orders' log-odds)"))
     if stats["disagreements"]:
         blocks.append(Table(
             ["location", "item", "prompt", "verdicts"],  # the row's name first: the item number right-aligns

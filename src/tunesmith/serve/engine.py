@@ -44,7 +44,7 @@ import torch
 
 from tunesmith.data.example import Message
 from tunesmith.predict.labels import score_labels
-from tunesmith.serve.generation import Finished, Generation, events_of
+from tunesmith.serve.generation import Finished, Generation, TokenLogprob, events_of
 from tunesmith.serve.sampling import Sampling, sample_tokens
 
 __all__ = ["BASE_ADAPTER", "Engine", "Finished", "Generation", "Sampling"]
@@ -304,15 +304,19 @@ class Engine:
             yield
 
     def _sample(self, rows: list[Generation], logits: torch.Tensor) -> torch.Tensor:
-        """One token per row (`sample_tokens`); each row keeps the chosen token's log-probability. A row that
-        cannot be sampled is failed (it leaves at the next retirement; its token is a placeholder)."""
-        tokens, logprobs, failed = sample_tokens([row.sampling for row in rows], [row._generator for row in rows],
-                                                 logits)
+        """One token per row (`sample_tokens`); each row keeps the chosen token's log-probability (and, when it asks,
+        the step's most likely tokens). A row that cannot be sampled is failed (it leaves at the next retirement;
+        its token is a placeholder)."""
+        tokens, logprobs, top, failed = sample_tokens([row.sampling for row in rows],
+                                                      [row._generator for row in rows], logits)
+        chosen = tokens.tolist() if any(row.sampling.top_logprobs is not None for row in rows) else None
         for index, (row, logprob) in enumerate(zip(rows, logprobs)):
             if index in failed:
                 row.fail(failed[index])
-            else:
-                row.logprobs.append(logprob)
+                continue
+            row.logprobs.append(logprob)
+            if row.sampling.top_logprobs is not None:
+                row.token_logprobs.append(TokenLogprob(chosen[index], logprob, top.get(index, ([], []))))
         return tokens
 
     def _join(self, arrivals: list[Generation], cache, mask: torch.Tensor, positions: torch.Tensor,

@@ -17,12 +17,22 @@ from dataclasses import dataclass, field
 import torch
 
 from tunesmith.predict.calibration import sequence_confidence
-from tunesmith.serve.sampling import Sampling
+from tunesmith.serve.sampling import Sampling, TopTokens
 
 STALL_GRACE_S = 30.0
 """How long past a request's deadline `events_of` waits for the engine to end it (the engine checks deadlines
 between steps, so it ends a request a step late) before ending it itself: an engine stopped under a request (the
 playground unloads runs) never answers."""
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One chosen token of a request that asked for log-probabilities: its id, its log-probability, and the most
+    likely tokens of that step with theirs."""
+
+    token: int
+    logprob: float
+    top: TopTokens
 
 
 @dataclass
@@ -39,6 +49,9 @@ class Finished:
     first_token_at: float | None
     error: str | None = None
     confidence: float | None = None
+    token_logprobs: list[TokenLogprob] | None = None
+    """Each chosen token with its log-probabilities, the end-of-turn token that ended the answer included, when the
+    request asked for them (`Sampling.top_logprobs` not None); else None."""
 
 
 Sink = Callable[[object], None]
@@ -62,6 +75,8 @@ class Generation:
     generated: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     """The log-probability of each chosen token (the stop token too), under the model's own distribution."""
+    token_logprobs: list[TokenLogprob] = field(default_factory=list)
+    """Each chosen token with its log-probabilities, when the request asks for them."""
     text: str = ""
     sent: int = 0
     """Characters of ``text`` already handed to the sink."""
@@ -90,7 +105,8 @@ class Generation:
         self.ended = True
         reason = reason or self.finish or "error"
         self.sink(Finished(reason, len(self.prompt_ids), len(self.generated), self.text, self.first_token_at,
-                           error or self.error, confidence=sequence_confidence(self.logprobs)))
+                           error or self.error, confidence=sequence_confidence(self.logprobs),
+                           token_logprobs=self.token_logprobs if self.sampling.top_logprobs is not None else None))
 
 
 async def events_of(generation: Generation, events: asyncio.Queue) -> AsyncIterator[str | Finished]:

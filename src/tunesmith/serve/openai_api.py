@@ -1,10 +1,11 @@
 """The OpenAI API's shapes as `tunesmith serve` speaks them: request models (validated by pydantic, so a bad field
 is a 400 that names it), response and stream-chunk builders, and the error body.
 
-Tools are taken on chat completions (`tunesmith.serve.tool_api`). Parameters the OpenAI API has and tunesmith does
-not implement (log-probabilities, penalties, several choices, tools on text completions, ...) are refused with a
-400 naming them, rather than ignored: a client that asks for them would otherwise get an answer made without them
-and not know it. Other unknown fields are ignored, as OpenAI clients send vendor fields freely.
+Tools are taken on chat completions (`tunesmith.serve.tool_api`), and so are log-probabilities (``logprobs``,
+``top_logprobs``: `logprobs_content` builds OpenAI's ``choices[0].logprobs``). Parameters the OpenAI API has and
+tunesmith does not implement (penalties, several choices, tools or log-probabilities on text completions, ...) are
+refused with a 400 naming them, rather than ignored: a client that asks for them would otherwise get an answer made
+without them and not know it. Other unknown fields are ignored, as OpenAI clients send vendor fields freely.
 
 Every sampling field has bounds the engine can honour (`SAMPLING_BOUNDS`), checked here, so that no request reaches
 the engine with a setting that fails there (a seed torch cannot take, a temperature whose logits overflow): such a
@@ -15,11 +16,13 @@ The UI's playground takes its conversation in the same message shape (`ChatMessa
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from tunesmith.data.tools import MAX_TOOLS
@@ -27,13 +30,21 @@ from tunesmith.serve.tool_api import ToolCall, ToolChoice
 from tunesmith.text import is_unicode
 from tunesmith.web import HttpError
 
+if TYPE_CHECKING:  # the engine's side (torch) is not needed to validate requests
+    from tunesmith.serve.generation import TokenLogprob
+
 UNSUPPORTED = {
     "logprobs": (None, False), "top_logprobs": (None, 0), "tools": (None, []), "tool_choice": (None, "none"),
     "functions": (None, []), "function_call": (None, "none"), "logit_bias": (None, {}),
     "presence_penalty": (None, 0, 0.0), "frequency_penalty": (None, 0, 0.0), "best_of": (None, 1),
     "echo": (None, False), "suffix": (None, ""), "response_format": (None, {"type": "text"}),
 }
-"""Parameter → the values that mean "not used" (accepted); any other value is refused."""
+"""Parameter → the values that mean "not used" (accepted); any other value is refused. Chat completions take
+``logprobs`` and ``top_logprobs`` (`ChatRequest`)."""
+MAX_TOP_LOGPROBS = 20
+"""OpenAI's bound on ``top_logprobs``."""
+UNLIKELY_LOGPROB = -9999.0
+"""What OpenAI reports for a token too unlikely to have a log-probability (JSON has no -Infinity)."""
 MAX_STOP_STRINGS = 4
 MAX_STOP_LENGTH = 200
 """Characters of one stop string at most (each step looks for every stop string's start at the text's end)."""
@@ -47,6 +58,7 @@ SAMPLING_BOUNDS = {
     "top_p": "above 0 and at most 1",
     "seed": f"an integer from 0 to {MAX_SEED} (2**64-1)",
     "stop": f"at most {MAX_STOP_STRINGS} non-empty stop strings of at most {MAX_STOP_LENGTH} characters each",
+    "top_logprobs": f"an integer from 0 to {MAX_TOP_LOGPROBS}",
 }
 """Each bounded sampling field → its allowed range as a refusal names it (max_tokens is bounded by the server's
 --max-tokens, `tunesmith.serve.replies`)."""
@@ -152,6 +164,11 @@ class _Request(BaseModel):
     def include_usage(self) -> bool:
         return bool((self.stream_options or {}).get("include_usage"))
 
+    def reported_logprobs(self) -> int | None:
+        """How many most likely tokens to report beside each chosen one (`Sampling.top_logprobs`); None when the
+        request asks for no log-probabilities."""
+        return None
+
 
 def _out_of_bounds(name: str, value: float) -> PydanticCustomError:
     shown = f"{value:g}" if isinstance(value, float) else str(value)
@@ -203,6 +220,32 @@ class ChatMessage(BaseModel):
 
 class ChatRequest(ToolChoice, _Request):
     messages: list[ChatMessage] = Field(min_length=1)
+    logprobs: bool = False
+    top_logprobs: int | None = None
+
+    @field_validator("logprobs", mode="before")
+    @classmethod
+    def _logprobs_flag(cls, logprobs):
+        if logprobs is None:  # the OpenAI client sends null for "not given"
+            return False
+        if not isinstance(logprobs, bool):  # not 1/"true": a legacy completions client's count means another shape
+            raise PydanticCustomError("bool_type", "must be true or false (the number of most likely tokens is "
+                                                   "top_logprobs)")
+        return logprobs
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_logprobs(cls, top_logprobs: int | None, info: ValidationInfo) -> int | None:
+        if top_logprobs is None:
+            return None
+        if not 0 <= top_logprobs <= MAX_TOP_LOGPROBS:
+            raise _out_of_bounds("top_logprobs", top_logprobs)
+        if not info.data.get("logprobs"):
+            raise PydanticCustomError("logprobs_needed", "needs logprobs: true")
+        return top_logprobs
+
+    def reported_logprobs(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
 
 
 class CompletionRequest(_Request):
@@ -242,16 +285,30 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
+def logprobs_content(tokens: list[TokenLogprob], token_text: Callable[[int], str]) -> dict:
+    """A chat choice's ``logprobs``: ``{"content": [{token, logprob, bytes, top_logprobs: [{token, logprob,
+    bytes}]}], "refusal": None}``, one entry per chosen token. ``token_text`` gives a token id's text; its bytes are
+    that text's UTF-8 (a token that is part of a character decodes to U+FFFD, as the OpenAI API's text would)."""
+    def entry(token: int, logprob: float) -> dict:
+        text = token_text(token)
+        return {"token": text, "logprob": logprob if math.isfinite(logprob) else UNLIKELY_LOGPROB,
+                "bytes": list(text.encode("utf-8", errors="replace"))}
+
+    return {"content": [{**entry(chosen.token, chosen.logprob),
+                         "top_logprobs": [entry(token, logprob) for token, logprob in zip(*chosen.top)]}
+                        for chosen in tokens], "refusal": None}
+
+
 def chat_response(request_id: str, model: str, text: str, finish: str, prompt_tokens: int,
-                  completion_tokens: int, tool_calls: list[dict] | None = None) -> dict:
+                  completion_tokens: int, tool_calls: list[dict] | None = None, logprobs: dict | None = None) -> dict:
     """The whole answer; with ``tool_calls`` (`tunesmith.serve.tool_api.reply_tool_calls`) the message calls them
-    instead of saying ``text``."""
+    instead of saying ``text``; ``logprobs`` (`logprobs_content`) when the request asked for them."""
     message = ({"role": "assistant", "content": None, "tool_calls": tool_calls} if tool_calls
                else {"role": "assistant", "content": text})
     return {
         "id": request_id, "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else finish,
-                     "logprobs": None}],
+                     "logprobs": logprobs}],
         "usage": usage(prompt_tokens, completion_tokens),
     }
 

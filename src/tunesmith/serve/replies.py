@@ -10,11 +10,16 @@ A prompt is rendered and tokenized off the event loop (a thread), after its size
 the server's token limit (`MAX_CHARS_PER_TOKEN` per token): a huge prompt is refused at once, and no prompt holds
 the other requests while it is tokenized. Each request, answered or failed, is one record of the request log: a
 failure logged with its model is marked so (`ApiError.logged`), and the error handlers do not log it again.
+
+A chat answer asked with ``logprobs`` carries them in OpenAI's shape (`tunesmith.serve.openai_api.logprobs_content`);
+streamed, it comes as one chunk holding the whole text and its log-probabilities (as an answer offered tools does),
+then the finish chunk: OpenAI's chunk shape, without incremental text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -35,6 +40,7 @@ from tunesmith.serve.openai_api import (
     ApiError,
     chat_response,
     completion_response,
+    logprobs_content,
     stream_chunk,
     usage_chunk,
 )
@@ -63,7 +69,8 @@ def _sampling(state: ServerState, deployment: Deployment, body, prompt_tokens: i
                        param="messages", code="context_length_exceeded")
     room = context_length - prompt_tokens
     return Sampling(max_tokens=max(1, min(requested or settings.max_tokens, room)),
-                    temperature=body.temperature or 0.0, top_p=body.top_p, seed=body.seed, stop=tuple(body.stop or ()))
+                    temperature=body.temperature or 0.0, top_p=body.top_p, seed=body.seed, stop=tuple(body.stop or ()),
+                    top_logprobs=body.reported_logprobs())
 
 
 def prompt_token_limit(state: ServerState, deployment: Deployment) -> int:
@@ -97,6 +104,9 @@ async def reply(state: ServerState, deployment: Deployment, model: ServedModel, 
     """Answer ``messages`` with ``model`` of ``deployment`` (the one the request holds): whole, or as an event
     stream whose generation is queued on the deployment's engine before this returns."""
     unsupported = body.unsupported()
+    if unsupported in ("logprobs", "top_logprobs"):  # only text completions have them unsupported
+        raise ApiError(400, f"{unsupported} is not supported on /v1/completions: ask /v1/chat/completions, which "
+                            "returns them (logprobs: true, top_logprobs: 0-20)", param=unsupported)
     if unsupported:
         raise ApiError(400, f"{unsupported} is not supported by tunesmith serve", param=unsupported)
     check_prompt_size(state, deployment, prompt_characters(messages), "messages")
@@ -113,7 +123,7 @@ async def reply(state: ServerState, deployment: Deployment, model: ServedModel, 
     await _shadow(state, deployment, model, messages, prompt_ids, sampling, request_id)
     chat = route == "/v1/chat/completions"
     offered_tools = bool(conversation_tools(messages))
-    if body.stream and not offered_tools:
+    if body.stream and not offered_tools and sampling.top_logprobs is None:
         return event_stream(_stream(answer, events, chat, body.include_usage()))
     finished = await _finished(events)
     confidence = await answer.log(finished)
@@ -123,12 +133,28 @@ async def reply(state: ServerState, deployment: Deployment, model: ServedModel, 
                                       finished.prompt_tokens, finished.completion_tokens),
                 "tunesmith": confidence.response()}
     calls = reply_tool_calls(finished.text) if offered_tools else None
+    logprobs = None
+    if finished.token_logprobs is not None:  # decoded off the event loop: up to 21 tokens per chosen one
+        logprobs = await asyncio.to_thread(logprobs_content, finished.token_logprobs, _token_text(model))
     if body.stream:
-        # With tools offered, whether the answer is text or calls is known only at its end: it is sent whole.
+        # With tools offered, whether the answer is text or calls is known only at its end, and log-probabilities
+        # are sent with the text they belong to: the answer is sent whole.
         return event_stream(_whole_as_stream(request_id, model.name, finished, calls, confidence,
-                                             body.include_usage()))
+                                             body.include_usage(), logprobs))
     return {**chat_response(request_id, model.name, finished.text, finished.reason, finished.prompt_tokens,
-                            finished.completion_tokens, calls), "tunesmith": confidence.response()}
+                            finished.completion_tokens, calls, logprobs), "tunesmith": confidence.response()}
+
+
+def _token_text(model: ServedModel):
+    """A token id's text as `logprobs_content` reports it; special tokens (the end of turn) show as themselves."""
+    tokenizer, known = model.tokenizer, {}
+
+    def text(token: int) -> str:
+        if token not in known:
+            known[token] = tokenizer.decode([token])
+        return known[token]
+
+    return text
 
 
 def prompt_characters(messages: list[dict]) -> int:
@@ -229,11 +255,12 @@ async def _stream(answer: _Answer, events: AsyncIterator[str | Finished], chat: 
 
 
 async def _whole_as_stream(request_id: str, name: str, finished: Finished, calls: list[dict] | None,
-                           confidence: Confidence, include_usage: bool) -> AsyncIterator[str]:
+                           confidence: Confidence, include_usage: bool,
+                           logprobs: dict | None = None) -> AsyncIterator[str]:
     delta = {"role": "assistant", "content": None, "tool_calls": stream_deltas(calls)} if calls else {
         "role": "assistant", "content": finished.text}
     first = stream_chunk(request_id, name, True, None)
-    yield server_sent_event({**first, "choices": [{**first["choices"][0], "delta": delta}]})
+    yield server_sent_event({**first, "choices": [{**first["choices"][0], "delta": delta, "logprobs": logprobs}]})
     last = stream_chunk(request_id, name, True, None, finish="tool_calls" if calls else finished.reason)
     yield server_sent_event({**last, "tunesmith": confidence.response()})
     if include_usage:
@@ -274,6 +301,8 @@ async def _shadow(state: ServerState, deployment: Deployment, model: ServedModel
 
     shadow_ids = (await asyncio.to_thread(prompt_ids_of, shadow, messages)
                   if shadow.system_prompt != model.system_prompt else prompt_ids)
+    # The shadow's log-probabilities are never returned, so it does not compute them.
+    sampling = dataclasses.replace(sampling, top_logprobs=None)
     deployment.engine.submit(Generation(prompt_ids=shadow_ids, sampling=sampling, adapter=shadow.adapter,
                                    stop_ids=served.stop_ids, sink=on_event,
                                    deadline=started + state.settings.request_timeout_s))
