@@ -22,6 +22,7 @@ from tunesmith.config.vocabulary import (
     LABELED_FORMATS,
     METHODS,
     MINIMIZED,
+    PERCENT_POINT_METRICS,
     ROW_FORMATS,
     TASK_METRICS,
     WHOLE_DATA_FINDINGS,
@@ -66,6 +67,19 @@ def test_the_tables_of_each_task_cover_exactly_the_tasks():
     assert set(LABELED_FORMATS) <= set(get_args(RowFormat)) and set(LABELED_FORMATS) <= set(tasks)
     every_metric = {name for names in TASK_METRICS.values() for name in names} | set(ALWAYS_REPORTED)
     assert set(MINIMIZED) <= every_metric
+
+
+def test_the_scores_reported_in_percent_points_are_the_ones_a_perfect_answer_scores_100():
+    """`metric_scale` (which `gate.margin` is multiplied by) must follow the scale the metrics are computed on."""
+    from tunesmith.predict.metrics import classification_metrics, generation_metrics
+
+    perfect = {**classification_metrics(["a", "b"], ["a", "b"], ["a", "b"]),
+               **generation_metrics(["the cat sat on the mat today"] * 2, ["the cat sat on the mat today"] * 2)}
+    scores = {name: value for name, value in perfect.items()
+              if name in {metric for names in TASK_METRICS.values() for metric in names}}
+    assert set(scores) == set(TASK_METRICS["classification"]) | set(TASK_METRICS["generation"])
+    assert {name for name, value in scores.items() if value == pytest.approx(100)} == set(PERCENT_POINT_METRICS)
+    assert all(value == pytest.approx(1) for name, value in scores.items() if name not in PERCENT_POINT_METRICS)
 
 
 def test_the_method_tables_cover_exactly_the_methods():

@@ -1,13 +1,18 @@
-"""evaluate_run on a fake run folder: eval.json and predictions.jsonl, the base model, leaked test rows."""
+"""evaluate_run on a fake run folder: eval.json and predictions.jsonl, the base model, leaked test rows, what fails
+before any model loads, and the function itself as its named steps."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 
 import pytest
 
+import tunesmith.evaluate.runner as runner
 from tunesmith.data.run_inputs import RunInputs
-from tunesmith.errors import RunError
+from tunesmith.errors import ConfigError, RunError
+from tunesmith.evaluate.preference import PAIRS_FILE
 from tunesmith.evaluate.runner import evaluate_run
 from tunesmith.json_files import read_jsonl
 from tunesmith.results.comparison import fingerprint_rows
@@ -91,3 +96,26 @@ def test_without_a_key_the_previous_base_results_are_dropped_saying_why(run_fold
     result = evaluate_run(config, run_folder, RunInputs(config), include_base=False)
     assert result["base"] is None and result["base_skipped"].endswith(
         "nothing says which base model and test rows they were computed on (evaluate.cache_base was off)")
+
+
+def test_a_preference_run_with_an_unusable_novelty_model_fails_before_any_model_loads(preference_run, tmp_path,
+                                                                                       monkeypatch):
+    config, run, splits = preference_run
+    monitor = config.monitor.model_copy(update={"embedding_model": str(tmp_path / "no-such-model")})
+    config = config.model_copy(update={"monitor": monitor})
+    monkeypatch.setattr(runner, "evaluate_preference", lambda *args: pytest.fail("the tuned model was loaded"))
+    with pytest.raises(ConfigError, match="monitor.embedding_model"):
+        evaluate_run(config, run, RunInputs(config, splits))
+    assert not (run.root / PAIRS_FILE).exists() and not run.eval_json.exists()
+
+
+def test_evaluate_run_reads_as_its_steps():
+    """Set up (what is measured against what), score each model, build the result, record it: one named step a
+    line, the whole function on one screen."""
+    [function] = [node for node in ast.parse(inspect.getsource(runner)).body
+                  if isinstance(node, ast.FunctionDef) and node.name == "evaluate_run"]
+    steps = function.body[1:]  # after the docstring
+    assert len(steps) <= 8 and function.end_lineno - steps[0].lineno < 10
+    called = [step.value.func.id for step in steps if isinstance(step, (ast.Assign, ast.Expr))
+              and isinstance(step.value, ast.Call)]
+    assert called[0] == "_set_up" and called[-1] == "_record"

@@ -17,7 +17,7 @@ from tunesmith.gate.checks import (
     preference_check,
     valid_output_check,
 )
-from tunesmith.gate.stats import metric_statistics
+from tunesmith.gate.stats import metric_statistics, ratio_statistics
 
 TRUTHS = ["ham"] * 150 + ["spam"] * 50
 
@@ -72,6 +72,32 @@ def test_a_lower_is_better_metric_keeps_the_sign_of_the_difference_and_flips_the
     worse = comparison_check("against_base", "base", "the base", {"all": Paired(other, tuned), "unleaked": None},
                              "not_worse", "mse", False, GateConfig(margin=0.5))
     assert worse["status"] == "failed" and worse["threshold"] == 0.5
+
+
+def _points(drop: float) -> dict[str, Paired | None]:
+    """Scores in points (0–100, as BLEU is reported) of 200 rows: the tuned model ``drop`` points below the other
+    on every row, give or take 0.1."""
+    rows = np.arange(200)
+    other = 30.0 + rows % 7
+    tuned = other - drop + np.where(rows % 2, 0.1, -0.1)
+    ones = np.ones(len(rows))
+    return {"all": Paired(ratio_statistics(tuned, ones), ratio_statistics(other, ones)), "unleaked": None}
+
+
+def test_the_margin_is_stated_on_a_0_1_scale_and_read_in_bleu_points():
+    settings = GateConfig()  # margin 0.01: 1 BLEU point, as it is 1 point of accuracy
+    slight = comparison_check("against_baseline", "base", "the base", _points(0.5), "not_worse", "bleu", True, settings)
+    assert slight["status"] == "passed" and slight["threshold"] == -1.0
+    assert slight["value"] == pytest.approx(-0.5)
+    assert slight["reason"].endswith("required: not worse (the interval above -1, gate.margin 0.01 = 1 bleu)")
+    clear = comparison_check("against_baseline", "base", "the base", _points(2.0), "not_worse", "bleu", True, settings)
+    assert clear["status"] == "failed" and clear["threshold"] == -1.0
+    assert clear["subsets"]["all"]["interval"][1] < -1
+    accuracy = comparison_check("against_baseline", "tfidf_logreg", "TF-IDF",
+                                {"all": _paired(range(0, 12), range(10, 20)), "unleaked": None}, "not_worse",
+                                "accuracy", True, settings)
+    assert accuracy["threshold"] == -0.01  # accuracy is on 0–1: the margin as stated
+    assert "required: not worse (the interval above -0.01, gate.margin)" in accuracy["reason"]
 
 
 def test_off_skips_a_comparison():

@@ -3,6 +3,8 @@ service, general ability (mocked: its own tests are tests/gate/test_general.py),
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 
 import pytest
@@ -181,3 +183,15 @@ def test_a_preference_run_that_loses_task_accuracy_fails_its_gate(make_gated_run
     gate = _preference_run(make_gated_run, worse)
     failed = [check["name"] for check in gate["checks"] if check["status"] == "failed"]
     assert failed == ["against_init_from"] and not gate["passed"]
+
+
+def test_run_gate_reads_as_its_steps():
+    """Set up (the evaluation, the test rows and the metric judged), the comparisons, the other checks, the record:
+    one named step a line, the whole function on one screen."""
+    import tunesmith.gate.runner as runner
+
+    [function] = [node for node in ast.parse(inspect.getsource(runner)).body
+                  if isinstance(node, ast.FunctionDef) and node.name == "run_gate"]
+    steps = function.body[1:]  # after the docstring
+    assert len(steps) <= 8 and function.end_lineno - steps[0].lineno < 10
+    assert isinstance(steps[1], ast.Assign) and steps[1].value.func.id == "_set_up"

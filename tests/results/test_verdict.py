@@ -103,6 +103,19 @@ def test_the_gate_margin_recorded_by_the_evaluation_decides():
     assert run_verdict(result).level == "good"
 
 
+def test_the_margin_a_preference_run_keeps_its_task_within_is_read_in_bleu_points():
+    """gate.margin is stated on the 0–1 scale; BLEU is reported on 0–100, so 0.01 allows 1 BLEU point."""
+    def generation(tuned_bleu: float) -> dict:
+        return {**copy.deepcopy(PREFERENCE), "task": "generation", "labels": None, "num_examples": 50,
+                "base": {"bleu": 20.0}, "tuned": {"bleu": tuned_bleu}, "baselines": {}}
+
+    kept, fell = run_verdict(generation(19.5)), run_verdict(generation(18.0))
+    assert kept.level == "good" and "bleu kept vs SFT model (runs/sft) -0.5000" in kept.headline
+    assert any(sentence.endswith("kept within gate.margin 0.01 = 1 bleu.") for sentence in kept.sentences)
+    assert fell.level == "worse" and "bleu fell vs SFT model (runs/sft) -2.0000 (beyond gate.margin 0.01 = 1 bleu)" \
+        in fell.headline
+
+
 def test_preference_accuracy_not_above_the_reference_is_not_good():
     verdict = run_verdict(preference_result(0.95, preference_accuracy=0.55))
     assert verdict.level == "mixed" and "(not above the reference)" in verdict.headline

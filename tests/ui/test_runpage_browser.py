@@ -1,7 +1,8 @@
 """The run page in a real headless Chromium at 1366x900 (the issue's screen): the verdict at the top (a degenerate
 run flagged), the data check as tables with its findings first and the template sample as text, a loss chart whose
-validation points stay visible after a first step at 9 (a log axis), one status for a folder with both eval.json
-and failure.json, and the live note's total and time left. The runs are written here, small and fast: no model."""
+validation points stay visible after a first step at 9 (a log axis), a preference run's rewards and preference
+accuracy charts (and none for a supervised run), one status for a folder with both eval.json and failure.json, and
+the live note's total and time left. The runs are written here, small and fast: no model."""
 
 from __future__ import annotations
 
@@ -73,6 +74,30 @@ def write_lines(path: Path, lines: list[dict]) -> None:
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
 
 
+PREFERENCE_VALIDATION = [(10, 0.55, 0.4), (20, 0.6, 0.9), (30, 0.7, 1.5)]
+"""(step, val_preference_accuracy, val_reward_margin) of the preference run."""
+ODD_KEY = "val_<img src=x onerror=window.__xss=1>"
+"""A metrics.jsonl key holding markup: drawn as a legend's text, never parsed."""
+SYSTEM_PROMPT = "<b>be brief</b><script>window.__xss=1</script>"
+
+
+def write_preference_run(root: Path) -> RunDir:
+    """A DPO run of 30 steps: rewards, margin and preference accuracy per step, validations at steps 10, 20, 30."""
+    root.mkdir(parents=True)
+    run = RunDir(root)
+    save_config(validate_config({"model": {"name": "HuggingFaceTB/SmolLM2-135M-Instruct"}, "method": "dpo",
+                                 "data": {"train": "pairs.jsonl", "format": "preference",
+                                          "system_prompt": SYSTEM_PROMPT},
+                                 "train": {"learning_rate": 5e-6, "max_steps": 30}}), run.config_path)
+    steps = [{"step": s, "loss": 0.69 - s / 100, "pairs": 8, "rewards_chosen": 0.05 * s, "rewards_rejected": -0.03 * s,
+              "reward_margin": 0.08 * s, "preference_accuracy": 0.5 + s / 100, "elapsed_s": 2.0 * s}
+             for s in range(1, 31)]
+    validations = [{"step": step, "val_loss": 0.6, "val_preference_accuracy": accuracy, "val_reward_margin": margin,
+                    ODD_KEY: 0.5} for step, accuracy, margin in PREFERENCE_VALIDATION]
+    write_lines(run.metrics, steps + validations)
+    return run
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("runpage-runs")
@@ -97,6 +122,8 @@ def runs(tmp_path_factory) -> Path:
         run.failure.write_text(json.dumps(failure))
         os.utime(run.eval_json, (eval_time, eval_time))
         os.utime(run.failure, (failure_time, failure_time))
+
+    write_preference_run(root / "preference")
 
     training = write_config(root / "training", max_steps=200)
     write_lines(training.metrics, [{"step": s, "loss": 9.0 / s, "elapsed_s": 1.0 * s} for s in range(1, 13)])
@@ -205,3 +232,56 @@ def test_a_training_run_says_its_total_its_time_left_and_its_real_path(page, run
     assert css(browser, "#verdict").text == f"Not evaluated yet\ntunesmith eval {path} scores it on the test rows."
     evaluation_section = browser.find_element("xpath", "//h2[.='Evaluation']/..")
     assert f"Not evaluated yet (tunesmith eval {path})." in evaluation_section.text
+
+
+def chart_of(browser, canvas_id: str) -> dict:
+    return browser.execute_script(
+        "const canvas = document.getElementById(arguments[0]); const figure = canvas.closest('figure');"
+        "return {hidden: figure.hidden, caption: figure.querySelector('figcaption').textContent,"
+        "        plot: canvas.chart.plot, lines: canvas.chart.lines.map((l) => ({label: l.label, pixels: l.pixels}))};",
+        canvas_id)
+
+
+def values_of(line: dict, first: float, last: float) -> list[float]:
+    """The values a line's pixels stand for on its chart's linear axis, read back through its first and last point
+    (whose values are known)."""
+    y_first, y_last = line["pixels"][0][1], line["pixels"][-1][1]
+    return [first + (y - y_first) * (last - first) / (y_last - y_first) for _, y in line["pixels"]]
+
+
+def test_a_preference_run_shows_its_rewards_and_its_preference_accuracy(page):
+    browser = page("preference")
+    rewards, accuracy = chart_of(browser, "rewards-chart"), chart_of(browser, "preference-chart")
+    assert not rewards["hidden"] and not accuracy["hidden"]
+    assert rewards["caption"].startswith("rewards: the chosen and the rejected answers' implicit rewards")
+    assert [line["label"] for line in rewards["lines"]] == ["rewards_chosen", "rewards_rejected", "reward_margin",
+                                                           "val_reward_margin"]
+    assert [line["label"] for line in accuracy["lines"]] == ["preference_accuracy", "val_preference_accuracy"]
+    chosen, rejected, margin, validation_margin = rewards["lines"]
+    assert [len(line["pixels"]) for line in rewards["lines"]] == [30, 30, 30, 3]
+    # The last step: margin 2.4 above chosen 1.5 above rejected -0.9 (a smaller y is higher on the canvas).
+    assert margin["pixels"][-1][1] < chosen["pixels"][-1][1] < rejected["pixels"][-1][1]
+    # On the margin's own axis the validation margins read back as logged (the two lines share the chart's axis).
+    plotted = values_of({"pixels": [margin["pixels"][0], *validation_margin["pixels"], margin["pixels"][-1]]},
+                        0.08, 2.4)
+    assert plotted[1:-1] == pytest.approx([margin for _, _, margin in PREFERENCE_VALIDATION], abs=0.01)
+    train, validation = accuracy["lines"]
+    assert values_of(train, 0.51, 0.8)[14] == pytest.approx(0.65, abs=0.005)  # step 15
+    plotted = values_of({"pixels": [train["pixels"][0], *validation["pixels"], train["pixels"][-1]]}, 0.51, 0.8)
+    assert plotted[1:-1] == pytest.approx([accuracy for _, accuracy, _ in PREFERENCE_VALIDATION], abs=0.005)
+    for chart in (rewards, accuracy):
+        assert all(chart["plot"]["top"] <= y <= chart["plot"]["bottom"] for line in chart["lines"]
+                   for _, y in line["pixels"])
+    # The preference validations are drawn there, not again among the validation metrics.
+    assert [line["label"] for line in chart_of(browser, "val-chart")["lines"]] == [ODD_KEY]
+
+
+def test_a_preference_run_s_text_is_shown_as_text(page):
+    browser = page("preference")
+    assert SYSTEM_PROMPT in css(browser, "#config").get_attribute("textContent")
+    assert browser.execute_script("return window.__xss === undefined && !document.querySelector('main img, #config b')")
+
+
+def test_a_supervised_run_has_no_preference_charts(page):
+    browser = page("demo")
+    assert browser.find_elements("css selector", "figure.extra-chart, #rewards-chart, #preference-chart") == []

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 
+from tunesmith.predict.validation_values import STEP_MEASURES, VALIDATION_MEASURES
 from tunesmith.run_dir import RunDir
 from tunesmith.ui.runs import (
     config_differences,
@@ -126,6 +127,17 @@ def test_curves_skip_a_line_cut_off_mid_write_and_non_numbers(tmp_path):
     run.metrics.write_text('{"step": 1, "loss": 2.5, "lr": 0.1}\n{"step": 2, "loss": null}\n'
                            '{"step": 2, "val_loss": 2.0, "val_accuracy": 0.5}\n{"step": 3, "lo')
     assert curves(run) == {"loss": [[1, 2.5]], "val_loss": [[2, 2.0]], "val_accuracy": [[2, 0.5]]}
+
+
+def test_curves_hold_a_preference_run_s_rewards_and_accuracy_per_step(tmp_path):
+    run = RunDir(tmp_path)
+    step = {"step": 1, "loss": 0.69, "lr": 0.1, "pairs": 8, **{key: 0.25 * index for index, key in
+                                                               enumerate(STEP_MEASURES)}}
+    validation = {"step": 1, "val_loss": 0.6, **{key: 0.5 for key in VALIDATION_MEASURES}}
+    run.metrics.write_text(json.dumps(step) + "\n" + json.dumps(validation) + "\n")
+    series = curves(run)
+    assert set(series) == {"loss", "val_loss", *STEP_MEASURES, *VALIDATION_MEASURES}
+    assert [series[key] for key in STEP_MEASURES] == [[[1, 0.0]], [[1, 0.25]], [[1, 0.5]], [[1, 0.75]]]
 
 
 def test_config_differences_list_only_the_keys_that_differ():

@@ -38,8 +38,10 @@ class GateConfig(ConfigSection):
     """A preference run (`method: dpo | orpo | simpo`): its preference accuracy on the held-out pairs against its
     reference model's own ranking of the same pairs (log p(chosen) > log p(rejected)), paired pair by pair."""
     margin: float = Field(0.01, ge=0.0)
-    """Non-inferiority margin of `not_worse`, in the metric's units: the interval's lower end must lie above
-    ``-margin``."""
+    """Non-inferiority margin of `not_worse` (and of the task a preference run must keep), stated on the 0–1 scale
+    of a score: the interval's lower end must lie above ``-margin`` times the metric's scale, 1 for the scores
+    reported on 0–1 (accuracy, f1, rouge_l, exact_match; 0.01 = 1 point of accuracy), 100 for BLEU, reported in
+    points (0.01 = 1 BLEU point). The errors (mse, mae) have no fixed scale: for them it is in their own units."""
     max_ece: float | None = Field(0.05, gt=0.0, le=1.0)
     """Highest expected calibration error (after temperature scaling) of a classification run; null: measured
     only."""

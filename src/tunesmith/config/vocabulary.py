@@ -137,6 +137,16 @@ ALWAYS_REPORTED = ("loss", "perplexity")
 """Reported for every task."""
 MINIMIZED = ("loss", "mse", "mae", "perplexity")
 """Metrics where lower is better (losses and errors); every other metric is a score, higher is better."""
+PERCENT_POINT_METRICS = ("bleu",)
+"""Metrics reported in percent points, 0–100 (sacrebleu's BLEU). Every other score is on 0–1 (accuracy, precision,
+recall, f1, rouge_l, exact_match, a preference accuracy; pearson on −1–1); the errors (mse, mae, loss, perplexity)
+are in the target's or the tokens' own units, with no fixed scale."""
+
+
+def metric_scale(metric: str) -> float:
+    """The value ``metric`` is reported at for a whole (1.0 of a 0–1 score): 100 for `PERCENT_POINT_METRICS`, else 1.
+    A setting stated on the 0–1 scale (`gate.margin`) is multiplied by it to read in the metric's units."""
+    return 100.0 if metric in PERCENT_POINT_METRICS else 1.0
 
 Baseline = Literal["majority", "tfidf_logreg", "tfidf_svm", "mean", "tfidf_ridge"]
 BASELINES: dict[str, tuple[str, str]] = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import time
+from dataclasses import dataclass, field
 
 import torch
 from rich.console import Console
@@ -22,6 +23,7 @@ from tunesmith.evaluate.baselines import BaselineResult, baseline_scores, run_ba
 from tunesmith.evaluate.cache import evaluation_key, key_ingredients, load_evaluation, store_evaluation
 from tunesmith.evaluate.preference import evaluate_preference, preference_method, task_inputs
 from tunesmith.evaluate.reference import (
+    RunReference,
     build_reference,
     novelty_unavailable,
     skipped_calibration,
@@ -67,77 +69,153 @@ def evaluate_run(config: RunConfig, run: RunDir, inputs: RunInputs, include_base
     previous eval.json's base results are kept when their key is this evaluation's (the same base model on the same
     test rows), and ``base_kept`` says when they were computed; otherwise ``base_skipped`` says why there are none.
     """
+    setup = _set_up(config, run, inputs, include_base)
+    preference = _score_preference(setup, run)
+    baselines = _baselines(setup.config, setup.inputs.splits, setup.inputs.task)
+    base = _score_base(setup, run)  # before the tuned model, which brings its own copy of the base
+    tuned = _score_tuned(setup, run)
+    result = _result(setup, base, tuned, baselines, preference)
+    _record(setup, run, result, base, tuned, baselines)
+    return result
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What an evaluation measures against what, settled before any model loads."""
+
+    own_config: RunConfig
+    """The run's own settings (its trackers, its preference pairs)."""
+    config: RunConfig
+    """The settings the task is scored with: the run's own, or its `model.init_from` run's task settings."""
+    inputs: RunInputs
+    """The test rows and task scored: the run's own, or its init_from run's (`task_inputs`)."""
+    init_from: dict | None
+    """eval.json's ``init_from`` record; None without `model.init_from`."""
+    include_base: bool
+    preference_pairs: list[Example] | None
+    """A preference run's test pairs, ranked by the tuned model and its reference; None for other runs."""
+    novelty_skipped: str | None
+    """Why the reference will hold no novelty index (None: it will, or `evaluate.reference` is off)."""
+
+
+@dataclass(frozen=True)
+class _BaseScores:
+    """The base model's test scores: evaluated now, reused from the cache or kept from the last evaluation
+    (``note``: eval.json's ``base_kept`` or ``base_skipped``), or none."""
+
+    metrics: dict | None = None
+    rows: list[dict] | None = None
+    key: str | None = None
+    cache: dict | None = None
+    from_cache: bool = False
+    note: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _TunedScores:
+    metrics: dict
+    rows: list[dict]
+    reference: RunReference | None
+    """Rank 0's reference of the run; None on other ranks and with `evaluate.reference` off."""
+    calibration: dict
+
+
+def _set_up(config: RunConfig, run: RunDir, inputs: RunInputs, include_base: bool | None) -> _Setup:
+    """Start the job's processes and settle what is measured against what, failing on what would otherwise fail
+    after minutes of model time: no best weights, a changed init_from run, no test rows, an unusable novelty model."""
     distributed.start(config.distributed.timeout_minutes)
     run.best_weights()  # fail before spending minutes on the base model
     check_init_from(run, config)  # and its init_from run's weights unchanged (they are its base model)
     distributed.barrier()  # rank 0 finished any interrupted replacement of the best weights
-    include_base = config.evaluate.compare_base if include_base is None else include_base
-    preference_examples = inputs.splits.test if preference_method(config) else None
-    own_config = config
-    config, inputs, init_from = task_inputs(config, inputs)  # fails before any model loads
-    preference = None
-    if preference_examples is not None:
-        preference = evaluate_preference(own_config, run, preference_examples)
-        _free_memory()
-    splits, task = inputs.splits, inputs.task
+    preference_pairs = inputs.splits.test if preference_method(config) else None
+    scoring, task_rows, init_from = task_inputs(config, inputs)  # fails before any model loads
+    splits = task_rows.splits
     if not splits.test:
         raise DataError(
             splits.files.get("test", "data"), None, "the test split has no rows",
             "give data.test or set data.split.test above 0",
         )
-    novelty_skipped = novelty_unavailable(config) if config.evaluate.reference else None  # a bad model: fail now
-    baselines = _baselines(config, splits, task)
+    novelty_skipped = novelty_unavailable(scoring) if scoring.evaluate.reference else None  # a bad model: fail now
+    return _Setup(config, scoring, task_rows, init_from,
+                  config.evaluate.compare_base if include_base is None else include_base, preference_pairs,
+                  novelty_skipped)
 
-    base_metrics = base_rows = base_cache = base_key = None
-    base_from_cache = False
-    base_note: dict = {}
-    if include_base:
-        base_metrics, base_rows, base_cache, base_from_cache, base_key = _base_evaluation(config, splits.test, task)
-        _free_memory()  # the tuned model (on top of its own copy of the base) is loaded next
-    else:
-        base_metrics, base_rows, base_key, base_note = distributed.broadcast(
-            kept_base(config, run, splits.test, task) if distributed.is_main() else None)
+
+def _score_preference(setup: _Setup, run: RunDir) -> dict | None:
+    """eval.json's ``preference`` block of a preference run (`evaluate_preference`); None for other runs."""
+    if setup.preference_pairs is None:
+        return None
+    preference = evaluate_preference(setup.own_config, run, setup.preference_pairs)
+    _free_memory()
+    return preference
+
+
+def _score_base(setup: _Setup, run: RunDir) -> _BaseScores:
+    config, examples, task = setup.config, setup.inputs.splits.test, setup.inputs.task
+    if setup.include_base:
+        metrics, rows, cache, from_cache, key = _base_evaluation(config, examples, task)
+        _free_memory()
+        return _BaseScores(metrics, rows, key, cache, from_cache)
+    metrics, rows, key, note = distributed.broadcast(
+        kept_base(config, run, examples, task) if distributed.is_main() else None)
+    return _BaseScores(metrics, rows, key, note=note)
+
+
+def _score_tuned(setup: _Setup, run: RunDir) -> _TunedScores:
+    """The tuned model's test scores, then (`evaluate.reference`) the run's reference and calibration from it."""
+    config, splits, task = setup.config, setup.inputs.splits, setup.inputs.task
     model, tokenizer = load_tuned_model(run.root, merge=True)
-    tuned_metrics, tuned_rows = _timed_evaluation("tuned", model, tokenizer, splits.test, task, config,
-                                                  confidence=config.evaluate.reference)
+    metrics, rows = _timed_evaluation("tuned", model, tokenizer, splits.test, task, config,
+                                      confidence=config.evaluate.reference)
     reference = None
     if config.evaluate.reference:
-        reference = build_reference(config, model, tokenizer, splits, task, tuned_rows, novelty_skipped)
+        reference = build_reference(config, model, tokenizer, splits, task, rows, setup.novelty_skipped)
         # Every process computed the same calibration; rank 0 alone holds the reference.
         calibration = distributed.broadcast(reference.calibration if reference else None)
     else:
         calibration = skipped_calibration("evaluate.reference is false")
     del model
     _free_memory()
+    return _TunedScores(metrics, rows, reference, calibration)
 
-    leakage, unleaked = _unleaked_scores(config, splits, task, base_rows, tuned_rows, baselines)
-    result = {
+
+def _result(setup: _Setup, base: _BaseScores, tuned: _TunedScores, baselines: list[BaselineResult],
+            preference: dict | None) -> dict:
+    """eval.json's content (`evaluate_run` says what each key holds)."""
+    splits, task, init_from = setup.inputs.splits, setup.inputs.task, setup.init_from
+    leakage, unleaked = _unleaked_scores(setup.config, splits, task, base.rows, tuned.rows, baselines)
+    return {
         "task": task.name,
         "labels": task.labels,
         "num_examples": len(splits.test),
-        "test_set": fingerprint_rows(tuned_rows),
-        "base": base_metrics,
-        "tuned": tuned_metrics,
-        "delta": metric_deltas(base_metrics, tuned_metrics),
+        "test_set": fingerprint_rows(tuned.rows),
+        "base": base.metrics,
+        "tuned": tuned.metrics,
+        "delta": metric_deltas(base.metrics, tuned.metrics),
         "baselines": {baseline.name: baseline_scores(baseline, task, splits.test) for baseline in baselines},
-        "base_from_cache": base_from_cache,
-        "base_cache": base_cache,
-        "base_key": base_key,
-        **base_note,
+        "base_from_cache": base.from_cache,
+        "base_cache": base.cache,
+        "base_key": base.key,
+        **base.note,
         "leakage": leakage,
         "unleaked": unleaked,
-        "calibration": calibration,
+        "calibration": tuned.calibration,
         **({"init_from": init_from, "columns": [init_from["label"], "tuned"]} if init_from else {}),
         **({"preference": preference} if preference is not None else {}),
     }
-    if distributed.is_main():  # every process evaluated its share and holds every row's prediction
-        write_run_reference(run, reference)
-        _say_reference(reference, calibration)
+
+
+def _record(setup: _Setup, run: RunDir, result: dict, base: _BaseScores, tuned: _TunedScores,
+            baselines: list[BaselineResult]) -> None:
+    """Write eval.json, predictions.jsonl and the reference (rank 0: every process evaluated its share and holds
+    every row's prediction), and tell the run's trackers."""
+    if distributed.is_main():
+        write_run_reference(run, tuned.reference)
+        _say_reference(tuned.reference, tuned.calibration)
         write_json(run.eval_json, result)
-        write_jsonl(run.predictions, merge_predictions(base_rows, tuned_rows, baselines))
-        log_stage(run, own_config, eval_numbers(result))  # train.report_to's trackers
+        write_jsonl(run.predictions, merge_predictions(base.rows, tuned.rows, baselines))
+        log_stage(run, setup.own_config, eval_numbers(result))  # train.report_to's trackers
     distributed.barrier()  # the run folder is whole before any process goes on
-    return result
 
 
 def evaluate_against(config: RunConfig, run: RunDir, previous: RunDir, inputs: RunInputs) -> dict:

@@ -18,6 +18,7 @@ import numpy as np
 from tunesmith.config.gate_section import GateConfig
 from tunesmith.gate.stats import RowStatistics, mcnemar, paired_bootstrap, ratio_statistics
 from tunesmith.predict.metrics import parse_number
+from tunesmith.results.gate import margin_in_units, scaled_margin_text
 
 TITLES = {
     "against_base": "beats the base model",
@@ -65,7 +66,8 @@ def comparison_check(name: str, other: str, described: str, pairs: dict[str, Pai
     ``requirement`` is `tunesmith.config.gate_section.Requirement` (``off``: skipped)."""
     if requirement == "off":
         return check(name, "skipped", f"gate.{name} is off", requirement=requirement, other=other)
-    threshold = 0.0 if requirement == "better" else (-settings.margin if higher_is_better else settings.margin)
+    margin = margin_in_units(settings.margin, metric)
+    threshold = 0.0 if requirement == "better" else (-margin if higher_is_better else margin)
     subsets = {subset: None if paired is None else _subset_figures(paired, settings)
                for subset, paired in pairs.items()}
     judged = {subset: _meets(figures["interval"], requirement, threshold, higher_is_better)
@@ -78,7 +80,8 @@ def comparison_check(name: str, other: str, described: str, pairs: dict[str, Pai
         unleaked = subsets["unleaked"]
         parts.append(f"{_signed(unleaked['difference'])} {_interval(unleaked['interval'])} on the "
                      f"{unleaked['rows']:,} unleaked rows")
-    wanted = _requirement_text(requirement, threshold, higher_is_better)
+    wanted = _requirement_text(requirement, threshold, higher_is_better,
+                               scaled_margin_text(settings.margin, metric) or "gate.margin")
     failing = [subset for subset, ok in judged.items() if not ok]
     if failing:
         where = " and ".join("every row" if subset == "all" else "the unleaked rows" for subset in failing)
@@ -133,11 +136,11 @@ def _meets(interval: list[float] | None, requirement: str, threshold: float, hig
     return low > threshold if higher_is_better else high < threshold
 
 
-def _requirement_text(requirement: str, threshold: float, higher_is_better: bool) -> str:
+def _requirement_text(requirement: str, threshold: float, higher_is_better: bool, margin: str) -> str:
     side = "above" if higher_is_better else "below"
     if requirement == "better":
         return f"better (the interval {side} 0)"
-    return f"not worse (the interval {side} {_signed(threshold)}, gate.margin)"
+    return f"not worse (the interval {side} {_signed(threshold)}, {margin})"
 
 
 def _mcnemar_text(test: dict | None) -> str:

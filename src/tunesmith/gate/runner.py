@@ -10,6 +10,7 @@ evaluated on this run's test rows.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
@@ -46,85 +47,139 @@ def run_gate(config: RunConfig, run: RunDir, inputs: RunInputs, against: RunDir 
     """Judge a run's evaluation (eval.json, predictions.jsonl) against `config.gate` (its defaults when the run has
     no `gate:` section); ``against`` is the run in service. Writes gate.json atomically and returns its content."""
     started = time.perf_counter()
+    judged = _set_up(config, run, inputs)
+    result = _comparisons(judged, run, against) + _other_checks(judged, run)
+    gate = _gate_record(judged, run, against, result, time.perf_counter() - started)
+    write_json(run.gate_json, gate)
+    log_stage(run, config, gate_numbers(gate))  # train.report_to's trackers
+    write_model_cards(config, run)  # an exported run's cards say the gate's result from now on
+    return gate
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """What the gate judges: a run's evaluation, its test rows with each model's answer, the metric the comparisons
+    use and the gate's settings."""
+
+    settings: GateConfig
+    config: RunConfig
+    """The settings the task was scored with: the run's own, or its `model.init_from` run's (`task_inputs`)."""
+    inputs: RunInputs
+    init_from: dict | None
+    evaluation: dict
+    """eval.json's content."""
+    eval_sha256: str | None
+    rows: list[dict]
+    """predictions.jsonl's lines, one per test row in order."""
+    metric: str
+    truths: list
+    """Each test row's truth, as `metric_statistics` takes it."""
+    unleaked: list[int] | None
+    """The test rows not leaked from train; None when none leaked (or leakage was not checked)."""
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric not in MINIMIZED
+
+    def compare(self, name: str, other: str | None, described: str, predictions: list[str] | None,
+                missing: str) -> dict:
+        """The comparison check ``name`` of the tuned model's answers with ``predictions`` (``other``'s; None:
+        failed, saying ``missing``, or skipped when there is no other)."""
+        requirement = getattr(self.settings, name)
+        if requirement == "off" or predictions is None:
+            return checks.check(name, "skipped" if requirement == "off" or other is None else "failed",
+                                f"gate.{name} is off" if requirement == "off" else missing,
+                                requirement=requirement, other=other)
+        return checks.comparison_check(name, other, described, self._paired(predictions), requirement, self.metric,
+                                       self.higher_is_better, self.settings)
+
+    def _paired(self, others: list[str]) -> dict[str, Paired | None]:
+        task = self.inputs.task
+        tuned = [row["tuned_prediction"] for row in self.rows]
+        every = Paired(metric_statistics(self.metric, self.truths, tuned, task.labels),
+                       metric_statistics(self.metric, self.truths, others, task.labels),
+                       *(_right(self.truths, answers) if task.name == "classification" else None
+                         for answers in (tuned, others)))
+        return {"all": every, "unleaked": None if self.unleaked is None else every.subset(self.unleaked)}
+
+
+def _set_up(config: RunConfig, run: RunDir, inputs: RunInputs) -> _Judged:
+    """The run's evaluation and test rows, checked to belong together, and the metric the gate judges them on."""
     settings = config.gate or GateConfig()
     evaluation = read_json(run.eval_json)
     if evaluation is None:
         raise RunError(f"{run.root} has no evaluation to gate", f"run `tunesmith eval {run.root}` first")
     eval_sha256 = file_sha256(run.eval_json)
     # A preference run with model.init_from was scored on that run's test rows, task and settings: so is it gated.
-    own_config = config  # the run's own settings, for its trackers and model cards
-    config, inputs, init_from = task_inputs(config, inputs)
+    scoring, inputs, init_from = task_inputs(config, inputs)
     rows = _test_rows(run, inputs)
-    task = inputs.task
-    metric = _gate_metric(settings, task.name)
-    higher_is_better = metric not in MINIMIZED
-    truths = [_truth(task.name, example) for example in inputs.splits.test]
-    unleaked = _unleaked_rows(evaluation, rows)
+    metric = _gate_metric(settings, inputs.task.name)
+    truths = [_truth(inputs.task.name, example) for example in inputs.splits.test]
+    return _Judged(settings, scoring, inputs, init_from, evaluation, eval_sha256, rows, metric, truths,
+                   _unleaked_rows(evaluation, rows))
 
-    def paired(others: list[str]) -> dict[str, Paired | None]:
-        tuned = [row["tuned_prediction"] for row in rows]
-        every = Paired(metric_statistics(metric, truths, tuned, task.labels),
-                       metric_statistics(metric, truths, others, task.labels),
-                       *(_right(truths, answers) if task.name == "classification" else None
-                         for answers in (tuned, others)))
-        return {"all": every, "unleaked": None if unleaked is None else every.subset(unleaked)}
 
-    def compare(name: str, other: str | None, described: str, predictions: list[str] | None, missing: str) -> dict:
-        requirement = getattr(settings, name)
-        if requirement == "off" or predictions is None:
-            return checks.check(name, "skipped" if requirement == "off" or other is None else "failed",
-                                f"gate.{name} is off" if requirement == "off" else missing,
-                                requirement=requirement, other=other)
-        return checks.comparison_check(name, other, described, paired(predictions), requirement, metric,
-                                       higher_is_better, settings)
-
-    base = [row["base_prediction"] for row in rows] if evaluation.get("base") is not None else None
+def _comparisons(judged: _Judged, run: RunDir, against: RunDir | None) -> list[dict]:
+    """The tuned model against its base (or the init_from run's model), a preference run's ranking of its pairs
+    against its reference's, the best classic baseline and, with ``against``, the run in service."""
+    settings, config, init_from, rows = judged.settings, judged.config, judged.init_from, judged.rows
+    base = [row["base_prediction"] for row in rows] if judged.evaluation.get("base") is not None else None
     not_evaluated = ("the base model was not evaluated: run `tunesmith eval RUN` with evaluate.compare_base true, or "
                      "set gate.{} off")
     if init_from is None or preference_method(config) is None:
         described = f"the {init_from['label']}" if init_from else "the base"
-        result = [compare("against_base", "base", described, base, not_evaluated.format("against_base:"))]
+        result = [judged.compare("against_base", "base", described, base, not_evaluated.format("against_base:"))]
     else:
         result = [checks.check("against_base", "skipped", f"model.init_from: the base is the {init_from['label']}, "
                                "judged by gate.against_init_from", requirement=settings.against_base, other="base"),
-                  compare("against_init_from", "base", f"the {init_from['label']}", base,
-                          not_evaluated.format("against_init_from:"))]
+                  judged.compare("against_init_from", "base", f"the {init_from['label']}", base,
+                                 not_evaluated.format("against_init_from:"))]
     if preference_method(config) is not None:
-        result.append(checks.preference_check(evaluation.get("preference") or {"skipped": "eval.json has no "
-                                                                                          "preference block"},
+        result.append(checks.preference_check(judged.evaluation.get("preference")
+                                              or {"skipped": "eval.json has no preference block"},
                                               read_pair_rows(run), settings))
-    best = best_baseline(evaluation, metric)
-    baseline_answers = _baseline_predictions(config, rows, inputs, evaluation, best[0], metric) if best else None
-    result.append(compare("against_baseline", best[0] if best else None,
-                          BASELINES.get(best[0], (None, best[0]))[1] if best else "",
-                          baseline_answers, f"no classic baseline has a {metric} score (evaluate.baselines)"))
+    metric = judged.metric
+    best = best_baseline(judged.evaluation, metric)
+    baseline_answers = (_baseline_predictions(config, rows, judged.inputs, judged.evaluation, best[0], metric)
+                        if best else None)
+    result.append(judged.compare("against_baseline", best[0] if best else None,
+                                 BASELINES.get(best[0], (None, best[0]))[1] if best else "",
+                                 baseline_answers, f"no classic baseline has a {metric} score (evaluate.baselines)"))
     if against is not None:
         name = against.root.resolve().name
-        result.append(compare("against_previous", name, f"{name} (in service)",
-                              _previous_predictions(config, rows, inputs, against), ""))
-    answers = [row["tuned_prediction"] for row in rows]
-    result += [
-        checks.calibration_check(task.name, evaluation.get("calibration"), settings),
-        checks.valid_output_check(task.name, task.labels, answers, [row["location"] for row in rows],
+        result.append(judged.compare("against_previous", name, f"{name} (in service)",
+                                     _previous_predictions(config, rows, judged.inputs, against), ""))
+    return result
+
+
+def _other_checks(judged: _Judged, run: RunDir) -> list[dict]:
+    """Calibration, valid answers, general ability, latency and export size."""
+    settings, config, inputs, task = judged.settings, judged.config, judged.inputs, judged.inputs.task
+    answers = [row["tuned_prediction"] for row in judged.rows]
+    return [
+        checks.calibration_check(task.name, judged.evaluation.get("calibration"), settings),
+        checks.valid_output_check(task.name, task.labels, answers, [row["location"] for row in judged.rows],
                                   config.evaluate.output_schema, settings),
         checks.general_check(general.general_ability(config, run) if settings.general_rows else None, settings),
         checks.latency_check(*_latency(config, run, inputs, settings.latency_rows), settings),
         checks.export_size_check(*_export_sizes(run), settings),
     ]
-    gate = {
+
+
+def _gate_record(judged: _Judged, run: RunDir, against: RunDir | None, result: list[dict], seconds: float) -> dict:
+    """gate.json's content."""
+    settings = judged.settings
+    return {
         "version": GATE_VERSION, "passed": not any(check["status"] == "failed" for check in result),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "run": run.root.resolve().name,
         "against": None if against is None else {"run": against.root.resolve().name,
                                                  "path": str(against.root.resolve())},
-        "eval_sha256": eval_sha256, "task": task.name, "metric": metric, "higher_is_better": higher_is_better,
+        "eval_sha256": judged.eval_sha256, "task": judged.inputs.task.name, "metric": judged.metric,
+        "higher_is_better": judged.higher_is_better,
         "confidence": settings.confidence, "resamples": settings.resamples, "seed": settings.seed,
-        "rows": {"all": len(rows), "unleaked": None if unleaked is None else len(unleaked)},
-        "seconds": round(time.perf_counter() - started, 2), "checks": result,
+        "rows": {"all": len(judged.rows), "unleaked": None if judged.unleaked is None else len(judged.unleaked)},
+        "seconds": round(seconds, 2), "checks": result,
     }
-    write_json(run.gate_json, gate)
-    log_stage(run, own_config, gate_numbers(gate))  # train.report_to's trackers
-    write_model_cards(own_config, run)  # an exported run's cards say the gate's result from now on
-    return gate
 
 
 def format_gate(gate: dict) -> str:

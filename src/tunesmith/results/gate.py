@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from tunesmith.config.vocabulary import metric_scale
 from tunesmith.document import Block, Facts, Table, Text, format_duration, format_value, is_number, plain
 from tunesmith.errors import RunError
 from tunesmith.json_files import read_json
@@ -22,6 +23,21 @@ GATE_VERSION = 1
 STATUSES = ("passed", "failed", "measured", "skipped")
 """A check's ``status``: judged against its threshold (passed, failed), measured with no threshold set
 (measured), or not measured, with the reason (skipped). Only a failed check fails the gate."""
+
+
+def margin_in_units(margin: float, metric: str) -> float:
+    """`gate.margin`, stated on the 0–1 scale of a score, in ``metric``'s units (times `metric_scale`: 100 for BLEU),
+    so that 0.01 allows 1 point of accuracy and 1 BLEU point alike. The errors (mse, mae) have no fixed scale: their
+    margin is in their own units as stated."""
+    return margin * metric_scale(metric)
+
+
+def scaled_margin_text(margin: float, metric: str) -> str | None:
+    """``gate.margin 0.01 = 1 bleu`` where the margin is scaled to the metric's units (`margin_in_units`); None where
+    it applies as stated."""
+    if metric_scale(metric) == 1:
+        return None
+    return f"gate.margin {margin:g} = {margin_in_units(margin, metric):g} {metric}"
 
 
 def file_sha256(path: str | Path) -> str | None:

@@ -18,6 +18,7 @@ from tunesmith.config.gate_section import GateConfig
 from tunesmith.config.vocabulary import BASELINES, MINIMIZED, TASK_METRICS
 from tunesmith.document import format_value, is_number, plain
 from tunesmith.results.comparison import best_baseline
+from tunesmith.results.gate import margin_in_units, scaled_margin_text
 
 LEVELS = ("good", "mixed", "worse", "degenerate", "unknown")
 """From best to worst, then "unknown" (not evaluated): ``good`` beats the base and every baseline (and the gate
@@ -25,14 +26,15 @@ did not fail); ``mixed`` beats the base but not the best baseline, or its gate f
 not beat the base; ``degenerate`` does no better than a constant answer.
 
 A preference run that continues from another (`model.init_from`) is judged against that model on its task the
-other way round: it need not beat it, but a task metric that fell by more than `gate.margin` is ``worse``. A
+other way round: it need not beat it, but a task metric that fell by more than `gate.margin` (in the metric's units:
+`tunesmith.results.gate.margin_in_units`) is ``worse``. A
 preference run whose preference accuracy on the held-out pairs is not above its reference model's own ranking is at
 best ``mixed``."""
 
 CONSTANT_BASELINES = ("majority", "mean")
 """The baselines that give one answer to every row (`tunesmith.config.vocabulary.BASELINES`)."""
 DEFAULT_MARGIN = GateConfig.model_fields["margin"].default
-"""The gate's margin when eval.json does not record the run's own (`gate.margin`)."""
+"""The gate's margin when eval.json does not record the run's own (`gate.margin`, as stated: on the 0–1 scale)."""
 
 
 @dataclass(frozen=True)
@@ -140,15 +142,16 @@ def _kept_task(metric: str, tuned: float, base: float, rows: int | None, init_fr
     that run's test rows against its model: it need not beat it on the task, but must not fall by more than the
     gate's margin. Says so in ``sentences`` and ``short``; returns whether the task was kept."""
     label = init_from.get("label") or f"the model of {init_from.get('run')}"
-    allowed = init_from.get("margin", DEFAULT_MARGIN)
+    stated = init_from.get("margin", DEFAULT_MARGIN)
     change = tuned - base
     fell = change if metric in MINIMIZED else -change
-    kept = fell <= allowed
+    kept = fell <= margin_in_units(stated, metric)
+    margin = scaled_margin_text(stated, metric) or f"gate.margin {format_value(stated)}"
     sentences.append(f"{metric} on the {plain(rows)} test rows of {init_from.get('run')}: {label} {format_value(base)} "
                      f"→ tuned {format_value(tuned)} ({format_value(change, signed=True)}); "
-                     + ("kept within" if kept else "fell beyond") + f" gate.margin {format_value(allowed)}.")
+                     + ("kept within" if kept else "fell beyond") + f" {margin}.")
     short.append(f"{metric} {'kept' if kept else 'fell'} vs {label} {format_value(change, signed=True)}"
-                 + ("" if kept else f" (beyond gate.margin {format_value(allowed)})"))
+                 + ("" if kept else f" (beyond {margin})"))
     return kept
 
 

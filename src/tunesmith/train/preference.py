@@ -45,13 +45,10 @@ from tunesmith.predict.preference import (
     sequence_logps,
     supervised_tokens,
 )
+from tunesmith.predict.validation_values import STEP_MEASURES as STEP_MEASURES  # below the UI, which draws them
 from tunesmith.predict.validation_values import VAL_LOSS
+from tunesmith.predict.validation_values import VALIDATION_MEASURES as VALIDATION_MEASURES
 from tunesmith.train.batching import Batch, BatchPlan
-
-STEP_MEASURES = ("rewards_chosen", "rewards_rejected", "reward_margin", "preference_accuracy")
-"""What metrics.jsonl records of every step of a preference run, besides the loss (over the step's pairs)."""
-VALIDATION_MEASURES = ("val_preference_accuracy", "val_reward_margin")
-"""What a validation of a preference run records besides `val_loss`."""
 
 
 def pair_losses(method: str, beta: float, chosen: torch.Tensor, rejected: torch.Tensor, chosen_tokens: torch.Tensor,

@@ -4,13 +4,15 @@ would continue the run on data its checkpoints never saw, and its record would n
 
 `check_resume` runs before a resume writes anything (`tunesmith.pipeline.resume_config` calls it before it records
 the applied changes; training calls it again before it loads the model), so a refused resume leaves the run folder
-as it was. It reads only the newest checkpoint's `trainer_state.json`: every checkpoint of a run has the same
-global batch and data, since a resume that changes either is refused.
+as it was; the second check reads no data file the first one read, unless it changed in between
+(`data_fingerprint`). It reads only the newest checkpoint's `trainer_state.json`: every checkpoint of a run has the
+same global batch and data, since a resume that changes either is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 from tunesmith import distributed
@@ -47,13 +49,34 @@ def check_global_batch(folder: Path, state: TrainState, config: RunConfig) -> No
 
 def data_fingerprint(data: DataConfig) -> dict[str, str]:
     """``{file: sha256 of its path and bytes}`` for every file the data settings read (`data_file_paths`), each
-    read in chunks (`tunesmith.data.cache.hash_file`, the tokenized cache's key hashes them the same way)."""
-    fingerprint = {}
-    for path in data_file_paths(data):
-        digest = hashlib.sha256()
-        hash_file(digest, path)
-        fingerprint[str(path)] = digest.hexdigest()
-    return fingerprint
+    read in chunks (`tunesmith.data.cache.hash_file`, the tokenized cache's key hashes them the same way). A file
+    this process hashed before and that has not changed since is not read again (`_file_digest`)."""
+    return {str(path): _file_digest(path) for path in data_file_paths(data)}
+
+
+_DIGESTS: dict[tuple, str] = {}
+"""This process's file digests by the file's path and stat (device, inode, size, modification and change times).
+A resume checks the data files before it writes anything (`tunesmith.pipeline.resume_config`) and training checks
+them again before it loads the model: without this, a resume would read every data file twice."""
+RACY_SECONDS = 2.0
+"""A file modified this recently can be modified again within its file system's timestamp granularity (up to 2 s)
+without its stat changing (git's "racy" files): its digest is not kept, so it is read again every time."""
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        stat = path.stat()
+    except OSError:
+        stat = None  # hash_file hashes the path alone; reading the data says what is wrong
+    key = None if stat is None else (str(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns,
+                                     stat.st_ctime_ns)
+    if key in _DIGESTS:
+        return _DIGESTS[key]
+    digest = hashlib.sha256()
+    hash_file(digest, path)
+    if key is not None and time.time() - max(stat.st_mtime, stat.st_ctime) > RACY_SECONDS:
+        _DIGESTS[key] = digest.hexdigest()
+    return digest.hexdigest()
 
 
 def check_same_data(run: RunDir, recorded: dict[str, str], now: dict[str, str]) -> None:

@@ -1,20 +1,24 @@
 """The page of one run (``/runs/<name>``), from the verdict down to the detail: the verdict (`run_verdict`, in the
 words of the report's summary), a failure, the gate, the training curves (drawn by static/run.js from
-``/api/curves``), the evaluation, the human review, the data check (the report's data section: its findings first,
-then its tables, rendered by `tunesmith.document`) and the config."""
+``/api/curves``; a preference run's rewards and preference accuracy beside its loss), the evaluation, the human
+review, the data check (the report's data section: its findings first, then its tables, rendered by
+`tunesmith.document`) and the config."""
 
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
+from tunesmith.config.vocabulary import is_preference
 from tunesmith.document.render import render_html_blocks
 from tunesmith.errors import RunError
 from tunesmith.json_files import read_json
+from tunesmith.predict.validation_values import STEP_MEASURES, VALIDATION_MEASURES
 from tunesmith.report.sections import data_section
 from tunesmith.report.summary import verdict_sentences, verdict_title
 from tunesmith.results import comparison_table
@@ -29,6 +33,36 @@ from tunesmith.ui.runs_table import model_label
 
 WARNING_LEVELS = ("worse", "degenerate")
 """Verdict levels the page shows as a warning banner: a run that should not be used as it is."""
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A chart of the run page beside the loss (static/run.js draws it from ``/api/curves`` once it has a point):
+    ``steps`` are drawn as lines, ``validations`` dashed with each point marked."""
+
+    id: str
+    caption: str
+    steps: tuple[str, ...]
+    validations: tuple[str, ...]
+
+
+def _is_accuracy(key: str) -> bool:
+    return key.endswith("accuracy")
+
+
+PREFERENCE_CHARTS = (
+    Chart("rewards-chart", "rewards: the chosen and the rejected answers' implicit rewards and their margin (per "
+                           "step), the validation margin (dashed, each point marked)",
+          tuple(key for key in STEP_MEASURES if not _is_accuracy(key)),
+          tuple(key for key in VALIDATION_MEASURES if not _is_accuracy(key))),
+    Chart("preference-chart", "preference accuracy (pairs whose chosen answer's reward is above the rejected "
+                              "one's): training (per step) and validation (dashed, each point marked)",
+          tuple(key for key in STEP_MEASURES if _is_accuracy(key)),
+          tuple(key for key in VALIDATION_MEASURES if _is_accuracy(key))),
+)
+"""What a preference run (`method: dpo | orpo | simpo`) logs besides its loss (`tunesmith.train.preference`): its
+rewards, and the share of pairs ranked right. Its validation values are drawn here, not with the validation
+metrics."""
 
 
 def run_page(request: Request, settings: UiSettings, name: str, files: list[str]) -> Response:
@@ -55,7 +89,8 @@ def run_page(request: Request, settings: UiSettings, name: str, files: list[str]
                   past_failure=failure if row.status != "failed" else None,
                   files=[file for file in files if (run.root / file).is_file()],
                   review=_review_blocks(run) if ReviewStore.exists(run.root) else None,
-                  labeling=bool(queues_of(run)))
+                  labeling=bool(queues_of(run)),
+                  charts=PREFERENCE_CHARTS if row.method and is_preference(row.method) else ())
 
 
 def command_path(root: Path) -> str:

@@ -18,6 +18,7 @@ from tunesmith.config.vocabulary import ALWAYS_REPORTED, TASK_METRICS, task_of, 
 from tunesmith.document import format_duration, is_number
 from tunesmith.errors import RunError
 from tunesmith.json_files import read_json, read_jsonl
+from tunesmith.predict.validation_values import STEP_MEASURES
 from tunesmith.results.gate import failed_checks, gate_state
 from tunesmith.run_dir import RunDir
 from tunesmith.sweep_folder import TRIALS_FOLDER, is_sweep_folder, trial_state
@@ -172,13 +173,14 @@ def _task_from_config(run: RunDir, raw: dict) -> str | None:
 
 
 def curves(run: RunDir) -> dict[str, list[list[float]]]:
-    """Every numeric series of metrics.jsonl against the step: ``loss`` (per step), ``val_loss`` and the other
-    validation values, each as ``[[step, value], ...]`` (non-finite values, written as null, are left out)."""
+    """Every numeric series of metrics.jsonl against the step: ``loss`` and a preference run's rewards and accuracy
+    (`STEP_MEASURES`) per step, ``val_loss`` and the other validation values, each as ``[[step, value], ...]``
+    (non-finite values, written as null, are left out)."""
     series: dict[str, list[list[float]]] = {}
     for line in read_jsonl(run.metrics):
         if not isinstance(line, dict) or not is_number(line.get("step")):
             continue
-        for key in ("loss", *sorted(k for k in line if k.startswith("val_"))):
+        for key in ("loss", *STEP_MEASURES, *sorted(k for k in line if k.startswith("val_"))):
             if is_number(line.get(key)):
                 series.setdefault(key, []).append([line["step"], line[key]])
     return series

@@ -6,6 +6,8 @@
   const note = document.getElementById("curve-note");
   const caption = document.getElementById("loss-caption");
   const validationFigure = document.getElementById("val-figure");
+  const extraFigures = document.querySelectorAll("figure.extra-chart");
+  const words = (text) => (text ? text.split(" ") : []);
   const POLL_MS = 3000;
 
   async function refresh() {
@@ -24,7 +26,18 @@
     loss.closest("figure").hidden = !loss.chart.lines.some((line) => line.pixels.length);  // nothing logged yet
     caption.textContent = "loss" + (loss.dataset.scale === "log" ? " (log scale)" : "")
       + ": training (per step) and validation (dashed, each point marked)";
-    const metrics = Object.keys(series).filter((key) => key.startsWith("val_") && key !== "val_loss")
+    // A preference run's rewards and accuracy: each chart names its series (the page has them from the server).
+    const charted = new Set();
+    for (const figure of extraFigures) {
+      const steps = words(figure.dataset.steps), validations = words(figure.dataset.validations);
+      const lines = steps.map((key) => ({label: key, points: series[key] || []}))
+        .concat(validations.map((key) => ({label: key, points: series[key] || [], dashed: true, markers: true})));
+      steps.concat(validations).forEach((key) => charted.add(key));
+      figure.hidden = !lines.some((line) => line.points.length);
+      if (!figure.hidden) drawChart(figure.querySelector("canvas"), lines);
+    }
+    const metrics = Object.keys(series)
+      .filter((key) => key.startsWith("val_") && key !== "val_loss" && !charted.has(key))
       .map((key) => ({label: key, points: series[key], markers: true}));
     // No empty chart: the validation metrics' figure shows once there is one to draw.
     validationFigure.hidden = !metrics.length;
