@@ -1,7 +1,7 @@
 """tunesmith's DPO vs TRL's DPOTrainer: the same model, pairs, LoRA, optimizer, schedule, max_length, batch, β and
 loss; each arm in a fresh subprocess, arms alternating, medians over repeats.
 
-    python benchmarks/vs_trl_dpo.py [--quick] [--json] [--repeats 3] [--steps 12] [--arms tunesmith,trl]
+    python benchmarks/vs_trl_dpo.py [--quick] [--json] [--repeats 3] [--steps 10] [--arms tunesmith,trl]
 
 Arms: ``tunesmith`` (padded, grouped by length: its default), ``tunesmith-packed`` (``train.packing: true``: whole
 pairs packed into sequences of up to twice max_length) and ``trl`` (DPOTrainer; TRL 1.16's ``padding_free`` is
@@ -15,10 +15,13 @@ every attention and MLP projection, AdamW lr 1e-4 constant without warm-up and w
 1.0, 4 pairs a step, max_length 320 a sequence, β 0.1, the sigmoid loss, the reference policy the model with its
 adapter disabled, computed every step (TRL: ``ref_model=None`` with a PEFT adapter, ``precompute_ref_log_probs=
 False``), no gradient checkpointing, one thread per core, the 158 pairs of examples/alpaca_dpo/pairs_train.jsonl
-rendered by the model's chat template. Order: TRL reads the pairs sequentially (``train_sampling_strategy=
-"sequential"``) in the order of tunesmith's padded batches, so the two padded arms train on the same pairs at every
-step. The packed arm's batch size counts packs: it gets the number of packs that holds about 4 pairs (its pairs per
-step are reported), and is compared on tokens/s. A step's time is its forward and backward passes (policy and
+rendered by the model's chat template (TRL's sequences keep the newline the template writes after the end-of-turn
+token, one token more a sequence than tunesmith's; each arm's tokens/s counts its own real tokens).
+
+Order: TRL reads the pairs sequentially (``train_sampling_strategy="sequential"``) in the order of tunesmith's
+padded batches (seeded, length-grouped), so the two padded arms train on the same pairs at every step. The packed
+arm's batch size counts packs: it gets the number of packs that holds about 4 pairs (its pairs per step are
+reported), and is compared on tokens/s. A step's time is its forward and backward passes (policy and
 reference) and the optimizer step; tunesmith's also includes collating the batch, TRL's does not (its Trainer
 collates before the step begins).
 """
@@ -254,7 +257,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.add_argument("--repeats", type=int, default=None, help="runs of each arm (default 3; --quick 1)")
     parser.add_argument("--steps", type=int, default=None,
-                        help=f"timed steps after the {WARMUP_STEPS} warm-up steps (default 12; --quick 2)")
+                        help=f"timed steps after the {WARMUP_STEPS} warm-up steps (default 10; --quick 2)")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"a comma-separated subset of {', '.join(ARMS)}")
     parser.add_argument("--child", choices=["tunesmith", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -267,7 +270,7 @@ def main() -> None:
     unknown = [arm for arm in arms if arm not in ARMS]
     if unknown:
         parser.error(f"unknown arm {unknown[0]!r}: choose from {', '.join(ARMS)}")
-    steps = WARMUP_STEPS + (args.steps or (2 if args.quick else 12))
+    steps = WARMUP_STEPS + (args.steps or (2 if args.quick else 10))
     repeats = args.repeats or (1 if args.quick else 3)
     facts = data_facts(steps)
     if steps > facts["full_batches"]:
