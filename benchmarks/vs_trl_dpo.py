@@ -14,7 +14,7 @@ Matched: SmolLM2-135M-Instruct (the default model's local folder for both), fp32
 every attention and MLP projection, AdamW lr 1e-4 constant without warm-up and weight decay, gradient clipping at
 1.0, 4 pairs a step, max_length 320 a sequence, β 0.1, the sigmoid loss, the reference policy the model with its
 adapter disabled, computed every step (TRL: ``ref_model=None`` with a PEFT adapter, ``precompute_ref_log_probs=
-False``), no gradient checkpointing, one thread per core, the 158 pairs of examples/alpaca_dpo/pairs_train.jsonl
+False``), no gradient checkpointing, one thread per core, the 158 pairs of examples/alpaca_dpo/pairs_train_all.jsonl
 rendered by the model's chat template (TRL's sequences keep the newline the template writes after the end-of-turn
 token, one token more a sequence than tunesmith's; each arm's tokens/s counts its own real tokens).
 
@@ -52,7 +52,7 @@ from vs_trl import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-PAIRS = ROOT / "examples" / "alpaca_dpo" / "pairs_train.jsonl"
+PAIRS = ROOT / "examples" / "alpaca_dpo" / "pairs_train_all.jsonl"
 PAIRS_PER_STEP = 4
 MAX_LENGTH = 320
 BETA = 0.1

@@ -1,6 +1,6 @@
 """Preference training refused in one line, before any model loads: a preference method on rows without a
-rejected answer, and settings a preference method cannot train with (`train.packing`, `data.streaming`, ORPO's
-label smoothing), each naming its key."""
+rejected answer, and settings a preference method cannot train with (`data.streaming`, ORPO's label smoothing and
+imitation term), each naming its key."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_a_preference_method_on_supervised_rows_names_method(project, cli, monke
 
 
 @pytest.mark.parametrize(("settings", "key"), [
-    (("method=simpo", "train.packing=true"), "train.packing"),
+    (("method=orpo", "preference.sft_weight=0.5"), "preference.sft_weight"),
     (("method=dpo", "data.streaming=true"), "data.streaming"),
     (("method=orpo", "preference.label_smoothing=0.1"), "preference.label_smoothing"),
 ])
