@@ -31,6 +31,14 @@ def test_an_untouched_adapter_keeps_everything(general_cache, untouched_adapter_
     json.dumps(result, allow_nan=False)  # plain numbers, as gate.json holds them
 
 
+def test_a_run_without_a_gate_section_is_measured_with_the_defaults(general_cache, untouched_adapter_run):
+    config = untouched_adapter_run.config()
+    config.gate = None  # `tunesmith gate` on a run whose config has no `gate:` section
+    result = general_ability(config, untouched_adapter_run)
+    assert result["rows_requested"] == GateConfig().general_rows and result["base_from_cache"] is False
+    assert result["kept"] == pytest.approx(1.0, abs=1e-5)
+
+
 def test_an_adapter_trained_to_one_answer_loses_general_ability(general_cache, untouched_adapter_run,
                                                                  one_answer_run):
     untouched = general_ability(untouched_adapter_run.config(), untouched_adapter_run)

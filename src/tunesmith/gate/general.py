@@ -104,10 +104,10 @@ def general_ability(config: RunConfig, run: RunDir) -> dict:
     if cached is None:
         if adapter:
             with model.disable_adapter():
-                base_rows = _base_records(model, tokenizer, examples, tokenized, prompts, config)
+                base_rows = _base_records(model, tokenizer, examples, tokenized, prompts, gate, config)
         else:
             base, _ = load_base_model(config.model)
-            base_rows = _base_records(base, tokenizer, examples, tokenized, prompts, config)
+            base_rows = _base_records(base, tokenizer, examples, tokenized, prompts, gate, config)
             del base
             free_model_memory()
         metrics = {"loss": _ratio(sum(r["loss_sum"] for r in base_rows), sum(r["tokens"] for r in base_rows))}
@@ -140,11 +140,11 @@ def general_ability(config: RunConfig, run: RunDir) -> dict:
 
 
 def _base_records(model, tokenizer, examples: list[Example], tokenized: list[TokenizedExample],
-                  prompts: list[list[int]], config: RunConfig) -> list[dict]:
+                  prompts: list[list[int]], gate: GateConfig, config: RunConfig) -> list[dict]:
     """The base model's cache records, one per prompt: the evaluation cache's fields (``prediction`` is the
     greedy answer's text; ``correct`` does not apply) and the numbers the tuned model is compared with."""
     answers = generate_token_ids(model, tokenizer, [example.prompt_messages for example in examples],
-                                 config.gate.general_max_new_tokens, config.evaluate.batch_size)
+                                 gate.general_max_new_tokens, config.evaluate.batch_size)
     losses = _answer_losses(model, tokenized, tokenizer.pad_token_id)
     agreed = _agreed_tokens(model, prompts, answers)
     return [{"location": example.location, "prompt": example.prompt_messages[-1]["content"],
