@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -18,6 +20,17 @@ from tunesmith.data.run_inputs import RunInputs
 from tunesmith.evaluate.tasks import last_user_message
 from tunesmith.review.store import ReviewPlan, ReviewPrompt, create_database, database_path
 from tunesmith.run_dir import RunDir
+
+
+@pytest.fixture(autouse=True)
+def _absl_logging_off_the_capture():
+    """rouge_score (the ROUGE-L of a reference judge) imports absl, whose log handler keeps the ``sys.stderr`` of
+    that moment: under pytest, a capture that is closed later, so a later test's logging or the interpreter's exit
+    writes to a closed file and the run dies ("lost sys.stderr"). After each test the handler gets the real
+    stderr back."""
+    yield
+    if absl_logging := sys.modules.get("absl.logging"):
+        absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
 
 
 def synthetic_plan(num_prompts: int = 4, reviewers: tuple[str, ...] = ("ann", "bob"), show_reference: bool = False,
@@ -57,6 +70,19 @@ def make_review(tmp_path):
     """``make_review(**synthetic_plan_options)`` → a folder holding that review."""
     def make(name: str = "run", **options) -> Path:
         return write_review(tmp_path / name, synthetic_plan(**options))
+
+    return make
+
+
+@pytest.fixture()
+def review_with_answers(tmp_path):
+    """``review_with_answers([(reference, tuned's answer, base's answer), ...])`` → a folder holding a review of one
+    item per row (prompts ``question <n>``; tuned is each item's first model), reviewers ann and bob."""
+    def make(rows: list[tuple[str | None, str, str]], name: str = "run") -> Path:
+        plan = synthetic_plan(num_prompts=len(rows))
+        prompts = [dataclasses.replace(prompt, reference=reference, answers={"tuned": tuned, "base": base})
+                   for prompt, (reference, tuned, base) in zip(plan.prompts, rows)]
+        return write_review(tmp_path / name, dataclasses.replace(plan, prompts=prompts))
 
     return make
 

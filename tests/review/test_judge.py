@@ -17,6 +17,7 @@ from tunesmith.review.judge import (
     letter_probabilities,
     parse_verdict,
 )
+from tunesmith.review.judge_reference import REFERENCE_METRICS
 from tunesmith.review.stats import review_stats
 from tunesmith.review.store import ReviewStore
 
@@ -226,5 +227,6 @@ def test_the_cli_offers_the_ways_the_judge_reads_verdicts():
     commands = argparse.ArgumentParser().add_subparsers()
     add_commands(commands)
     judge = commands.choices["review"]._subparsers._group_actions[0].choices["judge"]
-    (flag,) = [action for action in judge._actions if action.dest == "verdict_by"]
-    assert tuple(flag.choices) == VERDICT_BY and flag.default == "reply"
+    flags = {action.dest: action for action in judge._actions}
+    assert tuple(flags["verdict_by"].choices) == (*VERDICT_BY, "reference") and flags["verdict_by"].default == "reply"
+    assert tuple(flags["metric"].choices) == REFERENCE_METRICS and flags["metric"].default is None

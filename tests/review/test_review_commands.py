@@ -43,6 +43,16 @@ def test_create_stats_judge_export(tiny_runs, cli, stub_judge, judge_for):
     code, _, error = cli("review", "export", str(tuned), "--format", "csv")
     assert code == 2 and "--overwrite" in error
 
+    # The gold completions of the test rows are the items' references: the model-free judge scores both answers.
+    code, out, error = cli("review", "judge", str(tuned), "--verdict-by", "reference")
+    assert (code, error) == (0, "")
+    assert out.startswith("judge:reference-rouge_l: judged 3 items by rouge_l against the reference answer (")
+    assert out.endswith("; 0 items without a reference left unjudged; 0 items left\n")
+    code, out, _ = cli("review", "stats", str(tuned), "--json")
+    judge = json.loads(out)["judges"]["judge:reference-rouge_l"]
+    comparison = judge["comparisons"][0]
+    assert judge["judgments"] == 3 and comparison["wins"] + comparison["losses"] + comparison["ties"] == 3
+
 
 def test_create_errors_name_the_key(tiny_runs, cli):
     tuned, _ = tiny_runs

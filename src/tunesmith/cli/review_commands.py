@@ -44,22 +44,31 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     q.add_argument("--json", action="store_true", help="print the statistics as one JSON object")
 
     q = review_commands.add_parser(
-        "judge", help="have a model served by an OpenAI-compatible endpoint judge every pair, in both orders")
+        "judge", help="have a model served by an OpenAI-compatible endpoint judge every pair, in both orders; or, "
+                      "with --verdict-by reference, prefer the answer closer to the reference answer")
     q.add_argument("run_dir")
-    q.add_argument("--endpoint", required=True, metavar="URL",
-                   help="the server (e.g. http://127.0.0.1:8000) or its /v1/chat/completions URL")
-    q.add_argument("--model", required=True, help="the model name the endpoint serves")
-    q.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY"),
-                   help="sent as `Authorization: Bearer KEY` (default: $OPENAI_API_KEY)")
-    q.add_argument("--reviewer", help="name its verdicts are stored under (default: judge:<model>)")
-    q.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each answer")
-    q.add_argument("--verdict-by", choices=["reply", "logprobs"], default="reply",
+    q.add_argument("--endpoint", metavar="URL",
+                   help="the server (e.g. http://127.0.0.1:8000) or its /v1/chat/completions URL (required with "
+                        "--verdict-by reply or logprobs)")
+    q.add_argument("--model", help="the model name the endpoint serves (required with --verdict-by reply or logprobs)")
+    q.add_argument("--api-key", help="sent as `Authorization: Bearer KEY` (default: $OPENAI_API_KEY)")
+    q.add_argument("--reviewer", help="name its verdicts are stored under (default: judge:<model>, or "
+                                      "judge:reference-<metric> with --verdict-by reference)")
+    q.add_argument("--timeout", type=float, help="seconds to wait for each answer (default: 120)")
+    q.add_argument("--verdict-by", choices=["reply", "logprobs", "reference"], default="reply",
                    help="reply: the judge explains and ends with a VERDICT line; logprobs: the judge answers one "
                         "letter and its verdict is read from its first token's probabilities (for small judges; "
-                        "the endpoint must return logprobs) (default: reply)")
+                        "the endpoint must return logprobs); reference: no model, the answer scoring higher against "
+                        "the item's reference answer wins (default: reply)")
     q.add_argument("--tie-odds", type=float, metavar="R",
                    help="with --verdict-by logprobs, a verdict needs odds of at least R:1 for one answer, averaged "
                         "over both orders; below, a tie (default: 1.2)")
+    q.add_argument("--metric", choices=["rouge_l", "bleu"],
+                   help="with --verdict-by reference, the score against the reference, as evaluation computes it "
+                        "(default: rouge_l)")
+    q.add_argument("--tie-margin", type=float, metavar="M",
+                   help="with --verdict-by reference, scores closer than M on the metric's 0-1 scale are a tie "
+                        "(for bleu, M x 100 BLEU points) (default: 0.01)")
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -117,13 +126,41 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+_MODEL_JUDGE_OPTIONS = ("endpoint", "model", "api_key", "timeout")
+_REFERENCE_JUDGE_OPTIONS = ("metric", "tie_margin")
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def _judge(args: argparse.Namespace) -> int:
     from tunesmith.errors import ConfigError
-    from tunesmith.review.judge import TIE_ODDS, JudgeEndpoint, chat_completions_url, judge_review
 
     if args.tie_odds is not None and args.verdict_by != "logprobs":
         raise ConfigError("--tie-odds", "applies to --verdict-by logprobs only", "add --verdict-by logprobs")
-    endpoint = JudgeEndpoint(chat_completions_url(args.endpoint), args.model, args.api_key, args.timeout)
+    if args.verdict_by == "reference":
+        for name in _MODEL_JUDGE_OPTIONS:
+            if getattr(args, name) is not None:
+                raise ConfigError(_option(name), "applies to a judge model (--verdict-by reply or logprobs) only; "
+                                                 "--verdict-by reference asks no model", f"leave out {_option(name)}")
+        return _judge_by_reference(args)
+    for name in _REFERENCE_JUDGE_OPTIONS:
+        if getattr(args, name) is not None:
+            raise ConfigError(_option(name), "applies to --verdict-by reference only", "add --verdict-by reference")
+    for name in ("endpoint", "model"):
+        if getattr(args, name) is None:
+            raise ConfigError(_option(name), f"review judge --verdict-by {args.verdict_by} needs the judge model's "
+                                             f"{_option(name)}", "or use --verdict-by reference, which needs no model")
+    return _judge_by_model(args)
+
+
+def _judge_by_model(args: argparse.Namespace) -> int:
+    from tunesmith.review.judge import TIE_ODDS, JudgeEndpoint, chat_completions_url, judge_review
+
+    api_key = os.environ.get("OPENAI_API_KEY") if args.api_key is None else args.api_key
+    endpoint = JudgeEndpoint(chat_completions_url(args.endpoint), args.model, api_key,
+                             120.0 if args.timeout is None else args.timeout)
     made = judge_review(args.run_dir, endpoint, reviewer=args.reviewer, verdict_by=args.verdict_by,
                         tie_odds=TIE_ODDS if args.tie_odds is None else args.tie_odds)
     if args.verdict_by == "reply":
@@ -135,6 +172,19 @@ def _judge(args: argparse.Namespace) -> int:
               f"preferring the same answer in both orders, {made['inconsistent']} order-dependent, decided by both "
               f"orders' mean log-odds); {made['unreadable']} items with neither letter among its top tokens; "
               f"{made['remaining']} items left")
+    return 0
+
+
+def _judge_by_reference(args: argparse.Namespace) -> int:
+    from tunesmith.review.judge_reference import TIE_MARGIN, judge_by_reference
+
+    made = judge_by_reference(args.run_dir, metric=args.metric or "rouge_l",
+                              tie_margin=TIE_MARGIN if args.tie_margin is None else args.tie_margin,
+                              reviewer=args.reviewer)
+    print(f"{made['reviewer']}: judged {made['judged']} items by {made['metric']} against the reference answer "
+          f"(order-free: each answer is scored on its own, so no position bias; {made['ties']} within the tie margin "
+          f"{made['tie_margin']:g}, stored as ties); {made['no_reference']} items without a reference left "
+          f"unjudged; {made['remaining']} items left")
     return 0
 
 

@@ -19,7 +19,8 @@ Unjudged items are counted; running the command again asks only for the items wi
 interrupted or partly unreadable run is finished by running it again.
 
 The judge's verdicts are stored as a reviewer of its own (``judge:<model>``, kind ``judge``): statistics report
-them apart from the people, with their agreement.
+them apart from the people, with their agreement. A judge without a model, by closeness to the reference answer,
+is `tunesmith.review.judge_reference`.
 """
 
 from __future__ import annotations

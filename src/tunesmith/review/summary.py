@@ -45,7 +45,8 @@ def stats_blocks(stats: dict) -> list[Block]:
               kappa_text(entry["agreement_with_humans"])]
              for judge, entry in stats["judges"].items() for row in entry["comparisons"]],
             caption="Judge models (each pair asked in both orders: a verdict line that flips with the order counts as "
-                    "a tie; verdicts by letter probabilities average both orders' log-odds)"))
+                    "a tie; verdicts by letter probabilities average both orders' log-odds; a reference judge scores "
+                    "each answer against the reference answer, in no order)"))
     if stats["disagreements"]:
         blocks.append(Table(
             ["location", "item", "prompt", "verdicts"],  # the row's name first: the item number right-aligns
