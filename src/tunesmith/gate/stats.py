@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tunesmith.predict.metrics import OTHER_LABEL, exact_match, parse_number
+from tunesmith.predict.metrics import OTHER_LABEL, exact_match, parse_number, rouge_l_scores
 
 MAX_CELLS = 4_000_000
 """Resample counts held at once (resamples × rows): the bootstrap runs in chunks below it."""
@@ -59,11 +59,7 @@ def metric_statistics(metric: str, truths: Sequence, predictions: Sequence[str],
     if metric == "exact_match":
         return _mean([exact_match(list(references), prediction) for references, prediction in zip(truths, predictions)])
     if metric == "rouge_l":
-        from rouge_score import rouge_scorer
-
-        scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-        return _mean([scorer.score_multi(list(references), prediction)["rougeL"].fmeasure
-                      for references, prediction in zip(truths, predictions)])
+        return _mean(rouge_l_scores(truths, predictions))
     if metric == "bleu":
         return _bleu(truths, predictions)
     raise ValueError(f"{metric} is not scored per row (the gate compares accuracy, precision, recall, f1, mse, mae, "

@@ -11,6 +11,7 @@ import math
 import re
 import string
 from collections import Counter
+from collections.abc import Sequence
 
 from tunesmith.config.vocabulary import TASK_METRICS
 from tunesmith.text import normalize_text
@@ -105,7 +106,6 @@ def generation_metrics(references: list[str] | list[list[str]], predictions: lis
     DialogSum's three summaries): ROUGE-L and exact match then take the best reference, BLEU uses them all.
     """
     import sacrebleu
-    from rouge_score import rouge_scorer
 
     if len(references) != len(predictions):
         raise ValueError(f"{len(references)} references but {len(predictions)} predictions")
@@ -115,14 +115,23 @@ def generation_metrics(references: list[str] | list[list[str]], predictions: lis
     # sacrebleu wants one stream per reference slot; rows with fewer references leave None in the later slots.
     slots = max(len(refs) for refs in reference_lists)
     streams = [[refs[slot] if slot < len(refs) else None for refs in reference_lists] for slot in range(slots)]
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    rouge = [scorer.score_multi(refs, pred)["rougeL"].fmeasure for refs, pred in zip(reference_lists, predictions)]
+    rouge = rouge_l_scores(reference_lists, predictions)
     exact = [exact_match(refs, pred) for refs, pred in zip(reference_lists, predictions)]
     return {
         "bleu": float(sacrebleu.corpus_bleu(list(predictions), streams).score),
         "rouge_l": sum(rouge) / len(rouge),
         "exact_match": sum(exact) / len(exact),
     }
+
+
+def rouge_l_scores(reference_lists: Sequence[Sequence[str]], predictions: Sequence[str]) -> list[float]:
+    """Each prediction's ROUGE-L F-measure (stemmed, 0–1) against the best of its references: the row scores
+    whose mean is `generation_metrics`' ``rouge_l`` (the gate's paired differences use them too)."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return [scorer.score_multi(list(references), prediction)["rougeL"].fmeasure
+            for references, prediction in zip(reference_lists, predictions)]
 
 
 def exact_match(references: list[str], prediction: str) -> bool:
