@@ -1,11 +1,13 @@
 """Faults at the reference judge (`tunesmith review judge --verdict-by reference`): references that are missing or
-blank, empty and huge answers, answers in a script ROUGE-L's tokenizer drops, and a folder without a review. Each
-item is judged or counted, and every refusal is one line."""
+blank, empty and huge answers, answers in a script ROUGE-L's tokenizer drops, two runs of the judge at once, and a
+folder without a review. Each item is judged or counted once, and every refusal is one line."""
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -86,3 +88,24 @@ def test_a_folder_without_a_review_is_refused_in_one_line(tmp_path, cli):
     (tmp_path / "run").mkdir()
     code, out, error = cli("review", "judge", str(tmp_path / "run"), "--verdict-by", "reference")
     assert code == 2 and out == "" and error.startswith("tunesmith: error: ") and "has no review" in error
+
+
+def test_two_runs_of_the_judge_at_once_judge_every_item_once(tmp_path):
+    # Two `review judge --verdict-by reference` on one review at the same time (two terminals, a retried job): the
+    # judge is added once, every item gets one verdict, and neither run fails on the items the other stored first.
+    rows = [(f"answer number {n}", f"answer number {n}", f"something else {n}") for n in range(40)]
+    root = review_of(tmp_path / "run", rows)
+    barrier = threading.Barrier(2)
+
+    def judge():
+        barrier.wait()
+        return judge_by_reference(root)
+
+    with ThreadPoolExecutor(2) as pool:
+        made = [future.result() for future in [pool.submit(judge), pool.submit(judge)]]
+    assert sum(result["judged"] for result in made) == 40 and all(result["remaining"] == 0 for result in made)
+    with ReviewStore.open(root) as store:
+        judged = [j.item_id for j in store.judgments() if j.reviewer == "judge:reference-rouge_l"]
+        assert store.judges == ["judge:reference-rouge_l"]
+    assert sorted(judged) == sorted(set(judged)) and len(judged) == 40
+    assert set(winners(root).values()) == {"tuned"}

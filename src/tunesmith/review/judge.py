@@ -35,11 +35,11 @@ import httpx
 from tunesmith.errors import ConfigError, TunesmithError
 from tunesmith.review.endpoint import ChatEndpoint, EndpointError, ask_chat, ask_first_token, chat_completions_url
 from tunesmith.review.names import NAME_HINT, reviewer_name_error
-from tunesmith.review.store import Item, ReviewStore
+from tunesmith.review.store import Item, ReviewConflict, ReviewStore
 
 __all__ = ["JUDGE_INSTRUCTIONS", "LETTER_INSTRUCTIONS", "TIE_ODDS", "VERDICT_BY", "Decision", "JudgeEndpoint",
            "VerdictBy", "ask", "chat_completions_url", "combine", "judge_review", "letter_probabilities",
-           "parse_verdict", "weigh"]
+           "parse_verdict", "register_judge", "store_verdict", "weigh"]
 
 VerdictBy = Literal["reply", "logprobs"]
 VERDICT_BY: tuple[str, ...] = get_args(VerdictBy)
@@ -101,12 +101,8 @@ def judge_review(run_root, endpoint: JudgeEndpoint, reviewer: str | None = None,
         raise ConfigError("--tie-odds", f"is {tie_odds:g}; it must be a number of at least 1 (1 leaves no ties)")
     counts = {"judged": 0, "consistent": 0, "inconsistent": 0, "unreadable": 0}
     with ReviewStore.open(run_root) as store, httpx.Client(timeout=endpoint.timeout_s, transport=transport) as client:
-        if name not in store.judges:
-            if name in store.reviewers:
-                raise TunesmithError(f"{name!r} is a human reviewer of this review",
-                                     "give the judge another --reviewer")
-            # Both orders are asked, so the stored sides need no coin flip: A is the item's first model.
-            store.add_reviewer(name, "judge", [(item.item_id, item.first, item.second) for item in store.items()])
+        # Both orders are asked, so the stored sides need no coin flip: A is the item's first model.
+        register_judge(store, name)
         done = {judgment.item_id for judgment in store.judgments() if judgment.reviewer == name}
         for item in store.items():
             if item.item_id in done:
@@ -118,7 +114,8 @@ def judge_review(run_root, endpoint: JudgeEndpoint, reviewer: str | None = None,
             if decision is None:
                 counts["unreadable"] += 1
                 continue
-            store.judge(name, item.item_id, decision.verdict, decision.comment)
+            if not store_verdict(store, name, item.item_id, decision):
+                continue
             counts["judged"] += 1
             counts["consistent" if decision.consistent else "inconsistent"] += 1
         judged, total = store.progress(name)
@@ -136,6 +133,31 @@ def _by_reply(client: httpx.Client, endpoint: JudgeEndpoint, item: Item, rubric:
         return None
     verdict, comment = combine(forward, _SWAPPED[backward])
     return Decision(verdict, comment, forward == _SWAPPED[backward])
+
+
+def register_judge(store: ReviewStore, name: str) -> None:
+    """Make ``name`` a judge of the review with every item in its queue, A being each item's first model (a judge
+    is shown both orders, or none); nothing when it is one already, also when another judge process of the same
+    name added it a moment ago."""
+    if name in store.judges:
+        return
+    if name in store.reviewers:
+        raise TunesmithError(f"{name!r} is a human reviewer of this review", "give the judge another --reviewer")
+    try:
+        store.add_reviewer(name, "judge", [(item.item_id, item.first, item.second) for item in store.items()])
+    except ReviewConflict:
+        if name not in store.judges:
+            raise
+
+
+def store_verdict(store: ReviewStore, name: str, item_id: int, decision: Decision) -> bool:
+    """Store the judge's ``decision`` on the item; False when the item was judged meanwhile by another process of
+    the same judge (two runs of the command at once): its verdict stands, and this one is not counted."""
+    try:
+        store.judge(name, item_id, decision.verdict, decision.comment)
+    except ReviewConflict:
+        return False
+    return True
 
 
 def combine(forward: str, backward: str) -> tuple[str, str]:

@@ -19,9 +19,9 @@ import math
 from typing import Literal, get_args
 
 from tunesmith.config.vocabulary import metric_scale
-from tunesmith.errors import ConfigError, TunesmithError
+from tunesmith.errors import ConfigError
 from tunesmith.predict.metrics import generation_metrics
-from tunesmith.review.judge import Decision
+from tunesmith.review.judge import Decision, register_judge, store_verdict
 from tunesmith.review.names import NAME_HINT, reviewer_name_error
 from tunesmith.review.store import Item, ReviewStore
 
@@ -50,12 +50,7 @@ def judge_by_reference(run_root, metric: ReferenceMetric = "rouge_l", tie_margin
         raise ConfigError("--reviewer", problem, NAME_HINT)
     counts = {"judged": 0, "ties": 0, "no_reference": 0}
     with ReviewStore.open(run_root) as store:
-        if name not in store.judges:
-            if name in store.reviewers:
-                raise TunesmithError(f"{name!r} is a human reviewer of this review",
-                                     "give the judge another --reviewer")
-            # The verdict does not depend on the sides shown, so A is the item's first model, as for a model judge.
-            store.add_reviewer(name, "judge", [(item.item_id, item.first, item.second) for item in store.items()])
+        register_judge(store, name)  # the verdict does not depend on the sides shown: A is the item's first model
         done = {judgment.item_id for judgment in store.judgments() if judgment.reviewer == name}
         for item in store.items():
             if item.item_id in done:
@@ -64,7 +59,8 @@ def judge_by_reference(run_root, metric: ReferenceMetric = "rouge_l", tie_margin
                 counts["no_reference"] += 1
                 continue
             decision = _decide_item(item, metric, tie_margin)
-            store.judge(name, item.item_id, decision.verdict, decision.comment)
+            if not store_verdict(store, name, item.item_id, decision):
+                continue
             counts["judged"] += 1
             counts["ties"] += decision.verdict == "tie"
         judged, total = store.progress(name)
