@@ -184,15 +184,25 @@ def child(args) -> None:
         result = run_trl(config, out, config["train"]["max_steps"], args.trl_mode)
     else:
         result = same_batch_loss(config, out, args.trl_mode)
+    report_result(result)
+
+
+def report_result(result: dict) -> None:
+    """A child process's last act: its result, with the process's peak RSS, as the line `spawn_child` reads."""
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result))
 
 
 def spawn(arm: str, config: dict, trl_mode: str) -> dict:
+    return spawn_child(__file__, arm, ["--child", arm, "--trl-mode", trl_mode], config)
+
+
+def spawn_child(script: str, arm: str, flags: list[str], config: dict) -> dict:
+    """Run ``script`` with its child ``flags`` on ``config`` in a fresh Python process (a clean peak RSS, no state
+    shared between arms); the result it reported (`report_result`)."""
     with tempfile.TemporaryDirectory() as out:
         proc = subprocess.run(
-            [sys.executable, __file__, "--child", arm, "--config", json.dumps(config), "--out", out,
-             "--trl-mode", trl_mode],
+            [sys.executable, script, *flags, "--config", json.dumps(config), "--out", out],
             capture_output=True, text=True, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"},
         )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]

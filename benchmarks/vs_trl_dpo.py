@@ -32,11 +32,8 @@ import argparse
 import json
 import math
 import os
-import resource
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -47,7 +44,9 @@ from vs_trl import (
     load_examples,
     lora_flops_per_token,
     matmul_gflops,
+    report_result,
     run_tunesmith,
+    spawn_child,
     summarize,
 )
 
@@ -187,22 +186,11 @@ def run_trl(config: dict, out: Path) -> dict:
 def child(args) -> None:
     config = json.loads(args.config)
     out = Path(args.out)
-    result = run_trl(config, out) if args.child == "trl" else run_tunesmith_dpo(config, out)
-    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("RESULT " + json.dumps(result))
+    report_result(run_trl(config, out) if args.child == "trl" else run_tunesmith_dpo(config, out))
 
 
 def spawn(arm: str, config: dict) -> dict:
-    with tempfile.TemporaryDirectory() as out:
-        proc = subprocess.run(
-            [sys.executable, __file__, "--child", "trl" if arm == "trl" else "tunesmith", "--config",
-             json.dumps(config), "--out", out],
-            capture_output=True, text=True, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"},
-        )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode or not lines:
-        raise SystemExit(f"{arm} arm failed:\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return spawn_child(__file__, arm, ["--child", "trl" if arm == "trl" else "tunesmith"], config)
 
 
 # ---- the comparison ---------------------------------------------------------------------------------------------
