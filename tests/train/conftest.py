@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from tunesmith.data.example import Example, Splits
+from tunesmith.data.run_inputs import RunInputs
+from tunesmith.run_dir import RunDir
+from tunesmith.train import train
 
 _PROMPTS = ["Write a short poem about the sea.", "What is the capital of France?", "Translate to German: A man.",
             "Hey, are we still meeting for lunch tomorrow?", "Classify the message as ham or spam."]
@@ -52,3 +57,21 @@ def preference_splits():
                       test=_preference_examples(4, 200), format="preference")
 
     return make
+
+
+@pytest.fixture()
+def killed_and_resumed(tmp_path):
+    """``killed_and_resumed(config, make_splits)``: the run of ``config`` trained to its ``max_steps`` on
+    ``make_splits()``, and a copy of it without its last checkpoint and best weights (as if killed after the
+    checkpoint before), resumed: ``(full run, resumed run, the resume's summary)``."""
+
+    def run(config, make_splits):
+        full = RunDir(tmp_path / "full")
+        train(config, full, RunInputs(config, make_splits()))
+        resumed = RunDir(tmp_path / "resumed")
+        shutil.copytree(full.root, resumed.root)
+        shutil.rmtree(resumed.checkpoints / f"step-{config.train.max_steps:06d}")
+        shutil.rmtree(resumed.best)
+        return full, resumed, train(config, resumed, RunInputs(config, make_splits()), resume=True)
+
+    return run

@@ -9,7 +9,6 @@ import copy
 import dataclasses
 import json
 import math
-import shutil
 
 import pytest
 import torch
@@ -99,17 +98,10 @@ def test_grad_accumulation_and_processes_count_the_pairs_of_the_global_batch(tin
             assert one[key] == pytest.approx(other[key], abs=1e-6), key
 
 
-def test_resumed_preference_run_equals_an_uninterrupted_one(tiny_model_dir, tmp_path, preference_splits):
+def test_resumed_preference_run_equals_an_uninterrupted_one(tiny_model_dir, preference_splits, killed_and_resumed):
     config = pref_config(tiny_model_dir, max_steps=6, save_every=3, eval_every=100, keep_checkpoints=5)
-    full = RunDir(tmp_path / "full")
-    train(config, full, RunInputs(config, preference_splits()))
+    full, resumed, summary = killed_and_resumed(config, preference_splits)  # killed after the step-3 checkpoint
     reference = adapter_weights(full.checkpoints / "step-000006" / "weights")
-
-    resumed = RunDir(tmp_path / "resumed")
-    shutil.copytree(full.root, resumed.root)
-    shutil.rmtree(resumed.checkpoints / "step-000006")  # as if killed after the step-3 checkpoint
-    shutil.rmtree(resumed.best)
-    summary = train(config, resumed, RunInputs(config, preference_splits()), resume=True)
     assert summary["steps"] == 6
     got = adapter_weights(resumed.checkpoints / "step-000006" / "weights")
     assert all(torch.allclose(got[key], reference[key], atol=1e-6) for key in reference)

@@ -76,17 +76,10 @@ def test_grad_accumulation_equals_large_batch(tiny_model_dir, tmp_path, tiny_spl
     assert abs(losses[0] - losses[1]) < 1e-6  # the same loss, normalized over the same 8 rows' tokens
 
 
-def test_resume_equals_uninterrupted(tiny_model_dir, tmp_path, tiny_splits):
+def test_resume_equals_uninterrupted(tiny_model_dir, tiny_splits, killed_and_resumed):
     config = tiny_config(tiny_model_dir, max_steps=6, save_every=3, eval_every=100, keep_checkpoints=5)
-    full = RunDir(tmp_path / "full")
-    train(config, full, RunInputs(config, tiny_splits()))
+    full, resumed, summary = killed_and_resumed(config, tiny_splits)  # killed after the step-3 checkpoint
     reference = adapter_weights(full.checkpoints / "step-000006" / "weights")
-
-    resumed = RunDir(tmp_path / "resumed")
-    shutil.copytree(full.root, resumed.root)
-    shutil.rmtree(resumed.checkpoints / "step-000006")  # as if killed after the step-3 checkpoint
-    shutil.rmtree(resumed.best)
-    summary = train(config, resumed, RunInputs(config, tiny_splits()), resume=True)
     assert summary["steps"] == 6
     got = adapter_weights(resumed.checkpoints / "step-000006" / "weights")
     for key in reference:
